@@ -1,0 +1,3 @@
+"""Forethought: a real-time behaviour scorer for proactive customer engagement."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,59 @@
+"""Engine configuration: plain, frozen, validated at start-up by the settings layer.
+
+>>> EngineConfig().silence_z
+2.33
+>>> EngineConfig(burst_z=-1)
+Traceback (most recent call last):
+...
+ValueError: burst_z must be > 0, got -1
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    """Hyperparameters of windows and detectors. Times are in seconds of event time."""
+
+    # windows
+    bucket_seconds: int = 60
+    ring_buckets: int = 60
+    allowed_lateness_seconds: float = 300.0
+    max_future_seconds: float = 300.0
+    recent_ids: int = 64
+    # drop-off by silence: "long" is relative to the customer's own gaps between visits
+    visit_gap_seconds: float = 1800.0
+    prior_gap_seconds: float = 86_400.0
+    prior_log_sd: float = 1.0
+    prior_weight: float = 3.0
+    gap_alpha: float = 0.2
+    silence_z: float = 2.33
+    silence_min_seconds: float = 3600.0
+    silence_max_seconds: float = 90 * 86_400.0
+    min_visits_to_arm: int = 2
+    # anomaly by error burst: errors per bucket against the customer's own EW baseline
+    burst_alpha: float = 0.05
+    burst_z: float = 4.0
+    burst_min_errors: int = 5
+    prior_errors_per_bucket: float = 0.1
+    burst_quiet_buckets: int = 3
+    # triggers
+    trigger_ttl_seconds: float = 86_400.0
+
+    def __post_init__(self) -> None:
+        for spec in fields(self):
+            value = getattr(self, spec.name)
+            if spec.name in _MAY_BE_ZERO:
+                if value < 0:
+                    raise ValueError(f"{spec.name} must be >= 0, got {value}")
+            elif value <= 0:
+                raise ValueError(f"{spec.name} must be > 0, got {value}")
+        if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1:
+            raise ValueError("gap_alpha and burst_alpha must be in (0, 1]")
+        if self.silence_min_seconds > self.silence_max_seconds:
+            raise ValueError("silence_min_seconds must be <= silence_max_seconds")
+
+
+_MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds"}

@@ -1,0 +1,73 @@
+"""Runtime settings: one frozen model, read from ``FORETHOUGHT_*`` environment variables.
+
+Bad configuration fails fast at start-up with a message naming the field::
+
+    >>> Settings(web_port=0)
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
+    web_port
+    ...
+
+Nested engine settings use ``__``: ``FORETHOUGHT_ENGINE__BURST_MIN_ERRORS=8``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from forethought.core.config import EngineConfig
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
+
+
+class Settings(BaseSettings):
+    """Everything the worker, the CLI and the demo need to know about their surroundings."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="FORETHOUGHT_", env_nested_delimiter="__", frozen=True, extra="ignore"
+    )
+
+    kafka_bootstrap: str = Field("127.0.0.1:9092", min_length=3)
+    kafka_version: str = Field("3.9.1", pattern=r"^\d+\.\d+\.\d+$")
+    app_id: str = Field("forethought", pattern=r"^[A-Za-z0-9._-]+$")
+    topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")
+    topics_file: Path = DEFAULT_TOPICS_FILE
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(6066, ge=1, le=65535)
+    data_dir: Path = Path("var/worker")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    max_event_bytes: int = Field(64 * 1024, ge=256, le=1024 * 1024)
+    batch_size: int = Field(500, ge=1, le=10_000)
+    batch_within_seconds: float = Field(0.05, gt=0, le=5)
+    sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
+    commit_interval_seconds: float = Field(1.0, gt=0, le=60)
+    engine: EngineConfig = EngineConfig()
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    def topic(self, name: str) -> str:
+        """The physical name of catalogue topic ``name`` (prefix applied).
+
+        >>> Settings(topic_prefix="t1.").topic("events.errors")
+        't1.events.errors'
+        """
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def web_url(self) -> str:
+        """Base URL of the worker's web server (metrics, health, customers)."""
+        return f"http://{self.web_host}:{self.web_port}"
