@@ -23,6 +23,7 @@ class EngineConfig:
     allowed_lateness_seconds: float = 300.0
     max_future_seconds: float = 300.0
     recent_ids: int = 64
+    idle_ttl_seconds: float = 180 * 86_400.0
     # drop-off by silence: "long" is relative to the customer's own gaps between visits
     visit_gap_seconds: float = 1800.0
     prior_gap_seconds: float = 86_400.0

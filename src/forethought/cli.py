@@ -1,0 +1,145 @@
+"""One CLI: ``forethought worker | topics | schemas | simulate-traffic | demo | kafka``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+from forethought.ops.settings import REPO_ROOT, Settings
+
+app = typer.Typer(help="Forethought: real-time behaviour scoring for proactive engagement.", no_args_is_help=True)
+topics_app = typer.Typer(help="The topic catalogue (streams/topics.yaml).", no_args_is_help=True)
+schemas_app = typer.Typer(help="JSON Schemas of the wire contracts.", no_args_is_help=True)
+kafka_app = typer.Typer(help="A local Kafka broker from Maven Central jars (no Docker).", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(kafka_app, name="kafka")
+console = Console(highlight=False)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, or exit 2 with the invalid field named."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        fields = "; ".join(f"FORETHOUGHT_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        console.print(f"[red]Invalid configuration[/]: {fields}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def worker() -> None:
+    """Run the stream worker (Faust) until SIGTERM/SIGINT."""
+    from faust.worker import Worker as FaustWorker
+
+    from forethought.ops.logs import configure_logging
+    from forethought.ops.topics import CatalogueError
+    from forethought.stream.worker import build_worker
+
+    settings = load_settings()
+    try:
+        built = build_worker(settings)
+    except CatalogueError as exc:
+        console.print(f"[red]Invalid topic catalogue[/]: {exc}")
+        raise typer.Exit(2) from exc
+    faust_worker = FaustWorker(built.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
+    configure_logging(settings.log_level, settings.log_format)
+    faust_worker.execute_from_commandline()
+
+
+@topics_app.command("create")
+def topics_create(bootstrap: str = typer.Option(None, help="Overrides FORETHOUGHT_KAFKA_BOOTSTRAP."),
+                  prefix: str = typer.Option(None, help="Overrides FORETHOUGHT_TOPIC_PREFIX.")) -> None:
+    """Create every catalogue topic that is missing (idempotent)."""
+    from forethought.ops.topics import create_topics, load_catalogue
+
+    settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    report = asyncio.run(create_topics(settings.kafka_bootstrap, load_catalogue(settings.topics_file), settings.topic_prefix))
+    console.print(f"created: {', '.join(report.created) or '-'}")
+    console.print(f"already present: {', '.join(report.existing) or '-'}")
+    for name, problem in report.mismatched.items():
+        console.print(f"[red]mismatch[/] {name}: {problem}")
+    if report.mismatched:
+        raise typer.Exit(1)
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Print the catalogue."""
+    from forethought.ops.topics import load_catalogue
+
+    for t in load_catalogue(load_settings().topics_file).topics:
+        console.print(f"{t.name:<22} partitions={t.partitions:<3} retention={t.retention:<8} key={t.key:<12} {t.description}")
+
+
+@schemas_app.command("export")
+def schemas_export(out: Path = typer.Option(REPO_ROOT / "schemas", help="Target folder.")) -> None:
+    """Write JSON Schemas and one valid example per record kind."""
+    from forethought.contracts.schemas import export
+
+    for path in export(out):
+        console.print(f"wrote {path}")
+
+
+@schemas_app.command("check")
+def schemas_check(directory: Path = typer.Option(REPO_ROOT / "schemas")) -> None:
+    """Exit 1 when the files in ``schemas/`` drift from the models."""
+    from forethought.contracts.schemas import drift
+
+    stale = drift(directory)
+    for name in stale:
+        console.print(f"[red]out of date[/] {directory / name}  (run: forethought schemas export)")
+    raise typer.Exit(1 if stale else 0)
+
+
+@app.command("simulate-traffic")
+def simulate_traffic(rate: float = typer.Option(20.0, help="Approximate events per second."),
+                     seconds: float = typer.Option(3600.0, help="How long to run."),
+                     seed: int = typer.Option(7)) -> None:
+    """Produce live demo traffic (steady, going-silent and error-bursting customers)."""
+    from forethought.simulate.live import produce_traffic
+    from forethought.simulate.traffic import TrafficGenerator, plan_population
+
+    settings = load_settings()
+    customers = max(6, int(rate * 1.6))
+    generator = TrafficGenerator(plan_population(customers, seed, seconds), seed, start=time.time())
+    sent = asyncio.run(produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic))
+    console.print(f"sent {sent} records")
+
+
+@app.command()
+def demo(seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", 90)), help="Run time (DEMO_SECONDS)."),
+         customers: int = typer.Option(30), seed: int = typer.Option(7)) -> None:
+    """Broker, topics, worker and live traffic; prints each trigger with its reasons."""
+    from forethought.demo import run_demo
+
+    raise typer.Exit(run_demo(seconds, customers, seed))
+
+
+@kafka_app.command("fetch")
+def kafka_fetch() -> None:
+    """Download the broker jars into the cache (once per version)."""
+    from forethought.ops.kafka_local import ensure_jars
+
+    console.print(f"jars in {ensure_jars(load_settings().kafka_version)}")
+
+
+@kafka_app.command("check")
+def kafka_check() -> None:
+    """Exit 1 with install advice when a local broker cannot be run here."""
+    from forethought.ops.kafka_local import broker_prerequisites_missing
+
+    missing = broker_prerequisites_missing(load_settings().kafka_version)
+    console.print(missing or "java and mvn found: a local broker can run")
+    raise typer.Exit(1 if missing else 0)
+
+
+if __name__ == "__main__":
+    sys.exit(app())

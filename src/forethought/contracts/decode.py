@@ -1,0 +1,83 @@
+"""Decode raw bytes into an inbound event, or say precisely why not.
+
+>>> decode_event(b'{"event_id":"e","customer_id":"c","type":"click",'
+...              b'"occurred_at":"2026-11-22T10:00:00Z"}').customer_id
+'c'
+>>> decode_event(b'not json').reason
+'not_json'
+>>> decode_event(b'{"type":"click"}').reason
+'missing_customer'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
+from forethought.contracts.records import DeadLetterReason
+
+DEFAULT_MAX_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a record was not used; becomes a dead letter."""
+
+    reason: DeadLetterReason
+    detail: str
+
+
+def decode_event(
+    raw: bytes | None,
+    allowed_kinds: frozenset[str] = EVENT_KINDS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> InboundEvent | Rejection:
+    """Validate ``raw`` as one inbound event allowed on the topic it came from."""
+    if raw is None or len(raw) > max_bytes:
+        size = 0 if raw is None else len(raw)
+        return Rejection("oversized" if size else "not_json", f"{size} bytes (limit {max_bytes})")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection("not_json", str(exc))
+    return validate_event(data, allowed_kinds)
+
+
+def validate_event(data: Any, allowed_kinds: frozenset[str] = EVENT_KINDS) -> InboundEvent | Rejection:
+    """Validate already-parsed JSON ``data`` as an event of one of ``allowed_kinds``."""
+    if not isinstance(data, dict):
+        return Rejection("schema", f"expected a JSON object, got {type(data).__name__}")
+    customer = data.get("customer_id")
+    if not isinstance(customer, str) or not customer.strip():
+        return Rejection("missing_customer", "customer_id is missing or empty")
+    kind = data.get("type")
+    if kind not in EVENT_KINDS:
+        return Rejection("unknown_type", f"type {kind!r} is not one of {sorted(EVENT_KINDS)}")
+    if kind not in allowed_kinds:
+        return Rejection("wrong_topic", f"type {kind!r} does not belong on this topic")
+    try:
+        return EVENT_ADAPTER.validate_python(data)
+    except ValidationError as exc:
+        return Rejection("schema", summarize(exc))
+
+
+def summarize(exc: ValidationError, limit: int = 3) -> str:
+    """A one-line summary of a pydantic error naming the fields.
+
+    >>> from forethought.contracts.events import EVENT_ADAPTER
+    >>> try:
+    ...     EVENT_ADAPTER.validate_python({"type": "usage", "event_id": "e", "customer_id": "c",
+    ...         "occurred_at": "2026-01-01T00:00:00Z", "metric": "m", "quantity": -1})
+    ... except ValidationError as e:
+    ...     print(summarize(e))
+    usage.quantity: Input should be greater than or equal to 0
+    """
+    parts = [
+        f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()[:limit]
+    ]
+    more = exc.error_count() - limit
+    return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")

@@ -1,0 +1,108 @@
+"""Inbound behaviour events: one envelope, seven kinds, discriminated by ``type``.
+
+>>> event = EVENT_ADAPTER.validate_python({
+...     "event_id": "e1", "customer_id": "c1", "type": "feature_used",
+...     "occurred_at": "2026-11-22T10:00:00+01:00", "feature": "export"})
+>>> type(event).__name__, event.feature, event.occurred_at.utcoffset().total_seconds()
+('FeatureUsed', 'export', 3600.0)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal, Union
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+)
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+PropertyValue = Union[Annotated[str, StringConstraints(max_length=1024)], int, float, bool, None]
+
+MAX_PROPERTIES = 32
+
+
+class Envelope(BaseModel):
+    """Fields every inbound event shares. ``occurred_at`` is event time, with an offset."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: Id = Field(description="Unique per event; a repeated id is ignored.")
+    customer_id: Id = Field(description="Whose behaviour this is; the Kafka key.")
+    occurred_at: AwareDatetime = Field(description="Event time, RFC 3339 with offset.")
+    account_id: Id | None = None
+    session_id: Id | None = None
+    properties: dict[Name, PropertyValue] = Field(
+        default_factory=dict, description=f"Free-form context, at most {MAX_PROPERTIES} keys."
+    )
+
+    @field_validator("properties")
+    @classmethod
+    def _bounded(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
+        if len(value) > MAX_PROPERTIES:
+            raise ValueError(f"at most {MAX_PROPERTIES} properties, got {len(value)}")
+        return value
+
+    @property
+    def epoch(self) -> float:
+        """Event time as POSIX seconds."""
+        return self.occurred_at.timestamp()
+
+
+class PageView(Envelope):
+    type: Literal["page_view"] = "page_view"
+    page: Name | None = None
+
+
+class Click(Envelope):
+    type: Literal["click"] = "click"
+    target: Name | None = None
+
+
+class SessionStart(Envelope):
+    type: Literal["session_start"] = "session_start"
+
+
+class SessionEnd(Envelope):
+    type: Literal["session_end"] = "session_end"
+
+
+class FeatureUsed(Envelope):
+    type: Literal["feature_used"] = "feature_used"
+    feature: Name
+
+
+class ErrorEvent(Envelope):
+    type: Literal["error"] = "error"
+    code: Name
+    severity: Literal["info", "warning", "error", "critical"] = "error"
+    message: Annotated[str, StringConstraints(max_length=2048)] = ""
+
+
+class Usage(Envelope):
+    type: Literal["usage"] = "usage"
+    metric: Name
+    quantity: float = Field(ge=0, allow_inf_nan=False)
+    unit: Name | None = None
+
+
+InboundEvent = Annotated[
+    Union[PageView, Click, SessionStart, SessionEnd, FeatureUsed, ErrorEvent, Usage],
+    Field(discriminator="type"),
+]
+EVENT_ADAPTER: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
+
+CLICKSTREAM_KINDS = frozenset({"page_view", "click", "session_start", "session_end", "feature_used"})
+EVENT_KINDS = CLICKSTREAM_KINDS | {"error", "usage"}
+
+
+def event_time(event: Envelope) -> datetime:
+    """The event-time of ``event`` (kept as a function so drivers need not know the field)."""
+    return event.occurred_at

@@ -1,0 +1,79 @@
+"""Exponentially weighted baselines that serialise as three numbers.
+
+River's ``stats.EWMean``/``EWVar`` compute the same recurrences; this copy exists because the
+customer state is stored as compact JSON in a changelog, and three floats restore exactly.
+
+>>> stats = EwStats()
+>>> for x in [1.0, 1.0, 1.0, 1.0]:
+...     stats = stats.update(x, alpha=0.5)
+>>> stats.n, stats.mean, round(stats.var, 6)
+(4, 1.0, 0.0)
+>>> stats.update(3.0, alpha=0.5).mean
+2.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class EwStats:
+    """Count, EW mean and EW variance of a stream of observations."""
+
+    n: int = 0
+    mean: float = 0.0
+    var: float = 0.0
+
+    def update(self, x: float, alpha: float) -> EwStats:
+        """Fold in one observation; the first one sets the mean.
+
+        Uses a faster rate while ``n`` is small (``max(alpha, 1/(n+1))``), so early
+        observations count as in a plain average.
+        """
+        if self.n == 0:
+            return EwStats(1, x, 0.0)
+        rate = max(alpha, 1.0 / (self.n + 1))
+        delta = x - self.mean
+        mean = self.mean + rate * delta
+        var = (1 - rate) * (self.var + rate * delta * delta)
+        return EwStats(self.n + 1, mean, var)
+
+    def update_repeated(self, x: float, times: int, alpha: float, cap: int = 200) -> EwStats:
+        """Fold in ``x`` ``times`` times (at most ``cap``: later ones change nothing visible)."""
+        stats = self
+        for _ in range(min(times, cap)):
+            stats = stats.update(x, alpha)
+        return stats
+
+    @property
+    def std(self) -> float:
+        return math.sqrt(max(self.var, 0.0))
+
+    def shrunk(self, prior_mean: float, prior_sd: float, prior_weight: float) -> tuple[float, float]:
+        """Mean and sd pulled toward a population prior while few observations exist.
+
+        >>> EwStats().shrunk(5.0, 1.0, 3.0)
+        (5.0, 1.0)
+        """
+        w = self.n / (self.n + prior_weight)
+        mean = w * self.mean + (1 - w) * prior_mean
+        var = w * self.var + (1 - w) * prior_sd * prior_sd
+        return mean, math.sqrt(max(var, 1e-12))
+
+    def to_list(self) -> list[float]:
+        return [self.n, round(self.mean, 6), round(self.var, 6)]
+
+    @classmethod
+    def from_list(cls, data: list[float]) -> EwStats:
+        return cls(int(data[0]), float(data[1]), float(data[2])) if data else cls()
+
+
+def normal_cdf(z: float) -> float:
+    """P(Z <= z) for a standard normal.
+
+    >>> round(normal_cdf(2.33), 3)
+    0.99
+    """
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))

@@ -1,0 +1,109 @@
+"""Event-time bucket rings: fixed-size counts per bucket that evict themselves.
+
+A ring covers the ``size`` most recent buckets up to ``head`` (the newest bucket index).
+Advancing the head returns the buckets that closed, so baselines can learn from them.
+
+>>> ring = BucketRing.empty(size=3)
+>>> ring.add(10, 1.0)
+'ok'
+>>> ring.add(11, 2.0)  # moves the head: bucket 10 closes
+'ok'
+>>> ring.add(10, 1.0)  # late, but still inside the ring
+'ok'
+>>> ring.add(7, 1.0)   # older than the ring
+'late'
+>>> ring.count(10), ring.count(11), ring.total()
+(2.0, 2.0, 4.0)
+>>> ring.advance(14)   # closes 11, 12 and 13; the ring forgets 10 and 11
+[(11, 2.0), (12, 0.0), (13, 0.0)]
+>>> ring.total()
+0.0
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+AddResult = Literal["ok", "late"]
+
+
+@dataclass(slots=True)
+class BucketRing:
+    """Counts for the ``size`` buckets ending at ``head``; ``head == -1`` means empty."""
+
+    size: int
+    head: int = -1
+    counts: list[float] = field(default_factory=list)
+
+    @classmethod
+    def empty(cls, size: int) -> BucketRing:
+        """A ring with no bucket seen yet."""
+        return cls(size=size, head=-1, counts=[0.0] * size)
+
+    def add(self, bucket: int, amount: float = 1.0) -> AddResult:
+        """Count ``amount`` in ``bucket``; returns ``'late'`` when it fell off the ring."""
+        if self.head < 0:
+            self.head = bucket
+        elif bucket > self.head:
+            self.advance(bucket)
+        elif bucket <= self.head - self.size:
+            return "late"
+        self.counts[bucket % self.size] += amount
+        return "ok"
+
+    def advance(self, bucket: int, max_closed: int | None = None) -> list[tuple[int, float]]:
+        """Move the head to ``bucket``; return the closed ``(index, count)`` pairs, oldest first.
+
+        At most ``max_closed`` (default ``size``) pairs are returned: a long gap closes
+        many empty buckets, and the caller folds those in one step.
+        """
+        if self.head < 0:
+            self.head = bucket
+            return []
+        if bucket <= self.head:
+            return []
+        limit = self.size if max_closed is None else max_closed
+        first = max(self.head, bucket - limit)
+        closed = [(b, self.count(b)) for b in range(first, bucket)]
+        for b in range(max(self.head + 1, bucket - self.size + 1), bucket + 1):
+            self.counts[b % self.size] = 0.0
+        if bucket - self.head >= self.size:
+            self.counts = [0.0] * self.size
+        self.head = bucket
+        return closed
+
+    def count(self, bucket: int) -> float:
+        """The count in ``bucket``, or 0 when it is outside the ring."""
+        if self.head < 0 or bucket > self.head or bucket <= self.head - self.size:
+            return 0.0
+        return self.counts[bucket % self.size]
+
+    def total(self, last: int | None = None) -> float:
+        """Sum of the ``last`` newest buckets (default: the whole ring)."""
+        if self.head < 0:
+            return 0.0
+        span = self.size if last is None else min(last, self.size)
+        return sum(self.count(b) for b in range(self.head - span + 1, self.head + 1))
+
+    def to_list(self) -> list[float | int]:
+        """Compact form: ``[head, newest, ..., oldest non-zero]``; integral counts as int."""
+        newest_first = [self.count(self.head - i) for i in range(self.size)] if self.head >= 0 else []
+        while newest_first and newest_first[-1] == 0:
+            newest_first.pop()
+        return [self.head, *(_compact(c) for c in newest_first)]
+
+    @classmethod
+    def from_list(cls, size: int, data: list[float | int]) -> BucketRing:
+        """Inverse of :meth:`to_list`."""
+        ring = cls.empty(size)
+        if not data or data[0] < 0:
+            return ring
+        ring.head = int(data[0])
+        for offset, value in enumerate(data[1 : size + 1]):
+            ring.counts[(ring.head - offset) % size] = float(value)
+        return ring
+
+
+def _compact(value: float) -> float | int:
+    return int(value) if value == int(value) else round(value, 6)

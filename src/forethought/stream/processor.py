@@ -1,0 +1,198 @@
+"""Drives the core over batches of raw Kafka records; knows nothing of Faust.
+
+A batch is handled in three phases so that a crash never loses a trigger:
+1. ``handle`` (sync): decode, route, run the core per customer on *copies* of state;
+2. the caller publishes dead letters, re-keyed events and triggers, and awaits delivery;
+3. ``commit`` (sync): writes the new states to the table (its changelog), updates deadlines.
+A crash before 3 replays the batch from the last committed offset and re-publishes the same
+trigger ids; a crash after 3 sees the events again as duplicates and publishes nothing new.
+"""
+
+from __future__ import annotations
+
+import base64
+import heapq
+import time
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import orjson
+
+from forethought.contracts.decode import Rejection, decode_event
+from forethought.contracts.events import InboundEvent
+from forethought.contracts.records import DeadLetter, Trigger
+from forethought.core.clock import EventClock
+from forethought.core.config import EngineConfig
+from forethought.core.engine import Step, next_due, process, tick
+from forethought.core.state import CustomerState
+from forethought.ops.metrics import Metrics
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """One Kafka record as any driver reads it; ``timestamp`` in POSIX seconds."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: float | None = None
+
+
+@dataclass(slots=True)
+class Outbox:
+    """What one batch or sweep produced; the caller publishes it, then calls ``commit``."""
+
+    deadletters: list[DeadLetter] = field(default_factory=list)
+    rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)
+    triggers: list[tuple[Trigger, float]] = field(default_factory=list)
+    states: dict[bytes, CustomerState | None] = field(default_factory=dict)
+
+
+class DeadlineIndex:
+    """Which customers are due when (a heap with lazy deletion)."""
+
+    def __init__(self) -> None:
+        self._due: dict[bytes, float] = {}
+        self._heap: list[tuple[float, bytes]] = []
+
+    def set(self, key: bytes, due: float | None) -> None:
+        if due is None:
+            self._due.pop(key, None)
+            return
+        if self._due.get(key) != due:
+            self._due[key] = due
+            heapq.heappush(self._heap, (due, key))
+
+    def pop_due(self, now: float) -> list[bytes]:
+        """Keys whose deadline is at or before ``now``; they leave the index."""
+        keys: list[bytes] = []
+        while self._heap and self._heap[0][0] <= now:
+            due, key = heapq.heappop(self._heap)
+            if self._due.get(key) == due:
+                del self._due[key]
+                keys.append(key)
+        return keys
+
+    def __len__(self) -> int:
+        return len(self._due)
+
+
+class BatchProcessor:
+    """The worker's logic between Kafka and the core; ``table`` maps key bytes → state bytes."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        table: MutableMapping[bytes, bytes],
+        topic_kinds: dict[str, frozenset[str]],
+        metrics: Metrics,
+        max_event_bytes: int = 64 * 1024,
+        idle_grace: float = 10.0,
+    ) -> None:
+        self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
+        self.max_event_bytes = max_event_bytes
+        self.clock = EventClock(idle_grace=idle_grace)
+        self.deadlines = DeadlineIndex()
+        self.processed: dict[tuple[str, int], int] = {}
+
+    def handle(self, records: Iterable[RawRecord], wall: float) -> Outbox:
+        """Phase 1 for a batch of inbound records."""
+        outbox = Outbox()
+        by_customer: dict[bytes, list[tuple[InboundEvent, RawRecord]]] = {}
+        for record in records:
+            self.processed[(record.topic, record.partition)] = record.offset + 1
+            event = self._accept(record, wall, outbox)
+            if event is not None:
+                by_customer.setdefault(event.customer_id.encode(), []).append((event, record))
+        for key, events in by_customer.items():
+            outbox.states[key] = self._run_customer(key, events, outbox)
+        return outbox
+
+    def sweep(self, wall: float, owns: Callable[[bytes], bool]) -> Outbox:
+        """Phase 1 for the timer: tick every owned customer whose deadline has come."""
+        now = self.clock.now(wall)
+        self.metrics.event_time_lag.set(wall - now)
+        outbox = Outbox()
+        for key in self.deadlines.pop_due(now):
+            raw = self.table.get(key)
+            if raw is None or not owns(key):
+                continue
+            step = tick(CustomerState.from_bytes(raw, self.config), now, self.config)
+            self._collect(step, outbox, origin=lambda t: t.fired_at.timestamp())
+            outbox.states[key] = step.state
+        return outbox
+
+    def commit(self, outbox: Outbox) -> None:
+        """Phase 3: persist states (after the caller published the outbox)."""
+        for key, state in outbox.states.items():
+            if state is None:
+                self.table.pop(key, None)
+                self.deadlines.set(key, None)
+                continue
+            self.table[key] = orjson.dumps(state.to_dict())
+            self.deadlines.set(key, next_due(state, self.config))
+
+    def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
+        """After a restart or rebalance: deadlines and the clock from restored state."""
+        self.deadlines = DeadlineIndex()
+        count = 0
+        for key, raw in list(self.table.items()):
+            if not owns(key):
+                continue
+            state = CustomerState.from_bytes(raw, self.config)
+            self.deadlines.set(key, next_due(state, self.config))
+            if state.last_seen is not None:
+                self.clock.observe(state.last_seen, time.time())
+            count += 1
+        return count
+
+    def _accept(self, record: RawRecord, wall: float, outbox: Outbox) -> InboundEvent | None:
+        kinds = self.topic_kinds[record.topic]
+        decoded = decode_event(record.value, kinds, self.max_event_bytes)
+        if isinstance(decoded, Rejection):
+            outbox.deadletters.append(dead_letter(record, decoded, wall))
+            return None
+        if decoded.epoch > wall + self.config.max_future_seconds:
+            rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
+            outbox.deadletters.append(dead_letter(record, rejection, wall))
+            return None
+        if record.key != decoded.customer_id.encode():
+            outbox.rekeyed.append((decoded.customer_id.encode(), record.value or b""))
+            return None
+        self.metrics.events_in.labels(topic=record.topic, type=decoded.type).inc()
+        self.clock.observe(decoded.epoch, wall)
+        return decoded
+
+    def _run_customer(self, key: bytes, events: list[tuple[InboundEvent, RawRecord]], outbox: Outbox) -> CustomerState | None:
+        raw = self.table.get(key)
+        state = CustomerState.from_bytes(raw, self.config) if raw is not None else None
+        for event, record in events:
+            started = time.perf_counter()
+            step = process(state, event, self.config)
+            self.metrics.processing.observe(time.perf_counter() - started)
+            self._collect(step, outbox, origin=lambda _t, r=record: r.timestamp or time.time())
+            state = step.state
+        return state
+
+    def _collect(self, step: Step, outbox: Outbox, origin: Callable[[Trigger], float]) -> None:
+        for trigger in step.triggers:
+            outbox.triggers.append((trigger, origin(trigger)))
+        for observation in step.observations:
+            counter = {"duplicate": self.metrics.duplicates, "late": self.metrics.late,
+                       "evicted": self.metrics.evicted}.get(observation.kind)
+            if counter is not None:
+                counter.inc()
+
+
+def dead_letter(record: RawRecord, rejection: Rejection, wall: float) -> DeadLetter:
+    """A dead letter carrying the original bytes and where they came from."""
+    return DeadLetter(
+        reason=rejection.reason, detail=rejection.detail[:2000], source_topic=record.topic,
+        source_partition=record.partition, source_offset=record.offset,
+        key_b64=None if record.key is None else base64.b64encode(record.key).decode(),
+        value_b64=base64.b64encode(record.value or b"").decode(),
+        received_at=datetime.fromtimestamp(wall, tz=timezone.utc),
+    )

@@ -1,0 +1,183 @@
+"""The Faust app: topics, the customer-state table, the behaviour agent and the timers.
+
+A thin adapter: every decision is made by :class:`BatchProcessor` and the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+import faust
+from aiokafka.partitioner import DefaultPartitioner
+
+from forethought.contracts.events import EVENT_KINDS
+from forethought.ops.logs import get_logger
+from forethought.ops.metrics import Metrics
+from forethought.ops.settings import Settings
+from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue
+from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
+
+log = get_logger("worker")
+
+
+@dataclass
+class Worker:
+    """Everything the running worker holds; built by :func:`build_worker`."""
+
+    settings: Settings
+    app: faust.App
+    processor: BatchProcessor
+    metrics: Metrics
+    partitions: int
+    lock: asyncio.Lock
+    index_stale: bool = True
+
+    def owns(self, key: bytes) -> bool:
+        """Whether this worker holds the active partition of ``key``."""
+        actives = {tp.partition for tp in self.app.assignor.assigned_actives()
+                   if tp.topic == self.settings.topic(BEHAVIOUR_INPUTS[0])}
+        return partition_of(key, self.partitions) in actives
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``."""
+    return DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+
+
+def faust_broker_url(bootstrap: str) -> str:
+    """``h1:9092,h2:9092`` → ``kafka://h1:9092;kafka://h2:9092``."""
+    return ";".join(f"kafka://{server.strip()}" for server in bootstrap.split(","))
+
+
+def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Worker:
+    """Create the app and wire agents, timers and web views to a :class:`BatchProcessor`."""
+    catalogue = catalogue or load_catalogue(settings.topics_file)
+    app = _create_app(settings, catalogue)
+    metrics = Metrics()
+    table = app.Table(
+        "customer_state", default=None, partitions=catalogue.partitions, use_partitioner=True,
+        key_type=bytes, value_type=bytes, help="CustomerState per customer_id (JSON).",
+    )
+    kinds = {settings.topic(t): frozenset(catalogue.by_name[t].kinds) for t in BEHAVIOUR_INPUTS}
+    kinds[settings.topic("forethought.rekeyed")] = EVENT_KINDS
+    processor = BatchProcessor(
+        settings.engine, table, kinds, metrics, settings.max_event_bytes,
+        idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
+    )
+    worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock())
+    _wire(worker, kinds)
+    from forethought.stream.web import register_views
+
+    register_views(worker)
+    return worker
+
+
+def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
+    return faust.App(
+        settings.app_id,
+        broker=faust_broker_url(settings.kafka_bootstrap),
+        store="memory://",
+        datadir=str(settings.data_dir),
+        topic_partitions=catalogue.partitions,
+        topic_replication_factor=1,
+        topic_disable_leader=True,
+        web_enabled=True,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        broker_commit_interval=settings.commit_interval_seconds,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        stream_wait_empty=False,
+        table_standby_replicas=0,
+    )
+
+
+def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> None:
+    app, settings, processor = worker.app, worker.settings, worker.processor
+    source = app.topic(*kinds, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    outputs = _Outputs(app, settings)
+
+    @app.agent(source, name="behaviour", concurrency=1)
+    async def behaviour(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+            started = time.perf_counter()
+            records = [_raw(e) for e in events]
+            async with worker.lock:
+                outbox = processor.handle(records, time.time())
+                await outputs.publish(outbox, worker.metrics)
+                processor.commit(outbox)
+            worker.metrics.batch.observe(time.perf_counter() - started)
+
+    @app.timer(settings.sweep_interval_seconds)
+    async def sweep() -> None:
+        if app.rebalancing or app.in_recovery or not app.assignor.assigned_actives():
+            return
+        async with worker.lock:
+            if worker.index_stale:
+                count = processor.rebuild_index(worker.owns)
+                worker.index_stale = False
+                log.info("deadline_index_rebuilt", customers=count)
+            outbox = processor.sweep(time.time(), worker.owns)
+            await outputs.publish(outbox, worker.metrics)
+            processor.commit(outbox)
+        _refresh_gauges(worker)
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(sender: object, assigned: object, **_: object) -> None:
+        worker.index_stale = True
+
+
+def _raw(event: faust.EventT) -> RawRecord:
+    message = event.message
+    return RawRecord(message.topic, message.partition, message.offset, message.key, message.value, message.timestamp)
+
+
+class _Outputs:
+    """Publishes an outbox; waits until Kafka has every trigger before state may move on."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.triggers = app.topic(settings.topic("engagement.triggers"), **raw)
+        self.deadletter = app.topic(settings.topic("events.deadletter"), **raw)
+        self.rekeyed = app.topic(settings.topic("forethought.rekeyed"), **raw)
+
+    async def publish(self, outbox: Outbox, metrics: Metrics) -> None:
+        pending = []
+        for letter in outbox.deadletters:
+            metrics.invalid.labels(reason=letter.reason).inc()
+            pending.append(await self.deadletter.send(
+                key=letter.source_topic.encode(), value=letter.model_dump_json().encode()))
+        for key, value in outbox.rekeyed:
+            metrics.rekeyed.inc()
+            pending.append(await self.rekeyed.send(key=key, value=value))
+        for trigger, origin in outbox.triggers:
+            pending.append(await self.triggers.send(
+                key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
+        if pending:
+            await asyncio.gather(*pending)
+        now = time.time()
+        for trigger, origin in outbox.triggers:
+            metrics.triggers.labels(playbook=trigger.playbook).inc()
+            metrics.event_to_trigger.labels(detector=trigger.detector).observe(max(0.0, now - origin))
+            log.info("trigger", trigger_id=trigger.trigger_id, customer_id=trigger.customer_id,
+                     playbook=trigger.playbook, reason=trigger.reasons[0].text)
+
+
+def _refresh_gauges(worker: Worker) -> None:
+    table = worker.processor.table
+    worker.metrics.customers.set(len(table))
+    sample = [len(v) for _, v in zip(range(200), table.values())]
+    if sample:
+        worker.metrics.state_bytes.set(sum(sample) / len(sample))
+    consumer = worker.app.consumer
+    for (topic, partition), next_offset in worker.processor.processed.items():
+        tp = next(iter(t for t in consumer.assignment() if t.topic == topic and t.partition == partition), None)
+        if tp is not None:
+            highwater = consumer.highwater(tp)
+            if highwater is not None:
+                worker.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
+                    max(0, highwater - next_offset))
+

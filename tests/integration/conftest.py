@@ -1,0 +1,116 @@
+"""Integration fixtures: one real Kafka broker per test session.
+
+Where the broker comes from, first match wins:
+
+1. ``FORETHOUGHT_KAFKA_BOOTSTRAP`` (an already running broker);
+2. a testcontainers KRaft ``KafkaContainer``, when a Docker engine answers;
+3. a ``LocalBroker`` (Maven Central jars + local JDK, see ``forethought.ops.kafka_local``).
+
+When none can be had the tests skip, except under ``CI=true`` where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+from forethought.ops.kafka_local import BrokerError, LocalBroker, broker_prerequisites_missing
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test under tests/integration is an ``integration`` test."""
+    for item in items:
+        if _HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip, or fail when running in CI (a silent skip there would hide a broken setup)."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"no Kafka broker for integration tests (CI=true): {reason}", pytrace=False)
+    pytest.skip(f"no Kafka broker for integration tests: {reason}")
+
+
+def _docker_answers(timeout: float = 5.0) -> bool:
+    docker = shutil.which("docker")
+    if docker is None:
+        return False
+    try:
+        done = subprocess.run([docker, "info"], capture_output=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def _kafka_container() -> Any | None:
+    """A configured (not started) KRaft KafkaContainer, or None without testcontainers/Docker."""
+    try:
+        from testcontainers.community.kafka import KafkaContainer
+    except ImportError:
+        try:
+            from testcontainers.kafka import KafkaContainer  # testcontainers < 4.9
+        except ImportError:
+            return None
+    if not _docker_answers():
+        return None
+    return (
+        KafkaContainer()
+        .with_kraft()
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap address (``host:port``) of a real broker for the whole session."""
+    if env := os.environ.get("FORETHOUGHT_KAFKA_BOOTSTRAP"):
+        yield env
+        return
+    problems: list[str] = []
+    container = _kafka_container()
+    if container is not None:
+        try:
+            container.start()
+        except Exception as exc:  # noqa: BLE001 - any failure: fall back to the local broker
+            problems.append(f"testcontainers Kafka failed to start: {exc}")
+        else:
+            try:
+                yield container.get_bootstrap_server()
+            finally:
+                container.stop()
+            return
+    if missing := broker_prerequisites_missing():
+        unavailable("; ".join([*problems, missing]))
+    broker = LocalBroker()
+    try:
+        bootstrap = broker.start()
+    except BrokerError as exc:
+        unavailable("; ".join([*problems, str(exc)]))
+    try:
+        yield bootstrap
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def local_broker_prerequisites() -> None:
+    """For tests that start their own ``LocalBroker``: skip (fail in CI) without java/mvn."""
+    if missing := broker_prerequisites_missing():
+        unavailable(missing)
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A unique topic prefix per test, e.g. ``t1a2b3c4d.``."""
+    return f"t{uuid.uuid4().hex[:8]}."
