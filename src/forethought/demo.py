@@ -5,11 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +14,7 @@ from pathlib import Path
 from rich.console import Console
 
 from forethought.contracts.records import Trigger
+from forethought.ops.process import running_worker
 from forethought.ops.kafka_local import BrokerError, LocalBroker, broker_prerequisites_missing
 from forethought.ops.settings import Settings
 from forethought.ops.topics import create_topics, load_catalogue
@@ -76,42 +74,11 @@ def _broker(given: str | None, workdir: Path) -> Iterator[str]:
 
 @contextlib.contextmanager
 def _worker(settings: Settings, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
-    env = {**os.environ, **DEMO_ENGINE, "FORETHOUGHT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+    env = {**DEMO_ENGINE, "FORETHOUGHT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "FORETHOUGHT_TOPIC_PREFIX": settings.topic_prefix, "FORETHOUGHT_APP_ID": settings.app_id,
-           "FORETHOUGHT_DATA_DIR": str(workdir / "worker")}
-    with open(workdir / "worker.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "forethought.cli", "worker"], env=env,
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        wait_ready(settings.web_url, proc, timeout=120)
+           "FORETHOUGHT_DATA_DIR": str(workdir / "worker"), "FORETHOUGHT_WEB_PORT": str(settings.web_port)}
+    with running_worker(env, workdir / "worker.log", settings.web_url) as proc:
         yield proc
-    finally:
-        stop_process(proc)
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll ``url``/ready until 200; fail early when the worker exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with code {proc.returncode} before it was ready")
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(f"{url}/ready", timeout=2) as response:
-                if response.status == 200:
-                    return
-        time.sleep(0.5)
-    raise TimeoutError(f"worker not ready within {timeout:g}s")
-
-
-def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
-    """SIGTERM, then SIGKILL after ``timeout``; leaves no process behind."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 async def _live(settings: Settings, seconds: float, customers: int, seed: int, worker: subprocess.Popen[bytes]) -> int:

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -51,24 +52,34 @@ def _docker_answers(timeout: float = 5.0) -> bool:
     return done.returncode == 0
 
 
-def _kafka_container() -> Any | None:
-    """A configured (not started) KRaft KafkaContainer, or None without testcontainers/Docker."""
+def _kafka_container_class() -> Any | None:
+    """testcontainers' KafkaContainer class, or None when testcontainers is not installed."""
     try:
         from testcontainers.community.kafka import KafkaContainer
     except ImportError:
         try:
-            from testcontainers.kafka import KafkaContainer  # testcontainers < 4.9
+            from testcontainers.kafka import KafkaContainer  # older testcontainers
         except ImportError:
             return None
-    if not _docker_answers():
-        return None
-    return (
-        KafkaContainer()
+    return KafkaContainer
+
+
+def _start_container(container_class: Any) -> Any:
+    """Start a single-node KRaft Kafka container configured like our local broker."""
+    container = (
+        container_class()
         .with_kraft()
         .with_env("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
         .with_env("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
         .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
     )
+    try:
+        container.start()
+    except BaseException:
+        with suppress(Exception):
+            container.stop()
+        raise
+    return container
 
 
 @pytest.fixture(scope="session")
@@ -78,10 +89,10 @@ def kafka_bootstrap() -> Iterator[str]:
         yield env
         return
     problems: list[str] = []
-    container = _kafka_container()
-    if container is not None:
+    container_class = _kafka_container_class()
+    if container_class is not None and _docker_answers():
         try:
-            container.start()
+            container = _start_container(container_class)
         except Exception as exc:  # noqa: BLE001 - any failure: fall back to the local broker
             problems.append(f"testcontainers Kafka failed to start: {exc}")
         else:

@@ -203,6 +203,17 @@ def test_jars_are_cached_with_a_completion_marker() -> None:
     assert ensure_jars() == libs
 
 
+@needs_local_broker
+def test_partial_download_is_never_taken_for_complete(tmp_path: Path) -> None:
+    libs = tmp_path / "kafka" / "3.9.1" / "libs"
+    libs.mkdir(parents=True)
+    (libs / "half-downloaded.jar").write_bytes(b"")  # no completion marker
+    assert ensure_jars("3.9.1", cache_root=tmp_path) == libs
+    assert (libs / MARKER).is_file() and not (libs / "half-downloaded.jar").exists()
+    assert any(p.name.startswith("kafka_2.13-3.9.1") for p in libs.glob("*.jar"))
+    assert not list(libs.parent.glob("libs.tmp-*"))
+
+
 def test_missing_tools_give_an_actionable_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

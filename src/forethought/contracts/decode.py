@@ -55,7 +55,7 @@ def validate_event(data: Any, allowed_kinds: frozenset[str] = EVENT_KINDS) -> In
     if not isinstance(customer, str) or not customer.strip():
         return Rejection("missing_customer", "customer_id is missing or empty")
     kind = data.get("type")
-    if kind not in EVENT_KINDS:
+    if not isinstance(kind, str) or kind not in EVENT_KINDS:
         return Rejection("unknown_type", f"type {kind!r} is not one of {sorted(EVENT_KINDS)}")
     if kind not in allowed_kinds:
         return Rejection("wrong_topic", f"type {kind!r} does not belong on this topic")

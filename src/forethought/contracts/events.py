@@ -27,6 +27,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 PropertyValue = Union[Annotated[str, StringConstraints(max_length=1024)], int, float, bool, None]
 
 MAX_PROPERTIES = 32
+EARLIEST_EVENT_TIME = 946_684_800.0  # 2000-01-01T00:00:00Z
 
 
 class Envelope(BaseModel):
@@ -48,6 +49,13 @@ class Envelope(BaseModel):
     def _bounded(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
         if len(value) > MAX_PROPERTIES:
             raise ValueError(f"at most {MAX_PROPERTIES} properties, got {len(value)}")
+        return value
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _not_ancient(cls, value: datetime) -> datetime:
+        if value.timestamp() < EARLIEST_EVENT_TIME:
+            raise ValueError("occurred_at before 2000-01-01 is not a plausible event time")
         return value
 
     @property

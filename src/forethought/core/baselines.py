@@ -63,7 +63,7 @@ class EwStats:
         return mean, math.sqrt(max(var, 1e-12))
 
     def to_list(self) -> list[float]:
-        return [self.n, round(self.mean, 6), round(self.var, 6)]
+        return [self.n, self.mean, self.var]
 
     @classmethod
     def from_list(cls, data: list[float]) -> EwStats:

@@ -22,7 +22,7 @@ class EngineConfig:
     ring_buckets: int = 60
     allowed_lateness_seconds: float = 300.0
     max_future_seconds: float = 300.0
-    recent_ids: int = 64
+    recent_ids: int = 40
     idle_ttl_seconds: float = 180 * 86_400.0
     # drop-off by silence: "long" is relative to the customer's own gaps between visits
     visit_gap_seconds: float = 1800.0
@@ -47,9 +47,9 @@ class EngineConfig:
         for spec in fields(self):
             value = getattr(self, spec.name)
             if spec.name in _MAY_BE_ZERO:
-                if value < 0:
+                if not value >= 0:  # written so that NaN fails too
                     raise ValueError(f"{spec.name} must be >= 0, got {value}")
-            elif value <= 0:
+            elif not value > 0:
                 raise ValueError(f"{spec.name} must be > 0, got {value}")
         if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1:
             raise ValueError("gap_alpha and burst_alpha must be in (0, 1]")

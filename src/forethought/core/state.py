@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
-import struct
-import zlib
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.windows import BucketRing
 
 STATE_VERSION = 1
+ID_DIGEST_BYTES = 6
 
 
 @dataclass(slots=True)
@@ -60,13 +60,17 @@ class CustomerState:
             errors=BucketRing.empty(config.ring_buckets),
         )
 
-    def remember(self, event_id: str, keep: int = 64) -> bool:
-        """Record ``event_id``; True when it was already among the last ``keep`` ids."""
-        digest = struct.pack(">I", zlib.crc32(event_id.encode()))
+    def remember(self, event_id: str, keep: int = 40) -> bool:
+        """Record ``event_id``; True when it was already among the last ``keep`` ids.
+
+        Ids are kept as 6-byte BLAKE2b digests: a false "duplicate" needs a 48-bit collision
+        with one of ``keep`` recent ids (about 1 in 7e12 per event at the default).
+        """
+        digest = hashlib.blake2b(event_id.encode(), digest_size=ID_DIGEST_BYTES).digest()
         ids = self.recent_ids
-        if any(ids[i : i + 4] == digest for i in range(0, len(ids), 4)):
+        if any(ids[i : i + ID_DIGEST_BYTES] == digest for i in range(0, len(ids), ID_DIGEST_BYTES)):
             return True
-        self.recent_ids = (ids + digest)[-4 * keep :]
+        self.recent_ids = (ids + digest)[-ID_DIGEST_BYTES * keep :]
         return False
 
     def to_dict(self) -> dict[str, Any]:

@@ -106,4 +106,4 @@ class BucketRing:
 
 
 def _compact(value: float) -> float | int:
-    return int(value) if value == int(value) else round(value, 6)
+    return int(value) if value == int(value) else value

@@ -335,13 +335,8 @@ class LocalBroker:
         if java is None:
             raise BrokerError(f"cannot run a local Kafka broker: java not found; {INSTALL_HINT}")
         data = self._prepare_dir()
-        self.port, cport = free_port(), free_port()
-        props = data / "server.properties"
-        props.write_text(_server_properties(data, self.port, cport, self.overrides), "utf-8")
-        name, text, flag = _log_config(self.version, self.log_path)
-        (data / name).write_text(text, "utf-8")
+        props, logging = self._write_config(data)
         classpath = f"{libs}/*"
-        logging = flag.format(data / name)
         self._format([java, "-Xmx256m", logging, "-cp", classpath], props)
         cmd = [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", logging,
                "-Djava.awt.headless=true", f"-Dkafka.logs.dir={data}",
@@ -368,6 +363,16 @@ class LocalBroker:
         for stale in ("broker.log", "console.out", "bootstrap", "broker.pid"):
             (self.data_dir / stale).unlink(missing_ok=True)
         return self.data_dir
+
+    def _write_config(self, data: Path) -> tuple[Path, str]:
+        """Write server.properties (on fresh free ports) and the logging config; return
+        (properties path, JVM logging flag)."""
+        self.port, cport = free_port(), free_port()
+        props = data / "server.properties"
+        props.write_text(_server_properties(data, self.port, cport, self.overrides), "utf-8")
+        name, text, flag = _log_config(self.version, self.log_path)
+        (data / name).write_text(text, "utf-8")
+        return props, flag.format(data / name)
 
     def _format(self, jvm: list[str], props: Path) -> None:
         cmd = [*jvm, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(props)]

@@ -32,6 +32,8 @@ class Worker:
     metrics: Metrics
     partitions: int
     lock: asyncio.Lock
+    agent: faust.types.AgentT | None = None
+    outputs: Outputs | None = None
     index_stale: bool = True
 
     def owns(self, key: bytes) -> bool:
@@ -67,7 +69,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
     )
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock())
-    _wire(worker, kinds)
+    worker.agent, worker.outputs = _wire(worker, kinds)
     from forethought.stream.web import register_views
 
     register_views(worker)
@@ -95,10 +97,10 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
     )
 
 
-def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> None:
+def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types.AgentT, Outputs]:
     app, settings, processor = worker.app, worker.settings, worker.processor
     source = app.topic(*kinds, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-    outputs = _Outputs(app, settings)
+    outputs = Outputs(app, settings)
 
     @app.agent(source, name="behaviour", concurrency=1)
     async def behaviour(stream: faust.StreamT) -> None:
@@ -129,13 +131,15 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> None:
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
         worker.index_stale = True
 
+    return behaviour, outputs
+
 
 def _raw(event: faust.EventT) -> RawRecord:
     message = event.message
     return RawRecord(message.topic, message.partition, message.offset, message.key, message.value, message.timestamp)
 
 
-class _Outputs:
+class Outputs:
     """Publishes an outbox; waits until Kafka has every trigger before state may move on."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:

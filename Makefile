@@ -1,0 +1,50 @@
+# Everything installs itself: a venv with the pinned packages, the Kafka jars (cached under
+# ~/.cache/forethought), and promtool for the alert-rule tests where apt-get can install it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: install kafka-jars tools test test-unit demo bench schemas check-schemas clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+kafka-jars: install
+	@$(BIN)/forethought kafka check || (echo "Alternatively: export FORETHOUGHT_KAFKA_BOOTSTRAP=host:port, or 'docker compose up'"; exit 1)
+	$(BIN)/forethought kafka fetch
+
+tools:
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing promtool (Debian package 'prometheus') for the alert-rule tests"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
+	      || echo "promtool could not be installed: alert-rule tests will be skipped"; \
+	  else echo "promtool not found: alert-rule tests will be skipped"; fi; }
+
+test: install kafka-jars tools
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest tests/unit tests/contract
+
+demo: install
+	@if [ -z "$$FORETHOUGHT_KAFKA_BOOTSTRAP" ]; then $(MAKE) --no-print-directory kafka-jars; fi
+	$(BIN)/forethought demo
+
+bench: install kafka-jars
+	$(BIN)/python benchmarks/bench.py
+
+schemas: install
+	$(BIN)/forethought schemas export
+
+check-schemas: install
+	$(BIN)/forethought schemas check
+
+clean:
+	rm -rf var .pytest_cache .hypothesis

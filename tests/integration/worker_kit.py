@@ -1,0 +1,130 @@
+"""Helpers for integration tests that run the real worker against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+
+from forethought.ops.process import free_port
+from forethought.ops.topics import create_topics, load_catalogue
+
+# Small, fast settings: one-minute buckets, silence after >= 20 s, sweeps twice a second.
+ENGINE = {
+    "FORETHOUGHT_ENGINE__BUCKET_SECONDS": "60",
+    "FORETHOUGHT_ENGINE__VISIT_GAP_SECONDS": "0",
+    "FORETHOUGHT_ENGINE__PRIOR_GAP_SECONDS": "1",
+    "FORETHOUGHT_ENGINE__PRIOR_LOG_SD": "0.3",
+    "FORETHOUGHT_ENGINE__SILENCE_MIN_SECONDS": "20",
+    "FORETHOUGHT_ENGINE__BURST_MIN_ERRORS": "5",
+    "FORETHOUGHT_ENGINE__ALLOWED_LATENESS_SECONDS": "600",
+    "FORETHOUGHT_SWEEP_INTERVAL_SECONDS": "0.5",
+    "FORETHOUGHT_COMMIT_INTERVAL_SECONDS": "0.5",
+}
+
+
+@dataclass
+class Deployment:
+    """One isolated deployment: its own topic prefix, consumer group and web port."""
+
+    bootstrap: str
+    prefix: str
+    workdir: Path
+    web_port: int
+
+    @classmethod
+    async def create(cls, bootstrap: str, prefix: str, workdir: Path) -> Deployment:
+        await create_topics(bootstrap, load_catalogue(), prefix)
+        return cls(bootstrap, prefix, workdir, free_port())
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}{name}"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {**ENGINE, "FORETHOUGHT_KAFKA_BOOTSTRAP": self.bootstrap, "FORETHOUGHT_TOPIC_PREFIX": self.prefix,
+                "FORETHOUGHT_APP_ID": f"ft-{self.prefix.strip('.')}", "FORETHOUGHT_WEB_PORT": str(self.web_port),
+                "FORETHOUGHT_DATA_DIR": str(self.workdir / "worker"), "FORETHOUGHT_LOG_LEVEL": "INFO", **extra}
+
+    async def produce(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")
+        await producer.start()
+        try:
+            for key, value in records:
+                await producer.send(self.topic(topic), value=value, key=key)
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    async def consume(self, topic: str, until: int, timeout: float = 60, match: Any = None) -> list[ConsumerRecord]:
+        """Records of ``topic`` from the start, until ``until`` of them match (or the timeout)."""
+        consumer = AIOKafkaConsumer(self.topic(topic), bootstrap_servers=self.bootstrap,
+                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        await consumer.start()
+        found: list[ConsumerRecord] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(found) < until and time.monotonic() < deadline:
+                batches = await consumer.getmany(timeout_ms=500)
+                for records in batches.values():
+                    found.extend(r for r in records if match is None or match(r))
+        finally:
+            await consumer.stop()
+        return found
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET a worker URL; JSON bodies are decoded."""
+        try:
+            with urllib.request.urlopen(f"{self.url}{path}", timeout=5) as response:
+                body = response.read()
+                status = response.status
+        except urllib.error.HTTPError as exc:
+            body, status = exc.read(), exc.code
+        try:
+            return status, json.loads(body)
+        except ValueError:
+            return status, body.decode()
+
+    async def wait_for(self, path: str, check: Any, timeout: float = 60) -> Any:
+        """Poll ``path`` until ``check(body)`` is true; returns the body."""
+        deadline = time.monotonic() + timeout
+        body: Any = None
+        while time.monotonic() < deadline:
+            status, body = self.get(path)
+            if status == 200 and check(body):
+                return body
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"{path} never satisfied the check; last body: {body!r}")
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The value of one sample in a Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match.group(3))
+    return 0.0
+
+
+def event(customer: str, n: int, kind: str, at: float, **fields: Any) -> tuple[bytes, bytes]:
+    """A keyed, valid inbound event at POSIX time ``at``."""
+    from datetime import datetime, timezone
+
+    body = {"event_id": f"{customer}-{kind}-{n}", "customer_id": customer, "type": kind,
+            "occurred_at": datetime.fromtimestamp(at, tz=timezone.utc).isoformat(), **fields}
+    return customer.encode(), json.dumps(body).encode()

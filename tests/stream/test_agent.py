@@ -1,0 +1,105 @@
+"""The behaviour agent through Faust's test_context: memory store, outbound topics recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from faust.types import Message
+
+from forethought.contracts.records import DeadLetter, Trigger
+from forethought.core.config import EngineConfig
+from forethought.ops.settings import Settings
+from forethought.stream.worker import Worker, build_worker
+
+ENGINE = EngineConfig(bucket_seconds=10, burst_min_errors=3, visit_gap_seconds=0, prior_gap_seconds=1,
+                      silence_min_seconds=5, prior_log_sd=0.3)
+
+
+class Recorder:
+    """Stands in for a topic's ``send``: keeps what was sent, reports it delivered."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes]] = []
+
+    async def send(self, key: bytes, value: bytes, **_: Any) -> asyncio.Future[None]:
+        self.sent.append((key, value))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[tuple[Worker, dict[str, Recorder]]]:
+    built = build_worker(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01))
+    built.app.finalize()
+    built.app.flow_control.resume()
+    recorders = {"triggers": Recorder(), "deadletter": Recorder(), "rekeyed": Recorder()}
+    assert built.outputs is not None
+    for name, recorder in recorders.items():
+        getattr(built.outputs, name).send = recorder.send
+    changelog = recorders["changelog"] = Recorder()
+    built.processor.table.send_changelog = lambda partition, key, value, *a, **k: (  # type: ignore[method-assign]
+        changelog.sent.append((key, value)) or SimpleNamespace(message=SimpleNamespace(partition=0)))
+    yield built, recorders
+
+
+async def put(agent: Any, topic: str, key: bytes | None, value: bytes, offset: int) -> None:
+    """Deliver one record as if read from ``topic`` (test_context alone cannot name a topic)."""
+    channel = agent.stream().channel
+    message = Message(topic=topic, partition=0, offset=offset, timestamp=time.time(), timestamp_type=0,
+                      headers=None, key=key, value=value, checksum=b"", serialized_key_size=0,
+                      serialized_value_size=0, generation_id=agent.app.consumer_generation_id)
+    await channel.put(await channel.decode(message))
+
+
+def error(customer: str, n: int, at: float) -> bytes:
+    return json.dumps({"event_id": f"{customer}-{n}", "customer_id": customer, "type": "error",
+                       "occurred_at": f"2026-11-22T12:00:{at:06.3f}+00:00", "code": "E1"}).encode()
+
+
+async def settle(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the agent did not get there in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_agent_fires_one_burst_trigger_and_keeps_state_in_the_table(worker: tuple[Worker, dict[str, Recorder]]) -> None:
+    built, rec = worker
+    async with built.agent.test_context() as agent:
+        for i in range(5):
+            await put(agent, "t.events.errors", b"c1", error("c1", i, float(i)), offset=i)
+        await settle(lambda: built.processor.table.get(b"c1") is not None
+                     and json.loads(built.processor.table[b"c1"])["errn"] == 5)
+    triggers = [Trigger.model_validate_json(value) for _, value in rec["triggers"].sent]
+    assert [(t.playbook, t.customer_id) for t in triggers] == [("error_burst", "c1")]
+    assert rec["triggers"].sent[0][0] == b"c1"
+    assert rec["changelog"].sent[-1] == (b"c1", built.processor.table[b"c1"]), "state reaches the changelog"
+
+
+async def test_agent_dead_letters_bad_records_and_carries_on(worker: tuple[Worker, dict[str, Recorder]]) -> None:
+    built, rec = worker
+    async with built.agent.test_context() as agent:
+        await put(agent, "t.events.errors", b"c2", b"\xff\xfe not json", offset=0)
+        await put(agent, "t.events.clickstream", b"c2", error("c2", 1, 1.0), offset=1)  # wrong topic
+        await put(agent, "t.events.errors", b"c2", error("c2", 2, 2.0), offset=2)
+        await settle(lambda: built.processor.table.get(b"c2") is not None)
+    letters = [DeadLetter.model_validate_json(value) for _, value in rec["deadletter"].sent]
+    assert [(d.reason, d.source_topic, d.source_offset) for d in letters] == [
+        ("not_json", "t.events.errors", 0), ("wrong_topic", "t.events.clickstream", 1)]
+    assert json.loads(built.processor.table[b"c2"])["n"] == 1
+
+
+async def test_agent_rekeys_events_whose_key_is_not_the_customer(worker: tuple[Worker, dict[str, Recorder]]) -> None:
+    built, rec = worker
+    async with built.agent.test_context() as agent:
+        await put(agent, "t.events.errors", b"session-9", error("c3", 1, 1.0), offset=0)
+        await settle(lambda: rec["rekeyed"].sent)
+    assert rec["rekeyed"].sent == [(b"c3", error("c3", 1, 1.0))]
+    assert built.processor.table.get(b"c3") is None, "state is only written on the customer's own partition"

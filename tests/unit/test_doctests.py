@@ -1,0 +1,48 @@
+"""The docstring examples of the pure core and the contracts are their spec: run them all."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import pkgutil
+from types import ModuleType
+
+import pytest
+
+PACKAGES = ["forethought.core", "forethought.contracts"]
+
+# Modules whose doctests the architecture names as the spec; losing them must fail here.
+MUST_HAVE_EXAMPLES = {
+    "forethought.core.config", "forethought.core.windows", "forethought.core.baselines",
+    "forethought.core.state", "forethought.core.detectors", "forethought.core.triggers",
+    "forethought.core.engine", "forethought.core.clock", "forethought.contracts.events",
+    "forethought.contracts.records", "forethought.contracts.decode",
+}
+
+
+def module_names() -> list[str]:
+    names = []
+    for package_name in PACKAGES:
+        package = importlib.import_module(package_name)
+        names.append(package_name)
+        names += [info.name for info in pkgutil.walk_packages(package.__path__, f"{package_name}.")]
+    return sorted(names)
+
+
+def examples_in(module: ModuleType) -> int:
+    return sum(len(test.examples) for test in doctest.DocTestFinder().find(module))
+
+
+def test_every_spec_module_is_found() -> None:
+    assert MUST_HAVE_EXAMPLES <= set(module_names())
+
+
+@pytest.mark.parametrize("name", module_names())
+def test_doctests_pass(name: str) -> None:
+    module = importlib.import_module(name)
+    expected = examples_in(module)
+    if name in MUST_HAVE_EXAMPLES:
+        assert expected > 0, f"{name} lost its docstring examples"
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, report=True)
+    assert result.failed == 0, f"{result.failed} doctest example(s) failed in {name} (see output)"
+    assert result.attempted == expected  # every example found was run (> 0 for spec modules)
