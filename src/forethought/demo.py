@@ -7,10 +7,12 @@ import contextlib
 import os
 import subprocess
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from forethought.contracts.records import Trigger
@@ -96,6 +98,7 @@ async def _live(settings: Settings, seconds: float, customers: int, seed: int, w
         with contextlib.suppress(asyncio.CancelledError):
             await printer
     _summary(seen, truth)
+    _metrics_summary(settings.web_url)
     return 0 if worker.poll() is None else 1
 
 
@@ -124,3 +127,27 @@ def _summary(seen: dict[str, Trigger], truth: dict[str, list[str]]) -> None:
         console.print(f"{detector:<12} caught {len(caught)}/{len(truth[fate])} "
                       f"({', '.join(sorted(caught)) or '-'}); other customers flagged: {len(false)}"
                       f"{' (' + ', '.join(sorted(false)) + ')' if false else ''}")
+
+
+def _metrics_summary(url: str) -> None:
+    """What the worker's own /metrics say: events in, dead letters by reason, triggers."""
+    try:
+        with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+    except OSError as exc:
+        console.print(f"[red]could not read {url}/metrics: {exc}[/]")
+        return
+    totals: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in _SHOWN:
+                label = sample.labels.get(_SHOWN[sample.name], "all")
+                totals.setdefault(sample.name, {}).setdefault(label, 0.0)
+                totals[sample.name][label] += sample.value
+    for name, label in _SHOWN.items():
+        parts = ", ".join(f"{k}={v:g}" for k, v in sorted(totals.get(name, {}).items())) or "0"
+        console.print(f"[dim]{url}/metrics[/] {name}{{{label}}}: {parts}")
+
+
+_SHOWN = {"forethought_events_in_total": "type", "forethought_invalid_events_total": "reason",
+          "forethought_triggers_total": "playbook"}

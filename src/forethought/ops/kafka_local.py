@@ -159,8 +159,14 @@ def _install(tmp: Path, libs: Path) -> None:
 
 
 def new_cluster_id() -> str:
-    """A cluster id like Kafka's ``Uuid.randomUuid()``: 22-char base64url of 16 random bytes."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A cluster id like Kafka's ``Uuid.randomUuid()``: 22-char base64url of 16 random bytes.
+
+    Like Kafka (KAFKA-20072), never containing ``-``: a leading dash makes the storage tool's
+    parser take the id for an option (``argument --cluster-id/-t: expected one argument``).
+    """
+    while "-" in (cid := base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")):
+        pass
+    return cid
 
 
 def free_port() -> int:
