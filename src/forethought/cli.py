@@ -21,6 +21,9 @@ kafka_app = typer.Typer(help="A local Kafka broker from Maven Central jars (no D
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
+from forethought.senders.cli import senders_app  # noqa: E402 - a light module; heavy imports are lazy
+
+app.add_typer(senders_app, name="senders")
 console = Console(highlight=False)
 
 
@@ -123,6 +126,29 @@ def demo(seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", 90))
     raise typer.Exit(run_demo(seconds, customers, seed))
 
 
+@app.command()
+def replay(
+    inputs: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON lines (.gz ok), any order."),
+    triggers_out: Path = typer.Option(None, help="Triggers as JSON lines."),
+    deadletter_out: Path = typer.Option(None, help="Invalid lines with line number and reason."),
+    report: Path = typer.Option(None, help="The report as JSON (a summary is printed too)."),
+    truth: Path = typer.Option(None, exists=True, help="Ground truth (forethought simulate --truth)."),
+    snapshot_at: str = typer.Option(None, help="Event time (RFC 3339) to snapshot every customer's scores at."),
+    snapshot_out: Path = typer.Option(None, help="Where the snapshot goes (JSON lines)."),
+    quiet: bool = typer.Option(False, help="No progress bar or summary."),
+) -> None:
+    """Backtest: run files through the worker's core; triggers, dead letters and a report out."""
+    from forethought.replay.command import run_replay
+
+    settings = load_settings()
+    try:
+        run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
+                   report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+
+
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
     """Download the broker jars into the cache (once per version)."""
@@ -139,6 +165,11 @@ def kafka_check() -> None:
     missing = broker_prerequisites_missing(load_settings().kafka_version)
     console.print(missing or "java and mvn found: a local broker can run")
     raise typer.Exit(1 if missing else 0)
+
+
+from forethought.client.send import send_command  # noqa: E402 - light module; Kafka is imported when it runs
+
+app.command("send")(send_command)
 
 
 if __name__ == "__main__":

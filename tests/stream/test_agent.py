@@ -15,7 +15,7 @@ from faust.types import Message
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.core.config import EngineConfig
 from forethought.ops.settings import Settings
-from forethought.stream.worker import Worker, build_worker
+from forethought.stream.worker import Worker, build_worker, partition_of
 
 ENGINE = EngineConfig(bucket_seconds=10, burst_min_errors=3, visit_gap_seconds=0, prior_gap_seconds=1,
                       silence_min_seconds=5, prior_log_sd=0.3)
@@ -52,7 +52,8 @@ async def worker() -> AsyncIterator[tuple[Worker, dict[str, Recorder]]]:
 async def put(agent: Any, topic: str, key: bytes | None, value: bytes, offset: int) -> None:
     """Deliver one record as if read from ``topic`` (test_context alone cannot name a topic)."""
     channel = agent.stream().channel
-    message = Message(topic=topic, partition=0, offset=offset, timestamp=time.time(), timestamp_type=0,
+    partition = partition_of(key or b"", 4)  # where Kafka's default (murmur2) partitioner puts it
+    message = Message(topic=topic, partition=partition, offset=offset, timestamp=time.time(), timestamp_type=0,
                       headers=None, key=key, value=value, checksum=b"", serialized_key_size=0,
                       serialized_value_size=0, generation_id=agent.app.consumer_generation_id)
     await channel.put(await channel.decode(message))
@@ -91,7 +92,7 @@ async def test_agent_dead_letters_bad_records_and_carries_on(worker: tuple[Worke
         await put(agent, "t.events.errors", b"c2", error("c2", 2, 2.0), offset=2)
         await settle(lambda: built.processor.table.get(b"c2") is not None)
     letters = [DeadLetter.model_validate_json(value) for _, value in rec["deadletter"].sent]
-    assert [(d.reason, d.source_topic, d.source_offset) for d in letters] == [
+    assert [(d.reason, d.source_topic, d.source_offset) for d in letters] == [  # in arrival order
         ("not_json", "t.events.errors", 0), ("wrong_topic", "t.events.clickstream", 1)]
     assert json.loads(built.processor.table[b"c2"])["n"] == 1
 
@@ -103,3 +104,16 @@ async def test_agent_rekeys_events_whose_key_is_not_the_customer(worker: tuple[W
         await settle(lambda: rec["rekeyed"].sent)
     assert rec["rekeyed"].sent == [(b"c3", error("c3", 1, 1.0))]
     assert built.processor.table.get(b"c3") is None, "state is only written on the customer's own partition"
+
+
+async def test_agent_rekeys_events_on_a_partition_their_key_does_not_hash_to(worker: tuple[Worker, dict[str, Recorder]]) -> None:
+    built, rec = worker
+    wrong = (partition_of(b"c4", 4) + 1) % 4  # e.g. a librdkafka producer's CRC32 partitioner
+    async with built.agent.test_context() as agent:
+        channel = agent.stream().channel
+        message = Message(topic="t.events.errors", partition=wrong, offset=0, timestamp=time.time(), timestamp_type=0,
+                          headers=None, key=b"c4", value=error("c4", 1, 1.0), checksum=b"", serialized_key_size=0,
+                          serialized_value_size=0, generation_id=agent.app.consumer_generation_id)
+        await channel.put(await channel.decode(message))
+        await settle(lambda: rec["rekeyed"].sent)
+    assert rec["rekeyed"].sent == [(b"c4", error("c4", 1, 1.0))]

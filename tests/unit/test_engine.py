@@ -387,3 +387,30 @@ def test_state_of_a_busy_customer_stays_under_one_kib() -> None:
     assert size < 1024, size
     restored = CustomerState.from_bytes(state.to_bytes(), EngineConfig())
     assert restored.to_bytes() == state.to_bytes()
+
+
+def test_a_due_silence_fires_the_same_whether_or_not_the_timer_ran_before_the_next_event() -> None:
+    from datetime import datetime, timezone
+
+    from forethought.contracts.events import PageView
+    from forethought.core.engine import process, tick
+
+    config = EngineConfig(visit_gap_seconds=0, prior_gap_seconds=60, silence_min_seconds=60, prior_log_sd=0.3)
+
+    def view(n: int, at: float) -> PageView:
+        return PageView(event_id=f"v{n}", customer_id="c", occurred_at=datetime.fromtimestamp(at, tz=timezone.utc))
+
+    def history() -> object:
+        state = None
+        for i in range(10):
+            state = process(state, view(i, 1_800_000_000 + 60 * i), config).state
+        return state
+
+    late_event = view(99, 1_800_000_000 + 60 * 9 + 86_400)
+    with_timer = history()
+    timer_step = tick(with_timer, late_event.epoch - 1, config)
+    after_timer = process(timer_step.state, late_event, config)
+    without_timer = process(history(), late_event, config)
+    assert [t.playbook for t in timer_step.triggers] == ["silence_dropoff"] and not after_timer.triggers
+    assert without_timer.triggers == timer_step.triggers
+    assert without_timer.state.to_dict() == after_timer.state.to_dict()

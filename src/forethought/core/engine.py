@@ -49,11 +49,22 @@ class Step:
 
 
 def process(state: CustomerState | None, event: InboundEvent, config: EngineConfig) -> Step:
-    """Fold ``event`` into ``state`` (None for a new customer)."""
-    state = state or CustomerState.new(event.customer_id, config)
-    if state.remember(event.event_id, config.recent_ids):
-        return Step(state, observations=(Observation("duplicate", {"event_id": event.event_id}),))
+    """Fold ``event`` into ``state`` (None for a new customer).
+
+    A silence that came due before this event fires first, exactly as a timer would have
+    fired it, so the outcome never depends on when the timer last ran.
+    """
     ts = event.epoch
+    earlier = tick(state, ts, config) if state is not None else Step(None)
+    state = earlier.state or CustomerState.new(event.customer_id, config)
+    if state.remember(event.event_id, config.recent_ids):
+        duplicate = Observation("duplicate", {"event_id": event.event_id})
+        return Step(state, earlier.triggers, (*earlier.observations, duplicate))
+    step = _fold(state, event, ts, config)
+    return Step(step.state, earlier.triggers + step.triggers, earlier.observations + step.observations)
+
+
+def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig) -> Step:
     state.events += 1
     state.by_type[event.type] = state.by_type.get(event.type, 0) + 1
     state.account_id = event.account_id or state.account_id
@@ -103,6 +114,7 @@ def explain(state: CustomerState, now: float, config: EngineConfig) -> dict[str,
         "silence_threshold_seconds": det.silence_threshold(state, config),
         "silence_deadline": state.deadline,
         "errors_in_current_bucket": current_errors,
+        "error_baseline_per_bucket": det.error_baseline(state, config)[0],
         "error_burst_threshold": det.burst_threshold(state, config),
         "in_error_burst": state.burst_bucket is not None,
         "events": state.events, "late_events": state.late, "visits": state.visits,

@@ -11,7 +11,6 @@ trigger ids; a crash after 3 sees the events again as duplicates and publishes n
 from __future__ import annotations
 
 import base64
-import heapq
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from forethought.contracts.events import InboundEvent
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.core.clock import EventClock
 from forethought.core.config import EngineConfig
+from forethought.core.deadlines import DeadlineIndex
 from forethought.core.engine import Step, next_due, process, tick
 from forethought.core.state import CustomerState
 from forethought.ops.metrics import Metrics
@@ -51,35 +51,6 @@ class Outbox:
     states: dict[bytes, CustomerState | None] = field(default_factory=dict)
 
 
-class DeadlineIndex:
-    """Which customers are due when (a heap with lazy deletion)."""
-
-    def __init__(self) -> None:
-        self._due: dict[bytes, float] = {}
-        self._heap: list[tuple[float, bytes]] = []
-
-    def set(self, key: bytes, due: float | None) -> None:
-        if due is None:
-            self._due.pop(key, None)
-            return
-        if self._due.get(key) != due:
-            self._due[key] = due
-            heapq.heappush(self._heap, (due, key))
-
-    def pop_due(self, now: float) -> list[bytes]:
-        """Keys whose deadline is at or before ``now``; they leave the index."""
-        keys: list[bytes] = []
-        while self._heap and self._heap[0][0] <= now:
-            due, key = heapq.heappop(self._heap)
-            if self._due.get(key) == due:
-                del self._due[key]
-                keys.append(key)
-        return keys
-
-    def __len__(self) -> int:
-        return len(self._due)
-
-
 class BatchProcessor:
     """The worker's logic between Kafka and the core; ``table`` maps key bytes → state bytes."""
 
@@ -91,12 +62,21 @@ class BatchProcessor:
         metrics: Metrics,
         max_event_bytes: int = 64 * 1024,
         idle_grace: float = 10.0,
+        partition_for: Callable[[bytes], int] = lambda _key: 0,
     ) -> None:
         self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
-        self.max_event_bytes = max_event_bytes
-        self.clock = EventClock(idle_grace=idle_grace)
-        self.deadlines = DeadlineIndex()
+        self.max_event_bytes, self.idle_grace, self.partition_for = max_event_bytes, idle_grace, partition_for
+        self.clocks: dict[int, EventClock] = {}
+        self.deadlines: dict[int, DeadlineIndex[bytes]] = {}
         self.processed: dict[tuple[str, int], int] = {}
+
+    def clock(self, partition: int) -> EventClock:
+        """Stream time of one partition: customers are only timed out by their own partition's clock."""
+        return self.clocks.setdefault(partition, EventClock(idle_grace=self.idle_grace))
+
+    def index(self, key: bytes) -> DeadlineIndex[bytes]:
+        """The deadline index of ``key``'s partition."""
+        return self.deadlines.setdefault(self.partition_for(key), DeadlineIndex())
 
     def handle(self, records: Iterable[RawRecord], wall: float) -> Outbox:
         """Phase 1 for a batch of inbound records."""
@@ -113,16 +93,19 @@ class BatchProcessor:
 
     def sweep(self, wall: float, owns: Callable[[bytes], bool]) -> Outbox:
         """Phase 1 for the timer: tick every owned customer whose deadline has come."""
-        now = self.clock.now(wall)
-        self.metrics.event_time_lag.set(wall - now)
         outbox = Outbox()
-        for key in self.deadlines.pop_due(now):
-            raw = self.table.get(key)
-            if raw is None or not owns(key):
-                continue
-            step = tick(CustomerState.from_bytes(raw, self.config), now, self.config)
-            self._collect(step, outbox, origin=lambda t: t.fired_at.timestamp())
-            outbox.states[key] = step.state
+        lag = 0.0
+        for partition, index in self.deadlines.items():
+            now = self.clock(partition).now(wall)
+            lag = max(lag, wall - now)
+            for key in index.pop_due(now):
+                raw = self.table.get(key)
+                if raw is None or not owns(key):
+                    continue
+                step = tick(CustomerState.from_bytes(raw, self.config), now, self.config)
+                self._collect(step, outbox, origin=lambda t: t.fired_at.timestamp())
+                outbox.states[key] = step.state
+        self.metrics.event_time_lag.set(lag)
         return outbox
 
     def commit(self, outbox: Outbox) -> None:
@@ -130,22 +113,22 @@ class BatchProcessor:
         for key, state in outbox.states.items():
             if state is None:
                 self.table.pop(key, None)
-                self.deadlines.set(key, None)
+                self.index(key).set(key, None)
                 continue
             self.table[key] = orjson.dumps(state.to_dict())
-            self.deadlines.set(key, next_due(state, self.config))
+            self.index(key).set(key, next_due(state, self.config))
 
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
         """After a restart or rebalance: deadlines and the clock from restored state."""
-        self.deadlines = DeadlineIndex()
+        self.deadlines = {}
         count = 0
         for key, raw in list(self.table.items()):
             if not owns(key):
                 continue
             state = CustomerState.from_bytes(raw, self.config)
-            self.deadlines.set(key, next_due(state, self.config))
+            self.index(key).set(key, next_due(state, self.config))
             if state.last_seen is not None:
-                self.clock.observe(state.last_seen, time.time())
+                self.clock(self.partition_for(key)).observe(state.last_seen, time.time())
             count += 1
         return count
 
@@ -159,11 +142,14 @@ class BatchProcessor:
             rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
             outbox.deadletters.append(dead_letter(record, rejection, wall))
             return None
-        if record.key != decoded.customer_id.encode():
-            outbox.rekeyed.append((decoded.customer_id.encode(), record.value or b""))
+        key = decoded.customer_id.encode()
+        if record.key != key or record.partition != self.partition_for(key):
+            # keyed by something else, or placed by a non-murmur2 partitioner (librdkafka's
+            # default): route through the re-key topic so state stays co-partitioned
+            outbox.rekeyed.append((key, record.value or b""))
             return None
         self.metrics.events_in.labels(topic=record.topic, type=decoded.type).inc()
-        self.clock.observe(decoded.epoch, wall)
+        self.clock(record.partition).observe(decoded.epoch, wall)
         return decoded
 
     def _run_customer(self, key: bytes, events: list[tuple[InboundEvent, RawRecord]], outbox: Outbox) -> CustomerState | None:

@@ -67,6 +67,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     processor = BatchProcessor(
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
+        partition_for=lambda key: partition_of(key, catalogue.partitions),
     )
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock())
     worker.agent, worker.outputs = _wire(worker, kinds)

@@ -1,0 +1,118 @@
+"""``forethought replay``: files in → the worker's core → triggers, dead letters and a report out.
+
+    forethought replay events.jsonl.gz --triggers-out triggers.jsonl --deadletter-out dead.jsonl \\
+        --report report.json --truth truth.jsonl --snapshot-at 2026-11-17T00:00:00Z --snapshot-out scores.jsonl
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import ExitStack
+from datetime import datetime
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from forethought.contracts.records import Trigger
+from forethought.core.config import EngineConfig
+from forethought.replay.evaluate import evaluate
+from forethought.replay.reader import open_input, sorted_lines
+from forethought.replay.runner import Replayer
+
+console = Console(stderr=True, highlight=False)
+
+
+def run_replay(
+    inputs: list[Path], config: EngineConfig, *, triggers_out: Path | None = None, deadletter_out: Path | None = None,
+    report_out: Path | None = None, truth: Path | None = None, snapshot_at: str | None = None,
+    snapshot_out: Path | None = None, quiet: bool = False,
+) -> dict[str, Any]:
+    """Replay ``inputs`` and return the report (also written to ``report_out``)."""
+    at = datetime.fromisoformat(snapshot_at.replace("Z", "+00:00")).timestamp() if snapshot_at else None
+    if at is not None and snapshot_out is None:
+        raise ValueError("--snapshot-at needs --snapshot-out")
+    kept: list[Trigger] = []
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        out = {name: stack.enter_context(open(path, "wb")) for name, path in
+               (("triggers", triggers_out), ("dead", deadletter_out), ("snapshot", snapshot_out)) if path}
+        replay = Replayer(
+            config, on_trigger=lambda t: (kept.append(t), _write(out.get("triggers"), t.model_dump(mode="json"))),
+            on_deadletter=lambda d: _write(out.get("dead"), d.model_dump(mode="json")),
+            sources=[str(p) for p in inputs], snapshot_at=at,
+            on_snapshot=lambda row: _write(out.get("snapshot"), row),
+        )
+        with _progress(inputs, quiet) as advance:
+            for line in sorted_lines(inputs, on_bytes=advance):
+                replay.feed(line)
+        replay.finish()
+    elapsed = time.perf_counter() - started
+    report: dict[str, Any] = {**replay.counts.as_dict(), "seconds": round(elapsed, 2),
+                              "records_per_second": round(replay.counts.read / elapsed) if elapsed else None,
+                              "customers_in_state": len(replay.states)}
+    if truth is not None:
+        report["quality"] = _quality(kept, truth, replay)
+    if report_out is not None:
+        report_out.write_text(json.dumps(report, indent=2) + "\n")
+    if not quiet:
+        print_summary(report)
+    return report
+
+
+def _quality(kept: list[Trigger], truth: Path, replay: Replayer) -> dict[str, Any]:
+    with open_input(truth) as handle:
+        rows = [orjson.loads(line) for line in handle if line.strip()]
+    start, end = replay.counts.first_event or 0.0, replay.counts.last_event or 0.0
+    return evaluate(kept, rows, start=start, end=end)
+
+
+def _write(handle: IO[bytes] | None, data: dict[str, Any]) -> None:
+    if handle is not None:
+        handle.write(orjson.dumps(data) + b"\n")
+
+
+class _progress:
+    """A rich progress bar over the input bytes (compressed inputs count uncompressed bytes)."""
+
+    def __init__(self, inputs: list[Path], quiet: bool) -> None:
+        total = sum(p.stat().st_size for p in inputs)
+        self.bar = Progress(TextColumn("replay"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+                            console=console, disable=quiet)
+        self.task = self.bar.add_task("replay", total=None if any(p.suffix == ".gz" for p in inputs) else total)
+
+    def __enter__(self) -> Any:
+        self.bar.start()
+        return lambda n: self.bar.advance(self.task, n)
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+
+def print_summary(report: dict[str, Any]) -> None:
+    """A readable summary of a replay report on stderr."""
+    console.print(f"read {report['records_read']:,} records ({report['valid']:,} valid) in {report['seconds']} s "
+                  f"= {report['records_per_second'] or 0:,}/s; events {report['first_event_at']} → {report['last_event_at']}")
+    console.print(f"invalid by reason: {report['invalid_by_reason'] or '-'}")
+    console.print(f"triggers by playbook: {report['triggers_by_playbook'] or '-'}; "
+                  f"suppressed by reason: {report['suppressed_by_reason'] or '-'}")
+    quality = report.get("quality")
+    if not quality:
+        return
+    table = Table(title=f"Detection quality ({quality['customers']:,} customers, {quality['customer_days']:,} customer-days)")
+    for column in ("detector", "triggers", "precision", "recall", "F1", "false alarms /1k cust-days", "timing"):
+        table.add_column(column)
+    d, b = quality["dropoff"], quality["error_burst"]
+    table.add_row("drop-off", str(d["triggers"]), _f(d["precision"]), _f(d["recall"]), _f(d["f1"]),
+                  _f(d["false_alarms_per_1000_customer_days"]), f"lead median {_f(d['lead_time_days']['median'])} d")
+    table.add_row("error burst", str(b["triggers"]), _f(b["precision"]), _f(b["recall"]), _f(b["f1"]),
+                  _f(b["false_alarms_per_1000_customer_days"]), f"delay median {_f(b['detection_delay_seconds']['median'])} s")
+    console.print(table)
+
+
+def _f(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"

@@ -1,0 +1,57 @@
+"""``forethought senders run --channel webhook|email|console [--channel ...]``.
+
+Heavy imports (aiokafka, aiohttp, jinja2) happen inside the command, so ``forethought --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from enum import Enum
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+
+senders_app = typer.Typer(help="Reference channel senders: webhook, email, console.", no_args_is_help=True)
+_err = Console(stderr=True, highlight=False)
+
+
+class SenderChoice(str, Enum):
+    webhook = "webhook"
+    email = "email"
+    console = "console"
+
+
+@senders_app.command("run")
+def run(
+    channel: list[SenderChoice] = typer.Option(..., "--channel", "-c", help="A sender to run; repeat for several."),
+    web_port: int = typer.Option(None, help="Overrides FORETHOUGHT_SENDER__WEB_PORT (/metrics, /health, /ready)."),
+) -> None:
+    """Consume engagement.triggers, deliver the channels served, publish outcomes, until SIGTERM/SIGINT."""
+    from forethought.ops.logs import configure_logging
+    from forethought.senders.service import SenderService
+    from forethought.senders.settings import SenderAppSettings
+
+    try:
+        settings = SenderAppSettings()
+        if web_port is not None:
+            settings = settings.model_copy(update={"sender": settings.sender.model_copy(update={"web_port": web_port})})
+        service = SenderService(settings, [c.value for c in channel])  # type: ignore[misc]
+    except ValidationError as exc:
+        fields = "; ".join(f"FORETHOUGHT_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+        _err.print(f"[red]Invalid configuration[/]: {fields}")
+        raise typer.Exit(2) from exc
+    except ValueError as exc:
+        _err.print(f"[red]Invalid configuration[/]: {exc}")
+        raise typer.Exit(2) from exc
+    configure_logging(settings.log_level, settings.log_format)
+    asyncio.run(_serve(service))
+
+
+async def _serve(service: object) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.run(stop)  # type: ignore[attr-defined]

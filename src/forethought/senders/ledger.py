@@ -1,0 +1,157 @@
+"""The durable dedupe ledger: a compacted topic keyed ``<channel>:<trigger_id>``, mirrored in memory.
+
+A sender writes an entry after a trigger's terminal outcome is published and before its offset is
+committed; it reads the topic to the end on start (and again on every partition assignment, so a
+trigger redelivered after another instance crashed is still recognised). Memory stays bounded:
+entries older than ``max_age`` are neither loaded nor kept.
+
+>>> from datetime import datetime, timedelta, timezone
+>>> view = LedgerView(max_age=timedelta(days=1))
+>>> now = datetime(2026, 11, 22, tzinfo=timezone.utc)
+>>> view.add(b"email:t-1", "delivered", now.timestamp(), now=now.timestamp())
+>>> b"email:t-1" in view, view.status(b"email:t-1")
+(True, 'delivered')
+>>> view.add(b"email:t-0", "failed", (now - timedelta(days=2)).timestamp(), now=now.timestamp())  # too old
+>>> b"email:t-0" in view
+False
+>>> view.prune((now + timedelta(days=2)).timestamp())
+1
+>>> len(view)
+0
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import ValidationError
+
+from forethought.ops.logs import get_logger
+from forethought.senders.records import LedgerEntry
+
+log = get_logger("senders.ledger")
+METADATA_TRIES = 20
+
+
+class LedgerView:
+    """In-memory ``key → (status, recorded_at)``; the bound is the age of an entry."""
+
+    def __init__(self, max_age: timedelta) -> None:
+        self.max_age = max_age.total_seconds()
+        self.entries: dict[bytes, tuple[str, float]] = {}
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.entries
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def status(self, key: bytes) -> str | None:
+        found = self.entries.get(key)
+        return found[0] if found else None
+
+    def add(self, key: bytes, status: str, recorded_at: float, now: float | None = None) -> None:
+        """Remember ``key`` unless the entry is already older than ``max_age``."""
+        if recorded_at >= (time.time() if now is None else now) - self.max_age:
+            self.entries[key] = (status, recorded_at)
+
+    def discard(self, key: bytes) -> None:
+        self.entries.pop(key, None)
+
+    def prune(self, now: float) -> int:
+        """Forget entries older than ``max_age``; returns how many went."""
+        cutoff = now - self.max_age
+        old = [k for k, (_, at) in self.entries.items() if at < cutoff]
+        for key in old:
+            del self.entries[key]
+        return len(old)
+
+
+class KafkaLedger:
+    """The ledger topic behind a :class:`LedgerView`: ``load``/``catch_up`` read it, ``record`` appends."""
+
+    def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer, max_age: timedelta) -> None:
+        self.bootstrap, self.topic, self.producer = bootstrap, topic, producer
+        self.view = LedgerView(max_age)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.loaded = False
+
+    async def load(self) -> int:
+        """Read the whole topic into memory; returns the number of live entries."""
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                         auto_offset_reset="earliest", group_id=None)
+        await self.consumer.start()
+        partitions = await self._partitions()
+        self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+        await self.consumer.seek_to_beginning()
+        read = await self.catch_up()
+        self.loaded = True
+        log.info("ledger loaded", topic=self.topic, records=read, entries=len(self.view))
+        return len(self.view)
+
+    async def _partitions(self) -> set[int]:
+        """The topic's partitions, asked of the broker (a consumer's metadata may not know a new topic yet)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            for _ in range(METADATA_TRIES):  # a topic created a moment ago may have no leader yet
+                (described,) = await admin.describe_topics([self.topic])
+                if not described.get("error_code") and described.get("partitions"):
+                    return {p["partition"] for p in described["partitions"]}
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+        raise RuntimeError(f"ledger topic {self.topic!r} is not available: {described} "
+                           "(run: forethought topics create)")
+
+    async def catch_up(self) -> int:
+        """Read from where we are to the topic's current end; returns the records read."""
+        assert self.consumer is not None
+        assignment = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(assignment)
+        read = 0
+        while await _behind(self.consumer, ends):
+            batches = await self.consumer.getmany(*assignment, timeout_ms=500)
+            for records in batches.values():
+                for record in records:
+                    self._apply(record.key, record.value)
+                    read += 1
+        return read
+
+    def _apply(self, key: bytes | None, value: bytes | None) -> None:
+        if key is None:
+            return
+        if value is None:  # a tombstone: an operator asked for this trigger to be sendable again
+            self.view.discard(key)
+            return
+        try:
+            entry = LedgerEntry.model_validate_json(value)
+        except ValidationError:
+            log.warning("unreadable ledger entry ignored", key=key.decode(errors="replace"))
+            return
+        self.view.add(key, entry.status, entry.recorded_at.timestamp())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.view
+
+    async def record(self, entry: LedgerEntry) -> None:
+        """Append ``entry`` durably (acks=all awaited) and remember it."""
+        await (await self.producer.send(self.topic, key=entry.key, value=entry.model_dump_json().encode()))
+        self.view.add(entry.key, entry.status, entry.recorded_at.timestamp())
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
+
+
+async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    """Whether any partition's position is short of its end offset."""
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return True
+    return False

@@ -1,0 +1,121 @@
+"""What senders write: outcomes (the shared contract), ledger entries and sender dead letters.
+
+``outcome_id`` is deterministic, so publishing the same outcome twice (a retried publish, a
+redelivered trigger) yields the same id and consumers can deduplicate:
+
+>>> outcome_id("7d27f11e-aa02-58fc-8089-7530db84014f", "delivered")
+'a848fc90-48d0-5394-a29a-69e7e0491fef'
+>>> ledger_key("email", "t-1")
+b'email:t-1'
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import orjson
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from forethought.contracts.records import Channel, Outcome, Reason, Trigger
+
+OUTCOME_NAMESPACE = uuid.UUID("3b8e5a4c-0f7d-4f3e-9a3c-5d1e2b7f6a90")
+DeliveryStatus = Literal["delivered", "failed", "bounced", "expired"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """How one delivery ended: a terminal status, why, and how many tries it took."""
+
+    status: DeliveryStatus
+    detail: str
+    attempts: int = 1
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - 1)
+
+    @property
+    def dead_letter(self) -> bool:
+        """Whether the trigger goes to the sender dead-letter topic: only what ``failed``.
+
+        A bounce is the recipient's final answer (the outcome says so); a failure is ours or the
+        endpoint's, worth an operator's look and perhaps a replay.
+        """
+        return self.status == "failed"
+
+
+def decode_trigger(value: bytes) -> Trigger:
+    """A Trigger from JSON, ignoring fields this version does not know (the contract allows new ones).
+
+    ``Trigger`` itself forbids extra fields, so unknown keys are dropped before validation.
+    Raises ``ValueError`` (pydantic's ``ValidationError`` included) for anything else.
+    """
+    raw = orjson.loads(value)
+    if not isinstance(raw, dict):
+        raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
+    known: dict[str, Any] = {k: v for k, v in raw.items() if k in Trigger.model_fields}
+    if isinstance(known.get("reasons"), list):
+        known["reasons"] = [{k: v for k, v in r.items() if k in Reason.model_fields} if isinstance(r, dict) else r
+                            for r in known["reasons"]]
+    return Trigger.model_validate(known)
+
+
+def outcome_id(trigger_id: str, status: str) -> str:
+    """A UUIDv5 of trigger and status: the same outcome always gets the same id."""
+    return str(uuid.uuid5(OUTCOME_NAMESPACE, f"{trigger_id}\x1f{status}"))
+
+
+def outcome_for(trigger: Trigger, result: DeliveryResult, now: datetime) -> Outcome:
+    """The ``Outcome`` contract record of ``result``."""
+    return Outcome(
+        outcome_id=outcome_id(trigger.trigger_id, result.status), trigger_id=trigger.trigger_id,
+        customer_id=trigger.customer_id, channel=trigger.channel, status=result.status,
+        occurred_at=now, detail=result.detail[:2048],
+    )
+
+
+def ledger_key(channel: str, trigger_id: str) -> bytes:
+    """The compacted ledger's key: ``<channel>:<trigger_id>``."""
+    return f"{channel}:{trigger_id}".encode()
+
+
+class _Wire(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class LedgerEntry(_Wire):
+    """A terminal outcome was published for this trigger on this channel: never send it again."""
+
+    type: Literal["sender_ledger"] = "sender_ledger"
+    trigger_id: str
+    channel: Channel
+    status: DeliveryStatus
+    outcome_id: str
+    recorded_at: AwareDatetime
+
+    @property
+    def key(self) -> bytes:
+        return ledger_key(self.channel, self.trigger_id)
+
+
+class SenderDeadLetter(_Wire):
+    """A trigger a sender finally could not deliver, with the last error and where it came from."""
+
+    type: Literal["sender_deadletter"] = "sender_deadletter"
+    sender: str
+    status: DeliveryStatus
+    error: str = Field(max_length=4096)
+    attempts: int
+    trigger: Trigger | None = Field(None, description="None when the record was not a valid trigger.")
+    value_b64: str | None = Field(None, description="The original bytes, base64, when not a valid trigger.")
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    failed_at: AwareDatetime
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
