@@ -20,7 +20,8 @@ What is measured (one run prints everything in one table; ``--json FILE`` writes
    each from empty state (a ``dict`` of one ``CustomerState`` per customer):
    ``process()`` over already-decoded pydantic events; ``decode_event`` alone over the raw JSON
    bytes; decode + process; and ``BatchProcessor.handle + commit`` (the worker's in-process path:
-   decode, per-batch state (de)serialisation, metrics; batches of 500, no Kafka, no Faust).
+   decode, murmur2 partition check, per-batch state (de)serialisation, metrics; batches of 500; a
+   dict as the table: no Kafka, no Faust).
 2. **Worker end to end.** The same events are produced (keyed by customer_id, topic per kind,
    acks=all, linger 20 ms) *before* the worker starts; then the real worker runs as a child process
    (``running_worker``) with the integration tests' engine settings (1-minute buckets,
@@ -93,6 +94,7 @@ from forethought.ops.metrics import Metrics
 from forethought.ops.process import free_port, running_worker
 from forethought.ops.topics import create_topics, load_catalogue
 from forethought.stream.processor import BatchProcessor, RawRecord
+from forethought.stream.worker import partition_of
 
 # The integration tests' engine settings (tests/integration/worker_kit.py), copied, not imported.
 ENGINE_ENV = {
@@ -205,6 +207,22 @@ def core_process(events: list[InboundEvent], config: EngineConfig) -> dict[str, 
     return states
 
 
+def reference_triggers(events: list[InboundEvent], config: EngineConfig) -> dict[str, int]:
+    """Triggers when every event is seen in event-time order (``process`` fires a silence that
+    came due before the customer's next event), plus silences due by the last event time."""
+    states: dict[str, CustomerState] = {}
+    fired: dict[str, int] = {}
+    for event in events:
+        step = process(states.get(event.customer_id), event, config)
+        states[event.customer_id] = step.state  # type: ignore[assignment]
+        for trigger in step.triggers:
+            fired[trigger.playbook] = fired.get(trigger.playbook, 0) + 1
+    end = events[-1].epoch if events else 0.0
+    due = sum(1 for s in states.values() if s.deadline is not None and s.deadline <= end)
+    fired["silence_dropoff"] = fired.get("silence_dropoff", 0) + due
+    return fired
+
+
 def core_decode(raws: list[tuple[bytes, frozenset[str]]]) -> int:
     return sum(not isinstance(decode_event(raw, kinds), Rejection) for raw, kinds in raws)
 
@@ -220,9 +238,9 @@ def core_decode_process(raws: list[tuple[bytes, frozenset[str]]], config: Engine
 
 
 def core_batch_processor(records: list[RawRecord], kinds: dict[str, frozenset[str]], config: EngineConfig,
-                         wall: float) -> int:
+                         wall: float, partitions: int) -> int:
     table: dict[bytes, bytes] = {}
-    processor = BatchProcessor(config, table, kinds, Metrics())
+    processor = BatchProcessor(config, table, kinds, Metrics(), partition_for=lambda key: partition_of(key, partitions))
     size = int(ENGINE_ENV.get("FORETHOUGHT_BATCH_SIZE", BATCH))
     for start in range(0, len(records), size):
         outbox = processor.handle(records[start:start + size], wall)
@@ -235,20 +253,23 @@ def bench_core(work: Workload, config: EngineConfig, profile: bool) -> dict[str,
     catalogue = load_catalogue()
     kinds = {t.name: frozenset(t.kinds) for t in catalogue.topics}
     raws = [(raw, kinds[topic]) for topic, _, raw in work.records]
-    records = [RawRecord(topic, 0, i, key, raw, None) for i, (topic, key, raw) in enumerate(work.records)]
+    parts = catalogue.partitions
+    records = [RawRecord(topic, partition_of(key, parts), i, key, raw, None)
+               for i, (topic, key, raw) in enumerate(work.records)]
     wall = time.time() + 1
     t_process, states = _median_time(lambda: core_process(work.events, config))
     t_decode, _ = _median_time(lambda: core_decode(raws))
     t_both, _ = _median_time(lambda: core_decode_process(raws, config))
-    t_batch, _ = _median_time(lambda: core_batch_processor(records, kinds, config, wall))
+    t_batch, _ = _median_time(lambda: core_batch_processor(records, kinds, config, wall, parts))
     sizes = sorted(len(s.to_bytes()) for s in states.values())
     if profile:
-        _profile(lambda: core_batch_processor(records, kinds, config, wall))
+        _profile(lambda: core_batch_processor(records, kinds, config, wall, parts))
     return {
         "process_eps": n / t_process, "process_us": t_process / n * 1e6,
         "decode_eps": n / t_decode, "decode_us": t_decode / n * 1e6,
         "decode_process_eps": n / t_both, "decode_process_us": t_both / n * 1e6,
         "batch_processor_eps": n / t_batch, "batch_processor_us": t_batch / n * 1e6,
+        "reference_triggers": reference_triggers(work.events, config),
         "state_bytes": {"customers": len(sizes), "mean": statistics.fmean(sizes), "p50": percentile(sizes, 50),
                         "p99": percentile(sizes, 99), "max": sizes[-1]},
     }
@@ -327,15 +348,27 @@ async def delete_topics(bootstrap: str, prefixes: list[str]) -> None:
 
 
 def scrape(url: str) -> dict[str, float]:
-    """``/metrics`` summed over labels: metric sample name → value."""
+    """``/metrics`` as sample name → value summed over labels, plus ``name|labels`` → value."""
     with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
         text = response.read().decode()
-    sums: dict[str, float] = {}
+    samples: dict[str, float] = {}
     for line in text.splitlines():
-        match = re.match(r"^([a-zA-Z_:][\w:]*)(?:\{[^}]*\})?\s+(\S+)$", line)
+        match = re.match(r"^([a-zA-Z_:][\w:]*)(?:\{([^}]*)\})?\s+(\S+)$", line)
         if match:
-            sums[match.group(1)] = sums.get(match.group(1), 0.0) + float(match.group(2))
-    return sums
+            name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
+            samples[name] = samples.get(name, 0.0) + value
+            if labels:
+                samples[f"{name}|{labels}"] = value
+    return samples
+
+
+def labelled(samples: dict[str, float], name: str, label: str) -> dict[str, float]:
+    """``{label value: sample value}`` of metric ``name`` (summed over its other labels)."""
+    out: dict[str, float] = {}
+    for key, value in samples.items():
+        if key.startswith(f"{name}|") and (found := re.search(rf'{label}="([^"]*)"', key)):
+            out[found.group(1)] = out.get(found.group(1), 0.0) + value
+    return out
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -426,8 +459,10 @@ def _worker_result(first: tuple[float, float] | None, last: tuple[float, float],
         core_seconds=end.get("forethought_processing_seconds_sum", 0.0),
         batch_seconds=end.get("forethought_batch_seconds_sum", 0.0),
         triggers=end.get("forethought_triggers_total", 0.0) - base.get("forethought_triggers_total", 0.0),
+        triggers_by_playbook=labelled(end, "forethought_triggers_total", "playbook"),
         late=end.get("forethought_late_events_total", 0.0),
         duplicates=end.get("forethought_duplicate_events_total", 0.0),
+        rekeyed=end.get("forethought_rekeyed_events_total", 0.0),
         invalid=end.get("forethought_invalid_events_total", 0.0),
         state_bytes_gauge=gauges.get("forethought_state_bytes"),
         customers_gauge=gauges.get("forethought_customers"),
@@ -578,7 +613,7 @@ def context(kafka: str) -> dict[str, Any]:
     versions = {name: _version(name) for name in ("faust-streaming", "aiokafka", "pydantic", "river", "orjson")}
     return {"command": shlex.join(sys.orig_argv), "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
             "cpu_model": model, "python": platform.python_version(), "platform": platform.platform(),
-            "kafka": kafka, "versions": versions, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "kafka": kafka, "versions": versions, "loadavg_1m": os.getloadavg()[0], "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _read(path: str) -> str:
@@ -606,6 +641,8 @@ def render(results: dict[str, Any]) -> Table:
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     add = table.add_row
     add("machine", "CPUs (usable)", f"{ctx.get('cpus')} ({ctx.get('cpus_usable')})", ctx.get("cpu_model", ""))
+    add("", "load average (1 min)", f"{ctx.get('loadavg_1m', 0):.2f} → {results.get('loadavg_end', 0):.2f}",
+        "at start → at end; other processes on the machine compete with every figure below")
     add("", "python / kafka", f"{ctx.get('python')} / {ctx.get('kafka')}", " ".join(f"{k} {v}" for k, v in ctx.get("versions", {}).items()))
     if results.get("overrides"):
         add("", "--set", "", " ".join(results["overrides"]))
@@ -629,8 +666,12 @@ def render(results: dict[str, Any]) -> Table:
         add("", "time in core / in batch handler", f"{_pct_of(e2e['core_seconds'], e2e)} / {_pct_of(e2e['batch_seconds'], e2e)}",
             f"of wall time; {e2e['batches']:,.0f} batches, mean {_n(e2e.get('mean_batch_events'), 0)} events, "
             f"{_n(e2e.get('mean_batch_ms'), 1, ' ms')}")
-        add("", "triggers / late / dup / invalid", f"{e2e['triggers']:,.0f} / {e2e['late']:,.0f} / {e2e['duplicates']:,.0f} / {e2e['invalid']:,.0f}",
-            "silence triggers fire while the backlog advances event time")
+        add("", "late / dup / invalid / rekeyed",
+            f"{e2e['late']:,.0f} / {e2e['duplicates']:,.0f} / {e2e['invalid']:,.0f} / {e2e['rekeyed']:,.0f}", "")
+        ref = core.get("reference_triggers", {})
+        for playbook in sorted(set(ref) | set(e2e["triggers_by_playbook"])):
+            add("", f"triggers: {playbook}", f"{e2e['triggers_by_playbook'].get(playbook, 0):,.0f}",
+                f"in-order reference (core, timers never late): {ref.get(playbook, 0):,}")
         table.add_section()
     if bare:
         add("3 bare consumer", "aiokafka + decode_event only", _n(bare.get("eps"), 0, " ev/s"),
@@ -696,14 +737,14 @@ def _raise_on_sigterm(signum: int, frame: object) -> None:
 
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     config = engine_config()
-    results: dict[str, Any] = {"events": args.events, "customers": args.customers, "overrides": args.set}
+    results: dict[str, Any] = {"events": args.events, "customers": args.customers, "overrides": args.set,
+                               "context": context("-")}
     console.print(f"building {args.events:,} events for {args.customers:,} customers …")
     work = build_workload(args.events, args.customers, end=time.time())
     results["customers_seen"] = work.customers
     console.print("1/5 core: process, decode, decode+process, BatchProcessor (3 repetitions each) …")
     results["core"] = bench_core(work, config, args.profile)
     if args.skip_kafka:
-        results["context"] = context("-")
         return results
     broker, bootstrap, prefixes = None, args.bootstrap, []
     try:
@@ -711,8 +752,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             console.print(f"starting a local Kafka {DEFAULT_VERSION} broker …")
             broker = LocalBroker()
             bootstrap = broker.start()
-        results["context"] = context(f"{DEFAULT_VERSION} (LocalBroker)" if broker else f"external {bootstrap}")
-        _kafka_parts(args, results, work, config, bootstrap, broker, root, prefixes)
+        results["context"]["kafka"] = f"{DEFAULT_VERSION} (LocalBroker)" if broker else f"external {bootstrap}"
+        _kafka_parts(results, work, config, bootstrap, broker, root, prefixes)
     finally:
         if broker is not None:
             broker.stop()
@@ -722,7 +763,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     return results
 
 
-def _kafka_parts(args: argparse.Namespace, results: dict[str, Any], work: Workload, config: EngineConfig,
+def _kafka_parts(results: dict[str, Any], work: Workload, config: EngineConfig,
                  bootstrap: str, broker: LocalBroker | None, root: Path, prefixes: list[str]) -> None:
     dep = asyncio.run(new_deployment(bootstrap, root))
     prefixes += [dep.prefix, dep.app_id]
@@ -748,6 +789,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         results = run(args, root)
         results["total_seconds"] = time.monotonic() - started
+        results["loadavg_end"] = os.getloadavg()[0]
         ok = True
     finally:
         if ok:

@@ -118,6 +118,26 @@ def simulate_traffic(rate: float = typer.Option(20.0, help="Approximate events p
 
 
 @app.command()
+def simulate(customers: int = typer.Option(1000, help="How many customers."),
+             days: float = typer.Option(30.0, help="Horizon in days."),
+             seed: int = typer.Option(7, help="Same seed and options: byte-identical output."),
+             output: Path = typer.Option(None, help="Records as JSON lines (gzip when it ends with .gz)."),
+             truth: Path = typer.Option(None, help="Ground truth, one JSON line per customer."),
+             start: str = typer.Option(None, help="Horizon start, ISO 8601 (default 2026-09-07T00:00:00Z)."),
+             churn_rate: float = typer.Option(0.2, help="Share of customers who drop off."),
+             anomaly_rate: float = typer.Option(0.08, help="Share of customers with an injected anomaly."),
+             new_signup_rate: float = typer.Option(0.1, help="Share of customers who sign up mid-horizon."),
+             to_kafka: bool = typer.Option(False, help="Also produce to the catalogue topics (FORETHOUGHT_*)."),
+             quiet: bool = typer.Option(False, help="No progress bar or summary.")) -> None:
+    """Synthetic customers (profiles, then events sorted by time) with ground truth, for backtests."""
+    from forethought.simulate.sinks import run_cli
+
+    raise typer.Exit(run_cli(console, load_settings() if to_kafka else None, output=output, truth_path=truth,
+                             quiet=quiet, customers=customers, days=days, seed=seed, start=start,
+                             churn_rate=churn_rate, anomaly_rate=anomaly_rate, new_signup_rate=new_signup_rate))
+
+
+@app.command()
 def demo(seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", 90)), help="Run time (DEMO_SECONDS)."),
          customers: int = typer.Option(30), seed: int = typer.Option(7)) -> None:
     """Broker, topics, worker and live traffic; prints each trigger with its reasons."""

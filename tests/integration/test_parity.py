@@ -47,7 +47,7 @@ async def test_replay_and_worker_publish_identical_triggers(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "history.jsonl"
-    records = history(path)
+    history(path)
     for name, value in ENGINE.items():
         monkeypatch.setenv(name, value)
     config = Settings().engine

@@ -6,6 +6,7 @@ The sender runs in-process as an asyncio task, or as a subprocess for the crash-
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import io
 import json
@@ -261,18 +262,25 @@ async def test_a_4xx_fails_at_once_into_the_dead_letter_topic(deployment: Deploy
     assert "HTTP 400" in letter.error and letter.source_topic == deployment.topic("engagement.triggers")
 
 
-async def test_an_expired_trigger_is_not_sent(deployment: Deployment) -> None:
+async def test_an_expired_trigger_is_not_sent_and_garbage_is_dead_lettered(deployment: Deployment) -> None:
     stale = make_trigger("wh-stale", expires_in=-60)
     async with Receiver() as receiver:
         settings = settings_for(deployment, webhook_url=receiver.url, webhook_secret=SECRET)
         async with running(settings, "webhook"):
+            await deployment.produce("engagement.triggers", [(b"wh-stale", b"{not a trigger")])
             await produce(deployment, stale)
             port = settings.sender.web_port
             await eventually(lambda: metric_is(port, "forethought_sender_sends_total", 1,
                                                channel="webhook", status="expired"), what="expired")
+            text = await metrics_text(port)
         assert receiver.requests == []
     (outcome,) = await outcomes_of(deployment, stale)
     assert outcome.status == "expired" and "not sent" in outcome.detail
+    assert metric(text, "forethought_sender_invalid_triggers_total") == 1
+    (record,) = await read_all(deployment, "senders.deadletter")
+    letter = SenderDeadLetter.model_validate_json(record.value)
+    assert letter.trigger is None and base64.b64decode(letter.value_b64 or "") == b"{not a trigger"
+    assert "not a valid trigger" in letter.error and record.key == b"wh-stale"
 
 
 async def test_a_sender_killed_before_its_commit_does_not_send_twice_after_a_restart(
@@ -311,10 +319,32 @@ async def test_a_sender_killed_before_its_commit_does_not_send_twice_after_a_res
     assert await committed(deployment, group) == 1, "the graceful stop committed the redelivered record"
 
 
+async def test_the_ledger_read_on_start_dedupes_and_its_old_entries_are_tombstoned(deployment: Deployment) -> None:
+    done, now = make_trigger("wh-done"), datetime.now(timezone.utc)
+    fresh = LedgerEntry(trigger_id=done.trigger_id, channel="webhook", status="delivered", outcome_id="o-1",
+                        recorded_at=now - timedelta(hours=1))  # as another instance wrote it an hour ago
+    old = LedgerEntry(trigger_id="ancient", channel="webhook", status="delivered", outcome_id="o-0",
+                      recorded_at=now - timedelta(days=30))
+    await deployment.produce("senders.ledger", [(e.key, e.model_dump_json().encode()) for e in (fresh, old)])
+    async with Receiver() as receiver:
+        settings = settings_for(deployment, webhook_url=receiver.url, webhook_secret=SECRET, ledger_days=14)
+        async with running(settings, "webhook") as service:
+            assert service.health()["ledger_entries"] == 1, "the 30-day-old entry is not kept"
+            await produce(deployment, done)
+            await eventually(lambda: metric_is(settings.sender.web_port, "forethought_sender_duplicates_total", 1,
+                                               channel="webhook"), what="skipped as already done")
+        assert receiver.requests == []
+    latest = {r.key: r.value for r in await read_all(deployment, "senders.ledger")}
+    assert latest[old.key] is None, "a tombstone lets compaction drop the old entry"
+    assert latest[fresh.key] is not None
+    assert await outcomes_of(deployment, done) == [], "its outcome was published by whoever delivered it"
+
+
 async def spawn_sender(env: dict[str, str], port: int, log_path: Path) -> subprocess.Popen[bytes]:
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "forethought.cli", "senders", "run", "--channel", "webhook", "--web-port", str(port)],
+            [sys.executable, "-m", "forethought.cli", "senders", "run", "--channel", "webhook",
+             "--web-port", str(port)],
             env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -328,7 +358,8 @@ async def spawn_sender(env: dict[str, str], port: int, log_path: Path) -> subpro
 
 async def ledger_has(deployment: Deployment, trigger: Trigger) -> bool:
     records = await read_all(deployment, "senders.ledger")
-    entries = [LedgerEntry.model_validate_json(r.value) for r in records if r.key == f"webhook:{trigger.trigger_id}".encode()]
+    key = f"webhook:{trigger.trigger_id}".encode()
+    entries = [LedgerEntry.model_validate_json(r.value) for r in records if r.key == key]
     return any(e.status == "delivered" for e in entries)
 
 
@@ -364,7 +395,8 @@ async def test_email_is_rendered_and_sent_over_smtp_and_a_550_is_a_bounce(deploy
         async with running(settings, "email"):
             await produce(deployment, trigger)
             await eventually(lambda: mailbox.messages, what="the mail")
-        settings = settings_for(deployment, smtp_host="127.0.0.1", smtp_port=port, email_to="{customer_id}@nobody.example")
+        settings = settings_for(deployment, smtp_host="127.0.0.1", smtp_port=port,
+                                email_to="{customer_id}@nobody.example")
         async with running(settings, "email"):
             await produce(deployment, rejected)
             await eventually(lambda: metric_is(settings.sender.web_port, "forethought_sender_sends_total", 1,

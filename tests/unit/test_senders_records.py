@@ -53,8 +53,7 @@ def test_only_failures_are_dead_lettered() -> None:
 def test_unknown_fields_of_a_newer_trigger_are_ignored_not_rejected() -> None:
     newer = {**EXAMPLES["trigger"], "cohort": "b", "reasons": [{**EXAMPLES["trigger"]["reasons"][0], "weight": 1}]}
     assert decode_trigger(json.dumps(newer).encode()) == trigger()
-    with pytest.raises(ValidationError):
-        Trigger.model_validate(newer)  # the contract model itself is strict
+    assert Trigger.model_validate(newer) == trigger()  # the contract itself is a tolerant reader
 
 
 @pytest.mark.parametrize("raw", [b"not json", b"[1, 2]", b'{"type": "trigger"}', b""])
@@ -105,7 +104,7 @@ def test_the_ledger_view_forgets_by_age() -> None:
     for age_days in range(10):
         view.add(f"email:t{age_days}".encode(), "delivered", now - age_days * 86_400 - 1, now=now)
     assert len(view) == 7
-    assert view.prune(now + 3 * 86_400) == 3 and len(view) == 4
+    assert sorted(view.prune(now + 3 * 86_400)) == [b"email:t4", b"email:t5", b"email:t6"] and len(view) == 4
     view.discard(b"email:t0")
     assert b"email:t0" not in view
 

@@ -89,3 +89,11 @@ def test_the_message_has_text_and_html_alternatives_and_a_stable_id() -> None:
 def test_recipient_templates_may_use_customer_and_account() -> None:
     t = trigger()
     assert recipient("{customer_id}+{account_id}@x.example", t) == "cust-42+acct-7@x.example"
+
+
+def test_missing_or_broken_default_templates_are_reported_at_start(tmp_path: Path) -> None:
+    Renderer().check()  # the packaged ones load
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "body.txt").write_text("{% for %}")
+    with pytest.raises(ValueError, match="default/body.txt"):
+        Renderer(tmp_path).check()

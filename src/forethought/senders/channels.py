@@ -152,7 +152,8 @@ class EmailChannel:
             code, text = next(iter(exc.recipients.values()))
             return _smtp_rejection(code, text, "recipient refused")
         except smtplib.SMTPAuthenticationError as exc:  # our configuration, not the recipient: no bounce
-            return Attempt("permanent", f"SMTP authentication failed at {self.host}: {exc.smtp_code} {_text(exc.smtp_error)}")
+            return Attempt("permanent", f"SMTP authentication failed at {self.host}: "
+                                        f"{exc.smtp_code} {_text(exc.smtp_error)}")
         except smtplib.SMTPNotSupportedError as exc:
             return Attempt("permanent", f"SMTP {self.host} does not support what we asked: {exc}")
         except smtplib.SMTPResponseException as exc:

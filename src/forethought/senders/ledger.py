@@ -3,7 +3,10 @@
 A sender writes an entry after a trigger's terminal outcome is published and before its offset is
 committed; it reads the topic to the end on start (and again on every partition assignment, so a
 trigger redelivered after another instance crashed is still recognised). Memory stays bounded:
-entries older than ``max_age`` are neither loaded nor kept.
+entries older than ``max_age`` are neither loaded nor kept, and :meth:`KafkaLedger.expire` writes
+tombstones for them so compaction keeps the topic bounded too. ``max_age`` must exceed the longest
+trigger lifetime (``expires_at - fired_at``): a trigger redelivered after its entry is gone is
+then ``expired``, never resent.
 
 >>> from datetime import datetime, timedelta, timezone
 >>> view = LedgerView(max_age=timedelta(days=1))
@@ -15,7 +18,7 @@ entries older than ``max_age`` are neither loaded nor kept.
 >>> b"email:t-0" in view
 False
 >>> view.prune((now + timedelta(days=2)).timestamp())
-1
+[b'email:t-1']
 >>> len(view)
 0
 """
@@ -62,13 +65,13 @@ class LedgerView:
     def discard(self, key: bytes) -> None:
         self.entries.pop(key, None)
 
-    def prune(self, now: float) -> int:
-        """Forget entries older than ``max_age``; returns how many went."""
+    def prune(self, now: float) -> list[bytes]:
+        """Forget entries older than ``max_age``; returns their keys."""
         cutoff = now - self.max_age
         old = [k for k, (_, at) in self.entries.items() if at < cutoff]
         for key in old:
             del self.entries[key]
-        return len(old)
+        return old
 
 
 class KafkaLedger:
@@ -79,6 +82,7 @@ class KafkaLedger:
         self.view = LedgerView(max_age)
         self.consumer: AIOKafkaConsumer | None = None
         self.loaded = False
+        self.stale: set[bytes] = set()  # entries read but too old to keep: to be tombstoned
 
     async def load(self) -> int:
         """Read the whole topic into memory; returns the number of live entries."""
@@ -134,6 +138,8 @@ class KafkaLedger:
             log.warning("unreadable ledger entry ignored", key=key.decode(errors="replace"))
             return
         self.view.add(key, entry.status, entry.recorded_at.timestamp())
+        if key not in self.view:
+            self.stale.add(key)
 
     def __contains__(self, key: object) -> bool:
         return key in self.view
@@ -142,6 +148,16 @@ class KafkaLedger:
         """Append ``entry`` durably (acks=all awaited) and remember it."""
         await (await self.producer.send(self.topic, key=entry.key, value=entry.model_dump_json().encode()))
         self.view.add(entry.key, entry.status, entry.recorded_at.timestamp())
+
+    async def expire(self, now: float | None = None) -> int:
+        """Forget old entries and tombstone them (and those too old to load); returns how many."""
+        keys = set(self.view.prune(time.time() if now is None else now)) | self.stale
+        self.stale = set()
+        sent = [await self.producer.send(self.topic, key=key, value=None) for key in sorted(keys)]
+        await asyncio.gather(*sent)
+        if keys:
+            log.info("old ledger entries expired", topic=self.topic, entries=len(keys))
+        return len(keys)
 
     async def close(self) -> None:
         if self.consumer is not None:

@@ -10,7 +10,7 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from aiohttp import web
@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 
 from forethought.ops.metrics import LATENCY_BUCKETS
 
+STATUSES = ("delivered", "failed", "bounced", "expired")
 DELIVERY_BUCKETS = (*LATENCY_BUCKETS, 120, 300, 900, 3600)
 
 
@@ -36,7 +37,9 @@ class SenderMetrics:
             "From the trigger record's Kafka timestamp to its delivery (delivered outcomes only).",
             ["channel"], buckets=DELIVERY_BUCKETS, registry=r,
         )
-        self.retries = Counter("forethought_sender_retries", "Delivery attempts after the first.", ["channel"], registry=r)
+        self.retries = Counter(
+            "forethought_sender_retries", "Delivery attempts after the first.", ["channel"], registry=r
+        )
         self.deadletters = Counter(
             "forethought_sender_deadletters", "Triggers written to senders.deadletter.", ["channel"], registry=r
         )
@@ -49,6 +52,14 @@ class SenderMetrics:
         )
         self.ledger_entries = Gauge("forethought_sender_ledger_entries", "Entries held in the in-memory ledger.",
                                     registry=r)
+
+    def prime(self, channels: Iterable[str]) -> None:
+        """Export zeros for every sender and status, so rates and alerts work before the first event."""
+        for channel in channels:
+            for status in STATUSES:
+                self.sends.labels(channel=channel, status=status)
+            for metric in (self.retries, self.deadletters, self.duplicates):
+                metric.labels(channel=channel)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

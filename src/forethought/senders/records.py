@@ -14,12 +14,12 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Literal
 
 import orjson
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from forethought.contracts.records import Channel, Outcome, Reason, Trigger
+from forethought.contracts.records import Channel, Outcome, Trigger
 
 OUTCOME_NAMESPACE = uuid.UUID("3b8e5a4c-0f7d-4f3e-9a3c-5d1e2b7f6a90")
 DeliveryStatus = Literal["delivered", "failed", "bounced", "expired"]
@@ -48,19 +48,14 @@ class DeliveryResult:
 
 
 def decode_trigger(value: bytes) -> Trigger:
-    """A Trigger from JSON, ignoring fields this version does not know (the contract allows new ones).
+    """A Trigger from JSON; fields a newer schema version adds are ignored by the contract itself.
 
-    ``Trigger`` itself forbids extra fields, so unknown keys are dropped before validation.
     Raises ``ValueError`` (pydantic's ``ValidationError`` included) for anything else.
     """
     raw = orjson.loads(value)
     if not isinstance(raw, dict):
         raise ValueError(f"expected a JSON object, got {type(raw).__name__}")
-    known: dict[str, Any] = {k: v for k, v in raw.items() if k in Trigger.model_fields}
-    if isinstance(known.get("reasons"), list):
-        known["reasons"] = [{k: v for k, v in r.items() if k in Reason.model_fields} if isinstance(r, dict) else r
-                            for r in known["reasons"]]
-    return Trigger.model_validate(known)
+    return Trigger.model_validate(raw)
 
 
 def outcome_id(trigger_id: str, status: str) -> str:

@@ -32,9 +32,11 @@ from forethought.senders.records import (
 )
 from forethought.senders.retry import HostRateLimiter
 from forethought.senders.settings import SenderAppSettings, SenderName
+from forethought.senders.templates import Renderer
 
 log = get_logger("senders")
 PRUNE_EVERY_SECONDS = 600.0
+REBALANCE_TIMEOUT_MS = 60_000
 
 
 class SenderService:
@@ -45,17 +47,21 @@ class SenderService:
                  channels: Mapping[SenderName, Sender] | None = None,
                  clock: Callable[[], datetime] = utcnow) -> None:
         if missing := settings.sender.missing_for(senders):
-            raise ValueError(f"the {'/'.join(senders)} sender needs {', '.join(missing)}")
+            raise ValueError(f"the chosen senders need {', '.join(missing)}")
         self.settings, self.config = settings, settings.sender
         self.names: tuple[SenderName, ...] = tuple(sorted(set(senders)))
         self.routes = self.config.serves(self.names)
+        if "email" in self.names and "email" not in (channels or {}):
+            Renderer(self.config.templates_dir).check()
         self.group = settings.consumer_group(self.names)
         self.metrics = metrics or SenderMetrics()
+        self.metrics.prime(self.names)
         self.clock, self.console, self.injected = clock, console, dict(channels or {})
         self.topic_triggers = settings.topic("engagement.triggers")
         self.topic_outcomes = settings.topic("engagement.outcomes")
         self.topic_deadletter = settings.topic("senders.deadletter")
         self.pending: dict[TopicPartition, int] = {}
+        self.fresh_for: frozenset[TopicPartition] = frozenset()
         self.in_flight: set[bytes] = set()
         self.lock = asyncio.Lock()
         self.channels: dict[SenderName, Sender] = {}
@@ -85,11 +91,15 @@ class SenderService:
         self.ledger = KafkaLedger(self.settings.kafka_bootstrap, self.settings.topic("senders.ledger"),
                                   self.producer, timedelta(days=self.config.ledger_days))
         await self.ledger.load()
+        await self.ledger.expire()
         self.metrics.ledger_entries.set(len(self.ledger.view))
         self.channels = self._build_channels()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=self.config.batch_size,
+            # A batch may legitimately take this long (retries); beyond it we would be presumed stuck.
+            max_poll_interval_ms=int(max(300.0, 2 * self.config.batch_size * self.config.worst_case_seconds()) * 1e3),
+            rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,  # time to finish the batch in hand when partitions move
         )
         await self.consumer.start()
         self.consumer.subscribe([self.topic_triggers], listener=_Rebalance(self))
@@ -113,8 +123,7 @@ class SenderService:
 
     async def close(self) -> None:
         if self.consumer is not None:
-            async with self.lock:
-                await self._commit()
+            await _quietly(self._final_commit())
             await _quietly(self.consumer.stop())
         if self.ledger is not None:
             await _quietly(self.ledger.close())
@@ -125,6 +134,10 @@ class SenderService:
         if self.runner is not None:
             await _quietly(self.runner.cleanup())
         log.info("sender stopped", senders=self.names)
+
+    async def _final_commit(self) -> None:
+        async with self.lock:
+            await self._commit()
 
     def health(self) -> dict[str, Any]:
         assigned = len(self.consumer.assignment()) if self.consumer is not None else 0
@@ -140,10 +153,26 @@ class SenderService:
         assert self.consumer is not None
         batches = await self.consumer.getmany(timeout_ms=500, max_records=self.config.batch_size)
         if batches:
+            await self._ledger_fresh()
             async with self.lock, asyncio.TaskGroup() as group:
                 for tp, records in batches.items():
                     group.create_task(self._partition(tp, records))
         await self._housekeeping()
+
+    async def _ledger_fresh(self) -> None:
+        """Re-read the ledger after every assignment change, before the first record of it is handled.
+
+        A partition that moved here may redeliver triggers whose ledger entries another instance
+        wrote after we loaded; catching up here (not in the rebalance callback, which aiokafka runs
+        concurrently with fetching) guarantees we see them.
+        """
+        assert self.consumer is not None and self.ledger is not None
+        assignment = frozenset(self.consumer.assignment())
+        if assignment != self.fresh_for:
+            read = await self.ledger.catch_up()
+            self.fresh_for = assignment
+            log.info("ledger caught up for new assignment", partitions=sorted(tp.partition for tp in assignment),
+                     ledger_read=read)
 
     async def _partition(self, tp: TopicPartition, records: list[ConsumerRecord]) -> None:
         for record in records:
@@ -232,7 +261,7 @@ class SenderService:
                 await self._commit()
         if self.ledger is not None and now - self.last_prune >= PRUNE_EVERY_SECONDS:
             self.last_prune = now
-            self.ledger.view.prune(time.time())
+            await self.ledger.expire()
             self.metrics.ledger_entries.set(len(self.ledger.view))
 
     async def _commit(self, only: set[TopicPartition] | None = None) -> None:
@@ -252,7 +281,7 @@ class SenderService:
 
 
 class _Rebalance(ConsumerRebalanceListener):
-    """Commit before partitions go; re-read the ledger when partitions come (another instance wrote it)."""
+    """Commit what is done before partitions go (the ledger is re-read in ``poll_once``)."""
 
     def __init__(self, service: SenderService) -> None:
         self.service = service
@@ -264,9 +293,7 @@ class _Rebalance(ConsumerRebalanceListener):
                 self.service.pending.pop(tp, None)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        if self.service.ledger is not None and self.service.ledger.consumer is not None:
-            read = await self.service.ledger.catch_up()
-            log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned), ledger_read=read)
+        log.info("partitions assigned", partitions=sorted(tp.partition for tp in assigned))
 
 
 async def _quietly(step: Any) -> None:

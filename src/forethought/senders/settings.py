@@ -78,6 +78,17 @@ class SenderSettings(BaseModel):
             raise ValueError("backoff_max_seconds must be >= backoff_base_seconds")
         return self
 
+    def worst_case_seconds(self) -> float:
+        """The longest one trigger can take: every attempt timing out, every backoff at its ceiling.
+
+        >>> SenderSettings().worst_case_seconds()
+        57.5
+        """
+        timeout = max(self.webhook_timeout_seconds, self.smtp_timeout_seconds)
+        backoff = sum(min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (n - 1))
+                      for n in range(1, self.max_attempts))
+        return self.max_attempts * timeout + backoff
+
     def serves(self, senders: Iterable[SenderName]) -> dict[Channel, SenderName]:
         """Trigger channel → the sender (of ``senders``) that delivers it."""
         routes: dict[Channel, SenderName] = {}

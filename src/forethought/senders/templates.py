@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, TemplateError, select_autoescape
 
 from forethought.contracts.records import Trigger
 
@@ -43,11 +43,21 @@ class Renderer:
 
     def __init__(self, templates_dir: Path | None = None) -> None:
         folders = [templates_dir, PACKAGE_TEMPLATES] if templates_dir else [PACKAGE_TEMPLATES]
+        self.searched = folders
         self.env = Environment(
             loader=ChoiceLoader([FileSystemLoader(str(f)) for f in folders]),
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
             keep_trailing_newline=True,
         )
+
+    def check(self) -> None:
+        """Fail fast (``ValueError``) when the ``default/`` templates cannot be loaded or parsed."""
+        for part in PARTS:
+            try:
+                self.env.get_template(f"default/{part}")
+            except TemplateError as exc:
+                raise ValueError(f"email template default/{part} unusable ({exc!r}); looked in "
+                                 f"{[str(s) for s in self.searched]}") from exc
 
     def render(self, trigger: Trigger) -> RenderedEmail:
         """Render all three parts; each falls back to ``default/`` when the playbook lacks it."""

@@ -46,7 +46,7 @@ class Customer:
         self.last_day = max(self.first_day, day_of(plan.stop - 1))
         self.seq = 0
         self.sessions = 0
-        self.onboarding = 0 if plan.signup == plan.active_from else None  # new signups onboard
+        self.onboarding = 0 if plan.signup == plan.active_from and plan.segment.clicks else None  # onboarding
         self.pending: list[Item] = [(plan.active_from, plan.index, 0, dict(plan.profile))]
         self.device = self.rng.choices(list(DEVICES), weights=list(DEVICES.values()))[0]
         self.need = 0.0 if self.onboarding is not None else self.rng.random() * self._gap()

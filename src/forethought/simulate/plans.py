@@ -150,7 +150,7 @@ class CustomerPlan:
     decline_floor: float
     error_rate: float
     error_boost: float
-    usage_metric: tuple[str, str, float]
+    usage_metric: tuple[str, str, float]  # metric, unit, this customer's typical quantity
     clicks: float
     key_p: float
     stall_step: int | None  # new signups: onboarding stops after this step (None: completes)
@@ -186,7 +186,7 @@ def plan_customer(config: SimulationConfig, index: int) -> CustomerPlan:
         fraction = rng.uniform(0.15, 0.95) if is_new else rng.uniform(0.25, 0.98)
         dropoff = active_from + int(fraction * (min(span, 21 * DAY_MS) if is_new else span))
         if rng.random() < config.precursor_share:
-            if is_new:
+            if is_new and segment.clicks:  # integrations have no onboarding sessions
                 precursors, stall = ("stalled_onboarding", "no_key_feature"), rng.randint(1, 3)
             else:
                 precursors = ("declining_activity",) + (("rising_errors",) if rng.random() < 0.6 else ())
@@ -198,11 +198,17 @@ def plan_customer(config: SimulationConfig, index: int) -> CustomerPlan:
         weekend=weekend, signup=signup, active_from=active_from, stop=stop, dropoff=dropoff,
         precursors=precursors, decline_from=decline_from, decline_floor=rng.uniform(0.1, 0.35),
         error_rate=min(0.08, 0.01 * rng.lognormvariate(0, 0.7)), error_boost=rng.uniform(3, 8),
-        usage_metric=rng.choice(segment.metrics), clicks=segment.clicks * rng.lognormvariate(0, 0.3),
+        usage_metric=_metric(rng, segment), clicks=segment.clicks * rng.lognormvariate(0, 0.3),
         key_p=rng.uniform(0.15, 0.6), stall_step=stall,
         anomaly=_plan_anomaly(rng, config, segment, active_from, stop),
         profile=_profile(rng, customer_id, plan, tz, signup, max(start, signup), start),
     )
+
+
+def _metric(rng: random.Random, segment: Segment) -> tuple[str, str, float]:
+    """The customer's usage metric, with their own typical quantity (lognormal around the segment's)."""
+    metric, unit, typical = rng.choice(segment.metrics)
+    return metric, unit, round(typical * rng.lognormvariate(0, 0.8), 3)
 
 
 def _plan_anomaly(rng: random.Random, config: SimulationConfig, segment: Segment,
@@ -212,7 +218,8 @@ def _plan_anomaly(rng: random.Random, config: SimulationConfig, segment: Segment
     low, high = active_from + DAY_MS, stop - 6 * HOUR_MS
     if high - low < DAY_MS:
         return None
-    kinds = {"error_burst": 0.5, "usage_spike": 0.25, "usage_drop": 0.25} if segment.usage_p else {"error_burst": 1}
+    frequent_usage = segment.usage_p > 0 and segment.cadence <= DAY_MS  # a usage anomaly must be visible
+    kinds = {"error_burst": 0.5, "usage_spike": 0.25, "usage_drop": 0.25} if frequent_usage else {"error_burst": 1}
     kind = _pick(rng, kinds)
     if kind == "error_burst":
         count = rng.randint(10, 60)
@@ -223,7 +230,7 @@ def _plan_anomaly(rng: random.Random, config: SimulationConfig, segment: Segment
         duration = rng.randint(2 * HOUR_MS, 12 * HOUR_MS)
         factor = rng.uniform(5, 20)
     else:
-        duration = min(high - low, rng.randint(DAY_MS, 4 * DAY_MS))
+        duration = min(high - low, rng.randint(2 * DAY_MS, 5 * DAY_MS))
         factor = rng.uniform(0.02, 0.15)
     onset = rng.randint(low, high - duration)
     return Anomaly(kind, onset, onset + duration, factor=round(factor, 3))

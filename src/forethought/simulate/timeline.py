@@ -6,9 +6,9 @@ weights of one UTC day for a time zone, so visits can be placed on an "activity 
 runs fast in local office hours and almost stops at night.
 
 >>> iso(1_790_000_040_123)
-'2026-09-21T14:34:00.123Z'
+'2026-09-21T14:14:00.123Z'
 >>> w = day_weights("office", 0.3, "Asia/Tokyo", day_of(1_790_000_040_123))
->>> len(w.weights), w.weights[1] > 10 * w.weights[20]  # 09:30 in Tokyo vs 19:00 at night
+>>> len(w.weights), w.weights[1] > 10 * w.weights[30]  # 09:30 vs 00:00 in Tokyo, a Monday
 (48, True)
 """
 
