@@ -226,7 +226,7 @@ def test_deeply_nested_json_is_rejected_not_raised() -> None:
     assert decode_event(b"[" * 5000 + b"]" * 5000).reason == "not_json"
 
 
-def test_event_times_before_2000_are_rejected_as_schema_errors() -> None:
+def test_event_times_before_1970_are_rejected_as_schema_errors() -> None:
     result = decode_event(raw(event(occurred_at="1969-12-31T23:00:00Z")))
     assert isinstance(result, Rejection) and result.reason == "schema"
     assert "occurred_at" in result.detail

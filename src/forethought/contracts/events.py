@@ -27,7 +27,7 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 PropertyValue = Union[Annotated[str, StringConstraints(max_length=1024)], int, float, bool, None]
 
 MAX_PROPERTIES = 32
-EARLIEST_EVENT_TIME = 946_684_800.0  # 2000-01-01T00:00:00Z
+EARLIEST_EVENT_TIME = 0.0  # 1970-01-01T00:00:00Z: event-time buckets are non-negative
 
 
 class Envelope(BaseModel):
@@ -55,7 +55,7 @@ class Envelope(BaseModel):
     @classmethod
     def _not_ancient(cls, value: datetime) -> datetime:
         if value.timestamp() < EARLIEST_EVENT_TIME:
-            raise ValueError("occurred_at before 2000-01-01 is not a plausible event time")
+            raise ValueError("occurred_at before 1970-01-01 is not supported")
         return value
 
     @property

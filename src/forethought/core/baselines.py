@@ -40,12 +40,30 @@ class EwStats:
         var = (1 - rate) * (self.var + rate * delta * delta)
         return EwStats(self.n + 1, mean, var)
 
-    def update_repeated(self, x: float, times: int, alpha: float, cap: int = 200) -> EwStats:
-        """Fold in ``x`` ``times`` times (at most ``cap``: later ones change nothing visible)."""
+    def update_repeated(self, x: float, times: int, alpha: float) -> EwStats:
+        """Fold in ``x`` ``times`` times, in O(1) once the rate has settled at ``alpha``.
+
+        >>> slow = EwStats(50, 2.0, 1.0)
+        >>> for _ in range(500):
+        ...     slow = slow.update(0.0, 0.05)
+        >>> fast = EwStats(50, 2.0, 1.0).update_repeated(0.0, 500, 0.05)
+        >>> abs(fast.mean - slow.mean) < 1e-9 and abs(fast.var - slow.var) < 1e-9
+        True
+        """
         stats = self
-        for _ in range(min(times, cap)):
-            stats = stats.update(x, alpha)
-        return stats
+        while times > 0 and max(alpha, 1.0 / (stats.n + 1)) > alpha:
+            stats, times = stats.update(x, alpha), times - 1
+        if times <= 0:
+            return stats
+        # with a constant rate a, the mean's distance d to x shrinks by (1-a) per step, and
+        # var' = (1-a)(var + a d^2): a geometric sum with a closed form
+        keep, d = (1.0 - alpha) ** times, stats.mean - x
+        if alpha == 1.0:
+            return EwStats(stats.n + times, x, 0.0)
+        ratio = (1.0 - alpha) ** 2
+        added = alpha * d * d * (1.0 - alpha) * (keep * keep - keep) / (ratio - (1.0 - alpha))
+        var = keep * stats.var + added
+        return EwStats(stats.n + times, x + d * keep, max(var, 0.0))
 
     @property
     def std(self) -> float:

@@ -83,14 +83,27 @@ def burst_score(count: float, state: CustomerState, config: EngineConfig) -> flo
 def fold_closed_error_buckets(
     state: CustomerState, closed: list[tuple[int, float]], skipped: int, config: EngineConfig
 ) -> None:
-    """Teach the baseline from closed buckets (winsorised at the threshold) and end bursts."""
+    """Teach the baseline from closed buckets (winsorised at the threshold) and end bursts.
+
+    Runs of empty buckets (the common case) are folded in one step.
+    """
+    zeros = skipped
     for _, count in closed:
+        if count == 0:
+            zeros += 1
+            continue
+        _fold_zeros(state, zeros, config)
+        zeros = 0
         threshold = burst_threshold(state, config)
         state.error_baseline = state.error_baseline.update(min(count, threshold), config.burst_alpha)
         _track_quiet(state, count < threshold, config)
-    if skipped > 0:
-        state.error_baseline = state.error_baseline.update_repeated(0.0, skipped, config.burst_alpha)
-        _track_quiet(state, True, config, buckets=skipped)
+    _fold_zeros(state, zeros, config)
+
+
+def _fold_zeros(state: CustomerState, buckets: int, config: EngineConfig) -> None:
+    if buckets > 0:
+        state.error_baseline = state.error_baseline.update_repeated(0.0, buckets, config.burst_alpha)
+        _track_quiet(state, True, config, buckets=buckets)
 
 
 def _track_quiet(state: CustomerState, quiet: bool, config: EngineConfig, buckets: int = 1) -> None:
