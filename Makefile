@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install kafka-jars tools test test-unit demo bench schemas check-schemas clean
+.PHONY: install kafka-jars tools test test-unit demo bench eval eval-real schemas check-schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,19 @@ demo: install
 
 bench: install kafka-jars
 	$(BIN)/python benchmarks/bench.py
+
+# Detection quality on a fixed synthetic population (10k customers x 60 days, ~2.7M events).
+EVAL := var/eval
+eval: install
+	@mkdir -p $(EVAL)
+	$(BIN)/forethought simulate --customers 10000 --days 60 --seed 42 --output $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --quiet
+	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/report.json --triggers-out $(EVAL)/triggers.jsonl --quiet
+	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/report.json')))"
+
+# Drop-off ranking on real purchase histories (CDNOW, shipped in the lifetimes package) vs classic baselines.
+eval-real: install
+	$(BIN)/python -m pip install --quiet -e '.[eval]'
+	$(BIN)/python benchmarks/eval_cdnow.py --json $(EVAL)/cdnow.json
 
 schemas: install
 	$(BIN)/forethought schemas export

@@ -4,7 +4,11 @@ Run from the repository root::
 
     .venv/bin/python benchmarks/bench.py                  # 100k events, 2000 customers
     .venv/bin/python benchmarks/bench.py --events 20000 --json bench.json
-    .venv/bin/python benchmarks/bench.py --profile        # also profile the core loop
+    .venv/bin/python benchmarks/bench.py --profile        # also cProfile the in-process worker path
+    .venv/bin/python benchmarks/bench.py --skip-kafka     # parts 1 and 5 only, no broker
+    .venv/bin/python benchmarks/bench.py --set FORETHOUGHT_BATCH_WITHIN_SECONDS=0.2  # try a setting
+
+The defaults take about 3-4 minutes on 2 cores (longer when other processes compete).
 
 Broker: ``--bootstrap`` (default ``$FORETHOUGHT_KAFKA_BOOTSTRAP``); when neither is given the
 script starts a :class:`~forethought.ops.kafka_local.LocalBroker` (Kafka 3.9.1, JVM, no Docker)
@@ -31,6 +35,9 @@ What is measured (one run prints everything in one table; ``--json FILE`` writes
    300 s: the partial figure is reported). The worker's own histograms then tell where its wall time
    went: inside the core (``processing_seconds``), inside the batch handler including Kafka sends
    (``batch_seconds``), and the rest (Faust/aiokafka fetching, dispatch, commits, timers).
+   The worker's trigger counts are shown beside an in-order reference computed by the core over
+   the same events. More silences than the reference means customers were timed out while their
+   next events were still queued (the backlog is consumed unevenly across topics).
 3. **Bare consumer.** A plain ``AIOKafkaConsumer`` (fresh group, earliest) on the same topics and
    records that only runs ``decode_event``; same throughput definition (first batch to last).
    The ratio worker/bare says how much of the ceiling set by Python + aiokafka + pydantic the
@@ -41,9 +48,6 @@ What is measured (one run prints everything in one table; ``--json FILE`` writes
    wall time the consumer of ``engagement.triggers`` received the trigger - wall time the
    triggering error (matched by the trigger's ``fired_at``) was handed to the producer. Includes
    the worker's batching window (``batch_within_seconds`` = 50 ms) and both Kafka hops.
-   The worker's trigger counts are shown beside an in-order reference computed by the core over
-   the same events. More silences than the reference means customers were timed out while their
-   next events were still queued (the backlog is consumed unevenly across topics).
 5. **State size.** ``len(state.to_bytes())`` over every customer of the core run, and the worker's
    ``forethought_state_bytes`` gauge (mean over a sample of at most 200 table values).
 

@@ -34,6 +34,8 @@ class EngineConfig:
     silence_min_seconds: float = 3600.0
     silence_max_seconds: float = 90 * 86_400.0
     min_visits_to_arm: int = 2
+    long_gap_factor: float = 1.5
+    long_gap_tau_seconds: float = 28 * 86_400.0
     # anomaly by error burst: errors per bucket against the customer's own EW baseline
     burst_alpha: float = 0.05
     burst_z: float = 4.0
@@ -57,4 +59,4 @@ class EngineConfig:
             raise ValueError("silence_min_seconds must be <= silence_max_seconds")
 
 
-_MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds"}
+_MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds", "long_gap_factor"}

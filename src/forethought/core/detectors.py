@@ -33,10 +33,27 @@ def gap_model(state: CustomerState, config: EngineConfig) -> tuple[float, float]
 
 
 def silence_threshold(state: CustomerState, config: EngineConfig) -> float:
-    """Seconds of silence that count as unusually long for this customer."""
+    """Seconds of silence that count as unusually long for this customer.
+
+    The larger of the log-normal quantile and a margin over the customer's longest recent break
+    (so weekly rhythms, nights and weekends, are not mistaken for drop-off).
+    """
     mu, sd = gap_model(state, config)
     raw = math.exp(mu + config.silence_z * sd)
+    if state.last_seen is not None:
+        raw = max(raw, config.long_gap_factor * recent_long_gap(state, state.last_seen, config))
     return min(max(raw, config.silence_min_seconds), config.silence_max_seconds)
+
+
+def recent_long_gap(state: CustomerState, at: float, config: EngineConfig) -> float:
+    """The customer's longest break between visits, fading with time constant ``long_gap_tau_seconds``."""
+    return state.long_gap * math.exp(-max(0.0, at - state.long_gap_at) / config.long_gap_tau_seconds)
+
+
+def note_gap(state: CustomerState, gap: float, at: float, config: EngineConfig) -> None:
+    """Remember ``gap`` (ending at ``at``) if it is longer than the faded longest break."""
+    if gap >= recent_long_gap(state, at, config):
+        state.long_gap, state.long_gap_at = gap, at
 
 
 def silence_deadline(state: CustomerState, config: EngineConfig) -> float | None:

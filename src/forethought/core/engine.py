@@ -130,6 +130,7 @@ def _record_activity(state: CustomerState, ts: float, config: EngineConfig) -> N
         if gap > config.visit_gap_seconds:
             state.visits += 1
             state.gaps = state.gaps.update(math.log(max(gap, 1.0)), config.gap_alpha)
+            det.note_gap(state, gap, ts, config)
         state.last_seen = ts
     bucket = math.floor(ts / config.bucket_seconds)
     state.activity.add(bucket)

@@ -44,6 +44,8 @@ class CustomerState:
     by_type: dict[str, int] = field(default_factory=dict)
     visits: int = 0
     gaps: EwStats = field(default_factory=EwStats)
+    long_gap: float = 0.0
+    long_gap_at: float = 0.0
     error_baseline: EwStats = field(default_factory=EwStats)
     burst_bucket: int | None = None
     quiet_buckets: int = 0
@@ -79,7 +81,7 @@ class CustomerState:
             "v": STATE_VERSION, "id": self.customer_id, "acct": self.account_id,
             "first": self.first_seen, "last": self.last_seen, "n": self.events,
             "late": self.late, "errn": self.error_total, "types": self.by_type,
-            "visits": self.visits, "gaps": self.gaps.to_list(),
+            "visits": self.visits, "gaps": self.gaps.to_list(), "lg": [self.long_gap, self.long_gap_at],
             "errb": self.error_baseline.to_list(), "act": self.activity.to_list(),
             "err": self.errors.to_list(), "burst": self.burst_bucket, "quiet": self.quiet_buckets,
             "due": self.deadline, "fired": self.silence_fired_for,
@@ -95,7 +97,7 @@ class CustomerState:
             customer_id=data["id"], account_id=data["acct"], first_seen=data["first"],
             last_seen=data["last"], events=data["n"], late=data["late"],
             error_total=data["errn"], by_type=dict(data["types"]), visits=data["visits"],
-            gaps=EwStats.from_list(data["gaps"]), error_baseline=EwStats.from_list(data["errb"]),
+            gaps=EwStats.from_list(data["gaps"]), long_gap=data["lg"][0], long_gap_at=data["lg"][1], error_baseline=EwStats.from_list(data["errb"]),
             activity=BucketRing.from_list(config.ring_buckets, data["act"]),
             errors=BucketRing.from_list(config.ring_buckets, data["err"]),
             burst_bucket=data["burst"], quiet_buckets=data["quiet"], deadline=data["due"],

@@ -88,7 +88,10 @@ class BucketRing:
 
     def to_list(self) -> list[float | int]:
         """Compact form: ``[head, newest, ..., oldest non-zero]``; integral counts as int."""
-        newest_first = [self.count(self.head - i) for i in range(self.size)] if self.head >= 0 else []
+        if self.head < 0:
+            return [self.head]
+        h = self.head % self.size
+        newest_first = self.counts[h::-1] + self.counts[:h:-1]
         while newest_first and newest_first[-1] == 0:
             newest_first.pop()
         return [self.head, *(_compact(c) for c in newest_first)]

@@ -42,4 +42,4 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """A structlog logger tagged with ``name``."""
-    return structlog.get_logger().bind(component=name)
+    return structlog.get_logger(component=name)

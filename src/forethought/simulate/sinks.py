@@ -105,12 +105,14 @@ def run_cli(console: Console, settings: Settings | None, *, output: Path | None,
         assert output is not None
         summary = write(config, output, truth_path, progress=not quiet)
     if not quiet:
-        where = [str(output)] if output is not None else []
+        where = [f"{output} ({_size(summary.output_bytes)})"] if output is not None else []
         where += [f"Kafka {settings.kafka_bootstrap}"] if settings is not None else []
-        console.print(
-            f"{summary.events:,} events and {summary.by_type['profile']:,} profiles for {config.customers:,}"
-            f" customers over {config.days:g} days in {summary.seconds:.1f} s → {', '.join(where)}"
-            + (f" ({summary.output_bytes / 1e6:.1f} MB)" if output is not None else "")
-            + (f"; truth → {truth_path}" if truth_path is not None else ""))
+        where += [f"truth {truth_path}"] if truth_path is not None else []
+        console.print(f"{summary.events:,} events and {summary.by_type['profile']:,} profiles for"
+                      f" {config.customers:,} customers over {config.days:g} days in {summary.seconds:.1f} s"
+                      f" → {', '.join(where)}")
     return 0
 
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.1f} kB"

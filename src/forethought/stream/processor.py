@@ -63,16 +63,32 @@ class BatchProcessor:
         max_event_bytes: int = 64 * 1024,
         idle_grace: float = 10.0,
         partition_for: Callable[[bytes], int] = lambda _key: 0,
+        pending: Callable[[str, int], bool] = lambda _topic, _partition: False,
     ) -> None:
         self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
         self.max_event_bytes, self.idle_grace, self.partition_for = max_event_bytes, idle_grace, partition_for
-        self.clocks: dict[int, EventClock] = {}
+        self.pending = pending
+        self.clocks: dict[tuple[str, int], EventClock] = {}
         self.deadlines: dict[int, DeadlineIndex[bytes]] = {}
         self.processed: dict[tuple[str, int], int] = {}
 
-    def clock(self, partition: int) -> EventClock:
-        """Stream time of one partition: customers are only timed out by their own partition's clock."""
-        return self.clocks.setdefault(partition, EventClock(idle_grace=self.idle_grace))
+    def clock(self, topic: str, partition: int) -> EventClock:
+        """The event clock of one input topic-partition (``""``: times restored from state)."""
+        return self.clocks.setdefault((topic, partition), EventClock(idle_grace=self.idle_grace))
+
+    def stream_time(self, partition: int, wall: float) -> float | None:
+        """Event time up to which partition ``partition`` is complete (as in Kafka Streams).
+
+        While any of its input topic-partitions still has records waiting, the slowest of those
+        sets the time, so a customer whose next event is queued on a lagging topic is not seen as
+        silent. When all are caught up, the freshest clock rules and advances once input idles.
+        """
+        clocks = [(topic, clock) for (topic, p), clock in self.clocks.items() if p == partition]
+        behind = [clock.event_max for topic, clock in clocks
+                  if topic and clock.event_max is not None and self.pending(topic, partition)]
+        if behind:
+            return min(behind)
+        return max((clock.now(wall) for _, clock in clocks), default=None)
 
     def index(self, key: bytes) -> DeadlineIndex[bytes]:
         """The deadline index of ``key``'s partition."""
@@ -96,7 +112,9 @@ class BatchProcessor:
         outbox = Outbox()
         lag = 0.0
         for partition, index in self.deadlines.items():
-            now = self.clock(partition).now(wall)
+            now = self.stream_time(partition, wall)
+            if now is None:
+                continue
             lag = max(lag, wall - now)
             for key in index.pop_due(now):
                 raw = self.table.get(key)
@@ -128,7 +146,7 @@ class BatchProcessor:
             state = CustomerState.from_bytes(raw, self.config)
             self.index(key).set(key, next_due(state, self.config))
             if state.last_seen is not None:
-                self.clock(self.partition_for(key)).observe(state.last_seen, time.time())
+                self.clock("", self.partition_for(key)).observe(state.last_seen, time.time())
             count += 1
         return count
 
@@ -149,7 +167,7 @@ class BatchProcessor:
             outbox.rekeyed.append((key, record.value or b""))
             return None
         self.metrics.events_in.labels(topic=record.topic, type=decoded.type).inc()
-        self.clock(record.partition).observe(decoded.epoch, wall)
+        self.clock(record.topic, record.partition).observe(decoded.epoch, wall)
         return decoded
 
     def _run_customer(self, key: bytes, events: list[tuple[InboundEvent, RawRecord]], outbox: Outbox) -> CustomerState | None:

@@ -37,7 +37,8 @@ def register_views(worker: Worker) -> None:
         if raw is None:
             return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
         state = CustomerState.from_bytes(raw, worker.settings.engine)
-        now = worker.processor.clock(worker.processor.partition_for(customer_id.encode())).now(time.time())
+        partition = worker.processor.partition_for(customer_id.encode())
+        now = worker.processor.stream_time(partition, time.time()) or time.time()
         return web.json({**explain(state, now, worker.settings.engine), "state_bytes": len(raw)})
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from faust.types import TP
 
 from forethought.contracts.events import EVENT_KINDS
 from forethought.ops.logs import get_logger
@@ -43,9 +44,21 @@ class Worker:
         return partition_of(key, self.partitions) in actives
 
 
+_PARTITIONER = DefaultPartitioner()
+
+
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default partitioner (murmur2) gives ``key``."""
-    return DefaultPartitioner()(key, list(range(partitions)), list(range(partitions)))
+    return _PARTITIONER(key, range(partitions), range(partitions))  # type: ignore[arg-type]
+
+
+def has_pending(app: faust.App, processor: BatchProcessor, topic: str, partition: int) -> bool:
+    """Whether the broker holds records of ``topic``/``partition`` this worker has not processed."""
+    try:
+        highwater = app.consumer.highwater(TP(topic, partition))
+    except Exception:  # noqa: BLE001 - no consumer yet, or the partition is not assigned
+        return False
+    return highwater is not None and highwater > processor.processed.get((topic, partition), highwater)
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -69,6 +82,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
         partition_for=lambda key: partition_of(key, catalogue.partitions),
     )
+    processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock())
     worker.agent, worker.outputs = _wire(worker, kinds)
     from forethought.stream.web import register_views
