@@ -42,11 +42,13 @@ bench: install kafka-jars
 
 # Detection quality on a fixed synthetic population (10k customers x 60 days, ~2.7M events).
 EVAL := var/eval
-eval: install
-	@mkdir -p $(EVAL)
-	$(BIN)/forethought simulate --customers 10000 --days 60 --seed 42 --output $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --quiet
+eval: install $(EVAL)/events.jsonl.gz
 	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/report.json --triggers-out $(EVAL)/triggers.jsonl --quiet
 	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/report.json')))"
+
+$(EVAL)/events.jsonl.gz: | install
+	@mkdir -p $(EVAL)
+	$(BIN)/forethought simulate --customers 10000 --days 60 --seed 42 --output $@ --truth $(EVAL)/truth.jsonl --quiet
 
 # Drop-off ranking on real purchase histories (CDNOW, shipped in the lifetimes package) vs classic baselines.
 eval-real: install

@@ -414,3 +414,30 @@ def test_a_due_silence_fires_the_same_whether_or_not_the_timer_ran_before_the_ne
     assert [t.playbook for t in timer_step.triggers] == ["silence_dropoff"] and not after_timer.triggers
     assert without_timer.triggers == timer_step.triggers
     assert without_timer.state.to_dict() == after_timer.state.to_dict()
+
+
+def test_a_weekly_rhythm_is_not_mistaken_for_drop_off_but_a_longer_silence_is() -> None:
+    """An office user: hourly visits 9-17 on weekdays, nothing at night or at weekends."""
+    from datetime import datetime, timezone
+
+    from forethought.contracts.events import PageView
+    from forethought.core.engine import process, tick
+
+    config = EngineConfig()
+    monday = datetime(2026, 9, 7, tzinfo=timezone.utc).timestamp()
+    state, fired, n = None, [], 0
+    for week in range(4):
+        for day in range(5):
+            for hour in range(9, 18):
+                at = monday + week * 7 * 86_400 + day * 86_400 + hour * 3600
+                n += 1
+                step = process(state, PageView(event_id=f"e{n}", customer_id="office",
+                                               occurred_at=datetime.fromtimestamp(at, tz=timezone.utc)), config)
+                state, fired = step.state, fired + list(step.triggers)
+    weekend_fired = [t for t in fired if t.playbook == "silence_dropoff" and t.fired_at.timestamp() > monday + 7 * 86_400]
+    assert weekend_fired == [], "after the first weekend, weekends are this customer's rhythm"
+    last = state.last_seen
+    assert tick(state, last + 2.5 * 86_400, config).triggers == (), "an ordinary weekend"
+    gone = tick(state, last + 10 * 86_400, config).triggers
+    assert [t.playbook for t in gone] == ["silence_dropoff"]
+    assert "usually returns within" in gone[0].reasons[0].text

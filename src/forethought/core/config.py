@@ -34,7 +34,7 @@ class EngineConfig:
     silence_min_seconds: float = 3600.0
     silence_max_seconds: float = 90 * 86_400.0
     min_visits_to_arm: int = 2
-    long_gap_factor: float = 1.5
+    long_gap_factor: float = 2.0
     long_gap_tau_seconds: float = 28 * 86_400.0
     # anomaly by error burst: errors per bucket against the customer's own EW baseline
     burst_alpha: float = 0.05
