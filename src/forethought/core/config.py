@@ -22,7 +22,7 @@ class EngineConfig:
     ring_buckets: int = 60
     allowed_lateness_seconds: float = 300.0
     max_future_seconds: float = 300.0
-    recent_ids: int = 40
+    recent_ids: int = 32
     idle_ttl_seconds: float = 180 * 86_400.0
     # drop-off by silence: "long" is relative to the customer's own gaps between visits
     visit_gap_seconds: float = 1800.0
@@ -36,6 +36,12 @@ class EngineConfig:
     min_visits_to_arm: int = 2
     long_gap_factor: float = 2.0
     long_gap_tau_seconds: float = 28 * 86_400.0
+    # drop-off by decline: weekly activity against the customer's own level (River PageHinkley)
+    decline_enabled: bool = False
+    decline_min_days: int = 14
+    decline_delta: float = 0.05
+    decline_threshold: float = 2.0
+    decline_alpha: float = 0.9999
     # anomaly by error burst: errors per bucket against the customer's own EW baseline
     burst_alpha: float = 0.05
     burst_z: float = 4.0
@@ -53,10 +59,11 @@ class EngineConfig:
                     raise ValueError(f"{spec.name} must be >= 0, got {value}")
             elif not value > 0:
                 raise ValueError(f"{spec.name} must be > 0, got {value}")
-        if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1:
+        if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1 or not 0 < self.decline_alpha <= 1:
             raise ValueError("gap_alpha and burst_alpha must be in (0, 1]")
         if self.silence_min_seconds > self.silence_max_seconds:
             raise ValueError("silence_min_seconds must be <= silence_max_seconds")
 
 
-_MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds", "long_gap_factor"}
+_MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds", "long_gap_factor",
+                "decline_delta", "decline_enabled"}

@@ -25,10 +25,14 @@ from typing import Any
 
 from forethought.contracts.events import ErrorEvent, InboundEvent
 from forethought.contracts.records import Reason, Trigger
+from forethought.core import decline as dec
 from forethought.core import detectors as det
 from forethought.core.config import EngineConfig
 from forethought.core.state import CustomerState
-from forethought.core.triggers import ERROR_BURST, SILENCE_DROPOFF, build_trigger, utc
+from forethought.core.triggers import ACTIVITY_DECLINE, ERROR_BURST, SILENCE_DROPOFF, build_trigger, utc
+
+
+DAY = 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,10 +77,11 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     if state.last_seen is not None and ts < state.last_seen - config.allowed_lateness_seconds:
         state.late += 1
         return Step(state, observations=(Observation("late", {"lag": state.last_seen - ts}),))
+    declined = _advance_days(state, ts, config)
     _record_activity(state, ts, config)
-    triggers = (_check_burst(state, event, ts, config),) if is_error else ()
+    burst = _check_burst(state, event, ts, config) if is_error else None
     state.deadline = det.silence_deadline(state, config)
-    return Step(state, tuple(t for t in triggers if t is not None))
+    return Step(state, tuple(t for t in (declined, burst) if t is not None))
 
 
 def tick(state: CustomerState, now: float, config: EngineConfig) -> Step:
@@ -119,6 +124,7 @@ def explain(state: CustomerState, now: float, config: EngineConfig) -> dict[str,
         "in_error_burst": state.burst_bucket is not None,
         "events": state.events, "late_events": state.late, "visits": state.visits,
         "by_type": dict(state.by_type),
+        "events_last_7_days": sum(state.week), "usual_events_per_7_days": dec.usual_level(state.decline),
     }
 
 
@@ -138,6 +144,39 @@ def _record_activity(state: CustomerState, ts: float, config: EngineConfig) -> N
     closed = state.errors.advance(bucket, max_closed=config.ring_buckets)
     skipped = 0 if old_head < 0 else max(0, bucket - old_head - len(closed))
     det.fold_closed_error_buckets(state, closed, skipped, config)
+
+
+def _advance_days(state: CustomerState, ts: float, config: EngineConfig) -> Trigger | None:
+    """Close the days before ``ts``'s day (feeding the decline test) and count this event."""
+    day = math.floor(ts / DAY)
+    if state.day < 0:
+        state.day = day
+    fired = None
+    for closing in range(state.day, min(day, state.day + 8)):  # after 8 days the window is empty
+        weekly = sum(state.week)
+        result = dec.update(state.decline, weekly, config) if config.decline_enabled else []
+        if result and result[0] == dec.DETECTED:
+            fired = fired or _decline_trigger(state, closing + 1, weekly, result[1], config)
+            result = []
+        state.decline = result
+        state.week[(closing + 1) % 7] = 0
+    state.day = max(state.day, day)
+    if state.day - 6 <= day:
+        state.week[day % 7] += 1
+    return fired
+
+
+def _decline_trigger(state: CustomerState, day: int, weekly: float, level: float, config: EngineConfig) -> Trigger:
+    reason = Reason(
+        signal="events_per_7_days", observed=weekly, baseline=round(level, 3), unit="events/7d",
+        text=f"Activity over the last 7 days fell to {weekly:g} events; this customer's usual level is {level:.0f}.",
+    )
+    return build_trigger(
+        ACTIVITY_DECLINE, customer_id=state.customer_id, account_id=state.account_id, episode=f"decline-{day}",
+        fired_at=day * DAY, ttl_seconds=config.trigger_ttl_seconds,
+        scores={"dropoff": max(0.0, 1.0 - weekly / level) if level else 0.0, "decline_ratio": weekly / level if level else 0.0},
+        reasons=[reason], context={"usual_events_per_7_days": round(level, 1), "events_last_7_days": weekly},
+    )
 
 
 def _check_burst(state: CustomerState, event: ErrorEvent, ts: float, config: EngineConfig) -> Trigger | None:

@@ -46,6 +46,9 @@ class CustomerState:
     gaps: EwStats = field(default_factory=EwStats)
     long_gap: float = 0.0
     long_gap_at: float = 0.0
+    day: int = -1
+    week: list[int] = field(default_factory=lambda: [0] * 7)
+    decline: list[float] = field(default_factory=list)
     error_baseline: EwStats = field(default_factory=EwStats)
     burst_bucket: int | None = None
     quiet_buckets: int = 0
@@ -62,11 +65,11 @@ class CustomerState:
             errors=BucketRing.empty(config.ring_buckets),
         )
 
-    def remember(self, event_id: str, keep: int = 40) -> bool:
+    def remember(self, event_id: str, keep: int = 32) -> bool:
         """Record ``event_id``; True when it was already among the last ``keep`` ids.
 
         Ids are kept as 6-byte BLAKE2b digests: a false "duplicate" needs a 48-bit collision
-        with one of ``keep`` recent ids (about 1 in 7e12 per event at the default).
+        with one of ``keep`` recent ids (about 1 in 9e12 per event at the default).
         """
         digest = hashlib.blake2b(event_id.encode(), digest_size=ID_DIGEST_BYTES).digest()
         ids = self.recent_ids
@@ -82,6 +85,7 @@ class CustomerState:
             "first": self.first_seen, "last": self.last_seen, "n": self.events,
             "late": self.late, "errn": self.error_total, "types": self.by_type,
             "visits": self.visits, "gaps": self.gaps.to_list(), "lg": [self.long_gap, self.long_gap_at],
+            "day": self.day, "wk": self.week, "dec": self.decline,
             "errb": self.error_baseline.to_list(), "act": self.activity.to_list(),
             "err": self.errors.to_list(), "burst": self.burst_bucket, "quiet": self.quiet_buckets,
             "due": self.deadline, "fired": self.silence_fired_for,
@@ -97,7 +101,8 @@ class CustomerState:
             customer_id=data["id"], account_id=data["acct"], first_seen=data["first"],
             last_seen=data["last"], events=data["n"], late=data["late"],
             error_total=data["errn"], by_type=dict(data["types"]), visits=data["visits"],
-            gaps=EwStats.from_list(data["gaps"]), long_gap=data["lg"][0], long_gap_at=data["lg"][1], error_baseline=EwStats.from_list(data["errb"]),
+            gaps=EwStats.from_list(data["gaps"]), long_gap=data["lg"][0], long_gap_at=data["lg"][1], day=data["day"], week=list(data["wk"]),
+            decline=list(data["dec"]), error_baseline=EwStats.from_list(data["errb"]),
             activity=BucketRing.from_list(config.ring_buckets, data["act"]),
             errors=BucketRing.from_list(config.ring_buckets, data["err"]),
             burst_bucket=data["burst"], quiet_buckets=data["quiet"], deadline=data["due"],

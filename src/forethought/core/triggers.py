@@ -33,6 +33,10 @@ SILENCE_DROPOFF = Playbook(
     "silence_dropoff", "silence", "email", 50,
     "The customer has been silent much longer than their own usual gap between visits.",
 )
+ACTIVITY_DECLINE = Playbook(
+    "activity_decline", "decline", "email", 55,
+    "The customer's weekly activity has fallen well below their own usual level.",
+)
 ERROR_BURST = Playbook(
     "error_burst", "error_burst", "in_app", 70,
     "The customer is hitting errors far above their own baseline.",

@@ -109,6 +109,9 @@ def print_summary(report: dict[str, Any]) -> None:
     d, b = quality["dropoff"], quality["error_burst"]
     table.add_row("drop-off", str(d["triggers"]), _f(d["precision"]), _f(d["recall"]), _f(d["f1"]),
                   _f(d["false_alarms_per_1000_customer_days"]), f"lead median {_f(d['lead_time_days']['median'])} d")
+    for name, part in quality.get("dropoff_by_detector", {}).items():
+        table.add_row(f"  by {name}", str(part["triggers"]), _f(part["precision"]), _f(part["recall"]), _f(part["f1"]),
+                      _f(part["false_alarms_per_1000_customer_days"]), f"lead median {_f(part['lead_time_days']['median'])} d")
     table.add_row("error burst", str(b["triggers"]), _f(b["precision"]), _f(b["recall"]), _f(b["f1"]),
                   _f(b["false_alarms_per_1000_customer_days"]), f"delay median {_f(b['detection_delay_seconds']['median'])} s")
     console.print(table)

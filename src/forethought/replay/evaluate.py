@@ -2,7 +2,7 @@
 
 Definitions (written down so the numbers mean something):
 
-* **Drop-off** (detector ``silence``). Eligible churners are customers whose ``dropoff_at`` lies at
+* **Drop-off** (detectors ``silence`` and ``decline``, together and each alone). Eligible churners are customers whose ``dropoff_at`` lies at
   least ``horizon`` (default 14 days) before the end of the data, so a detector had time to see it.
   A drop-off trigger is a *true* alarm when its customer churned and it fired no earlier than
   ``horizon`` before the customer's last activity; every other drop-off trigger is a false alarm.
@@ -43,7 +43,9 @@ def evaluate(
     days = _customer_days(truth_by_id.values(), start, end)
     return {
         "customers": len(truth_by_id), "customer_days": round(days, 1),
-        "dropoff": _dropoff(by_detector.get("silence", []), truth_by_id, end, horizon, days),
+        "dropoff": _dropoff(by_detector.get("silence", []) + by_detector.get("decline", []), truth_by_id, end, horizon, days),
+        "dropoff_by_detector": {name: _dropoff(by_detector.get(name, []), truth_by_id, end, horizon, days)
+                                for name in ("silence", "decline")},
         "error_burst": _bursts(by_detector.get("error_burst", []), truth_by_id, onset_window, days),
     }
 
