@@ -55,7 +55,10 @@ def run_demo(seconds: float, customers: int, seed: int) -> int:
         with _worker(settings, workdir) as worker:
             console.print(f"Worker ready: metrics at [bold]{settings.web_url}/metrics[/], "
                           f"a customer at {settings.web_url}/customers/cust-000  (logs: {workdir}/worker.log)")
-            return asyncio.run(_live(settings, seconds, customers, seed, worker))
+            try:
+                return asyncio.run(_live(settings, seconds, customers, seed, worker))
+            except KeyboardInterrupt:
+                return 130
 
 
 @contextlib.contextmanager
@@ -93,12 +96,14 @@ async def _live(settings: Settings, seconds: float, customers: int, seed: int, w
     try:
         await produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic)
         await asyncio.sleep(2)
+    except asyncio.CancelledError:  # Ctrl-C: still say what was seen, then stop everything
+        console.print("[yellow]Stopped by Ctrl-C.[/]")
     finally:
         printer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
-    _summary(seen, truth)
-    _metrics_summary(settings.web_url)
+        _summary(seen, truth)
+        _metrics_summary(settings.web_url)
     return 0 if worker.poll() is None else 1
 
 
