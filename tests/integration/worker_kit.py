@@ -17,19 +17,9 @@ from aiokafka.structs import ConsumerRecord
 
 from forethought.ops.process import free_port
 from forethought.ops.topics import create_topics, load_catalogue
+from forethought.testing import FAST_ENGINE_ENV
 
-# Small, fast settings: one-minute buckets, silence after >= 20 s, sweeps twice a second.
-ENGINE = {
-    "FORETHOUGHT_ENGINE__BUCKET_SECONDS": "60",
-    "FORETHOUGHT_ENGINE__VISIT_GAP_SECONDS": "0",
-    "FORETHOUGHT_ENGINE__PRIOR_GAP_SECONDS": "1",
-    "FORETHOUGHT_ENGINE__PRIOR_LOG_SD": "0.3",
-    "FORETHOUGHT_ENGINE__SILENCE_MIN_SECONDS": "20",
-    "FORETHOUGHT_ENGINE__BURST_MIN_ERRORS": "5",
-    "FORETHOUGHT_ENGINE__ALLOWED_LATENESS_SECONDS": "600",
-    "FORETHOUGHT_SWEEP_INTERVAL_SECONDS": "0.5",
-    "FORETHOUGHT_COMMIT_INTERVAL_SECONDS": "0.5",
-}
+ENGINE = FAST_ENGINE_ENV
 
 
 @dataclass
