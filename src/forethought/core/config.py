@@ -48,6 +48,14 @@ class EngineConfig:
     burst_min_errors: int = 5
     prior_errors_per_bucket: float = 0.1
     burst_quiet_buckets: int = 3
+    # anomaly by usage: a report far from the customer's own level for that metric
+    usage_metrics: int = 4
+    usage_alpha: float = 0.05
+    usage_z: float = 3.0
+    usage_min_ratio: float = 5.0
+    usage_min_reports: int = 8
+    usage_min_log_sd: float = 0.1
+    usage_quiet_reports: int = 3
     # triggers
     trigger_ttl_seconds: float = 86_400.0
 
@@ -59,7 +67,7 @@ class EngineConfig:
                     raise ValueError(f"{spec.name} must be >= 0, got {value}")
             elif not value > 0:
                 raise ValueError(f"{spec.name} must be > 0, got {value}")
-        if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1 or not 0 < self.decline_alpha <= 1:
+        if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1 or not 0 < self.decline_alpha <= 1 or not 0 < self.usage_alpha <= 1:
             raise ValueError("gap_alpha and burst_alpha must be in (0, 1]")
         if self.silence_min_seconds > self.silence_max_seconds:
             raise ValueError("silence_min_seconds must be <= silence_max_seconds")

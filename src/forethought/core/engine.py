@@ -23,13 +23,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from forethought.contracts.events import ErrorEvent, InboundEvent
+from forethought.contracts.events import ErrorEvent, InboundEvent, Usage
 from forethought.contracts.records import Reason, Trigger
 from forethought.core import decline as dec
 from forethought.core import detectors as det
+from forethought.core import usage as use
 from forethought.core.config import EngineConfig
 from forethought.core.state import CustomerState
-from forethought.core.triggers import ACTIVITY_DECLINE, ERROR_BURST, SILENCE_DROPOFF, build_trigger, utc
+from forethought.core.triggers import ACTIVITY_DECLINE, ERROR_BURST, SILENCE_DROPOFF, USAGE_ANOMALY, build_trigger, utc
 
 
 DAY = 86_400.0
@@ -80,8 +81,9 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     declined = _advance_days(state, ts, config)
     _record_activity(state, ts, config)
     burst = _check_burst(state, event, ts, config) if is_error else None
+    unusual = _check_usage(state, event, ts, config) if isinstance(event, Usage) else None
     state.deadline = det.silence_deadline(state, config)
-    return Step(state, tuple(t for t in (declined, burst) if t is not None))
+    return Step(state, tuple(t for t in (declined, burst, unusual) if t is not None))
 
 
 def tick(state: CustomerState, now: float, config: EngineConfig) -> Step:
@@ -176,6 +178,27 @@ def _decline_trigger(state: CustomerState, day: int, weekly: float, level: float
         fired_at=day * DAY, ttl_seconds=config.trigger_ttl_seconds,
         scores={"dropoff": max(0.0, 1.0 - weekly / level) if level else 0.0, "decline_ratio": weekly / level if level else 0.0},
         reasons=[reason], context={"usual_events_per_7_days": round(level, 1), "events_last_7_days": weekly},
+    )
+
+
+def _check_usage(state: CustomerState, event: Usage, ts: float, config: EngineConfig) -> Trigger | None:
+    if event.metric not in state.usage and len(state.usage) >= config.usage_metrics:
+        return None  # only the first few metrics of a customer are followed, to keep state small
+    state.usage[event.metric], verdict = use.observe(state.usage.get(event.metric, []), event.quantity, config)
+    if verdict is None:
+        return None
+    direction, ratio, z, usual = verdict
+    unit = event.unit or "units"
+    reason = Reason(
+        signal=f"usage.{event.metric}", observed=event.quantity, baseline=round(usual, 3), unit=unit,
+        text=f"{event.metric} of {event.quantity:,.4g} {unit} in one report, {ratio:.2g}x this customer's usual"
+        f" {usual:,.4g} ({direction}).",
+    )
+    return build_trigger(
+        USAGE_ANOMALY, customer_id=state.customer_id, account_id=state.account_id,
+        episode=f"usage-{direction}-{event.metric}-{ts:.3f}", fired_at=ts, ttl_seconds=config.trigger_ttl_seconds,
+        scores={"anomaly": abs(z), "usage_ratio": ratio}, reasons=[reason],
+        context={"metric": event.metric, "direction": direction, "unit": unit},
     )
 
 

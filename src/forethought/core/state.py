@@ -49,6 +49,7 @@ class CustomerState:
     day: int = -1
     week: list[int] = field(default_factory=lambda: [0] * 7)
     decline: list[float] = field(default_factory=list)
+    usage: dict[str, list[float]] = field(default_factory=dict)
     error_baseline: EwStats = field(default_factory=EwStats)
     burst_bucket: int | None = None
     quiet_buckets: int = 0
@@ -85,7 +86,7 @@ class CustomerState:
             "first": self.first_seen, "last": self.last_seen, "n": self.events,
             "late": self.late, "errn": self.error_total, "types": self.by_type,
             "visits": self.visits, "gaps": self.gaps.to_list(), "lg": [self.long_gap, self.long_gap_at],
-            "day": self.day, "wk": self.week, "dec": self.decline,
+            "day": self.day, "wk": self.week, "dec": self.decline, "use": self.usage,
             "errb": self.error_baseline.to_list(), "act": self.activity.to_list(),
             "err": self.errors.to_list(), "burst": self.burst_bucket, "quiet": self.quiet_buckets,
             "due": self.deadline, "fired": self.silence_fired_for,
@@ -102,7 +103,7 @@ class CustomerState:
             last_seen=data["last"], events=data["n"], late=data["late"],
             error_total=data["errn"], by_type=dict(data["types"]), visits=data["visits"],
             gaps=EwStats.from_list(data["gaps"]), long_gap=data["lg"][0], long_gap_at=data["lg"][1], day=data["day"], week=list(data["wk"]),
-            decline=list(data["dec"]), error_baseline=EwStats.from_list(data["errb"]),
+            decline=list(data["dec"]), usage={k: list(v) for k, v in data["use"].items()}, error_baseline=EwStats.from_list(data["errb"]),
             activity=BucketRing.from_list(config.ring_buckets, data["act"]),
             errors=BucketRing.from_list(config.ring_buckets, data["err"]),
             burst_bucket=data["burst"], quiet_buckets=data["quiet"], deadline=data["due"],

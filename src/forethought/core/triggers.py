@@ -37,6 +37,10 @@ ACTIVITY_DECLINE = Playbook(
     "activity_decline", "decline", "email", 55,
     "The customer's weekly activity has fallen well below their own usual level.",
 )
+USAGE_ANOMALY = Playbook(
+    "usage_anomaly", "usage_anomaly", "cs_outreach", 60,
+    "The customer reported usage far above or below their own level for that metric.",
+)
 ERROR_BURST = Playbook(
     "error_burst", "error_burst", "in_app", 70,
     "The customer is hitting errors far above their own baseline.",

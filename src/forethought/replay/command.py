@@ -114,6 +114,10 @@ def print_summary(report: dict[str, Any]) -> None:
                       _f(part["false_alarms_per_1000_customer_days"]), f"lead median {_f(part['lead_time_days']['median'])} d")
     table.add_row("error burst", str(b["triggers"]), _f(b["precision"]), _f(b["recall"]), _f(b["f1"]),
                   _f(b["false_alarms_per_1000_customer_days"]), f"delay median {_f(b['detection_delay_seconds']['median'])} s")
+    u = quality.get("usage")
+    if u:
+        table.add_row("usage spike/drop", str(u["triggers"]), _f(u["precision"]), _f(u["recall"]), _f(u["f1"]),
+                      _f(u["false_alarms_per_1000_customer_days"]), f"delay median {_f(u['detection_delay_seconds']['median'])} s")
     console.print(table)
 
 

@@ -47,6 +47,7 @@ def evaluate(
         "dropoff_by_detector": {name: _dropoff(by_detector.get(name, []), truth_by_id, end, horizon, days)
                                 for name in ("silence", "decline")},
         "error_burst": _bursts(by_detector.get("error_burst", []), truth_by_id, onset_window, days),
+        "usage": _usage(by_detector.get("usage_anomaly", []), truth_by_id, days),
     }
 
 
@@ -83,6 +84,21 @@ def _bursts(triggers: list[Trigger], truth: dict[str, dict[str, Any]], onset_win
         cid == t.customer_id and begin <= t.fired_at.timestamp() <= stop + onset_window for cid, begin, stop in windows))
     return _scores(len(triggers), true_alarms, len(delays), len(windows), days) | {
         "truth_bursts": len(windows), "detection_delay_seconds": _distribution(delays),
+    }
+
+
+def _usage(triggers: list[Trigger], truth: dict[str, dict[str, Any]], days: float) -> dict[str, Any]:
+    """Usage spikes and drops: detected when a trigger of the same direction fires inside the interval."""
+    kinds = {"usage_spike": "spike", "usage_drop": "drop"}
+    windows = [(cid, kinds[a["kind"]], _ts(a["start"]), _ts(a["end"])) for cid, row in truth.items()
+               for a in row.get("anomalies", []) if a.get("kind") in kinds]
+    def matches(t: Trigger, w: tuple[str, str, float, float]) -> bool:
+        return t.customer_id == w[0] and t.context.get("direction") == w[1] and w[2] <= t.fired_at.timestamp() <= w[3]
+    delays = [min(t.fired_at.timestamp() - w[2] for t in hits) for w in windows
+              if (hits := [t for t in triggers if matches(t, w)])]
+    true_alarms = sum(1 for t in triggers if any(matches(t, w) for w in windows))
+    return _scores(len(triggers), true_alarms, len(delays), len(windows), days) | {
+        "truth_anomalies": len(windows), "detection_delay_seconds": _distribution(delays),
     }
 
 

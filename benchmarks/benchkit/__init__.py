@@ -1,0 +1,1 @@
+"""Building blocks of ``benchmarks/bench.py``: workload, core timings, Kafka parts, latency, report."""

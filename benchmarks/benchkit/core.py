@@ -1,0 +1,125 @@
+"""Part 1 (and 5): in-process timings of the core, decoding and the batch processor, on one core."""
+
+from __future__ import annotations
+
+import cProfile
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from forethought.contracts.decode import Rejection, decode_event
+from forethought.contracts.events import InboundEvent
+from forethought.core.config import EngineConfig
+from forethought.core.engine import process
+from forethought.core.state import CustomerState
+from forethought.ops.metrics import Metrics
+from forethought.ops.topics import load_catalogue
+from forethought.stream.processor import BatchProcessor, RawRecord
+from forethought.stream.worker import partition_of
+
+from .common import BATCH, ENGINE_ENV, REPEATS, console, percentile
+from .workload import Workload
+
+Raws = list[tuple[bytes, frozenset[str]]]
+
+
+def _median_time(run: Callable[[], Any]) -> tuple[float, Any]:
+    """Median wall time of ``REPEATS`` calls, and the last call's result."""
+    times, result = [], None
+    for _ in range(REPEATS):
+        started = time.perf_counter()
+        result = run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times), result
+
+
+def core_process(events: list[InboundEvent], config: EngineConfig) -> dict[str, CustomerState]:
+    """``process()`` over decoded events, from empty state."""
+    states: dict[str, CustomerState] = {}
+    for event in events:
+        key = event.customer_id
+        states[key] = process(states.get(key), event, config).state  # type: ignore[assignment]
+    return states
+
+
+def reference_triggers(events: list[InboundEvent], config: EngineConfig) -> dict[str, int]:
+    """Triggers when every event is seen in event-time order (``process`` fires a silence that
+    came due before the customer's next event), plus silences due by the last event time."""
+    states: dict[str, CustomerState] = {}
+    fired: dict[str, int] = {}
+    for event in events:
+        step = process(states.get(event.customer_id), event, config)
+        states[event.customer_id] = step.state  # type: ignore[assignment]
+        for trigger in step.triggers:
+            fired[trigger.playbook] = fired.get(trigger.playbook, 0) + 1
+    end = events[-1].epoch if events else 0.0
+    due = sum(1 for s in states.values() if s.deadline is not None and s.deadline <= end)
+    fired["silence_dropoff"] = fired.get("silence_dropoff", 0) + due
+    return fired
+
+
+def core_decode(raws: Raws) -> int:
+    """``decode_event`` alone; returns the number of valid events."""
+    return sum(not isinstance(decode_event(raw, kinds), Rejection) for raw, kinds in raws)
+
+
+def core_decode_process(raws: Raws, config: EngineConfig) -> dict[str, CustomerState]:
+    """``decode_event`` then ``process()``, from empty state."""
+    states: dict[str, CustomerState] = {}
+    for raw, kinds in raws:
+        event = decode_event(raw, kinds)
+        assert not isinstance(event, Rejection)
+        key = event.customer_id
+        states[key] = process(states.get(key), event, config).state  # type: ignore[assignment]
+    return states
+
+
+def core_batch_processor(records: list[RawRecord], kinds: dict[str, frozenset[str]], config: EngineConfig,
+                         wall: float, partitions: int) -> int:
+    """The worker's in-process path (``handle`` + ``commit`` per batch, a dict as the table)."""
+    table: dict[bytes, bytes] = {}
+    processor = BatchProcessor(config, table, kinds, Metrics(), partition_for=lambda key: partition_of(key, partitions))
+    size = int(ENGINE_ENV.get("FORETHOUGHT_BATCH_SIZE", BATCH))
+    for start in range(0, len(records), size):
+        outbox = processor.handle(records[start:start + size], wall)
+        processor.commit(outbox)
+    return len(table)
+
+
+def bench_core(work: Workload, config: EngineConfig, profile: bool) -> dict[str, Any]:
+    """Parts 1 and 5: events/s and µs/event of each in-process path, and state sizes."""
+    n = len(work.events)
+    catalogue = load_catalogue()
+    kinds = {t.name: frozenset(t.kinds) for t in catalogue.topics}
+    raws = [(raw, kinds[topic]) for topic, _, raw in work.records]
+    parts = catalogue.partitions
+    records = [RawRecord(topic, partition_of(key, parts), i, key, raw, None)
+               for i, (topic, key, raw) in enumerate(work.records)]
+    wall = time.time() + 1
+    t_process, states = _median_time(lambda: core_process(work.events, config))
+    t_decode, _ = _median_time(lambda: core_decode(raws))
+    t_both, _ = _median_time(lambda: core_decode_process(raws, config))
+    t_batch, _ = _median_time(lambda: core_batch_processor(records, kinds, config, wall, parts))
+    sizes = sorted(len(s.to_bytes()) for s in states.values())
+    if profile:
+        _profile(lambda: core_batch_processor(records, kinds, config, wall, parts))
+    return {
+        "process_eps": n / t_process, "process_us": t_process / n * 1e6,
+        "decode_eps": n / t_decode, "decode_us": t_decode / n * 1e6,
+        "decode_process_eps": n / t_both, "decode_process_us": t_both / n * 1e6,
+        "batch_processor_eps": n / t_batch, "batch_processor_us": t_batch / n * 1e6,
+        "reference_triggers": reference_triggers(work.events, config),
+        "state_bytes": {"customers": len(sizes), "mean": statistics.fmean(sizes), "p50": percentile(sizes, 50),
+                        "p99": percentile(sizes, 99), "max": sizes[-1]},
+    }
+
+
+def _profile(run: Callable[[], Any]) -> None:
+    """Print the top 25 functions of ``run`` by own time."""
+    profiler = cProfile.Profile()
+    profiler.runcall(run)
+    console.rule("cProfile: BatchProcessor.handle + commit over the workload (top 25 by own time)")
+    pstats.Stats(profiler, stream=sys.stdout).strip_dirs().sort_stats("tottime").print_stats(25)

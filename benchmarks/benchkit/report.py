@@ -1,0 +1,139 @@
+"""The results table (one section per part) and the machine context printed with it."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from .common import BATCH, E2E_TIMEOUT, ENGINE_ENV, REPEATS
+
+AddRow = Callable[..., None]
+
+
+def context(kafka: str) -> dict[str, Any]:
+    """Command, CPU, Python, library versions and load: what the figures depend on."""
+    model = next((line.split(":", 1)[1].strip() for line in _read("/proc/cpuinfo").splitlines()
+                  if line.startswith("model name")), platform.processor() or "?")
+    versions = {name: _version(name) for name in ("faust-streaming", "aiokafka", "pydantic", "river", "orjson")}
+    return {"command": shlex.join(sys.orig_argv), "cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
+            "cpu_model": model, "python": platform.python_version(), "platform": platform.platform(),
+            "kafka": kafka, "versions": versions, "loadavg_1m": os.getloadavg()[0], "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "-"
+
+
+def _n(value: float | None, digits: int = 0, suffix: str = "") -> str:
+    return "-" if value is None else f"{value:,.{digits}f}{suffix}"
+
+
+def render(results: dict[str, Any]) -> Table:
+    """Every part's results as one table; parts that did not run are left out."""
+    core, e2e, bare, lat = (results.get(k, {}) for k in ("core", "worker", "bare", "latency"))
+    table = Table(title="Forethought benchmark", show_lines=False)
+    for column, justify in (("section", "left"), ("measure", "left"), ("value", "right"), ("notes", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    _machine_rows(table.add_row, results)
+    table.add_section()
+    for rows, part in ((_core_rows, core), (_worker_rows, e2e), (_bare_rows, bare), (_latency_rows, lat)):
+        if part:
+            rows(table.add_row, results)
+            table.add_section()
+    _state_rows(table.add_row, core, e2e)
+    return table
+
+
+def _machine_rows(add: AddRow, results: dict[str, Any]) -> None:
+    ctx = results.get("context", {})
+    add("machine", "CPUs (usable)", f"{ctx.get('cpus')} ({ctx.get('cpus_usable')})", ctx.get("cpu_model", ""))
+    add("", "load average (1 min)", f"{ctx.get('loadavg_1m', 0):.2f} → {results.get('loadavg_end', 0):.2f}",
+        "at start → at end; other processes on the machine compete with every figure below")
+    add("", "python / kafka", f"{ctx.get('python')} / {ctx.get('kafka')}", " ".join(f"{k} {v}" for k, v in ctx.get("versions", {}).items()))
+    if results.get("overrides"):
+        add("", "--set", "", " ".join(results["overrides"]))
+    add("", "workload", f"{results.get('events', 0):,} ev", f"{results.get('customers', 0):,} customers requested,"
+        f" {results.get('customers_seen', 0):,} seen; median of {REPEATS}")
+
+
+def _core_rows(add: AddRow, results: dict[str, Any]) -> None:
+    core = results["core"]
+    add("1 core (1 CPU)", "process() on decoded events", _n(core["process_eps"], 0, " ev/s"), f"{core['process_us']:.1f} µs/event")
+    add("", "decode_event() on raw JSON", _n(core["decode_eps"], 0, " ev/s"), f"{core['decode_us']:.1f} µs/event")
+    add("", "decode_event() + process()", _n(core["decode_process_eps"], 0, " ev/s"), f"{core['decode_process_us']:.1f} µs/event")
+    add("", "BatchProcessor handle+commit", _n(core["batch_processor_eps"], 0, " ev/s"),
+        f"{core['batch_processor_us']:.1f} µs/event; + state JSON per batch, metrics, batches of "
+        f"{ENGINE_ENV.get('FORETHOUGHT_BATCH_SIZE', BATCH)}")
+
+
+def _worker_rows(add: AddRow, results: dict[str, Any]) -> None:
+    e2e = results["worker"]
+    status = "complete" if e2e["complete"] else f"PARTIAL: {e2e['counted']:,.0f}/{e2e['expected']:,} in {E2E_TIMEOUT:g}s"
+    add("2 worker e2e", "events/s through the broker", _n(e2e.get("eps"), 0, " ev/s"),
+        f"{status}; measured over {_n(e2e.get('elapsed_s'), 1, ' s')}; ready after {e2e['ready_after_s']:.1f} s")
+    add("", "worker / broker CPU", f"{_n(_pct(e2e.get('worker_cpu_share')), 0, '%')} / {_n(_pct(e2e.get('broker_cpu_share')), 0, '%')}",
+        "CPU seconds per wall second while draining (100% = one core)")
+    add("", "time in core / in batch handler", f"{_pct_of(e2e['core_seconds'], e2e)} / {_pct_of(e2e['batch_seconds'], e2e)}",
+        f"of wall time; {e2e['batches']:,.0f} batches, mean {_n(e2e.get('mean_batch_events'), 0)} events, "
+        f"{_n(e2e.get('mean_batch_ms'), 1, ' ms')}")
+    add("", "late / dup / invalid / rekeyed",
+        f"{e2e['late']:,.0f} / {e2e['duplicates']:,.0f} / {e2e['invalid']:,.0f} / {e2e['rekeyed']:,.0f}", "")
+    ref = results.get("core", {}).get("reference_triggers", {})
+    for playbook in sorted(set(ref) | set(e2e["triggers_by_playbook"])):
+        got, want = e2e["triggers_by_playbook"].get(playbook, 0), ref.get(playbook, 0)
+        flag = " ← more than in order: inputs consumed out of event-time order" if got > 1.1 * want + 5 else ""
+        add("", f"triggers: {playbook}", f"{got:,.0f}", f"in-order reference (core): {want:,}{flag}")
+
+
+def _bare_rows(add: AddRow, results: dict[str, Any]) -> None:
+    bare, e2e = results["bare"], results.get("worker", {})
+    add("3 bare consumer", "aiokafka + decode_event only", _n(bare.get("eps"), 0, " ev/s"),
+        f"{'complete' if bare['complete'] else 'PARTIAL'}: {bare['counted']:,} records, {bare['valid']:,} valid")
+    if e2e.get("eps") and bare.get("eps"):
+        add("", "ratio worker / bare", f"{e2e['eps'] / bare['eps']:.2f}", "")
+
+
+def _latency_rows(add: AddRow, results: dict[str, Any]) -> None:
+    lat = results["latency"]
+    add("4 latency", "error → trigger p50 / p99", f"{_n(lat['p50_ms'], 1)} / {_n(lat['p99_ms'], 1)} ms",
+        f"max {_n(lat['max_ms'], 1)} ms, mean {_n(lat['mean_ms'], 1)} ms")
+    add("", "bursts fired", f"{lat['fired']} / {lat['bursts']}",
+        f"worker's own event_to_trigger mean {_n(lat.get('worker_mean_ms'), 1)} ms (Kafka timestamp → sent)")
+
+
+def _state_rows(add: AddRow, core: dict[str, Any], e2e: dict[str, Any]) -> None:
+    if core:
+        sb = core["state_bytes"]
+        add("5 state bytes", "to_bytes() per customer", f"mean {sb['mean']:,.0f}",
+            f"p50 {sb['p50']:,} · p99 {sb['p99']:,} · max {sb['max']:,} over {sb['customers']:,} customers")
+    if e2e:
+        add("" if core else "5 state bytes", "worker forethought_state_bytes", _n(e2e.get("state_bytes_gauge"), 0),
+            f"gauge: mean of ≤200 table values; forethought_customers = {_n(e2e.get('customers_gauge'), 0)}")
+
+
+def _pct(share: float | None) -> float | None:
+    return None if share is None else 100 * share
+
+
+def _pct_of(seconds: float, e2e: dict[str, Any]) -> str:
+    elapsed = e2e.get("elapsed_s")
+    return f"{100 * seconds / elapsed:.0f}%" if elapsed else "-"

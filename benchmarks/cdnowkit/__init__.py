@@ -1,0 +1,1 @@
+"""Building blocks of ``benchmarks/eval_cdnow.py``: data, engine replay, baselines, metrics, report."""
