@@ -12,12 +12,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from forethought.ops.process import free_port
 from forethought.ops.kafka_local import (
     MARKER,
     BrokerError,
     LocalBroker,
     ensure_jars,
-    free_port,
     new_cluster_id,
     port_open,
     stop_pidfile,

@@ -110,7 +110,3 @@ EVENT_ADAPTER: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)
 CLICKSTREAM_KINDS = frozenset({"page_view", "click", "session_start", "session_end", "feature_used"})
 EVENT_KINDS = CLICKSTREAM_KINDS | {"error", "usage"}
 
-
-def event_time(event: Envelope) -> datetime:
-    """The event-time of ``event`` (kept as a function so drivers need not know the field)."""
-    return event.occurred_at
