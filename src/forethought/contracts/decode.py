@@ -11,14 +11,16 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
 from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
-from forethought.contracts.records import DeadLetterReason
+from forethought.contracts.records import DeadLetter, DeadLetterReason
 
 DEFAULT_MAX_BYTES = 64 * 1024
 
@@ -29,6 +31,22 @@ class Rejection:
 
     reason: DeadLetterReason
     detail: str
+
+    def dead_letter(
+        self, *, source: str, partition: int, offset: int, key: bytes | None, value: bytes | None, at: float
+    ) -> DeadLetter:
+        """The dead letter for this rejection: the original bytes and where they came from.
+
+        >>> Rejection("not_json", "x").dead_letter(source="t", partition=0, offset=7, key=None,
+        ...                                         value=b"{", at=0.0).value_b64
+        'ew=='
+        """
+        return DeadLetter(
+            reason=self.reason, detail=self.detail[:2000], source_topic=source, source_partition=partition,
+            source_offset=offset, key_b64=None if key is None else base64.b64encode(key).decode(),
+            value_b64=base64.b64encode(value or b"").decode(),
+            received_at=datetime.fromtimestamp(at, tz=timezone.utc),
+        )
 
 
 def decode_event(

@@ -71,13 +71,13 @@ class Outcome(_Record):
     detail: Annotated[str, Field(max_length=2048)] = ""
 
 
-class _Outbound(BaseModel):
+class TolerantRecord(BaseModel):
     """Records we publish: readers must tolerate fields added later within a schema version."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class Reason(_Outbound):
+class Reason(TolerantRecord):
     """One piece of evidence behind a trigger: what was observed against which baseline."""
 
     signal: Name = Field(description="What was measured, e.g. 'silence_seconds'.")
@@ -87,7 +87,7 @@ class Reason(_Outbound):
     text: str = Field(description="One readable sentence a sender can show or paraphrase.")
 
 
-class Trigger(_Outbound):
+class Trigger(TolerantRecord):
     """An engagement trigger for channel senders. Senders deduplicate by ``trigger_id``.
 
     Senders should ignore fields they do not know: new optional fields may be added

@@ -14,7 +14,7 @@ Counter({'not_json': 1})
 
 from __future__ import annotations
 
-import base64
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -144,11 +144,8 @@ class Replayer:
 
     def _dead(self, line: Line, rejection: Rejection) -> None:
         self.counts.invalid[rejection.reason] += 1
-        self.on_deadletter(DeadLetter(
-            reason=rejection.reason, detail=rejection.detail[:2000], source_topic=self.sources[line.source],
-            source_partition=0, source_offset=line.line_no, key_b64=None,
-            value_b64=base64.b64encode(line.raw).decode(), received_at=datetime.now(timezone.utc),
-        ))
+        self.on_deadletter(rejection.dead_letter(source=self.sources[line.source], partition=0,
+                                                 offset=line.line_no, key=None, value=line.raw, at=time.time()))
 
     def _snapshot(self) -> None:
         at, self.snapshot_at = self.snapshot_at, None

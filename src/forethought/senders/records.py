@@ -17,9 +17,9 @@ from datetime import datetime, timezone
 from typing import Literal
 
 import orjson
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
-from forethought.contracts.records import Channel, Outcome, Trigger
+from forethought.contracts.records import Channel, Outcome, TolerantRecord, Trigger
 
 OUTCOME_NAMESPACE = uuid.UUID("3b8e5a4c-0f7d-4f3e-9a3c-5d1e2b7f6a90")
 DeliveryStatus = Literal["delivered", "failed", "bounced", "expired"]
@@ -77,11 +77,7 @@ def ledger_key(channel: str, trigger_id: str) -> bytes:
     return f"{channel}:{trigger_id}".encode()
 
 
-class _Wire(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-class LedgerEntry(_Wire):
+class LedgerEntry(TolerantRecord):
     """A terminal outcome was published for this trigger on this channel: never send it again."""
 
     type: Literal["sender_ledger"] = "sender_ledger"
@@ -96,7 +92,7 @@ class LedgerEntry(_Wire):
         return ledger_key(self.channel, self.trigger_id)
 
 
-class SenderDeadLetter(_Wire):
+class SenderDeadLetter(TolerantRecord):
     """A trigger a sender finally could not deliver, with the last error and where it came from."""
 
     type: Literal["sender_deadletter"] = "sender_deadletter"

@@ -10,11 +10,9 @@ trigger ids; a crash after 3 sees the events again as duplicates and publishes n
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import orjson
 
@@ -192,11 +190,6 @@ class BatchProcessor:
 
 
 def dead_letter(record: RawRecord, rejection: Rejection, wall: float) -> DeadLetter:
-    """A dead letter carrying the original bytes and where they came from."""
-    return DeadLetter(
-        reason=rejection.reason, detail=rejection.detail[:2000], source_topic=record.topic,
-        source_partition=record.partition, source_offset=record.offset,
-        key_b64=None if record.key is None else base64.b64encode(record.key).decode(),
-        value_b64=base64.b64encode(record.value or b"").decode(),
-        received_at=datetime.fromtimestamp(wall, tz=timezone.utc),
-    )
+    """The dead letter of a Kafka record: its bytes, topic, partition and offset."""
+    return rejection.dead_letter(source=record.topic, partition=record.partition, offset=record.offset,
+                                 key=record.key, value=record.value, at=wall)
