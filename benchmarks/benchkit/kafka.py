@@ -9,8 +9,7 @@ import re
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,40 +17,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from forethought.contracts.decode import Rejection, decode_event
-from forethought.ops.process import free_port, running_worker
-from forethought.ops.topics import create_topics, load_catalogue
+from forethought.ops.process import running_worker
+from forethought.testing import WorkerDeployment
+from forethought.ops.topics import load_catalogue
 
 from .common import E2E_TIMEOUT, ENGINE_ENV
 
 
-@dataclass
-class Deployment:
-    """One isolated worker deployment: topic prefix, app id, web port, work dir."""
+class Deployment(WorkerDeployment):
+    """A benchmark deployment: the benchmark's engine settings, quiet logs."""
 
-    bootstrap: str
-    prefix: str
-    workdir: Path
-    web_port: int
+    app_prefix = "bench"
 
-    @property
-    def url(self) -> str:
-        """The worker's web root."""
-        return f"http://127.0.0.1:{self.web_port}"
-
-    @property
-    def app_id(self) -> str:
-        """The worker's application id (consumer group), unique per deployment."""
-        return f"bench-{self.prefix.strip('.')}"
-
-    def topic(self, name: str) -> str:
-        """The prefixed name of catalogue topic ``name``."""
-        return f"{self.prefix}{name}"
-
-    def env(self) -> dict[str, str]:
-        """The worker's environment: ``ENGINE_ENV`` plus this deployment's broker, names and paths."""
-        return {**ENGINE_ENV, "FORETHOUGHT_KAFKA_BOOTSTRAP": self.bootstrap, "FORETHOUGHT_TOPIC_PREFIX": self.prefix,
-                "FORETHOUGHT_APP_ID": self.app_id, "FORETHOUGHT_WEB_PORT": str(self.web_port),
-                "FORETHOUGHT_DATA_DIR": str(self.workdir / "data"), "FORETHOUGHT_LOG_LEVEL": "WARNING"}
+    def env(self, engine: Mapping[str, str] = ENGINE_ENV, **extra: str) -> dict[str, str]:
+        """``ENGINE_ENV`` (after any ``--set``) instead of the test defaults, logs at WARNING."""
+        return super().env(engine, **{"FORETHOUGHT_LOG_LEVEL": "WARNING", **extra})
 
     @contextlib.contextmanager
     def worker(self) -> Iterator[tuple[Any, float]]:
@@ -64,10 +44,9 @@ class Deployment:
 async def new_deployment(bootstrap: str, root: Path) -> Deployment:
     """Create the catalogue's topics under a fresh prefix and a work dir under ``root``."""
     prefix = f"b{uuid.uuid4().hex[:8]}."
-    await create_topics(bootstrap, load_catalogue(), prefix)
     workdir = root / prefix.strip(".")
     workdir.mkdir(parents=True)
-    return Deployment(bootstrap, prefix, workdir, free_port())
+    return await Deployment.create(bootstrap, prefix, workdir)
 
 
 async def delete_topics(bootstrap: str, prefixes: list[str]) -> None:

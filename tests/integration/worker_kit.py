@@ -8,45 +8,18 @@ import re
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from forethought.ops.process import free_port
-from forethought.ops.topics import create_topics, load_catalogue
-from forethought.testing import FAST_ENGINE_ENV
+from forethought.testing import FAST_ENGINE_ENV, WorkerDeployment
 
 ENGINE = FAST_ENGINE_ENV
 
 
-@dataclass
-class Deployment:
-    """One isolated deployment: its own topic prefix, consumer group and web port."""
-
-    bootstrap: str
-    prefix: str
-    workdir: Path
-    web_port: int
-
-    @classmethod
-    async def create(cls, bootstrap: str, prefix: str, workdir: Path) -> Deployment:
-        await create_topics(bootstrap, load_catalogue(), prefix)
-        return cls(bootstrap, prefix, workdir, free_port())
-
-    def topic(self, name: str) -> str:
-        return f"{self.prefix}{name}"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.web_port}"
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {**ENGINE, "FORETHOUGHT_KAFKA_BOOTSTRAP": self.bootstrap, "FORETHOUGHT_TOPIC_PREFIX": self.prefix,
-                "FORETHOUGHT_APP_ID": f"ft-{self.prefix.strip('.')}", "FORETHOUGHT_WEB_PORT": str(self.web_port),
-                "FORETHOUGHT_DATA_DIR": str(self.workdir / "worker"), "FORETHOUGHT_LOG_LEVEL": "INFO", **extra}
+class Deployment(WorkerDeployment):
+    """A worker deployment with the produce/consume/poll helpers the integration tests use."""
 
     async def produce(self, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
         producer = AIOKafkaProducer(bootstrap_servers=self.bootstrap, acks="all")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import faust
@@ -37,11 +38,11 @@ class Worker:
     outputs: Outputs | None = None
     index_stale: bool = True
 
-    def owns(self, key: bytes) -> bool:
-        """Whether this worker holds the active partition of ``key``."""
-        actives = {tp.partition for tp in self.app.assignor.assigned_actives()
-                   if tp.topic == self.settings.topic(BEHAVIOUR_INPUTS[0])}
-        return partition_of(key, self.partitions) in actives
+    def owner(self) -> Callable[[bytes], bool]:
+        """A test of "this worker holds the active partition of ``key``", as of this assignment."""
+        topic = self.settings.topic(BEHAVIOUR_INPUTS[0])
+        actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        return lambda key: self.processor.partition_for(key) in actives
 
 
 _PARTITIONER = DefaultPartitioner()
@@ -133,11 +134,12 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         if app.rebalancing or app.in_recovery or not app.assignor.assigned_actives():
             return
         async with worker.lock:
+            owns = worker.owner()
             if worker.index_stale:
-                count = processor.rebuild_index(worker.owns)
+                count = processor.rebuild_index(owns)
                 worker.index_stale = False
                 log.info("deadline_index_rebuilt", customers=count)
-            outbox = processor.sweep(time.time(), worker.owns)
+            outbox = processor.sweep(time.time(), owns)
             await outputs.publish(outbox, worker.metrics)
             processor.commit(outbox)
         _refresh_gauges(worker)
@@ -192,11 +194,10 @@ def _refresh_gauges(worker: Worker) -> None:
     if sample:
         worker.metrics.state_bytes.set(sum(sample) / len(sample))
     consumer = worker.app.consumer
+    assigned = consumer.assignment()
     for (topic, partition), next_offset in worker.processor.processed.items():
-        tp = next(iter(t for t in consumer.assignment() if t.topic == topic and t.partition == partition), None)
-        if tp is not None:
-            highwater = consumer.highwater(tp)
-            if highwater is not None:
-                worker.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(
-                    max(0, highwater - next_offset))
+        tp = TP(topic, partition)
+        highwater = consumer.highwater(tp) if tp in assigned else None
+        if highwater is not None:
+            worker.metrics.consumer_lag.labels(topic=topic, partition=str(partition)).set(max(0, highwater - next_offset))
 
