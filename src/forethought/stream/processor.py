@@ -118,11 +118,15 @@ class BatchProcessor:
                 raw = self.table.get(key)
                 if raw is None or not owns(key):
                     continue
-                step = tick(CustomerState.from_bytes(raw, self.config), now, self.config)
+                step = tick(self.load(raw), now, self.config)
                 self._collect(step, outbox, origin=lambda t: t.fired_at.timestamp())
                 outbox.states[key] = step.state
         self.metrics.event_time_lag.set(lag)
         return outbox
+
+    def load(self, raw: bytes) -> CustomerState:
+        """A state from its changelog bytes (orjson, as :meth:`commit` writes them)."""
+        return CustomerState.from_dict(orjson.loads(raw), self.config)
 
     def commit(self, outbox: Outbox) -> None:
         """Phase 3: persist states (after the caller published the outbox)."""
@@ -141,7 +145,7 @@ class BatchProcessor:
         for key, raw in list(self.table.items()):
             if not owns(key):
                 continue
-            state = CustomerState.from_bytes(raw, self.config)
+            state = self.load(raw)
             self.index(key).set(key, next_due(state, self.config))
             if state.last_seen is not None:
                 self.clock("", self.partition_for(key)).observe(state.last_seen, time.time())
@@ -170,7 +174,7 @@ class BatchProcessor:
 
     def _run_customer(self, key: bytes, events: list[tuple[InboundEvent, RawRecord]], outbox: Outbox) -> CustomerState | None:
         raw = self.table.get(key)
-        state = CustomerState.from_bytes(raw, self.config) if raw is not None else None
+        state = self.load(raw) if raw is not None else None
         for event, record in events:
             started = time.perf_counter()
             step = process(state, event, self.config)

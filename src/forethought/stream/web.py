@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from forethought.core.engine import explain
-from forethought.core.state import CustomerState
 
 if TYPE_CHECKING:
     from forethought.stream.worker import Worker
@@ -36,7 +35,7 @@ def register_views(worker: Worker) -> None:
         raw = worker.processor.table.get(customer_id.encode())
         if raw is None:
             return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
-        state = CustomerState.from_bytes(raw, worker.settings.engine)
+        state = worker.processor.load(raw)
         partition = worker.processor.partition_for(customer_id.encode())
         now = worker.processor.stream_time(partition, time.time()) or time.time()
         return web.json({**explain(state, now, worker.settings.engine), "state_bytes": len(raw)})
