@@ -34,7 +34,7 @@ from rich.console import Console
 from worker_kit import Deployment, metric
 
 from forethought.contracts.records import Outcome, Reason, Trigger
-from forethought.core.triggers import trigger_id
+from forethought.core.signals import trigger_id
 from forethought.ops.process import free_port, stop_process, wait_ready
 from forethought.ops.settings import REPO_ROOT
 from forethought.ops.topics import load_catalogue

@@ -14,9 +14,11 @@ PACKAGES = ["forethought.core", "forethought.contracts"]
 # Modules whose doctests the architecture names as the spec; losing them must fail here.
 MUST_HAVE_EXAMPLES = {
     "forethought.core.config", "forethought.core.windows", "forethought.core.baselines",
-    "forethought.core.state", "forethought.core.detectors", "forethought.core.triggers",
+    "forethought.core.state", "forethought.core.detectors", "forethought.core.signals",
     "forethought.core.engine", "forethought.core.clock", "forethought.contracts.events",
     "forethought.contracts.records", "forethought.contracts.decode",
+    "forethought.contracts.playbooks", "forethought.core.policy.rules", "forethought.core.policy.profiles",
+    "forethought.core.policy.ledger", "forethought.core.policy.expr", "forethought.core.policy.timing",
 }
 
 

@@ -20,7 +20,10 @@ import orjson
 from pydantic import ValidationError
 
 from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
-from forethought.contracts.records import DeadLetter, DeadLetterReason
+from forethought.contracts.records import CONTROL_ADAPTER, DeadLetter, DeadLetterReason, Outcome, Profile
+
+CONTROL_KINDS = frozenset({"profile", "outcome"})
+Record = InboundEvent | Profile | Outcome
 
 DEFAULT_MAX_BYTES = 64 * 1024
 
@@ -53,8 +56,9 @@ def decode_event(
     raw: bytes | None,
     allowed_kinds: frozenset[str] = EVENT_KINDS,
     max_bytes: int = DEFAULT_MAX_BYTES,
-) -> InboundEvent | Rejection:
-    """Validate ``raw`` as one inbound event allowed on the topic it came from."""
+) -> Record | Rejection:
+    """Validate ``raw`` as one inbound record (an event, or a profile or outcome where the
+    topic allows them) of a kind allowed on the topic it came from."""
     if raw is None or len(raw) > max_bytes:
         size = 0 if raw is None else len(raw)
         return Rejection("oversized" if size else "not_json", f"{size} bytes (limit {max_bytes})")
@@ -65,20 +69,20 @@ def decode_event(
     return validate_event(data, allowed_kinds)
 
 
-def validate_event(data: Any, allowed_kinds: frozenset[str] = EVENT_KINDS) -> InboundEvent | Rejection:
-    """Validate already-parsed JSON ``data`` as an event of one of ``allowed_kinds``."""
+def validate_event(data: Any, allowed_kinds: frozenset[str] = EVENT_KINDS) -> Record | Rejection:
+    """Validate already-parsed JSON ``data`` as a record of one of ``allowed_kinds``."""
     if not isinstance(data, dict):
         return Rejection("schema", f"expected a JSON object, got {type(data).__name__}")
     customer = data.get("customer_id")
     if not isinstance(customer, str) or not customer.strip():
         return Rejection("missing_customer", "customer_id is missing or empty")
     kind = data.get("type")
-    if not isinstance(kind, str) or kind not in EVENT_KINDS:
-        return Rejection("unknown_type", f"type {kind!r} is not one of {sorted(EVENT_KINDS)}")
+    if not isinstance(kind, str) or kind not in EVENT_KINDS | CONTROL_KINDS:
+        return Rejection("unknown_type", f"type {kind!r} is not one of {sorted(EVENT_KINDS | CONTROL_KINDS)}")
     if kind not in allowed_kinds:
         return Rejection("wrong_topic", f"type {kind!r} does not belong on this topic")
     try:
-        return EVENT_ADAPTER.validate_python(data)
+        return CONTROL_ADAPTER.validate_python(data) if kind in CONTROL_KINDS else EVENT_ADAPTER.validate_python(data)
     except ValidationError as exc:
         return Rejection("schema", summarize(exc))
 

@@ -12,11 +12,12 @@ timezone
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Literal, Union
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from forethought.contracts.events import Id, Name, PropertyValue
 
@@ -28,6 +29,17 @@ DeadLetterReason = Literal[
     "not_json", "schema", "oversized", "missing_customer", "wrong_topic", "future_event",
     "unknown_type",
 ]
+_QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _quiet_window(text: str) -> str:
+    if not _QUIET.match(text):
+        raise ValueError(f"expected local quiet hours as HH:MM-HH:MM (e.g. 22:00-08:00), got {text!r}")
+    return text
+
+
+QuietWindow = Annotated[str, AfterValidator(_quiet_window)]
+"""Local quiet hours ``HH:MM-HH:MM``; a start after the end wraps midnight (``22:00-08:00``)."""
 
 
 class _Record(BaseModel):
@@ -43,7 +55,10 @@ class Profile(_Record):
     plan: Name | None = None
     timezone: str = "UTC"
     locale: Name | None = None
-    consent: dict[Channel, bool] = Field(default_factory=dict)
+    consent: dict[Channel, bool] = Field(
+        default_factory=dict, description="Per channel: true opted in, false opted out; absent: the policy default.")
+    opted_out: bool = Field(False, description="Global opt-out: no trigger on any channel.")
+    quiet_hours: QuietWindow | None = Field(None, description="Local quiet hours, e.g. 22:00-08:00.")
     signup_date: date | None = None
     renewal_date: date | None = None
     attributes: dict[Name, PropertyValue] = Field(default_factory=dict, max_length=64)
@@ -87,6 +102,14 @@ class Reason(TolerantRecord):
     text: str = Field(description="One readable sentence a sender can show or paraphrase.")
 
 
+class Why(TolerantRecord):
+    """Which rule fired and which checks the trigger passed on its way out."""
+
+    rule: str = Field(description="The playbook's condition, as written.")
+    signal: Name = Field(description="The signal that made the engine evaluate it, e.g. 'silence'.")
+    checks: list[str] = Field(default_factory=list, description="Checks passed, in order, e.g. 'consent: email'.")
+
+
 class Trigger(TolerantRecord):
     """An engagement trigger for channel senders. Senders deduplicate by ``trigger_id``.
 
@@ -109,6 +132,11 @@ class Trigger(TolerantRecord):
     scores: dict[Name, float]
     reasons: list[Reason] = Field(min_length=1)
     context: dict[Name, PropertyValue] = Field(default_factory=dict)
+    mode: Literal["live", "shadow"] = Field("live", description="Shadow triggers go to the shadow topic only.")
+    released_at: AwareDatetime | None = Field(
+        None, description="Event time a deferred trigger was released (quiet hours); None: sent at once.")
+    fallback_of: Id | None = Field(None, description="The trigger whose delivery failed, for a fallback channel.")
+    why: Why | None = None
 
 
 class DeadLetter(_Record):

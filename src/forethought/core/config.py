@@ -56,8 +56,8 @@ class EngineConfig:
     usage_min_reports: int = 8
     usage_min_log_sd: float = 0.1
     usage_quiet_reports: int = 3
-    # triggers
-    trigger_ttl_seconds: float = 86_400.0
+    # features and errors followed per customer (first few seen), for playbooks and reasons
+    feature_slots: int = 16
 
     def __post_init__(self) -> None:
         for spec in fields(self):

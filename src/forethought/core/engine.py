@@ -1,8 +1,11 @@
 """The engine's entry points: every driver (worker, replay, tests) calls these and only these.
 
 ``process`` folds one event into a customer's state; ``tick`` advances a customer to a point
-in event time (silence can only be seen this way). Both return a :class:`Step`: the new
-state, the triggers that fired and what was observed. No I/O, no wall clock.
+in event time (silence, daily lifecycle checks, deferred triggers and re-engagement windows
+can only be seen this way); ``observe_profile`` and ``observe_outcome`` take the other
+inbound records. Each returns a :class:`Step`: the new state, the triggers to publish, the
+policy's decisions and what was observed. Detectors emit detections; playbooks and the policy
+(:mod:`forethought.core.policy`) turn them into triggers. No I/O, no wall clock.
 
 >>> from datetime import datetime, timezone
 >>> from forethought.contracts.events import ErrorEvent
@@ -13,8 +16,8 @@ state, the triggers that fired and what was observed. No I/O, no wall clock.
 ...         occurred_at=datetime(2026, 11, 22, 12, 0, i, tzinfo=timezone.utc))
 ...     step = process(state, event, config)
 ...     state, fired = step.state, fired + list(step.triggers)
->>> [(t.playbook, t.reasons[0].observed) for t in fired]
-[('error_burst', 3.0)]
+>>> [(t.playbook, t.reasons[0].observed, t.why.checks[-1]) for t in fired]
+[('error_burst', 3.0, 'caps: none apply')]
 """
 
 from __future__ import annotations
@@ -23,17 +26,20 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from forethought.contracts.events import ErrorEvent, InboundEvent, Usage
-from forethought.contracts.records import Reason, Trigger
-from forethought.core import decline as dec
+from forethought.contracts.events import ErrorEvent, FeatureUsed, InboundEvent, Usage
+from forethought.contracts.records import Outcome, Profile, Trigger
+from forethought.core import detect
 from forethought.core import detectors as det
-from forethought.core import usage as use
 from forethought.core.config import EngineConfig
+from forethought.core.policy import decide as policy
+from forethought.core.policy.profiles import ProfileState
+from forethought.core.policy.rules import Rules, builtin_rules
+from forethought.core.policy.timing import unit_hash
+from forethought.core.signals import Detection
 from forethought.core.state import CustomerState
-from forethought.core.triggers import ACTIVITY_DECLINE, ERROR_BURST, SILENCE_DROPOFF, USAGE_ANOMALY, build_trigger, utc
-
 
 DAY = 86_400.0
+NO_PROFILE = ProfileState()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,30 +52,151 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """The result of one entry-point call. ``state`` is None when the customer was evicted."""
+    """The result of one entry-point call. ``state`` is None when the customer was evicted;
+    ``profile`` is set when the profile table must be updated."""
 
     state: CustomerState | None
     triggers: tuple[Trigger, ...] = ()
     observations: tuple[Observation, ...] = ()
+    shadow: tuple[Trigger, ...] = ()
+    decisions: tuple[policy.Decision, ...] = ()
+    profile: ProfileState | None = None
+
+    def then(self, later: Step) -> Step:
+        """This step followed by ``later`` (whose state wins)."""
+        return Step(later.state, self.triggers + later.triggers, self.observations + later.observations,
+                    self.shadow + later.shadow, self.decisions + later.decisions, later.profile or self.profile)
 
 
-def process(state: CustomerState | None, event: InboundEvent, config: EngineConfig) -> Step:
+def process(state: CustomerState | None, event: InboundEvent, config: EngineConfig, rules: Rules | None = None,
+            profile: ProfileState = NO_PROFILE) -> Step:
     """Fold ``event`` into ``state`` (None for a new customer).
 
-    A silence that came due before this event fires first, exactly as a timer would have
-    fired it, so the outcome never depends on when the timer last ran.
+    Whatever came due before this event (a silence, a daily check, a deferred trigger) happens
+    first, exactly as a timer would have done it, so results never depend on when the timer ran.
     """
+    rules = rules or builtin_rules()
     ts = event.epoch
-    earlier = tick(state, ts, config) if state is not None else Step(None)
-    state = earlier.state or CustomerState.new(event.customer_id, config)
+    earlier = tick(state, ts, config, rules, profile) if state is not None else Step(None)
+    state = earlier.state or _new(event.customer_id, ts, config)
     if state.remember(event.event_id, config.recent_ids):
-        duplicate = Observation("duplicate", {"event_id": event.event_id})
-        return Step(state, earlier.triggers, (*earlier.observations, duplicate))
-    step = _fold(state, event, ts, config)
-    return Step(step.state, earlier.triggers + step.triggers, earlier.observations + step.observations)
+        return earlier.then(Step(state, observations=(Observation("duplicate", {"event_id": event.event_id}),)))
+    return earlier.then(_fold(state, event, ts, config, rules, profile))
 
 
-def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig) -> Step:
+def tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules | None = None,
+         profile: ProfileState = NO_PROFILE) -> Step:
+    """Advance ``state`` to event time ``now``: everything due fires in time order; evict when idle."""
+    rules = rules or builtin_rules()
+    idle_since = state.last_seen if state.last_seen is not None else state.created
+    if idle_since is not None and now - idle_since >= config.idle_ttl_seconds:
+        return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}),))
+    step = Step(state)
+    while (due := _earliest_due(state)) is not None and due <= now:
+        step = step.then(_fire_due(state, due, config, rules, profile))
+    return step
+
+
+def observe_profile(state: CustomerState | None, held: ProfileState, profile: Profile, now: float,
+                    config: EngineConfig) -> Step:
+    """A profile arrived at the driver's event time ``now``: it updates the profile table, and a
+    customer seen for the first time gets a state, so lifecycle playbooks (onboarding...) can act
+    before any event. The profile's own ``updated_at`` orders profiles, never the clock."""
+    return Step(state or _new(profile.customer_id, now, config), profile=held.with_profile(profile))
+
+
+def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Outcome, config: EngineConfig,
+                    rules: Rules | None = None) -> Step:
+    """A sender's outcome: an unsubscribe stops the channel at once; a failed or bounced
+    delivery falls back to the next preferred channel the policy allows."""
+    rules = rules or builtin_rules()
+    updated = held.after_outcome(outcome)
+    seen = Observation("outcome", {"status": outcome.status, "channel": outcome.channel})
+    if state is None:
+        return Step(None, observations=(seen,), profile=updated if updated is not held else None)
+    out = policy.Verdicts()
+    if outcome.status in ("failed", "bounced"):
+        now = outcome.occurred_at.timestamp()
+        policy.fallback(_context(state, updated, rules, now, config), outcome.trigger_id, outcome.channel, now, out)
+    return _step(state, out, (seen,), profile=updated if updated is not held else None)
+
+
+def next_due(state: CustomerState, config: EngineConfig) -> float | None:
+    """The event time at which :func:`tick` has something to do for this customer."""
+    due = _earliest_due(state)
+    idle_since = state.last_seen if state.last_seen is not None else state.created
+    evict = None if idle_since is None else idle_since + config.idle_ttl_seconds
+    return min((t for t in (due, evict) if t is not None), default=None)
+
+
+def explain(state: CustomerState, now: float, config: EngineConfig) -> dict[str, Any]:
+    """Scores, features, baselines and the policy's memory as of ``now``, for people and web views."""
+    facts = detect.facts(state, now, config)
+    features = facts["features"]
+    return {
+        "customer_id": state.customer_id, "as_of": now, "scores": facts["scores"],
+        "silence_seconds": features["silence_seconds"] or 0.0, "typical_gap_seconds": features["typical_gap_seconds"],
+        "silence_threshold_seconds": features["silence_threshold_seconds"], "silence_deadline": state.deadline,
+        "errors_in_current_bucket": features["errors_in_current_bucket"],
+        "error_baseline_per_bucket": det.error_baseline(state, config)[0],
+        "error_burst_threshold": det.burst_threshold(state, config), "in_error_burst": state.burst_bucket is not None,
+        "events": state.events, "late_events": state.late, "visits": state.visits, "by_type": dict(state.by_type),
+        "errors_by_code": dict(state.error_codes), "errors_by_severity": dict(state.error_severity),
+        "features_used": {name: {"first": t[0], "last": t[1]} for name, t in state.features.items()},
+        "events_last_7_days": features["events_last_7_days"],
+        "usual_events_per_7_days": features["usual_events_per_7_days"],
+        "policy": {
+            "sent": [{"at": s.at, "playbook": s.playbook, "channel": s.channel} for s in state.policy.sent],
+            "deferred": [{"release_at": p.release_at, "trigger_id": p.trigger["trigger_id"],
+                          "playbook": p.trigger["playbook"]} for p in state.policy.pending],
+            "measuring": [{"playbook": w.playbook, "group": w.group, "until": w.until} for w in state.policy.watch],
+            "next_daily_check": state.daily_at,
+        },
+    }
+
+
+def _new(customer_id: str, now: float, config: EngineConfig) -> CustomerState:
+    state = CustomerState.new(customer_id, config)
+    state.created = now
+    state.daily_at = _next_daily(customer_id, now)
+    return state
+
+
+def _next_daily(customer_id: str, after: float) -> float:
+    """Once a day at a customer-specific time of day, so checks spread over the day."""
+    offset = float(math.floor(unit_hash("daily", customer_id) * DAY))
+    at = math.floor((after - offset) / DAY) * DAY + offset
+    return at + DAY if at <= after else at
+
+
+def _earliest_due(state: CustomerState) -> float | None:
+    times = (state.deadline, state.daily_at, state.policy.next_due())
+    return min((t for t in times if t is not None), default=None)
+
+
+def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rules, profile: ProfileState) -> Step:
+    """Everything due at ``due``: re-engagement windows end, deferred triggers go, silence, daily."""
+    observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
+                         for w in state.policy.watch if w.until <= due)
+    state.policy.watch = [w for w in state.policy.watch if w.until > due]
+    out, ctx = policy.Verdicts(), _context(state, profile, rules, due, config)
+    policy.release(ctx, due, out)
+    detections: list[Detection] = []
+    if state.deadline is not None and state.deadline <= due:
+        detections.append(detect.silence(state, config))
+        state.silence_fired_for, state.deadline = state.last_seen, None
+    if state.daily_at is not None and state.daily_at <= due:
+        state.daily_at = _next_daily(state.customer_id, due)
+        if rules.listening("daily"):
+            detections.append(detect.daily(state, due, config))
+    policy.decide(detections, ctx, out)
+    return _step(state, out, observations)
+
+
+def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig, rules: Rules,
+          profile: ProfileState) -> Step:
+    if state.daily_at is None:  # a state written before daily checks existed
+        state.created, state.daily_at = state.created or ts, _next_daily(state.customer_id, ts)
     state.events += 1
     state.by_type[event.type] = state.by_type.get(event.type, 0) + 1
     state.account_id = event.account_id or state.account_id
@@ -78,56 +205,37 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     if state.last_seen is not None and ts < state.last_seen - config.allowed_lateness_seconds:
         state.late += 1
         return Step(state, observations=(Observation("late", {"lag": state.last_seen - ts}),))
-    declined = _advance_days(state, ts, config)
+    observations = () if is_error else _reengaged(state, ts)
+    detections = [detect.advance_days(state, ts, config)]
     _record_activity(state, ts, config)
-    burst = _check_burst(state, event, ts, config) if is_error else None
-    unusual = _check_usage(state, event, ts, config) if isinstance(event, Usage) else None
+    if is_error:
+        detections.append(detect.check_burst(state, event, ts, config))
+    elif isinstance(event, Usage):
+        detections.append(detect.check_usage(state, event, ts, config))
+    elif isinstance(event, FeatureUsed):
+        detections.append(detect.check_feature(state, event, ts, config))
     state.deadline = det.silence_deadline(state, config)
-    return Step(state, tuple(t for t in (declined, burst, unusual) if t is not None))
+    out = policy.Verdicts()
+    policy.decide([d for d in detections if d is not None], _context(state, profile, rules, ts, config), out)
+    return _step(state, out, observations)
 
 
-def tick(state: CustomerState, now: float, config: EngineConfig) -> Step:
-    """Advance ``state`` to event time ``now``: fire a due silence, evict when idle too long."""
-    if state.last_seen is not None and now - state.last_seen >= config.idle_ttl_seconds:
-        return Step(None, observations=(Observation("evicted", {"idle": now - state.last_seen}),))
-    if state.deadline is None or now < state.deadline:
-        return Step(state)
-    trigger = _silence_trigger(state, now, config)
-    state.silence_fired_for = state.last_seen
-    state.deadline = None
-    return Step(state, (trigger,))
+def _reengaged(state: CustomerState, ts: float) -> tuple[Observation, ...]:
+    """The customer came back: every decision being measured counts as re-engaged."""
+    back = [w for w in state.policy.watch if w.since < ts <= w.until]
+    state.policy.watch = [w for w in state.policy.watch if w not in back]
+    return tuple(Observation("reengaged", {"playbook": w.playbook, "group": w.group}) for w in back)
 
 
-def next_due(state: CustomerState, config: EngineConfig) -> float | None:
-    """The event time at which :func:`tick` has something to do for this customer."""
-    if state.deadline is not None:
-        return state.deadline
-    return None if state.last_seen is None else state.last_seen + config.idle_ttl_seconds
+def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: float,
+             config: EngineConfig) -> policy.Context:
+    env = {**detect.facts(state, now, config), "profile": profile.facts(now)}
+    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env)
 
 
-def explain(state: CustomerState, now: float, config: EngineConfig) -> dict[str, Any]:
-    """Scores and baselines as of ``now``, for people and web views."""
-    silence = max(0.0, now - (state.last_seen or now))
-    current_errors = state.errors.count(math.floor(now / config.bucket_seconds))
-    return {
-        "customer_id": state.customer_id,
-        "as_of": now,
-        "scores": {
-            "dropoff": round(det.silence_probability(silence, state, config), 6),
-            "anomaly": round(det.burst_score(current_errors, state, config), 6),
-        },
-        "silence_seconds": silence,
-        "typical_gap_seconds": det.typical_gap(state, config),
-        "silence_threshold_seconds": det.silence_threshold(state, config),
-        "silence_deadline": state.deadline,
-        "errors_in_current_bucket": current_errors,
-        "error_baseline_per_bucket": det.error_baseline(state, config)[0],
-        "error_burst_threshold": det.burst_threshold(state, config),
-        "in_error_burst": state.burst_bucket is not None,
-        "events": state.events, "late_events": state.late, "visits": state.visits,
-        "by_type": dict(state.by_type),
-        "events_last_7_days": sum(state.week), "usual_events_per_7_days": dec.usual_level(state.decline),
-    }
+def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),
+          profile: ProfileState | None = None) -> Step:
+    return Step(state, tuple(out.live), observations, tuple(out.shadow), tuple(out.decisions), profile)
 
 
 def _record_activity(state: CustomerState, ts: float, config: EngineConfig) -> None:
@@ -146,112 +254,3 @@ def _record_activity(state: CustomerState, ts: float, config: EngineConfig) -> N
     closed = state.errors.advance(bucket, max_closed=config.ring_buckets)
     skipped = 0 if old_head < 0 else max(0, bucket - old_head - len(closed))
     det.fold_closed_error_buckets(state, closed, skipped, config)
-
-
-def _advance_days(state: CustomerState, ts: float, config: EngineConfig) -> Trigger | None:
-    """Close the days before ``ts``'s day (feeding the decline test) and count this event."""
-    day = math.floor(ts / DAY)
-    if state.day < 0:
-        state.day = day
-    fired = None
-    for closing in range(state.day, min(day, state.day + 8)):  # after 8 days the window is empty
-        weekly = sum(state.week)
-        result = dec.update(state.decline, weekly, config) if config.decline_enabled else []
-        if result and result[0] == dec.DETECTED:
-            fired = fired or _decline_trigger(state, closing + 1, weekly, result[1], config)
-            result = []
-        state.decline = result
-        state.week[(closing + 1) % 7] = 0
-    state.day = max(state.day, day)
-    if state.day - 6 <= day:
-        state.week[day % 7] += 1
-    return fired
-
-
-def _decline_trigger(state: CustomerState, day: int, weekly: float, level: float, config: EngineConfig) -> Trigger:
-    reason = Reason(
-        signal="events_per_7_days", observed=weekly, baseline=round(level, 3), unit="events/7d",
-        text=f"Activity over the last 7 days fell to {weekly:g} events; this customer's usual level is {level:.0f}.",
-    )
-    return build_trigger(
-        ACTIVITY_DECLINE, customer_id=state.customer_id, account_id=state.account_id, episode=f"decline-{day}",
-        fired_at=day * DAY, ttl_seconds=config.trigger_ttl_seconds,
-        scores={"dropoff": max(0.0, 1.0 - weekly / level) if level else 0.0, "decline_ratio": weekly / level if level else 0.0},
-        reasons=[reason], context={"usual_events_per_7_days": round(level, 1), "events_last_7_days": weekly},
-    )
-
-
-def _check_usage(state: CustomerState, event: Usage, ts: float, config: EngineConfig) -> Trigger | None:
-    if event.metric not in state.usage and len(state.usage) >= config.usage_metrics:
-        return None  # only the first few metrics of a customer are followed, to keep state small
-    state.usage[event.metric], verdict = use.observe(state.usage.get(event.metric, []), event.quantity, config)
-    if verdict is None:
-        return None
-    direction, ratio, z, usual = verdict
-    unit = event.unit or "units"
-    reason = Reason(
-        signal=f"usage.{event.metric}", observed=event.quantity, baseline=round(usual, 3), unit=unit,
-        text=f"{event.metric} of {event.quantity:,.4g} {unit} in one report, {ratio:.2g}x this customer's usual"
-        f" {usual:,.4g} ({direction}).",
-    )
-    return build_trigger(
-        USAGE_ANOMALY, customer_id=state.customer_id, account_id=state.account_id,
-        episode=f"usage-{direction}-{event.metric}-{ts:.3f}", fired_at=ts, ttl_seconds=config.trigger_ttl_seconds,
-        scores={"anomaly": abs(z), "usage_ratio": ratio}, reasons=[reason],
-        context={"metric": event.metric, "direction": direction, "unit": unit},
-    )
-
-
-def _check_burst(state: CustomerState, event: ErrorEvent, ts: float, config: EngineConfig) -> Trigger | None:
-    bucket = math.floor(ts / config.bucket_seconds)
-    state.errors.add(bucket)
-    count = state.errors.count(bucket)
-    threshold = det.burst_threshold(state, config)
-    if state.burst_bucket is not None or count < threshold:
-        return None
-    state.burst_bucket, state.quiet_buckets = bucket, 0
-    mean, _ = det.error_baseline(state, config)
-    score = det.burst_score(count, state, config)
-    reason = Reason(
-        signal="errors_per_bucket", observed=count, baseline=round(mean, 4),
-        unit=f"errors/{config.bucket_seconds}s",
-        text=f"{count:g} errors in {config.bucket_seconds}s (latest {event.code}, {event.severity});"
-        f" this customer usually sees {mean:.2g}.",
-    )
-    return build_trigger(
-        ERROR_BURST, customer_id=state.customer_id, account_id=state.account_id,
-        episode=f"burst-{bucket * config.bucket_seconds}", fired_at=ts,
-        ttl_seconds=config.trigger_ttl_seconds, scores={"anomaly": score, "error_burst_z": score},
-        reasons=[reason], context={"error_code": event.code, "severity": event.severity},
-    )
-
-
-def _silence_trigger(state: CustomerState, now: float, config: EngineConfig) -> Trigger:
-    assert state.last_seen is not None and state.deadline is not None
-    fired_at = state.deadline
-    silence = fired_at - state.last_seen
-    usual = det.typical_gap(state, config)
-    probability = det.silence_probability(silence, state, config)
-    reason = Reason(
-        signal="silence_seconds", observed=round(silence, 3), baseline=round(usual, 3),
-        unit="seconds",
-        text=f"No activity for {_human(silence)}; this customer usually returns within {_human(usual)}"
-        f" ({state.visits} visits seen).",
-    )
-    return build_trigger(
-        SILENCE_DROPOFF, customer_id=state.customer_id, account_id=state.account_id,
-        episode=f"silence-{state.last_seen:.3f}", fired_at=fired_at,
-        ttl_seconds=config.trigger_ttl_seconds, scores={"dropoff": probability},
-        reasons=[reason], context={"last_seen_at": _iso(state.last_seen), "visits": state.visits},
-    )
-
-
-def _human(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f} {unit}"
-    return f"{seconds:.0f} s"
-
-
-def _iso(epoch: float) -> str:
-    return utc(epoch).isoformat()

@@ -22,10 +22,14 @@ from typing import Any
 
 from forethought.core.baselines import EwStats
 from forethought.core.config import EngineConfig
+from forethought.core.policy.ledger import PolicyLedger
 from forethought.core.windows import BucketRing
 
-STATE_VERSION = 1
-ID_DIGEST_BYTES = 6
+STATE_VERSION = 2
+MAX_ERROR_CODES = 8
+ID_DIGEST_BYTES = 5
+_KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
+_ZERO_DEFAULT = frozenset({"n", "late", "errn", "visits", "quiet"})
 
 
 @dataclass(slots=True)
@@ -56,6 +60,12 @@ class CustomerState:
     deadline: float | None = None
     silence_fired_for: float | None = None
     recent_ids: bytes = b""
+    created: float | None = None
+    features: dict[str, list[float]] = field(default_factory=dict)
+    error_codes: dict[str, int] = field(default_factory=dict)
+    error_severity: dict[str, int] = field(default_factory=dict)
+    daily_at: float | None = None
+    policy: PolicyLedger = field(default_factory=PolicyLedger)
 
     @classmethod
     def new(cls, customer_id: str, config: EngineConfig) -> CustomerState:
@@ -69,8 +79,8 @@ class CustomerState:
     def remember(self, event_id: str, keep: int = 32) -> bool:
         """Record ``event_id``; True when it was already among the last ``keep`` ids.
 
-        Ids are kept as 6-byte BLAKE2b digests: a false "duplicate" needs a 48-bit collision
-        with one of ``keep`` recent ids (about 1 in 9e12 per event at the default).
+        Ids are kept as 5-byte BLAKE2b digests: a false "duplicate" needs a 40-bit collision
+        with one of ``keep`` recent ids (about 3 in 1e11 per event at the default).
         """
         digest = hashlib.blake2b(event_id.encode(), digest_size=ID_DIGEST_BYTES).digest()
         ids = self.recent_ids
@@ -79,35 +89,52 @@ class CustomerState:
         self.recent_ids = (ids + digest)[-ID_DIGEST_BYTES * keep :]
         return False
 
+    def count_error(self, code: str, severity: str) -> None:
+        """Count an error by severity, and by code for the first few codes seen."""
+        self.error_severity[severity] = self.error_severity.get(severity, 0) + 1
+        if code in self.error_codes or len(self.error_codes) < MAX_ERROR_CODES:
+            self.error_codes[code] = self.error_codes.get(code, 0) + 1
+
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form; short keys keep the changelog small."""
-        return {
+        """The JSON-ready form: short keys, and empty or default parts left out."""
+        data = {
             "v": STATE_VERSION, "id": self.customer_id, "acct": self.account_id,
             "first": self.first_seen, "last": self.last_seen, "n": self.events,
-            "late": self.late, "errn": self.error_total, "types": self.by_type,
+            "late": self.late, "errn": self.error_total, "types": [self.by_type.get(k, 0) for k in _KINDS],
             "visits": self.visits, "gaps": self.gaps.to_list(), "lg": [self.long_gap, self.long_gap_at],
             "day": self.day, "wk": self.week, "dec": self.decline, "use": self.usage,
             "errb": self.error_baseline.to_list(), "act": self.activity.to_list(),
             "err": self.errors.to_list(), "burst": self.burst_bucket, "quiet": self.quiet_buckets,
             "due": self.deadline, "fired": self.silence_fired_for,
             "ids": base64.b64encode(self.recent_ids).decode(),
+            "made": None if self.created == self.first_seen else self.created, "feat": self.features,
+            "codes": self.error_codes, "sev": self.error_severity, "daily": self.daily_at,
+            "pol": None if self.policy.is_empty() else self.policy.to_dict(),
         }
+        return {k: v for k, v in data.items()
+                if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: EngineConfig) -> CustomerState:
         """Inverse of :meth:`to_dict`."""
         if data.get("v") != STATE_VERSION:
             raise ValueError(f"unsupported customer state version {data.get('v')!r}")
+        get = data.get
+        long_gap = get("lg", [0.0, 0.0])
         return cls(
-            customer_id=data["id"], account_id=data["acct"], first_seen=data["first"],
-            last_seen=data["last"], events=data["n"], late=data["late"],
-            error_total=data["errn"], by_type=dict(data["types"]), visits=data["visits"],
-            gaps=EwStats.from_list(data["gaps"]), long_gap=data["lg"][0], long_gap_at=data["lg"][1], day=data["day"], week=list(data["wk"]),
-            decline=list(data["dec"]), usage={k: list(v) for k, v in data["use"].items()}, error_baseline=EwStats.from_list(data["errb"]),
-            activity=BucketRing.from_list(config.ring_buckets, data["act"]),
-            errors=BucketRing.from_list(config.ring_buckets, data["err"]),
-            burst_bucket=data["burst"], quiet_buckets=data["quiet"], deadline=data["due"],
-            silence_fired_for=data["fired"], recent_ids=base64.b64decode(data["ids"]),
+            customer_id=data["id"], account_id=get("acct"), first_seen=get("first"),
+            last_seen=get("last"), events=get("n", 0), late=get("late", 0), error_total=get("errn", 0),
+            by_type={k: n for k, n in zip(_KINDS, get("types", [])) if n}, visits=get("visits", 0),
+            gaps=EwStats.from_list(get("gaps", [])), long_gap=long_gap[0], long_gap_at=long_gap[1],
+            day=get("day", -1), week=list(get("wk", [0] * 7)), decline=list(get("dec", [])),
+            usage={k: list(v) for k, v in get("use", {}).items()}, error_baseline=EwStats.from_list(get("errb", [])),
+            activity=BucketRing.from_list(config.ring_buckets, get("act", [-1])),
+            errors=BucketRing.from_list(config.ring_buckets, get("err", [-1])),
+            burst_bucket=get("burst"), quiet_buckets=get("quiet", 0), deadline=get("due"),
+            silence_fired_for=get("fired"), recent_ids=base64.b64decode(get("ids", "")),
+            created=get("made", get("first")), features={k: list(v) for k, v in get("feat", {}).items()},
+            error_codes=dict(get("codes", {})), error_severity=dict(get("sev", {})), daily_at=get("daily"),
+            policy=PolicyLedger.from_dict(data["pol"]) if get("pol") else PolicyLedger(),
         )
 
     def to_bytes(self) -> bytes:

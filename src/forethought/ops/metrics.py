@@ -56,6 +56,24 @@ class Metrics:
         self.event_time_lag = Gauge(
             "forethought_event_clock_lag_seconds", "Wall clock minus the event-time clock.", registry=r
         )
+        self.decisions = Counter(
+            "forethought_decisions",
+            "Policy decisions by playbook, verdict (sent, shadow, deferred, released, fallback, held_out,"
+            " suppressed), reason (suppressions and holdouts) and mode.",
+            ["playbook", "verdict", "reason", "mode"], registry=r,
+        )
+        self.reengagement = Counter(
+            "forethought_reengagement",
+            "Measured decisions by playbook, group (treated, holdout, global_control) and result"
+            " (reengaged: active again within the window).", ["playbook", "group", "result"], registry=r,
+        )
+        self.outcomes = Counter(
+            "forethought_outcomes", "Sender outcomes received, by status and channel.", ["status", "channel"], registry=r
+        )
+        self.playbook_reloads = Counter(
+            "forethought_playbook_reloads", "Playbook file reloads, by result (loaded, rejected).", ["result"], registry=r
+        )
+        self.playbooks = Gauge("forethought_playbooks", "Playbooks running, by mode.", ["mode"], registry=r)
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

@@ -24,6 +24,7 @@ from forethought.core.config import EngineConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
+DEFAULT_PLAYBOOKS_FILE = REPO_ROOT / "streams" / "playbooks.yaml"
 
 
 class Settings(BaseSettings):
@@ -38,6 +39,8 @@ class Settings(BaseSettings):
     app_id: str = Field("forethought", pattern=r"^[A-Za-z0-9._-]+$")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")
     topics_file: Path = DEFAULT_TOPICS_FILE
+    playbooks_file: Path = DEFAULT_PLAYBOOKS_FILE
+    playbook_reload_seconds: float = Field(5.0, gt=0, le=3600)
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
     data_dir: Path = Path("var/worker")

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from forethought.ops.settings import DEFAULT_TOPICS_FILE
 
 INBOUND = ("events.clickstream", "events.errors", "events.usage")
-BEHAVIOUR_INPUTS = (*INBOUND, "forethought.rekeyed")
+BEHAVIOUR_INPUTS = (*INBOUND, "customers.profile", "engagement.outcomes", "forethought.rekeyed")
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from forethought.contracts.decode import Rejection, decode_event
-from forethought.contracts.events import InboundEvent
-from forethought.contracts.records import DeadLetter, Trigger
+from forethought.contracts.decode import Record, Rejection, decode_event
+from forethought.contracts.events import Envelope
+from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.clock import EventClock
 from forethought.core.config import EngineConfig
 from forethought.core.deadlines import DeadlineIndex
-from forethought.core.engine import Step, next_due, process, tick
+from forethought.core.engine import Step, next_due, observe_outcome, observe_profile, process, tick
+from forethought.core.policy.profiles import ProfileState
+from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
 from forethought.ops.metrics import Metrics
 
@@ -46,11 +48,14 @@ class Outbox:
     deadletters: list[DeadLetter] = field(default_factory=list)
     rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)
     triggers: list[tuple[Trigger, float]] = field(default_factory=list)
+    shadow: list[Trigger] = field(default_factory=list)
     states: dict[bytes, CustomerState | None] = field(default_factory=dict)
+    profiles: dict[bytes, ProfileState] = field(default_factory=dict)
 
 
 class BatchProcessor:
-    """The worker's logic between Kafka and the core; ``table`` maps key bytes → state bytes."""
+    """The worker's logic between Kafka and the core; ``table`` maps key bytes → state bytes and
+    ``profiles`` key bytes → profile bytes (both changelogged by the caller)."""
 
     def __init__(
         self,
@@ -62,8 +67,12 @@ class BatchProcessor:
         idle_grace: float = 10.0,
         partition_for: Callable[[bytes], int] = lambda _key: 0,
         pending: Callable[[str, int], bool] = lambda _topic, _partition: False,
+        profiles: MutableMapping[bytes, bytes] | None = None,
+        rules: Rules | None = None,
     ) -> None:
         self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
+        self.profiles: MutableMapping[bytes, bytes] = {} if profiles is None else profiles
+        self.rules = rules or builtin_rules()
         self.max_event_bytes, self.idle_grace, self.partition_for = max_event_bytes, idle_grace, partition_for
         self.pending = pending
         self.clocks: dict[tuple[str, int], EventClock] = {}
@@ -95,14 +104,14 @@ class BatchProcessor:
     def handle(self, records: Iterable[RawRecord], wall: float) -> Outbox:
         """Phase 1 for a batch of inbound records."""
         outbox = Outbox()
-        by_customer: dict[bytes, list[tuple[InboundEvent, RawRecord]]] = {}
+        by_customer: dict[bytes, list[tuple[Record, RawRecord]]] = {}
         for record in records:
             self.processed[(record.topic, record.partition)] = record.offset + 1
-            event = self._accept(record, wall, outbox)
-            if event is not None:
-                by_customer.setdefault(event.customer_id.encode(), []).append((event, record))
-        for key, events in by_customer.items():
-            outbox.states[key] = self._run_customer(key, events, outbox)
+            decoded = self._accept(record, wall, outbox)
+            if decoded is not None:
+                by_customer.setdefault(decoded.customer_id.encode(), []).append((decoded, record))
+        for key, items in by_customer.items():
+            outbox.states[key] = self._run_customer(key, items, outbox, wall)
         return outbox
 
     def sweep(self, wall: float, owns: Callable[[bytes], bool]) -> Outbox:
@@ -118,8 +127,8 @@ class BatchProcessor:
                 raw = self.table.get(key)
                 if raw is None or not owns(key):
                     continue
-                step = tick(self.load(raw), now, self.config)
-                self._collect(step, outbox, origin=lambda t: t.fired_at.timestamp())
+                step = tick(self.load(raw), now, self.config, self.rules, self.profile(key))
+                self._collect(key, step, outbox, origin=lambda t: (t.released_at or t.fired_at).timestamp())
                 outbox.states[key] = step.state
         self.metrics.event_time_lag.set(lag)
         return outbox
@@ -128,8 +137,15 @@ class BatchProcessor:
         """A state from its changelog bytes (orjson, as :meth:`commit` writes them)."""
         return CustomerState.from_dict(orjson.loads(raw), self.config)
 
+    def profile(self, key: bytes) -> ProfileState:
+        """What the profile table holds for ``key`` (an empty profile when nothing)."""
+        raw = self.profiles.get(key)
+        return ProfileState() if raw is None else ProfileState.from_dict(orjson.loads(raw))
+
     def commit(self, outbox: Outbox) -> None:
-        """Phase 3: persist states (after the caller published the outbox)."""
+        """Phase 3: persist states and profiles (after the caller published the outbox)."""
+        for key, profile in outbox.profiles.items():
+            self.profiles[key] = orjson.dumps(profile.to_dict())
         for key, state in outbox.states.items():
             if state is None:
                 self.table.pop(key, None)
@@ -152,12 +168,14 @@ class BatchProcessor:
             count += 1
         return count
 
-    def _accept(self, record: RawRecord, wall: float, outbox: Outbox) -> InboundEvent | None:
+    def _accept(self, record: RawRecord, wall: float, outbox: Outbox) -> Record | None:
         kinds = self.topic_kinds[record.topic]
         decoded = decode_event(record.value, kinds, self.max_event_bytes)
         if isinstance(decoded, Rejection):
             outbox.deadletters.append(dead_letter(record, decoded, wall))
             return None
+        if not isinstance(decoded, Envelope):
+            return self._accept_control(record, decoded, outbox, self.partition_for)
         if decoded.epoch > wall + self.config.max_future_seconds:
             rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
             outbox.deadletters.append(dead_letter(record, rejection, wall))
@@ -172,25 +190,55 @@ class BatchProcessor:
         self.clock(record.topic, record.partition).observe(decoded.epoch, wall)
         return decoded
 
-    def _run_customer(self, key: bytes, events: list[tuple[InboundEvent, RawRecord]], outbox: Outbox) -> CustomerState | None:
+    @staticmethod
+    def _accept_control(record: RawRecord, decoded: Profile | Outcome, outbox: Outbox,
+                        partition_for: Callable[[bytes], int]) -> Record | None:
+        key = decoded.customer_id.encode()
+        if record.key != key or record.partition != partition_for(key):
+            outbox.rekeyed.append((key, record.value or b""))  # co-partition with the customer's state
+            return None
+        return decoded
+
+    def _run_customer(self, key: bytes, items: list[tuple[Record, RawRecord]], outbox: Outbox,
+                      wall: float) -> CustomerState | None:
         raw = self.table.get(key)
         state = self.load(raw) if raw is not None else None
-        for event, record in events:
+        held = outbox.profiles.get(key) or self.profile(key)
+        for decoded, record in items:
             started = time.perf_counter()
-            step = process(state, event, self.config)
-            self.metrics.processing.observe(time.perf_counter() - started)
-            self._collect(step, outbox, origin=lambda _t, r=record: r.timestamp or time.time())
-            state = step.state
+            if isinstance(decoded, Profile):
+                now = self.stream_time(record.partition, wall) or wall
+                step = observe_profile(state, held, decoded, now, self.config)
+            elif isinstance(decoded, Outcome):
+                self.metrics.outcomes.labels(status=decoded.status, channel=decoded.channel).inc()
+                step = observe_outcome(state, held, decoded, self.config, self.rules)
+            else:
+                step = process(state, decoded, self.config, self.rules, held)
+                self.metrics.processing.observe(time.perf_counter() - started)
+            self._collect(key, step, outbox, origin=lambda _t, r=record: r.timestamp or time.time())
+            state, held = step.state, step.profile or held
         return state
 
-    def _collect(self, step: Step, outbox: Outbox, origin: Callable[[Trigger], float]) -> None:
-        for trigger in step.triggers:
-            outbox.triggers.append((trigger, origin(trigger)))
+    def _collect(self, key: bytes, step: Step, outbox: Outbox, origin: Callable[[Trigger], float]) -> None:
+        outbox.triggers.extend((trigger, origin(trigger)) for trigger in step.triggers)
+        outbox.shadow.extend(step.shadow)
+        if step.profile is not None:
+            outbox.profiles[key] = step.profile
+        for decision in step.decisions:
+            self.metrics.decisions.labels(playbook=decision.playbook, verdict=decision.verdict,
+                                          reason=decision.reason or "", mode=decision.mode).inc()
         for observation in step.observations:
-            counter = {"duplicate": self.metrics.duplicates, "late": self.metrics.late,
-                       "evicted": self.metrics.evicted}.get(observation.kind)
-            if counter is not None:
-                counter.inc()
+            self._count(observation.kind, observation.detail)
+
+    def _count(self, kind: str, detail: dict[str, object]) -> None:
+        if kind in ("reengaged", "not_reengaged"):
+            self.metrics.reengagement.labels(playbook=str(detail["playbook"]), group=str(detail["group"]),
+                                             result=kind).inc()
+            return
+        counter = {"duplicate": self.metrics.duplicates, "late": self.metrics.late,
+                   "evicted": self.metrics.evicted}.get(kind)
+        if counter is not None:
+            counter.inc()
 
 
 def dead_letter(record: RawRecord, rejection: Rejection, wall: float) -> DeadLetter:

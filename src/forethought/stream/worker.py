@@ -6,6 +6,7 @@ A thin adapter: every decision is made by :class:`BatchProcessor` and the core.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,9 +15,9 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 
-from forethought.contracts.events import EVENT_KINDS
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
+from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
@@ -34,6 +35,7 @@ class Worker:
     metrics: Metrics
     partitions: int
     lock: asyncio.Lock
+    playbooks: PlaybookSource
     agent: faust.types.AgentT | None = None
     outputs: Outputs | None = None
     index_stale: bool = True
@@ -43,6 +45,20 @@ class Worker:
         topic = self.settings.topic(BEHAVIOUR_INPUTS[0])
         actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
         return lambda key: self.processor.partition_for(key) in actives
+
+    def reload_playbooks(self, force: bool = False) -> bool | None:
+        """Pick up a changed playbook file; an invalid one keeps the running playbooks."""
+        result = self.playbooks.refresh(force)
+        if result is True:
+            self.processor.rules = self.playbooks.rules
+            self.metrics.playbook_reloads.labels(result="loaded").inc()
+            log.info("playbooks_reloaded", file=str(self.playbooks.path), playbooks=len(self.playbooks.rules.playbooks))
+        elif result is False:
+            self.metrics.playbook_reloads.labels(result="rejected").inc()
+            log.error("playbooks_rejected", file=str(self.playbooks.path), error=self.playbooks.error,
+                      kept=len(self.processor.rules.playbooks))
+        _count_playbooks(self)
+        return result
 
 
 _PARTITIONER = DefaultPartitioner()
@@ -68,23 +84,31 @@ def faust_broker_url(bootstrap: str) -> str:
 
 
 def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Worker:
-    """Create the app and wire agents, timers and web views to a :class:`BatchProcessor`."""
+    """Create the app and wire agents, timers and web views to a :class:`BatchProcessor`.
+
+    An invalid playbook file raises :class:`~forethought.ops.playbooks.PlaybookFileError` here.
+    """
     catalogue = catalogue or load_catalogue(settings.topics_file)
+    playbooks = PlaybookSource.open(settings.playbooks_file)
     app = _create_app(settings, catalogue)
     metrics = Metrics()
     table = app.Table(
         "customer_state", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="CustomerState per customer_id (JSON).",
     )
+    profiles = app.Table(
+        "customer_profile", default=None, partitions=catalogue.partitions, use_partitioner=True,
+        key_type=bytes, value_type=bytes, help="Latest profile and unsubscribes per customer_id (JSON).",
+    )
     kinds = {settings.topic(t): frozenset(catalogue.by_name[t].kinds) for t in BEHAVIOUR_INPUTS}
-    kinds[settings.topic("forethought.rekeyed")] = EVENT_KINDS
     processor = BatchProcessor(
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
-        partition_for=lambda key: partition_of(key, catalogue.partitions),
+        partition_for=lambda key: partition_of(key, catalogue.partitions), profiles=profiles, rules=playbooks.rules,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
-    worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock())
+    worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
+    _count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
     from forethought.stream.web import register_views
 
@@ -144,6 +168,19 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             processor.commit(outbox)
         _refresh_gauges(worker)
 
+    @app.timer(settings.playbook_reload_seconds)
+    async def reload_playbooks() -> None:
+        async with worker.lock:
+            worker.reload_playbooks()
+
+    @app.task
+    async def reload_on_sighup() -> None:
+        def hangup() -> None:
+            log.info("sighup", action="reloading playbooks")
+            worker.reload_playbooks(force=True)  # the event loop runs one callback at a time
+
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
+
     @app.on_partitions_assigned.connect
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
         worker.index_stale = True
@@ -164,6 +201,7 @@ class Outputs:
         self.triggers = app.topic(settings.topic("engagement.triggers"), **raw)
         self.deadletter = app.topic(settings.topic("events.deadletter"), **raw)
         self.rekeyed = app.topic(settings.topic("forethought.rekeyed"), **raw)
+        self.shadow = app.topic(settings.topic("engagement.triggers.shadow"), **raw)
 
     async def publish(self, outbox: Outbox, metrics: Metrics) -> None:
         pending = []
@@ -177,6 +215,9 @@ class Outputs:
         for trigger, origin in outbox.triggers:
             pending.append(await self.triggers.send(
                 key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
+        for trigger in outbox.shadow:
+            pending.append(await self.shadow.send(
+                key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
         if pending:
             await asyncio.gather(*pending)
         now = time.time()
@@ -185,6 +226,12 @@ class Outputs:
             metrics.event_to_trigger.labels(detector=trigger.detector).observe(max(0.0, now - origin))
             log.info("trigger", trigger_id=trigger.trigger_id, customer_id=trigger.customer_id,
                      playbook=trigger.playbook, reason=trigger.reasons[0].text)
+
+
+def _count_playbooks(worker: Worker) -> None:
+    for mode in ("live", "shadow"):
+        running = [p for p in worker.processor.rules.playbooks if p.mode == mode]
+        worker.metrics.playbooks.labels(mode=mode).set(len(running))
 
 
 def _refresh_gauges(worker: Worker) -> None:

@@ -1,0 +1,126 @@
+"""The playbook file format (``streams/playbooks.yaml``): what fires, for whom, how and when.
+
+This module only checks shape; the core compiles conditions and checks names
+(:mod:`forethought.core.policy.rules`).
+
+>>> book = PlaybookSpec(name="error_burst", on=["error_burst"], channels=["in_app"], priority=70,
+...                     cooldown="1h")
+>>> book.cooldown_seconds, book.quiet_hours, book.mode
+(3600.0, 'defer', 'live')
+>>> PlaybookSpec(name="x", on=["silence"], channels=["email"], priority=1, cooldown="soon")
+Traceback (most recent call last):
+...
+pydantic_core._pydantic_core.ValidationError: 1 validation error for PlaybookSpec
+cooldown
+  Value error, expected a duration such as 90s, 10m, 36h or 7d, got 'soon' ...
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from forethought.contracts.records import Channel, QuietWindow
+
+SIGNALS = ("silence", "decline", "error_burst", "usage_anomaly", "feature_first_use", "daily")
+Signal = Literal["silence", "decline", "error_burst", "usage_anomaly", "feature_first_use", "daily"]
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
+PLAYBOOK_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+
+
+def seconds(text: str) -> float:
+    """A duration such as ``90s``, ``10m``, ``36h``, ``7d`` or ``2w`` in seconds.
+
+    >>> seconds("36h")
+    129600.0
+    """
+    match = _DURATION.match(str(text))
+    if match is None:
+        raise ValueError(f"expected a duration such as 90s, 10m, 36h or 7d, got {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def _duration(text: str) -> str:
+    seconds(text)
+    return text
+
+
+Duration = Annotated[str, AfterValidator(_duration)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CapSpec(_Spec):
+    """At most ``max`` triggers in any rolling ``per`` window (``channel: any`` counts all channels)."""
+
+    channel: Channel | Literal["any"] = "any"
+    max: int = Field(ge=1, le=1000)
+    per: Duration
+
+    @property
+    def window_seconds(self) -> float:
+        return seconds(self.per)
+
+
+class PlaybookSpec(_Spec):
+    """One playbook: a condition over one or more signals, and how to act on it."""
+
+    name: str = Field(pattern=PLAYBOOK_NAME)
+    description: str = ""
+    on: list[Signal] = Field(min_length=1, description="Signals that make the engine evaluate this playbook.")
+    when: str = Field("true", max_length=1000, description="A condition in the expression language.")
+    channels: list[Channel] = Field(min_length=1, description="In order of preference.")
+    priority: int = Field(ge=0, le=100)
+    cooldown: Duration = "0s"
+    caps: list[CapSpec] = Field(default_factory=list, description="Caps on this playbook alone, per customer.")
+    quiet_hours: Literal["defer", "drop", "ignore"] = "defer"
+    holdout: float = Field(0.0, ge=0.0, le=1.0)
+    mode: Literal["live", "shadow"] = "live"
+    episode: str | None = Field(None, max_length=500, description="Expression naming the episode.")
+    context: dict[str, str] = Field(default_factory=dict, description="Sender context: name → expression.")
+    ttl: Duration = "1d"
+
+    @field_validator("channels")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a channel is listed twice")
+        return value
+
+    @property
+    def cooldown_seconds(self) -> float:
+        return seconds(self.cooldown)
+
+
+class PolicySpec(_Spec):
+    """Rules every playbook shares."""
+
+    arbitration_window: Duration = "1h"
+    caps: list[CapSpec] = Field(default_factory=list)
+    quiet_hours: QuietWindow | None = Field(
+        None, description="Default local quiet hours for customers with a profile (in its time zone).")
+    consent_required: list[Channel] = Field(
+        default_factory=list, description="Channels that need an explicit opt-in in the profile.")
+    global_holdout: float = Field(0.0, ge=0.0, le=0.5)
+    reengagement_window: Duration = "7d"
+
+
+class PlaybookFile(_Spec):
+    """The whole file: a version, the shared policy and the playbooks."""
+
+    version: Literal[1] = 1
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+    playbooks: list[PlaybookSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> PlaybookFile:
+        names = [p.name for p in self.playbooks]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"playbook names must be unique; repeated: {', '.join(twice)}")
+        return self

@@ -1,0 +1,132 @@
+"""The policy's memory of one customer: what was sent, which episodes fired, what waits.
+
+It lives inside the changelogged customer state, so caps, cooldowns, deferred triggers and
+lift measurement survive restarts. Everything is bounded:
+
+>>> ledger = PolicyLedger()
+>>> ledger.mark_episode("error_burst", "burst-60")
+False
+>>> ledger.mark_episode("error_burst", "burst-60")
+True
+>>> PolicyLedger.from_dict(ledger.to_dict()) == ledger
+True
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+EPISODE_DIGEST_BYTES = 6
+MAX_EPISODES = 32
+MAX_SENT = 64
+MAX_RECENT = 4
+MAX_WATCH = 8
+
+
+@dataclass(slots=True)
+class Sent:
+    """A trigger that went out: when, from which playbook, on which channel, at what priority."""
+
+    at: float
+    playbook: str
+    channel: str
+    priority: int
+
+
+@dataclass(slots=True)
+class Watch:
+    """A decision whose effect is being measured: did the customer come back before ``until``?"""
+
+    playbook: str
+    group: str  # "treated" or "holdout"
+    since: float
+    until: float
+
+
+@dataclass(slots=True)
+class Pending:
+    """A trigger held until ``release_at`` (quiet hours), as the trigger's JSON form."""
+
+    release_at: float
+    signal: str
+    trigger: dict[str, Any]
+
+
+@dataclass(slots=True)
+class PolicyLedger:
+    """Per-customer policy memory; see the module docstring."""
+
+    sent: list[Sent] = field(default_factory=list)
+    episodes: bytes = b""
+    pending: list[Pending] = field(default_factory=list)
+    watch: list[Watch] = field(default_factory=list)
+    recent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def mark_episode(self, playbook: str, episode: str) -> bool:
+        """Remember that ``playbook`` acted on ``episode``; True when it already had."""
+        digest = hashlib.blake2b(f"{playbook}\x1f{episode}".encode(), digest_size=EPISODE_DIGEST_BYTES).digest()
+        if self.has_episode_digest(digest):
+            return True
+        self.episodes = (self.episodes + digest)[-EPISODE_DIGEST_BYTES * MAX_EPISODES:]
+        return False
+
+    def has_episode(self, playbook: str, episode: str) -> bool:
+        digest = hashlib.blake2b(f"{playbook}\x1f{episode}".encode(), digest_size=EPISODE_DIGEST_BYTES).digest()
+        return self.has_episode_digest(digest)
+
+    def has_episode_digest(self, digest: bytes) -> bool:
+        size = EPISODE_DIGEST_BYTES
+        return any(self.episodes[i:i + size] == digest for i in range(0, len(self.episodes), size))
+
+    def record_send(self, sent: Sent, trigger: dict[str, Any], expires: float, horizon: float) -> None:
+        """Note a trigger that went out (kept until ``expires`` for fallbacks); forget sends
+        older than ``horizon`` seconds before it."""
+        self.sent = [s for s in self.sent if s.at > sent.at - horizon][-(MAX_SENT - 1):] + [sent]
+        self.recent = [r for r in self.recent if r[0] > sent.at][-(MAX_RECENT - 1):] + [(expires, trigger)]
+
+    def send_times(self, now: float, channel: str | None = None, playbook: str | None = None) -> list[float]:
+        """Ascending times of sends up to ``now``, optionally for one channel or playbook."""
+        return sorted(s.at for s in self.sent if s.at <= now and (channel is None or s.channel == channel)
+                      and (playbook is None or s.playbook == playbook))
+
+    def start_watch(self, watch: Watch) -> None:
+        self.watch = [*self.watch[-(MAX_WATCH - 1):], watch]
+
+    def take_recent(self, trigger_id: str) -> dict[str, Any] | None:
+        """Remove and return a recent trigger by id (a failed delivery is acted on once)."""
+        for i, (_, trigger) in enumerate(self.recent):
+            if trigger["trigger_id"] == trigger_id:
+                return self.recent.pop(i)[1]
+        return None
+
+    def next_due(self) -> float | None:
+        """The earliest time something here needs the engine: a release or a watch ending."""
+        times = [p.release_at for p in self.pending] + [w.until for w in self.watch]
+        return min(times, default=None)
+
+    def is_empty(self) -> bool:
+        return not (self.sent or self.episodes or self.pending or self.watch or self.recent)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON-ready form."""
+        return {
+            "s": [[s.at, s.playbook, s.channel, s.priority] for s in self.sent],
+            "e": base64.b64encode(self.episodes).decode(),
+            "p": [[p.release_at, p.signal, p.trigger] for p in self.pending],
+            "w": [[w.playbook, w.group, w.since, w.until] for w in self.watch],
+            "r": [list(r) for r in self.recent],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PolicyLedger:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            sent=[Sent(*s) for s in data.get("s", [])],
+            episodes=base64.b64decode(data.get("e", "")),
+            pending=[Pending(*p) for p in data.get("p", [])],
+            watch=[Watch(*w) for w in data.get("w", [])],
+            recent=[(r[0], r[1]) for r in data.get("r", [])],
+        )

@@ -1,0 +1,153 @@
+"""Compiled playbooks and the shared policy: what :func:`decide` runs against.
+
+A :class:`~forethought.contracts.playbooks.PlaybookFile` is compiled once (conditions become
+closures, names are checked against what the engine provides), so a typo fails at start-up:
+
+>>> from forethought.contracts.playbooks import PlaybookFile
+>>> spec = PlaybookFile.model_validate({"playbooks": [{"name": "burst", "on": ["error_burst"],
+...     "when": "scores.anomaly >= 4 and profile.plan != 'free'", "channels": ["in_app"], "priority": 70}]})
+>>> compile_rules(spec).playbooks[0].condition.holds({"scores": {"anomaly": 6.0}, "profile": {"plan": "pro"}})
+True
+>>> bad = spec.model_copy(update={"playbooks": [spec.playbooks[0].model_copy(update={"when": "scores.anomly > 4"})]})
+>>> compile_rules(bad)
+Traceback (most recent call last):
+...
+forethought.core.policy.rules.RuleError: playbooks.0.when: unknown name 'scores.anomly' (did you mean 'scores.anomaly'?)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cache
+
+from forethought.contracts.playbooks import CapSpec, PlaybookFile, PlaybookSpec, seconds
+from forethought.contracts.records import Channel
+from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
+from forethought.core.policy.timing import QuietHours
+
+SCORES = ("dropoff", "anomaly", "error_burst_z", "usage_ratio", "decline_ratio")
+FEATURES = (
+    "events", "visits", "error_total", "late_events", "silence_seconds", "typical_gap_seconds",
+    "silence_threshold_seconds", "events_last_7_days", "usual_events_per_7_days", "days_since_first_seen",
+    "days_since_last_seen", "features_used", "errors_in_current_bucket",
+)
+PROFILE = ("plan", "timezone", "locale", "signup_date", "renewal_date", "days_since_signup",
+           "days_until_renewal", "opted_out", "known")
+SCHEMA = Schema(
+    names=frozenset({"signal", *(f"scores.{s}" for s in SCORES), *(f"features.{f}" for f in FEATURES),
+                     *(f"profile.{p}" for p in PROFILE)}),
+    open_prefixes=frozenset({"context", "profile.attributes", "profile.consent", "features.used",
+                             "features.days_since_used"}),
+    functions={},
+)
+
+
+class RuleError(ValueError):
+    """A playbook file that cannot run; ``path`` locates the field (e.g. ``playbooks.2.when``)."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        self.path, self.message = path, message
+        super().__init__(f"{'.'.join(map(str, path))}: {message}")
+
+
+@dataclass(frozen=True, slots=True)
+class Cap:
+    """At most ``limit`` triggers in any rolling ``window`` seconds; ``channel`` None counts all."""
+
+    limit: int
+    window: float
+    channel: Channel | None = None
+
+    @classmethod
+    def of(cls, spec: CapSpec) -> Cap:
+        return cls(spec.max, spec.window_seconds, None if spec.channel == "any" else spec.channel)
+
+
+@dataclass(frozen=True, slots=True)
+class Playbook:
+    """A compiled playbook."""
+
+    name: str
+    signals: frozenset[str]
+    condition: Expression
+    channels: tuple[Channel, ...]
+    priority: int
+    description: str = ""
+    cooldown: float = 0.0
+    caps: tuple[Cap, ...] = ()
+    quiet_hours: str = "defer"
+    holdout: float = 0.0
+    mode: str = "live"
+    episode: Expression | None = None
+    context: tuple[tuple[str, Expression], ...] = ()
+    ttl: float = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """Playbooks plus the policy they share."""
+
+    playbooks: tuple[Playbook, ...]
+    arbitration_window: float = 3600.0
+    caps: tuple[Cap, ...] = ()
+    quiet_hours: QuietHours | None = None
+    consent_required: frozenset[str] = frozenset()
+    global_holdout: float = 0.0
+    reengagement_window: float = 7 * 86_400.0
+    by_name: dict[str, Playbook] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        self.by_name.update({p.name: p for p in self.playbooks})
+
+    def listening(self, signal: str) -> list[Playbook]:
+        """Playbooks evaluated on ``signal``."""
+        return [p for p in self.playbooks if signal in p.signals]
+
+
+def compile_rules(spec: PlaybookFile) -> Rules:
+    """Compile a validated file; raises :class:`RuleError` naming the field at fault."""
+    policy = spec.policy
+    return Rules(
+        playbooks=tuple(_compile_playbook(i, book) for i, book in enumerate(spec.playbooks)),
+        arbitration_window=seconds(policy.arbitration_window),
+        caps=tuple(Cap.of(c) for c in policy.caps),
+        quiet_hours=QuietHours.parse(policy.quiet_hours) if policy.quiet_hours else None,
+        consent_required=frozenset(policy.consent_required),
+        global_holdout=policy.global_holdout,
+        reengagement_window=seconds(policy.reengagement_window),
+    )
+
+
+def _compile_playbook(index: int, spec: PlaybookSpec) -> Playbook:
+    def expression(source: str, *where: str) -> Expression:
+        try:
+            return compile_expression(source, SCHEMA)
+        except ExpressionError as error:
+            raise RuleError(("playbooks", index, *where), str(error)) from None
+
+    return Playbook(
+        name=spec.name, signals=frozenset(spec.on), condition=expression(spec.when, "when"),
+        channels=tuple(spec.channels), priority=spec.priority, description=spec.description,
+        cooldown=spec.cooldown_seconds, caps=tuple(Cap.of(c) for c in spec.caps), quiet_hours=spec.quiet_hours,
+        holdout=spec.holdout, mode=spec.mode,
+        episode=expression(spec.episode, "episode") if spec.episode else None,
+        context=tuple((name, expression(src, "context", name)) for name, src in spec.context.items()),
+        ttl=seconds(spec.ttl),
+    )
+
+
+@cache
+def builtin_rules() -> Rules:
+    """One playbook per detector, no suppression: what the engine does without a playbook file."""
+    spec = PlaybookFile.model_validate({"playbooks": [
+        {"name": "silence_dropoff", "on": ["silence"], "channels": ["email"], "priority": 50,
+         "description": "The customer has been silent much longer than their own usual gap between visits."},
+        {"name": "activity_decline", "on": ["decline"], "channels": ["email"], "priority": 55,
+         "description": "The customer's weekly activity has fallen well below their own usual level."},
+        {"name": "usage_anomaly", "on": ["usage_anomaly"], "channels": ["cs_outreach"], "priority": 60,
+         "description": "The customer reported usage far above or below their own level for that metric."},
+        {"name": "error_burst", "on": ["error_burst"], "channels": ["in_app"], "priority": 70,
+         "description": "The customer is hitting errors far above their own baseline."},
+    ], "policy": {"arbitration_window": "0s"}})
+    return compile_rules(spec)
+

@@ -1,0 +1,71 @@
+"""Detections (what a detector saw) and trigger construction with deterministic ids.
+
+Detectors emit a :class:`Detection`; playbooks decide whether it becomes a trigger. The same
+customer, playbook and episode always give the same ``trigger_id``, so a replayed input
+yields the same id and senders deduplicate:
+
+>>> trigger_id("c1", "silence_dropoff", "silence-1700000000")
+'7d27f11e-aa02-58fc-8089-7530db84014f'
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from forethought.contracts.records import Channel, Reason, Trigger
+
+TRIGGER_NAMESPACE = uuid.UUID("6f0c4c1e-6a43-4c4e-9a51-2f6d4b8e9a10")
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """A signal about one customer at event time ``at``, with its evidence.
+
+    ``signal`` is what playbooks listen to (``silence``, ``decline``, ``error_burst``,
+    ``usage_anomaly``, ``feature_first_use``, ``daily``); ``episode`` names the occurrence
+    (the same silence or burst keeps its episode, so it fires at most once).
+    """
+
+    signal: str
+    episode: str
+    at: float
+    scores: dict[str, float]
+    reasons: tuple[Reason, ...]
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+def trigger_id(customer_id: str, playbook: str, episode: str) -> str:
+    """A UUIDv5 of customer, playbook and episode."""
+    return str(uuid.uuid5(TRIGGER_NAMESPACE, f"{customer_id}\x1f{playbook}\x1f{episode}"))
+
+
+def utc(epoch: float) -> datetime:
+    """POSIX seconds as an aware UTC datetime."""
+    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+
+
+def build_trigger(
+    detection: Detection,
+    *,
+    playbook: str,
+    channel: Channel,
+    priority: int,
+    customer_id: str,
+    account_id: str | None,
+    episode: str,
+    ttl: float,
+    context: dict[str, Any],
+    mode: str = "live",
+) -> Trigger:
+    """The trigger ``playbook`` makes of ``detection``; ``fired_at`` is the detection's event time."""
+    fired = utc(detection.at)
+    return Trigger(
+        trigger_id=trigger_id(customer_id, playbook, episode),
+        customer_id=customer_id, account_id=account_id, playbook=playbook, detector=detection.signal,
+        episode=episode, channel=channel, priority=priority, fired_at=fired,
+        expires_at=fired + timedelta(seconds=ttl), scores={k: round(v, 6) for k, v in detection.scores.items()},
+        reasons=list(detection.reasons), context=context, mode=mode,  # type: ignore[arg-type]
+    )
