@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install kafka-jars tools test test-unit demo bench eval eval-real schemas check-schemas clean
+.PHONY: install kafka-jars tools test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,8 +43,13 @@ bench: install kafka-jars
 # Detection quality on a fixed synthetic population (10k customers x 60 days, ~2.7M events).
 EVAL := var/eval
 eval: install $(EVAL)/events.jsonl.gz
-	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/report.json --triggers-out $(EVAL)/triggers.jsonl --quiet
+	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/report.json --triggers-out $(EVAL)/triggers.jsonl --playbooks builtin --quiet
 	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/report.json')))"
+
+# The shipped playbooks and policy over the same population: triggers, suppressions by reason, lift.
+eval-policy: install $(EVAL)/events.jsonl.gz
+	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/policy-report.json --triggers-out $(EVAL)/policy-triggers.jsonl --quiet
+	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/policy-report.json')))"
 
 $(EVAL)/events.jsonl.gz: | install
 	@mkdir -p $(EVAL)

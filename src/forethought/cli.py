@@ -43,6 +43,7 @@ def worker() -> None:
     from faust.worker import Worker as FaustWorker
 
     from forethought.ops.logs import configure_logging
+    from forethought.ops.playbooks import PlaybookFileError
     from forethought.ops.topics import CatalogueError
     from forethought.stream.worker import build_worker
 
@@ -51,6 +52,9 @@ def worker() -> None:
         built = build_worker(settings)
     except CatalogueError as exc:
         console.print(f"[red]Invalid topic catalogue[/]: {exc}")
+        raise typer.Exit(2) from exc
+    except PlaybookFileError as exc:
+        console.print(f"[red]Invalid playbooks[/]: {exc}")
         raise typer.Exit(2) from exc
     faust_worker = FaustWorker(built.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     configure_logging(settings.log_level, settings.log_format)
@@ -155,15 +159,21 @@ def replay(
     truth: Path = typer.Option(None, exists=True, help="Ground truth (forethought simulate --truth)."),
     snapshot_at: str = typer.Option(None, help="Event time (RFC 3339) to snapshot every customer's scores at."),
     snapshot_out: Path = typer.Option(None, help="Where the snapshot goes (JSON lines)."),
+    playbooks: str = typer.Option(None, help="Playbook file (default: the worker's); 'builtin': one pass-through"
+                                  " playbook per detector, no suppression (for detection quality)."),
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
 ) -> None:
-    """Backtest: run files through the worker's core; triggers, dead letters and a report out."""
+    """Backtest: run files through the worker's core and policy; triggers, dead letters and a report out."""
+    from forethought.core.policy.rules import builtin_rules
+    from forethought.ops.playbooks import PlaybookFileError, load_rules
     from forethought.replay.command import run_replay
 
     settings = load_settings()
     try:
+        rules = builtin_rules() if playbooks == "builtin" else load_rules(Path(playbooks or settings.playbooks_file))
         run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
-                   report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet)
+                   report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet,
+                   rules=rules)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import warnings
 from typing import Any
 
 import pytest
@@ -372,6 +373,14 @@ def test_limits_and_unparseable_source(source: str, message: str) -> None:
 def test_expressions_just_inside_the_limits_compile() -> None:
     assert value("+".join(["1"] * 100)) == 100  # 199 nodes
     assert value("'" + "a" * 998 + "'") == "a" * 998  # 1000 characters
+
+
+def test_compiling_never_emits_python_syntax_warnings() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert value("1if x else 2") == 1
+        assert value(r"'\d' + 'x'") == "\\dx"
+        assert rejection("x is 1").column == 6
 
 
 def test_evaluation_never_parses_or_evals_again(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -179,8 +179,9 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
                          for w in state.policy.watch if w.until <= due)
     state.policy.watch = [w for w in state.policy.watch if w.until > due]
-    out, ctx = policy.Verdicts(), _context(state, profile, rules, due, config)
-    policy.release(ctx, due, out)
+    out = policy.Verdicts()
+    if any(p.release_at <= due for p in state.policy.pending):
+        policy.release(_context(state, profile, rules, due, config), due, out)
     detections: list[Detection] = []
     if state.deadline is not None and state.deadline <= due:
         detections.append(detect.silence(state, config))
@@ -189,7 +190,8 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
         state.daily_at = _next_daily(state.customer_id, due)
         if rules.listening("daily"):
             detections.append(detect.daily(state, due, config))
-    policy.decide(detections, ctx, out)
+    if detections:
+        policy.decide(detections, _context(state, profile, rules, due, config), out)
     return _step(state, out, observations)
 
 
@@ -215,8 +217,9 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     elif isinstance(event, FeatureUsed):
         detections.append(detect.check_feature(state, event, ts, config))
     state.deadline = det.silence_deadline(state, config)
-    out = policy.Verdicts()
-    policy.decide([d for d in detections if d is not None], _context(state, profile, rules, ts, config), out)
+    out, found = policy.Verdicts(), [d for d in detections if d is not None]
+    if found:
+        policy.decide(found, _context(state, profile, rules, ts, config), out)
     return _step(state, out, observations)
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from forethought.contracts.records import Trigger
 from forethought.core.config import EngineConfig
+from forethought.core.policy.rules import Rules
 from forethought.replay.evaluate import evaluate
 from forethought.replay.reader import open_input, sorted_lines
 from forethought.replay.runner import Replayer
@@ -30,7 +31,7 @@ console = Console(stderr=True, highlight=False)
 def run_replay(
     inputs: list[Path], config: EngineConfig, *, triggers_out: Path | None = None, deadletter_out: Path | None = None,
     report_out: Path | None = None, truth: Path | None = None, snapshot_at: str | None = None,
-    snapshot_out: Path | None = None, quiet: bool = False,
+    snapshot_out: Path | None = None, quiet: bool = False, rules: Rules | None = None,
 ) -> dict[str, Any]:
     """Replay ``inputs`` and return the report (also written to ``report_out``)."""
     at = datetime.fromisoformat(snapshot_at.replace("Z", "+00:00")).timestamp() if snapshot_at else None
@@ -45,7 +46,7 @@ def run_replay(
             config, on_trigger=lambda t: (kept.append(t), _write(out.get("triggers"), t.model_dump(mode="json"))),
             on_deadletter=lambda d: _write(out.get("dead"), d.model_dump(mode="json")),
             sources=[str(p) for p in inputs], snapshot_at=at,
-            on_snapshot=lambda row: _write(out.get("snapshot"), row),
+            on_snapshot=lambda row: _write(out.get("snapshot"), row), rules=rules,
         )
         with _progress(inputs, quiet) as advance:
             for line in sorted_lines(inputs, on_bytes=advance):
@@ -100,6 +101,9 @@ def print_summary(report: dict[str, Any]) -> None:
     console.print(f"invalid by reason: {report['invalid_by_reason'] or '-'}")
     console.print(f"triggers by playbook: {report['triggers_by_playbook'] or '-'}; "
                   f"suppressed by reason: {report['suppressed_by_reason'] or '-'}")
+    if report.get("shadow_by_playbook"):
+        console.print(f"shadow triggers by playbook: {report['shadow_by_playbook']}")
+    _print_lift(report.get("lift") or {})
     quality = report.get("quality")
     if not quality:
         return
@@ -118,6 +122,19 @@ def print_summary(report: dict[str, Any]) -> None:
     if u:
         table.add_row("usage spike/drop", str(u["triggers"]), _f(u["precision"]), _f(u["recall"]), _f(u["f1"]),
                       _f(u["false_alarms_per_1000_customer_days"]), f"delay median {_f(u['detection_delay_seconds']['median'])} s")
+    console.print(table)
+
+
+def _print_lift(lift: dict[str, dict[str, Any]]) -> None:
+    if not lift:
+        return
+    table = Table(title="Re-engagement by playbook (active again within the window)")
+    for column in ("playbook", "treated", "holdout", "lift"):
+        table.add_column(column)
+    for playbook, row in lift.items():
+        cells = [f"{row[g]['reengaged']:,}/{row[g]['measured']:,} = {row[g]['rate']:.1%}" if g in row else "-"
+                 for g in ("treated", "holdout")]
+        table.add_row(playbook, *cells, "-" if row["lift"] is None else f"{row['lift']:+.1%}")
     console.print(table)
 
 

@@ -22,16 +22,19 @@ from datetime import datetime, timezone
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
-from forethought.contracts.decode import Rejection, summarize, validate_event
-from forethought.contracts.events import InboundEvent
-from forethought.contracts.records import CONTROL_ADAPTER, DeadLetter, Trigger
+from forethought.contracts.decode import CONTROL_KINDS, Rejection, validate_event
+from forethought.contracts.events import EVENT_KINDS, InboundEvent
+from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.config import EngineConfig
 from forethought.core.deadlines import DeadlineIndex
-from forethought.core.engine import Step, explain, next_due, process, tick
+from forethought.core.engine import Step, explain, next_due, observe_outcome, observe_profile, process, tick
+from forethought.core.policy.profiles import ProfileState
+from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
 from forethought.replay.reader import Line
+
+ALL_KINDS = EVENT_KINDS | CONTROL_KINDS
 
 
 @dataclass
@@ -44,6 +47,9 @@ class ReplayCounts:
     invalid: Counter[str] = field(default_factory=Counter)
     triggers: Counter[str] = field(default_factory=Counter)
     suppressed: Counter[str] = field(default_factory=Counter)
+    shadow: Counter[str] = field(default_factory=Counter)
+    decisions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    reengagement: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     observations: Counter[str] = field(default_factory=Counter)
     first_event: float | None = None
     last_event: float | None = None
@@ -52,9 +58,35 @@ class ReplayCounts:
         return {
             "records_read": self.read, "valid": self.valid, "by_type": dict(self.by_type),
             "invalid_by_reason": dict(self.invalid), "triggers_by_playbook": dict(self.triggers),
-            "suppressed_by_reason": dict(self.suppressed), "observations": dict(self.observations),
+            "suppressed_by_reason": dict(self.suppressed), "shadow_by_playbook": dict(self.shadow),
+            "decisions_by_playbook": self.decisions_by_playbook(), "lift": lift(self.reengagement),
+            "observations": dict(self.observations),
             "first_event_at": _iso(self.first_event), "last_event_at": _iso(self.last_event),
         }
+
+
+    def decisions_by_playbook(self) -> dict[str, dict[str, int]]:
+        """``{playbook: {"sent": n, "suppressed:cooldown": n, ...}}``."""
+        table: dict[str, dict[str, int]] = {}
+        for (playbook, verdict, reason), n in sorted(self.decisions.items()):
+            label = f"{verdict}:{reason}" if reason else verdict
+            table.setdefault(playbook, {})[label] = n
+        return table
+
+
+def lift(tally: Counter[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
+    """Per playbook: measured decisions and re-engagement rate per group, and the lift of the
+    treated group over the holdout (difference of rates; None without both groups)."""
+    report: dict[str, dict[str, Any]] = {}
+    for playbook in sorted({p for p, _, _ in tally}):
+        groups = {}
+        for group in sorted({g for p, g, _ in tally if p == playbook}):
+            back, gone = tally[(playbook, group, "reengaged")], tally[(playbook, group, "not_reengaged")]
+            groups[group] = {"measured": back + gone, "reengaged": back, "rate": round(back / (back + gone), 4)}
+        treated, held = groups.get("treated"), groups.get("holdout")
+        difference = None if not (treated and held) else round(treated["rate"] - held["rate"], 4)
+        report[playbook] = {**groups, "lift": difference}
+    return report
 
 
 class Replayer:
@@ -68,8 +100,11 @@ class Replayer:
         sources: list[str] | None = None,
         snapshot_at: float | None = None,
         on_snapshot: Callable[[dict[str, Any]], None] = lambda _s: None,
+        rules: Rules | None = None,
     ) -> None:
         self.config, self.on_trigger, self.on_deadletter = config, on_trigger, on_deadletter
+        self.rules = rules or builtin_rules()
+        self.profiles: dict[str, ProfileState] = {}
         self.sources = sources or ["input"]
         self.snapshot_at, self.on_snapshot = snapshot_at, on_snapshot
         self.states: dict[str, CustomerState] = {}
@@ -82,13 +117,11 @@ class Replayer:
         self.counts.read += 1
         if line.invalid is not None:
             return self._dead(line, Rejection(line.invalid, line.detail))  # type: ignore[arg-type]
-        data = orjson.loads(line.raw)
-        kind = data.get("type") if isinstance(data, dict) else None
-        if kind in ("profile", "outcome"):
-            return self._control(line, data)
-        decoded = validate_event(data)
+        decoded = validate_event(orjson.loads(line.raw), ALL_KINDS)
         if isinstance(decoded, Rejection):
             return self._dead(line, decoded)
+        if isinstance(decoded, (Profile, Outcome)):
+            return self._control(decoded)
         self._event(decoded)
 
     def finish(self, until: float | None = None) -> None:
@@ -102,8 +135,9 @@ class Replayer:
     def _event(self, event: InboundEvent) -> None:
         ts = event.epoch
         self._advance(ts)
-        step = process(self.states.get(event.customer_id), event, self.config)
-        self._apply(event.customer_id, step)
+        customer = event.customer_id
+        step = process(self.states.get(customer), event, self.config, self.rules, self._profile(customer))
+        self._apply(customer, step)
         self.counts.valid += 1
         self.counts.by_type[event.type] += 1
         self.counts.first_event = ts if self.counts.first_event is None else min(self.counts.first_event, ts)
@@ -119,14 +153,25 @@ class Replayer:
         for customer_id in self.deadlines.pop_due(now):
             state = self.states.get(customer_id)
             if state is not None:
-                self._apply(customer_id, tick(state, now, self.config))
+                self._apply(customer_id, tick(state, now, self.config, self.rules, self._profile(customer_id)))
 
     def _apply(self, customer_id: str, step: Step) -> None:
         for trigger in step.triggers:
             self.counts.triggers[trigger.playbook] += 1
             self.on_trigger(trigger)
+        for trigger in step.shadow:
+            self.counts.shadow[trigger.playbook] += 1
+        for decision in step.decisions:
+            self.counts.decisions[(decision.playbook, decision.verdict, decision.reason or "")] += 1
+            if decision.verdict == "suppressed":
+                self.counts.suppressed[decision.reason or "unknown"] += 1
         for observation in step.observations:
             self.counts.observations[observation.kind] += 1
+            if observation.kind in ("reengaged", "not_reengaged"):
+                detail = observation.detail
+                self.counts.reengagement[(detail["playbook"], detail["group"], observation.kind)] += 1
+        if step.profile is not None:
+            self.profiles[customer_id] = step.profile
         if step.state is None:
             self.states.pop(customer_id, None)
             self.deadlines.set(customer_id, None)
@@ -134,13 +179,22 @@ class Replayer:
             self.states[customer_id] = step.state
             self.deadlines.set(customer_id, next_due(step.state, self.config))
 
-    def _control(self, line: Line, data: dict[str, Any]) -> None:
-        try:
-            record = CONTROL_ADAPTER.validate_python(data)
-        except ValidationError as exc:
-            return self._dead(line, Rejection("schema", summarize(exc)))
+    def _profile(self, customer_id: str) -> ProfileState:
+        return self.profiles.get(customer_id) or ProfileState()
+
+    def _control(self, record: Profile | Outcome) -> None:
+        """Profiles and outcomes go through the same core entry points as in the worker."""
         self.counts.valid += 1
         self.counts.by_type[record.type] += 1
+        customer, state = record.customer_id, self.states.get(record.customer_id)
+        if isinstance(record, Profile):
+            at = record.updated_at.timestamp()
+            self._advance(at)
+            step = observe_profile(state, self._profile(customer), record, max(at, self.now or at), self.config)
+        else:
+            self._advance(record.occurred_at.timestamp())
+            step = observe_outcome(state, self._profile(customer), record, self.config, self.rules)
+        self._apply(customer, step)
 
     def _dead(self, line: Line, rejection: Rejection) -> None:
         self.counts.invalid[rejection.reason] += 1

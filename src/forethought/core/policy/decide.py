@@ -12,16 +12,18 @@ carries the checks in ``why``; one that does not becomes a :class:`Decision` wit
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from forethought.contracts.records import Trigger, Why
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.profiles import ProfileState
-from forethought.core.policy.rules import Playbook, Rules
-from forethought.core.policy.timing import cap_allows, in_holdout
+from forethought.core.policy.rules import Cap, Playbook, Rules
+from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
 from forethought.core.signals import Detection, build_trigger, utc
 
 SUPPRESSION_REASONS = ("episode", "cooldown", "arbitration", "opted_out", "consent", "frequency_cap",
@@ -82,7 +84,8 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
     now, ledger, live = detection.at, ctx.ledger, book.mode == "live"
     episode = _episode(book, detection, env)
     if ledger.has_episode(book.name, episode):
-        out.decisions.append(Decision(book.name, "suppressed", now, "episode", mode=book.mode))
+        if detection.signal != "daily":  # a daily re-check of a condition that already fired is not news
+            out.decisions.append(Decision(book.name, "suppressed", now, "episode", mode=book.mode))
         return
     checks = [f"episode: first for {episode}"]
     group = _holdout_group(book, ctx)
@@ -194,7 +197,8 @@ def _send(book: Playbook, trigger: Trigger, signal: str, checks: list[str], chan
                                   final.trigger_id, channel))
 
 
-def _caps(book: Playbook, rules: Rules):  # noqa: ANN202 - a generator of (cap, playbook-scoped)
+def _caps(book: Playbook, rules: Rules) -> Iterator[tuple[Cap, bool]]:
+    """Every cap that applies to ``book``, with True for the playbook's own (per-playbook) caps."""
     yield from ((cap, False) for cap in rules.caps)
     yield from ((cap, True) for cap in book.caps)
 
@@ -220,9 +224,7 @@ def _caps_text(book: Playbook, channel: str, ledger: PolicyLedger, rules: Rules,
     return "; ".join(parts) or "none apply"
 
 
-def _quiet_window(book: Playbook, ctx: Context):  # noqa: ANN202
-    from forethought.core.policy.timing import QuietHours
-
+def _quiet_window(book: Playbook, ctx: Context) -> tuple[QuietHours | None, str | None]:
     if book.quiet_hours == "ignore" or ctx.profile.profile is None:
         return None, None
     own = ctx.profile.profile.quiet_hours
@@ -274,6 +276,4 @@ def _span(seconds: float) -> str:
 
 
 def _local(at: float, zone: str) -> str:
-    from zoneinfo import ZoneInfo
-
     return utc(at).astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")

@@ -48,6 +48,7 @@ import ast
 import difflib
 import inspect
 import operator
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -379,7 +380,8 @@ def _parse(source: str) -> tuple[ast.Expression, str, int]:
     if not text:
         raise ExpressionError("expression is empty")
     try:
-        tree = ast.parse(text, mode="eval")
+        with warnings.catch_warnings(action="ignore"):  # e.g. SyntaxWarning for `x is 1`, refused below
+            tree = ast.parse(text, mode="eval")
     except SyntaxError as error:
         lines, where = text.split("\n"), None
         if error.lineno and error.offset is not None and error.lineno <= len(lines):
