@@ -164,13 +164,12 @@ def replay(
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
 ) -> None:
     """Backtest: run files through the worker's core and policy; triggers, dead letters and a report out."""
-    from forethought.core.policy.rules import builtin_rules
-    from forethought.ops.playbooks import PlaybookFileError, load_rules
+    from forethought.ops.playbooks import load_rules
     from forethought.replay.command import run_replay
 
     settings = load_settings()
     try:
-        rules = builtin_rules() if playbooks == "builtin" else load_rules(Path(playbooks or settings.playbooks_file))
+        rules = load_rules(Path(playbooks) if playbooks else settings.playbooks_file)
         run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
                    report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet,
                    rules=rules)

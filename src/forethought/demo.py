@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import time
@@ -56,7 +57,7 @@ def run_demo(seconds: float, customers: int, seed: int) -> int:
             console.print(f"Worker ready: metrics at [bold]{settings.web_url}/metrics[/], "
                           f"a customer at {settings.web_url}/customers/cust-000  (logs: {workdir}/worker.log)")
             try:
-                return asyncio.run(_live(settings, seconds, customers, seed, worker))
+                return asyncio.run(_live(settings, seconds, customers, seed, worker, workdir / "worker.log"))
             except KeyboardInterrupt:
                 return 130
 
@@ -86,7 +87,8 @@ def _worker(settings: Settings, workdir: Path) -> Iterator[subprocess.Popen[byte
         yield proc
 
 
-async def _live(settings: Settings, seconds: float, customers: int, seed: int, worker: subprocess.Popen[bytes]) -> int:
+async def _live(settings: Settings, seconds: float, customers: int, seed: int, worker: subprocess.Popen[bytes],
+                worker_log: Path) -> int:
     generator = TrafficGenerator(plan_population(customers, seed, seconds * 0.8), seed, start=time.time())
     truth = generator.truth()
     console.print(f"Traffic: {customers} customers; going silent: {', '.join(truth['silent'])}; "
@@ -102,7 +104,7 @@ async def _live(settings: Settings, seconds: float, customers: int, seed: int, w
         printer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await printer
-        _summary(seen, truth)
+        _summary(seen, truth, settings.web_url, worker_log)
         _metrics_summary(settings.web_url)
     return 0 if worker.poll() is None else 1
 
@@ -112,26 +114,62 @@ async def _print_triggers(settings: Settings, seen: dict[str, Trigger]) -> None:
         if trigger.trigger_id in seen:
             continue
         seen[trigger.trigger_id] = trigger
-        colour = "red" if trigger.detector == "error_burst" else "yellow"
-        console.print(f"[{colour}]TRIGGER[/] {trigger.fired_at:%H:%M:%S} [bold]{trigger.playbook:<16}[/] "
-                      f"{trigger.customer_id}  via {trigger.channel:<7} {_scores(trigger)}  "
+        colour = {"error_burst": "red", "silence": "yellow"}.get(trigger.detector, "cyan")
+        console.print(f"[{colour}]TRIGGER[/] {trigger.fired_at:%H:%M:%S} [bold]{trigger.playbook:<17}[/] "
+                      f"{trigger.customer_id}  via {trigger.channel:<11} {_scores(trigger)}  "
                       f"{trigger.reasons[0].text}")
+        if trigger.detector != "feature_first_use" and trigger.why is not None:
+            shown = [c for c in trigger.why.checks if c.startswith(("consent", "quiet hours", "holdout"))]
+            console.print(f"        [dim]why: {trigger.why.rule}; " + "; ".join(shown) + "[/]")
 
 
 def _scores(trigger: Trigger) -> str:
     return " ".join(f"{k}={v:.2f}" for k, v in trigger.scores.items() if k in ("dropoff", "anomaly"))
 
 
-def _summary(seen: dict[str, Trigger], truth: dict[str, list[str]]) -> None:
+def _summary(seen: dict[str, Trigger], truth: dict[str, list[str]], url: str, worker_log: Path) -> None:
+    """Per detector: customers caught (a trigger, or a decision the policy held back) and others flagged."""
     by_detector: dict[str, set[str]] = {"silence": set(), "error_burst": set()}
     for trigger in seen.values():
         by_detector.setdefault(trigger.detector, set()).add(trigger.customer_id)
+    held = _held_back(worker_log)
     for detector, fate in (("silence", "silent"), ("error_burst", "burst")):
-        caught = by_detector[detector] & set(truth[fate])
+        books = _BOOKS[detector]
+        notes = {c: _why_held(url, c, books, held) for c in set(truth[fate]) - by_detector[detector]
+                 if any(p in books for p, _ in held.get(c, []))}
+        caught = by_detector[detector] & set(truth[fate]) | set(notes)
         false = by_detector[detector] - set(truth[fate])
         console.print(f"{detector:<12} caught {len(caught)}/{len(truth[fate])} "
-                      f"({', '.join(sorted(caught)) or '-'}); other customers flagged: {len(false)}"
-                      f"{' (' + ', '.join(sorted(false)) + ')' if false else ''}")
+                      f"({', '.join(sorted(caught)) or '-'}{''.join(f'; {c} {w}' for c, w in sorted(notes.items()))});"
+                      f" other customers flagged: {len(false)}{' (' + ', '.join(sorted(false)) + ')' if false else ''}")
+
+
+_BOOKS = {"silence": ("long_inactivity", "dropoff_risk_high"), "error_burst": ("error_burst",)}
+
+
+def _held_back(worker_log: Path) -> dict[str, list[tuple[str, str]]]:
+    """From the worker's JSON log: per customer, (playbook, verdict or reason) of decisions that sent nothing."""
+    held: dict[str, list[tuple[str, str]]] = {}
+    with contextlib.suppress(OSError):
+        for line in worker_log.read_text().splitlines():
+            if '"decision"' not in line:
+                continue
+            with contextlib.suppress(ValueError, KeyError):
+                entry = json.loads(line)
+                held.setdefault(entry["customer_id"], []).append((entry["playbook"], entry["reason"] or entry["verdict"]))
+    return held
+
+
+def _why_held(url: str, customer_id: str, books: tuple[str, ...], held: dict[str, list[tuple[str, str]]]) -> str:
+    why = next(reason for playbook, reason in held[customer_id] if playbook in books)
+    if why != "deferred":
+        return {"holdout": "held out (control group)"}.get(why, f"suppressed ({why})")
+    with contextlib.suppress(OSError, ValueError, KeyError, StopIteration):
+        with urllib.request.urlopen(f"{url}/customers/{customer_id}", timeout=5) as response:
+            deferred = json.loads(response.read())["policy"]["deferred"]
+        release = next(d["release_at"] for d in deferred if d["playbook"] in books)
+        return f"deferred by quiet hours until {time.strftime('%H:%M', time.gmtime(release))} UTC"
+    return "deferred by quiet hours"
 
 
 def _metrics_summary(url: str) -> None:
@@ -155,4 +193,5 @@ def _metrics_summary(url: str) -> None:
 
 
 _SHOWN = {"forethought_events_in_total": "type", "forethought_invalid_events_total": "reason",
-          "forethought_triggers_total": "playbook"}
+          "forethought_triggers_total": "playbook", "forethought_decisions_total": "verdict",
+          "forethought_control_records_in_total": "type"}

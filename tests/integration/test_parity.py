@@ -1,4 +1,5 @@
-"""One input file through replay and through the Faust worker gives identical triggers (rule 2)."""
+"""One input file through replay and through the Faust worker gives identical triggers (rule 2),
+with the shipped playbooks and policy (holdouts, caps, cooldowns, arbitration, consent, quiet hours)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from worker_kit import ENGINE, Deployment
 
 from forethought.contracts.records import Trigger
+from forethought.ops.playbooks import load_rules
 from forethought.ops.process import running_worker
 from forethought.ops.settings import Settings
 from forethought.replay.reader import sorted_lines
@@ -33,14 +35,20 @@ def history(path: Path, customers: int = 16, days: int = 4, seed: int = 11) -> l
         if c % 4 == 1:
             burst = start + rng.uniform(0.1, 0.3) * days * 86_400
             records += [_event(f"p{c}", 10_000 + i, "error", burst + i, code="E7") for i in range(9)]
+    zones = ["Asia/Tokyo", "America/New_York", "Europe/Berlin"]
+    records += [{"type": "profile", "customer_id": f"p{c}", "timezone": zones[c % 3], "plan": "pro",
+                 "consent": {"email": c % 4 != 0}, "updated_at": _iso(start - 3600)} for c in range(0, customers, 2)]
     rng.shuffle(records)
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return records
 
 
 def _event(customer: str, n: int, kind: str, at: float, **extra: str) -> dict:
-    return {"event_id": f"{customer}-{n}", "customer_id": customer, "type": kind,
-            "occurred_at": datetime.fromtimestamp(at, tz=timezone.utc).isoformat(), **extra}
+    return {"event_id": f"{customer}-{n}", "customer_id": customer, "type": kind, "occurred_at": _iso(at), **extra}
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, tz=timezone.utc).isoformat()
 
 
 async def test_replay_and_worker_publish_identical_triggers(
@@ -50,19 +58,22 @@ async def test_replay_and_worker_publish_identical_triggers(
     history(path)
     for name, value in ENGINE.items():
         monkeypatch.setenv(name, value)
-    config = Settings().engine
+    settings = Settings()
+    config = settings.engine
 
     replayed: list[Trigger] = []
-    replayer = Replayer(config, on_trigger=replayed.append)
+    replayer = Replayer(config, on_trigger=replayed.append, rules=load_rules(settings.playbooks_file))
     ordered = list(sorted_lines([path]))
     for line in ordered:
         replayer.feed(line)
     replayer.finish()
     last_event = max(line.ts for line in ordered)
-    assert {t.playbook for t in replayed} == {"silence_dropoff", "error_burst"}, "the file must exercise both"
+    replayed = [t for t in replayed if _sent_at(t) <= last_event]
+    assert {"long_inactivity", "dropoff_risk_high", "error_burst"} <= {t.playbook for t in replayed}
+    assert replayer.counts.suppressed, "the file must exercise suppression too"
 
     deployment = await Deployment.create(kafka_bootstrap, topic_prefix, tmp_path)
-    topic_of = {"page_view": "events.clickstream", "error": "events.errors"}
+    topic_of = {"page_view": "events.clickstream", "error": "events.errors", "profile": "customers.profile"}
     with running_worker(deployment.env(), deployment.workdir / "worker.log", deployment.url):
         # Kafka orders records within a partition, not across topics: produce in event-time order,
         # one run of same-topic records at a time, and let the worker catch up between runs.
@@ -74,7 +85,7 @@ async def test_replay_and_worker_publish_identical_triggers(
         expected = {t.trigger_id: t for t in replayed}
         found = await deployment.consume("engagement.triggers", until=len(expected), timeout=60)
     published = {t.trigger_id: t for t in (Trigger.model_validate_json(r.value) for r in found)
-                 if t.fired_at.timestamp() <= last_event}
+                 if _sent_at(t) <= last_event}
     for tid in sorted(set(published) ^ set(expected)):
         t = published.get(tid) or expected[tid]
         print("ONLY", "worker" if tid in published else "replay", t.playbook, t.customer_id, t.fired_at, t.episode, t.reasons[0].text)
@@ -95,4 +106,9 @@ def _runs(lines: list, topic_of: dict[str, str]) -> list[tuple[str, list[tuple[b
 
 def _events_in(text: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("forethought_events_in_total{"))
+               if line.startswith(("forethought_events_in_total{", "forethought_control_records_in_total{")))
+
+
+def _sent_at(trigger: Trigger) -> float:
+    """When a trigger went out in event time: its release for a deferred one."""
+    return (trigger.released_at or trigger.fired_at).timestamp()

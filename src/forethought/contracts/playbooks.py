@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from forethought.contracts.records import Channel, QuietWindow
 
@@ -117,10 +117,11 @@ class PlaybookFile(_Spec):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     playbooks: list[PlaybookSpec] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> PlaybookFile:
-        names = [p.name for p in self.playbooks]
+    @field_validator("playbooks")
+    @classmethod
+    def _unique_names(cls, playbooks: list[PlaybookSpec]) -> list[PlaybookSpec]:
+        names = [p.name for p in playbooks]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"playbook names must be unique; repeated: {', '.join(twice)}")
-        return self
+        return playbooks

@@ -67,6 +67,9 @@ class Metrics:
             "Measured decisions by playbook, group (treated, holdout, global_control) and result"
             " (reengaged: active again within the window).", ["playbook", "group", "result"], registry=r,
         )
+        self.control_in = Counter(
+            "forethought_control_records_in", "Valid profiles and outcomes read, by type.", ["type"], registry=r
+        )
         self.outcomes = Counter(
             "forethought_outcomes", "Sender outcomes received, by status and channel.", ["status", "channel"], registry=r
         )

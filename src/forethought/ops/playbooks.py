@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from forethought.contracts.playbooks import PlaybookFile
-from forethought.core.policy.rules import RuleError, Rules, compile_rules
+from forethought.core.policy.rules import RuleError, Rules, builtin_rules, compile_rules
 
 
 
@@ -40,8 +40,17 @@ class PlaybookFileError(ValueError):
     """A playbook file that cannot be used; the message names the file, line and field."""
 
 
+BUILTIN = "builtin"
+
+
 def load_rules(path: Path) -> Rules:
-    """Read, validate and compile ``path``; raises :class:`PlaybookFileError`."""
+    """Read, validate and compile ``path``; raises :class:`PlaybookFileError`.
+
+    The name ``builtin`` gives one pass-through playbook per detector with no suppression
+    (what detection-quality runs and detector tests want).
+    """
+    if str(path) == BUILTIN:
+        return builtin_rules()
     try:
         text = path.read_text()
     except OSError as error:

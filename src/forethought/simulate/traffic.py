@@ -15,7 +15,8 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 from typing import Literal
 
 import orjson
@@ -68,10 +69,12 @@ class TrafficGenerator:
                 self._push(c.change_at, c.customer_id, "burst")
         self._next_malformed = malformed_every / 2
         self._malformed_sent = 0
+        self._profiles_sent = False
 
     def due(self, elapsed: float) -> list[Record]:
         """Every record scheduled at or before ``elapsed`` seconds into the run."""
-        records: list[Record] = []
+        records: list[Record] = [] if self._profiles_sent else self.profiles()
+        self._profiles_sent = True
         while self._heap and self._heap[0][0] <= elapsed:
             at, _, customer_id, what = heapq.heappop(self._heap)
             records.extend(self._emit(at, self.population[customer_id], what))
@@ -80,6 +83,23 @@ class TrafficGenerator:
             records.append(("events.clickstream", key, value))
             self._malformed_sent += 1
             self._next_malformed += self.malformed_every
+        return records
+
+    def profiles(self) -> list[Record]:
+        """One profile per customer, sent first: plans, time zones and email consent vary; the
+        first silent customer is in their quiet hours, so their trigger is deferred, not sent."""
+        zones = ("UTC", "Asia/Tokyo", "America/New_York", "Europe/Berlin")
+        quiet_one = next((c.customer_id for c in self.population.values() if c.fate == "silent"), None)
+        records: list[Record] = []
+        for i, c in enumerate(self.population.values()):
+            zone = zones[i % len(zones)]
+            body: dict[str, object] = {
+                "type": "profile", "customer_id": c.customer_id, "plan": ("pro", "free")[i % 2], "timezone": zone,
+                "consent": {"email": i % 3 != 0}, "updated_at": datetime.fromtimestamp(self.start, tz=timezone.utc).isoformat(),
+            }
+            if c.customer_id == quiet_one:
+                body["quiet_hours"] = _quiet_now(self.start, zone)
+            records.append(("customers.profile", c.customer_id.encode(), orjson.dumps(body)))
         return records
 
     def truth(self) -> dict[str, list[str]]:
@@ -115,3 +135,10 @@ class TrafficGenerator:
     def _push(self, at: float, customer_id: str, what: str) -> None:
         self._seq += 1
         heapq.heappush(self._heap, (at, self._seq, customer_id, what))
+
+
+def _quiet_now(start: float, zone: str) -> str:
+    """Local quiet hours from an hour before ``start`` to three hours after, in ``zone``."""
+    local = datetime.fromtimestamp(start, tz=ZoneInfo(zone))
+    begin, end = local - timedelta(hours=1), local + timedelta(hours=3)
+    return f"{begin:%H:%M}-{end:%H:%M}"

@@ -26,7 +26,10 @@ from forethought.core.engine import Step, next_due, observe_outcome, observe_pro
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
+from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
+
+log = get_logger("policy")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +178,7 @@ class BatchProcessor:
             outbox.deadletters.append(dead_letter(record, decoded, wall))
             return None
         if not isinstance(decoded, Envelope):
-            return self._accept_control(record, decoded, outbox, self.partition_for)
+            return self._accept_control(record, decoded, outbox)
         if decoded.epoch > wall + self.config.max_future_seconds:
             rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
             outbox.deadletters.append(dead_letter(record, rejection, wall))
@@ -190,13 +193,12 @@ class BatchProcessor:
         self.clock(record.topic, record.partition).observe(decoded.epoch, wall)
         return decoded
 
-    @staticmethod
-    def _accept_control(record: RawRecord, decoded: Profile | Outcome, outbox: Outbox,
-                        partition_for: Callable[[bytes], int]) -> Record | None:
+    def _accept_control(self, record: RawRecord, decoded: Profile | Outcome, outbox: Outbox) -> Record | None:
         key = decoded.customer_id.encode()
-        if record.key != key or record.partition != partition_for(key):
+        if record.key != key or record.partition != self.partition_for(key):
             outbox.rekeyed.append((key, record.value or b""))  # co-partition with the customer's state
             return None
+        self.metrics.control_in.labels(type=decoded.type).inc()
         return decoded
 
     def _run_customer(self, key: bytes, items: list[tuple[Record, RawRecord]], outbox: Outbox,
@@ -227,6 +229,9 @@ class BatchProcessor:
         for decision in step.decisions:
             self.metrics.decisions.labels(playbook=decision.playbook, verdict=decision.verdict,
                                           reason=decision.reason or "", mode=decision.mode).inc()
+            if decision.verdict not in ("sent", "released", "fallback"):  # those are logged as triggers
+                log.info("decision", customer_id=key.decode(), playbook=decision.playbook, verdict=decision.verdict,
+                         reason=decision.reason, trigger_id=decision.trigger_id, mode=decision.mode)
         for observation in step.observations:
             self._count(observation.kind, observation.detail)
 

@@ -38,7 +38,8 @@ def register_views(worker: Worker) -> None:
         state = worker.processor.load(raw)
         partition = worker.processor.partition_for(customer_id.encode())
         now = worker.processor.stream_time(partition, time.time()) or time.time()
-        return web.json({**explain(state, now, worker.settings.engine), "state_bytes": len(raw)})
+        profile = worker.processor.profile(customer_id.encode()).to_dict()
+        return web.json({**explain(state, now, worker.settings.engine), "state_bytes": len(raw), "profile": profile})
 
 
 def readiness(worker: Worker) -> dict[str, Any]:

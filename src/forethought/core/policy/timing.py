@@ -44,6 +44,9 @@ class QuietHours:
     start: dt.time
     end: dt.time
 
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
+
     @classmethod
     def parse(cls, text: str) -> QuietHours:
         """Read ``"HH:MM-HH:MM"``, e.g. ``"22:00-08:00"``.
