@@ -43,9 +43,14 @@ EXPECTED_METRICS = frozenset(
         "forethought_consumer_lag",  # gauge {topic, partition}
         "forethought_customers",  # gauge
         "forethought_state_bytes",  # gauge
+        "forethought_decisions_total",  # counter {playbook, verdict, reason, mode}
+        "forethought_reengagement_total",  # counter {playbook, group, result}
+        "forethought_playbook_reloads_total",  # counter {result}
+        "forethought_playbooks",  # gauge {mode}
         "up",  # Prometheus' own scrape health
     }
 )
+RECORDED = frozenset({"forethought:reengagement_rate:7d", "forethought:lift_over_holdout:7d"})
 ALERT_ANNOTATIONS = {"summary", "description", "dashboard_url"}
 SEVERITIES = {"critical", "warning", "info"}
 
@@ -79,6 +84,19 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Settings:
 def alert_rules() -> list[dict]:
     groups = _yaml(PROMETHEUS_DIR / "alerts.yml")["groups"]
     return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def recording_rules() -> list[dict]:
+    groups = _yaml(PROMETHEUS_DIR / "alerts.yml")["groups"]
+    return [rule for group in groups for rule in group["rules"] if "record" in rule]
+
+
+def test_recording_rules_are_the_documented_ones_over_known_metrics() -> None:
+    rules = recording_rules()
+    assert {rule["record"] for rule in rules} == RECORDED
+    for rule in rules:
+        names = metric_names(rule["expr"])
+        assert names and names <= EXPECTED_METRICS | RECORDED, f"{rule['record']}: {names}"
 
 
 @pytest.fixture(scope="module")
@@ -460,6 +478,6 @@ def test_dashboard_uses_known_metrics_and_shows_them_all(dashboard: dict) -> Non
     shown: set[str] = set()
     for expr in dashboard_exprs(dashboard):
         names = metric_names(expr)
-        assert names and names <= EXPECTED_METRICS, f"{expr}: {names - EXPECTED_METRICS}"
+        assert names and names <= EXPECTED_METRICS | RECORDED, f"{expr}: {names - EXPECTED_METRICS - RECORDED}"
         shown |= names
-    assert shown == EXPECTED_METRICS
+    assert shown == EXPECTED_METRICS | RECORDED

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from faust.types import Message
 
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.core.config import EngineConfig
+from forethought.ops.playbooks import PlaybookFileError
 from forethought.ops.settings import Settings
 from forethought.stream.worker import Worker, build_worker, partition_of
 
@@ -36,7 +41,12 @@ class Recorder:
 
 @pytest.fixture
 async def worker() -> AsyncIterator[tuple[Worker, dict[str, Recorder]]]:
-    built = build_worker(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01))
+    yield recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01))
+
+
+def recorded(settings: Settings) -> tuple[Worker, dict[str, Recorder]]:
+    """A worker whose outbound topics and changelogs are recorded instead of sent."""
+    built = build_worker(settings)
     built.app.finalize()
     built.app.flow_control.resume()
     recorders = {"triggers": Recorder(), "deadletter": Recorder(), "rekeyed": Recorder()}
@@ -44,9 +54,10 @@ async def worker() -> AsyncIterator[tuple[Worker, dict[str, Recorder]]]:
     for name, recorder in recorders.items():
         getattr(built.outputs, name).send = recorder.send
     changelog = recorders["changelog"] = Recorder()
-    built.processor.table.send_changelog = lambda partition, key, value, *a, **k: (  # type: ignore[method-assign]
-        changelog.sent.append((key, value)) or SimpleNamespace(message=SimpleNamespace(partition=0)))
-    yield built, recorders
+    for table in (built.processor.table, built.processor.profiles):
+        table.send_changelog = lambda partition, key, value, *a, **k: (  # type: ignore[attr-defined]
+            changelog.sent.append((key, value)) or SimpleNamespace(message=SimpleNamespace(partition=0)))
+    return built, recorders
 
 
 async def put(agent: Any, topic: str, key: bytes | None, value: bytes, offset: int) -> None:
@@ -117,3 +128,62 @@ async def test_agent_rekeys_events_on_a_partition_their_key_does_not_hash_to(wor
         await channel.put(await channel.decode(message))
         await settle(lambda: rec["rekeyed"].sent)
     assert rec["rekeyed"].sent == [(b"c4", error("c4", 1, 1.0))]
+
+
+def profile(customer: str, **fields: Any) -> bytes:
+    return json.dumps({"type": "profile", "customer_id": customer, "updated_at": "2026-11-01T00:00:00Z",
+                       **fields}).encode()
+
+
+async def test_a_profile_feeds_the_profile_table_and_quiet_hours_defer_the_trigger(tmp_path: Path) -> None:
+    path = tmp_path / "playbooks.yaml"
+    path.write_text("playbooks:\n  - {name: burst, on: [error_burst], channels: [in_app], priority: 70}\n")
+    built, rec = recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01, playbooks_file=path))
+    treated, key = "c5", b"c5"  # errors at 12:00 UTC are 21:00 in Tokyo, inside this customer's 20:00-23:00
+    async with built.agent.test_context() as agent:
+        await put(agent, "t.customers.profile", key, profile(treated, timezone="Asia/Tokyo", quiet_hours="20:00-23:00"), 0)
+        for i in range(5):
+            await put(agent, "t.events.errors", key, error(treated, i, float(i)), offset=i)
+        await settle(lambda: built.processor.table.get(key) is not None
+                     and json.loads(built.processor.table[key])["errn"] == 5)
+    assert rec["triggers"].sent == []
+    held = json.loads(built.processor.table[key])["pol"]["p"]
+    assert len(held) == 1 and held[0][0] == datetime(2026, 11, 22, 23, 0, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()
+    assert built.processor.profile(key).timezone == "Asia/Tokyo"
+    assert b'forethought_decisions_total{mode="live",playbook="burst",reason="",verdict="deferred"} 1.0' in (
+        built.metrics.exposition())
+
+
+async def test_an_unsubscribe_outcome_updates_the_profile_table(worker: tuple[Worker, dict[str, Recorder]]) -> None:
+    built, _ = worker
+    outcome = {"type": "outcome", "outcome_id": "o1", "trigger_id": "t1", "customer_id": "c6", "channel": "email",
+               "status": "unsubscribed", "occurred_at": "2026-11-22T12:00:00Z"}
+    async with built.agent.test_context() as agent:
+        await put(agent, "t.customers.profile", b"c6", profile("c6", consent={"email": True}), 0)
+        await put(agent, "t.engagement.outcomes", b"c6", json.dumps(outcome).encode(), 0)
+        await settle(lambda: built.processor.profile(b"c6").unsubscribed)
+    assert not built.processor.profile(b"c6").allows("email", frozenset())
+    assert b'forethought_outcomes_total{channel="email",status="unsubscribed"} 1.0' in built.metrics.exposition()
+
+
+def test_playbooks_reload_on_change_and_a_bad_file_keeps_the_running_ones(tmp_path: Path) -> None:
+    path = tmp_path / "playbooks.yaml"
+    good = "playbooks:\n  - {name: burst, on: [error_burst], channels: [in_app], priority: 70}\n"
+    path.write_text(good)
+    built = build_worker(Settings(topic_prefix="t.", engine=ENGINE, playbooks_file=path))
+    path.write_text(good.replace("70", "75"))
+    os.utime(path, (1, 1))
+    assert built.reload_playbooks() is True and built.processor.rules.playbooks[0].priority == 75
+    path.write_text(good.replace("in_app", "carrier_pigeon"))
+    os.utime(path, (2, 2))
+    assert built.reload_playbooks() is False and built.processor.rules.playbooks[0].priority == 75
+    text = built.metrics.exposition()
+    assert b'forethought_playbook_reloads_total{result="loaded"} 1.0' in text
+    assert b'forethought_playbook_reloads_total{result="rejected"} 1.0' in text
+
+
+def test_an_invalid_playbook_file_stops_the_worker_at_start_up(tmp_path: Path) -> None:
+    path = tmp_path / "playbooks.yaml"
+    path.write_text("playbooks:\n  - {name: burst, on: [error_burst], channels: [in_app], priority: 700}\n")
+    with pytest.raises(PlaybookFileError, match="line 2, playbooks.0.priority"):
+        build_worker(Settings(topic_prefix="t.", engine=ENGINE, playbooks_file=path))
