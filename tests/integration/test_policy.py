@@ -226,7 +226,7 @@ async def test_a_deferred_trigger_survives_a_hard_kill_of_the_worker_and_is_rele
         await first_triggers(deployment, customer, 1)
         # let the worker sweep on past the release before counting
         await deployment.produce("events.clickstream", [event(clock, 1, "page_view", morning + 120)])
-        await deployment.wait_for(f"/customers/{clock}", lambda body: body["events"] == 1)
+        await deployment.wait_for(f"/customers/{clock}", lambda body: body["events"] == 2)
         await deployment.wait_for(f"/customers/{customer}",
                                   lambda body: not body["policy"]["deferred"] and body["as_of"] >= morning + 120)
         published = await triggers_of(deployment, customer)
