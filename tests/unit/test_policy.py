@@ -260,6 +260,33 @@ def test_a_held_out_customer_gets_nothing_but_is_measured_like_the_treated() -> 
     assert [(o.kind, o.detail["group"]) for o in gone.observations] == [("not_reengaged", "treated")]
 
 
+def test_only_customers_who_would_have_received_the_trigger_are_held_out() -> None:
+    email_only = BURST.replace("channels: [in_app]", "channels: [email]") + "    holdout: 1.0\n"
+    unreachable = Customer(rules(email_only, CONSENT))
+    unreachable.burst(T0)
+    reachable = Customer(rules(email_only, CONSENT), profile=profile(consent={"email": True}))
+    reachable.burst(T0)
+    assert [(d.verdict, d.reason) for d in unreachable.decisions] == [("suppressed", "consent")]
+    assert [(d.verdict, d.reason) for d in reachable.decisions] == [("held_out", "holdout")]
+    assert unreachable.state.policy.watch == [] and len(reachable.state.policy.watch) == 1
+
+
+def test_a_suppressed_lifecycle_playbook_tries_again_at_the_next_daily_look() -> None:
+    signup = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    email_only = ONBOARDING.replace("channels: [in_app]", "channels: [email]")
+    customer = Customer(rules(email_only, CONSENT), customer_id="late")
+    p = Profile(customer_id="late", updated_at=signup, signup_date=signup.date())
+    customer.apply(observe_profile(None, ProfileState(), p, signup.timestamp(), CONFIG))
+    for day in range(1, 6):
+        customer.tick(signup.timestamp() + day * 86_400)
+    customer.profile = customer.profile.with_profile(p.model_copy(update={"consent": {"email": True},
+                                                                           "updated_at": signup + timedelta(days=5)}))
+    for day in range(6, 10):
+        customer.tick(signup.timestamp() + day * 86_400)
+    assert [d.reason for d in customer.decisions if d.verdict == "suppressed"] == ["consent"] * 2
+    assert len(customer.triggers) == 1 and 5 <= (customer.triggers[0].fired_at - signup).days <= 6
+
+
 def test_holdout_assignment_is_deterministic_and_near_the_share() -> None:
     book = rules(BURST + "    holdout: 0.2\n")
     groups = []

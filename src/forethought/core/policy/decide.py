@@ -1,12 +1,14 @@
 """From detections to decisions: playbooks, then one policy that explains every verdict.
 
 For each detection every playbook listening to its signal evaluates its condition; each
-match (a *candidate*) then passes, in order: episode (once per episode), holdout (global
-control group, then the playbook's share), cooldown, arbitration (a trigger of equal or
-higher priority within the window wins), consent (falling to the next preferred channel),
-frequency caps (per channel, across channels, per playbook) and quiet hours (``defer`` holds
-the trigger in state until the window opens, ``drop`` suppresses it). A trigger that passes
-carries the checks in ``why``; one that does not becomes a :class:`Decision` with a reason.
+match (a *candidate*) then passes, in order: episode (once per episode), cooldown,
+arbitration (a trigger of equal or higher priority within the window wins), consent (falling
+to the next preferred channel), frequency caps (per channel, across channels, per playbook)
+and quiet hours (``defer`` holds the trigger in state until the window opens, ``drop``
+suppresses it). Only then the holdout: a customer who *would* have received the trigger is
+held out instead (global control group, then the playbook's share), so treated and held-out
+customers are alike and lift is fair. A trigger that passes carries the checks in ``why``;
+every candidate becomes one :class:`Decision`, with a reason when nothing was sent.
 """
 
 from __future__ import annotations
@@ -81,27 +83,30 @@ def decide(detections: list[Detection], ctx: Context, out: Verdicts) -> None:
 
 
 def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Context, out: Verdicts) -> None:
-    now, ledger, live = detection.at, ctx.ledger, book.mode == "live"
+    now, ledger = detection.at, ctx.ledger
     episode = _episode(book, detection, env)
     if ledger.has_episode(book.name, episode):
         if detection.signal != "daily":  # a daily re-check of a condition that already fired is not news
             out.decisions.append(Decision(book.name, "suppressed", now, "episode", mode=book.mode))
         return
-    checks = [f"episode: first for {episode}"]
+    plan = _plan(book, [f"episode: first for {episode}"], ctx, now, book.channels)
+    if plan.verdict == "suppress":  # the episode stays open: a later look (e.g. tomorrow's) may send
+        out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, mode=book.mode))
+        return
+    ledger.mark_episode(book.name, episode)
     group = _holdout_group(book, ctx)
-    if live:
-        ledger.mark_episode(book.name, episode)
+    if book.mode == "live":  # held-out customers are those who *would* have received it: lift is fair
         ledger.start_watch(Watch(book.name, group or "treated", now, now + ctx.rules.reengagement_window))
     if group is not None:
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))
         return
-    checks.append(f"holdout: treated (playbook share {book.holdout:g}, global {ctx.rules.global_holdout:g})")
+    plan.checks.append(f"holdout: treated (playbook share {book.holdout:g}, global {ctx.rules.global_holdout:g})")
     trigger = build_trigger(
         detection, playbook=book.name, channel=book.channels[0], priority=book.priority,
         customer_id=ctx.customer_id, account_id=ctx.account_id, episode=episode, ttl=book.ttl,
         context=_context(book, env, detection), mode=book.mode,
     )
-    _dispatch(book, trigger, detection.signal, checks, ctx, out, now, released=False)
+    _carry_out(book, plan, trigger, detection.signal, ctx, out, now, verdict="sent")
 
 
 def release(ctx: Context, now: float, out: Verdicts) -> None:
@@ -112,10 +117,12 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
         trigger = Trigger.model_validate(pending.trigger)
         book = ctx.rules.by_name.get(trigger.playbook)
         if book is None:
-            out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed"))
+            out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
-        checks = list(trigger.why.checks if trigger.why else [])
-        _dispatch(book, trigger, pending.signal, checks, ctx, out, now, released=True)
+        kept = [c for c in (trigger.why.checks if trigger.why else []) if c.startswith(("episode", "holdout", "quiet"))]
+        channels = book.channels[book.channels.index(trigger.channel):] if trigger.channel in book.channels else book.channels
+        plan = _plan(book, kept, ctx, now, channels)
+        _carry_out(book, plan, trigger, pending.signal, ctx, out, now, verdict="released")
 
 
 def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out: Verdicts) -> None:
@@ -129,72 +136,85 @@ def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out
     if not rest:
         out.decisions.append(Decision(book.name, "suppressed", now, "no_fallback_channel", trigger_id))
         return
-    checks = [*(original.why.checks if original.why else []), f"fallback: {failed_channel} failed"]
+    kept = [c for c in (original.why.checks if original.why else []) if c.startswith(("episode", "holdout"))]
     retry = original.model_copy(update={
         "trigger_id": str(uuid.uuid5(uuid.UUID(original.trigger_id), "fallback:" + ",".join(rest))),
         "fallback_of": original.trigger_id,
     })
-    _dispatch(book, retry, original.why.signal if original.why else "fallback", checks, ctx, out, now,
-              released=True, channels=rest, verdict="fallback")
+    plan = _plan(book, [*kept, f"fallback: {failed_channel} failed"], ctx, now, rest)
+    _carry_out(book, plan, retry, original.why.signal if original.why else "fallback", ctx, out, now, verdict="fallback")
 
 
-def _dispatch(book: Playbook, trigger: Trigger, signal: str, checks: list[str], ctx: Context, out: Verdicts,
-              now: float, *, released: bool, channels: tuple[str, ...] | None = None, verdict: str | None = None) -> None:
-    """Cooldown, arbitration, consent, caps, quiet hours; then send, defer or suppress."""
-    ledger, rules, mode = ctx.ledger, ctx.rules, book.mode
+@dataclass(slots=True)
+class Plan:
+    """What the policy would do, worked out without touching anything."""
 
-    def suppress(reason: str) -> None:
-        out.decisions.append(Decision(book.name, "suppressed", now, reason, trigger.trigger_id, mode=mode))
+    verdict: str  # send | defer | suppress
+    checks: list[str]
+    reason: str | None = None
+    channel: str | None = None
+    release_at: float | None = None
 
+
+def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels: tuple[str, ...]) -> Plan:
+    """Cooldown, arbitration, consent, caps and quiet hours, in that order; the first that fails is the reason."""
+    ledger, rules = ctx.ledger, ctx.rules
+    checks = list(checks)
     if book.cooldown and any(now - t < book.cooldown for t in ledger.send_times(now, playbook=book.name)):
-        return suppress("cooldown")
+        return Plan("suppress", checks, "cooldown")
     checks.append(f"cooldown: none of this playbook within {_span(book.cooldown)}")
-    rival = next((s for s in ledger.sent if now - s.at < rules.arbitration_window and s.priority >= book.priority
-                  and s.playbook != book.name), None)
-    if rival is not None:
-        return suppress("arbitration")
+    if any(now - s.at < rules.arbitration_window and s.priority >= book.priority and s.playbook != book.name
+           for s in ledger.sent):
+        return Plan("suppress", checks, "arbitration")
     checks.append(f"arbitration: no trigger of priority >= {book.priority} within {_span(rules.arbitration_window)}")
     if ctx.profile.profile is not None and ctx.profile.profile.opted_out:
-        return suppress("opted_out")
-    allowed = [c for c in (channels or book.channels) if ctx.profile.allows(c, rules.consent_required)]
+        return Plan("suppress", checks, "opted_out")
+    allowed = [c for c in channels if ctx.profile.allows(c, rules.consent_required)]
     if not allowed:
-        return suppress("consent")
+        return Plan("suppress", checks, "consent")
     channel = next((c for c in allowed if _caps_allow(book, c, ledger, rules, now)), None)
     if channel is None:
-        return suppress("frequency_cap")
+        return Plan("suppress", checks, "frequency_cap")
     checks += [f"consent: {channel}", f"caps: {_caps_text(book, channel, ledger, rules, now)}"]
     window, zone = _quiet_window(book, ctx)
-    if window is not None and zone is not None and window.contains(now, zone):
-        if book.quiet_hours == "drop":
-            return suppress("quiet_hours")
-        opens = window.next_open(now, zone)
-        if mode == "live":
-            checks.append(f"quiet hours: deferred from {_local(now, zone)} to {_local(opens, zone)} {zone}")
-            held = trigger.model_copy(update={"channel": channel, "why": Why(rule=book.condition.source, signal=signal, checks=checks)})
-            ledger.pending.append(Pending(opens, signal, held.model_dump(mode="json")))
-            out.decisions.append(Decision(book.name, "deferred", now, None, trigger.trigger_id, channel))
-            return
-        checks.append(f"quiet hours: would defer to {_local(opens, zone)} {zone}")
-    elif window is not None and zone is not None:
-        checks.append(f"quiet hours: outside {window} in {zone}")
-    _send(book, trigger, signal, checks, channel, ctx, out, now, released, verdict)
+    if window is None or zone is None:
+        return Plan("send", checks, channel=channel)
+    if not window.contains(now, zone):
+        if not any(c.startswith("quiet hours: deferred") for c in checks):
+            checks.append(f"quiet hours: outside {window} in {zone}")
+        return Plan("send", checks, channel=channel)
+    if book.quiet_hours == "drop":
+        return Plan("suppress", checks, "quiet_hours")
+    opens = window.next_open(now, zone)
+    verb = "deferred" if book.mode == "live" else "would defer"
+    checks.append(f"quiet hours: {verb} from {_local(now, zone)} to {_local(opens, zone)} {zone}")
+    return Plan("defer" if book.mode == "live" else "send", checks, channel=channel, release_at=opens)
 
 
-def _send(book: Playbook, trigger: Trigger, signal: str, checks: list[str], channel: str, ctx: Context,
-          out: Verdicts, now: float, released: bool, verdict: str | None) -> None:
-    update: dict[str, Any] = {"channel": channel, "why": Why(rule=book.condition.source, signal=signal, checks=checks)}
-    if released:
+def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: Context, out: Verdicts,
+               now: float, verdict: str) -> None:
+    """Apply a plan: suppress (with its reason), hold until quiet hours end, or send."""
+    if plan.verdict == "suppress":
+        out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, trigger.trigger_id, mode=book.mode))
+        return
+    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks)
+    if plan.verdict == "defer":
+        held = trigger.model_copy(update={"channel": plan.channel, "why": why})
+        ctx.ledger.pending.append(Pending(plan.release_at or now, signal, held.model_dump(mode="json")))
+        out.decisions.append(Decision(book.name, "deferred", now, None, trigger.trigger_id, plan.channel))
+        return
+    update: dict[str, Any] = {"channel": plan.channel, "why": why}
+    if verdict == "released":
         update |= {"released_at": utc(now), "expires_at": utc(now) + timedelta(seconds=book.ttl)}
     final = trigger.model_copy(update=update)
     if book.mode == "shadow":
         out.shadow.append(final)
-        out.decisions.append(Decision(book.name, "shadow", now, None, final.trigger_id, channel, "shadow"))
+        out.decisions.append(Decision(book.name, "shadow", now, None, final.trigger_id, plan.channel, "shadow"))
         return
-    ctx.ledger.record_send(Sent(now, book.name, channel, book.priority), final.model_dump(mode="json"),
+    ctx.ledger.record_send(Sent(now, book.name, final.channel, book.priority), final.model_dump(mode="json"),
                            final.expires_at.timestamp(), _horizon(ctx.rules))
     out.live.append(final)
-    out.decisions.append(Decision(book.name, verdict or ("released" if released else "sent"), now, None,
-                                  final.trigger_id, channel))
+    out.decisions.append(Decision(book.name, verdict, now, None, final.trigger_id, final.channel))
 
 
 def _caps(book: Playbook, rules: Rules) -> Iterator[tuple[Cap, bool]]:
