@@ -127,9 +127,8 @@ def silence(state: CustomerState, config: EngineConfig) -> Detection:
     )
 
 
-def daily(state: CustomerState, at: float, config: EngineConfig) -> Detection:
-    """The once-a-day look at a customer, for lifecycle playbooks (onboarding, renewal...)."""
-    seen = facts(state, at, config)["features"]
+def daily(seen: dict[str, Any], at: float) -> Detection:
+    """The once-a-day look at a customer (``seen``: :func:`facts`' features), for lifecycle playbooks."""
     reason = Reason(
         signal="events_per_7_days", observed=seen["events_last_7_days"],
         baseline=round(seen["usual_events_per_7_days"] or 0.0, 3), unit="events/7d",

@@ -170,8 +170,11 @@ def _next_daily(customer_id: str, after: float) -> float:
 
 
 def _earliest_due(state: CustomerState) -> float | None:
-    times = (state.deadline, state.daily_at, state.policy.next_due())
-    return min((t for t in times if t is not None), default=None)
+    due = state.deadline
+    for t in (state.daily_at, state.policy.next_due()):
+        if t is not None and (due is None or t < due):
+            due = t
+    return due
 
 
 def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rules, profile: ProfileState) -> Step:
@@ -186,12 +189,14 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     if state.deadline is not None and state.deadline <= due:
         detections.append(detect.silence(state, config))
         state.silence_fired_for, state.deadline = state.last_seen, None
+    daily = state.daily_at is not None and state.daily_at <= due and bool(rules.listening("daily"))
     if state.daily_at is not None and state.daily_at <= due:
         state.daily_at = _next_daily(state.customer_id, due)
-        if rules.listening("daily"):
-            detections.append(detect.daily(state, due, config))
-    if detections:
-        policy.decide(detections, _context(state, profile, rules, due, config), out)
+    if detections or daily:
+        ctx = _context(state, profile, rules, due, config)
+        if daily:
+            detections.append(detect.daily(ctx.env["features"], due))
+        policy.decide(detections, ctx, out)
     return _step(state, out, observations)
 
 

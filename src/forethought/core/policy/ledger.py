@@ -104,8 +104,9 @@ class PolicyLedger:
 
     def next_due(self) -> float | None:
         """The earliest time something here needs the engine: a release or a watch ending."""
-        times = [p.release_at for p in self.pending] + [w.until for w in self.watch]
-        return min(times, default=None)
+        if not self.pending and not self.watch:
+            return None
+        return min([p.release_at for p in self.pending] + [w.until for w in self.watch])
 
     def is_empty(self) -> bool:
         return not (self.sent or self.episodes or self.pending or self.watch or self.recent)
