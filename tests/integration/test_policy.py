@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
 from worker_kit import Deployment, event, metric
 
 from forethought.contracts.records import Trigger
@@ -41,7 +43,26 @@ BUCKET = 60  # FAST_ENGINE_ENV: one-minute error buckets, a burst is >= 5 errors
 
 @pytest.fixture
 async def deployment(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Deployment:
-    return await Deployment.create(kafka_bootstrap, topic_prefix, tmp_path)
+    deployment = await Deployment.create(kafka_bootstrap, topic_prefix, tmp_path)
+    await create_changelogs(deployment)
+    return deployment
+
+
+async def create_changelogs(deployment: Deployment) -> None:
+    """Create the worker's two table changelogs before the worker starts. WORKAROUND, remove when fixed:
+    the tables pick changelog partitions from the worker producer's cached metadata, and a changelog
+    Faust creates at start-up may be missing from it for minutes; the first write (here: the first
+    profile) then crashes the worker's agent (``TypeError: 'NoneType' object is not iterable`` in
+    aiokafka ``_partition``) and the worker, still "ready", processes nothing more."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=deployment.bootstrap)
+    await admin.start()
+    try:
+        for table in ("customer_state", "customer_profile"):
+            with suppress(TopicAlreadyExistsError):
+                await admin.create_topics([NewTopic(f"{deployment.app_id}-{table}-changelog", CATALOGUE.partitions, 1,
+                                                    topic_configs={"cleanup.policy": "compact"})])
+    finally:
+        await admin.close()
 
 
 def worker_env(deployment: Deployment, playbooks: str) -> dict[str, str]:
@@ -241,7 +262,8 @@ async def test_an_unsubscribe_outcome_stops_that_channel_for_later_triggers(depl
     # one playbook falls back to in_app, the other has only email (cohorts pick the playbook)
     fallback, email_only = "unsub-fallback", "unsub-email-only"
     now = time.time()
-    first_burst, second_burst = minute(now - 1800), minute(now - 900)  # 14 quiet minutes apart: new episode
+    # 15 minutes apart: more than 3 quiet minutes re-arm the burst detector, so the second is a new episode
+    first_burst, second_burst = minute(now - 1800), minute(now - 900)
     with running_worker(worker_env(deployment, "unsubscribe.yaml"), deployment.workdir / "worker.log",
                         deployment.url):
         await deployment.produce("customers.profile", [
@@ -293,7 +315,8 @@ async def test_caps_hold_under_a_burst_of_1000_qualifying_events(deployment: Dep
     # bursts keep its threshold near the 5-error floor, so each burst is a new episode. (At 5 minutes
     # apart the bursts become this customer's normal: only 3 of the 100 would be detected.)
     start = minute(time.time() - 23.5 * 3600)
-    events = [e for b in range(bursts) for e in errors(customer, per_burst, start + b * spacing, first=b * per_burst)]
+    events = [e for b in range(bursts)
+              for e in errors(customer, per_burst, start + b * spacing, first=b * per_burst)]
     assert len(events) == 1000
     with running_worker(worker_env(deployment, "caps.yaml"), deployment.workdir / "worker.log", deployment.url):
         await deployment.produce("events.errors", events)

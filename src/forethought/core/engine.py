@@ -16,8 +16,8 @@ policy's decisions and what was observed. Detectors emit detections; playbooks a
 ...         occurred_at=datetime(2026, 11, 22, 12, 0, i, tzinfo=timezone.utc))
 ...     step = process(state, event, config)
 ...     state, fired = step.state, fired + list(step.triggers)
->>> [(t.playbook, t.reasons[0].observed, t.why.checks[-2]) for t in fired]
-[('error_burst', 3.0, 'caps: none apply')]
+>>> [(t.playbook, t.reasons[0].observed, t.why.checks[1]) for t in fired]   # no playbook file: pass-through
+[('error_burst', 3.0, 'pass-through: no policy')]
 """
 
 from __future__ import annotations

@@ -160,6 +160,8 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
     """Cooldown, arbitration, consent, caps and quiet hours, in that order; the first that fails is the reason."""
     ledger, rules = ctx.ledger, ctx.rules
     checks = list(checks)
+    if rules.passthrough:
+        return Plan("send", [*checks, "pass-through: no policy"], channel=channels[0])
     if book.cooldown and any(now - t < book.cooldown for t in ledger.send_times(now, playbook=book.name)):
         return Plan("suppress", checks, "cooldown")
     checks.append(f"cooldown: none of this playbook within {_span(book.cooldown)}")

@@ -17,7 +17,7 @@ forethought.core.policy.rules.RuleError: playbooks.0.when: unknown name 'scores.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 
 from forethought.contracts.playbooks import CapSpec, PlaybookFile, PlaybookSpec, seconds
@@ -94,6 +94,7 @@ class Rules:
     consent_required: frozenset[str] = frozenset()
     global_holdout: float = 0.0
     reengagement_window: float = 7 * 86_400.0
+    passthrough: bool = False
     by_name: dict[str, Playbook] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
@@ -138,7 +139,8 @@ def _compile_playbook(index: int, spec: PlaybookSpec) -> Playbook:
 
 @cache
 def builtin_rules() -> Rules:
-    """One playbook per detector, no suppression: what the engine does without a playbook file."""
+    """One playbook per detector and no policy at all (no consent, quiet hours, caps or holdout):
+    what the engine does without a playbook file, and how detection quality is measured."""
     spec = PlaybookFile.model_validate({"playbooks": [
         {"name": "silence_dropoff", "on": ["silence"], "channels": ["email"], "priority": 50,
          "description": "The customer has been silent much longer than their own usual gap between visits."},
@@ -149,5 +151,5 @@ def builtin_rules() -> Rules:
         {"name": "error_burst", "on": ["error_burst"], "channels": ["in_app"], "priority": 70,
          "description": "The customer is hitting errors far above their own baseline."},
     ], "policy": {"arbitration_window": "0s"}})
-    return compile_rules(spec)
+    return replace(compile_rules(spec), passthrough=True)
 
