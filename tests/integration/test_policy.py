@@ -22,8 +22,6 @@ from zoneinfo import ZoneInfo
 import jsonschema
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
 from worker_kit import Deployment, event, metric
 
 from forethought.contracts.records import Trigger
@@ -43,26 +41,7 @@ BUCKET = 60  # FAST_ENGINE_ENV: one-minute error buckets, a burst is >= 5 errors
 
 @pytest.fixture
 async def deployment(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> Deployment:
-    deployment = await Deployment.create(kafka_bootstrap, topic_prefix, tmp_path)
-    await create_changelogs(deployment)
-    return deployment
-
-
-async def create_changelogs(deployment: Deployment) -> None:
-    """Create the worker's two table changelogs before the worker starts. WORKAROUND, remove when fixed:
-    the tables pick changelog partitions from the worker producer's cached metadata, and a changelog
-    Faust creates at start-up may be missing from it for minutes; the first write (here: the first
-    profile) then crashes the worker's agent (``TypeError: 'NoneType' object is not iterable`` in
-    aiokafka ``_partition``) and the worker, still "ready", processes nothing more."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=deployment.bootstrap)
-    await admin.start()
-    try:
-        for table in ("customer_state", "customer_profile"):
-            with suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(f"{deployment.app_id}-{table}-changelog", CATALOGUE.partitions, 1,
-                                                    topic_configs={"cleanup.policy": "compact"})])
-    finally:
-        await admin.close()
+    return await Deployment.create(kafka_bootstrap, topic_prefix, tmp_path)
 
 
 def worker_env(deployment: Deployment, playbooks: str) -> dict[str, str]:
@@ -283,8 +262,8 @@ async def test_an_unsubscribe_outcome_stops_that_channel_for_later_triggers(depl
             for t in (to_fallback, to_email_only)])
         await wait_metric(deployment, "forethought_outcomes_total", 2, status="unsubscribed", channel="email")
 
-        await deployment.produce("events.errors",
-                                 errors(fallback, 6, second_burst, first=100) + errors(email_only, 6, second_burst, first=100))
+        second = errors(fallback, 6, second_burst, first=100) + errors(email_only, 6, second_burst, first=100)
+        await deployment.produce("events.errors", second)
         await first_triggers(deployment, fallback, 2)
         metrics = await wait_metric(deployment, "forethought_decisions_total", 1, playbook="burst_email_only",
                                     verdict="suppressed", reason="consent")

@@ -108,7 +108,7 @@ async def test_restart_resumes_from_committed_offsets_and_a_pending_silence_stil
         _, metrics = deployment.get("/metrics")
     assert len(fired) == 1
     trigger = Trigger.model_validate_json(fired[0].value)
-    assert trigger.playbook == "silence_dropoff"
+    assert (trigger.detector, trigger.playbook) == ("silence", "long_inactivity")  # the shipped playbooks
     assert trigger.fired_at.timestamp() == pytest.approx(deadline, abs=1e-3)
     assert trigger.episode == f"silence-{start + 7:.3f}"
     assert after["silence_deadline"] > deadline, "new activity re-arms the silence detector"

@@ -23,6 +23,8 @@ def register_views(worker: Worker) -> None:
 
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
+        if worker.failure is not None:  # the behaviour agent died: restart this process
+            return web.json({"status": "failed", "error": worker.failure}, status=503)
         return web.json({"status": "ok"})
 
     @app.page("/ready")
@@ -46,6 +48,6 @@ def readiness(worker: Worker) -> dict[str, Any]:
     """Ready when partitions are assigned and neither rebalancing nor recovering."""
     app = worker.app
     assigned = len(app.assignor.assigned_actives()) if app.assignor else 0
-    ready = assigned > 0 and not app.rebalancing and not app.in_recovery
+    ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None
     return {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing),
-            "recovering": bool(app.in_recovery)}
+            "recovering": bool(app.in_recovery), "failure": worker.failure}

@@ -39,6 +39,7 @@ class Worker:
     agent: faust.types.AgentT | None = None
     outputs: Outputs | None = None
     index_stale: bool = True
+    failure: str | None = None
 
     def owner(self) -> Callable[[bytes], bool]:
         """A test of "this worker holds the active partition of ``key``", as of this assignment."""
@@ -144,14 +145,20 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
 
     @app.agent(source, name="behaviour", concurrency=1)
     async def behaviour(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
-            started = time.perf_counter()
-            records = [_raw(e) for e in events]
-            async with worker.lock:
-                outbox = processor.handle(records, time.time())
-                await outputs.publish(outbox, worker.metrics)
-                processor.commit(outbox)
-            worker.metrics.batch.observe(time.perf_counter() - started)
+        try:
+            await _know_changelogs(app, processor)
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+                started = time.perf_counter()
+                records = [_raw(e) for e in events]
+                async with worker.lock:
+                    outbox = processor.handle(records, time.time())
+                    await outputs.publish(outbox, worker.metrics)
+                    processor.commit(outbox)
+                worker.metrics.batch.observe(time.perf_counter() - started)
+        except Exception as exc:  # /health and /ready report it: a dead agent must not look healthy
+            worker.failure = f"{type(exc).__name__}: {exc}"
+            log.exception("agent_failed", error=worker.failure)
+            raise
 
     @app.timer(settings.sweep_interval_seconds)
     async def sweep() -> None:
@@ -186,6 +193,21 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         worker.index_stale = True
 
     return behaviour, outputs
+
+
+async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
+    """Have the producer's metadata cover the tables' changelog topics before the first write.
+
+    The tables pick changelog partitions with the producer's partitioner (``use_partitioner``),
+    which reads the producer's cached metadata synchronously; a changelog topic created moments
+    ago can be missing from it (aiokafka refreshes every 5 minutes), and the first write would
+    crash the agent. ``partitions_for`` waits until the topic is known.
+    """
+    producer = app.producer._ensure_producer()  # noqa: SLF001 - faust-streaming 0.15's own accessor
+    for table in (processor.table, processor.profiles):
+        topic = getattr(table, "changelog_topic", None)
+        if topic is not None:
+            await producer.partitions_for(topic.get_topic_name())
 
 
 def _raw(event: faust.EventT) -> RawRecord:
