@@ -20,6 +20,7 @@ from forethought.contracts.records import DeadLetter, Trigger
 from forethought.core.config import EngineConfig
 from forethought.ops.playbooks import PlaybookFileError
 from forethought.ops.settings import Settings
+from forethought.stream.web import readiness
 from forethought.stream.worker import Worker, build_worker, partition_of
 
 ENGINE = EngineConfig(bucket_seconds=10, burst_min_errors=3, visit_gap_seconds=0, prior_gap_seconds=1,
@@ -187,3 +188,11 @@ def test_an_invalid_playbook_file_stops_the_worker_at_start_up(tmp_path: Path) -
     path.write_text("playbooks:\n  - {name: burst, on: [error_burst], channels: [in_app], priority: 700}\n")
     with pytest.raises(PlaybookFileError, match="line 2, playbooks.0.priority"):
         build_worker(Settings(topic_prefix="t.", engine=ENGINE, playbooks_file=path))
+
+
+async def test_a_failed_agent_makes_the_worker_unhealthy_and_not_ready(worker: tuple[Worker, dict[str, Recorder]]) -> None:
+    built, _ = worker
+    assert readiness(built)["failure"] is None
+    built.failure = "TypeError: boom"
+    status = readiness(built)
+    assert status["ready"] is False and status["failure"] == "TypeError: boom"

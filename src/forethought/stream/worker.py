@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from faust.exceptions import NotReady
 from faust.types import TP
 
 from forethought.ops.logs import get_logger
@@ -203,7 +204,10 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
     ago can be missing from it (aiokafka refreshes every 5 minutes), and the first write would
     crash the agent. ``partitions_for`` waits until the topic is known.
     """
-    producer = app.producer._ensure_producer()  # noqa: SLF001 - faust-streaming 0.15's own accessor
+    try:
+        producer = app.producer._ensure_producer()  # noqa: SLF001 - faust-streaming 0.15's own accessor
+    except NotReady:
+        return  # no Kafka producer (agent test context): nothing to look up
     for table in (processor.table, processor.profiles):
         topic = getattr(table, "changelog_topic", None)
         if topic is not None:
