@@ -179,6 +179,16 @@ def test_a_trigger_at_23h_in_tokyo_is_deferred_to_08h_and_survives_a_restart() -
     assert customer.tick(TOKYO_08H + 3600).triggers == ()  # released once
 
 
+def test_a_deferred_trigger_wins_arbitration_over_a_lower_one_that_comes_while_it_waits() -> None:
+    low = BURST.replace("name: burst", "name: low").replace("priority: 70", "priority: 40")
+    customer = Customer(rules(BURST + low, QUIET), profile=profile(timezone="Asia/Tokyo"))
+    customer.burst(TOKYO_23H)
+    released = customer.tick(TOKYO_08H).triggers
+    assert [(d.playbook, d.verdict, d.reason) for d in customer.decisions[:2]] == [
+        ("burst", "deferred", None), ("low", "suppressed", "arbitration")]
+    assert [t.playbook for t in released] == ["burst"]
+
+
 def test_drop_suppresses_ignore_sends_and_customers_without_profile_have_no_quiet_hours() -> None:
     dropping = Customer(rules(BURST + "    quiet_hours: drop\n", QUIET), profile=profile(timezone="Asia/Tokyo"))
     dropping.burst(TOKYO_23H)

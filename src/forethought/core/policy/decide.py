@@ -166,7 +166,8 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
         return Plan("suppress", checks, "cooldown")
     checks.append(f"cooldown: none of this playbook within {_span(book.cooldown)}")
     if any(now - s.at < rules.arbitration_window and s.priority >= book.priority and s.playbook != book.name
-           for s in ledger.sent):
+           for s in ledger.sent) or any(p.trigger["priority"] >= book.priority and p.trigger["playbook"] != book.name
+                                        for p in ledger.pending):  # a rival waiting for quiet hours to end
         return Plan("suppress", checks, "arbitration")
     checks.append(f"arbitration: no trigger of priority >= {book.priority} within {_span(rules.arbitration_window)}")
     if ctx.profile.profile is not None and ctx.profile.profile.opted_out:
