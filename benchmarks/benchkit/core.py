@@ -8,20 +8,26 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from forethought.contracts.decode import Rejection, decode_event
 from forethought.contracts.events import InboundEvent
 from forethought.core.config import EngineConfig
-from forethought.core.engine import process
+from forethought.core.engine import process, tick
 from forethought.core.state import CustomerState
 from forethought.ops.metrics import Metrics
+from forethought.ops.playbooks import load_rules
+from forethought.ops.settings import Settings
 from forethought.ops.topics import load_catalogue
 from forethought.stream.processor import BatchProcessor, RawRecord
 from forethought.stream.worker import partition_of
 
 from .common import BATCH, ENGINE_ENV, REPEATS, console, percentile
 from .workload import Workload
+
+# The playbooks the worker runs (FORETHOUGHT_PLAYBOOKS_FILE, e.g. via --set), so core and worker compare alike.
+RULES = load_rules(Path(ENGINE_ENV.get("FORETHOUGHT_PLAYBOOKS_FILE", str(Settings().playbooks_file))))
 
 Raws = list[tuple[bytes, frozenset[str]]]
 
@@ -41,7 +47,7 @@ def core_process(events: list[InboundEvent], config: EngineConfig) -> dict[str, 
     states: dict[str, CustomerState] = {}
     for event in events:
         key = event.customer_id
-        states[key] = process(states.get(key), event, config).state  # type: ignore[assignment]
+        states[key] = process(states.get(key), event, config, RULES).state  # type: ignore[assignment]
     return states
 
 
@@ -51,13 +57,14 @@ def reference_triggers(events: list[InboundEvent], config: EngineConfig) -> dict
     states: dict[str, CustomerState] = {}
     fired: dict[str, int] = {}
     for event in events:
-        step = process(states.get(event.customer_id), event, config)
+        step = process(states.get(event.customer_id), event, config, RULES)
         states[event.customer_id] = step.state  # type: ignore[assignment]
         for trigger in step.triggers:
             fired[trigger.playbook] = fired.get(trigger.playbook, 0) + 1
     end = events[-1].epoch if events else 0.0
-    due = sum(1 for s in states.values() if s.deadline is not None and s.deadline <= end)
-    fired["silence_dropoff"] = fired.get("silence_dropoff", 0) + due
+    for state in states.values():  # what the worker's timer fires by the last event time
+        for trigger in tick(state, end, config, RULES).triggers:
+            fired[trigger.playbook] = fired.get(trigger.playbook, 0) + 1
     return fired
 
 
@@ -73,7 +80,7 @@ def core_decode_process(raws: Raws, config: EngineConfig) -> dict[str, CustomerS
         event = decode_event(raw, kinds)
         assert not isinstance(event, Rejection)
         key = event.customer_id
-        states[key] = process(states.get(key), event, config).state  # type: ignore[assignment]
+        states[key] = process(states.get(key), event, config, RULES).state  # type: ignore[assignment]
     return states
 
 
@@ -81,7 +88,8 @@ def core_batch_processor(records: list[RawRecord], kinds: dict[str, frozenset[st
                          wall: float, partitions: int) -> int:
     """The worker's in-process path (``handle`` + ``commit`` per batch, a dict as the table)."""
     table: dict[bytes, bytes] = {}
-    processor = BatchProcessor(config, table, kinds, Metrics(), partition_for=lambda key: partition_of(key, partitions))
+    processor = BatchProcessor(config, table, kinds, Metrics(), partition_for=lambda key: partition_of(key, partitions),
+                               rules=RULES)
     size = int(ENGINE_ENV.get("FORETHOUGHT_BATCH_SIZE", BATCH))
     for start in range(0, len(records), size):
         outbox = processor.handle(records[start:start + size], wall)

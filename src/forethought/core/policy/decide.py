@@ -13,6 +13,7 @@ every candidate becomes one :class:`Decision`, with a reason when nothing was se
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -96,7 +97,8 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
     ledger.mark_episode(book.name, episode)
     group = _holdout_group(book, ctx)
     if book.mode == "live":  # held-out customers are those who *would* have received it: lift is fair
-        ledger.start_watch(Watch(book.name, group or "treated", now, now + ctx.rules.reengagement_window))
+        since = float(math.floor(now))  # whole seconds keep the state small
+        ledger.start_watch(Watch(book.name, group or "treated", since, since + ctx.rules.reengagement_window))
     if group is not None:
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))
         return
@@ -214,8 +216,10 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
         out.shadow.append(final)
         out.decisions.append(Decision(book.name, "shadow", now, None, final.trigger_id, plan.channel, "shadow"))
         return
-    ctx.ledger.record_send(Sent(now, book.name, final.channel, book.priority), final.model_dump(mode="json"),
-                           final.expires_at.timestamp(), _horizon(ctx.rules))
+    can_fall_back = book.channels.index(final.channel) < len(book.channels) - 1  # keep it for a fallback
+    kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal}} if can_fall_back else None
+    ctx.ledger.record_send(Sent(float(math.floor(now)), book.name, final.channel, book.priority), _horizon(ctx.rules),
+                           kept, final.expires_at.timestamp())
     out.live.append(final)
     out.decisions.append(Decision(book.name, verdict, now, None, final.trigger_id, final.channel))
 

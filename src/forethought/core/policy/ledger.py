@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 EPISODE_DIGEST_BYTES = 6
-MAX_EPISODES = 32
-MAX_SENT = 64
-MAX_RECENT = 4
+MAX_EPISODES = 16
+MAX_SENT = 32
+MAX_RECENT = 2
 MAX_WATCH = 8
 
 
@@ -81,11 +81,14 @@ class PolicyLedger:
         size = EPISODE_DIGEST_BYTES
         return any(self.episodes[i:i + size] == digest for i in range(0, len(self.episodes), size))
 
-    def record_send(self, sent: Sent, trigger: dict[str, Any], expires: float, horizon: float) -> None:
-        """Note a trigger that went out (kept until ``expires`` for fallbacks); forget sends
-        older than ``horizon`` seconds before it."""
+    def record_send(self, sent: Sent, horizon: float, trigger: dict[str, Any] | None = None,
+                    expires: float = 0.0) -> None:
+        """Note a trigger that went out; forget sends older than ``horizon`` seconds before it.
+        ``trigger`` (its JSON form) is kept until ``expires`` when a failed delivery could fall back."""
         self.sent = [s for s in self.sent if s.at > sent.at - horizon][-(MAX_SENT - 1):] + [sent]
-        self.recent = [r for r in self.recent if r[0] > sent.at][-(MAX_RECENT - 1):] + [(expires, trigger)]
+        self.recent = [r for r in self.recent if r[0] > sent.at]
+        if trigger is not None:
+            self.recent = [*self.recent[-(MAX_RECENT - 1):], (expires, trigger)]
 
     def send_times(self, now: float, channel: str | None = None, playbook: str | None = None) -> list[float]:
         """Ascending times of sends up to ``now``, optionally for one channel or playbook."""
