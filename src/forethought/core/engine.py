@@ -209,17 +209,18 @@ def _daily_labels(state: CustomerState, due: float, config: EngineConfig,
         return ()
     label = labels.on_check(state, due, config, models)
     seen = () if label is None else (_label(label, models),)
-    found = detect.facts(state, due, config, models)
-    if not labels.take_snapshot(state, due, snapshots.vector(found)):
+    if state.last_seen is None:
         return seen
-    scores = found["scores"]
-    return (*seen, Observation("snapshot", {"at": due, "dropoff": scores["dropoff"],
-                                            "dropoff_learned": scores["dropoff_learned"]}))
+    found = detect.facts(state, due, config, models)
+    taken = labels.take_snapshot(state, due, snapshots.vector(found))
+    scores, silence = found["scores"], found["features"]["silence_seconds"]
+    return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": silence, "dropoff": scores["dropoff"],
+                                                "dropoff_learned": scores["dropoff_learned"], "snapshot": taken}))
 
 
-def _label(label: int, models: PartitionModels) -> Observation:
-    return Observation("label", {"model": "dropoff", "label": label, "partition": models.partition,
-                                 "labels_seen": models.labels})
+def _label(label: labels.Label, models: PartitionModels) -> Observation:
+    return Observation("label", {"model": "dropoff", "label": label.label, "taken_at": label.taken_at,
+                                 "partition": models.partition, "labels_seen": models.labels})
 
 
 def _learned_view(state: CustomerState, models: PartitionModels | None) -> dict[str, Any]:

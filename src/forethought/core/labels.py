@@ -24,17 +24,26 @@ True
 >>> take_snapshot(state, 1_790_136_400.0, x)  # one pending at a time
 False
 >>> on_activity(state, 1_790_060_000.0, config, models), state.snapshot, models.labels
-(0, None, 1)
+(Label(label=0, taken_at=1790050000.0), None, 1)
 >>> on_activity(state, 1_790_070_000.0, config, models) is None  # nothing pending: no label
 True
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from forethought.core import snapshots
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.core.state import CustomerState
+
+
+class Label(NamedTuple):
+    """A resolved label: 1 when the customer dropped (no activity within the horizon), else 0."""
+
+    label: int
+    taken_at: float
 
 
 def take_snapshot(state: CustomerState, at: float, x: dict[str, float]) -> bool:
@@ -45,20 +54,20 @@ def take_snapshot(state: CustomerState, at: float, x: dict[str, float]) -> bool:
     return True
 
 
-def on_activity(state: CustomerState, ts: float, config: EngineConfig, models: PartitionModels) -> int | None:
+def on_activity(state: CustomerState, ts: float, config: EngineConfig, models: PartitionModels) -> Label | None:
     """The customer was active at ``ts``: resolve a pending snapshot taken before ``ts``."""
     pending = _pending(state)
     if pending is None or ts <= pending[0]:
         return None
-    return _learn(state, pending[1], ts - pending[0] > config.label_horizon_seconds, models)
+    return _learn(state, pending, ts - pending[0] > config.label_horizon_seconds, models)
 
 
-def on_check(state: CustomerState, now: float, config: EngineConfig, models: PartitionModels) -> int | None:
+def on_check(state: CustomerState, now: float, config: EngineConfig, models: PartitionModels) -> Label | None:
     """A daily check at ``now``: resolve a pending snapshot whose horizon has passed (label 1)."""
     pending = _pending(state)
     if pending is None or now - pending[0] < config.label_horizon_seconds:
         return None
-    return _learn(state, pending[1], True, models)
+    return _learn(state, pending, True, models)
 
 
 def _pending(state: CustomerState) -> tuple[float, dict[str, float]] | None:
@@ -71,7 +80,8 @@ def _pending(state: CustomerState) -> tuple[float, dict[str, float]] | None:
         return None
 
 
-def _learn(state: CustomerState, x: dict[str, float], dropped: bool, models: PartitionModels) -> int:
+def _learn(state: CustomerState, pending: tuple[float, dict[str, float]], dropped: bool,
+           models: PartitionModels) -> Label:
     state.snapshot = None
-    models.learn_dropoff(x, dropped)
-    return int(dropped)
+    models.learn_dropoff(pending[1], dropped)
+    return Label(int(dropped), pending[0])
