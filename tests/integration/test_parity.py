@@ -10,12 +10,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from worker_kit import ENGINE, Deployment
+from worker_kit import ENGINE, Deployment, metric
 
 from forethought.contracts.records import Trigger
 from forethought.ops.playbooks import load_rules
 from forethought.ops.process import running_worker
 from forethought.ops.settings import Settings
+from forethought.ops.topics import load_catalogue
 from forethought.replay.reader import sorted_lines
 from forethought.replay.runner import Replayer
 
@@ -62,7 +63,9 @@ async def test_replay_and_worker_publish_identical_triggers(
     config = settings.engine
 
     replayed: list[Trigger] = []
-    replayer = Replayer(config, on_trigger=replayed.append, rules=load_rules(settings.playbooks_file))
+    partitions = load_catalogue(settings.topics_file).partitions  # one model per partition, as in the worker
+    replayer = Replayer(config, on_trigger=replayed.append, rules=load_rules(settings.playbooks_file),
+                        partitions=partitions)
     ordered = list(sorted_lines([path]))
     for line in ordered:
         replayer.feed(line)
@@ -84,6 +87,11 @@ async def test_replay_and_worker_publish_identical_triggers(
             await deployment.wait_for("/metrics", lambda text, n=sent: _events_in(text) >= n, timeout=120)
         expected = {t.trigger_id: t for t in replayed}
         found = await deployment.consume("engagement.triggers", until=len(expected), timeout=60)
+        _, exposition = deployment.get("/metrics")
+    learned = {p: metric(exposition, "forethought_model_labels_seen", partition=str(p)) for p in range(partitions)}
+    replay_labels = {p: float(replayer.models[p].labels) if p in replayer.models else 0.0 for p in range(partitions)}
+    assert learned == replay_labels, "the same labels learned, partition by partition"
+    assert sum(learned.values()) > 0
     published = {t.trigger_id: t for t in (Trigger.model_validate_json(r.value) for r in found)
                  if _sent_at(t) <= last_event}
     for tid in sorted(set(published) ^ set(expected)):
