@@ -60,8 +60,13 @@ RECENT = 7 * DAY
 
 PIPELINES: dict[str, Any] = {
     "lr": core_models.dropoff_pipeline,
-    "lr-plain": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
-    "lr-fast": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.1)),
+    "lr-river-default": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(),
+    "lr-0.02-l2": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(
+        optimizer=optim.SGD(0.02), l2=1e-4),
+    "lr-0.1": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.1)),
+    "lr-0.005": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.005)),
+    "lr-0.001": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.001)),
+    "lr-adam": lambda: preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.Adam(0.01)),
     "gaussian-nb": lambda: naive_bayes.GaussianNB(),
     "hoeffding-tree": lambda: tree.HoeffdingAdaptiveTreeClassifier(seed=1),
     "arf-10": lambda: forest.ARFClassifier(n_models=10, seed=1),

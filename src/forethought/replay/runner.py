@@ -120,6 +120,7 @@ class Replayer:
         self.config, self.on_trigger, self.on_deadletter = config, on_trigger, on_deadletter
         self.partitions, self.on_observation = partitions, on_observation
         self.models: dict[int, PartitionModels] = {}
+        self._partition: dict[str, int] = {}
         self.rules = rules or builtin_rules()
         self.profiles: dict[str, ProfileState] = {}
         self.sources = sources or ["input"]
@@ -201,7 +202,9 @@ class Replayer:
 
     def model(self, customer_id: str) -> PartitionModels:
         """The models of ``customer_id``'s partition (created fresh on first use)."""
-        partition = partition_of(customer_id.encode(), self.partitions)
+        partition = self._partition.get(customer_id)
+        if partition is None:
+            partition = self._partition[customer_id] = partition_of(customer_id.encode(), self.partitions)
         models = self.models.get(partition)
         if models is None:
             models = self.models[partition] = PartitionModels(partition, self.config.model_min_labels)
