@@ -149,7 +149,7 @@ def facts(state: CustomerState, now: float, config: EngineConfig,
     """
     found = _facts(state, now, config)
     learned = None
-    if models is not None and state.last_seen is not None:
+    if models is not None and models.warm and state.last_seen is not None:
         learned = models.dropoff(snapshots.vector(found))
     found["scores"]["dropoff_learned"] = learned
     return found

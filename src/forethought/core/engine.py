@@ -211,11 +211,13 @@ def _daily_labels(state: CustomerState, due: float, config: EngineConfig,
     seen = () if label is None else (_label(label, models),)
     if state.last_seen is None:
         return seen
-    found = detect.facts(state, due, config, models)
-    taken = labels.take_snapshot(state, due, snapshots.vector(found))
-    scores, silence = found["scores"], found["features"]["silence_seconds"]
-    return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": silence, "dropoff": scores["dropoff"],
-                                                "dropoff_learned": scores["dropoff_learned"], "snapshot": taken}))
+    found = detect.facts(state, due, config)
+    data = snapshots.codes(found)
+    taken = labels.take_snapshot(state, due, data)
+    learned = models.dropoff(snapshots.from_codes(data)) if models.warm else None
+    silence, dropoff = found["features"]["silence_seconds"], found["scores"]["dropoff"]
+    return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": silence, "dropoff": dropoff,
+                                                "dropoff_learned": learned, "snapshot": taken}))
 
 
 def _label(label: labels.Label, models: PartitionModels) -> Observation:

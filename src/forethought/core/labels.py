@@ -18,7 +18,7 @@ horizon passes, so every silence of at least the horizon gives exactly one "drop
 >>> config, models = EngineConfig(label_horizon_seconds=14 * 86_400), PartitionModels()
 >>> state = CustomerState.new("c1", config)
 >>> state.last_seen = 1_790_000_000.0
->>> x = dict.fromkeys(snapshots.NAMES, 0.5)  # a snapshot vector (core.snapshots.vector)
+>>> x = bytes(len(snapshots.FEATURES))  # quantised features (core.snapshots.codes)
 >>> take_snapshot(state, 1_790_050_000.0, x) and state.snapshot is not None
 True
 >>> take_snapshot(state, 1_790_136_400.0, x)  # one pending at a time
@@ -46,11 +46,12 @@ class Label(NamedTuple):
     taken_at: float
 
 
-def take_snapshot(state: CustomerState, at: float, x: dict[str, float]) -> bool:
-    """Keep ``x`` (quantised features as of ``at``) unless a snapshot is already pending."""
+def take_snapshot(state: CustomerState, at: float, data: bytes) -> bool:
+    """Keep ``data`` (quantised features as of ``at``, :func:`~forethought.core.snapshots.codes`)
+    unless a snapshot is already pending."""
     if state.snapshot is not None or state.last_seen is None:
         return False
-    state.snapshot = snapshots.encode(at, x)
+    state.snapshot = snapshots.encode(at, data)
     return True
 
 

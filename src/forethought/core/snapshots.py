@@ -13,7 +13,7 @@ so what it learns from is exactly what it is later asked about.
 >>> x = vector(facts)
 >>> round(x["silence_ratio"], 2), round(x["dropoff"], 2), x["usual_known"]
 (1.95, 0.97, 1.0)
->>> text = encode(1_790_000_000, x)
+>>> text = encode(1_790_000_000, codes(facts))
 >>> len(text), decode(text) == (1_790_000_000.0, x)
 (20, True)
 """
@@ -101,9 +101,9 @@ def vector(facts: Mapping[str, Any]) -> dict[str, float]:
     return from_codes(codes(facts))
 
 
-def encode(at: float, x: Mapping[str, float]) -> str:
-    """A snapshot taken at ``at`` as 20 base64 characters (4 bytes of time, 11 of features)."""
-    data = bytes(feature.code(x[feature.name]) for feature in FEATURES)
+def encode(at: float, data: bytes) -> str:
+    """A snapshot taken at ``at`` of features ``data`` (from :func:`codes`) as 20 base64
+    characters: 4 bytes of time, one per feature."""
     return base64.b64encode(_TIME.pack(int(at)) + data).decode()
 
 
