@@ -230,7 +230,7 @@ def _learned_view(state: CustomerState, models: PartitionModels | None) -> dict[
     pending = None
     if state.snapshot is not None:
         at, x = snapshots.decode(state.snapshot)
-        pending = {"taken_at": at, "features": {k: round(v, 4) for k, v in x.items()}}
+        pending = {"taken_at": at, "encoded": state.snapshot, "features": {k: round(v, 4) for k, v in x.items()}}
     if models is None:
         return {"model": None, "pending_snapshot": pending}
     return {"model": {"partition": models.partition, "labels_seen": models.labels, "dropped": models.dropped,
