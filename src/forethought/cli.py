@@ -165,14 +165,16 @@ def replay(
 ) -> None:
     """Backtest: run files through the worker's core and policy; triggers, dead letters and a report out."""
     from forethought.ops.playbooks import load_rules
+    from forethought.ops.topics import load_catalogue
     from forethought.replay.command import run_replay
 
     settings = load_settings()
     try:
         rules = load_rules(Path(playbooks) if playbooks else settings.playbooks_file)
+        partitions = load_catalogue(settings.topics_file).partitions  # models per partition, as in the worker
         run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
                    report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet,
-                   rules=rules)
+                   rules=rules, partitions=partitions)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc

@@ -47,6 +47,11 @@ EXPECTED_METRICS = frozenset(
         "forethought_reengagement_total",  # counter {playbook, group, result}
         "forethought_playbook_reloads_total",  # counter {result}
         "forethought_playbooks",  # gauge {mode}
+        "forethought_model_labels_total",  # counter {model, label}
+        "forethought_model_labels_seen",  # gauge {partition}
+        "forethought_model_checkpoints_total",  # counter
+        "forethought_model_checkpoint_bytes",  # gauge {partition}
+        "forethought_model_restores_total",  # counter {result}
         "up",  # Prometheus' own scrape health
     }
 )

@@ -58,6 +58,10 @@ class EngineConfig:
     usage_quiet_reports: int = 3
     # features and errors followed per customer (first few seen), for playbooks and reasons
     feature_slots: int = 16
+    # learned drop-off (per-partition River model): a daily snapshot is labelled "dropped" when no
+    # activity follows within the horizon; no score until the model has seen this many labels
+    label_horizon_seconds: float = 14 * 86_400.0
+    model_min_labels: int = 200
 
     def __post_init__(self) -> None:
         for spec in fields(self):

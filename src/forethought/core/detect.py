@@ -15,7 +15,9 @@ from forethought.contracts.records import Reason
 from forethought.core import decline as dec
 from forethought.core import detectors as det
 from forethought.core import usage as use
+from forethought.core import snapshots
 from forethought.core.config import EngineConfig
+from forethought.core.models import PartitionModels
 from forethought.core.signals import Detection, utc
 from forethought.core.state import CustomerState
 
@@ -137,8 +139,22 @@ def daily(seen: dict[str, Any], at: float) -> Detection:
     return Detection("daily", "daily", at, {}, (reason,), {})
 
 
-def facts(state: CustomerState, now: float, config: EngineConfig) -> dict[str, Any]:
-    """The ``features.*`` and ``scores.*`` names of the expression language as of ``now``."""
+def facts(state: CustomerState, now: float, config: EngineConfig,
+          models: PartitionModels | None = None) -> dict[str, Any]:
+    """The ``features.*`` and ``scores.*`` names of the expression language as of ``now``.
+
+    ``scores.dropoff_learned`` is the partition's learned drop-off probability: None without
+    ``models``, while they are cold, or for a customer with no activity yet.
+    """
+    found = _facts(state, now, config)
+    learned = None
+    if models is not None and models.warm and state.last_seen is not None:
+        learned = models.dropoff(snapshots.vector(found))
+    found["scores"]["dropoff_learned"] = learned
+    return found
+
+
+def _facts(state: CustomerState, now: float, config: EngineConfig) -> dict[str, Any]:
     silence_for = None if state.last_seen is None else max(0.0, now - state.last_seen)
     errors_now = state.errors.count(math.floor(now / config.bucket_seconds))
     return {

@@ -28,9 +28,10 @@ from typing import Any
 
 from forethought.contracts.events import ErrorEvent, FeatureUsed, InboundEvent, Usage
 from forethought.contracts.records import Outcome, Profile, Trigger
-from forethought.core import detect
+from forethought.core import detect, labels, snapshots
 from forethought.core import detectors as det
 from forethought.core.config import EngineConfig
+from forethought.core.models import PartitionModels
 from forethought.core.policy import decide as policy
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
@@ -69,23 +70,24 @@ class Step:
 
 
 def process(state: CustomerState | None, event: InboundEvent, config: EngineConfig, rules: Rules | None = None,
-            profile: ProfileState = NO_PROFILE) -> Step:
+            profile: ProfileState = NO_PROFILE, models: PartitionModels | None = None) -> Step:
     """Fold ``event`` into ``state`` (None for a new customer).
 
     Whatever came due before this event (a silence, a daily check, a deferred trigger) happens
     first, exactly as a timer would have done it, so results never depend on when the timer ran.
+    ``models`` are the customer's partition's models (None: no learned scores, no labels).
     """
     rules = rules or builtin_rules()
     ts = event.epoch
-    earlier = tick(state, ts, config, rules, profile) if state is not None else Step(None)
+    earlier = tick(state, ts, config, rules, profile, models) if state is not None else Step(None)
     state = earlier.state or _new(event.customer_id, ts, config)
     if state.remember(event.event_id, config.recent_ids):
         return earlier.then(Step(state, observations=(Observation("duplicate", {"event_id": event.event_id}),)))
-    return earlier.then(_fold(state, event, ts, config, rules, profile))
+    return earlier.then(_fold(state, event, ts, config, rules, profile, models))
 
 
 def tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules | None = None,
-         profile: ProfileState = NO_PROFILE) -> Step:
+         profile: ProfileState = NO_PROFILE, models: PartitionModels | None = None) -> Step:
     """Advance ``state`` to event time ``now``: everything due fires in time order; evict when idle."""
     rules = rules or builtin_rules()
     idle_since = state.last_seen if state.last_seen is not None else state.created
@@ -93,7 +95,7 @@ def tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules | 
         return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}),))
     step = Step(state)
     while (due := _earliest_due(state)) is not None and due <= now:
-        step = step.then(_fire_due(state, due, config, rules, profile))
+        step = step.then(_fire_due(state, due, config, rules, profile, models))
     return step
 
 
@@ -106,7 +108,7 @@ def observe_profile(state: CustomerState | None, held: ProfileState, profile: Pr
 
 
 def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Outcome, config: EngineConfig,
-                    rules: Rules | None = None) -> Step:
+                    rules: Rules | None = None, models: PartitionModels | None = None) -> Step:
     """A sender's outcome: an unsubscribe stops the channel at once; a failed or bounced
     delivery falls back to the next preferred channel the policy allows."""
     rules = rules or builtin_rules()
@@ -117,7 +119,8 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
     out = policy.Verdicts()
     if outcome.status in ("failed", "bounced"):
         now = outcome.occurred_at.timestamp()
-        policy.fallback(_context(state, updated, rules, now, config), outcome.trigger_id, outcome.channel, now, out)
+        policy.fallback(_context(state, updated, rules, now, config, models), outcome.trigger_id, outcome.channel,
+                        now, out)
     return _step(state, out, (seen,), profile=updated if updated is not held else None)
 
 
@@ -129,9 +132,10 @@ def next_due(state: CustomerState, config: EngineConfig) -> float | None:
     return min((t for t in (due, evict) if t is not None), default=None)
 
 
-def explain(state: CustomerState, now: float, config: EngineConfig) -> dict[str, Any]:
+def explain(state: CustomerState, now: float, config: EngineConfig,
+            models: PartitionModels | None = None) -> dict[str, Any]:
     """Scores, features, baselines and the policy's memory as of ``now``, for people and web views."""
-    facts = detect.facts(state, now, config)
+    facts = detect.facts(state, now, config, models)
     features = facts["features"]
     return {
         "customer_id": state.customer_id, "as_of": now, "scores": facts["scores"],
@@ -152,6 +156,7 @@ def explain(state: CustomerState, now: float, config: EngineConfig) -> dict[str,
             "measuring": [{"playbook": w.playbook, "group": w.group, "until": w.until} for w in state.policy.watch],
             "next_daily_check": state.daily_at,
         },
+        "learned": _learned_view(state, models),
     }
 
 
@@ -177,14 +182,15 @@ def _earliest_due(state: CustomerState) -> float | None:
     return due
 
 
-def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rules, profile: ProfileState) -> Step:
+def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rules, profile: ProfileState,
+              models: PartitionModels | None) -> Step:
     """Everything due at ``due``: re-engagement windows end, deferred triggers go, silence, daily."""
     observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
                          for w in state.policy.watch if w.until <= due)
     state.policy.watch = [w for w in state.policy.watch if w.until > due]
     out = policy.Verdicts()
     if any(p.release_at <= due for p in state.policy.pending):
-        policy.release(_context(state, profile, rules, due, config), due, out)
+        policy.release(_context(state, profile, rules, due, config, models), due, out)
     detections: list[Detection] = []
     if state.deadline is not None and state.deadline <= due:
         detections.append(detect.silence(state, config))
@@ -192,16 +198,52 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     daily = state.daily_at is not None and state.daily_at <= due and bool(rules.listening("daily"))
     if state.daily_at is not None and state.daily_at <= due:
         state.daily_at = _next_daily(state.customer_id, due)
+        observations += _daily_labels(state, due, config, models)
     if detections or daily:
-        ctx = _context(state, profile, rules, due, config)
+        ctx = _context(state, profile, rules, due, config, models)
         if daily:
             detections.append(detect.daily(ctx.env["features"], due))
         policy.decide(detections, ctx, out)
     return _step(state, out, observations)
 
 
+def _daily_labels(state: CustomerState, due: float, config: EngineConfig,
+                  models: PartitionModels | None) -> tuple[Observation, ...]:
+    """The daily check's part in learning: a horizon passed (label 1), then a new snapshot."""
+    if models is None:
+        return ()
+    label = labels.on_check(state, due, config, models)
+    seen = () if label is None else (_label(label, models),)
+    if state.last_seen is None:
+        return seen
+    found = detect.facts(state, due, config)
+    data = snapshots.codes(found)
+    taken = labels.take_snapshot(state, due, data)
+    learned = models.dropoff(snapshots.from_codes(data)) if models.warm else None
+    silence, dropoff = found["features"]["silence_seconds"], found["scores"]["dropoff"]
+    return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": silence, "dropoff": dropoff,
+                                                "dropoff_learned": learned, "snapshot": taken}))
+
+
+def _label(label: labels.Label, models: PartitionModels) -> Observation:
+    return Observation("label", {"model": "dropoff", "label": label.label, "taken_at": label.taken_at,
+                                 "partition": models.partition, "labels_seen": models.labels})
+
+
+def _learned_view(state: CustomerState, models: PartitionModels | None) -> dict[str, Any]:
+    """The learned model's side of :func:`explain`: cold or warm, and the pending snapshot."""
+    pending = None
+    if state.snapshot is not None:
+        at, x = snapshots.decode(state.snapshot)
+        pending = {"taken_at": at, "encoded": state.snapshot, "features": {k: round(v, 4) for k, v in x.items()}}
+    if models is None:
+        return {"model": None, "pending_snapshot": pending}
+    return {"model": {"partition": models.partition, "labels_seen": models.labels, "dropped": models.dropped,
+                      "warm": models.warm, "origin": models.origin}, "pending_snapshot": pending}
+
+
 def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig, rules: Rules,
-          profile: ProfileState) -> Step:
+          profile: ProfileState, models: PartitionModels | None) -> Step:
     if state.daily_at is None:  # a state written before daily checks existed
         state.created, state.daily_at = state.created or ts, _next_daily(state.customer_id, ts)
     state.events += 1
@@ -213,6 +255,8 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
         state.late += 1
         return Step(state, observations=(Observation("late", {"lag": state.last_seen - ts}),))
     observations = () if is_error else _reengaged(state, ts)
+    if models is not None and (label := labels.on_activity(state, ts, config, models)) is not None:
+        observations += (_label(label, models),)
     detections = [detect.advance_days(state, ts, config)]
     _record_activity(state, ts, config)
     if is_error:
@@ -224,7 +268,7 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     state.deadline = det.silence_deadline(state, config)
     out, found = policy.Verdicts(), [d for d in detections if d is not None]
     if found:
-        policy.decide(found, _context(state, profile, rules, ts, config), out)
+        policy.decide(found, _context(state, profile, rules, ts, config, models), out)
     return _step(state, out, observations)
 
 
@@ -236,8 +280,8 @@ def _reengaged(state: CustomerState, ts: float) -> tuple[Observation, ...]:
 
 
 def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: float,
-             config: EngineConfig) -> policy.Context:
-    env = {**detect.facts(state, now, config), "profile": profile.facts(now)}
+             config: EngineConfig, models: PartitionModels | None = None) -> policy.Context:
+    env = {**detect.facts(state, now, config, models), "profile": profile.facts(now)}
     return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env)
 
 

@@ -66,6 +66,7 @@ class CustomerState:
     error_severity: dict[str, int] = field(default_factory=dict)
     daily_at: float | None = None
     policy: PolicyLedger = field(default_factory=PolicyLedger)
+    snapshot: str | None = None  # the learned drop-off model's pending snapshot (core.snapshots)
 
     @classmethod
     def new(cls, customer_id: str, config: EngineConfig) -> CustomerState:
@@ -107,9 +108,10 @@ class CustomerState:
             "err": self.errors.to_list(), "burst": self.burst_bucket, "quiet": self.quiet_buckets,
             "due": self.deadline, "fired": self.silence_fired_for,
             "ids": base64.b64encode(self.recent_ids).decode(),
-            "made": None if self.created == self.first_seen else self.created, "feat": self.features,
-            "codes": self.error_codes, "sev": self.error_severity, "daily": self.daily_at,
-            "pol": None if self.policy.is_empty() else self.policy.to_dict(),
+            "made": None if self.created == self.first_seen else self.created,
+            "feat": {k: [_whole(t) for t in v] for k, v in self.features.items()},
+            "codes": self.error_codes, "sev": self.error_severity, "daily": _whole(self.daily_at),
+            "pol": None if self.policy.is_empty() else self.policy.to_dict(), "snap": self.snapshot,
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0))}
@@ -135,6 +137,7 @@ class CustomerState:
             created=get("made", get("first")), features={k: list(v) for k, v in get("feat", {}).items()},
             error_codes=dict(get("codes", {})), error_severity=dict(get("sev", {})), daily_at=get("daily"),
             policy=PolicyLedger.from_dict(data["pol"]) if get("pol") else PolicyLedger(),
+            snapshot=get("snap"),
         )
 
     def to_bytes(self) -> bytes:
@@ -143,3 +146,8 @@ class CustomerState:
     @classmethod
     def from_bytes(cls, raw: bytes, config: EngineConfig) -> CustomerState:
         return cls.from_dict(json.loads(raw), config)
+
+
+def _whole(t: float | None) -> float | int | None:
+    """Whole seconds as an int (``1790000088.0`` → ``1790000088``: two bytes less in JSON)."""
+    return int(t) if t is not None and t % 1 == 0 else t

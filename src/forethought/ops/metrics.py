@@ -77,6 +77,27 @@ class Metrics:
             "forethought_playbook_reloads", "Playbook file reloads, by result (loaded, rejected).", ["result"], registry=r
         )
         self.playbooks = Gauge("forethought_playbooks", "Playbooks running, by mode.", ["mode"], registry=r)
+        self.model_labels = Counter(
+            "forethought_model_labels", "Delayed labels resolved and learned, by model and label (returned:"
+            " active again within the horizon; dropped: not).", ["model", "label"], registry=r,
+        )
+        self.model_labels_seen = Gauge(
+            "forethought_model_labels_seen", "Labels the partition's model has learned in its life (restored"
+            " checkpoints included); below the minimum the model is cold and scores are absent.", ["partition"],
+            registry=r,
+        )
+        self.model_checkpoints = Counter(
+            "forethought_model_checkpoints", "Partition models written to the checkpoint table.", registry=r
+        )
+        self.model_checkpoint_bytes = Gauge(
+            "forethought_model_checkpoint_bytes", "Size of the partition's last model checkpoint.", ["partition"],
+            registry=r,
+        )
+        self.model_restores = Counter(
+            "forethought_model_restores", "Partition models loaded on assignment, by result (restored; fresh: no"
+            " checkpoint; failed: a corrupt or incompatible checkpoint, replaced by a fresh model).", ["result"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

@@ -51,6 +51,7 @@ class Settings(BaseSettings):
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
+    model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
     engine: EngineConfig = EngineConfig()
 
     @field_validator("kafka_bootstrap")

@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from forethought.ops.settings import DEFAULT_TOPICS_FILE
@@ -23,6 +24,17 @@ from forethought.ops.settings import DEFAULT_TOPICS_FILE
 INBOUND = ("events.clickstream", "events.errors", "events.usage")
 BEHAVIOUR_INPUTS = (*INBOUND, "customers.profile", "engagement.outcomes", "forethought.rekeyed")
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_PARTITIONER = DefaultPartitioner()
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2) gives ``key``: where the worker keeps
+    the customer's state and models, and which partition's models replay uses for them.
+
+    >>> partition_of(b"c1", 4), partition_of(b"c1", 4) == partition_of(b"c1", 4)
+    (3, True)
+    """
+    return _PARTITIONER(key, range(partitions), range(partitions))  # type: ignore[arg-type]
 
 
 class TopicSpec(BaseModel):

@@ -31,7 +31,7 @@ console = Console(stderr=True, highlight=False)
 def run_replay(
     inputs: list[Path], config: EngineConfig, *, triggers_out: Path | None = None, deadletter_out: Path | None = None,
     report_out: Path | None = None, truth: Path | None = None, snapshot_at: str | None = None,
-    snapshot_out: Path | None = None, quiet: bool = False, rules: Rules | None = None,
+    snapshot_out: Path | None = None, quiet: bool = False, rules: Rules | None = None, partitions: int = 1,
 ) -> dict[str, Any]:
     """Replay ``inputs`` and return the report (also written to ``report_out``)."""
     at = datetime.fromisoformat(snapshot_at.replace("Z", "+00:00")).timestamp() if snapshot_at else None
@@ -46,7 +46,7 @@ def run_replay(
             config, on_trigger=lambda t: (kept.append(t), _write(out.get("triggers"), t.model_dump(mode="json"))),
             on_deadletter=lambda d: _write(out.get("dead"), d.model_dump(mode="json")),
             sources=[str(p) for p in inputs], snapshot_at=at,
-            on_snapshot=lambda row: _write(out.get("snapshot"), row), rules=rules,
+            on_snapshot=lambda row: _write(out.get("snapshot"), row), rules=rules, partitions=partitions,
         )
         with _progress(inputs, quiet) as advance:
             for line in sorted_lines(inputs, on_bytes=advance):
@@ -55,7 +55,7 @@ def run_replay(
     elapsed = time.perf_counter() - started
     report: dict[str, Any] = {**replay.counts.as_dict(), "seconds": round(elapsed, 2),
                               "records_per_second": round(replay.counts.read / elapsed) if elapsed else None,
-                              "customers_in_state": len(replay.states)}
+                              "customers_in_state": len(replay.states), "models": replay.models_report()}
     if truth is not None:
         report["quality"] = _quality(kept, truth, replay)
     if report_out is not None:

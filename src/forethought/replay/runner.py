@@ -2,6 +2,8 @@
 
 Records are fed in event-time order. The clock is the newest event time seen; before each
 record, every customer whose deadline has come is ticked, exactly as the worker's timer does.
+Like the worker, replay keeps one :class:`~forethought.core.models.PartitionModels` per partition
+(``partitions``: the catalogue's count; a customer's partition is murmur2 of its id, as in Kafka).
 
 >>> from forethought.core.config import EngineConfig
 >>> from forethought.replay.reader import Line
@@ -28,10 +30,21 @@ from forethought.contracts.events import EVENT_KINDS, InboundEvent
 from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.config import EngineConfig
 from forethought.core.deadlines import DeadlineIndex
-from forethought.core.engine import Step, explain, next_due, observe_outcome, observe_profile, process, tick
+from forethought.core.engine import (
+    Observation,
+    Step,
+    explain,
+    next_due,
+    observe_outcome,
+    observe_profile,
+    process,
+    tick,
+)
+from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
+from forethought.ops.topics import partition_of
 from forethought.replay.reader import Line
 
 ALL_KINDS = EVENT_KINDS | CONTROL_KINDS
@@ -101,8 +114,13 @@ class Replayer:
         snapshot_at: float | None = None,
         on_snapshot: Callable[[dict[str, Any]], None] = lambda _s: None,
         rules: Rules | None = None,
+        partitions: int = 1,
+        on_observation: Callable[[str, Observation], None] = lambda _c, _o: None,
     ) -> None:
         self.config, self.on_trigger, self.on_deadletter = config, on_trigger, on_deadletter
+        self.partitions, self.on_observation = partitions, on_observation
+        self.models: dict[int, PartitionModels] = {}
+        self._partition: dict[str, int] = {}
         self.rules = rules or builtin_rules()
         self.profiles: dict[str, ProfileState] = {}
         self.sources = sources or ["input"]
@@ -136,7 +154,8 @@ class Replayer:
         ts = event.epoch
         self._advance(ts)
         customer = event.customer_id
-        step = process(self.states.get(customer), event, self.config, self.rules, self._profile(customer))
+        step = process(self.states.get(customer), event, self.config, self.rules, self._profile(customer),
+                       self.model(customer))
         self._apply(customer, step)
         self.counts.valid += 1
         self.counts.by_type[event.type] += 1
@@ -153,7 +172,8 @@ class Replayer:
         for customer_id in self.deadlines.pop_due(now):
             state = self.states.get(customer_id)
             if state is not None:
-                self._apply(customer_id, tick(state, now, self.config, self.rules, self._profile(customer_id)))
+                step = tick(state, now, self.config, self.rules, self._profile(customer_id), self.model(customer_id))
+                self._apply(customer_id, step)
 
     def _apply(self, customer_id: str, step: Step) -> None:
         for trigger in step.triggers:
@@ -167,6 +187,7 @@ class Replayer:
                 self.counts.suppressed[decision.reason or "unknown"] += 1
         for observation in step.observations:
             self.counts.observations[observation.kind] += 1
+            self.on_observation(customer_id, observation)
             if observation.kind in ("reengaged", "not_reengaged"):
                 detail = observation.detail
                 self.counts.reengagement[(detail["playbook"], detail["group"], observation.kind)] += 1
@@ -178,6 +199,21 @@ class Replayer:
         else:
             self.states[customer_id] = step.state
             self.deadlines.set(customer_id, next_due(step.state, self.config))
+
+    def model(self, customer_id: str) -> PartitionModels:
+        """The models of ``customer_id``'s partition (created fresh on first use)."""
+        partition = self._partition.get(customer_id)
+        if partition is None:
+            partition = self._partition[customer_id] = partition_of(customer_id.encode(), self.partitions)
+        models = self.models.get(partition)
+        if models is None:
+            models = self.models[partition] = PartitionModels(partition, self.config.model_min_labels)
+        return models
+
+    def models_report(self) -> dict[str, dict[str, Any]]:
+        """Per partition: labels learned, of which dropped, and whether the model is warm."""
+        return {str(p): {"labels": m.labels, "dropped": m.dropped, "warm": m.warm}
+                for p, m in sorted(self.models.items())}
 
     def _profile(self, customer_id: str) -> ProfileState:
         return self.profiles.get(customer_id) or ProfileState()
@@ -193,7 +229,7 @@ class Replayer:
             step = observe_profile(state, self._profile(customer), record, max(at, self.now or at), self.config)
         else:
             self._advance(record.occurred_at.timestamp())
-            step = observe_outcome(state, self._profile(customer), record, self.config, self.rules)
+            step = observe_outcome(state, self._profile(customer), record, self.config, self.rules, self.model(customer))
         self._apply(customer, step)
 
     def _dead(self, line: Line, rejection: Rejection) -> None:
@@ -204,14 +240,17 @@ class Replayer:
     def _snapshot(self) -> None:
         at, self.snapshot_at = self.snapshot_at, None
         assert at is not None
-        for row in snapshot_rows(self.states.values(), at, self.config):
+        for row in snapshot_rows(self.states.values(), at, self.config, lambda s: self.model(s.customer_id)):
             self.on_snapshot(row)
 
 
-def snapshot_rows(states: Any, at: float, config: EngineConfig) -> Iterator[dict[str, Any]]:
-    """Each customer's scores and reasons as of event time ``at``."""
+def snapshot_rows(states: Any, at: float, config: EngineConfig,
+                  models: Callable[[CustomerState], PartitionModels | None] = lambda _s: None,
+                  ) -> Iterator[dict[str, Any]]:
+    """Each customer's scores (``dropoff_learned`` from their partition's ``models``) and reasons
+    as of event time ``at``."""
     for state in sorted(states, key=lambda s: s.customer_id):
-        view = explain(state, at, config)
+        view = explain(state, at, config, models(state))
         yield {
             "customer_id": state.customer_id, "as_of": _iso(at), "scores": view["scores"],
             "reasons": [

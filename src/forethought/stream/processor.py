@@ -6,12 +6,20 @@ A batch is handled in three phases so that a crash never loses a trigger:
 3. ``commit`` (sync): writes the new states to the table (its changelog), updates deadlines.
 A crash before 3 replays the batch from the last committed offset and re-publishes the same
 trigger ids; a crash after 3 sees the events again as duplicates and publishes nothing new.
+
+Each partition's River models (:class:`~forethought.core.models.PartitionModels`) are loaded from
+the checkpoint table on first use after an assignment and written back by
+:meth:`BatchProcessor.checkpoint_models` (a timer, and on revocation). Labels learned after the
+last checkpoint are lost in a crash; a batch retried without a crash may teach its labels twice.
+Both only nudge a model and never change a trigger of a playbook that does not read
+``scores.dropoff_learned``.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 from dataclasses import dataclass, field
 
 import orjson
@@ -23,6 +31,7 @@ from forethought.core.clock import EventClock
 from forethought.core.config import EngineConfig
 from forethought.core.deadlines import DeadlineIndex
 from forethought.core.engine import Step, next_due, observe_outcome, observe_profile, process, tick
+from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
@@ -30,6 +39,7 @@ from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 
 log = get_logger("policy")
+model_log = get_logger("models")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +82,7 @@ class BatchProcessor:
         pending: Callable[[str, int], bool] = lambda _topic, _partition: False,
         profiles: MutableMapping[bytes, bytes] | None = None,
         rules: Rules | None = None,
+        checkpoints: MutableMapping[bytes, bytes] | None = None,
     ) -> None:
         self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
         self.profiles: MutableMapping[bytes, bytes] = {} if profiles is None else profiles
@@ -81,6 +92,9 @@ class BatchProcessor:
         self.clocks: dict[tuple[str, int], EventClock] = {}
         self.deadlines: dict[int, DeadlineIndex[bytes]] = {}
         self.processed: dict[tuple[str, int], int] = {}
+        self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
+        self.models: dict[int, PartitionModels] = {}
+        self._checkpoint_keys: dict[int, bytes] = {}
 
     def clock(self, topic: str, partition: int) -> EventClock:
         """The event clock of one input topic-partition (``""``: times restored from state)."""
@@ -130,7 +144,7 @@ class BatchProcessor:
                 raw = self.table.get(key)
                 if raw is None or not owns(key):
                     continue
-                step = tick(self.load(raw), now, self.config, self.rules, self.profile(key))
+                step = tick(self.load(raw), now, self.config, self.rules, self.profile(key), self.model(partition))
                 self._collect(key, step, outbox, origin=lambda t: (t.released_at or t.fired_at).timestamp())
                 outbox.states[key] = step.state
         self.metrics.event_time_lag.set(lag)
@@ -156,6 +170,59 @@ class BatchProcessor:
                 continue
             self.table[key] = orjson.dumps(state.to_dict())
             self.index(key).set(key, next_due(state, self.config))
+
+    def model(self, partition: int) -> PartitionModels:
+        """The models of ``partition``: in memory, else restored from its checkpoint (or fresh)."""
+        models = self.models.get(partition)
+        if models is None:
+            models = self.models[partition] = self._restore(partition)
+        return models
+
+    def checkpoint_key(self, partition: int) -> bytes:
+        """The checkpoint table key of ``partition``'s models: the first ``models-<p>~<i>`` that
+        Kafka's default partitioner places on ``partition`` itself, so the checkpoint lives in
+        the changelog partition that moves (and is recovered) with the input partition."""
+        if partition not in self._checkpoint_keys:
+            for i in itertools.count():
+                key = f"models-{partition}~{i}".encode()
+                if self.partition_for(key) == partition:
+                    self._checkpoint_keys[partition] = key
+                    break
+                if i > 100_000:
+                    raise ValueError(f"no checkpoint key hashes to partition {partition}")
+        return self._checkpoint_keys[partition]
+
+    def checkpoint_models(self, partitions: Collection[int] | None = None) -> int:
+        """Write the models that learned something since their last checkpoint (of ``partitions``,
+        default all held); returns how many were written."""
+        written = 0
+        for partition, models in sorted(self.models.items()):
+            if not models.unsaved or (partitions is not None and partition not in partitions):
+                continue
+            raw = models.to_bytes()
+            self.checkpoints[self.checkpoint_key(partition)] = raw
+            models.unsaved = 0
+            self.metrics.model_checkpoints.inc()
+            self.metrics.model_checkpoint_bytes.labels(partition=str(partition)).set(len(raw))
+            written += 1
+        return written
+
+    def forget_models(self, partitions: Iterable[int]) -> None:
+        """Drop the in-memory models of partitions this worker no longer holds."""
+        for partition in partitions:
+            self.models.pop(partition, None)
+
+    def _restore(self, partition: int) -> PartitionModels:
+        raw = self.checkpoints.get(self.checkpoint_key(partition))
+        models = PartitionModels.restore(raw, partition, self.config.model_min_labels)
+        self.metrics.model_restores.labels(result=models.origin).inc()
+        self.metrics.model_labels_seen.labels(partition=str(partition)).set(models.labels)
+        if models.problem is not None:
+            model_log.error("model_restore_failed", partition=partition, error=models.problem, bytes=len(raw or b""))
+        else:
+            model_log.info("model_loaded", partition=partition, origin=models.origin, labels=models.labels,
+                           warm=models.warm)
+        return models
 
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
         """After a restart or rebalance: deadlines and the clock from restored state."""
@@ -206,6 +273,7 @@ class BatchProcessor:
         raw = self.table.get(key)
         state = self.load(raw) if raw is not None else None
         held = outbox.profiles.get(key) or self.profile(key)
+        models = self.model(self.partition_for(key))
         for decoded, record in items:
             started = time.perf_counter()
             if isinstance(decoded, Profile):
@@ -213,9 +281,9 @@ class BatchProcessor:
                 step = observe_profile(state, held, decoded, now, self.config)
             elif isinstance(decoded, Outcome):
                 self.metrics.outcomes.labels(status=decoded.status, channel=decoded.channel).inc()
-                step = observe_outcome(state, held, decoded, self.config, self.rules)
+                step = observe_outcome(state, held, decoded, self.config, self.rules, models)
             else:
-                step = process(state, decoded, self.config, self.rules, held)
+                step = process(state, decoded, self.config, self.rules, held, models)
                 self.metrics.processing.observe(time.perf_counter() - started)
             self._collect(key, step, outbox, origin=lambda _t, r=record: r.timestamp or time.time())
             state, held = step.state, step.profile or held
@@ -236,6 +304,11 @@ class BatchProcessor:
             self._count(observation.kind, observation.detail)
 
     def _count(self, kind: str, detail: dict[str, object]) -> None:
+        if kind == "label":
+            self.metrics.model_labels.labels(model=str(detail["model"]),
+                                             label="dropped" if detail["label"] else "returned").inc()
+            self.metrics.model_labels_seen.labels(partition=str(detail["partition"])).set(float(detail["labels_seen"]))
+            return
         if kind in ("reengaged", "not_reengaged"):
             self.metrics.reengagement.labels(playbook=str(detail["playbook"]), group=str(detail["group"]),
                                              result=kind).inc()

@@ -41,7 +41,9 @@ def register_views(worker: Worker) -> None:
         partition = worker.processor.partition_for(customer_id.encode())
         now = worker.processor.stream_time(partition, time.time()) or time.time()
         profile = worker.processor.profile(customer_id.encode()).to_dict()
-        return web.json({**explain(state, now, worker.settings.engine), "state_bytes": len(raw), "profile": profile})
+        models = worker.processor.models.get(partition)
+        view = explain(state, now, worker.settings.engine, models)
+        return web.json({**view, "state_bytes": len(raw), "profile": profile})
 
 
 def readiness(worker: Worker) -> dict[str, Any]:

@@ -8,11 +8,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import faust
-from aiokafka.partitioner import DefaultPartitioner
 from faust.exceptions import NotReady
 from faust.types import TP
 
@@ -20,7 +19,7 @@ from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
-from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue
+from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
 
 log = get_logger("worker")
@@ -44,9 +43,27 @@ class Worker:
 
     def owner(self) -> Callable[[bytes], bool]:
         """A test of "this worker holds the active partition of ``key``", as of this assignment."""
-        topic = self.settings.topic(BEHAVIOUR_INPUTS[0])
-        actives = {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic}
+        actives = self.input_partitions(self.app.assignor.assigned_actives())
         return lambda key: self.processor.partition_for(key) in actives
+
+    def input_partitions(self, tps: Iterable[TP]) -> set[int]:
+        """The partitions of the behaviour inputs among ``tps`` (all inputs share partition numbers)."""
+        topic = self.settings.topic(BEHAVIOUR_INPUTS[0])
+        return {tp.partition for tp in tps if tp.topic == topic}
+
+    def checkpoint_models(self) -> int:
+        """Checkpoint every held partition model that learned since its last checkpoint."""
+        written = self.processor.checkpoint_models()
+        if written:
+            log.info("models_checkpointed", partitions=written)
+        return written
+
+    def release_models(self, revoked: Iterable[TP]) -> None:
+        """Partitions are leaving this worker: checkpoint their models, then forget them (a
+        partition assigned again is restored from its checkpoint, which may be another worker's)."""
+        partitions = self.input_partitions(revoked)
+        self.processor.checkpoint_models(partitions)
+        self.processor.forget_models(partitions)
 
     def reload_playbooks(self, force: bool = False) -> bool | None:
         """Pick up a changed playbook file; an invalid one keeps the running playbooks."""
@@ -61,14 +78,6 @@ class Worker:
                       kept=len(self.processor.rules.playbooks))
         _count_playbooks(self)
         return result
-
-
-_PARTITIONER = DefaultPartitioner()
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives ``key``."""
-    return _PARTITIONER(key, range(partitions), range(partitions))  # type: ignore[arg-type]
 
 
 def has_pending(app: faust.App, processor: BatchProcessor, topic: str, partition: int) -> bool:
@@ -102,11 +111,16 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         "customer_profile", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="Latest profile and unsubscribes per customer_id (JSON).",
     )
+    checkpoints = app.Table(  # keys hash to the partition they hold (BatchProcessor.checkpoint_key)
+        "model_checkpoint", default=None, partitions=catalogue.partitions, use_partitioner=True,
+        key_type=bytes, value_type=bytes, help="River models per input partition (versioned checkpoint).",
+    )
     kinds = {settings.topic(t): frozenset(catalogue.by_name[t].kinds) for t in BEHAVIOUR_INPUTS}
     processor = BatchProcessor(
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
         partition_for=lambda key: partition_of(key, catalogue.partitions), profiles=profiles, rules=playbooks.rules,
+        checkpoints=checkpoints,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
@@ -176,6 +190,13 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             processor.commit(outbox)
         _refresh_gauges(worker)
 
+    @app.timer(settings.model_checkpoint_seconds)
+    async def checkpoint_models() -> None:
+        if app.rebalancing or app.in_recovery:
+            return
+        async with worker.lock:
+            worker.checkpoint_models()
+
     @app.timer(settings.playbook_reload_seconds)
     async def reload_playbooks() -> None:
         async with worker.lock:
@@ -192,6 +213,11 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     @app.on_partitions_assigned.connect
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
         worker.index_stale = True
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(sender: object, revoked: set[TP], **_: object) -> None:
+        async with worker.lock:
+            worker.release_models(revoked)
 
     return behaviour, outputs
 
@@ -263,6 +289,8 @@ def _count_playbooks(worker: Worker) -> None:
 def _refresh_gauges(worker: Worker) -> None:
     table = worker.processor.table
     worker.metrics.customers.set(len(table))
+    for partition, models in worker.processor.models.items():
+        worker.metrics.model_labels_seen.labels(partition=str(partition)).set(models.labels)
     sample = [len(v) for _, v in zip(range(200), table.values())]
     if sample:
         worker.metrics.state_bytes.set(sum(sample) / len(sample))

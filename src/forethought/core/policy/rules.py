@@ -25,7 +25,7 @@ from forethought.contracts.records import Channel
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
 from forethought.core.policy.timing import QuietHours
 
-SCORES = ("dropoff", "anomaly", "error_burst_z", "usage_ratio", "decline_ratio")
+SCORES = ("dropoff", "dropoff_learned", "anomaly", "error_burst_z", "usage_ratio", "decline_ratio")
 FEATURES = (
     "events", "visits", "error_total", "late_events", "silence_seconds", "typical_gap_seconds",
     "silence_threshold_seconds", "events_last_7_days", "usual_events_per_7_days", "days_since_first_seen",
