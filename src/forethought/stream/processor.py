@@ -276,8 +276,9 @@ class BatchProcessor:
         models = self.model(self.partition_for(key))
         for decoded, record in items:
             started = time.perf_counter()
-            if isinstance(decoded, Profile):
-                now = self.stream_time(record.partition, wall) or wall
+            if isinstance(decoded, Profile):  # the later of its own time and the partition's event time
+                seen = [c.event_max for (t, p), c in self.clocks.items() if p == record.partition and c.event_max]
+                now = max([decoded.updated_at.timestamp(), *seen])
                 step = observe_profile(state, held, decoded, now, self.config)
             elif isinstance(decoded, Outcome):
                 self.metrics.outcomes.labels(status=decoded.status, channel=decoded.channel).inc()
