@@ -67,7 +67,7 @@ async def test_the_worker_checkpoints_its_models_and_a_new_worker_restores_them(
     ((key, value),) = sent.sent
     assert key == first.processor.checkpoint_key(PARTITION) and partition_of(key, 4) == PARTITION
     assert value.startswith(MAGIC)
-    assert metric(first, "forethought_model_checkpoints_total 1.0")
+    assert metric(first, 'forethought_model_checkpoints_total{result="written"} 1.0')
     assert metric(first, f'forethought_model_labels_total{{label="returned",model="dropoff"}} {learned.labels:.1f}')
 
     second, _ = worker()
@@ -104,3 +104,20 @@ async def test_revoked_partitions_are_checkpointed_and_restored_when_assigned_ag
         await visits(agent, built, 6, 2)
     again = built.processor.models[PARTITION]
     assert again.origin == "restored" and again.labels > before
+
+
+async def test_a_failed_checkpoint_write_is_counted_and_retried_at_the_next_checkpoint() -> None:
+    built, sent = worker()
+    async with built.agent.test_context() as agent:
+        await visits(agent, built, 0, 4)
+    table = built.processor.checkpoints
+    recording = table.send_changelog  # type: ignore[attr-defined]
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise RuntimeError("changelog topic unknown to the producer")
+
+    table.send_changelog = broken  # type: ignore[attr-defined]
+    assert built.checkpoint_models() == 0
+    assert metric(built, 'forethought_model_checkpoints_total{result="failed"} 1.0')
+    table.send_changelog = recording  # type: ignore[attr-defined]
+    assert built.checkpoint_models() == 1 and len(sent.sent) == 1

@@ -239,7 +239,8 @@ def _learned_view(state: CustomerState, models: PartitionModels | None) -> dict[
     if models is None:
         return {"model": None, "pending_snapshot": pending}
     return {"model": {"partition": models.partition, "labels_seen": models.labels, "dropped": models.dropped,
-                      "warm": models.warm, "origin": models.origin}, "pending_snapshot": pending}
+                      "warm": models.warm, "origin": models.origin, "unsaved_labels": models.unsaved},
+            "pending_snapshot": pending}
 
 
 def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig, rules: Rules,

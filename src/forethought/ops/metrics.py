@@ -87,7 +87,8 @@ class Metrics:
             registry=r,
         )
         self.model_checkpoints = Counter(
-            "forethought_model_checkpoints", "Partition models written to the checkpoint table.", registry=r
+            "forethought_model_checkpoints", "Partition model checkpoints, by result (written; failed: kept in"
+            " memory and retried at the next checkpoint).", ["result"], registry=r,
         )
         self.model_checkpoint_bytes = Gauge(
             "forethought_model_checkpoint_bytes", "Size of the partition's last model checkpoint.", ["partition"],

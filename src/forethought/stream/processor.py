@@ -200,9 +200,14 @@ class BatchProcessor:
             if not models.unsaved or (partitions is not None and partition not in partitions):
                 continue
             raw = models.to_bytes()
-            self.checkpoints[self.checkpoint_key(partition)] = raw
+            try:
+                self.checkpoints[self.checkpoint_key(partition)] = raw
+            except Exception as error:  # noqa: BLE001 - a checkpoint must never stop the worker; retried next time
+                self.metrics.model_checkpoints.labels(result="failed").inc()
+                model_log.error("model_checkpoint_failed", partition=partition, error=f"{type(error).__name__}: {error}")
+                continue
             models.unsaved = 0
-            self.metrics.model_checkpoints.inc()
+            self.metrics.model_checkpoints.labels(result="written").inc()
             self.metrics.model_checkpoint_bytes.labels(partition=str(partition)).set(len(raw))
             written += 1
         return written
