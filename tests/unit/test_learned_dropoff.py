@@ -15,7 +15,9 @@ from forethought.contracts.events import ErrorEvent, PageView
 from forethought.contracts.playbooks import PlaybookFile
 from forethought.core import snapshots
 from forethought.core.config import EngineConfig
-from forethought.core.engine import Step, explain, process, tick
+from forethought.contracts.records import Outcome
+from forethought.core.engine import Step, explain, observe_outcome, process, tick
+from forethought.core.policy.profiles import ProfileState
 from forethought.core.models import CheckpointError, PartitionModels
 from forethought.core.policy.rules import compile_rules
 from forethought.core.state import CustomerState
@@ -77,6 +79,20 @@ def test_a_silent_customer_is_labelled_dropped_once_when_the_horizon_passes() ->
     assert found == [(1, taken[0])], "exactly one 'dropped' label in the 27 silent days"
     assert taken[1] == taken[0] + 14 * DAY, "the check that resolved it took the next snapshot"
     assert models.labels == before + 1 and models.dropped == 1
+
+
+def test_a_click_on_a_trigger_is_a_came_back_label_before_any_event_shows_it() -> None:
+    models = PartitionModels()
+    state, _ = active("c1", models)
+    days_of_silence(state, models, 2)  # a daily check took a snapshot while the customer was away
+    assert state.snapshot is not None
+    before = models.labels
+    opened = Outcome(outcome_id="o1", trigger_id="t1", customer_id="c1", channel="email", status="delivered",
+                     occurred_at=datetime.fromtimestamp(state.last_seen + 2.5 * DAY, tz=timezone.utc))
+    assert labels_of([observe_outcome(state, ProfileState(), opened, CONFIG, models=models)]) == []
+    clicked = opened.model_copy(update={"outcome_id": "o2", "status": "clicked"})
+    assert labels_of([observe_outcome(state, ProfileState(), clicked, CONFIG, models=models)]) == [0]
+    assert models.labels == before + 1 and state.snapshot is None
 
 
 def test_activity_after_the_horizon_is_a_drop_then_a_return() -> None:

@@ -41,6 +41,7 @@ from forethought.core.state import CustomerState
 
 DAY = 86_400.0
 NO_PROFILE = ProfileState()
+ENGAGED_OUTCOMES = frozenset({"opened", "clicked", "converted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +111,21 @@ def observe_profile(state: CustomerState | None, held: ProfileState, profile: Pr
 def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Outcome, config: EngineConfig,
                     rules: Rules | None = None, models: PartitionModels | None = None) -> Step:
     """A sender's outcome: an unsubscribe stops the channel at once; a failed or bounced
-    delivery falls back to the next preferred channel the policy allows."""
+    delivery falls back to the next preferred channel the policy allows; an engaged outcome
+    (opened, clicked, converted) is a label: the customer came back, even before an event shows it."""
     rules = rules or builtin_rules()
     updated = held.after_outcome(outcome)
-    seen = Observation("outcome", {"status": outcome.status, "channel": outcome.channel})
+    seen: tuple[Observation, ...] = (Observation("outcome", {"status": outcome.status, "channel": outcome.channel}),)
     if state is None:
-        return Step(None, observations=(seen,), profile=updated if updated is not held else None)
-    out = policy.Verdicts()
+        return Step(None, observations=seen, profile=updated if updated is not held else None)
+    out, now = policy.Verdicts(), outcome.occurred_at.timestamp()
     if outcome.status in ("failed", "bounced"):
-        now = outcome.occurred_at.timestamp()
         policy.fallback(_context(state, updated, rules, now, config, models), outcome.trigger_id, outcome.channel,
                         now, out)
-    return _step(state, out, (seen,), profile=updated if updated is not held else None)
+    engaged = outcome.status in ENGAGED_OUTCOMES
+    if engaged and models is not None and (label := labels.on_activity(state, now, config, models)) is not None:
+        seen += (_label(label, models),)
+    return _step(state, out, seen, profile=updated if updated is not held else None)
 
 
 def next_due(state: CustomerState, config: EngineConfig) -> float | None:
