@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from worker_kit import Deployment, event, metric
 
 from forethought.contracts.records import Trigger
@@ -85,29 +84,10 @@ def minute(at: float) -> float:
     return float(int(at) // BUCKET * BUCKET)
 
 
-async def read_all(deployment: Deployment, topic: str) -> list[Any]:
-    """Every record of ``topic`` up to its current end (no waiting for records that may never come)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=deployment.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        name = deployment.topic(topic)
-        partitions = [TopicPartition(name, p) for p in range(CATALOGUE.by_name[topic].partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[Any] = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(*partitions, timeout_ms=500)).values():
-                found.extend(records)
-        return found
-    finally:
-        await consumer.stop()
-
-
 async def triggers_of(deployment: Deployment, customer: str, topic: str = "engagement.triggers") -> list[Trigger]:
     """Every trigger published so far for ``customer``, in order, each checked against the schema."""
     found = []
-    for record in await read_all(deployment, topic):
+    for record in await deployment.read_all(topic):
         if record.key == customer.encode():
             jsonschema.validate(json.loads(record.value), TRIGGER_SCHEMA)
             found.append(Trigger.model_validate_json(record.value))

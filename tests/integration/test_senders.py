@@ -27,7 +27,6 @@ import aiohttp
 import jsonschema
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiosmtpd.controller import Controller
 from rich.console import Console
@@ -37,14 +36,12 @@ from forethought.contracts.records import Outcome, Reason, Trigger
 from forethought.core.signals import trigger_id
 from forethought.ops.process import free_port, stop_process, wait_ready
 from forethought.ops.settings import REPO_ROOT
-from forethought.ops.topics import load_catalogue
 from forethought.senders.records import LedgerEntry, SenderDeadLetter
 from forethought.senders.service import SenderService
 from forethought.senders.settings import SenderAppSettings, SenderName, SenderSettings
 from forethought.senders.signing import IDEMPOTENCY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 SECRET = "whsec-integration"
-CATALOGUE = load_catalogue()
 OUTCOME_SCHEMA = json.loads((REPO_ROOT / "schemas" / "outcome.schema.json").read_text())
 FAST_RETRIES = {"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2, "max_attempts": 4}
 
@@ -68,27 +65,8 @@ async def produce(deployment: Deployment, *triggers: Trigger) -> None:
                              [(t.customer_id.encode(), t.model_dump_json().encode()) for t in triggers])
 
 
-async def read_all(deployment: Deployment, topic: str) -> list[Any]:
-    """Every record of ``topic`` up to its current end (no waiting for records that may never come)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=deployment.bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        name = deployment.topic(topic)
-        partitions = [TopicPartition(name, p) for p in range(CATALOGUE.by_name[topic].partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: list[Any] = []
-        while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
-            for records in (await consumer.getmany(*partitions, timeout_ms=500)).values():
-                found.extend(records)
-        return found
-    finally:
-        await consumer.stop()
-
-
 async def outcomes_of(deployment: Deployment, trigger: Trigger) -> list[Outcome]:
-    records = await read_all(deployment, "engagement.outcomes")
+    records = await deployment.read_all("engagement.outcomes")
     found = [Outcome.model_validate_json(r.value) for r in records]
     for record in records:
         jsonschema.validate(json.loads(record.value), OUTCOME_SCHEMA)
@@ -238,7 +216,7 @@ async def test_a_5xx_is_retried_and_delivered_once(deployment: Deployment) -> No
     assert metric(text, "forethought_sender_retries_total", channel="webhook") == 1
     (outcome,) = await outcomes_of(deployment, trigger)
     assert outcome.status == "delivered" and "after 2 attempts" in outcome.detail
-    assert await read_all(deployment, "senders.deadletter") == []
+    assert await deployment.read_all("senders.deadletter") == []
 
 
 async def test_a_4xx_fails_at_once_into_the_dead_letter_topic(deployment: Deployment) -> None:
@@ -256,7 +234,7 @@ async def test_a_4xx_fails_at_once_into_the_dead_letter_topic(deployment: Deploy
     assert metric(text, "forethought_sender_retries_total", channel="webhook") == 0
     (outcome,) = await outcomes_of(deployment, trigger)
     assert outcome.status == "failed" and "HTTP 400" in outcome.detail
-    (record,) = await read_all(deployment, "senders.deadletter")
+    (record,) = await deployment.read_all("senders.deadletter")
     letter = SenderDeadLetter.model_validate_json(record.value)
     assert (letter.trigger, letter.status, letter.attempts, letter.sender) == (trigger, "failed", 1, "webhook")
     assert "HTTP 400" in letter.error and letter.source_topic == deployment.topic("engagement.triggers")
@@ -277,7 +255,7 @@ async def test_an_expired_trigger_is_not_sent_and_garbage_is_dead_lettered(deplo
     (outcome,) = await outcomes_of(deployment, stale)
     assert outcome.status == "expired" and "not sent" in outcome.detail
     assert metric(text, "forethought_sender_invalid_triggers_total") == 1
-    (record,) = await read_all(deployment, "senders.deadletter")
+    (record,) = await deployment.read_all("senders.deadletter")
     letter = SenderDeadLetter.model_validate_json(record.value)
     assert letter.trigger is None and base64.b64decode(letter.value_b64 or "") == b"{not a trigger"
     assert "not a valid trigger" in letter.error and record.key == b"wh-stale"
@@ -334,7 +312,7 @@ async def test_the_ledger_read_on_start_dedupes_and_its_old_entries_are_tombston
             await eventually(lambda: metric_is(settings.sender.web_port, "forethought_sender_duplicates_total", 1,
                                                channel="webhook"), what="skipped as already done")
         assert receiver.requests == []
-    latest = {r.key: r.value for r in await read_all(deployment, "senders.ledger")}
+    latest = {r.key: r.value for r in await deployment.read_all("senders.ledger")}
     assert latest[old.key] is None, "a tombstone lets compaction drop the old entry"
     assert latest[fresh.key] is not None
     assert await outcomes_of(deployment, done) == [], "its outcome was published by whoever delivered it"
@@ -357,7 +335,7 @@ async def spawn_sender(env: dict[str, str], port: int, log_path: Path) -> subpro
 
 
 async def ledger_has(deployment: Deployment, trigger: Trigger) -> bool:
-    records = await read_all(deployment, "senders.ledger")
+    records = await deployment.read_all("senders.ledger")
     key = f"webhook:{trigger.trigger_id}".encode()
     entries = [LedgerEntry.model_validate_json(r.value) for r in records if r.key == key]
     return any(e.status == "delivered" for e in entries)
@@ -414,7 +392,7 @@ async def test_email_is_rendered_and_sent_over_smtp_and_a_550_is_a_bounce(deploy
     assert (outcome.status, outcome.channel) == ("delivered", "email")
     (bounce,) = await outcomes_of(deployment, rejected)
     assert bounce.status == "bounced" and "550" in bounce.detail
-    assert await read_all(deployment, "senders.deadletter") == [], "a bounce is the recipient's answer, not ours"
+    assert await deployment.read_all("senders.deadletter") == [], "a bounce is the recipient's answer, not ours"
 
 
 async def test_the_console_sender_prints_one_line_per_trigger(deployment: Deployment) -> None:

@@ -11,8 +11,9 @@ import urllib.request
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from forethought.ops.topics import load_catalogue
 from forethought.testing import FAST_ENGINE_ENV, WorkerDeployment
 
 ENGINE = FAST_ENGINE_ENV
@@ -46,6 +47,24 @@ class Deployment(WorkerDeployment):
         finally:
             await consumer.stop()
         return found
+
+    async def read_all(self, topic: str) -> list[ConsumerRecord]:
+        """Every record of ``topic`` up to its current end (no waiting for records that may never come)."""
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            name = self.topic(topic)
+            partitions = [TopicPartition(name, p) for p in range(load_catalogue().by_name[topic].partitions)]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            found: list[ConsumerRecord] = []
+            while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
+                for records in (await consumer.getmany(*partitions, timeout_ms=500)).values():
+                    found.extend(records)
+            return found
+        finally:
+            await consumer.stop()
 
     def get(self, path: str) -> tuple[int, Any]:
         """GET a worker URL; JSON bodies are decoded."""
