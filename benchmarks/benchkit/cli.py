@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from forethought.core.config import EngineConfig
+from forethought.ops.logs import configure_logging
 from forethought.ops.kafka_local import DEFAULT_VERSION, LocalBroker
 
 from .common import BURST_SPREAD, BURSTS, ENGINE_ENV, console, engine_config
@@ -102,6 +103,7 @@ def _kafka_parts(results: dict[str, Any], work: Workload, config: EngineConfig,
 def main(argv: list[str] | None, description: str) -> int:
     """Parse, run in a temporary work dir (kept on failure), print and optionally save the results."""
     args = parse_args(argv, description)
+    configure_logging("WARNING", "console")  # the in-process worker path logs decisions; keep the table readable
     signal.signal(signal.SIGTERM, _raise_on_sigterm)
     root = Path(tempfile.mkdtemp(prefix="forethought-bench-"))
     ok = False

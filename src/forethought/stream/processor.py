@@ -304,7 +304,8 @@ class BatchProcessor:
             self.metrics.decisions.labels(playbook=decision.playbook, verdict=decision.verdict,
                                           reason=decision.reason or "", mode=decision.mode).inc()
             if decision.verdict not in ("sent", "released", "fallback"):  # those are logged as triggers
-                log.info("decision", customer_id=key.decode(), playbook=decision.playbook, verdict=decision.verdict,
+                emit = log.debug if decision.verdict == "suppressed" else log.info  # suppressions are counted
+                emit("decision", customer_id=key.decode(), playbook=decision.playbook, verdict=decision.verdict,
                          reason=decision.reason, trigger_id=decision.trigger_id, mode=decision.mode)
         for observation in step.observations:
             self._count(observation.kind, observation.detail)
