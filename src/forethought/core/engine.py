@@ -199,10 +199,11 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     if state.deadline is not None and state.deadline <= due:
         detections.append(detect.silence(state, config))
         state.silence_fired_for, state.deadline = state.last_seen, None
-    daily = state.daily_at is not None and state.daily_at <= due and bool(rules.listening("daily"))
-    if state.daily_at is not None and state.daily_at <= due:
+    daily_due = state.daily_at is not None and state.daily_at <= due
+    if daily_due:
         state.daily_at = _next_daily(state.customer_id, due)
         observations += _daily_labels(state, due, config, models)
+    daily = daily_due and bool(rules.listening("daily"))
     if detections or daily:
         ctx = _context(state, profile, rules, due, config, models)
         if daily:

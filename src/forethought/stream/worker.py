@@ -234,7 +234,7 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
         producer = app.producer._ensure_producer()  # noqa: SLF001 - faust-streaming 0.15's own accessor
     except NotReady:
         return  # no Kafka producer (agent test context): nothing to look up
-    for table in (processor.table, processor.profiles, getattr(processor, "checkpoints", None)):
+    for table in (processor.table, processor.profiles, processor.checkpoints):
         topic = getattr(table, "changelog_topic", None)
         if topic is not None:
             await producer.partitions_for(topic.get_topic_name())

@@ -218,7 +218,7 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
         return
     can_fall_back = book.channels.index(final.channel) < len(book.channels) - 1  # keep it for a fallback
     kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal}} if can_fall_back else None
-    ctx.ledger.record_send(Sent(float(math.floor(now)), book.name, final.channel, book.priority), _horizon(ctx.rules),
+    ctx.ledger.record_send(Sent(float(math.floor(now)), book.name, final.channel, book.priority), ctx.rules.memory,
                            kept, final.expires_at.timestamp())
     out.live.append(final)
     out.decisions.append(Decision(book.name, verdict, now, None, final.trigger_id, final.channel))
@@ -287,12 +287,6 @@ def _context(book: Playbook, env: dict[str, Any], detection: Detection) -> dict[
             value = None
         context[name] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
     return context
-
-
-def _horizon(rules: Rules) -> float:
-    windows = [rules.arbitration_window, *(c.window for c in rules.caps)]
-    windows += [w for b in rules.playbooks for w in (b.cooldown, *(c.window for c in b.caps))]
-    return max(windows, default=0.0)
 
 
 def _span(seconds: float) -> str:

@@ -67,18 +67,13 @@ class PolicyLedger:
 
     def mark_episode(self, playbook: str, episode: str) -> bool:
         """Remember that ``playbook`` acted on ``episode``; True when it already had."""
-        digest = hashlib.blake2b(f"{playbook}\x1f{episode}".encode(), digest_size=EPISODE_DIGEST_BYTES).digest()
-        if self.has_episode_digest(digest):
+        if self.has_episode(playbook, episode):
             return True
-        self.episodes = (self.episodes + digest)[-EPISODE_DIGEST_BYTES * MAX_EPISODES:]
+        self.episodes = (self.episodes + _digest(playbook, episode))[-EPISODE_DIGEST_BYTES * MAX_EPISODES:]
         return False
 
     def has_episode(self, playbook: str, episode: str) -> bool:
-        digest = hashlib.blake2b(f"{playbook}\x1f{episode}".encode(), digest_size=EPISODE_DIGEST_BYTES).digest()
-        return self.has_episode_digest(digest)
-
-    def has_episode_digest(self, digest: bytes) -> bool:
-        size = EPISODE_DIGEST_BYTES
+        digest, size = _digest(playbook, episode), EPISODE_DIGEST_BYTES
         return any(self.episodes[i:i + size] == digest for i in range(0, len(self.episodes), size))
 
     def record_send(self, sent: Sent, horizon: float, trigger: dict[str, Any] | None = None,
@@ -134,3 +129,7 @@ class PolicyLedger:
             watch=[Watch(*w) for w in data.get("w", [])],
             recent=[(r[0], r[1]) for r in data.get("r", [])],
         )
+
+
+def _digest(playbook: str, episode: str) -> bytes:
+    return hashlib.blake2b(f"{playbook}\x1f{episode}".encode(), digest_size=EPISODE_DIGEST_BYTES).digest()

@@ -96,13 +96,24 @@ class Rules:
     reengagement_window: float = 7 * 86_400.0
     passthrough: bool = False
     by_name: dict[str, Playbook] = field(default_factory=dict, compare=False)
+    by_signal: dict[str, tuple[Playbook, ...]] = field(default_factory=dict, compare=False)
+    memory: float = field(default=0.0, compare=False)
 
     def __post_init__(self) -> None:
         self.by_name.update({p.name: p for p in self.playbooks})
+        signals = {s for p in self.playbooks for s in p.signals}
+        self.by_signal.update({s: tuple(p for p in self.playbooks if s in p.signals) for s in signals})
+        object.__setattr__(self, "memory", self._memory())
 
-    def listening(self, signal: str) -> list[Playbook]:
-        """Playbooks evaluated on ``signal``."""
-        return [p for p in self.playbooks if signal in p.signals]
+    def listening(self, signal: str) -> tuple[Playbook, ...]:
+        """Playbooks evaluated on ``signal`` (worked out once, at compile time)."""
+        return self.by_signal.get(signal, ())
+
+    def _memory(self) -> float:
+        """How long the policy must remember a send: the longest cap, cooldown or arbitration window."""
+        windows = [self.arbitration_window, *(c.window for c in self.caps)]
+        windows += [w for b in self.playbooks for w in (b.cooldown, *(c.window for c in b.caps))]
+        return max(windows)
 
 
 def compile_rules(spec: PlaybookFile) -> Rules:
