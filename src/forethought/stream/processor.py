@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from functools import lru_cache
 from collections.abc import Callable, Collection, Iterable, MutableMapping
 from dataclasses import dataclass, field
 
@@ -157,7 +158,7 @@ class BatchProcessor:
     def profile(self, key: bytes) -> ProfileState:
         """What the profile table holds for ``key`` (an empty profile when nothing)."""
         raw = self.profiles.get(key)
-        return ProfileState() if raw is None else ProfileState.from_dict(orjson.loads(raw))
+        return ProfileState() if raw is None else _parse_profile(raw)
 
     def commit(self, outbox: Outbox) -> None:
         """Phase 3: persist states and profiles (after the caller published the outbox)."""
@@ -324,6 +325,12 @@ class BatchProcessor:
                    "evicted": self.metrics.evicted}.get(kind)
         if counter is not None:
             counter.inc()
+
+
+@lru_cache(maxsize=4096)
+def _parse_profile(raw: bytes) -> ProfileState:
+    """Profiles change rarely and are read for every batch a customer is in: validate each version once."""
+    return ProfileState.from_dict(orjson.loads(raw))
 
 
 def dead_letter(record: RawRecord, rejection: Rejection, wall: float) -> DeadLetter:
