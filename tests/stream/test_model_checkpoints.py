@@ -62,7 +62,9 @@ async def test_the_worker_checkpoints_its_models_and_a_new_worker_restores_them(
     async with first.agent.test_context() as agent:
         await visits(agent, first, 0, 8)
     learned = first.processor.models[PARTITION]
-    assert learned.labels >= 3 and learned.unsaved == learned.labels
+    trees = learned.behaviour
+    assert learned.labels >= 3 and learned.unsaved >= learned.labels, "labels and customer-minutes learned"
+    assert sum(window.count for window in trees.windows.values()) >= 1, "the behaviour trees learned minutes"
     assert first.checkpoint_models() == 1 and first.checkpoint_models() == 0, "only models that learned since"
     ((key, value),) = sent.sent
     assert key == first.processor.checkpoint_key(PARTITION) and partition_of(key, 4) == PARTITION
@@ -78,6 +80,9 @@ async def test_the_worker_checkpoints_its_models_and_a_new_worker_restores_them(
     assert (restored.origin, restored.labels) == ("restored", learned.labels)
     x = dict.fromkeys(snapshots.NAMES, 0.4)
     assert restored.dropoff_model.predict_proba_one(x) == learned.dropoff_model.predict_proba_one(x)
+    assert restored.behaviour_origin == "restored"
+    assert {w: (v.count, v.mass) for w, v in restored.behaviour.windows.items() if w in trees.windows} == \
+        {w: (v.count, v.mass) for w, v in trees.windows.items()}, "the trees' windows came back"
     assert metric(second, 'forethought_model_restores_total{result="restored"} 1.0')
     assert metric(second, f'forethought_model_labels_seen{{partition="{PARTITION}"}} {learned.labels:.1f}')
 

@@ -24,8 +24,9 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from forethought.contracts.records import Channel, QuietWindow
 
-SIGNALS = ("silence", "decline", "error_burst", "usage_anomaly", "feature_first_use", "daily")
-Signal = Literal["silence", "decline", "error_burst", "usage_anomaly", "feature_first_use", "daily"]
+SIGNALS = ("silence", "decline", "error_burst", "usage_anomaly", "behaviour_anomaly", "feature_first_use", "daily")
+Signal = Literal["silence", "decline", "error_burst", "usage_anomaly", "behaviour_anomaly", "feature_first_use",
+                 "daily"]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 PLAYBOOK_NAME = r"^[a-z][a-z0-9_]{0,63}$"

@@ -80,6 +80,15 @@ class EwStats:
         var = w * self.var + (1 - w) * prior_sd * prior_sd
         return mean, math.sqrt(max(var, 1e-12))
 
+    def rounded(self) -> EwStats:
+        """Mean and variance to 7 significant digits: what the state stores (a restored state then
+        equals the live one, and the changelog value stays short).
+
+        >>> EwStats(3, 0.26180195402512274, 0.0199020179).rounded()
+        EwStats(n=3, mean=0.261802, var=0.01990202)
+        """
+        return EwStats(self.n, float(f"{self.mean:.7g}"), float(f"{self.var:.7g}"))
+
     def to_list(self) -> list[float]:
         return [self.n, self.mean, self.var]
 

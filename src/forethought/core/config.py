@@ -62,6 +62,16 @@ class EngineConfig:
     # activity follows within the horizon; no score until the model has seen this many labels
     label_horizon_seconds: float = 14 * 86_400.0
     model_min_labels: int = 200
+    # multivariate anomaly (per-partition Half-Space Trees over each customer-minute's features):
+    # masses per event-time window; alerts hold about ``anomaly_alert_rate`` of scored minutes
+    anomaly_trees: int = 10
+    anomaly_tree_height: int = 8
+    anomaly_window_seconds: float = 86_400.0
+    anomaly_alert_rate: float = 0.0005
+    anomaly_min_reference: int = 1000
+    anomaly_seed: int = 7
+    anomaly_mass_floor: float = 0.1
+    anomaly_quiet_buckets: int = 5
 
     def __post_init__(self) -> None:
         for spec in fields(self):
@@ -73,9 +83,14 @@ class EngineConfig:
                 raise ValueError(f"{spec.name} must be > 0, got {value}")
         if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1 or not 0 < self.decline_alpha <= 1 or not 0 < self.usage_alpha <= 1:
             raise ValueError("gap_alpha and burst_alpha must be in (0, 1]")
+        if self.anomaly_tree_height > 8:
+            raise ValueError(f"anomaly_tree_height must be <= 8 (memory and time double per level), "
+                             f"got {self.anomaly_tree_height}")
+        if not self.anomaly_alert_rate < 0.5:
+            raise ValueError(f"anomaly_alert_rate must be < 0.5, got {self.anomaly_alert_rate}")
         if self.silence_min_seconds > self.silence_max_seconds:
             raise ValueError("silence_min_seconds must be <= silence_max_seconds")
 
 
 _MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds", "long_gap_factor",
-                "decline_delta", "decline_enabled"}
+                "decline_delta", "decline_enabled", "anomaly_seed"}

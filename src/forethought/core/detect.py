@@ -12,6 +12,7 @@ from typing import Any
 
 from forethought.contracts.events import ErrorEvent, FeatureUsed, Usage
 from forethought.contracts.records import Reason
+from forethought.core import behaviour
 from forethought.core import decline as dec
 from forethought.core import detectors as det
 from forethought.core import usage as use
@@ -20,6 +21,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.core.signals import Detection, utc
 from forethought.core.state import CustomerState
+from forethought.core.windows import BucketRing
 
 DAY = 86_400.0
 
@@ -60,6 +62,10 @@ def check_usage(state: CustomerState, event: Usage, ts: float, config: EngineCon
     """A usage report far from this customer's own level for the metric."""
     if event.metric not in state.usage and len(state.usage) >= config.usage_metrics:
         return None  # only the first few metrics of a customer are followed, to keep state small
+    known = state.usage.get(event.metric)
+    if known and known[0] >= config.usage_min_reports and math.floor(ts / config.bucket_seconds) == state.activity.head:
+        spread = max(math.sqrt(known[2]), config.usage_min_log_sd)
+        behaviour.note_usage(state, abs(math.log1p(event.quantity) - known[1]) / spread)
     state.usage[event.metric], verdict = use.observe(state.usage.get(event.metric, []), event.quantity, config)
     if verdict is None:
         return None
@@ -172,6 +178,9 @@ def _facts(state: CustomerState, now: float, config: EngineConfig) -> dict[str, 
             "days_since_first_seen": _days(state.first_seen, now),
             "days_since_last_seen": _days(state.last_seen, now),
             "features_used": len(state.features), "errors_in_current_bucket": errors_now,
+            "sessions": state.visits, "session_seconds": _session_seconds(state, now, config),
+            "events_last_hour": _recent(state.activity, now, config.bucket_seconds, 3600),
+            "events_last_24_hours": _recent(state.hours, now, 3600, 86_400),
             "used": {name: True for name in state.features},
             "days_since_used": {name: _days(times[1], now) for name, times in state.features.items()},
         },
@@ -193,6 +202,19 @@ def usual_weekly(state: CustomerState, now: float) -> float | None:
     if level is not None or state.first_seen is None or now - state.first_seen < 14 * DAY:
         return level
     return round(state.events * 7 * DAY / (now - state.first_seen), 3)
+
+
+def _session_seconds(state: CustomerState, now: float, config: EngineConfig) -> float:
+    """How long the present session has lasted; 0 once it ended (no activity for ``visit_gap_seconds``)."""
+    if state.session_start is None or state.last_seen is None or now - state.last_seen > config.visit_gap_seconds:
+        return 0.0
+    return round(max(0.0, now - state.session_start), 3)
+
+
+def _recent(ring: BucketRing, now: float, width: float, span: float) -> int:
+    """Events in ``ring`` (buckets ``width`` seconds wide) over the ``span`` seconds ending at ``now``."""
+    newest = math.floor(now / width)
+    return int(sum(ring.count(b) for b in range(newest - math.ceil(span / width) + 1, newest + 1)))
 
 
 def _days(since: float | None, now: float) -> float | None:

@@ -112,14 +112,14 @@ def fold_closed_error_buckets(
         _fold_zeros(state, zeros, config)
         zeros = 0
         threshold = burst_threshold(state, config)
-        state.error_baseline = state.error_baseline.update(min(count, threshold), config.burst_alpha)
+        state.error_baseline = state.error_baseline.update(min(count, threshold), config.burst_alpha).rounded()
         _track_quiet(state, count < threshold, config)
     _fold_zeros(state, zeros, config)
 
 
 def _fold_zeros(state: CustomerState, buckets: int, config: EngineConfig) -> None:
     if buckets > 0:
-        state.error_baseline = state.error_baseline.update_repeated(0.0, buckets, config.burst_alpha)
+        state.error_baseline = state.error_baseline.update_repeated(0.0, buckets, config.burst_alpha).rounded()
         _track_quiet(state, True, config, buckets=buckets)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from forethought.contracts.events import ErrorEvent, FeatureUsed, InboundEvent, Usage
 from forethought.contracts.records import Outcome, Profile, Trigger
-from forethought.core import detect, labels, snapshots
+from forethought.core import behaviour, detect, labels, snapshots
 from forethought.core import detectors as det
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
@@ -151,6 +151,8 @@ def explain(state: CustomerState, now: float, config: EngineConfig,
         "events": state.events, "late_events": state.late, "visits": state.visits, "by_type": dict(state.by_type),
         "errors_by_code": dict(state.error_codes), "errors_by_severity": dict(state.error_severity),
         "features_used": {name: {"first": t[0], "last": t[1]} for name, t in state.features.items()},
+        "sessions": features["sessions"], "session_seconds": features["session_seconds"],
+        "events_last_hour": features["events_last_hour"], "events_last_24_hours": features["events_last_24_hours"],
         "events_last_7_days": features["events_last_7_days"],
         "usual_events_per_7_days": features["usual_events_per_7_days"],
         "policy": {
@@ -161,6 +163,7 @@ def explain(state: CustomerState, now: float, config: EngineConfig,
             "next_daily_check": state.daily_at,
         },
         "learned": _learned_view(state, models),
+        "behaviour": _behaviour_view(state, now, config, models),
     }
 
 
@@ -248,6 +251,18 @@ def _learned_view(state: CustomerState, models: PartitionModels | None) -> dict[
             "pending_snapshot": pending}
 
 
+def _behaviour_view(state: CustomerState, now: float, config: EngineConfig,
+                    models: PartitionModels | None) -> dict[str, Any]:
+    """The multivariate detector's side of :func:`explain`: the partition's reference and threshold."""
+    run = None if not state.odd else {"first_bucket_start": state.odd[0] * config.bucket_seconds,
+                                      "last_bucket_start": state.odd[1] * config.bucket_seconds}
+    if models is None:
+        return {"anomalous_run": run, "reference_size": None, "threshold": None, "origin": None}
+    trees = models.behaviour
+    return {"anomalous_run": run, "reference_size": trees.reference_size(now), "threshold": trees.threshold(now),
+            "origin": models.behaviour_origin}
+
+
 def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig, rules: Rules,
           profile: ProfileState, models: PartitionModels | None) -> Step:
     if state.daily_at is None:  # a state written before daily checks existed
@@ -263,8 +278,7 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     observations = () if is_error else _reengaged(state, ts)
     if models is not None and (label := labels.on_activity(state, ts, config, models)) is not None:
         observations += (_label(label, models),)
-    detections = [detect.advance_days(state, ts, config)]
-    _record_activity(state, ts, config)
+    detections = [detect.advance_days(state, ts, config), _record_activity(state, event, ts, config, models)]
     if is_error:
         detections.append(detect.check_burst(state, event, ts, config))
     elif isinstance(event, Usage):
@@ -296,19 +310,34 @@ def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observ
     return Step(state, tuple(out.live), observations, tuple(out.shadow), tuple(out.decisions), profile)
 
 
-def _record_activity(state: CustomerState, ts: float, config: EngineConfig) -> None:
+def _record_activity(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig,
+                     models: PartitionModels | None) -> Detection | None:
+    """Visits, sessions and the bucket rings; the newest activity bucket closes when a later one begins."""
+    _record_visit(state, event, ts, config)
+    bucket, head = math.floor(ts / config.bucket_seconds), state.activity.head
+    closed = None
+    if 0 <= head < bucket and state.activity.count(head) > 0:
+        closed = behaviour.close_bucket(state, head, ts, config, models)
+    state.activity.add(bucket)
+    state.hours.add(math.floor(ts / 3600))
+    old_head = state.errors.head
+    folded = state.errors.advance(bucket, max_closed=config.ring_buckets)
+    skipped = 0 if old_head < 0 else max(0, bucket - old_head - len(folded))
+    det.fold_closed_error_buckets(state, folded, skipped, config)
+    return closed
+
+
+def _record_visit(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig) -> None:
+    """A gap longer than ``visit_gap_seconds`` starts a visit (a session); so does a ``session_start`` event."""
     if state.last_seen is None:
-        state.first_seen, state.last_seen, state.visits = ts, ts, 1
+        state.first_seen, state.last_seen, state.visits, state.session_start = ts, ts, 1, math.floor(ts)
     elif ts > state.last_seen:
         gap = ts - state.last_seen
         if gap > config.visit_gap_seconds:
             state.visits += 1
-            state.gaps = state.gaps.update(math.log(max(gap, 1.0)), config.gap_alpha)
+            state.gaps = state.gaps.update(math.log(max(gap, 1.0)), config.gap_alpha).rounded()
             det.note_gap(state, gap, ts, config)
+            state.session_start = math.floor(ts)  # whole seconds: enough for sessions, shorter in state
         state.last_seen = ts
-    bucket = math.floor(ts / config.bucket_seconds)
-    state.activity.add(bucket)
-    old_head = state.errors.head
-    closed = state.errors.advance(bucket, max_closed=config.ring_buckets)
-    skipped = 0 if old_head < 0 else max(0, bucket - old_head - len(closed))
-    det.fold_closed_error_buckets(state, closed, skipped, config)
+    if event.type == "session_start" and ts > (state.session_start or 0.0):
+        state.session_start = math.floor(ts)

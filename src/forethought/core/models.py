@@ -59,10 +59,13 @@ from typing import Any
 import river
 from river import compose, linear_model, optim, preprocessing
 
-from forethought.core import snapshots
+from forethought.core import behaviour, snapshots
+from forethought.core.anomaly import Verdict, WindowedTrees
+from forethought.core.config import EngineConfig
 
 MAGIC = b"FTPM"
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # format 1 holds the drop-off model only; its behaviour trees start fresh
 _HEAD = struct.Struct(">4sBI")  # magic, format, header length
 
 
@@ -83,13 +86,16 @@ class PartitionModels:
     ``unsaved`` counts labels learned since the last checkpoint (not itself checkpointed).
     """
 
-    def __init__(self, partition: int = 0, min_labels: int = 200) -> None:
+    def __init__(self, partition: int = 0, min_labels: int = 200, config: EngineConfig | None = None) -> None:
         self.partition, self.min_labels = partition, min_labels
+        self.config = config or EngineConfig()
         self.dropoff_model = dropoff_pipeline()
+        self.behaviour = behaviour_trees(self.config)
         self.labels = 0
         self.dropped = 0
         self.unsaved = 0
         self.origin = "fresh"
+        self.behaviour_origin = "fresh"
         self.problem: str | None = None
 
     @property
@@ -112,22 +118,33 @@ class PartitionModels:
         self.dropped += int(dropped)
         self.unsaved += 1
 
+    def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
+        """Score one customer-bucket's window features (:mod:`forethought.core.behaviour`) and learn them."""
+        self.unsaved += 1
+        return self.behaviour.observe(x, at)
+
     def to_bytes(self) -> bytes:
         """The checkpoint: a versioned header (checked before anything is unpickled) + pickle.
 
         Pickle is what River models serialise with; checkpoints are read only from this
         deployment's own changelog, never from producers, so no foreign bytes are unpickled.
         """
-        payload = pickle.dumps({"dropoff": self.dropoff_model}, protocol=5)
+        payload = pickle.dumps({"dropoff": self.dropoff_model, "behaviour": self.behaviour}, protocol=5)
         header = json.dumps({
             "partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
+            "behaviour": trees_spec(self.config),
             "labels": self.labels, "dropped": self.dropped, "sha256": hashlib.sha256(payload).hexdigest(),
         }, separators=(",", ":")).encode()
         return _HEAD.pack(MAGIC, FORMAT, len(header)) + header + payload
 
     @classmethod
-    def from_bytes(cls, raw: bytes, partition: int = 0, min_labels: int = 200) -> PartitionModels:
-        """The models a checkpoint holds; :class:`CheckpointError` says why it cannot be used."""
+    def from_bytes(cls, raw: bytes, partition: int = 0, min_labels: int = 200,
+                   config: EngineConfig | None = None) -> PartitionModels:
+        """The models a checkpoint holds; :class:`CheckpointError` says why it cannot be used.
+
+        Behaviour trees written for other hyperparameters (or by format 1) are not used: the
+        partition's trees start fresh (``behaviour_origin="fresh"``), its drop-off model is restored.
+        """
         header, payload = _split(raw)
         if header.get("features") != list(snapshots.NAMES):
             raise CheckpointError("incompatible model checkpoint: written for other snapshot features")
@@ -136,22 +153,28 @@ class PartitionModels:
                                   f" this worker runs {river.__version__}")
         if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
             raise CheckpointError("corrupt model checkpoint: payload does not match its digest")
-        model = _unpickle(payload)
-        models = cls(partition, min_labels)
-        models.dropoff_model, models.origin = model, "restored"
+        saved = _unpickle(payload)
+        models = cls(partition, min_labels, config)
+        models.dropoff_model, models.origin = saved["dropoff"], "restored"
+        if header.get("behaviour") == trees_spec(models.config) and isinstance(saved.get("behaviour"), WindowedTrees):
+            models.behaviour, models.behaviour_origin = saved["behaviour"], "restored"
+            trees, now = models.behaviour, models.config  # settings that do not shape the masses follow config
+            trees.alert_rate, trees.min_reference = now.anomaly_alert_rate, now.anomaly_min_reference
+            trees.guard, trees.mass_floor = now.allowed_lateness_seconds, now.anomaly_mass_floor
         models.labels, models.dropped = int(header["labels"]), int(header["dropped"])
         return models
 
     @classmethod
-    def restore(cls, raw: bytes | None, partition: int = 0, min_labels: int = 200) -> PartitionModels:
+    def restore(cls, raw: bytes | None, partition: int = 0, min_labels: int = 200,
+                config: EngineConfig | None = None) -> PartitionModels:
         """Restored models, or fresh ones when there is no checkpoint (``origin="fresh"``) or it
         cannot be used (``origin="failed"``, ``problem`` set): a worker never stops on a bad one."""
         if raw is None:
-            return cls(partition, min_labels)
+            return cls(partition, min_labels, config)
         try:
-            return cls.from_bytes(raw, partition, min_labels)
+            return cls.from_bytes(raw, partition, min_labels, config)
         except CheckpointError as error:
-            models = cls(partition, min_labels)
+            models = cls(partition, min_labels, config)
             models.origin, models.problem = "failed", str(error)
             return models
 
@@ -160,8 +183,9 @@ def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
     if len(raw) < _HEAD.size or raw[:4] != MAGIC:
         raise CheckpointError("corrupt model checkpoint: not a Forethought model checkpoint")
     _, version, length = _HEAD.unpack_from(raw)
-    if version != FORMAT:
-        raise CheckpointError(f"incompatible model checkpoint: format {version}, this worker reads {FORMAT}")
+    if version not in READABLE_FORMATS:
+        raise CheckpointError(f"incompatible model checkpoint: format {version}, this worker reads formats"
+                              f" {', '.join(map(str, READABLE_FORMATS))}")
     if len(raw) < _HEAD.size + length:
         raise CheckpointError("corrupt model checkpoint: truncated header")
     try:
@@ -173,14 +197,28 @@ def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
     return header, raw[_HEAD.size + length:]
 
 
-def _unpickle(payload: bytes) -> Any:
+def _unpickle(payload: bytes) -> dict[str, Any]:
     try:
-        model = pickle.loads(payload)["dropoff"]  # noqa: S301 - our own changelog, digest checked
+        saved = pickle.loads(payload)  # noqa: S301 - our own changelog, digest checked
     except Exception as error:  # noqa: BLE001 - any failure to load is a corrupt checkpoint
         raise CheckpointError(f"corrupt model checkpoint: {type(error).__name__}") from None
-    if not hasattr(model, "predict_proba_one"):
+    if not isinstance(saved, dict) or not hasattr(saved.get("dropoff"), "predict_proba_one"):
         raise CheckpointError("corrupt model checkpoint: not a classifier")
-    return model
+    return saved
+
+
+def behaviour_trees(config: EngineConfig) -> WindowedTrees:
+    """Fresh Half-Space Trees over :data:`forethought.core.behaviour.NAMES`, as ``config`` asks."""
+    return WindowedTrees(behaviour.NAMES, n_trees=config.anomaly_trees, height=config.anomaly_tree_height,
+                         window=config.anomaly_window_seconds, guard=config.allowed_lateness_seconds,
+                         alert_rate=config.anomaly_alert_rate, min_reference=config.anomaly_min_reference,
+                         seed=config.anomaly_seed, mass_floor=config.anomaly_mass_floor)
+
+
+def trees_spec(config: EngineConfig) -> dict[str, Any]:
+    """What a checkpoint's trees must match to be used: features, shape, seed and window."""
+    return {"features": list(behaviour.NAMES), "trees": config.anomaly_trees, "height": config.anomaly_tree_height,
+            "seed": config.anomaly_seed, "window": config.anomaly_window_seconds}
 
 
 def _minor(version: str) -> str:

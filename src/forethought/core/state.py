@@ -25,11 +25,15 @@ from forethought.core.config import EngineConfig
 from forethought.core.policy.ledger import PolicyLedger
 from forethought.core.windows import BucketRing
 
-STATE_VERSION = 2
+STATE_VERSION = 3
+READABLE_VERSIONS = frozenset({2, 3})  # version 2 lacks the hour ring, sessions and the anomaly run
+HOUR = 3600
+HOUR_BUCKETS = 24
 MAX_ERROR_CODES = 8
 ID_DIGEST_BYTES = 5
 _KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
-_ZERO_DEFAULT = frozenset({"n", "late", "errn", "visits", "quiet"})
+_ZERO_DEFAULT = frozenset({"n", "late", "errn", "visits", "quiet", "am", "mu"})
+_EMPTY: dict[str, list[float]] = {"lg": [0.0, 0.0], "gaps": [0, 0.0, 0.0]}
 
 
 @dataclass(slots=True)
@@ -67,6 +71,11 @@ class CustomerState:
     daily_at: float | None = None
     policy: PolicyLedger = field(default_factory=PolicyLedger)
     snapshot: str | None = None  # the learned drop-off model's pending snapshot (core.snapshots)
+    hours: BucketRing = field(default_factory=lambda: BucketRing.empty(HOUR_BUCKETS))  # events per hour
+    session_start: int | None = None  # (whole seconds) the current session began (a visit, or a session_start event)
+    active_minutes: int = 0  # closed buckets with activity, for the customer's events per active bucket
+    minute_usage: float = 0.0  # largest usage shift (in spreads) reported in the newest activity bucket
+    odd: list[int] = field(default_factory=list)  # [first, last] bucket of the current anomalous run
 
     @classmethod
     def new(cls, customer_id: str, config: EngineConfig) -> CustomerState:
@@ -112,14 +121,17 @@ class CustomerState:
             "feat": {k: [_whole(t) for t in v] for k, v in self.features.items()},
             "codes": self.error_codes, "sev": self.error_severity, "daily": _whole(self.daily_at),
             "pol": None if self.policy.is_empty() else self.policy.to_dict(), "snap": self.snapshot,
+            "hr": self.hours.to_list() if self.hours.head >= 0 else None, "ses": _whole(self.session_start),
+            "am": self.active_minutes, "mu": self.minute_usage, "odd": self.odd,
         }
         return {k: v for k, v in data.items()
-                if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0))}
+                if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
+                        or v == _EMPTY.get(k))}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], config: EngineConfig) -> CustomerState:
         """Inverse of :meth:`to_dict`."""
-        if data.get("v") != STATE_VERSION:
+        if data.get("v") not in READABLE_VERSIONS:
             raise ValueError(f"unsupported customer state version {data.get('v')!r}")
         get = data.get
         long_gap = get("lg", [0.0, 0.0])
@@ -137,7 +149,9 @@ class CustomerState:
             created=get("made", get("first")), features={k: list(v) for k, v in get("feat", {}).items()},
             error_codes=dict(get("codes", {})), error_severity=dict(get("sev", {})), daily_at=get("daily"),
             policy=PolicyLedger.from_dict(data["pol"]) if get("pol") else PolicyLedger(),
-            snapshot=get("snap"),
+            snapshot=get("snap"), hours=BucketRing.from_list(HOUR_BUCKETS, get("hr", [-1])),
+            session_start=get("ses"), active_minutes=get("am", 0), minute_usage=get("mu", 0.0),
+            odd=list(get("odd", [])),
         )
 
     def to_bytes(self) -> bytes:

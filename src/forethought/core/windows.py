@@ -23,7 +23,7 @@ Advancing the head returns the buckets that closed, so baselines can learn from 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 AddResult = Literal["ok", "late"]
 
@@ -86,23 +86,42 @@ class BucketRing:
         span = self.size if last is None else min(last, self.size)
         return sum(self.count(b) for b in range(self.head - span + 1, self.head + 1))
 
-    def to_list(self) -> list[float | int]:
-        """Compact form: ``[head, newest, ..., oldest non-zero]``; integral counts as int."""
+    def to_list(self) -> list[Any]:
+        """Compact form, whichever is shorter: dense ``[head, newest, ..., oldest non-zero]`` or
+        sparse ``[head, [age, count, age, count, ...]]`` (mostly empty rings); counts as int when whole.
+
+        >>> ring = BucketRing.empty(size=60)
+        >>> for bucket in (100, 101, 101, 130):
+        ...     _ = ring.add(bucket)
+        >>> ring.to_list()
+        [130, [0, 1, 29, 2, 30, 1]]
+        >>> BucketRing.from_list(60, ring.to_list()) == ring
+        True
+        """
         if self.head < 0:
             return [self.head]
         h = self.head % self.size
         newest_first = self.counts[h::-1] + self.counts[:h:-1]
         while newest_first and newest_first[-1] == 0:
             newest_first.pop()
+        filled = [(age, c) for age, c in enumerate(newest_first) if c]
+        if 2 * len(filled) + 1 < len(newest_first):
+            return [self.head, [x for age, c in filled for x in (age, _compact(c))]]
         return [self.head, *(_compact(c) for c in newest_first)]
 
     @classmethod
-    def from_list(cls, size: int, data: list[float | int]) -> BucketRing:
+    def from_list(cls, size: int, data: list[Any]) -> BucketRing:
         """Inverse of :meth:`to_list`."""
         ring = cls.empty(size)
         if not data or data[0] < 0:
             return ring
         ring.head = int(data[0])
+        if len(data) == 2 and isinstance(data[1], list):
+            pairs = data[1]
+            for age, value in zip(pairs[::2], pairs[1::2]):
+                if age < size:
+                    ring.counts[(ring.head - age) % size] = float(value)
+            return ring
         for offset, value in enumerate(data[1 : size + 1]):
             ring.counts[(ring.head - offset) % size] = float(value)
         return ring

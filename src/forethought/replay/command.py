@@ -122,6 +122,12 @@ def print_summary(report: dict[str, Any]) -> None:
     if u:
         table.add_row("usage spike/drop", str(u["triggers"]), _f(u["precision"]), _f(u["recall"]), _f(u["f1"]),
                       _f(u["false_alarms_per_1000_customer_days"]), f"delay median {_f(u['detection_delay_seconds']['median'])} s")
+    h = quality.get("behaviour")
+    if h:
+        kinds = ", ".join(f"{kind} {_f(r)}" for kind, r in h["recall_by_kind"].items())
+        table.add_row("multivariate (HST)", str(h["triggers"]), _f(h["precision"]), _f(h["recall"]), _f(h["f1"]),
+                      _f(h["false_alarms_per_1000_customer_days"]),
+                      f"delay median {_f(h['detection_delay_seconds']['median'])} s; recall {kinds or '-'}")
     console.print(table)
 
 

@@ -48,6 +48,7 @@ def evaluate(
                                 for name in ("silence", "decline")},
         "error_burst": _bursts(by_detector.get("error_burst", []), truth_by_id, onset_window, days),
         "usage": _usage(by_detector.get("usage_anomaly", []), truth_by_id, days),
+        "behaviour": _behaviour(by_detector.get("behaviour_anomaly", []), truth_by_id, onset_window, days),
     }
 
 
@@ -99,6 +100,34 @@ def _usage(triggers: list[Trigger], truth: dict[str, dict[str, Any]], days: floa
     true_alarms = sum(1 for t in triggers if any(matches(t, w) for w in windows))
     return _scores(len(triggers), true_alarms, len(delays), len(windows), days) | {
         "truth_anomalies": len(windows), "detection_delay_seconds": _distribution(delays),
+    }
+
+
+def _behaviour(triggers: list[Trigger], truth: dict[str, dict[str, Any]], onset_window: float,
+               days: float) -> dict[str, Any]:
+    """The multivariate detector against every injected anomaly (error bursts, usage spikes and drops).
+
+    An anomaly is detected when a trigger fires between its start and ``onset_window`` after its end;
+    a trigger inside any such interval of its customer is a true alarm. Recall is also given per kind.
+    """
+    windows = [(cid, a["kind"], _ts(a["start"]), _ts(a["end"]) + onset_window) for cid, row in truth.items()
+               for a in row.get("anomalies", [])]
+    by_customer: dict[str, list[float]] = {}
+    for t in triggers:
+        by_customer.setdefault(t.customer_id, []).append(t.fired_at.timestamp())
+    found: dict[str, list[float]] = {}
+    for cid, kind, begin, stop in windows:
+        hits = [f - begin for f in by_customer.get(cid, []) if begin <= f <= stop]
+        found.setdefault(kind, [])
+        if hits:
+            found[kind].append(min(hits))
+    true_alarms = sum(1 for t in triggers if any(cid == t.customer_id and begin <= t.fired_at.timestamp() <= stop
+                                                 for cid, _, begin, stop in windows))
+    totals = {kind: sum(1 for w in windows if w[1] == kind) for kind in found}
+    delays = [d for hits in found.values() for d in hits]
+    return _scores(len(triggers), true_alarms, len(delays), len(windows), days) | {
+        "truth_anomalies": len(windows), "detection_delay_seconds": _distribution(delays),
+        "recall_by_kind": {kind: _round(len(found[kind]) / totals[kind]) for kind in sorted(found)},
     }
 
 

@@ -116,9 +116,10 @@ class Replayer:
         rules: Rules | None = None,
         partitions: int = 1,
         on_observation: Callable[[str, Observation], None] = lambda _c, _o: None,
+        on_shadow: Callable[[Trigger], None] = lambda _t: None,
     ) -> None:
         self.config, self.on_trigger, self.on_deadletter = config, on_trigger, on_deadletter
-        self.partitions, self.on_observation = partitions, on_observation
+        self.partitions, self.on_observation, self.on_shadow = partitions, on_observation, on_shadow
         self.models: dict[int, PartitionModels] = {}
         self._partition: dict[str, int] = {}
         self.rules = rules or builtin_rules()
@@ -181,6 +182,7 @@ class Replayer:
             self.on_trigger(trigger)
         for trigger in step.shadow:
             self.counts.shadow[trigger.playbook] += 1
+            self.on_shadow(trigger)
         for decision in step.decisions:
             self.counts.decisions[(decision.playbook, decision.verdict, decision.reason or "")] += 1
             if decision.verdict == "suppressed":
@@ -207,7 +209,7 @@ class Replayer:
             partition = self._partition[customer_id] = partition_of(customer_id.encode(), self.partitions)
         models = self.models.get(partition)
         if models is None:
-            models = self.models[partition] = PartitionModels(partition, self.config.model_min_labels)
+            models = self.models[partition] = PartitionModels(partition, self.config.model_min_labels, self.config)
         return models
 
     def models_report(self) -> dict[str, dict[str, Any]]:

@@ -120,16 +120,25 @@ class BatchProcessor:
         return self.deadlines.setdefault(self.partition_for(key), DeadlineIndex())
 
     def handle(self, records: Iterable[RawRecord], wall: float) -> Outbox:
-        """Phase 1 for a batch of inbound records."""
+        """Phase 1 for a batch of inbound records, in the order Kafka gave them.
+
+        Each customer's state is loaded once and written once per batch (rule 8); records are
+        still run in input order, not customer by customer, so a partition's models learn in the
+        same order as replay's (which reads in event-time order) whenever the input is in order.
+        """
         outbox = Outbox()
-        by_customer: dict[bytes, list[tuple[Record, RawRecord]]] = {}
+        held: dict[bytes, CustomerState | None] = {}
         for record in records:
             self.processed[(record.topic, record.partition)] = record.offset + 1
             decoded = self._accept(record, wall, outbox)
-            if decoded is not None:
-                by_customer.setdefault(decoded.customer_id.encode(), []).append((decoded, record))
-        for key, items in by_customer.items():
-            outbox.states[key] = self._run_customer(key, items, outbox, wall)
+            if decoded is None:
+                continue
+            key = decoded.customer_id.encode()
+            if key not in held:
+                raw = self.table.get(key)
+                held[key] = self.load(raw) if raw is not None else None
+            held[key] = self._run(key, held[key], decoded, record, outbox)
+        outbox.states.update(held)
         return outbox
 
     def sweep(self, wall: float, owns: Callable[[bytes], bool]) -> Outbox:
@@ -220,7 +229,7 @@ class BatchProcessor:
 
     def _restore(self, partition: int) -> PartitionModels:
         raw = self.checkpoints.get(self.checkpoint_key(partition))
-        models = PartitionModels.restore(raw, partition, self.config.model_min_labels)
+        models = PartitionModels.restore(raw, partition, self.config.model_min_labels, self.config)
         self.metrics.model_restores.labels(result=models.origin).inc()
         self.metrics.model_labels_seen.labels(partition=str(partition)).set(models.labels)
         if models.problem is not None:
@@ -274,27 +283,23 @@ class BatchProcessor:
         self.metrics.control_in.labels(type=decoded.type).inc()
         return decoded
 
-    def _run_customer(self, key: bytes, items: list[tuple[Record, RawRecord]], outbox: Outbox,
-                      wall: float) -> CustomerState | None:
-        raw = self.table.get(key)
-        state = self.load(raw) if raw is not None else None
+    def _run(self, key: bytes, state: CustomerState | None, decoded: Record, record: RawRecord,
+             outbox: Outbox) -> CustomerState | None:
         held = outbox.profiles.get(key) or self.profile(key)
         models = self.model(self.partition_for(key))
-        for decoded, record in items:
-            started = time.perf_counter()
-            if isinstance(decoded, Profile):  # the later of its own time and the partition's event time
-                seen = [c.event_max for (t, p), c in self.clocks.items() if p == record.partition and c.event_max]
-                now = max([decoded.updated_at.timestamp(), *seen])
-                step = observe_profile(state, held, decoded, now, self.config)
-            elif isinstance(decoded, Outcome):
-                self.metrics.outcomes.labels(status=decoded.status, channel=decoded.channel).inc()
-                step = observe_outcome(state, held, decoded, self.config, self.rules, models)
-            else:
-                step = process(state, decoded, self.config, self.rules, held, models)
-                self.metrics.processing.observe(time.perf_counter() - started)
-            self._collect(key, step, outbox, origin=lambda _t, r=record: r.timestamp or time.time())
-            state, held = step.state, step.profile or held
-        return state
+        started = time.perf_counter()
+        if isinstance(decoded, Profile):  # the later of its own time and the partition's event time
+            seen = [c.event_max for (t, p), c in self.clocks.items() if p == record.partition and c.event_max]
+            now = max([decoded.updated_at.timestamp(), *seen])
+            step = observe_profile(state, held, decoded, now, self.config)
+        elif isinstance(decoded, Outcome):
+            self.metrics.outcomes.labels(status=decoded.status, channel=decoded.channel).inc()
+            step = observe_outcome(state, held, decoded, self.config, self.rules, models)
+        else:
+            step = process(state, decoded, self.config, self.rules, held, models)
+            self.metrics.processing.observe(time.perf_counter() - started)
+        self._collect(key, step, outbox, origin=lambda _t: record.timestamp or time.time())
+        return step.state
 
     def _collect(self, key: bytes, step: Step, outbox: Outbox, origin: Callable[[Trigger], float]) -> None:
         outbox.triggers.extend((trigger, origin(trigger)) for trigger in step.triggers)

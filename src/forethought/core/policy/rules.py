@@ -25,11 +25,13 @@ from forethought.contracts.records import Channel
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
 from forethought.core.policy.timing import QuietHours
 
-SCORES = ("dropoff", "dropoff_learned", "anomaly", "error_burst_z", "usage_ratio", "decline_ratio")
+SCORES = ("dropoff", "dropoff_learned", "anomaly", "error_burst_z", "usage_ratio", "decline_ratio",
+          "behaviour_anomaly", "behaviour_threshold")
 FEATURES = (
     "events", "visits", "error_total", "late_events", "silence_seconds", "typical_gap_seconds",
     "silence_threshold_seconds", "events_last_7_days", "usual_events_per_7_days", "days_since_first_seen",
-    "days_since_last_seen", "features_used", "errors_in_current_bucket",
+    "days_since_last_seen", "features_used", "errors_in_current_bucket", "sessions", "session_seconds",
+    "events_last_hour", "events_last_24_hours",
 )
 PROFILE = ("plan", "timezone", "locale", "signup_date", "renewal_date", "days_since_signup",
            "days_until_renewal", "opted_out", "known")
@@ -161,6 +163,8 @@ def builtin_rules() -> Rules:
          "description": "The customer reported usage far above or below their own level for that metric."},
         {"name": "error_burst", "on": ["error_burst"], "channels": ["in_app"], "priority": 70,
          "description": "The customer is hitting errors far above their own baseline."},
+        {"name": "unusual_behaviour", "on": ["behaviour_anomaly"], "channels": ["cs_outreach"], "priority": 55,
+         "description": "A minute of activity unlike what the partition's Half-Space Trees learned as usual."},
     ], "policy": {"arbitration_window": "0s"}})
     return replace(compile_rules(spec), passthrough=True)
 
