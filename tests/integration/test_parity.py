@@ -21,6 +21,11 @@ from forethought.replay.reader import sorted_lines
 from forethought.replay.runner import Replayer
 
 
+# The behaviour trees warm up within the test's 4 days: hour-long windows, small references.
+PARITY_ENGINE = {**ENGINE, "FORETHOUGHT_ENGINE__ANOMALY_WINDOW_SECONDS": "3600",
+                 "FORETHOUGHT_ENGINE__ANOMALY_MIN_REFERENCE": "20", "FORETHOUGHT_ENGINE__ANOMALY_ALERT_RATE": "0.02"}
+
+
 def history(path: Path, customers: int = 16, days: int = 4, seed: int = 11) -> list[dict]:
     """Past activity with varied cadences, some customers stopping, some error bursts; written unsorted."""
     rng = random.Random(seed)
@@ -57,27 +62,30 @@ async def test_replay_and_worker_publish_identical_triggers(
 ) -> None:
     path = tmp_path / "history.jsonl"
     history(path)
-    for name, value in ENGINE.items():
+    for name, value in PARITY_ENGINE.items():
         monkeypatch.setenv(name, value)
     settings = Settings()
     config = settings.engine
 
     replayed: list[Trigger] = []
+    shadowed: list[Trigger] = []
     partitions = load_catalogue(settings.topics_file).partitions  # one model per partition, as in the worker
     replayer = Replayer(config, on_trigger=replayed.append, rules=load_rules(settings.playbooks_file),
-                        partitions=partitions)
+                        partitions=partitions, on_shadow=shadowed.append)
     ordered = list(sorted_lines([path]))
     for line in ordered:
         replayer.feed(line)
     replayer.finish()
     last_event = max(line.ts for line in ordered)
     replayed = [t for t in replayed if _sent_at(t) <= last_event]
+    shadowed = [t for t in shadowed if _sent_at(t) <= last_event]
     assert {"long_inactivity", "dropoff_risk_high", "error_burst"} <= {t.playbook for t in replayed}
+    assert any(t.playbook == "unusual_behaviour" for t in shadowed), "the Half-Space Trees must be warm and fire"
     assert replayer.counts.suppressed, "the file must exercise suppression too"
 
     deployment = await Deployment.create(kafka_bootstrap, topic_prefix, tmp_path)
     topic_of = {"page_view": "events.clickstream", "error": "events.errors", "profile": "customers.profile"}
-    with running_worker(deployment.env(), deployment.workdir / "worker.log", deployment.url):
+    with running_worker(deployment.env(PARITY_ENGINE), deployment.workdir / "worker.log", deployment.url):
         # Kafka orders records within a partition, not across topics: produce in event-time order,
         # one run of same-topic records at a time, and let the worker catch up between runs.
         sent = 0
@@ -87,6 +95,7 @@ async def test_replay_and_worker_publish_identical_triggers(
             await deployment.wait_for("/metrics", lambda text, n=sent: _events_in(text) >= n, timeout=120)
         expected = {t.trigger_id: t for t in replayed}
         found = await deployment.consume("engagement.triggers", until=len(expected), timeout=60)
+        found_shadow = await deployment.read_all("engagement.triggers.shadow")
         _, exposition = deployment.get("/metrics")
         # The learned model's daily snapshots and their labels follow the same path in both drivers,
         # also for customers first known from a profile (placed at the later of its updated_at and
@@ -103,6 +112,9 @@ async def test_replay_and_worker_publish_identical_triggers(
         print("ONLY", "worker" if tid in published else "replay", t.playbook, t.customer_id, t.fired_at, t.episode, t.reasons[0].text)
     assert set(published) == set(expected)
     assert published == expected
+    in_shadow = {t.trigger_id: t for t in (Trigger.model_validate_json(r.value) for r in found_shadow)
+                 if _sent_at(t) <= last_event}
+    assert in_shadow == {t.trigger_id: t for t in shadowed}, "the behaviour trees scored alike in both drivers"
 
 
 def _customers(lines: list) -> list[str]:
