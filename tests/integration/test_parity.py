@@ -21,9 +21,10 @@ from forethought.replay.reader import sorted_lines
 from forethought.replay.runner import Replayer
 
 
-# The behaviour trees warm up within the test's 4 days: hour-long windows, small references.
+# The behaviour trees warm up within the test's 4 days (hour-long windows, small references),
 PARITY_ENGINE = {**ENGINE, "FORETHOUGHT_ENGINE__ANOMALY_WINDOW_SECONDS": "3600",
-                 "FORETHOUGHT_ENGINE__ANOMALY_MIN_REFERENCE": "20", "FORETHOUGHT_ENGINE__ANOMALY_ALERT_RATE": "0.02"}
+                 "FORETHOUGHT_ENGINE__ANOMALY_MIN_REFERENCE": "20", "FORETHOUGHT_ENGINE__ANOMALY_ALERT_RATE": "0.02",
+                 "FORETHOUGHT_ENGINE__PRIOR_MIN_CUSTOMERS": "4"}  # and the population prior is learned
 
 
 def history(path: Path, customers: int = 16, days: int = 4, seed: int = 11) -> list[dict]:
@@ -100,8 +101,9 @@ async def test_replay_and_worker_publish_identical_triggers(
         # The learned model's daily snapshots and their labels follow the same path in both drivers,
         # also for customers first known from a profile (placed at the later of its updated_at and
         # the event time seen so far, in both).
-        pending = {c: _pending_snapshot(deployment.get(f"/customers/{c}")[1], last_event)
-                   for c in _customers(ordered)}
+        views = {c: deployment.get(f"/customers/{c}")[1] for c in _customers(ordered)}
+        pending = {c: _pending_snapshot(view, last_event) for c, view in views.items()}
+    assert any(view["population_prior"]["learned"] for view in views.values()), "the prior was learned"
     assert pending == {c: replayer.states[c].snapshot for c in pending}
     assert any(pending.values())
     assert sum(metric(exposition, "forethought_model_labels_seen", partition=str(p)) for p in range(partitions)) > 0

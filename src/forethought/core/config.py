@@ -34,6 +34,11 @@ class EngineConfig:
     silence_min_seconds: float = 3600.0
     silence_max_seconds: float = 90 * 86_400.0
     min_visits_to_arm: int = 2
+    # the prior above is replaced by the partition's learned one (core.population) once this many
+    # customers with at least prior_min_gaps gaps were seen in a day; prior_learned=false keeps it fixed
+    prior_learned: bool = True
+    prior_min_customers: int = 50
+    prior_min_gaps: int = 3
     long_gap_factor: float = 2.0
     long_gap_tau_seconds: float = 28 * 86_400.0
     # drop-off by decline: weekly activity against the customer's own level (River PageHinkley)
@@ -93,4 +98,4 @@ class EngineConfig:
 
 
 _MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds", "long_gap_factor",
-                "decline_delta", "decline_enabled", "anomaly_seed"}
+                "decline_delta", "decline_enabled", "anomaly_seed", "prior_learned"}

@@ -119,6 +119,7 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
     if state is None:
         return Step(None, observations=seen, profile=updated if updated is not held else None)
     out, now = policy.Verdicts(), outcome.occurred_at.timestamp()
+    config = _prior_at(config, models, now)
     if outcome.status in ("failed", "bounced"):
         policy.fallback(_context(state, updated, rules, now, config, models), outcome.trigger_id, outcome.channel,
                         now, out)
@@ -139,12 +140,16 @@ def next_due(state: CustomerState, config: EngineConfig) -> float | None:
 def explain(state: CustomerState, now: float, config: EngineConfig,
             models: PartitionModels | None = None) -> dict[str, Any]:
     """Scores, features, baselines and the policy's memory as of ``now``, for people and web views."""
+    configured, config = config, _prior_at(config, models, now)
     facts = detect.facts(state, now, config, models)
     features = facts["features"]
     return {
         "customer_id": state.customer_id, "as_of": now, "scores": facts["scores"],
         "silence_seconds": features["silence_seconds"] or 0.0, "typical_gap_seconds": features["typical_gap_seconds"],
         "silence_threshold_seconds": features["silence_threshold_seconds"], "silence_deadline": state.deadline,
+        "population_prior": {"typical_gap_seconds": round(config.prior_gap_seconds, 3),
+                             "log_sd": config.prior_log_sd,
+                             "learned": config is not configured},
         "errors_in_current_bucket": features["errors_in_current_bucket"],
         "error_baseline_per_bucket": det.error_baseline(state, config)[0],
         "error_burst_threshold": det.burst_threshold(state, config), "in_error_burst": state.burst_bucket is not None,
@@ -192,6 +197,7 @@ def _earliest_due(state: CustomerState) -> float | None:
 def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rules, profile: ProfileState,
               models: PartitionModels | None) -> Step:
     """Everything due at ``due``: re-engagement windows end, deferred triggers go, silence, daily."""
+    config = _prior_at(config, models, due)
     observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
                          for w in state.policy.watch if w.until <= due)
     state.policy.watch = [w for w in state.policy.watch if w.until > due]
@@ -206,6 +212,8 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     if daily_due:
         state.daily_at = _next_daily(state.customer_id, due)
         observations += _daily_labels(state, due, config, models)
+        if models is not None and state.gaps.n >= config.prior_min_gaps:
+            models.learn_population(state.gaps.mean, state.gaps.var, due)
     daily = daily_due and bool(rules.listening("daily"))
     if detections or daily:
         ctx = _context(state, profile, rules, due, config, models)
@@ -251,6 +259,11 @@ def _learned_view(state: CustomerState, models: PartitionModels | None) -> dict[
             "pending_snapshot": pending}
 
 
+def _prior_at(config: EngineConfig, models: PartitionModels | None, at: float) -> EngineConfig:
+    """``config`` with the partition's learned population prior at ``at``, when there is one."""
+    return config if models is None else models.config_at(config, at)
+
+
 def _behaviour_view(state: CustomerState, now: float, config: EngineConfig,
                     models: PartitionModels | None) -> dict[str, Any]:
     """The multivariate detector's side of :func:`explain`: the partition's reference and threshold."""
@@ -265,6 +278,7 @@ def _behaviour_view(state: CustomerState, now: float, config: EngineConfig,
 
 def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig, rules: Rules,
           profile: ProfileState, models: PartitionModels | None) -> Step:
+    config = _prior_at(config, models, ts)
     if state.daily_at is None:  # a state written before daily checks existed
         state.created, state.daily_at = state.created or ts, _next_daily(state.customer_id, ts)
     state.events += 1

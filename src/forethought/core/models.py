@@ -52,8 +52,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import pickle
 import struct
+from dataclasses import replace
 from typing import Any
 
 import river
@@ -62,6 +64,7 @@ from river import compose, linear_model, optim, preprocessing
 from forethought.core import behaviour, snapshots
 from forethought.core.anomaly import Verdict, WindowedTrees
 from forethought.core.config import EngineConfig
+from forethought.core.population import PopulationPrior
 
 MAGIC = b"FTPM"
 FORMAT = 2
@@ -91,6 +94,8 @@ class PartitionModels:
         self.config = config or EngineConfig()
         self.dropoff_model = dropoff_pipeline()
         self.behaviour = behaviour_trees(self.config)
+        self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
+        self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
         self.dropped = 0
         self.unsaved = 0
@@ -118,6 +123,26 @@ class PartitionModels:
         self.dropped += int(dropped)
         self.unsaved += 1
 
+    def config_at(self, config: EngineConfig, at: float) -> EngineConfig:
+        """``config`` with the partition's learned population prior for time ``at`` (unchanged while
+        none is learned, or with ``prior_learned`` off). Cached per day and base config."""
+        if not config.prior_learned:
+            return config
+        day = math.floor(at / self.population.window)
+        seen = self.population.windows.get(day - 2, [0])[0]
+        if self._priors is not None and self._priors[0] is config and self._priors[1:3] == (day, seen):
+            return self._priors[3]
+        learned = self.population.prior(at)
+        result = config if learned is None else replace(
+            config, prior_gap_seconds=math.exp(learned[0]), prior_log_sd=max(learned[1], 0.05))
+        self._priors = (config, day, seen, result)
+        return result
+
+    def learn_population(self, mean: float, var: float, at: float) -> None:
+        """One customer's own log-gap statistics at their daily check (:mod:`forethought.core.population`)."""
+        self.population.learn(mean, var, at)
+        self.unsaved += 1
+
     def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
         """Score one customer-bucket's window features (:mod:`forethought.core.behaviour`) and learn them."""
         self.unsaved += 1
@@ -129,7 +154,8 @@ class PartitionModels:
         Pickle is what River models serialise with; checkpoints are read only from this
         deployment's own changelog, never from producers, so no foreign bytes are unpickled.
         """
-        payload = pickle.dumps({"dropoff": self.dropoff_model, "behaviour": self.behaviour}, protocol=5)
+        payload = pickle.dumps({"dropoff": self.dropoff_model, "behaviour": self.behaviour,
+                                "population": self.population}, protocol=5)
         header = json.dumps({
             "partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
             "behaviour": trees_spec(self.config),
@@ -161,6 +187,9 @@ class PartitionModels:
             trees, now = models.behaviour, models.config  # settings that do not shape the masses follow config
             trees.alert_rate, trees.min_reference = now.anomaly_alert_rate, now.anomaly_min_reference
             trees.guard, trees.mass_floor = now.allowed_lateness_seconds, now.anomaly_mass_floor
+        if isinstance(saved.get("population"), PopulationPrior):
+            models.population = saved["population"]
+            models.population.min_customers = models.config.prior_min_customers
         models.labels, models.dropped = int(header["labels"]), int(header["dropped"])
         return models
 

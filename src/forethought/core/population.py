@@ -1,0 +1,58 @@
+"""The population prior of a partition: how long its customers usually stay away, learned.
+
+A customer with few visits is judged against the population (:func:`~forethought.core.detectors.gap_model`
+shrinks their own log-gap statistics toward a prior). Once a day, at each customer's daily check,
+a customer with at least ``min_gaps`` gaps between visits adds their own mean and variance of
+log gaps to the partition's population window for that day. The prior is then the mixture those
+customers make: mean of their means, and a spread that is the variance *between* customers plus
+the average variance *within* one — what a newcomer's gap may be, knowing only the population.
+
+Like the behaviour trees, windows are event-time days and sums are integers (millionths), so
+the prior is a function of which customers were seen, not of order. The prior used at time ``t``
+comes from the window that ended at least one whole window before ``t``: daily checks the worker's
+timer has not reached yet can never change a prior already in use.
+
+>>> prior = PopulationPrior(window=100.0, min_customers=3)
+>>> for i, mean in enumerate([8.0, 9.0, 10.0]):
+...     prior.learn(mean, 0.25, at=10.0 + i)
+>>> prior.prior(150.0) is None, prior.prior(250.0)   # window 0 is used from window 2 on
+(True, (9.0, 0.957427))
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+QUANT = 1_000_000
+
+
+@dataclass(slots=True)
+class PopulationPrior:
+    """Per-window sums of customers' log-gap means and variances (``[n, Σm, Σm², Σv]`` in millionths)."""
+
+    window: float = 86_400.0
+    min_customers: int = 50
+    windows: dict[int, list[int]] = field(default_factory=dict)
+
+    def learn(self, mean: float, var: float, at: float) -> None:
+        """One customer's own log-gap mean and variance, seen at their daily check at ``at``."""
+        index = math.floor(at / self.window)
+        sums = self.windows.setdefault(index, [0, 0, 0, 0])
+        m, v = round(mean * QUANT), round(max(var, 0.0) * QUANT)
+        sums[0] += 1
+        sums[1] += m
+        sums[2] += m * m
+        sums[3] += v
+        for old in [w for w in self.windows if w < index - 2]:
+            del self.windows[old]
+
+    def prior(self, at: float) -> tuple[float, float] | None:
+        """``(mean, sd)`` of log gaps for time ``at``, or None while fewer than ``min_customers`` were seen."""
+        sums = self.windows.get(math.floor(at / self.window) - 2)
+        if sums is None or sums[0] < self.min_customers:
+            return None
+        n, total, squares, within = sums
+        mean = total / n / QUANT
+        between = max(0.0, squares / n / QUANT**2 - mean * mean)
+        return round(mean, 6), round(math.sqrt(between + within / n / QUANT), 6)
