@@ -24,7 +24,8 @@ from forethought.replay.runner import Replayer
 # The behaviour trees warm up within the test's 4 days (hour-long windows, small references),
 PARITY_ENGINE = {**ENGINE, "FORETHOUGHT_ENGINE__ANOMALY_WINDOW_SECONDS": "3600",
                  "FORETHOUGHT_ENGINE__ANOMALY_MIN_REFERENCE": "20", "FORETHOUGHT_ENGINE__ANOMALY_ALERT_RATE": "0.02",
-                 "FORETHOUGHT_ENGINE__PRIOR_MIN_CUSTOMERS": "4"}  # and the population prior is learned
+                 "FORETHOUGHT_ENGINE__PRIOR_LEARNED": "true", "FORETHOUGHT_ENGINE__PRIOR_MIN_CUSTOMERS": "4"}
+# and the population prior is learned
 
 
 def history(path: Path, customers: int = 16, days: int = 4, seed: int = 11) -> list[dict]:

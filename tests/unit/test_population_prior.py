@@ -19,7 +19,7 @@ from forethought.core.state import CustomerState
 
 DAY = 86_400.0
 T0 = 1_790_000_000 - 1_790_000_000 % DAY
-CONFIG = EngineConfig(prior_min_customers=10, visit_gap_seconds=600, prior_gap_seconds=DAY)
+CONFIG = EngineConfig(prior_learned=True, prior_min_customers=10, visit_gap_seconds=600, prior_gap_seconds=DAY)
 
 
 @settings(max_examples=30, deadline=None)
@@ -82,3 +82,11 @@ def test_the_learned_prior_survives_a_checkpoint() -> None:
     restored = PartitionModels.restore(models.to_bytes(), partition=2, config=CONFIG)
     assert restored.population.prior(at) == models.population.prior(at) is not None
     assert restored.config_at(CONFIG, at) == models.config_at(CONFIG, at) != CONFIG
+
+
+def test_a_daily_check_run_late_still_finds_the_window_its_prior_comes_from() -> None:
+    prior = PopulationPrior(window=DAY, min_customers=1)
+    prior.learn(math.log(3600), 0.1, T0 + 10)
+    expected = prior.prior(T0 + 2 * DAY + 5)
+    prior.learn(math.log(60), 0.1, T0 + 6 * DAY)  # the worker ran later customers' checks first
+    assert expected is not None and prior.prior(T0 + 2 * DAY + 5) == expected

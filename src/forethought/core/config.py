@@ -34,9 +34,10 @@ class EngineConfig:
     silence_min_seconds: float = 3600.0
     silence_max_seconds: float = 90 * 86_400.0
     min_visits_to_arm: int = 2
-    # the prior above is replaced by the partition's learned one (core.population) once this many
-    # customers with at least prior_min_gaps gaps were seen in a day; prior_learned=false keeps it fixed
-    prior_learned: bool = True
+    # prior_learned: the prior above is replaced by the partition's learned one (core.population) once
+    # this many customers with at least prior_min_gaps gaps were seen in a day. Off by default: in a
+    # young population the customers who qualify first are the frequent ones (README, "Detection quality")
+    prior_learned: bool = False
     prior_min_customers: int = 50
     prior_min_gaps: int = 3
     long_gap_factor: float = 2.0

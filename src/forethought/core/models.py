@@ -134,7 +134,7 @@ class PartitionModels:
             return self._priors[3]
         learned = self.population.prior(at)
         result = config if learned is None else replace(
-            config, prior_gap_seconds=math.exp(learned[0]), prior_log_sd=max(learned[1], 0.05))
+            config, prior_gap_seconds=math.exp(learned[0]), prior_log_sd=max(learned[1], config.prior_log_sd))
         self._priors = (config, day, seen, result)
         return result
 
