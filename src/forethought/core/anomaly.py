@@ -191,8 +191,8 @@ class WindowedTrees:
         if home is None:
             home = self.windows[index] = Window(array("I", bytes(4 * self.n_trees * self.nodes)),
                                                 sums=[0] * len(self.features), squares=[0] * len(self.features))
-            for old in [w for w in self.windows if w < max(self.windows) - 2]:
-                del self.windows[old]  # the reference is at most two windows back
+            for old in [w for w in self.windows if w < max(self.windows) - 3]:
+                del self.windows[old]  # the reference is at most two back; one spare for a topic that lags
         return home
 
 
