@@ -52,6 +52,8 @@ EXPECTED_METRICS = frozenset(
         "forethought_model_checkpoints_total",  # counter
         "forethought_model_checkpoint_bytes",  # gauge {partition}
         "forethought_model_restores_total",  # counter {result}
+        "forethought_behaviour_reference_minutes",  # gauge {partition}
+        "forethought_behaviour_threshold",  # gauge {partition}
         "up",  # Prometheus' own scrape health
     }
 )

@@ -100,6 +100,16 @@ class Metrics:
             registry=r,
         )
 
+        self.behaviour_reference = Gauge(
+            "forethought_behaviour_reference_minutes", "Customer-minutes in the reference window of the partition's"
+            " Half-Space Trees; below anomaly_min_reference the detector is cold (no scores).", ["partition"],
+            registry=r,
+        )
+        self.behaviour_threshold = Gauge(
+            "forethought_behaviour_threshold", "The partition's adaptive alert threshold on Half-Space Trees scores"
+            " (NaN while cold).", ["partition"], registry=r,
+        )
+
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)

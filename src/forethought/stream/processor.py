@@ -206,6 +206,7 @@ class BatchProcessor:
         """Write the models that learned something since their last checkpoint (of ``partitions``,
         default all held); returns how many were written."""
         written = 0
+        self._gauge_behaviour(time.time())
         for partition, models in sorted(self.models.items()):
             if not models.unsaved or (partitions is not None and partition not in partitions):
                 continue
@@ -221,6 +222,17 @@ class BatchProcessor:
             self.metrics.model_checkpoint_bytes.labels(partition=str(partition)).set(len(raw))
             written += 1
         return written
+
+    def _gauge_behaviour(self, wall: float) -> None:
+        """The behaviour trees' reference size and threshold per held partition, at its stream time."""
+        for partition, models in self.models.items():
+            now = self.stream_time(partition, wall)
+            if now is None:
+                continue
+            threshold = models.behaviour.threshold(now)
+            self.metrics.behaviour_reference.labels(partition=str(partition)).set(models.behaviour.reference_size(now))
+            self.metrics.behaviour_threshold.labels(partition=str(partition)).set(
+                float("nan") if threshold is None else threshold)
 
     def forget_models(self, partitions: Iterable[int]) -> None:
         """Drop the in-memory models of partitions this worker no longer holds."""
