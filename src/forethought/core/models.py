@@ -2,9 +2,13 @@
 
 A :class:`PartitionModels` lives with a partition of the behaviour inputs (architecture rule 6):
 the worker holds one per assigned partition, replay one per partition of the same catalogue, and
-the engine's entry points take the customer's partition's models as an argument. Learning is in
-input order and River's models here are deterministic, so the same input order gives the same
-model, bit for bit.
+the engine's entry points take the customer's partition's models as an argument. It holds three:
+
+* the learned drop-off classifier (below), which learns in input order (River's models here are
+  deterministic, so the same input order gives the same model, bit for bit);
+* the behaviour trees (:mod:`forethought.core.anomaly`, multivariate anomaly over customer-minutes)
+  and the population prior (:mod:`forethought.core.population`), which count per event-time window
+  and so do not depend on input order at all.
 
 The learned drop-off model answers "will this customer *not* be active again within the label
 horizon?" from a daily snapshot (:mod:`forethought.core.snapshots`). It is a
