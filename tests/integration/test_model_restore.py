@@ -34,6 +34,7 @@ async def test_a_restarted_worker_restores_the_partition_model_from_the_changelo
         _, before = deployment.get("/metrics")
     learned = saved["learned"]["model"]
     assert learned["labels_seen"] >= 4 and learned["origin"] == "fresh"
+    assert saved["behaviour"]["origin"] == "fresh" and saved["behaviour"]["reference_size"] >= 1
     assert metric(before, "forethought_model_checkpoints_total", result="written") >= 1
 
     with running_worker(env, log, deployment.url):
@@ -43,5 +44,7 @@ async def test_a_restarted_worker_restores_the_partition_model_from_the_changelo
     model = view["learned"]["model"]
     assert model["origin"] == "restored"
     assert model["labels_seen"] >= learned["labels_seen"], "every label learned before the restart is kept"
+    assert view["behaviour"]["origin"] == "restored", "the behaviour trees come back with the checkpoint"
+    assert view["behaviour"]["reference_size"] >= saved["behaviour"]["reference_size"]
     assert metric(after, "forethought_model_restores_total", result="restored") >= 1
     assert metric(after, "forethought_model_restores_total", result="failed") == 0
