@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import cProfile
 import pstats
+import random
 import statistics
 import sys
 import time
@@ -15,6 +16,7 @@ from forethought.contracts.decode import Rejection, decode_event
 from forethought.contracts.events import InboundEvent
 from forethought.core.config import EngineConfig
 from forethought.core.engine import process, tick
+from forethought.core.models import PartitionModels, behaviour_trees
 from forethought.core.state import CustomerState
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import load_rules
@@ -49,6 +51,31 @@ def core_process(events: list[InboundEvent], config: EngineConfig) -> dict[str, 
         key = event.customer_id
         states[key] = process(states.get(key), event, config, RULES).state  # type: ignore[assignment]
     return states
+
+
+def core_process_models(events: list[InboundEvent], config: EngineConfig, partitions: int) -> dict[str, CustomerState]:
+    """``process()`` with each customer's partition's models (behaviour trees, learned drop-off), as the worker."""
+    states: dict[str, CustomerState] = {}
+    models = {p: PartitionModels(p, config.model_min_labels, config) for p in range(partitions)}
+    for event in events:
+        key = event.customer_id
+        held = models[partition_of(key.encode(), partitions)]
+        states[key] = process(states.get(key), event, config, RULES, models=held).state  # type: ignore[assignment]
+    return states
+
+
+def trees_observe_us(config: EngineConfig, n: int = 20_000) -> float:
+    """µs per ``observe`` of a *warm* partition's behaviour trees (the bench's events span minutes, too
+    short for the trees to warm: their windows are days), on feature vectors like ordinary minutes."""
+    trees, rng = behaviour_trees(config), random.Random(1)
+    vectors = [{name: rng.random() * 0.4 for name in trees.features} for _ in range(n)]
+    window = config.anomaly_window_seconds
+    for i, x in enumerate(vectors):  # two windows: a reference with scores
+        trees.observe(x, i * 2 * window / n)
+    started = time.perf_counter()
+    for i, x in enumerate(vectors):
+        trees.observe(x, 2 * window + config.allowed_lateness_seconds + i * window / (2 * n))
+    return (time.perf_counter() - started) / n * 1e6
 
 
 def reference_triggers(events: list[InboundEvent], config: EngineConfig) -> dict[str, int]:
@@ -108,6 +135,7 @@ def bench_core(work: Workload, config: EngineConfig, profile: bool) -> dict[str,
                for i, (topic, key, raw) in enumerate(work.records)]
     wall = time.time() + 1
     t_process, states = _median_time(lambda: core_process(work.events, config))
+    t_models, _ = _median_time(lambda: core_process_models(work.events, config, parts))
     t_decode, _ = _median_time(lambda: core_decode(raws))
     t_both, _ = _median_time(lambda: core_decode_process(raws, config))
     t_batch, _ = _median_time(lambda: core_batch_processor(records, kinds, config, wall, parts))
@@ -116,6 +144,8 @@ def bench_core(work: Workload, config: EngineConfig, profile: bool) -> dict[str,
         _profile(lambda: core_batch_processor(records, kinds, config, wall, parts))
     return {
         "process_eps": n / t_process, "process_us": t_process / n * 1e6,
+        "process_models_eps": n / t_models, "process_models_us": t_models / n * 1e6,
+        "trees_observe_us": trees_observe_us(config),
         "decode_eps": n / t_decode, "decode_us": t_decode / n * 1e6,
         "decode_process_eps": n / t_both, "decode_process_us": t_both / n * 1e6,
         "batch_processor_eps": n / t_batch, "batch_processor_us": t_batch / n * 1e6,

@@ -78,6 +78,9 @@ def _machine_rows(add: AddRow, results: dict[str, Any]) -> None:
 def _core_rows(add: AddRow, results: dict[str, Any]) -> None:
     core = results["core"]
     add("1 core (1 CPU)", "process() on decoded events", _n(core["process_eps"], 0, " ev/s"), f"{core['process_us']:.1f} µs/event")
+    add("", "process() with the partition models", _n(core["process_models_eps"], 0, " ev/s"),
+        f"{core['process_models_us']:.1f} µs/event")
+    add("", "behaviour trees, one customer-minute (warm)", f"{core['trees_observe_us']:.0f} µs", "score + learn")
     add("", "decode_event() on raw JSON", _n(core["decode_eps"], 0, " ev/s"), f"{core['decode_us']:.1f} µs/event")
     add("", "decode_event() + process()", _n(core["decode_process_eps"], 0, " ev/s"), f"{core['decode_process_us']:.1f} µs/event")
     add("", "BatchProcessor handle+commit", _n(core["batch_processor_eps"], 0, " ev/s"),
