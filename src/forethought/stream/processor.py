@@ -1,7 +1,8 @@
 """Drives the core over batches of raw Kafka records; knows nothing of Faust.
 
 A batch is handled in three phases so that a crash never loses a trigger:
-1. ``handle`` (sync): decode, route, run the core per customer on *copies* of state;
+1. ``handle`` (sync): decode, route, run the core record by record in Kafka order on *copies* of
+   state (each customer's loaded once per batch);
 2. the caller publishes dead letters, re-keyed events and triggers, and awaits delivery;
 3. ``commit`` (sync): writes the new states to the table (its changelog), updates deadlines.
 A crash before 3 replays the batch from the last committed offset and re-publishes the same
@@ -10,9 +11,8 @@ trigger ids; a crash after 3 sees the events again as duplicates and publishes n
 Each partition's River models (:class:`~forethought.core.models.PartitionModels`) are loaded from
 the checkpoint table on first use after an assignment and written back by
 :meth:`BatchProcessor.checkpoint_models` (a timer, and on revocation). Labels learned after the
-last checkpoint are lost in a crash; a batch retried without a crash may teach its labels twice.
-Both only nudge a model and never change a trigger of a playbook that does not read
-``scores.dropoff_learned``.
+last checkpoint are lost in a crash; a batch retried without a crash may teach its labels (and its
+customer-minutes, to the behaviour trees) twice. Both only nudge a model.
 """
 
 from __future__ import annotations
