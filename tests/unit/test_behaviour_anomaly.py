@@ -6,6 +6,7 @@ import hashlib
 import json
 import pickle
 import random
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -91,6 +92,29 @@ def test_cold_until_a_reference_window_holds_enough_and_cold_again_after_a_long_
     assert len(model.windows) <= 4, "old windows are dropped"
 
 
+def test_a_reference_that_scored_too_few_minutes_gives_no_threshold_rather_than_its_maximum() -> None:
+    model, rng = trees(window=100.0, guard=20.0, min_reference=50), random.Random(6)
+    for i in range(200):  # window -1: busy
+        model.observe(ordinary(rng), -100.0 + i * 0.5)
+    for i in range(30):  # window 0: a quiet day, too few minutes to be a reference
+        model.observe(ordinary(rng), i * 3.0)
+    for i in range(100):  # window 1: only its first 20 s are scored (against window -1); then cold
+        model.observe(ordinary(rng), 100.0 + i * 0.99)
+    assert model.windows[1].count >= 95 and 0 < model.windows[1].scored < 50
+    verdicts = [model.observe(ordinary(rng), 220.0 + i * 0.5) for i in range(100)]
+    assert all(v.threshold is None and not v.anomalous for v in verdicts), "21 scores cannot hold a 1% rate"
+
+
+def test_minutes_arriving_late_within_the_guard_score_as_if_in_order() -> None:
+    rng = random.Random(8)
+    stream = sorted((rng.uniform(0, 400), ordinary(rng)) for _ in range(600))
+    jittered = sorted(stream, key=lambda o: o[0] + rng.uniform(0, 15))  # at most 15 s out of order
+    in_order, late = trees(guard=20.0), trees(guard=20.0)
+    first = {t: in_order.observe(x, t) for t, x in stream}
+    second = {t: late.observe(x, t) for t, x in jittered}
+    assert first == second and any(v.score is not None for v in first.values())
+
+
 def test_anomalies_are_not_learned_but_a_storm_of_them_raises_the_threshold() -> None:
     model, rng = trees(), random.Random(4)
     for i in range(200):
@@ -163,6 +187,12 @@ def test_models_checkpoint_their_trees_and_old_or_mismatched_checkpoints_start_t
     assert restored.behaviour_origin == "restored"
     assert restored.behaviour.observe(probe, T0 + 1500) == models.behaviour.observe(probe, T0 + 1500)
 
+    stricter = replace(CONFIG, anomaly_alert_rate=0.001, anomaly_min_reference=7, allowed_lateness_seconds=30)
+    tuned = PartitionModels.restore(models.to_bytes(), partition=1, config=stricter).behaviour
+    assert (tuned.alert_rate, tuned.min_reference, tuned.guard) == (0.001, 7, 30), "settings that keep the masses apply"
+    floor = PartitionModels.restore(models.to_bytes(), partition=1, config=replace(CONFIG, anomaly_mass_floor=0.01))
+    assert floor.behaviour_origin == "fresh", "another mass floor changes the score scale: fresh trees"
+
     taller = EngineConfig(anomaly_window_seconds=600, anomaly_tree_height=6)
     other = PartitionModels.restore(models.to_bytes(), partition=1, config=taller)
     assert (other.origin, other.behaviour_origin, other.behaviour.height) == ("restored", "fresh", 6)
@@ -190,6 +220,7 @@ def test_explain_shows_sessions_and_the_hour_and_day_rings() -> None:
     ("anomaly_tree_height", 9, "anomaly_tree_height must be <= 8"),
     ("anomaly_alert_rate", 0.5, "anomaly_alert_rate must be < 0.5"),
     ("anomaly_window_seconds", 0, "anomaly_window_seconds must be > 0"),
+    ("anomaly_window_seconds", 300, "anomaly_window_seconds must be longer than allowed_lateness_seconds"),
 ])
 def test_bad_anomaly_settings_fail_with_the_field_named(field: str, value: float, message: str) -> None:
     with pytest.raises(ValueError, match=message):

@@ -8,12 +8,16 @@ so its scores depend on the order observations arrive in. Here the trees are Riv
 and scored with its rule), but masses are counted per **event-time window** (one day by
 default). The reference of an observation made at time ``t`` is the newest window that ended at
 least ``guard`` seconds before ``t``. Masses are integer sums, so a model is a function of *which*
-observations fell into which window, never of their order: the worker, which sees a partition
-in Kafka order, and replay, which sees it in event-time order, score alike.
+observations fell into which window, never of their order — provided every observation is made
+before its window is used as a reference, i.e. none arrives more than ``guard`` late against the
+others (a customer or input topic that lags by more breaks that). Then the worker, which sees a
+partition in Kafka order, and replay, which sees it in event-time order, score alike.
 
 The alert threshold adapts the same way. Each window keeps a histogram of the scores it gave,
 and a score is anomalous at or above the ``1 - alert_rate`` quantile of the reference window's
-scores, so alert volume stays near the configured rate whatever the traffic. (River's
+scores, so alert volume stays near the configured rate whatever the traffic (as long as the reference
+scored at least ``1 / alert_rate`` minutes; with fewer, the threshold is their maximum, and about
+one minute in ``scored + 1`` alerts). (River's
 ``QuantileFilter`` keeps a running quantile whose value depends on order.) As with
 ``QuantileFilter(protect_anomaly_detector=True)``, anomalous observations are not learned: a
 burst does not become the new normal.
@@ -127,7 +131,12 @@ class WindowedTrees:
     def threshold(self, at: float) -> float | None:
         """The score at and above which an observation at ``at`` is anomalous (None while cold)."""
         reference = self.windows.get(math.floor((at - self.guard) / self.window) - 1)
-        if reference is None or reference.count < self.min_reference:
+        return None if reference is None else self._threshold(reference)
+
+    def _threshold(self, reference: Window) -> float | None:
+        """The reference's ``1 - alert_rate`` score quantile, once it learned *and* scored ``min_reference``
+        minutes (a quantile of a few scores is their maximum, and would alert far above the rate)."""
+        if reference.count < self.min_reference or reference.scored < self.min_reference:
             return None
         return reference.quantile(1.0 - self.alert_rate)
 
@@ -162,7 +171,7 @@ class WindowedTrees:
         if reference is None or reference.count < self.min_reference:
             return Verdict(None, None, False)
         score = round(self._score(path, reference), 6)
-        threshold = reference.quantile(1.0 - self.alert_rate)
+        threshold = self._threshold(reference)
         if threshold is None or score < threshold:
             return Verdict(score, threshold, False)
         return Verdict(score, threshold, True, self._unusual(vec, reference))

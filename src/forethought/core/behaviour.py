@@ -58,22 +58,32 @@ FEATURES: tuple[WindowFeature, ...] = (
     WindowFeature("events_vs_own", 1.0, "x usual", "events in the bucket / the customer's events per active bucket"),
     WindowFeature("error_z", 4.0, "spreads", "errors above the customer's own error baseline, in spreads"),
     WindowFeature("usage_shift", 3.0, "spreads", "largest usage report's distance from the customer's usual, in spreads"),
-    WindowFeature("hour_vs_own", 1.0, "x usual", "events in the last hour / the customer's events per active hour"),
+    WindowFeature("hour_vs_own", 1.0, "x usual",
+                  "events in the minute ring (the last hour by default) / the customer's events per active hour"),
 )
 NAMES = tuple(f.name for f in FEATURES)
 BY_NAME = {f.name: f for f in FEATURES}
 
 
+MIN_HISTORY = 5  # active buckets (or hours) of the customer's own before ratios to their usual count
+
+
 def window_features(state: CustomerState, bucket: int, config: EngineConfig) -> dict[str, float]:
-    """The raw features of ``bucket`` (closing now), before it counts in the customer's usual."""
+    """The raw features of ``bucket`` (closing now), before it counts in the customer's usual.
+
+    Ratios to the customer's own usual level are 1 (neutral) until ``MIN_HISTORY`` of their own
+    active buckets or hours are known: a newcomer is judged by the partition-wide features only.
+    """
     events, errors = state.activity.count(bucket), state.errors.count(bucket)
-    usual_bucket = (state.events - 1 - events) / state.active_minutes if state.active_minutes else events
+    mean, spread = det.error_baseline(state, config)
+    own_bucket = state.bucket_events / state.active_minutes if state.active_minutes >= MIN_HISTORY else None
+    own_hour = _usual_hour(state, bucket * config.bucket_seconds)
     return {
         "events": events, "errors": errors, "error_share": errors / events if events else 0.0,
-        "events_vs_own": events / max(usual_bucket, 1.0),
-        "error_z": max(0.0, (errors - det.error_baseline(state, config)[0]) / max(det.error_baseline(state, config)[1], 1.0)),
+        "events_vs_own": 1.0 if own_bucket is None else events / max(own_bucket, 1.0),
+        "error_z": max(0.0, (errors - mean) / max(spread, 1.0)),
         "usage_shift": state.minute_usage,
-        "hour_vs_own": state.activity.total() / max(_usual_hour(state, bucket * config.bucket_seconds), 1.0),
+        "hour_vs_own": 1.0 if own_hour is None else state.activity.total() / max(own_hour, 1.0),
     }
 
 
@@ -82,6 +92,7 @@ def close_bucket(state: CustomerState, bucket: int, at: float, config: EngineCon
     """Score the bucket that just closed (at event time ``at``); a detection when it starts an anomalous run."""
     raw = window_features(state, bucket, config)
     state.active_minutes += 1
+    state.bucket_events += int(raw["events"])
     state.minute_usage = 0.0
     if models is None:
         return None
@@ -103,12 +114,13 @@ def note_usage(state: CustomerState, shift: float) -> None:
     state.minute_usage = max(state.minute_usage, round(shift, 3))
 
 
-def _usual_hour(state: CustomerState, at: float) -> float:
-    """The customer's mean events per active hour over the hour ring, the present hour excluded."""
+def _usual_hour(state: CustomerState, at: float) -> float | None:
+    """The customer's mean events per active hour over the hour ring, the present hour excluded
+    (None with fewer than ``MIN_HISTORY`` active hours)."""
     now = math.floor(at / HOUR)
     counts = [state.hours.count(h) for h in range(now - state.hours.size + 1, now)]
     active = [c for c in counts if c > 0]
-    return sum(active) / len(active) if active else 0.0
+    return sum(active) / len(active) if len(active) >= MIN_HISTORY else None
 
 
 def _detection(bucket: int, at: float, raw: dict[str, float], verdict: Verdict, config: EngineConfig) -> Detection:
@@ -126,7 +138,7 @@ def _detection(bucket: int, at: float, raw: dict[str, float], verdict: Verdict, 
 def _reason(name: str, value: float, usual_share: float, z: float, config: EngineConfig) -> Reason:
     feature = BY_NAME[name]
     usual = feature.unsquash(usual_share)
-    direction = "above" if z > 0 else "below"
+    direction = "above" if z >= 0 else "below"
     return Reason(
         signal=f"bucket.{name}", observed=round(value, 4), baseline=round(usual, 4), unit=feature.unit,
         text=f"{feature.help.capitalize()} ({config.bucket_seconds}s): {value:.3g}, {abs(z):.1f} spreads {direction}"

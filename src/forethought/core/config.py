@@ -92,6 +92,9 @@ class EngineConfig:
         if self.anomaly_tree_height > 8:
             raise ValueError(f"anomaly_tree_height must be <= 8 (memory and time double per level), "
                              f"got {self.anomaly_tree_height}")
+        if not self.allowed_lateness_seconds < self.anomaly_window_seconds:
+            raise ValueError("anomaly_window_seconds must be longer than allowed_lateness_seconds (the trees'"
+                             f" reference is the last window closed that long ago), got {self.anomaly_window_seconds}")
         if not self.anomaly_alert_rate < 0.5:
             raise ValueError(f"anomaly_alert_rate must be < 0.5, got {self.anomaly_alert_rate}")
         if self.silence_min_seconds > self.silence_max_seconds:

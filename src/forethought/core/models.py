@@ -90,7 +90,8 @@ class PartitionModels:
 
     ``origin`` says where the models came from: ``fresh`` (no checkpoint), ``restored`` or
     ``failed`` (a checkpoint existed but could not be used; ``problem`` says why).
-    ``unsaved`` counts labels learned since the last checkpoint (not itself checkpointed).
+    ``unsaved`` counts what was learned since the last checkpoint (labels, customer-minutes and
+    population entries; not itself checkpointed): the worker writes only models where it is > 0.
     """
 
     def __init__(self, partition: int = 0, min_labels: int = 200, config: EngineConfig | None = None) -> None:
@@ -190,7 +191,7 @@ class PartitionModels:
             models.behaviour, models.behaviour_origin = saved["behaviour"], "restored"
             trees, now = models.behaviour, models.config  # settings that do not shape the masses follow config
             trees.alert_rate, trees.min_reference = now.anomaly_alert_rate, now.anomaly_min_reference
-            trees.guard, trees.mass_floor = now.allowed_lateness_seconds, now.anomaly_mass_floor
+            trees.guard = now.allowed_lateness_seconds
         if isinstance(saved.get("population"), PopulationPrior):
             models.population = saved["population"]
             models.population.min_customers = models.config.prior_min_customers
@@ -249,9 +250,10 @@ def behaviour_trees(config: EngineConfig) -> WindowedTrees:
 
 
 def trees_spec(config: EngineConfig) -> dict[str, Any]:
-    """What a checkpoint's trees must match to be used: features, shape, seed and window."""
+    """What a checkpoint's trees must match to be used: features, shape, seed, window and mass floor
+    (everything that shapes the masses or the scale of the scores its histograms hold)."""
     return {"features": list(behaviour.NAMES), "trees": config.anomaly_trees, "height": config.anomaly_tree_height,
-            "seed": config.anomaly_seed, "window": config.anomaly_window_seconds}
+            "seed": config.anomaly_seed, "window": config.anomaly_window_seconds, "mass_floor": config.anomaly_mass_floor}
 
 
 def _minor(version: str) -> str:

@@ -32,7 +32,7 @@ HOUR_BUCKETS = 24
 MAX_ERROR_CODES = 8
 ID_DIGEST_BYTES = 5
 _KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
-_ZERO_DEFAULT = frozenset({"n", "late", "errn", "visits", "quiet", "am", "mu"})
+_ZERO_DEFAULT = frozenset({"n", "late", "errn", "visits", "quiet", "am", "be", "mu"})
 _EMPTY: dict[str, list[float]] = {"lg": [0.0, 0.0], "gaps": [0, 0.0, 0.0]}
 
 
@@ -73,7 +73,8 @@ class CustomerState:
     snapshot: str | None = None  # the learned drop-off model's pending snapshot (core.snapshots)
     hours: BucketRing = field(default_factory=lambda: BucketRing.empty(HOUR_BUCKETS))  # events per hour
     session_start: int | None = None  # (whole seconds) the current session began (a visit, or a session_start event)
-    active_minutes: int = 0  # closed buckets with activity, for the customer's events per active bucket
+    active_minutes: int = 0  # closed buckets with activity, and the events in them: the customer's
+    bucket_events: int = 0  # events per active bucket (counted since version 3: an upgraded state starts at 0)
     minute_usage: float = 0.0  # largest usage shift (in spreads) reported in the newest activity bucket
     odd: list[int] = field(default_factory=list)  # [first, last] bucket of the current anomalous run
 
@@ -122,7 +123,7 @@ class CustomerState:
             "codes": self.error_codes, "sev": self.error_severity, "daily": _whole(self.daily_at),
             "pol": None if self.policy.is_empty() else self.policy.to_dict(), "snap": self.snapshot,
             "hr": self.hours.to_list() if self.hours.head >= 0 else None, "ses": _whole(self.session_start),
-            "am": self.active_minutes, "mu": self.minute_usage, "odd": self.odd,
+            "am": self.active_minutes, "be": self.bucket_events, "mu": self.minute_usage, "odd": self.odd,
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
@@ -150,7 +151,8 @@ class CustomerState:
             error_codes=dict(get("codes", {})), error_severity=dict(get("sev", {})), daily_at=get("daily"),
             policy=PolicyLedger.from_dict(data["pol"]) if get("pol") else PolicyLedger(),
             snapshot=get("snap"), hours=BucketRing.from_list(HOUR_BUCKETS, get("hr", [-1])),
-            session_start=get("ses"), active_minutes=get("am", 0), minute_usage=get("mu", 0.0),
+            session_start=get("ses"), active_minutes=get("am", 0), bucket_events=get("be", 0),
+            minute_usage=get("mu", 0.0),
             odd=list(get("odd", [])),
         )
 

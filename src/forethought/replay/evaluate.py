@@ -121,8 +121,11 @@ def _behaviour(triggers: list[Trigger], truth: dict[str, dict[str, Any]], onset_
         found.setdefault(kind, [])
         if hits:
             found[kind].append(min(hits))
-    true_alarms = sum(1 for t in triggers if any(cid == t.customer_id and begin <= t.fired_at.timestamp() <= stop
-                                                 for cid, _, begin, stop in windows))
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for cid, _, begin, stop in windows:
+        spans.setdefault(cid, []).append((begin, stop))
+    true_alarms = sum(1 for t in triggers if any(begin <= t.fired_at.timestamp() <= stop
+                                                 for begin, stop in spans.get(t.customer_id, [])))
     totals = {kind: sum(1 for w in windows if w[1] == kind) for kind in found}
     delays = [d for hits in found.values() for d in hits]
     return _scores(len(triggers), true_alarms, len(delays), len(windows), days) | {
