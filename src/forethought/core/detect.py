@@ -214,7 +214,7 @@ def _session_seconds(state: CustomerState, now: float, config: EngineConfig) -> 
 def _recent(ring: BucketRing, now: float, width: float, span: float) -> int:
     """Events in ``ring`` (buckets ``width`` seconds wide) over the ``span`` seconds ending at ``now``."""
     newest = math.floor(now / width)
-    return int(sum(ring.count(b) for b in range(newest - math.ceil(span / width) + 1, newest + 1)))
+    return int(ring.span_total(newest - math.ceil(span / width) + 1, newest))
 
 
 def _days(since: float | None, now: float) -> float | None:

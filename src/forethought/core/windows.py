@@ -79,6 +79,20 @@ class BucketRing:
             return 0.0
         return self.counts[bucket % self.size]
 
+    def span_total(self, first: int, last: int) -> float:
+        """Sum of buckets ``first`` … ``last`` (inclusive) that the ring still holds.
+
+        >>> ring = BucketRing.empty(size=4)
+        >>> for bucket in (5, 6, 6, 8):
+        ...     _ = ring.add(bucket)
+        >>> ring.span_total(6, 100), ring.span_total(0, 5), ring.span_total(9, 20)
+        (3.0, 1.0, 0.0)
+        """
+        low, high = max(first, self.head - self.size + 1), min(last, self.head)
+        if self.head < 0 or low > high:
+            return 0.0
+        return sum(self.counts[b % self.size] for b in range(low, high + 1))
+
     def total(self, last: int | None = None) -> float:
         """Sum of the ``last`` newest buckets (default: the whole ring)."""
         if self.head < 0:
