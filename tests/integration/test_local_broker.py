@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,9 @@ async def test_produce_consume_round_trip(kafka_bootstrap: str, topic_prefix: st
     await admin.start()
     try:
         await admin.create_topics([NewTopic(topic, num_partitions=3, replication_factor=1)])
+        deadline = time.monotonic() + 30  # the broker's metadata cache learns of a new topic shortly after
+        while topic not in await admin.list_topics() and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
         assert topic in await admin.list_topics()
     finally:
         await admin.close()
