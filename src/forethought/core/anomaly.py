@@ -113,7 +113,7 @@ class WindowedTrees:
         """Score ``x`` (observed at event time ``at``) against its reference window, then learn it
         unless it was anomalous."""
         vec = tuple(min(1.0, max(0.0, float(x[name]))) for name in self.features)
-        reference = self.windows.get(math.floor((at - self.guard) / self.window) - 1)
+        reference = self.reference(at)
         path = self._paths(vec)
         verdict = self._judge(vec, path, reference)
         home = self._window(math.floor(at / self.window))
@@ -123,14 +123,19 @@ class WindowedTrees:
             self._learn(vec, path, home)
         return verdict
 
+    def reference(self, at: float) -> Window | None:
+        """The window an observation at ``at`` is scored against: the newest that ended at least
+        ``guard`` before ``at`` (None when nothing was observed then)."""
+        return self.windows.get(math.floor((at - self.guard) / self.window) - 1)
+
     def reference_size(self, at: float) -> int:
         """Observations in the reference window of time ``at`` (0 when there is none)."""
-        reference = self.windows.get(math.floor((at - self.guard) / self.window) - 1)
+        reference = self.reference(at)
         return 0 if reference is None else reference.count
 
     def threshold(self, at: float) -> float | None:
         """The score at and above which an observation at ``at`` is anomalous (None while cold)."""
-        reference = self.windows.get(math.floor((at - self.guard) / self.window) - 1)
+        reference = self.reference(at)
         return None if reference is None else self._threshold(reference)
 
     def _threshold(self, reference: Window) -> float | None:
@@ -139,10 +144,6 @@ class WindowedTrees:
         if reference.count < self.min_reference or reference.scored < self.min_reference:
             return None
         return reference.quantile(1.0 - self.alert_rate)
-
-    def score(self, vec: Sequence[float], reference: Window) -> float:
-        """River's Half-Space Trees score of ``vec`` against ``reference``: 0 ordinary ... 1 isolated."""
-        return self._score(self._paths(vec), reference)
 
     def _paths(self, vec: Sequence[float]) -> list[int]:
         """The mass index of every node on ``vec``'s root-to-leaf path in each tree, tree by tree."""
@@ -158,6 +159,7 @@ class WindowedTrees:
         return path
 
     def _score(self, path: list[int], reference: Window) -> float:
+        """River's Half-Space Trees score of the path's vector against ``reference``: 0 ordinary ... 1 isolated."""
         size_limit, total, mass, step = self.mass_floor * reference.count, 0, reference.mass, self.height + 1
         for start in range(0, len(path), step):
             for depth in range(step):
