@@ -62,10 +62,9 @@ def check_usage(state: CustomerState, event: Usage, ts: float, config: EngineCon
     """A usage report far from this customer's own level for the metric."""
     if event.metric not in state.usage and len(state.usage) >= config.usage_metrics:
         return None  # only the first few metrics of a customer are followed, to keep state small
-    known = state.usage.get(event.metric)
-    if known and known[0] >= config.usage_min_reports and math.floor(ts / config.bucket_seconds) == state.activity.head:
-        spread = max(math.sqrt(known[2]), config.usage_min_log_sd)
-        behaviour.note_usage(state, abs(math.log1p(event.quantity) - known[1]) / spread)
+    shift = use.distance(state.usage.get(event.metric, []), event.quantity, config)
+    if shift is not None and math.floor(ts / config.bucket_seconds) == state.activity.head:
+        behaviour.note_usage(state, shift)
     state.usage[event.metric], verdict = use.observe(state.usage.get(event.metric, []), event.quantity, config)
     if verdict is None:
         return None

@@ -35,7 +35,7 @@ def observe(data: list[float], quantity: float, config: EngineConfig) -> tuple[l
     episode, streak = (int(data[3]), int(data[4])) if data else (0, 0)
     x = math.log1p(quantity)
     sd = max(stats.std, config.usage_min_log_sd)
-    z = (x - stats.mean) / sd if stats.n else 0.0
+    z = _z(stats, quantity, config)
     verdict: Verdict = None
     armed = stats.n >= config.usage_min_reports
     ratio = (1.0 + quantity) / math.exp(stats.mean) if stats.n else 1.0
@@ -60,3 +60,15 @@ def observe(data: list[float], quantity: float, config: EngineConfig) -> tuple[l
     stats = stats.update(clipped, config.usage_alpha)
     # rounded here, not when serialised, so a restored state equals the live one
     return [stats.n, round(stats.mean, 6), round(stats.var, 6), episode, streak], verdict
+
+
+def distance(data: list[float], quantity: float, config: EngineConfig) -> float | None:
+    """How many spreads ``quantity`` lies from the metric's usual level (``data`` as :func:`observe`
+    keeps it), or None before ``usage_min_reports`` reports made a level."""
+    stats = EwStats.from_list(data[:3]) if data else EwStats()
+    return abs(_z(stats, quantity, config)) if stats.n >= config.usage_min_reports else None
+
+
+def _z(stats: EwStats, quantity: float, config: EngineConfig) -> float:
+    """Signed spreads of log(1 + quantity) from the baseline (0 with no baseline)."""
+    return (math.log1p(quantity) - stats.mean) / max(stats.std, config.usage_min_log_sd) if stats.n else 0.0
