@@ -212,7 +212,7 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     if daily_due:
         state.daily_at = _next_daily(state.customer_id, due)
         observations += _daily_labels(state, due, config, models)
-        if models is not None and state.gaps.n >= config.prior_min_gaps:
+        if models is not None and config.prior_learned and state.gaps.n >= config.prior_min_gaps:
             models.learn_population(state.gaps.mean, state.gaps.var, due)
     daily = daily_due and bool(rules.listening("daily"))
     if detections or daily:
