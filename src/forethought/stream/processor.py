@@ -127,18 +127,20 @@ class BatchProcessor:
         same order as replay's (which reads in event-time order) whenever the input is in order.
         """
         outbox = Outbox()
-        held: dict[bytes, CustomerState | None] = {}
+        held: dict[bytes, tuple[CustomerState | None, ProfileState]] = {}
         for record in records:
             self.processed[(record.topic, record.partition)] = record.offset + 1
             decoded = self._accept(record, wall, outbox)
             if decoded is None:
                 continue
             key = decoded.customer_id.encode()
-            if key not in held:
+            if key not in held:  # read state and profile once per customer per batch
                 raw = self.table.get(key)
-                held[key] = self.load(raw) if raw is not None else None
-            held[key] = self._run(key, held[key], decoded, record, outbox)
-        outbox.states.update(held)
+                held[key] = (self.load(raw) if raw is not None else None, self.profile(key))
+            state, profile = held[key]
+            step = self._run(key, state, profile, decoded, record, outbox)
+            held[key] = (step.state, step.profile or profile)
+        outbox.states.update((key, state) for key, (state, _) in held.items())
         return outbox
 
     def sweep(self, wall: float, owns: Callable[[bytes], bool]) -> Outbox:
@@ -295,10 +297,9 @@ class BatchProcessor:
         self.metrics.control_in.labels(type=decoded.type).inc()
         return decoded
 
-    def _run(self, key: bytes, state: CustomerState | None, decoded: Record, record: RawRecord,
-             outbox: Outbox) -> CustomerState | None:
-        held = outbox.profiles.get(key) or self.profile(key)
-        models = self.model(self.partition_for(key))
+    def _run(self, key: bytes, state: CustomerState | None, held: ProfileState, decoded: Record,
+             record: RawRecord, outbox: Outbox) -> Step:
+        models = self.model(record.partition)  # _accept re-keys records whose partition is not the key's
         started = time.perf_counter()
         if isinstance(decoded, Profile):  # the later of its own time and the partition's event time
             seen = [c.event_max for (t, p), c in self.clocks.items() if p == record.partition and c.event_max]
@@ -311,7 +312,7 @@ class BatchProcessor:
             step = process(state, decoded, self.config, self.rules, held, models)
             self.metrics.processing.observe(time.perf_counter() - started)
         self._collect(key, step, outbox, origin=lambda _t: record.timestamp or time.time())
-        return step.state
+        return step
 
     def _collect(self, key: bytes, step: Step, outbox: Outbox, origin: Callable[[Trigger], float]) -> None:
         outbox.triggers.extend((trigger, origin(trigger)) for trigger in step.triggers)
