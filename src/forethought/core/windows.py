@@ -97,8 +97,9 @@ class BucketRing:
         """Sum of the ``last`` newest buckets (default: the whole ring)."""
         if self.head < 0:
             return 0.0
-        span = self.size if last is None else min(last, self.size)
-        return sum(self.count(b) for b in range(self.head - span + 1, self.head + 1))
+        if last is None or last >= self.size:
+            return sum(self.counts)  # every slot belongs to the ring's window
+        return self.span_total(self.head - last + 1, self.head)
 
     def to_list(self) -> list[Any]:
         """Compact form, whichever is shorter: dense ``[head, newest, ..., oldest non-zero]`` or
