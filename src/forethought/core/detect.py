@@ -20,7 +20,7 @@ from forethought.core import snapshots
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.core.signals import Detection, utc
-from forethought.core.state import CustomerState
+from forethought.core.state import HOUR, CustomerState
 from forethought.core.windows import BucketRing
 
 DAY = 86_400.0
@@ -178,8 +178,8 @@ def _facts(state: CustomerState, now: float, config: EngineConfig) -> dict[str, 
             "days_since_last_seen": _days(state.last_seen, now),
             "features_used": len(state.features), "errors_in_current_bucket": errors_now,
             "sessions": state.visits, "session_seconds": _session_seconds(state, now, config),
-            "events_last_hour": _recent(state.activity, now, config.bucket_seconds, 3600),
-            "events_last_24_hours": _recent(state.hours, now, 3600, 86_400),
+            "events_last_hour": _recent(state.activity, now, config.bucket_seconds, HOUR),
+            "events_last_24_hours": _recent(state.hours, now, HOUR, DAY),
             "used": {name: True for name in state.features},
             "days_since_used": {name: _days(times[1], now) for name, times in state.features.items()},
         },

@@ -37,7 +37,7 @@ from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.policy.timing import unit_hash
 from forethought.core.signals import Detection
-from forethought.core.state import CustomerState
+from forethought.core.state import HOUR, CustomerState
 
 DAY = 86_400.0
 NO_PROFILE = ProfileState()
@@ -333,7 +333,7 @@ def _record_activity(state: CustomerState, event: InboundEvent, ts: float, confi
     if 0 <= head < bucket and state.activity.count(head) > 0:
         closed = behaviour.close_bucket(state, head, ts, config, models)
     state.activity.add(bucket)
-    state.hours.add(math.floor(ts / 3600))
+    state.hours.add(math.floor(ts / HOUR))
     old_head = state.errors.head
     folded = state.errors.advance(bucket, max_closed=config.ring_buckets)
     skipped = 0 if old_head < 0 else max(0, bucket - old_head - len(folded))
