@@ -14,7 +14,7 @@ from test_agent import Recorder, put, recorded, settle
 
 from forethought.core import snapshots
 from forethought.core.config import EngineConfig
-from forethought.core.models import MAGIC
+from forethought.core.checkpoint import MAGIC
 from forethought.ops.settings import Settings
 from forethought.stream.worker import Worker, partition_of
 
@@ -92,7 +92,7 @@ async def test_the_worker_checkpoints_its_models_and_a_new_worker_restores_them(
 
 async def test_a_corrupt_checkpoint_is_counted_and_the_worker_carries_on_with_a_fresh_model() -> None:
     built, _ = worker()
-    recover(built, [(built.processor.checkpoint_key(PARTITION), MAGIC + b"\x01garbage")])
+    recover(built, [(built.processor.checkpoint_key(PARTITION), MAGIC + b"\x03garbage")])
     async with built.agent.test_context() as agent:
         await visits(agent, built, 0, 4)
     models = built.processor.models[PARTITION]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-import pickle
 import random
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -18,7 +15,7 @@ from forethought.contracts.records import Trigger
 from forethought.core.anomaly import WindowedTrees
 from forethought.core.config import EngineConfig
 from forethought.core.engine import explain, process
-from forethought.core.models import _HEAD, MAGIC, PartitionModels, _split
+from forethought.core.models import PartitionModels
 from forethought.core.state import CustomerState
 
 FEATURES = ("a", "b", "c")
@@ -179,7 +176,7 @@ def test_ordinary_minutes_of_the_same_traffic_raise_nothing_once_warm() -> None:
     assert len([t for t in fired if t.detector == "behaviour_anomaly"]) <= 0.03 * minutes, "about the 1% alert rate"
 
 
-def test_models_checkpoint_their_trees_and_old_or_mismatched_checkpoints_start_the_trees_fresh() -> None:
+def test_models_checkpoint_their_trees_and_mismatched_checkpoints_start_the_trees_fresh() -> None:
     models = PartitionModels(partition=1, config=CONFIG)
     _traffic(models, minutes=25)
     probe = {name: 0.3 for name in models.behaviour.features}
@@ -197,14 +194,6 @@ def test_models_checkpoint_their_trees_and_old_or_mismatched_checkpoints_start_t
     other = PartitionModels.restore(models.to_bytes(), partition=1, config=taller)
     assert (other.origin, other.behaviour_origin, other.behaviour.height) == ("restored", "fresh", 6)
 
-    payload = pickle.dumps({"dropoff": models.dropoff_model}, protocol=5)  # written before the trees existed
-    header, _ = _split(models.to_bytes())
-    header.pop("behaviour")
-    header["sha256"] = hashlib.sha256(payload).hexdigest()
-    raw_header = json.dumps(header).encode()
-    old = _HEAD.pack(MAGIC, 1, len(raw_header)) + raw_header + payload
-    format_1 = PartitionModels.restore(old, partition=1, config=CONFIG)
-    assert (format_1.origin, format_1.behaviour_origin, format_1.problem) == ("restored", "fresh", None)
 
 
 def test_explain_shows_sessions_and_the_hour_and_day_rings() -> None:

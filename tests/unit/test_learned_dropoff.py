@@ -220,7 +220,7 @@ def corrupt(raw: bytes, how: str) -> bytes:
     ("payload", "corrupt model checkpoint: payload does not match its digest"),
     ("truncated", "corrupt model checkpoint: truncated header"),
     ("magic", "corrupt model checkpoint: not a Forethought model checkpoint"),
-    ("format", "incompatible model checkpoint: format 9, this worker reads formats 1, 2"),
+    ("format", "incompatible model checkpoint: format 9, this worker reads format 3"),
     ("features", "incompatible model checkpoint: written for other snapshot features"),
     ("river", f"incompatible model checkpoint: written with River 0.1.0, this worker runs {river.__version__}"),
 ])

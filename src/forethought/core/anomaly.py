@@ -37,13 +37,17 @@ False
 
 from __future__ import annotations
 
+import base64
 import math
 import random
+import sys
 from array import array
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from river.tree.padded import PaddedBranch, make_padded_tree
+
+from forethought.core.checkpoint import CheckpointError, integer, integers
 
 BINS_PER_DECADE = 1000  # score histogram bins per decade of rarity -log10(1 - score) (top scores crowd near 1)
 QUANT = 1_000_000  # features are summed as integers in millionths, so sums do not depend on order
@@ -74,7 +78,7 @@ class Window:
     sums: list[int] = field(default_factory=list)
     squares: list[int] = field(default_factory=list)
     scored: int = 0
-    cached: tuple[int, float, float | None] = (-1, 0.0, None)  # (scored, q, quantile) last computed
+    cached: tuple[int, float, float | None] = field(default=(-1, 0.0, None), compare=False)  # (scored, q, quantile)
 
     def add_score(self, score: float) -> None:
         """Count ``score`` in the histogram (bins of equal width in ``-log10(1 - score)``)."""
@@ -197,6 +201,41 @@ class WindowedTrees:
             home.sums[i] += q
             home.squares[i] += q * q
 
+    def to_data(self) -> dict[str, object]:
+        """The learned windows as plain data (masses as little-endian uint32, base64); the trees
+        themselves are rebuilt from their seed. :meth:`load_data` reads it back.
+
+        >>> trees = WindowedTrees(("a",), n_trees=1, height=1, window=10.0, seed=3)
+        >>> _ = trees.observe({"a": 0.5}, at=1.0)
+        >>> again = WindowedTrees(("a",), n_trees=1, height=1, window=10.0, seed=3)
+        >>> again.load_data(trees.to_data())
+        >>> again.windows == trees.windows
+        True
+        """
+        return {str(index): {"mass": _mass_bytes(w.mass), "count": w.count, "scored": w.scored,
+                             "scores": {str(b): n for b, n in w.scores.items()}, "sums": w.sums, "squares": w.squares}
+                for index, w in self.windows.items()}
+
+    def load_data(self, data: object) -> None:
+        """Replace the learned windows by those of :meth:`to_data` (checked: :class:`CheckpointError`)."""
+        if not isinstance(data, dict):
+            raise CheckpointError("corrupt model checkpoint: behaviour windows are not a map")
+        self.windows = {_index(index): self._window_from(value) for index, value in data.items()}
+
+    def _window_from(self, value: object) -> Window:
+        if not isinstance(value, dict):
+            raise CheckpointError("corrupt model checkpoint: a behaviour window is not a map")
+        mass = _mass_array(value.get("mass"), self.n_trees * self.nodes)
+        scores = value.get("scores")
+        if not isinstance(scores, dict):
+            raise CheckpointError("corrupt model checkpoint: behaviour scores are not a map")
+        width = len(self.features)
+        return Window(mass, count=integer(value.get("count"), "behaviour count"),
+                      scores={_index(b): integer(n, "behaviour score count") for b, n in scores.items()},
+                      sums=integers(value.get("sums"), "behaviour sums", width),
+                      squares=integers(value.get("squares"), "behaviour squares", width),
+                      scored=integer(value.get("scored"), "behaviour scored"))
+
     def _window(self, index: int) -> Window:
         home = self.windows.get(index)
         if home is None:
@@ -205,6 +244,33 @@ class WindowedTrees:
             for old in [w for w in self.windows if w < max(self.windows) - 3]:
                 del self.windows[old]  # the reference is at most two back; one spare for a topic that lags
         return home
+
+
+def _mass_bytes(mass: array) -> str:
+    little = array(mass.typecode, mass)
+    if sys.byteorder == "big":
+        little.byteswap()
+    return base64.b64encode(little.tobytes()).decode()
+
+
+def _mass_array(value: object, length: int) -> array:
+    try:
+        raw = base64.b64decode(str(value), validate=True)
+    except ValueError:
+        raise CheckpointError("corrupt model checkpoint: behaviour masses are not base64") from None
+    if len(raw) != 4 * length:
+        raise CheckpointError(f"corrupt model checkpoint: behaviour masses hold {len(raw)} bytes, expected {4 * length}")
+    mass = array("I", raw)
+    if sys.byteorder == "big":
+        mass.byteswap()
+    return mass
+
+
+def _index(key: object) -> int:
+    try:
+        return int(str(key))
+    except ValueError:
+        raise CheckpointError(f"corrupt model checkpoint: {str(key)[:20]!r} is not a window index") from None
 
 
 def _build(features: tuple[str, ...], n_trees: int, height: int, seed: int) -> tuple[list[int], list[float]]:

@@ -47,18 +47,15 @@ True
 >>> again = PartitionModels.restore(models.to_bytes(), partition=3, min_labels=4)
 >>> again.origin, again.labels, again.dropoff(x) == models.dropoff(x)
 ('restored', 6, True)
->>> broken = PartitionModels.restore(b"FTPM\\x01 not a checkpoint", partition=3)
+>>> broken = PartitionModels.restore(b"FTPM\\x03 not a checkpoint", partition=3)
 >>> broken.origin, broken.labels, broken.problem
 ('failed', 0, 'corrupt model checkpoint: truncated header')
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import pickle
-import struct
+from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import Any
 
@@ -67,17 +64,11 @@ from river import compose, linear_model, optim, preprocessing
 
 from forethought.core import behaviour, snapshots
 from forethought.core.anomaly import Verdict, WindowedTrees
+from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
 from forethought.core.config import EngineConfig
 from forethought.core.population import PopulationPrior
 
-MAGIC = b"FTPM"
-FORMAT = 2
-READABLE_FORMATS = (1, 2)  # format 1 holds the drop-off model only; its behaviour trees start fresh
-_HEAD = struct.Struct(">4sBI")  # magic, format, header length
-
-
-class CheckpointError(ValueError):
-    """A checkpoint this code cannot use: corrupt, or written by an incompatible version."""
+__all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "trees_spec"]
 
 
 def dropoff_pipeline() -> compose.Pipeline:
@@ -153,92 +144,83 @@ class PartitionModels:
         self.unsaved += 1
         return self.behaviour.observe(x, at)
 
-    def to_bytes(self) -> bytes:
-        """The checkpoint: a versioned header (checked before anything is unpickled) + pickle.
-
-        Pickle is what River models serialise with; checkpoints are read only from this
-        deployment's own changelog, never from producers, so no foreign bytes are unpickled.
-        """
-        payload = pickle.dumps({"dropoff": self.dropoff_model, "behaviour": self.behaviour,
-                                "population": self.population}, protocol=5)
-        header = json.dumps({
-            "partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
-            "behaviour": trees_spec(self.config),
-            "labels": self.labels, "dropped": self.dropped, "sha256": hashlib.sha256(payload).hexdigest(),
-        }, separators=(",", ":")).encode()
-        return _HEAD.pack(MAGIC, FORMAT, len(header)) + header + payload
+    def to_bytes(self, key: bytes | None = None) -> bytes:
+        """The checkpoint: a versioned header and the models' parameters as data
+        (:mod:`forethought.core.checkpoint`), signed with ``key`` when one is given."""
+        header = {"partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
+                  "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
+        payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
+                   "population": self.population.to_data()}
+        return seal(header, payload, key)
 
     @classmethod
     def from_bytes(cls, raw: bytes, partition: int = 0, min_labels: int = 200,
-                   config: EngineConfig | None = None) -> PartitionModels:
+                   config: EngineConfig | None = None, key: bytes | None = None) -> PartitionModels:
         """The models a checkpoint holds; :class:`CheckpointError` says why it cannot be used.
 
-        Behaviour trees written for other hyperparameters (or by format 1) are not used: the
-        partition's trees start fresh (``behaviour_origin="fresh"``), its drop-off model is restored.
+        With ``key`` only a checkpoint signed with that key is used. Behaviour trees written for
+        other hyperparameters are not used: the partition's trees start fresh
+        (``behaviour_origin="fresh"``), its drop-off model is restored.
         """
-        header, payload = _split(raw)
+        header, payload = open_checkpoint(raw, key)
         if header.get("features") != list(snapshots.NAMES):
             raise CheckpointError("incompatible model checkpoint: written for other snapshot features")
         if _minor(str(header.get("river"))) != _minor(river.__version__):
             raise CheckpointError(f"incompatible model checkpoint: written with River {header.get('river')},"
                                   f" this worker runs {river.__version__}")
-        if hashlib.sha256(payload).hexdigest() != header.get("sha256"):
-            raise CheckpointError("corrupt model checkpoint: payload does not match its digest")
-        saved = _unpickle(payload)
+        if not isinstance(payload, dict):
+            raise CheckpointError("corrupt model checkpoint: the payload is not a map")
         models = cls(partition, min_labels, config)
-        models.dropoff_model, models.origin = saved["dropoff"], "restored"
-        if header.get("behaviour") == trees_spec(models.config) and isinstance(saved.get("behaviour"), WindowedTrees):
-            models.behaviour, models.behaviour_origin = saved["behaviour"], "restored"
-            trees, now = models.behaviour, models.config  # settings that do not shape the masses follow config
-            trees.alert_rate, trees.min_reference = now.anomaly_alert_rate, now.anomaly_min_reference
-            trees.guard = now.allowed_lateness_seconds
-        if isinstance(saved.get("population"), PopulationPrior):
-            models.population = saved["population"]
-            models.population.min_customers = models.config.prior_min_customers
-        models.labels, models.dropped = int(header["labels"]), int(header["dropped"])
+        models.dropoff_model, models.origin = dropoff_from_params(payload.get("dropoff")), "restored"
+        if header.get("behaviour") == trees_spec(models.config):
+            models.behaviour.load_data(payload.get("behaviour"))
+            models.behaviour_origin = "restored"
+        models.population.load_data(payload.get("population", {}))
+        models.labels = integer(header.get("labels"), "labels")
+        models.dropped = integer(header.get("dropped"), "dropped")
         return models
 
     @classmethod
     def restore(cls, raw: bytes | None, partition: int = 0, min_labels: int = 200,
-                config: EngineConfig | None = None) -> PartitionModels:
+                config: EngineConfig | None = None, key: bytes | None = None) -> PartitionModels:
         """Restored models, or fresh ones when there is no checkpoint (``origin="fresh"``) or it
         cannot be used (``origin="failed"``, ``problem`` set): a worker never stops on a bad one."""
         if raw is None:
             return cls(partition, min_labels, config)
         try:
-            return cls.from_bytes(raw, partition, min_labels, config)
+            return cls.from_bytes(raw, partition, min_labels, config, key)
         except CheckpointError as error:
             models = cls(partition, min_labels, config)
             models.origin, models.problem = "failed", str(error)
             return models
 
 
-def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
-    if len(raw) < _HEAD.size or raw[:4] != MAGIC:
-        raise CheckpointError("corrupt model checkpoint: not a Forethought model checkpoint")
-    _, version, length = _HEAD.unpack_from(raw)
-    if version not in READABLE_FORMATS:
-        raise CheckpointError(f"incompatible model checkpoint: format {version}, this worker reads formats"
-                              f" {', '.join(map(str, READABLE_FORMATS))}")
-    if len(raw) < _HEAD.size + length:
-        raise CheckpointError("corrupt model checkpoint: truncated header")
-    try:
-        header = json.loads(raw[_HEAD.size:_HEAD.size + length])
-    except ValueError:
-        raise CheckpointError("corrupt model checkpoint: unreadable header") from None
-    if not isinstance(header, dict):
-        raise CheckpointError("corrupt model checkpoint: unreadable header")
-    return header, raw[_HEAD.size + length:]
+def dropoff_params(model: compose.Pipeline) -> dict[str, Any]:
+    """The learned drop-off model's parameters: the scaler's running statistics, the weights, the
+    intercept and the optimiser's step count (everything :func:`dropoff_pipeline` learns)."""
+    scaler, logistic = model.steps.values()
+    return {"counts": dict(scaler.counts), "means": dict(scaler.means), "vars": dict(scaler.vars),
+            "weights": dict(logistic._weights), "intercept": logistic.intercept,  # noqa: SLF001 - River keeps them private
+            "iterations": logistic.optimizer.n_iterations}
 
 
-def _unpickle(payload: bytes) -> dict[str, Any]:
-    try:
-        saved = pickle.loads(payload)  # noqa: S301 - our own changelog, digest checked
-    except Exception as error:  # noqa: BLE001 - any failure to load is a corrupt checkpoint
-        raise CheckpointError(f"corrupt model checkpoint: {type(error).__name__}") from None
-    if not isinstance(saved, dict) or not hasattr(saved.get("dropoff"), "predict_proba_one"):
-        raise CheckpointError("corrupt model checkpoint: not a classifier")
-    return saved
+def dropoff_from_params(params: Any) -> compose.Pipeline:
+    """A :func:`dropoff_pipeline` holding ``params`` (as :func:`dropoff_params` wrote them)."""
+    if not isinstance(params, dict):
+        raise CheckpointError("corrupt model checkpoint: the drop-off model is not a map")
+    model = dropoff_pipeline()
+    scaler, logistic = model.steps.values()
+    counts = floats(params.get("counts"), "scaler counts")
+    if any(c != int(c) or c < 0 for c in counts.values()):
+        raise CheckpointError("corrupt model checkpoint: scaler counts are not counts")
+    scaler.counts = Counter({name: int(c) for name, c in counts.items()})
+    scaler.means = defaultdict(float, floats(params.get("means"), "scaler means"))
+    scaler.vars = defaultdict(float, floats(params.get("vars"), "scaler variances"))
+    for name, weight in floats(params.get("weights"), "weights").items():
+        logistic._weights[name] = weight  # noqa: SLF001 - River's weights have no public setter
+    logistic.intercept = floats({"intercept": params.get("intercept")}, "intercept")["intercept"]
+    logistic.optimizer.n_iterations = integer(params.get("iterations"), "optimiser iterations")
+    return model
 
 
 def behaviour_trees(config: EngineConfig) -> WindowedTrees:

@@ -31,6 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from forethought.core.checkpoint import CheckpointError, integers
+
 QUANT = 1_000_000
 KEEP = 8  # windows kept behind the newest: a daily check run late (the worker's timer lags a busy batch)
           # must still find the window its prior comes from
@@ -65,3 +67,28 @@ class PopulationPrior:
         mean = total / n / QUANT
         between = max(0.0, squares / n / QUANT**2 - mean * mean)
         return round(mean, 6), round(math.sqrt(between + within / n / QUANT), 6)
+
+    def to_data(self) -> dict[str, list[int]]:
+        """The learned windows as plain data; :meth:`load_data` reads it back.
+
+        >>> prior = PopulationPrior(window=100.0)
+        >>> prior.learn(8.0, 0.25, at=10.0)
+        >>> prior.to_data()
+        {'0': [1, 8000000, 64000000000000, 250000]}
+        >>> again = PopulationPrior(window=100.0)
+        >>> again.load_data(prior.to_data())
+        >>> again == prior
+        True
+        """
+        return {str(index): sums for index, sums in self.windows.items()}
+
+    def load_data(self, data: object) -> None:
+        """Replace the learned windows by those of :meth:`to_data` (checked: :class:`CheckpointError`)."""
+        if not isinstance(data, dict):
+            raise CheckpointError("corrupt model checkpoint: population windows are not a map")
+        windows = {}
+        for index, sums in data.items():
+            if not str(index).lstrip("-").isdigit():
+                raise CheckpointError("corrupt model checkpoint: a population window index is not an integer")
+            windows[int(index)] = integers(sums, "population sums", 4)
+        self.windows = windows

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forethought.core.config import EngineConfig
@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
     model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
+    model_signing_key: SecretStr | None = Field(None, min_length=32)  # HMAC key: sign checkpoints, load only signed
     engine: EngineConfig = EngineConfig()
 
     @field_validator("kafka_bootstrap")

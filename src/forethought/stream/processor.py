@@ -96,6 +96,7 @@ class BatchProcessor:
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
         self.models: dict[int, PartitionModels] = {}
         self._checkpoint_keys: dict[int, bytes] = {}
+        self.signing_key: bytes | None = None  # when set, checkpoints are signed and only signed ones restored
 
     def clock(self, topic: str, partition: int) -> EventClock:
         """The event clock of one input topic-partition (``""``: times restored from state)."""
@@ -212,7 +213,7 @@ class BatchProcessor:
         for partition, models in sorted(self.models.items()):
             if not models.unsaved or (partitions is not None and partition not in partitions):
                 continue
-            raw = models.to_bytes()
+            raw = models.to_bytes(self.signing_key)
             try:
                 self.checkpoints[self.checkpoint_key(partition)] = raw
             except Exception as error:  # noqa: BLE001 - a checkpoint must never stop the worker; retried next time
@@ -243,7 +244,7 @@ class BatchProcessor:
 
     def _restore(self, partition: int) -> PartitionModels:
         raw = self.checkpoints.get(self.checkpoint_key(partition))
-        models = PartitionModels.restore(raw, partition, self.config.model_min_labels, self.config)
+        models = PartitionModels.restore(raw, partition, self.config.model_min_labels, self.config, self.signing_key)
         self.metrics.model_restores.labels(result=models.origin).inc()
         self.metrics.model_labels_seen.labels(partition=str(partition)).set(models.labels)
         if models.problem is not None:

@@ -123,6 +123,8 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         checkpoints=checkpoints,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
+    if settings.model_signing_key is not None:
+        processor.signing_key = settings.model_signing_key.get_secret_value().encode()
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
     _count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
