@@ -48,6 +48,11 @@ async def test_customers_needs_the_bearer_token(served: tuple[Worker, TestServer
         assert TOKEN not in body
     status, _, body = await get(server, "/customers/cust-42", {"Authorization": f"Bearer {TOKEN}"})
     assert status == 404 and "no state for customer" in json.loads(body)["error"]  # past the guard
+    async with aiohttp.ClientSession() as session:
+        async with session.head(server.make_url("/customers/cust-42")) as response:
+            assert response.status == 401
+        async with session.post(server.make_url("/customers/cust-42")) as response:
+            assert response.status in (401, 405)
 
 
 async def test_every_route_but_the_open_ones_refuses_without_the_token(served: tuple[Worker, TestServer]) -> None:
