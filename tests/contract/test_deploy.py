@@ -130,6 +130,25 @@ def published_ports(service: dict) -> list[tuple[int, int]]:
     return pairs
 
 
+LOOPBACK = {"127.0.0.1", "::1", "[::1]"}
+
+
+def published_hosts(service: dict) -> list[str]:
+    """The host address of each published port ("" when published on all interfaces).
+
+    >>> published_hosts({"ports": ["6066:6066", "127.0.0.1:9090:9090", "[::1]:1:1/udp", 7, {"target": 1}]})
+    ['', '127.0.0.1', '[::1]', '', '']
+    """
+    hosts = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            hosts.append(str(port.get("host_ip", "")))
+        else:
+            spec = str(port).split("/")[0]
+            hosts.append(spec.rsplit(":", 2)[0] if spec.count(":") >= 2 else "")
+    return hosts
+
+
 def mounts(service: dict) -> dict[str, str]:
     """Container path → source (a named volume or a path relative to the compose file)."""
     result = {}
@@ -246,6 +265,24 @@ def test_named_volumes_are_declared(compose: dict, services: dict) -> None:
     sources = {source for service in services.values() for source in mounts(service).values()}
     used = {source for source in sources if not source.startswith((".", "/"))}
     assert used <= set(compose.get("volumes") or {})
+
+
+def test_every_port_is_published_on_loopback_only(services: dict) -> None:
+    """A port published without a host address listens on every interface of the Docker host: the
+    worker's /customers, Grafana (anonymous viewer) and an unauthenticated broker would be on the LAN."""
+    wide = {name: hosts for name, service in services.items()
+            if (hosts := published_hosts(service)) and not set(hosts) <= LOOPBACK}
+    assert not wide, f"ports published beyond 127.0.0.1: {wide}"
+    assert not [name for name, service in services.items() if service.get("network_mode") == "host"]
+
+
+def test_published_hosts_reads_both_port_syntaxes() -> None:
+    ports = ["6066:6066", "127.0.0.1:9090:9090", "[::1]:1:1/udp", 7, {"target": 1}, {"target": 2, "host_ip": "0.0.0.0"}]
+    assert published_hosts({"ports": ports}) == ["", "127.0.0.1", "[::1]", "", "", "0.0.0.0"]
+
+
+def test_the_worker_token_can_be_set_from_the_shell(services: dict) -> None:
+    assert env_of(services["worker"])["FORETHOUGHT_WEB_TOKEN"] == "${FORETHOUGHT_WEB_TOKEN:-}"
 
 
 def test_worker_port_matches_settings(services: dict, settings: Settings) -> None:

@@ -360,6 +360,13 @@ class Mailbox:
         return "250 Message accepted"
 
 
+def profile(customer: str, email: str | None) -> tuple[bytes, bytes]:
+    """A keyed profile record with ``email`` (the email sender's only source of recipients)."""
+    body = {"type": "profile", "customer_id": customer, "updated_at": datetime.now(timezone.utc).isoformat(),
+            "email": email}
+    return customer.encode(), json.dumps(body).encode()
+
+
 async def test_email_is_rendered_and_sent_over_smtp_and_a_550_is_a_bounce(deployment: Deployment) -> None:
     reason = "No activity for 3.0 d; mail-1 usually returns within 12.0 h (41 visits seen)."
     trigger = make_trigger("mail-1", channel="email", text=reason)
@@ -367,18 +374,15 @@ async def test_email_is_rendered_and_sent_over_smtp_and_a_550_is_a_bounce(deploy
     mailbox, port = Mailbox(), free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
+    await deployment.produce("customers.profile", [profile("mail-1", "mail-1@customers.example"),
+                                                   profile("ghost", "ghost@nobody.example")])
     try:
-        settings = settings_for(deployment, smtp_host="127.0.0.1", smtp_port=port,
-                                email_to="{customer_id}@customers.example")
+        settings = settings_for(deployment, smtp_host="127.0.0.1", smtp_port=port)
         async with running(settings, "email"):
-            await produce(deployment, trigger)
-            await eventually(lambda: mailbox.messages, what="the mail")
-        settings = settings_for(deployment, smtp_host="127.0.0.1", smtp_port=port,
-                                email_to="{customer_id}@nobody.example")
-        async with running(settings, "email"):
-            await produce(deployment, rejected)
+            await produce(deployment, trigger, rejected)
             await eventually(lambda: metric_is(settings.sender.web_port, "forethought_sender_sends_total", 1,
                                                channel="email", status="bounced"), what="the bounce")
+            await eventually(lambda: mailbox.messages, what="the mail")
     finally:
         controller.stop()
     (mail,) = mailbox.messages

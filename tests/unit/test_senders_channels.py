@@ -14,13 +14,16 @@ from aiosmtpd.controller import Controller
 from forethought.contracts.records import Trigger
 from forethought.contracts.schemas import EXAMPLES
 from forethought.ops.process import free_port
+from forethought.senders.addresses import AddressBook
 from forethought.senders.channels import EmailChannel, WebhookChannel
+from forethought.senders.recipients import recipient_ref
 from forethought.senders.retry import HostRateLimiter
 from forethought.senders.settings import SenderSettings
 from forethought.senders.signing import verify
 
 TRIGGER = Trigger.model_validate(EXAMPLES["trigger"])
 BODY = TRIGGER.model_dump_json().encode()
+ADDRESSES = AddressBook.of({TRIGGER.customer_id: "ana@customers.example"})
 FAST = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, "max_attempts": 3}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -151,20 +154,21 @@ async def test_smtp_4xx_is_retried_and_5xx_is_a_bounce() -> None:
     controller.start()
     try:
         limiter = HostRateLimiter(1000, 1000)
-        ok = EmailChannel(SenderSettings(smtp_port=port, **FAST), limiter, sleep=Waits())
+        ok = EmailChannel(SenderSettings(smtp_port=port, **FAST), limiter, ADDRESSES, sleep=Waits())
         result = await ok.deliver(TRIGGER, BODY)
-        bounce = EmailChannel(SenderSettings(smtp_port=port, email_to="{customer_id}@unknown.example", **FAST),
-                              limiter, sleep=Waits())
+        bounce = EmailChannel(SenderSettings(smtp_port=port, **FAST), limiter,
+                              AddressBook.of({TRIGGER.customer_id: "ghost@unknown.example"}), sleep=Waits())
         bounced = await bounce.deliver(TRIGGER, BODY)
     finally:
         controller.stop()
     assert (result.status, result.attempts, handler.accepted) == ("delivered", 2, 1)
-    assert "cust-42@customers.example" in result.detail and "silence_dropoff template" in result.detail
+    assert recipient_ref("ana@customers.example") in result.detail and "silence_dropoff template" in result.detail
+    assert "customers.example" not in result.detail
     assert (bounced.status, bounced.attempts) == ("bounced", 1) and "550" in bounced.detail
 
 
 async def test_an_unreachable_smtp_server_fails_after_retrying() -> None:
     channel = EmailChannel(SenderSettings(smtp_port=free_port(), smtp_timeout_seconds=1, **FAST),
-                           HostRateLimiter(1000, 1000), sleep=Waits())
+                           HostRateLimiter(1000, 1000), ADDRESSES, sleep=Waits())
     result = await channel.deliver(TRIGGER, BODY)
     assert (result.status, result.attempts) == ("failed", 3) and "unreachable" in result.detail

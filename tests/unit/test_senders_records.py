@@ -79,8 +79,8 @@ def test_routes_join_senders_and_refuse_overlaps() -> None:
 def test_settings_fail_fast_with_the_field_named() -> None:
     with pytest.raises(ValidationError, match="backoff_max_seconds"):
         SenderSettings(backoff_base_seconds=10, backoff_max_seconds=1)
-    with pytest.raises(ValidationError, match="email_to"):
-        SenderSettings(email_to="{email}@x.example")
+    with pytest.raises(ValidationError, match="EMAIL_TO was removed"):
+        SenderSettings(email_to="{customer_id}@x.example")
     with pytest.raises(ValidationError, match="webhook_url"):
         SenderSettings(webhook_url="ftp://x")
 

@@ -9,7 +9,7 @@ import pytest
 
 from forethought.contracts.records import Trigger
 from forethought.contracts.schemas import EXAMPLES
-from forethought.senders.templates import PACKAGE_TEMPLATES, Renderer, build_message, recipient
+from forethought.senders.templates import PACKAGE_TEMPLATES, Renderer, build_message
 
 
 def trigger(**changes: Any) -> Trigger:
@@ -77,18 +77,13 @@ def test_a_multiline_subject_is_folded_to_one_line() -> None:
 def test_the_message_has_text_and_html_alternatives_and_a_stable_id() -> None:
     t = trigger()
     mail = Renderer().render(t)
-    message = build_message(mail, "Forethought <noreply@f.example>", recipient("{customer_id}@customers.example", t), t)
-    assert message["To"] == "cust-42@customers.example"
+    message = build_message(mail, "Forethought <noreply@f.example>", "ana@customers.example", t)
+    assert message["To"] == "ana@customers.example"
     assert message["Message-ID"] == f"<{t.trigger_id}@forethought.local>"
     assert message.get_content_type() == "multipart/alternative"
     kinds = [part.get_content_type() for part in message.iter_parts()]
     assert kinds == ["text/plain", "text/html"]
     assert "No activity for 3.0 d" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-
-
-def test_recipient_templates_may_use_customer_and_account() -> None:
-    t = trigger()
-    assert recipient("{customer_id}+{account_id}@x.example", t) == "cust-42+acct-7@x.example"
 
 
 def test_missing_or_broken_default_templates_are_reported_at_start(tmp_path: Path) -> None:

@@ -55,6 +55,11 @@ class Profile(_Record):
     plan: Name | None = None
     timezone: str = "UTC"
     locale: Name | None = None
+    email: str | None = Field(
+        None, max_length=320,
+        description="The customer's e-mail address: the only recipient the email sender ever uses. Checked "
+                    "strictly by the sender at send time (one plain address), not here: a profile with a "
+                    "bad address must still carry its consent and opt-outs.")
     consent: dict[Channel, bool] = Field(
         default_factory=dict, description="Per channel: true opted in, false opted out; absent: the policy default.")
     opted_out: bool = Field(False, description="Global opt-out: no trigger on any channel.")

@@ -25,13 +25,15 @@ from forethought.core.config import EngineConfig
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
 DEFAULT_PLAYBOOKS_FILE = REPO_ROOT / "streams" / "playbooks.yaml"
+MIN_TOKEN_CHARS = 16
 
 
 class Settings(BaseSettings):
     """Everything the worker, the CLI and the demo need to know about their surroundings."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FORETHOUGHT_", env_nested_delimiter="__", frozen=True, extra="ignore"
+        env_prefix="FORETHOUGHT_", env_nested_delimiter="__", frozen=True, extra="ignore",
+        hide_input_in_errors=True,  # a rejected secret (token, password) must not be echoed into logs
     )
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", min_length=3)
@@ -43,6 +45,8 @@ class Settings(BaseSettings):
     playbook_reload_seconds: float = Field(5.0, gt=0, le=3600)
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_token: SecretStr | None = Field(
+        None, description="Bearer token for the views that show customer data (/customers); unset: open.")
     data_dir: Path = Path("var/worker")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
@@ -62,6 +66,17 @@ class Settings(BaseSettings):
             host, sep, port = server.strip().rpartition(":")
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port...], got {value!r}")
+        return value
+
+    @field_validator("web_token", mode="before")
+    @classmethod
+    def _token_strong_enough(cls, value: object) -> object:
+        """An empty token means none; a set one must be at least 16 characters (never echoed back)."""
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if raw is None or raw == "":
+            return None
+        if not isinstance(raw, str) or len(raw) < MIN_TOKEN_CHARS:
+            raise ValueError(f"FORETHOUGHT_WEB_TOKEN must be at least {MIN_TOKEN_CHARS} characters")
         return value
 
     def topic(self, name: str) -> str:

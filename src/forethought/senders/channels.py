@@ -35,7 +35,9 @@ from forethought.senders import signing
 from forethought.senders.records import DeliveryResult
 from forethought.senders.retry import Attempt, AttemptKind, HostRateLimiter, RetryPolicy, with_retries
 from forethought.senders.settings import SenderSettings
-from forethought.senders.templates import Renderer, build_message, recipient
+from forethought.senders.addresses import AddressBook
+from forethought.senders.recipients import RecipientError, check_address, recipient_ref, scrub
+from forethought.senders.templates import Renderer, build_message
 
 Sleep = Callable[[float], Awaitable[object]]
 
@@ -109,44 +111,74 @@ class WebhookChannel:
 
 
 class EmailChannel:
-    """Render the playbook's templates and send over SMTP (stdlib ``smtplib`` in a worker thread)."""
+    """Render the playbook's templates and send over SMTP (stdlib ``smtplib`` in a worker thread).
+
+    The one recipient is the ``email`` of the customer's profile, looked up in ``addresses`` and
+    checked by :func:`~forethought.senders.recipients.check_address`; a missing or refused address
+    is a ``failed`` outcome and nothing is sent. Outcome details name the recipient by
+    :func:`~forethought.senders.recipients.recipient_ref` only. A login happens only over TLS.
+    """
 
     name = "email"
 
-    def __init__(self, settings: SenderSettings, limiter: HostRateLimiter, renderer: Renderer | None = None,
-                 sleep: Sleep = asyncio.sleep) -> None:
-        self.settings, self.limiter, self.sleep = settings, limiter, sleep
+    def __init__(self, settings: SenderSettings, limiter: HostRateLimiter, addresses: AddressBook,
+                 renderer: Renderer | None = None, sleep: Sleep = asyncio.sleep) -> None:
+        self.settings, self.limiter, self.addresses, self.sleep = settings, limiter, addresses, sleep
         self.renderer = renderer or Renderer(settings.templates_dir)
         self.policy = RetryPolicy(settings.max_attempts, settings.backoff_base_seconds, settings.backoff_max_seconds)
         self.host = f"{settings.smtp_host}:{settings.smtp_port}"
+        self.hash_key = settings.recipient_hash_key.get_secret_value().encode()
 
     async def deliver(self, trigger: Trigger, body: bytes) -> DeliveryResult:
-        to = recipient(self.settings.email_to, trigger)
+        address = self.addresses.address_of(trigger.customer_id)
+        if address is None:
+            return DeliveryResult("failed", "no e-mail address in the customer's profile; not sent", attempts=0)
+        try:
+            to = check_address(address)
+        except RecipientError as refused:
+            return DeliveryResult("failed", f"the e-mail address in the customer's profile was refused: it {refused}; "
+                                            "not sent", attempts=0)
+        ref = recipient_ref(to, self.hash_key)
         mail = self.renderer.render(trigger)
         message = build_message(mail, self.settings.email_from, to, trigger)
-        retried = await with_retries(lambda: self._attempt(message), self.policy, self.sleep)
+        retried = await with_retries(lambda: self._attempt(message, to), self.policy, self.sleep)
         last, tries = retried.last, f"after {retried.attempts} attempt{'s' if retried.attempts > 1 else ''}"
+        detail = scrub(last.detail, to, ref)  # a server may quote the address back
         if last.kind == "ok":
-            return DeliveryResult("delivered", f"{last.detail} to {to} ({mail.template} template) {tries}",
+            return DeliveryResult("delivered", f"{detail} for recipient {ref} ({mail.template} template) {tries}",
                                   retried.attempts)
         status = "bounced" if last.kind == "permanent" and (last.code or 0) >= 500 else "failed"
-        return DeliveryResult(status, f"{last.detail} for {to} {tries}", retried.attempts)
+        return DeliveryResult(status, f"{detail} for recipient {ref} {tries}", retried.attempts)
 
-    async def _attempt(self, message: EmailMessage) -> Attempt:
+    async def _attempt(self, message: EmailMessage, to: str) -> Attempt:
         await self.limiter.acquire(self.host)
-        return await asyncio.to_thread(self._send_once, message)
+        return await asyncio.to_thread(self._send_once, message, to)
 
-    def _send_once(self, message: EmailMessage) -> Attempt:
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = ssl.create_default_context(cafile=str(s.smtp_ca_file) if s.smtp_ca_file else None)
+        if s.smtp_tls:
+            return smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds, context=context)
+        smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds)
+        try:
+            smtp.ehlo()
+            if s.smtp_starttls:
+                smtp.starttls(context=context)  # SMTPNotSupportedError when the server does not offer it
+                smtp.ehlo()
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def _send_once(self, message: EmailMessage, to: str) -> Attempt:
         s = self.settings
         try:
-            with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_seconds) as smtp:
-                smtp.ehlo()
-                if s.smtp_starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                    smtp.ehlo()
+            with self._connect() as smtp:
                 if s.smtp_username:
+                    if not isinstance(smtp.sock, ssl.SSLSocket):  # settings forbid it; never send a password in clear
+                        return Attempt("permanent", f"SMTP {self.host}: refusing to log in without TLS")
                     smtp.login(s.smtp_username, s.smtp_password.get_secret_value())
-                smtp.send_message(message)
+                smtp.send_message(message, to_addrs=[to])  # the envelope: exactly this one recipient
             return Attempt("ok", f"accepted by SMTP {self.host}")
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = next(iter(exc.recipients.values()))
@@ -158,6 +190,8 @@ class EmailChannel:
             return Attempt("permanent", f"SMTP {self.host} does not support what we asked: {exc}")
         except smtplib.SMTPResponseException as exc:
             return _smtp_rejection(exc.smtp_code, exc.smtp_error, "rejected")
+        except ssl.SSLError as exc:  # a certificate we do not trust, a protocol mismatch: ours to fix
+            return Attempt("permanent", f"TLS with SMTP {self.host} failed: {exc!r}"[:500])
         except (smtplib.SMTPException, OSError) as exc:
             return Attempt("transient", f"SMTP {self.host} unreachable or dropped: {exc!r}"[:500])
 

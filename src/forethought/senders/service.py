@@ -24,6 +24,7 @@ from rich.console import Console
 
 from forethought.contracts.records import Trigger
 from forethought.ops.logs import get_logger
+from forethought.senders.addresses import KafkaAddressBook
 from forethought.senders.channels import ConsoleChannel, EmailChannel, Sender, WebhookChannel, expiry
 from forethought.senders.ledger import KafkaLedger
 from forethought.senders.metrics import SenderMetrics, serve, web_app
@@ -69,6 +70,7 @@ class SenderService:
         self.producer: AIOKafkaProducer | None = None
         self.consumer: AIOKafkaConsumer | None = None
         self.ledger: KafkaLedger | None = None
+        self.addresses: KafkaAddressBook | None = None  # the email sender's profile mirror
         self.runner: Any = None
         self.last_commit = self.last_prune = time.monotonic()
 
@@ -94,6 +96,8 @@ class SenderService:
         await self.ledger.expire()
         self.metrics.ledger_entries.set(len(self.ledger.view))
         self.channels = self._build_channels()
+        if self.addresses is not None:
+            await self.addresses.load()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap, group_id=self.group, enable_auto_commit=False,
             auto_offset_reset="earliest", max_poll_records=self.config.batch_size,
@@ -116,7 +120,8 @@ class SenderService:
                 self.session = aiohttp.ClientSession()
                 built[name] = WebhookChannel(self.session, self.config, limiter)
             elif name == "email":
-                built[name] = EmailChannel(self.config, limiter)
+                self.addresses = KafkaAddressBook(self.settings.kafka_bootstrap, self.settings.topic("customers.profile"))
+                built[name] = EmailChannel(self.config, limiter, self.addresses)
             else:
                 built[name] = ConsoleChannel(self.console)
         return built
@@ -127,6 +132,8 @@ class SenderService:
             await _quietly(self.consumer.stop())
         if self.ledger is not None:
             await _quietly(self.ledger.close())
+        if self.addresses is not None:
+            await _quietly(self.addresses.close())
         if self.producer is not None:
             await _quietly(self.producer.stop())
         if self.session is not None:
@@ -154,6 +161,8 @@ class SenderService:
         batches = await self.consumer.getmany(timeout_ms=500, max_records=self.config.batch_size)
         if batches:
             await self._ledger_fresh()
+            if self.addresses is not None:  # every profile the worker acted on is in the topic by now
+                await self.addresses.catch_up()
             async with self.lock, asyncio.TaskGroup() as group:
                 for tp, records in batches.items():
                     group.create_task(self._partition(tp, records))

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from forethought.contracts.records import Channel
 from forethought.ops.settings import Settings
@@ -31,7 +31,7 @@ ENV = "FORETHOUGHT_SENDER__"
 class SenderSettings(BaseModel):
     """What the channel senders need: endpoints, secrets, retry and rate policy, ports."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
     # Webhook
     webhook_url: str | None = Field(None, pattern=r"^https?://\S+$")
@@ -44,14 +44,18 @@ class SenderSettings(BaseModel):
     # Per-host token bucket.
     rate_per_second: float = Field(10.0, gt=0, le=10_000)
     rate_burst: int = Field(10, ge=1, le=10_000)
-    # Email
-    email_to: str = Field("{customer_id}@customers.example", min_length=3)
+    # Email: the recipient is the ``email`` of the customer's profile, nothing else (senders/recipients.py).
     email_from: str = Field("Forethought <noreply@forethought.example>", min_length=3)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(25, ge=1, le=65535)
-    smtp_starttls: bool = False
+    smtp_starttls: bool = Field(False, description="STARTTLS after EHLO (port 587); required for a login.")
+    smtp_tls: bool = Field(False, description="Implicit TLS from the first byte (SMTPS, port 465).")
+    smtp_ca_file: Path | None = Field(None, description="CA bundle for the SMTP server's certificate (default: "
+                                                        "the system's).")
     smtp_username: str | None = None
     smtp_password: SecretStr = SecretStr("")
+    recipient_hash_key: SecretStr = Field(SecretStr(""), description="Key of the HMAC that names recipients in "
+                                                                      "outcomes and logs (default: plain sha256).")
     smtp_timeout_seconds: float = Field(10.0, gt=0, le=120)
     templates_dir: Path | None = None
     # Console: trigger channels without a real sender yet are printed instead.
@@ -63,14 +67,23 @@ class SenderSettings(BaseModel):
     commit_interval_seconds: float = Field(1.0, ge=0, le=3600)
     ledger_days: float = Field(14.0, gt=0, le=3650)
 
-    @field_validator("email_to")
+    @model_validator(mode="before")
     @classmethod
-    def _recipient_template(cls, value: str) -> str:
-        try:
-            value.format(customer_id="c", account_id="a")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"only {{customer_id}} and {{account_id}} may be used, got {value!r}") from exc
-        return value
+    def _no_recipient_template(cls, data: object) -> object:
+        if isinstance(data, dict) and "email_to" in data:
+            raise ValueError(f"{ENV}EMAIL_TO was removed: an e-mail goes only to the address in the customer's "
+                             "profile (its `email` field), never to one built from the customer id")
+        return data
+
+    @model_validator(mode="after")
+    def _login_needs_tls(self) -> SenderSettings:
+        if self.smtp_starttls and self.smtp_tls:
+            raise ValueError(f"choose one of {ENV}SMTP_STARTTLS and {ENV}SMTP_TLS")
+        credentials = bool(self.smtp_username) or bool(self.smtp_password.get_secret_value())
+        if credentials and not (self.smtp_starttls or self.smtp_tls):
+            raise ValueError(f"an SMTP login needs TLS: set {ENV}SMTP_STARTTLS=true (usually port 587) or "
+                             f"{ENV}SMTP_TLS=true (port 465); the password is never sent in clear")
+        return self
 
     @model_validator(mode="after")
     def _backoff_bounds(self) -> SenderSettings:

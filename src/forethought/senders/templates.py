@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.headerregistry import Address
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -80,22 +81,16 @@ class Renderer:
         return [*names, f"default/{part}"]
 
 
-def recipient(template: str, trigger: Trigger) -> str:
-    """The address for ``trigger`` from a template such as ``"{customer_id}@customers.example"``.
-
-    >>> from forethought.contracts.schemas import EXAMPLES
-    >>> recipient("{customer_id}@customers.example", Trigger.model_validate(EXAMPLES["trigger"]))
-    'cust-42@customers.example'
-    """
-    return template.format(customer_id=trigger.customer_id, account_id=trigger.account_id or "")
-
-
 def build_message(mail: RenderedEmail, sender: str, to: str, trigger: Trigger) -> EmailMessage:
-    """A multipart/alternative message (plain text first, HTML preferred by mail clients)."""
+    """A multipart/alternative message (plain text first, HTML preferred by mail clients).
+
+    ``to`` is one address already checked by :func:`forethought.senders.recipients.check_address`;
+    it is set as an address object, not parsed from text, so it can only ever be that one address.
+    """
     message = EmailMessage()
     message["Subject"] = mail.subject
     message["From"] = sender
-    message["To"] = to
+    message["To"] = Address(addr_spec=to)
     message["Message-ID"] = f"<{trigger.trigger_id}@forethought.local>"  # the same on a resend
     message["X-Forethought-Trigger-Id"] = trigger.trigger_id
     message["X-Forethought-Playbook"] = trigger.playbook

@@ -1,21 +1,66 @@
-"""Web views of the worker: /metrics, /health, /ready and /customers/{customer_id}."""
+"""Web views of the worker: /metrics, /health, /ready and /customers/{customer_id}.
+
+``/customers`` shows a customer's scores and profile (an e-mail address among them): with
+``FORETHOUGHT_WEB_TOKEN`` set it answers only ``Authorization: Bearer <token>``; the open views
+(:data:`OPEN_PATHS`) show nothing about any customer. Faust's own ``/router`` and ``/table`` pages
+are switched off where the app is created (:func:`forethought.stream.worker.web_settings`).
+
+>>> from pydantic import SecretStr
+>>> token = SecretStr("s3cret-token-0123456789")
+>>> authorized("Bearer s3cret-token-0123456789", token), authorized("Bearer wrong", token)
+(True, False)
+>>> authorized(None, token), authorized("s3cret-token-0123456789", token), authorized(None, None)
+(False, False, True)
+"""
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import SecretStr
 
 from forethought.core.engine import explain
+from forethought.ops.logs import get_logger
 
 if TYPE_CHECKING:
     from forethought.stream.worker import Worker
 
+log = get_logger("web")
+TOKEN_SETTING = "FORETHOUGHT_WEB_TOKEN"
+OPEN_PATHS = frozenset({"/", "/metrics", "/health", "/ready"})
+"""Views served without a token: counts, health and readiness, never customer data."""
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="forethought"'}
+
+
+def authorized(header: str | None, token: SecretStr | None) -> bool:
+    """Whether an ``Authorization`` header carries ``token`` (always true when no token is configured).
+
+    The comparison is constant-time; the scheme is case-insensitive as HTTP says.
+    """
+    if token is None:
+        return True
+    scheme, _, presented = (header or "").strip().partition(" ")
+    if scheme.lower() != "bearer" or not presented:
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
+
 
 def register_views(worker: Worker) -> None:
-    """Attach the views to the worker's Faust app."""
+    """Attach the views to the worker's Faust app; warn when customer data would be served to anyone."""
     app = worker.app
+    token = worker.settings.web_token
+    if token is None:
+        log.warning("web_token_missing", setting=TOKEN_SETTING,
+                    detail=f"/customers serves scores and profiles to anyone who can reach "
+                           f"{worker.settings.web_url}; set {TOKEN_SETTING} to require a bearer token")
+
+    def denied(web: Any, request: Any) -> Any | None:
+        if authorized(request.headers.get("Authorization"), token):
+            return None
+        return web.json({"error": "a bearer token is required"}, status=401, headers=dict(CHALLENGE))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -24,16 +69,19 @@ def register_views(worker: Worker) -> None:
     @app.page("/health")
     async def health(web: Any, request: Any) -> Any:
         if worker.failure is not None:  # the behaviour agent died: restart this process
-            return web.json({"status": "failed", "error": worker.failure}, status=503)
+            return web.json({"status": "failed", "error": _kind(worker.failure)}, status=503)
         return web.json({"status": "ok"})
 
     @app.page("/ready")
     async def ready(web: Any, request: Any) -> Any:
         status = readiness(worker)
-        return web.json(status, status=200 if status["ready"] else 503)
+        open_status = {**status, "failure": _kind(status["failure"])}  # the message may quote a record
+        return web.json(open_status, status=200 if status["ready"] else 503)
 
     @app.page("/customers/{customer_id}")
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
+        if (refusal := denied(web, request)) is not None:
+            return refusal
         raw = worker.processor.table.get(customer_id.encode())
         if raw is None:
             return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
@@ -47,9 +95,18 @@ def register_views(worker: Worker) -> None:
 
 
 def readiness(worker: Worker) -> dict[str, Any]:
-    """Ready when partitions are assigned and neither rebalancing nor recovering."""
+    """Ready when partitions are assigned and neither rebalancing nor recovering.
+
+    The open ``/ready`` and ``/health`` views name a failure by its exception type only: an
+    exception's message may quote a record (the full message is in the worker's log).
+    """
     app = worker.app
     assigned = len(app.assignor.assigned_actives()) if app.assignor else 0
     ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None
     return {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing),
             "recovering": bool(app.in_recovery), "failure": worker.failure}
+
+
+def _kind(failure: str | None) -> str | None:
+    """``"OverflowError: math range error"`` → ``"OverflowError"``."""
+    return None if failure is None else failure.split(":", 1)[0]

@@ -23,6 +23,8 @@ from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, 
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
 
 log = get_logger("worker")
+FAUST_PAGES_OFF = ("web_router_enabled", "web_tables_enabled", "web_graph_enabled", "web_stats_enabled",
+                   "web_metrics_enabled")
 
 
 @dataclass
@@ -135,7 +137,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
 
 
 def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=faust_broker_url(settings.kafka_bootstrap),
         store="memory://",
@@ -143,16 +145,25 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         topic_partitions=catalogue.partitions,
         topic_replication_factor=1,
         topic_disable_leader=True,
-        web_enabled=True,
-        web_bind=settings.web_host,
-        web_host=settings.web_host,
-        web_port=settings.web_port,
+        **web_settings(settings),
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         stream_wait_empty=False,
         table_standby_replicas=0,
     )
+    for flag in FAUST_PAGES_OFF:  # Faust's APP_WEB_*_ENABLED variables outrank keyword arguments
+        setattr(app.conf, flag, False)
+    return app
+
+
+def web_settings(settings: Settings) -> dict[str, object]:
+    """Faust's web server with only our views (and its ``/`` status page): its ``/router`` (cluster
+    topology), ``/table`` (table data, our profiles included), ``/graph``, ``/stats`` and
+    ``/performance`` pages are off (:data:`FAUST_PAGES_OFF`; :func:`_create_app` enforces them again
+    over Faust's own ``APP_WEB_*_ENABLED`` environment variables)."""
+    return {"web_enabled": True, "web_bind": settings.web_host, "web_host": settings.web_host,
+            "web_port": settings.web_port, **dict.fromkeys(FAUST_PAGES_OFF, False)}
 
 
 def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types.AgentT, Outputs]:

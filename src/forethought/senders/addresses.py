@@ -1,0 +1,123 @@
+"""The email sender's address book: each customer's ``email`` from the compacted profile topic.
+
+The worker's triggers carry no address (they travel through topics many readers can see); the
+email sender reads ``customers.profile`` itself and keeps only ``customer_id → email`` of each
+customer's latest profile. It reads the topic to its end before every batch of triggers: a trigger
+is published after the worker has read the profile it acted on, so that profile is already in the
+topic and is seen before the trigger is sent.
+
+>>> book = AddressBook()
+>>> book.apply(b'{"type":"profile","customer_id":"c1","updated_at":"2026-11-22T10:00:00Z","email":"a@x.example"}')
+>>> book.apply(b'{"type":"profile","customer_id":"c1","updated_at":"2026-11-22T09:00:00Z","email":"old@x.example"}')
+>>> book.address_of("c1"), book.address_of("c2")
+('a@x.example', None)
+>>> book.apply(b'{"type":"profile","customer_id":"c1","updated_at":"2026-11-22T11:00:00Z"}')  # address removed
+>>> book.address_of("c1") is None
+True
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pydantic import ValidationError
+
+from forethought.contracts.records import Profile
+from forethought.ops.logs import get_logger
+
+log = get_logger("senders.addresses")
+METADATA_TRIES = 20
+
+
+class AddressBook:
+    """``customer_id → (email or None, updated_at)`` of the latest profile seen per customer."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[str | None, float]] = {}
+        self.unreadable = 0
+
+    @classmethod
+    def of(cls, addresses: Mapping[str, str]) -> AddressBook:
+        """A fixed book (tests, tools): customer id → address."""
+        book = cls()
+        book.entries = {customer: (address, 0.0) for customer, address in addresses.items()}
+        return book
+
+    def address_of(self, customer_id: str) -> str | None:
+        """The address in the customer's latest profile, as written there (the sender checks it)."""
+        found = self.entries.get(customer_id)
+        return None if found is None else found[0]
+
+    def __len__(self) -> int:
+        return sum(1 for address, _ in self.entries.values() if address is not None)
+
+    def apply(self, value: bytes | None, key: bytes | None = None) -> None:
+        """One record of the profile topic: a profile (the newest wins) or a tombstone (forget the key)."""
+        if value is None:
+            if key is not None:
+                self.entries.pop(key.decode(errors="replace"), None)
+            return
+        try:
+            profile = Profile.model_validate_json(value)
+        except (ValidationError, ValueError):
+            self.unreadable += 1  # the worker dead-letters it; nothing of it is logged here
+            return
+        at = profile.updated_at.timestamp()
+        held = self.entries.get(profile.customer_id)
+        if held is None or at >= held[1]:
+            self.entries[profile.customer_id] = (profile.email, at)
+
+
+class KafkaAddressBook(AddressBook):
+    """An :class:`AddressBook` mirroring a profile topic: :meth:`load` once, :meth:`catch_up` per batch."""
+
+    def __init__(self, bootstrap: str, topic: str, **client: object) -> None:
+        super().__init__()
+        self.bootstrap, self.topic, self.client = bootstrap, topic, client
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def load(self) -> int:
+        """Read the whole topic; returns how many customers have an address."""
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                         auto_offset_reset="earliest", group_id=None, **self.client)
+        await self.consumer.start()
+        partitions = await self._partitions()
+        self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
+        await self.consumer.seek_to_beginning()
+        read = await self.catch_up()
+        log.info("address book loaded", topic=self.topic, records=read, addresses=len(self))
+        return len(self)
+
+    async def catch_up(self) -> int:
+        """Read to the topic's current end; returns the records read."""
+        assert self.consumer is not None
+        assignment = list(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(assignment)
+        read = 0
+        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
+            for records in (await self.consumer.getmany(*assignment, timeout_ms=500)).values():
+                for record in records:
+                    self.apply(record.value, record.key)
+                    read += 1
+        return read
+
+    async def _partitions(self) -> set[int]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.client)
+        await admin.start()
+        try:
+            for _ in range(METADATA_TRIES):  # a topic created a moment ago may have no leader yet
+                (described,) = await admin.describe_topics([self.topic])
+                if not described.get("error_code") and described.get("partitions"):
+                    return {p["partition"] for p in described["partitions"]}
+                await asyncio.sleep(0.5)
+        finally:
+            await admin.close()
+        raise RuntimeError(f"profile topic {self.topic!r} is not available (run: forethought topics create)")
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            await self.consumer.stop()
+            self.consumer = None
