@@ -180,6 +180,17 @@ def test_the_worker_app_carries_credentials_replication_and_min_isr(pki: tuple[P
     assert conf.topic_replication_factor == 3
     for table in (worker.processor.table, worker.processor.profiles, worker.processor.checkpoints):
         assert table.changelog_topic.config == {"min.insync.replicas": "2"}
+        assert table.changelog_topic.replicas == 3
+
+
+def test_by_default_the_worker_leaves_changelog_replication_to_the_broker(tmp_path: Path) -> None:
+    from forethought.stream.worker import build_worker
+
+    worker = build_worker(Settings(data_dir=tmp_path))
+    assert worker.app.conf.broker_credentials is None
+    for table in (worker.processor.table, worker.processor.profiles, worker.processor.checkpoints):
+        assert table.changelog_topic.replicas == -1  # sent as is in Faust's CreateTopics request
+        assert "min.insync.replicas" not in (table.changelog_topic.config or {})
 
 
 async def test_preflight_names_an_unreachable_broker_in_one_line() -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, FilePath, SecretStr, model_validator
@@ -164,6 +165,19 @@ def faust_options(settings: KafkaSecurity) -> dict[str, Any]:
     return {"broker_credentials": credentials}
 
 
+def configure_changelogs(tables: Iterable[Any], settings: KafkaSecurity) -> None:
+    """Give Faust tables' changelog topics the configured replication factor and ``min.insync.replicas``.
+
+    Set on each changelog topic rather than through ``faust.App(topic_replication_factor=...)``,
+    which is an unsigned int and so cannot say -1 (the broker's default); a topic's own ``replicas``
+    goes as it is into Faust's CreateTopics request.
+    """
+    for table in tables:
+        topic = table.changelog_topic
+        topic.replicas = settings.kafka_replication_factor
+        topic.config = {**(topic.config or {}), **topic_options(settings)}
+
+
 def topic_options(settings: KafkaSecurity) -> dict[str, str]:
     """Topic configuration the settings add to every topic the project creates.
 
@@ -206,5 +220,7 @@ async def preflight(bootstrap: str, settings: KafkaSecurity, timeout: float = 30
 
 def _reason(exc: BaseException) -> str:
     """One line of an exception's message (aiokafka's errors repeat their class name)."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
     text = " ".join(str(getattr(exc, "reason", None) or exc).split())
     return text.replace("[Error 58] SaslAuthenticationFailed: ", "")

@@ -15,7 +15,7 @@ import faust
 from faust.exceptions import NotReady
 from faust.types import TP
 
-from forethought.ops.kafka_security import faust_options, topic_options
+from forethought.ops.kafka_security import configure_changelogs, faust_options
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
@@ -107,18 +107,16 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     table = app.Table(
         "customer_state", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="CustomerState per customer_id (JSON).",
-        extra_topic_configs=topic_options(settings),
     )
     profiles = app.Table(
         "customer_profile", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="Latest profile and unsubscribes per customer_id (JSON).",
-        extra_topic_configs=topic_options(settings),
     )
     checkpoints = app.Table(  # keys hash to the partition they hold (BatchProcessor.checkpoint_key)
         "model_checkpoint", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="River models per input partition (versioned checkpoint).",
-        extra_topic_configs=topic_options(settings),
     )
+    configure_changelogs((table, profiles, checkpoints), settings)  # replication factor, min.insync.replicas
     kinds = {settings.topic(t): frozenset(catalogue.by_name[t].kinds) for t in BEHAVIOUR_INPUTS}
     processor = BatchProcessor(
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
@@ -143,7 +141,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=catalogue.partitions,
-        topic_replication_factor=settings.kafka_replication_factor,  # -1: the broker's default
+        topic_replication_factor=max(settings.kafka_replication_factor, 1),  # changelogs: configure_changelogs
         topic_disable_leader=True,
         web_enabled=True,
         web_bind=settings.web_host,
