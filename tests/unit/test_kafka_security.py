@@ -6,6 +6,7 @@ from __future__ import annotations
 import doctest
 import importlib
 import logging
+import os
 import shutil
 import ssl
 from pathlib import Path
@@ -37,6 +38,13 @@ SASL_ENV = {
     "FORETHOUGHT_KAFKA_SASL_USERNAME": "svc-forethought",
     "FORETHOUGHT_KAFKA_SASL_PASSWORD": "s3cret-Pa55",
 }
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The defaults, not whatever FORETHOUGHT_* the shell running the tests exports."""
+    for name in [n for n in os.environ if n.upper().startswith("FORETHOUGHT_")]:
+        monkeypatch.delenv(name)
 
 
 @pytest.fixture(scope="module")
