@@ -108,7 +108,7 @@ def kafka_bootstrap() -> Iterator[str]:
             return
     if missing := broker_prerequisites_missing():
         unavailable("; ".join([*problems, missing]))
-    broker = LocalBroker(secure=True)
+    broker = LocalBroker(secure=shutil.which("openssl") is not None)  # without openssl: PLAINTEXT only
     try:
         bootstrap = broker.start()
     except BrokerError as exc:
