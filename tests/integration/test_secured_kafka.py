@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from test_senders import eventually, metric_is, outcomes_of, running
 from worker_kit import Deployment
 
 from forethought.client import ForethoughtProducer, SyncProducer, events
+from forethought.contracts.records import Trigger
 from forethought.ops.kafka_local import SecuredAccess
 from forethought.ops.kafka_security import KafkaAccessError, KafkaSecurity, aiokafka_options, preflight
 from forethought.ops.process import free_port, running_worker
@@ -113,19 +113,12 @@ async def test_worker_and_sender_work_through_sasl_ssl_with_scram(
             await eventually(lambda: metric_is(port, "forethought_sender_sends_total", 1, channel="console",
                                                status="delivered"), 60, "the sender delivered the trigger")
         changelog = await topic_config(kafka_bootstrap, f"{checks.app_id}-customer_state-changelog")
-    trigger = json.loads(triggers[0].value)
-    assert trigger["playbook"] == "error_burst"
-    (outcome,) = [o for o in await outcomes_of(checks, _Trigger(trigger["trigger_id"]))]
+    trigger = Trigger.model_validate_json(triggers[0].value)
+    assert trigger.playbook == "error_burst"
+    (outcome,) = await outcomes_of(checks, trigger)
     assert (outcome.status, outcome.customer_id) == ("delivered", "sec-1")
     assert "sec-1" in out.getvalue()
     assert changelog["min.insync.replicas"] == "1", "the worker's changelogs get the setting too"
-
-
-class _Trigger:
-    """What ``outcomes_of`` needs of a trigger: its id."""
-
-    def __init__(self, trigger_id: str) -> None:
-        self.trigger_id = trigger_id
 
 
 def test_the_sync_sdk_producer_over_mutual_tls(kafka_bootstrap: str, kafka_secured: SecuredAccess,
