@@ -12,7 +12,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from forethought.ops.settings import REPO_ROOT, Settings
+from forethought.ops.settings import REPO_ROOT, Settings, validation_message
 
 app = typer.Typer(help="Forethought: real-time behaviour scoring for proactive engagement.", no_args_is_help=True)
 topics_app = typer.Typer(help="The topic catalogue (streams/topics.yaml).", no_args_is_help=True)
@@ -25,6 +25,7 @@ from forethought.senders.cli import senders_app  # noqa: E402 - a light module; 
 
 app.add_typer(senders_app, name="senders")
 console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -32,9 +33,26 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
-        fields = "; ".join(f"FORETHOUGHT_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        console.print(f"[red]Invalid configuration[/]: {fields}")
+        console.print(f"[red]Invalid configuration[/]: {validation_message(exc)}", soft_wrap=True)
         raise typer.Exit(2) from exc
+
+
+def require_kafka_access(settings: Settings, strict: bool = True) -> None:
+    """Exit 2 with one line when the broker refuses our credentials or TLS (or, ``strict``, cannot be
+    reached at all; a long-running service instead keeps retrying an unreachable broker)."""
+    from rich.markup import escape
+
+    from forethought.ops.kafka_security import KafkaAccessError, KafkaUnreachable, preflight
+
+    try:
+        asyncio.run(preflight(settings.kafka_bootstrap, settings))
+    except KafkaUnreachable as exc:
+        if strict:
+            errors.print(f"[red]error[/]: {escape(str(exc))}")
+            raise typer.Exit(2) from None
+    except KafkaAccessError as exc:
+        errors.print(f"[red]error[/]: {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -48,6 +66,7 @@ def worker() -> None:
     from forethought.stream.worker import build_worker
 
     settings = load_settings()
+    require_kafka_access(settings, strict=False)
     try:
         built = build_worker(settings)
     except CatalogueError as exc:
@@ -68,7 +87,9 @@ def topics_create(bootstrap: str = typer.Option(None, help="Overrides FORETHOUGH
     from forethought.ops.topics import create_topics, load_catalogue
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
-    report = asyncio.run(create_topics(settings.kafka_bootstrap, load_catalogue(settings.topics_file), settings.topic_prefix))
+    require_kafka_access(settings)
+    report = asyncio.run(create_topics(settings.kafka_bootstrap, load_catalogue(settings.topics_file),
+                                       settings.topic_prefix, security=settings))
     console.print(f"created: {', '.join(report.created) or '-'}")
     console.print(f"already present: {', '.join(report.existing) or '-'}")
     for name, problem in report.mismatched.items():
@@ -117,7 +138,7 @@ def simulate_traffic(rate: float = typer.Option(20.0, help="Approximate events p
     settings = load_settings()
     customers = max(6, int(rate * 1.6))
     generator = TrafficGenerator(plan_population(customers, seed, seconds), seed, start=time.time())
-    sent = asyncio.run(produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic))
+    sent = asyncio.run(produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic, security=settings))
     console.print(f"sent {sent} records")
 
 

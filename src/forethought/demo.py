@@ -51,7 +51,8 @@ def run_demo(seconds: float, customers: int, seed: int) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     with _broker(given, workdir) as bootstrap:
         settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"demo{run_id}.", app_id=f"forethought-demo-{run_id}")
-        report = asyncio.run(create_topics(bootstrap, load_catalogue(settings.topics_file), settings.topic_prefix))
+        report = asyncio.run(create_topics(bootstrap, load_catalogue(settings.topics_file), settings.topic_prefix,
+                                           security=settings))
         console.print(f"Kafka at [bold]{bootstrap}[/]; created {len(report.created)} topics (prefix {settings.topic_prefix})")
         with _worker(settings, workdir) as worker:
             console.print(f"Worker ready: metrics at [bold]{settings.web_url}/metrics[/], "
@@ -96,7 +97,7 @@ async def _live(settings: Settings, seconds: float, customers: int, seed: int, w
     seen: dict[str, Trigger] = {}
     printer = asyncio.create_task(_print_triggers(settings, seen))
     try:
-        await produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic)
+        await produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic, security=settings)
         await asyncio.sleep(2)
     except asyncio.CancelledError:  # Ctrl-C: still say what was seen, then stop everything
         console.print("[yellow]Stopped by Ctrl-C.[/]")
@@ -110,7 +111,8 @@ async def _live(settings: Settings, seconds: float, customers: int, seed: int, w
 
 
 async def _print_triggers(settings: Settings, seen: dict[str, Trigger]) -> None:
-    async for trigger in watch_triggers(settings.kafka_bootstrap, settings.topic("engagement.triggers")):
+    async for trigger in watch_triggers(settings.kafka_bootstrap, settings.topic("engagement.triggers"),
+                                        security=settings):
         if trigger.trigger_id in seen:
             continue
         seen[trigger.trigger_id] = trigger

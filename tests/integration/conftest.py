@@ -7,6 +7,10 @@ Where the broker comes from, first match wins:
 3. a ``LocalBroker`` (Maven Central jars + local JDK, see ``forethought.ops.kafka_local``).
 
 When none can be had the tests skip, except under ``CI=true`` where they fail.
+
+The local broker also serves SASL_SSL and mutual-TLS SSL listeners (``LocalBroker(secure=True)``);
+``kafka_secured`` gives their addresses, CA, client certificate and SCRAM/PLAIN credentials. With an
+external broker or a container it starts a secured ``LocalBroker`` of its own, when it can.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from typing import Any, NoReturn
 
 import pytest
 
-from forethought.ops.kafka_local import BrokerError, LocalBroker, broker_prerequisites_missing
+from forethought.ops.kafka_local import BrokerError, LocalBroker, SecuredAccess, broker_prerequisites_missing
 
 _HERE = Path(__file__).parent
+_session_secured: list[SecuredAccess] = []  # the session's LocalBroker's secured listeners, when it has them
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -103,13 +108,36 @@ def kafka_bootstrap() -> Iterator[str]:
             return
     if missing := broker_prerequisites_missing():
         unavailable("; ".join([*problems, missing]))
-    broker = LocalBroker()
+    broker = LocalBroker(secure=shutil.which("openssl") is not None)  # without openssl: PLAINTEXT only
     try:
         bootstrap = broker.start()
     except BrokerError as exc:
         unavailable("; ".join([*problems, str(exc)]))
+    if broker.secured is not None:
+        _session_secured.append(broker.secured)
     try:
         yield bootstrap
+    finally:
+        _session_secured.clear()
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_secured(kafka_bootstrap: str) -> Iterator[SecuredAccess]:
+    """The SASL_SSL / SSL listeners of a real broker whose PLAINTEXT listener is ``kafka_bootstrap``."""
+    if _session_secured:
+        yield _session_secured[0]
+        return
+    if missing := broker_prerequisites_missing():  # an external broker: start a secured local one
+        unavailable(missing)
+    broker = LocalBroker(secure=True)
+    try:
+        broker.start()
+    except BrokerError as exc:
+        unavailable(str(exc))
+    assert broker.secured is not None
+    try:
+        yield broker.secured
     finally:
         broker.stop()
 

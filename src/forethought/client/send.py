@@ -79,12 +79,13 @@ def chunked(records: Iterator[Encoded], size: int = CHUNK) -> Iterator[list[Enco
 async def deliver(records: Iterator[Encoded], settings: Settings, timeout_ms: int) -> SendReport:
     """Send every record, a chunk at a time; returns the combined report."""
     from forethought.client.producer import ForethoughtProducer, SendReport
+    from forethought.ops.kafka_security import aiokafka_options
     from forethought.ops.topics import load_catalogue
 
     report = SendReport()
     async with ForethoughtProducer(
         settings.kafka_bootstrap, settings.topic_prefix, catalogue=load_catalogue(settings.topics_file),
-        max_event_bytes=settings.max_event_bytes, request_timeout_ms=timeout_ms,
+        max_event_bytes=settings.max_event_bytes, request_timeout_ms=timeout_ms, **aiokafka_options(settings),
     ) as producer:
         for chunk in chunked(records):
             await producer.send_encoded_many(chunk, report)
@@ -113,7 +114,7 @@ def send_command(
     """Validate a JSON-lines file and send each record to its topic, keyed by customer_id."""
     from aiokafka.errors import KafkaError
 
-    from forethought.cli import load_settings
+    from forethought.cli import load_settings, require_kafka_access
     from forethought.client.wire import Router
     from forethought.ops.topics import CatalogueError, load_catalogue
 
@@ -123,6 +124,8 @@ def send_command(
     except CatalogueError as exc:
         console.print(f"[red]Invalid topic catalogue[/]: {escape(str(exc))}")
         raise typer.Exit(2) from exc
+    if not dry_run:
+        require_kafka_access(settings)
     invalid: list[Invalid] = []
     try:
         with open_lines(file) as lines, quiet("aiokafka"):  # failures are reported below, not logged per retry

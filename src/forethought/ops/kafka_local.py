@@ -6,6 +6,9 @@
     with LocalBroker() as bootstrap:   # "127.0.0.1:<port>"
         ...
 
+``LocalBroker(secure=True)`` adds SASL_SSL and SSL listeners (see ``kafka_local_secure``); its
+``secured`` attribute then says how to reach them.
+
 Needs a JDK (17+) and Maven. Brokers are stopped by PID only, never by process name.
 """
 
@@ -15,6 +18,7 @@ import atexit
 import base64
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -38,10 +42,11 @@ from forethought.ops.kafka_jars import (  # re-exported: the broker's public API
     libs_dir,
     major_version,
 )
+from forethought.ops.kafka_local_secure import SecuredAccess, create_scram_users, make_pki, secure_properties
 from forethought.ops.process import free_port
 
 __all__ = [
-    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "broker_prerequisites_missing",
+    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess", "broker_prerequisites_missing",
     "ensure_jars", "find_java", "find_mvn", "libs_dir", "new_cluster_id", "port_open", "stop_pidfile",
 ]
 
@@ -186,7 +191,7 @@ class LocalBroker:
     """One single-node KRaft broker (combined broker+controller) on 127.0.0.1."""
 
     def __init__(self, version: str = DEFAULT_VERSION, data_dir: Path | None = None,
-                 heap: str = "512m", *, overrides: Mapping[str, str] | None = None) -> None:
+                 heap: str = "512m", *, overrides: Mapping[str, str] | None = None, secure: bool = False) -> None:
         major_version(version)
         if not re.fullmatch(r"\d+[kKmMgG]?", heap):
             raise BrokerError(f"heap must look like 512m, got {heap!r}")
@@ -197,6 +202,9 @@ class LocalBroker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._bootstrap: str | None = None
         self.port: int | None = None
+        self.secure = secure
+        self.secured: SecuredAccess | None = None  # set once a secure broker serves
+        self._pending_secured: SecuredAccess | None = None
 
     @property
     def bootstrap(self) -> str:
@@ -242,6 +250,13 @@ class LocalBroker:
             self.stop()
             raise
         self._bootstrap = f"127.0.0.1:{self.port}"
+        if self._pending_secured is not None:
+            try:
+                create_scram_users(java, classpath, self.version, self._bootstrap, self._pending_secured.password)
+            except BaseException:
+                self.stop()
+                raise
+            self.secured = self._pending_secured
         (data / "bootstrap").write_text(self._bootstrap + "\n")
         return self._bootstrap
 
@@ -250,6 +265,7 @@ class LocalBroker:
             self.data_dir = Path(tempfile.mkdtemp(prefix="forethought-kafka-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.data_dir / "kraft-logs", ignore_errors=True)
+        shutil.rmtree(self.data_dir / "tls", ignore_errors=True)
         for stale in ("broker.log", "console.out", "bootstrap", "broker.pid"):
             (self.data_dir / stale).unlink(missing_ok=True)
         return self.data_dir
@@ -259,10 +275,24 @@ class LocalBroker:
         (properties path, JVM logging flag)."""
         self.port, cport = free_port(), free_port()
         props = data / "server.properties"
-        props.write_text(_server_properties(data, self.port, cport, self.overrides), "utf-8")
+        extra = {**self._secure_config(data, cport), **self.overrides}
+        props.write_text(_server_properties(data, self.port, cport, extra), "utf-8")
         name, text, flag = _log_config(self.version, self.log_path)
         (data / name).write_text(text, "utf-8")
         return props, flag.format(data / name)
+
+    def _secure_config(self, data: Path, cport: int) -> dict[str, str]:
+        """Secure mode: make the test PKI and return the SASL_SSL/SSL listener properties."""
+        if not self.secure:
+            return {}
+        assert self.port is not None
+        sasl_port, ssl_port = free_port(), free_port()
+        tls = data / "tls"
+        key_password, password = make_pki(tls), secrets.token_urlsafe(16)
+        self._pending_secured = SecuredAccess(
+            f"127.0.0.1:{sasl_port}", f"127.0.0.1:{ssl_port}", tls / "ca.pem", tls / "client.pem",
+            tls / "client.key", key_password, password=password)
+        return secure_properties(self.port, cport, sasl_port, ssl_port, tls, password)
 
     def _format(self, jvm: list[str], props: Path) -> None:
         cmd = [*jvm, "kafka.tools.StorageTool", "format", "-t", new_cluster_id(), "-c", str(props)]
@@ -295,7 +325,7 @@ class LocalBroker:
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM the broker's process group, SIGKILL after ``timeout``. Idempotent."""
-        proc, self._proc, self._bootstrap = self._proc, None, None
+        proc, self._proc, self._bootstrap, self.secured = self._proc, None, None, None
         if proc is not None:
             if proc.poll() is None:
                 _signal_group(proc.pid, signal.SIGTERM)

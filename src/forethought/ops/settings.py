@@ -10,6 +10,8 @@ Bad configuration fails fast at start-up with a message naming the field::
     ...
 
 Nested engine settings use ``__``: ``FORETHOUGHT_ENGINE__BURST_MIN_ERRORS=8``.
+Kafka TLS/SASL and topic replication fields come from :class:`~forethought.ops.kafka_security.KafkaSecurity`
+(``FORETHOUGHT_KAFKA_SECURITY_PROTOCOL``, ``FORETHOUGHT_KAFKA_SASL_PASSWORD``...; docs/security/kafka.md).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forethought.core.config import EngineConfig
+from forethought.ops.kafka_security import KafkaSecurity
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
@@ -28,7 +31,7 @@ DEFAULT_PLAYBOOKS_FILE = REPO_ROOT / "streams" / "playbooks.yaml"
 MIN_TOKEN_CHARS = 16
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, KafkaSecurity):
     """Everything the worker, the CLI and the demo need to know about their surroundings."""
 
     model_config = SettingsConfigDict(
@@ -91,3 +94,20 @@ class Settings(BaseSettings):
     def web_url(self) -> str:
         """Base URL of the worker's web server (metrics, health, customers)."""
         return f"http://{self.web_host}:{self.web_port}"
+
+
+def validation_message(exc: ValidationError) -> str:
+    """One line naming each invalid variable (``FORETHOUGHT_<FIELD>``) and why; checks across
+    fields (no single location) are given by their message alone.
+
+    >>> try:
+    ...     Settings(web_port=0, kafka_security_protocol="SASL_SSL")
+    ... except ValidationError as exc:
+    ...     print(validation_message(exc))
+    FORETHOUGHT_WEB_PORT: Input should be greater than or equal to 1
+    """
+    parts = []
+    for error in exc.errors():
+        where = f"FORETHOUGHT_{'__'.join(map(str, error['loc'])).upper()}: " if error["loc"] else ""
+        parts.append(where + error["msg"].removeprefix("Value error, "))
+    return "; ".join(parts)

@@ -19,6 +19,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forethought.ops.kafka_security import BROKER_DEFAULT, KafkaSecurity, aiokafka_options, topic_options
 from forethought.ops.settings import DEFAULT_TOPICS_FILE
 
 INBOUND = ("events.clickstream", "events.errors", "events.usage")
@@ -117,15 +118,20 @@ class TopicReport:
     mismatched: dict[str, str]
 
 
-async def create_topics(bootstrap: str, catalogue: Catalogue, prefix: str = "") -> TopicReport:
-    """Create every missing topic; report existing ones whose partition count differs."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+async def create_topics(bootstrap: str, catalogue: Catalogue, prefix: str = "",
+                        security: KafkaSecurity | None = None) -> TopicReport:
+    """Create every missing topic; report existing ones whose partition count differs.
+
+    ``security`` (the settings) gives TLS/SASL, the replication factor and ``min.insync.replicas``.
+    """
+    security = security or KafkaSecurity()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000, **aiokafka_options(security))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         wanted = {f"{prefix}{t.name}": t for t in catalogue.topics}
         new = [
-            NewTopic(name, t.partitions, 1, topic_configs=t.config())
+            new_topic(name, t.partitions, security.kafka_replication_factor, {**t.config(), **topic_options(security)})
             for name, t in wanted.items() if name not in existing
         ]
         created = await _create(admin, new)
@@ -134,6 +140,20 @@ async def create_topics(bootstrap: str, catalogue: Catalogue, prefix: str = "") 
         return TopicReport(created=created, existing=present, mismatched=mismatched)
     finally:
         await admin.close()
+
+
+def new_topic(name: str, partitions: int, replication: int, config: dict[str, str]) -> NewTopic:
+    """A ``NewTopic``; ``replication`` -1 asks for the broker's ``default.replication.factor``.
+
+    aiokafka's ``NewTopic`` only takes -1 with an explicit replica assignment, while brokers since
+    Kafka 2.4 (KIP-464) read -1 as "my default" in CreateTopics requests; so it is set afterwards.
+
+    >>> new_topic("t", 3, -1, {}).replication_factor, new_topic("t", 3, 3, {}).replication_factor
+    (-1, 3)
+    """
+    topic = NewTopic(name, partitions, 1 if replication == BROKER_DEFAULT else replication, topic_configs=config)
+    topic.replication_factor = replication
+    return topic
 
 
 async def _create(admin: AIOKafkaAdminClient, new: list[NewTopic]) -> list[str]:

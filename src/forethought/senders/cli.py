@@ -29,7 +29,9 @@ def run(
     web_port: int = typer.Option(None, help="Overrides FORETHOUGHT_SENDER__WEB_PORT (/metrics, /health, /ready)."),
 ) -> None:
     """Consume engagement.triggers, deliver the channels served, publish outcomes, until SIGTERM/SIGINT."""
+    from forethought.cli import require_kafka_access
     from forethought.ops.logs import configure_logging
+    from forethought.ops.settings import validation_message
     from forethought.senders.service import SenderService
     from forethought.senders.settings import SenderAppSettings
 
@@ -39,12 +41,12 @@ def run(
             settings = settings.model_copy(update={"sender": settings.sender.model_copy(update={"web_port": web_port})})
         service = SenderService(settings, [c.value for c in channel])  # type: ignore[misc]
     except ValidationError as exc:
-        fields = "; ".join(f"FORETHOUGHT_{'__'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
-        _err.print(f"[red]Invalid configuration[/]: {fields}")
+        _err.print(f"[red]Invalid configuration[/]: {validation_message(exc)}", soft_wrap=True)
         raise typer.Exit(2) from exc
     except ValueError as exc:
         _err.print(f"[red]Invalid configuration[/]: {exc}")
         raise typer.Exit(2) from exc
+    require_kafka_access(settings, strict=False)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(service))
 

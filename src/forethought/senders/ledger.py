@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import time
 from datetime import timedelta
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -77,8 +78,10 @@ class LedgerView:
 class KafkaLedger:
     """The ledger topic behind a :class:`LedgerView`: ``load``/``catch_up`` read it, ``record`` appends."""
 
-    def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer, max_age: timedelta) -> None:
+    def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer, max_age: timedelta,
+                 **kafka_options: Any) -> None:
         self.bootstrap, self.topic, self.producer = bootstrap, topic, producer
+        self.kafka_options = kafka_options  # TLS/SASL, as aiokafka_options gives them
         self.view = LedgerView(max_age)
         self.consumer: AIOKafkaConsumer | None = None
         self.loaded = False
@@ -87,7 +90,7 @@ class KafkaLedger:
     async def load(self) -> int:
         """Read the whole topic into memory; returns the number of live entries."""
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                         auto_offset_reset="earliest", group_id=None)
+                                         auto_offset_reset="earliest", group_id=None, **self.kafka_options)
         await self.consumer.start()
         partitions = await self._partitions()
         self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
@@ -99,7 +102,7 @@ class KafkaLedger:
 
     async def _partitions(self) -> set[int]:
         """The topic's partitions, asked of the broker (a consumer's metadata may not know a new topic yet)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.kafka_options)
         await admin.start()
         try:
             for _ in range(METADATA_TRIES):  # a topic created a moment ago may have no leader yet

@@ -23,6 +23,7 @@ from aiokafka.structs import ConsumerRecord
 from rich.console import Console
 
 from forethought.contracts.records import Trigger
+from forethought.ops.kafka_security import aiokafka_options
 from forethought.ops.logs import get_logger
 from forethought.senders.addresses import KafkaAddressBook
 from forethought.senders.channels import ConsoleChannel, EmailChannel, Sender, WebhookChannel, expiry
@@ -87,11 +88,12 @@ class SenderService:
 
     async def start(self) -> None:
         self.runner = await serve(web_app(self.metrics, self.health), self.config.web_host, self.config.web_port)
+        kafka = aiokafka_options(self.settings)  # TLS/SASL
         self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                         enable_idempotence=True)
+                                         enable_idempotence=True, **kafka)
         await self.producer.start()
         self.ledger = KafkaLedger(self.settings.kafka_bootstrap, self.settings.topic("senders.ledger"),
-                                  self.producer, timedelta(days=self.config.ledger_days))
+                                  self.producer, timedelta(days=self.config.ledger_days), **kafka)
         await self.ledger.load()
         await self.ledger.expire()
         self.metrics.ledger_entries.set(len(self.ledger.view))
@@ -104,6 +106,7 @@ class SenderService:
             # A batch may legitimately take this long (retries); beyond it we would be presumed stuck.
             max_poll_interval_ms=int(max(300.0, 2 * self.config.batch_size * self.config.worst_case_seconds()) * 1e3),
             rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,  # time to finish the batch in hand when partitions move
+            **kafka,
         )
         await self.consumer.start()
         self.consumer.subscribe([self.topic_triggers], listener=_Rebalance(self))

@@ -1,7 +1,9 @@
 """Sender settings: the worker's :class:`~forethought.ops.settings.Settings` plus a nested ``sender`` model.
 
 Every field reads from ``FORETHOUGHT_SENDER__<FIELD>``, e.g. ``FORETHOUGHT_SENDER__WEBHOOK_URL``;
-Kafka, prefix, app id and logging come from the worker's own variables (``FORETHOUGHT_KAFKA_BOOTSTRAP``...).
+Kafka, prefix, app id and logging come from the worker's own variables (``FORETHOUGHT_KAFKA_BOOTSTRAP``...),
+and so do Kafka TLS/SASL (``FORETHOUGHT_KAFKA_SECURITY_PROTOCOL``, ``FORETHOUGHT_KAFKA_SASL_PASSWORD``...):
+one spelling for worker and senders (docs/security/kafka.md).
 
 >>> s = SenderAppSettings(sender={"webhook_url": "http://127.0.0.1:9000/hook", "webhook_secret": "s3"})
 >>> s.sender.webhook_secret

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from forethought.contracts.records import Trigger
+from forethought.ops.kafka_security import KafkaSecurity, aiokafka_options
 from forethought.simulate.traffic import TrafficGenerator
 
 
@@ -19,9 +20,14 @@ async def produce_traffic(
     topic: Callable[[str], str] = lambda name: name,
     stop: asyncio.Event | None = None,
     tick: float = 0.1,
+    security: KafkaSecurity | None = None,
 ) -> int:
-    """Send what ``generator`` schedules, in real time, for ``duration`` seconds; returns records sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    """Send what ``generator`` schedules, in real time, for ``duration`` seconds; returns records sent.
+
+    ``security`` (the settings): TLS/SASL of the connection.
+    """
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
+                                **aiokafka_options(security or KafkaSecurity()))
     await producer.start()
     sent = 0
     try:
@@ -37,11 +43,12 @@ async def produce_traffic(
     return sent
 
 
-async def watch_triggers(bootstrap: str, topic: str, group: str | None = None) -> AsyncIterator[Trigger]:
+async def watch_triggers(bootstrap: str, topic: str, group: str | None = None,
+                         security: KafkaSecurity | None = None) -> AsyncIterator[Trigger]:
     """Yield every trigger published on ``topic`` from the beginning, as it arrives."""
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-        enable_auto_commit=group is not None,
+        enable_auto_commit=group is not None, **aiokafka_options(security or KafkaSecurity()),
     )
     await consumer.start()
     try:

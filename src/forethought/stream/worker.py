@@ -15,6 +15,7 @@ import faust
 from faust.exceptions import NotReady
 from faust.types import TP
 
+from forethought.ops.kafka_security import configure_changelogs, faust_options
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
@@ -117,6 +118,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         "model_checkpoint", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="River models per input partition (versioned checkpoint).",
     )
+    configure_changelogs((table, profiles, checkpoints), settings)  # replication factor, min.insync.replicas
     kinds = {settings.topic(t): frozenset(catalogue.by_name[t].kinds) for t in BEHAVIOUR_INPUTS}
     processor = BatchProcessor(
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
@@ -143,7 +145,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         store="memory://",
         datadir=str(settings.data_dir),
         topic_partitions=catalogue.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=max(settings.kafka_replication_factor, 1),  # changelogs: configure_changelogs
         topic_disable_leader=True,
         **web_settings(settings),
         broker_commit_interval=settings.commit_interval_seconds,
@@ -151,6 +153,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         producer_acks=-1,
         stream_wait_empty=False,
         table_standby_replicas=0,
+        **faust_options(settings),  # TLS/SASL broker_credentials
     )
     for flag in FAUST_PAGES_OFF:  # Faust's APP_WEB_*_ENABLED variables outrank keyword arguments
         setattr(app.conf, flag, False)
