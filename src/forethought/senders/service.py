@@ -123,7 +123,8 @@ class SenderService:
                 self.session = aiohttp.ClientSession()
                 built[name] = WebhookChannel(self.session, self.config, limiter)
             elif name == "email":
-                self.addresses = KafkaAddressBook(self.settings.kafka_bootstrap, self.settings.topic("customers.profile"))
+                self.addresses = KafkaAddressBook(self.settings.kafka_bootstrap, self.settings.topic("customers.profile"),
+                                                  **aiokafka_options(self.settings))
                 built[name] = EmailChannel(self.config, limiter, self.addresses)
             else:
                 built[name] = ConsoleChannel(self.console)
