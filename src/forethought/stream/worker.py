@@ -15,6 +15,9 @@ import faust
 from faust.exceptions import NotReady
 from faust.types import TP
 
+from forethought.contracts.decode import Rejection
+from forethought.ops import batch_guard
+from forethought.ops.compression import compression_type
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
@@ -148,6 +151,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_compression_type=compression_type(settings.kafka_compression),
         stream_wait_empty=False,
         table_standby_replicas=0,
     )
@@ -157,6 +161,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     app, settings, processor = worker.app, worker.settings, worker.processor
     source = app.topic(*kinds, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     outputs = Outputs(app, settings)
+    skipped = batch_guard.watch(kinds)  # undecodable input batches: skipped by the fetcher, dead-lettered here
 
     @app.agent(source, name="behaviour", concurrency=1)
     async def behaviour(stream: faust.StreamT) -> None:
@@ -166,6 +171,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
                 async with worker.lock:
+                    # before these records can be acknowledged past a skipped batch, its dead letter is out
+                    await outputs.publish(undecodable(skipped.drain()), worker.metrics)
                     outbox = processor.handle(records, time.time())
                     await outputs.publish(outbox, worker.metrics)
                     processor.commit(outbox)
@@ -189,6 +196,12 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             await outputs.publish(outbox, worker.metrics)
             processor.commit(outbox)
         _refresh_gauges(worker)
+
+    @app.timer(1.0)
+    async def report_undecodable() -> None:  # a skipped batch with no record after it
+        if letters := skipped.drain():
+            async with worker.lock:
+                await outputs.publish(undecodable(letters), worker.metrics)
 
     @app.timer(settings.model_checkpoint_seconds)
     async def checkpoint_models() -> None:
@@ -238,6 +251,16 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
         topic = getattr(table, "changelog_topic", None)
         if topic is not None:
             await producer.partitions_for(topic.get_topic_name())
+
+
+def undecodable(batches: list[batch_guard.SkippedBatch]) -> Outbox:
+    """Dead letters (reason ``undecodable_batch``) for batches the fetcher skipped: located by offset."""
+    now = time.time()
+    return Outbox(deadletters=[
+        Rejection("undecodable_batch", batch.describe()).dead_letter(
+            source=batch.topic, partition=batch.partition, offset=batch.first_offset, key=None, value=b"", at=now)
+        for batch in batches
+    ])
 
 
 def _raw(event: faust.EventT) -> RawRecord:
