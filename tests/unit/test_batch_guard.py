@@ -6,6 +6,7 @@ aiokafka; the end-to-end proof through the broker is tests/integration/test_comp
 
 from __future__ import annotations
 
+import doctest
 import struct
 
 import aiokafka.codec
@@ -14,9 +15,12 @@ from aiokafka.consumer import fetcher
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
+from pydantic import ValidationError
 
-from forethought.ops import batch_guard
+from forethought.ops import batch_guard, compression
 from forethought.ops.compression import CODECS, compression_type
+from forethought.ops.settings import Settings
+from forethought.senders.settings import SenderAppSettings
 
 LZ4, NONE = 3, 0
 TP = TopicPartition("events.errors", 3)
@@ -106,3 +110,21 @@ def test_every_codec_name_is_one_aiokafka_producers_accept(codec: str) -> None:
     from aiokafka.producer.producer import AIOKafkaProducer
 
     assert compression_type(codec) in (None, *AIOKafkaProducer._COMPRESSORS)
+
+
+@pytest.mark.parametrize("module", [batch_guard, compression])
+def test_docstring_examples(module: object) -> None:
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_compression_setting_reads_the_environment_and_rejects_unknown_codecs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Settings().kafka_compression == "none"
+    monkeypatch.setenv("FORETHOUGHT_KAFKA_COMPRESSION", "zstd")
+    assert Settings().kafka_compression == "zstd"
+    assert SenderAppSettings().kafka_compression == "zstd", "the senders read the same variable"
+    monkeypatch.setenv("FORETHOUGHT_KAFKA_COMPRESSION", "brotli")
+    with pytest.raises(ValidationError, match="kafka_compression"):
+        Settings()

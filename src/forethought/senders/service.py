@@ -23,6 +23,8 @@ from aiokafka.structs import ConsumerRecord
 from rich.console import Console
 
 from forethought.contracts.records import Trigger
+from forethought.ops import batch_guard
+from forethought.ops.compression import producer_options
 from forethought.ops.logs import get_logger
 from forethought.senders.channels import ConsoleChannel, EmailChannel, Sender, WebhookChannel, expiry
 from forethought.senders.ledger import KafkaLedger
@@ -70,6 +72,7 @@ class SenderService:
         self.consumer: AIOKafkaConsumer | None = None
         self.ledger: KafkaLedger | None = None
         self.runner: Any = None
+        self.skipped: batch_guard.Inbox | None = None
         self.last_commit = self.last_prune = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -86,7 +89,7 @@ class SenderService:
     async def start(self) -> None:
         self.runner = await serve(web_app(self.metrics, self.health), self.config.web_host, self.config.web_port)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                         enable_idempotence=True)
+                                         enable_idempotence=True, **producer_options(self.settings.kafka_compression))
         await self.producer.start()
         self.ledger = KafkaLedger(self.settings.kafka_bootstrap, self.settings.topic("senders.ledger"),
                                   self.producer, timedelta(days=self.config.ledger_days))
@@ -101,6 +104,7 @@ class SenderService:
             max_poll_interval_ms=int(max(300.0, 2 * self.config.batch_size * self.config.worst_case_seconds()) * 1e3),
             rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,  # time to finish the batch in hand when partitions move
         )
+        self.skipped = batch_guard.watch([self.topic_triggers])  # undecodable batches: skipped, dead-lettered
         await self.consumer.start()
         self.consumer.subscribe([self.topic_triggers], listener=_Rebalance(self))
         log.info("sender started", senders=self.names, group=self.group, topic=self.topic_triggers,
@@ -122,6 +126,8 @@ class SenderService:
         return built
 
     async def close(self) -> None:
+        if self.skipped is not None:
+            batch_guard.unwatch(self.skipped)
         if self.consumer is not None:
             await _quietly(self._final_commit())
             await _quietly(self.consumer.stop())
@@ -152,6 +158,7 @@ class SenderService:
         """One batch: every partition's records in order, partitions concurrently; then maybe commit."""
         assert self.consumer is not None
         batches = await self.consumer.getmany(timeout_ms=500, max_records=self.config.batch_size)
+        await self._undecodable()  # before any later offset of that partition can be committed
         if batches:
             await self._ledger_fresh()
             async with self.lock, asyncio.TaskGroup() as group:
@@ -247,6 +254,17 @@ class SenderService:
             source_partition=record.partition, source_offset=record.offset, failed_at=self.clock(),
         )
         await self._publish(self.topic_deadletter, record.key, letter.model_dump_json().encode())
+
+    async def _undecodable(self) -> None:
+        """Dead-letter, by offset, every trigger batch the fetcher could not decode and skipped."""
+        for batch in self.skipped.drain() if self.skipped is not None else []:
+            self.metrics.invalid.inc()
+            letter = SenderDeadLetter(
+                sender="+".join(self.names), status="failed", error=f"undecodable_batch: {batch.describe()}"[:4096],
+                attempts=0, source_topic=batch.topic, source_partition=batch.partition,
+                source_offset=batch.first_offset, failed_at=self.clock(),
+            )
+            await self._publish(self.topic_deadletter, None, letter.model_dump_json().encode())
 
     async def _publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         assert self.producer is not None

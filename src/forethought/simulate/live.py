@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from forethought.contracts.records import Trigger
+from forethought.ops.compression import producer_options
 from forethought.simulate.traffic import TrafficGenerator
 
 
@@ -19,9 +20,10 @@ async def produce_traffic(
     topic: Callable[[str], str] = lambda name: name,
     stop: asyncio.Event | None = None,
     tick: float = 0.1,
+    compression: str = "none",
 ) -> int:
     """Send what ``generator`` schedules, in real time, for ``duration`` seconds; returns records sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **producer_options(compression))
     await producer.start()
     sent = 0
     try:

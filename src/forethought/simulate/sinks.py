@@ -50,11 +50,14 @@ async def produce(config: SimulationConfig, settings: Settings, output: Path | N
     """Send every record to Kafka (and write ``output``/``truth_path`` when given) in one pass."""
     from aiokafka import AIOKafkaProducer
 
+    from forethought.ops.compression import producer_options
+
     started = time.perf_counter()
     table = routes(load_catalogue(settings.topics_file), settings.topic)
     population = plans(config)
     summary = Summary(customers=len(population))
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
+                                **producer_options(settings.kafka_compression))
     await producer.start()
     try:
         out_context = open_lines(output) if output is not None else nullcontext(None)
