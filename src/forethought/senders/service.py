@@ -87,6 +87,8 @@ class SenderService:
             await self.close()
 
     async def start(self) -> None:
+        # Undecodable batches are skipped, not raised (the ledger's too: logged); the triggers' are dead-lettered.
+        self.skipped = batch_guard.watch([self.topic_triggers])
         self.runner = await serve(web_app(self.metrics, self.health), self.config.web_host, self.config.web_port)
         self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
                                          enable_idempotence=True, **producer_options(self.settings.kafka_compression))
@@ -104,7 +106,6 @@ class SenderService:
             max_poll_interval_ms=int(max(300.0, 2 * self.config.batch_size * self.config.worst_case_seconds()) * 1e3),
             rebalance_timeout_ms=REBALANCE_TIMEOUT_MS,  # time to finish the batch in hand when partitions move
         )
-        self.skipped = batch_guard.watch([self.topic_triggers])  # undecodable batches: skipped, dead-lettered
         await self.consumer.start()
         self.consumer.subscribe([self.topic_triggers], listener=_Rebalance(self))
         log.info("sender started", senders=self.names, group=self.group, topic=self.topic_triggers,

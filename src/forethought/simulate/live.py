@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from forethought.contracts.records import Trigger
+from forethought.ops import batch_guard
 from forethought.ops.compression import producer_options
 from forethought.simulate.traffic import TrafficGenerator
 
@@ -40,7 +41,11 @@ async def produce_traffic(
 
 
 async def watch_triggers(bootstrap: str, topic: str, group: str | None = None) -> AsyncIterator[Trigger]:
-    """Yield every trigger published on ``topic`` from the beginning, as it arrives."""
+    """Yield every trigger published on ``topic`` from the beginning, as it arrives.
+
+    Every codec is read; a batch that cannot be decoded is skipped and logged, not raised.
+    """
+    batch_guard.install()
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=group is not None,
