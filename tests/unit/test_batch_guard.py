@@ -66,6 +66,7 @@ def test_an_lz4_batch_without_its_codec_is_skipped_and_the_plain_records_around_
     assert (skipped.topic, skipped.partition, skipped.first_offset, skipped.last_offset) == (TP.topic, 3, 2, 4)
     assert skipped.codec == "lz4" and "UnsupportedCodecError" in skipped.error
     assert inbox.drain() == [], "reported once"
+    assert list(fetched(data)) != [] and inbox.drain() == [], "fetched again: not queued twice"
 
 
 def test_with_the_codec_installed_an_lz4_batch_is_read(inbox: batch_guard.Inbox) -> None:

@@ -69,14 +69,28 @@ class SkippedBatch:
 
 
 class Inbox:
-    """Skipped batches of the topics one consumer watches; ``drain`` on the consumer's own loop."""
+    """Skipped batches of the topics one consumer watches; ``drain`` on the consumer's own loop.
 
-    def __init__(self, topics: Iterable[str]) -> None:
+    A batch fetched again in the same process (Faust seeks back to the committed offsets after a
+    rebalance) is queued once: one dead letter per batch per process.
+
+    >>> inbox = Inbox(["t"])
+    >>> for _ in range(2):
+    ...     inbox.put(SkippedBatch("t", 0, 5, 9, "lz4", "x"))
+    >>> [b.first_offset for b in inbox.drain()], inbox.drain()
+    ([5], [])
+    """
+
+    def __init__(self, topics: Iterable[str], remember: int = 4096) -> None:
         self.topics = frozenset(topics)
         self._queue: deque[SkippedBatch] = deque()
+        self._seen: deque[tuple[str, int, int]] = deque(maxlen=remember)
 
     def put(self, batch: SkippedBatch) -> None:
-        self._queue.append(batch)
+        where = (batch.topic, batch.partition, batch.first_offset)
+        if where not in self._seen:
+            self._seen.append(where)
+            self._queue.append(batch)
 
     def drain(self) -> list[SkippedBatch]:
         """Every skip reported since the last drain, oldest first."""
@@ -133,7 +147,8 @@ class _GuardedBatch:
         try:
             records = list(self._batch)  # decompresses and parses every record now
         except Exception as exc:  # noqa: BLE001 - any decode failure: codec missing, corrupt data, bad varint
-            self._reject(f"{type(exc).__name__}: {exc}"[:500])
+            text = str(exc)  # aiokafka's errors already start with their class name
+            self._reject((text if text.startswith(type(exc).__name__) else f"{type(exc).__name__}: {text}")[:500])
             return iter(())
         return iter(records)
 

@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from forethought.contracts.records import Trigger
 from forethought.ops import batch_guard
-from forethought.ops.compression import producer_options
+from forethought.ops.compression import Compression, producer_options
 from forethought.simulate.traffic import TrafficGenerator
 
 
@@ -21,7 +21,7 @@ async def produce_traffic(
     topic: Callable[[str], str] = lambda name: name,
     stop: asyncio.Event | None = None,
     tick: float = 0.1,
-    compression: str = "none",
+    compression: Compression = "none",
 ) -> int:
     """Send what ``generator`` schedules, in real time, for ``duration`` seconds; returns records sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all", **producer_options(compression))

@@ -68,6 +68,19 @@ class Worker:
         self.processor.checkpoint_models(partitions)
         self.processor.forget_models(partitions)
 
+    def undecodable(self, batches: list[batch_guard.SkippedBatch]) -> Outbox:
+        """Dead letters (reason ``undecodable_batch``) for batches the fetcher skipped, located by offset;
+        the skipped offsets count as processed (a partition ending in one is not "still pending")."""
+        now, processed = time.time(), self.processor.processed
+        for batch in batches:
+            where = (batch.topic, batch.partition)
+            processed[where] = max(processed.get(where, 0), batch.last_offset + 1)
+        return Outbox(deadletters=[
+            Rejection("undecodable_batch", batch.describe()).dead_letter(
+                source=batch.topic, partition=batch.partition, offset=batch.first_offset, key=None, value=b"", at=now)
+            for batch in batches
+        ])
+
     def reload_playbooks(self, force: bool = False) -> bool | None:
         """Pick up a changed playbook file; an invalid one keeps the running playbooks."""
         result = self.playbooks.refresh(force)
@@ -172,7 +185,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                 records = [_raw(e) for e in events]
                 async with worker.lock:
                     # before these records can be acknowledged past a skipped batch, its dead letter is out
-                    await outputs.publish(undecodable(skipped.drain()), worker.metrics)
+                    await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
                     outbox = processor.handle(records, time.time())
                     await outputs.publish(outbox, worker.metrics)
                     processor.commit(outbox)
@@ -201,7 +214,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     async def report_undecodable() -> None:  # a skipped batch with no record after it
         if letters := skipped.drain():
             async with worker.lock:
-                await outputs.publish(undecodable(letters), worker.metrics)
+                await outputs.publish(worker.undecodable(letters), worker.metrics)
 
     @app.timer(settings.model_checkpoint_seconds)
     async def checkpoint_models() -> None:
@@ -251,16 +264,6 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
         topic = getattr(table, "changelog_topic", None)
         if topic is not None:
             await producer.partitions_for(topic.get_topic_name())
-
-
-def undecodable(batches: list[batch_guard.SkippedBatch]) -> Outbox:
-    """Dead letters (reason ``undecodable_batch``) for batches the fetcher skipped: located by offset."""
-    now = time.time()
-    return Outbox(deadletters=[
-        Rejection("undecodable_batch", batch.describe()).dead_letter(
-            source=batch.topic, partition=batch.partition, offset=batch.first_offset, key=None, value=b"", at=now)
-        for batch in batches
-    ])
 
 
 def _raw(event: faust.EventT) -> RawRecord:
