@@ -77,17 +77,21 @@ class Inbox:
     >>> inbox = Inbox(["t"])
     >>> for _ in range(2):
     ...     inbox.put(SkippedBatch("t", 0, 5, 9, "lz4", "x"))
-    >>> [b.first_offset for b in inbox.drain()], inbox.drain()
-    ([5], [])
+    >>> [b.first_offset for b in inbox.drain()], inbox.drain(), inbox.ends
+    ([5], [], {('t', 0): 10})
     """
 
     def __init__(self, topics: Iterable[str], remember: int = 4096) -> None:
         self.topics = frozenset(topics)
         self._queue: deque[SkippedBatch] = deque()
         self._seen: deque[tuple[str, int, int]] = deque(maxlen=remember)
+        #: (topic, partition) -> the offset after the last skipped batch: those offsets are consumed too
+        self.ends: dict[tuple[str, int], int] = {}
 
     def put(self, batch: SkippedBatch) -> None:
         where = (batch.topic, batch.partition, batch.first_offset)
+        partition = (batch.topic, batch.partition)
+        self.ends[partition] = max(self.ends.get(partition, 0), batch.last_offset + 1)
         if where not in self._seen:
             self._seen.append(where)
             self._queue.append(batch)

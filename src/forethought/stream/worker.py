@@ -68,18 +68,23 @@ class Worker:
         self.processor.checkpoint_models(partitions)
         self.processor.forget_models(partitions)
 
-    def undecodable(self, batches: list[batch_guard.SkippedBatch]) -> Outbox:
-        """Dead letters (reason ``undecodable_batch``) for batches the fetcher skipped, located by offset;
-        the skipped offsets count as processed (a partition ending in one is not "still pending")."""
-        now, processed = time.time(), self.processor.processed
-        for batch in batches:
-            where = (batch.topic, batch.partition)
-            processed[where] = max(processed.get(where, 0), batch.last_offset + 1)
+    @staticmethod
+    def undecodable(batches: list[batch_guard.SkippedBatch]) -> Outbox:
+        """Dead letters (reason ``undecodable_batch``) for batches the fetcher skipped, located by offset."""
+        now = time.time()
         return Outbox(deadletters=[
             Rejection("undecodable_batch", batch.describe()).dead_letter(
                 source=batch.topic, partition=batch.partition, offset=batch.first_offset, key=None, value=b"", at=now)
             for batch in batches
         ])
+
+    def skip_past(self, skipped: batch_guard.Inbox) -> None:
+        """Count skipped offsets as processed, so a partition that ends in an undecodable batch is not
+        "still pending" forever (which would hold its stream clock). Call after ``processor.handle``,
+        which sets the processed offset of the records it sees."""
+        processed = self.processor.processed
+        for where, end in list(skipped.ends.items()):
+            processed[where] = max(processed.get(where, 0), end)
 
     def reload_playbooks(self, force: bool = False) -> bool | None:
         """Pick up a changed playbook file; an invalid one keeps the running playbooks."""
@@ -187,6 +192,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                     # before these records can be acknowledged past a skipped batch, its dead letter is out
                     await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
                     outbox = processor.handle(records, time.time())
+                    worker.skip_past(skipped)
                     await outputs.publish(outbox, worker.metrics)
                     processor.commit(outbox)
                 worker.metrics.batch.observe(time.perf_counter() - started)
@@ -215,6 +221,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         if letters := skipped.drain():
             async with worker.lock:
                 await outputs.publish(worker.undecodable(letters), worker.metrics)
+                worker.skip_past(skipped)
 
     @app.timer(settings.model_checkpoint_seconds)
     async def checkpoint_models() -> None:
