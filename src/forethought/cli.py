@@ -138,7 +138,8 @@ def simulate_traffic(rate: float = typer.Option(20.0, help="Approximate events p
     settings = load_settings()
     customers = max(6, int(rate * 1.6))
     generator = TrafficGenerator(plan_population(customers, seed, seconds), seed, start=time.time())
-    sent = asyncio.run(produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic, security=settings))
+    sent = asyncio.run(produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic, security=settings,
+                                       compression=settings.kafka_compression))
     console.print(f"sent {sent} records")
 
 

@@ -83,7 +83,8 @@ def _broker(given: str | None, workdir: Path) -> Iterator[str]:
 def _worker(settings: Settings, workdir: Path) -> Iterator[subprocess.Popen[bytes]]:
     env = {**DEMO_ENGINE, "FORETHOUGHT_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "FORETHOUGHT_TOPIC_PREFIX": settings.topic_prefix, "FORETHOUGHT_APP_ID": settings.app_id,
-           "FORETHOUGHT_DATA_DIR": str(workdir / "worker"), "FORETHOUGHT_WEB_PORT": str(settings.web_port)}
+           "FORETHOUGHT_DATA_DIR": str(workdir / "worker"), "FORETHOUGHT_WEB_PORT": str(settings.web_port),
+           "FORETHOUGHT_KAFKA_COMPRESSION": settings.kafka_compression}
     with running_worker(env, workdir / "worker.log", settings.web_url) as proc:
         yield proc
 
@@ -97,7 +98,8 @@ async def _live(settings: Settings, seconds: float, customers: int, seed: int, w
     seen: dict[str, Trigger] = {}
     printer = asyncio.create_task(_print_triggers(settings, seen))
     try:
-        await produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic, security=settings)
+        await produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic, security=settings,
+                              compression=settings.kafka_compression)
         await asyncio.sleep(2)
     except asyncio.CancelledError:  # Ctrl-C: still say what was seen, then stop everything
         console.print("[yellow]Stopped by Ctrl-C.[/]")

@@ -40,6 +40,7 @@ from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
 from forethought.client.wire import Encoded, Router, record_id
+from forethought.ops.compression import Compression, compression_type
 from forethought.ops.topics import Catalogue
 
 
@@ -84,18 +85,19 @@ class ForethoughtProducer:
 
     ``linger_ms`` and ``max_batch_size`` tune batching; ``request_timeout_ms`` bounds how long a
     record may wait for topic metadata or an acknowledgement before its delivery fails.
+    ``compression`` is the batches' codec: ``"none"``, ``"gzip"``, ``"snappy"``, ``"lz4"`` or ``"zstd"``.
     ``kafka_options`` go to ``AIOKafkaProducer`` as they are (e.g. security settings).
     """
 
     def __init__(self, bootstrap: str, prefix: str = "", *, linger_ms: int = 5,
                  max_batch_size: int = 64 * 1024, request_timeout_ms: int = 30_000,
                  max_event_bytes: int | None = None, catalogue: Catalogue | None = None,
-                 client_id: str = "forethought-client", **kafka_options: Any) -> None:
+                 client_id: str = "forethought-client", compression: Compression = "none", **kafka_options: Any) -> None:
         self.router = Router(prefix, catalogue, max_event_bytes)
         self._options: dict[str, Any] = dict(
             bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
             linger_ms=linger_ms, max_batch_size=max_batch_size,
-            request_timeout_ms=request_timeout_ms, **kafka_options,
+            request_timeout_ms=request_timeout_ms, compression_type=compression_type(compression), **kafka_options,
         )
         self._kafka: AIOKafkaProducer | None = None
         self._lock: asyncio.Lock | None = None

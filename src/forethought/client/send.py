@@ -85,7 +85,8 @@ async def deliver(records: Iterator[Encoded], settings: Settings, timeout_ms: in
     report = SendReport()
     async with ForethoughtProducer(
         settings.kafka_bootstrap, settings.topic_prefix, catalogue=load_catalogue(settings.topics_file),
-        max_event_bytes=settings.max_event_bytes, request_timeout_ms=timeout_ms, **aiokafka_options(settings),
+        max_event_bytes=settings.max_event_bytes, request_timeout_ms=timeout_ms, compression=settings.kafka_compression,
+        **aiokafka_options(settings),
     ) as producer:
         for chunk in chunked(records):
             await producer.send_encoded_many(chunk, report)

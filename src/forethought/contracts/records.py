@@ -27,7 +27,7 @@ OutcomeStatus = Literal[
 ]
 DeadLetterReason = Literal[
     "not_json", "schema", "oversized", "missing_customer", "wrong_topic", "future_event",
-    "unknown_type",
+    "unknown_type", "undecodable_batch",
 ]
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 

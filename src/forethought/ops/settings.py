@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forethought.core.config import EngineConfig
 from forethought.ops.kafka_security import KafkaSecurity
+from forethought.ops.compression import Compression
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
@@ -40,6 +41,8 @@ class Settings(BaseSettings, KafkaSecurity):
     )
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", min_length=3)
+    # Codec of every batch the project produces (worker, senders, SDK, simulator); any codec is read.
+    kafka_compression: Compression = "none"
     kafka_version: str = Field("3.9.1", pattern=r"^\d+\.\d+\.\d+$")
     app_id: str = Field("forethought", pattern=r"^[A-Za-z0-9._-]+$")
     topic_prefix: str = Field("", pattern=r"^[A-Za-z0-9._-]*$")

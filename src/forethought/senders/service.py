@@ -24,6 +24,8 @@ from rich.console import Console
 
 from forethought.contracts.records import Trigger
 from forethought.ops.kafka_security import aiokafka_options
+from forethought.ops import batch_guard
+from forethought.ops.compression import producer_options
 from forethought.ops.logs import get_logger
 from forethought.senders.addresses import KafkaAddressBook
 from forethought.senders.channels import ConsoleChannel, EmailChannel, Sender, WebhookChannel, expiry
@@ -73,6 +75,7 @@ class SenderService:
         self.ledger: KafkaLedger | None = None
         self.addresses: KafkaAddressBook | None = None  # the email sender's profile mirror
         self.runner: Any = None
+        self.skipped: batch_guard.Inbox | None = None
         self.last_commit = self.last_prune = time.monotonic()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -87,10 +90,12 @@ class SenderService:
             await self.close()
 
     async def start(self) -> None:
+        # Undecodable batches are skipped, not raised (the ledger's too: logged); the triggers' are dead-lettered.
+        self.skipped = batch_guard.watch([self.topic_triggers])
         self.runner = await serve(web_app(self.metrics, self.health), self.config.web_host, self.config.web_port)
         kafka = aiokafka_options(self.settings)  # TLS/SASL
         self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                         enable_idempotence=True, **kafka)
+                                         enable_idempotence=True, **kafka, **producer_options(self.settings.kafka_compression))
         await self.producer.start()
         self.ledger = KafkaLedger(self.settings.kafka_bootstrap, self.settings.topic("senders.ledger"),
                                   self.producer, timedelta(days=self.config.ledger_days), **kafka)
@@ -131,6 +136,8 @@ class SenderService:
         return built
 
     async def close(self) -> None:
+        if self.skipped is not None:
+            batch_guard.unwatch(self.skipped)
         if self.consumer is not None:
             await _quietly(self._final_commit())
             await _quietly(self.consumer.stop())
@@ -163,6 +170,7 @@ class SenderService:
         """One batch: every partition's records in order, partitions concurrently; then maybe commit."""
         assert self.consumer is not None
         batches = await self.consumer.getmany(timeout_ms=500, max_records=self.config.batch_size)
+        await self._undecodable()  # before any later offset of that partition can be committed
         if batches:
             await self._ledger_fresh()
             if self.addresses is not None:  # every profile the worker acted on is in the topic by now
@@ -260,6 +268,17 @@ class SenderService:
             source_partition=record.partition, source_offset=record.offset, failed_at=self.clock(),
         )
         await self._publish(self.topic_deadletter, record.key, letter.model_dump_json().encode())
+
+    async def _undecodable(self) -> None:
+        """Dead-letter, by offset, every trigger batch the fetcher could not decode and skipped."""
+        for batch in self.skipped.drain() if self.skipped is not None else []:
+            self.metrics.invalid.inc()
+            letter = SenderDeadLetter(
+                sender="+".join(self.names), status="failed", error=f"undecodable_batch: {batch.describe()}"[:4096],
+                attempts=0, source_topic=batch.topic, source_partition=batch.partition,
+                source_offset=batch.first_offset, failed_at=self.clock(),
+            )
+            await self._publish(self.topic_deadletter, None, letter.model_dump_json().encode())
 
     async def _publish(self, topic: str, key: bytes | None, value: bytes) -> None:
         assert self.producer is not None

@@ -10,6 +10,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from forethought.contracts.records import Trigger
 from forethought.ops.kafka_security import KafkaSecurity, aiokafka_options
+from forethought.ops import batch_guard
+from forethought.ops.compression import Compression, producer_options
 from forethought.simulate.traffic import TrafficGenerator
 
 
@@ -21,13 +23,14 @@ async def produce_traffic(
     stop: asyncio.Event | None = None,
     tick: float = 0.1,
     security: KafkaSecurity | None = None,
+    compression: Compression = "none",
 ) -> int:
     """Send what ``generator`` schedules, in real time, for ``duration`` seconds; returns records sent.
 
-    ``security`` (the settings): TLS/SASL of the connection.
+    ``security`` (the settings): TLS/SASL of the connection; ``compression``: the producer's codec.
     """
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all",
-                                **aiokafka_options(security or KafkaSecurity()))
+                                **aiokafka_options(security or KafkaSecurity()), **producer_options(compression))
     await producer.start()
     sent = 0
     try:
@@ -45,7 +48,11 @@ async def produce_traffic(
 
 async def watch_triggers(bootstrap: str, topic: str, group: str | None = None,
                          security: KafkaSecurity | None = None) -> AsyncIterator[Trigger]:
-    """Yield every trigger published on ``topic`` from the beginning, as it arrives."""
+    """Yield every trigger published on ``topic`` from the beginning, as it arrives.
+
+    Every codec is read; a batch that cannot be decoded is skipped and logged, not raised.
+    """
+    batch_guard.install()
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
         enable_auto_commit=group is not None, **aiokafka_options(security or KafkaSecurity()),

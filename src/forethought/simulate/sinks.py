@@ -51,13 +51,14 @@ async def produce(config: SimulationConfig, settings: Settings, output: Path | N
     from aiokafka import AIOKafkaProducer
 
     from forethought.ops.kafka_security import aiokafka_options
+    from forethought.ops.compression import producer_options
 
     started = time.perf_counter()
     table = routes(load_catalogue(settings.topics_file), settings.topic)
     population = plans(config)
     summary = Summary(customers=len(population))
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", linger_ms=20,
-                                **aiokafka_options(settings))
+                                **aiokafka_options(settings), **producer_options(settings.kafka_compression))
     await producer.start()
     try:
         out_context = open_lines(output) if output is not None else nullcontext(None)

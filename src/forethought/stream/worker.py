@@ -16,6 +16,9 @@ from faust.exceptions import NotReady
 from faust.types import TP
 
 from forethought.ops.kafka_security import configure_changelogs, faust_options
+from forethought.contracts.decode import Rejection
+from forethought.ops import batch_guard
+from forethought.ops.compression import compression_type
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
@@ -67,6 +70,24 @@ class Worker:
         partitions = self.input_partitions(revoked)
         self.processor.checkpoint_models(partitions)
         self.processor.forget_models(partitions)
+
+    @staticmethod
+    def undecodable(batches: list[batch_guard.SkippedBatch]) -> Outbox:
+        """Dead letters (reason ``undecodable_batch``) for batches the fetcher skipped, located by offset."""
+        now = time.time()
+        return Outbox(deadletters=[
+            Rejection("undecodable_batch", batch.describe()).dead_letter(
+                source=batch.topic, partition=batch.partition, offset=batch.first_offset, key=None, value=b"", at=now)
+            for batch in batches
+        ])
+
+    def skip_past(self, skipped: batch_guard.Inbox) -> None:
+        """Count skipped offsets as processed, so a partition that ends in an undecodable batch is not
+        "still pending" forever (which would hold its stream clock). Call after ``processor.handle``,
+        which sets the processed offset of the records it sees."""
+        processed = self.processor.processed
+        for where, end in list(skipped.ends.items()):
+            processed[where] = max(processed.get(where, 0), end)
 
     def reload_playbooks(self, force: bool = False) -> bool | None:
         """Pick up a changed playbook file; an invalid one keeps the running playbooks."""
@@ -151,6 +172,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_compression_type=compression_type(settings.kafka_compression),
         stream_wait_empty=False,
         table_standby_replicas=0,
         **faust_options(settings),  # TLS/SASL broker_credentials
@@ -173,6 +195,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     app, settings, processor = worker.app, worker.settings, worker.processor
     source = app.topic(*kinds, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
     outputs = Outputs(app, settings)
+    skipped = batch_guard.watch(kinds)  # undecodable input batches: skipped by the fetcher, dead-lettered here
 
     @app.agent(source, name="behaviour", concurrency=1)
     async def behaviour(stream: faust.StreamT) -> None:
@@ -182,7 +205,10 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
                 async with worker.lock:
+                    # before these records can be acknowledged past a skipped batch, its dead letter is out
+                    await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
                     outbox = processor.handle(records, time.time())
+                    worker.skip_past(skipped)
                     await outputs.publish(outbox, worker.metrics)
                     processor.commit(outbox)
                 worker.metrics.batch.observe(time.perf_counter() - started)
@@ -205,6 +231,13 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             await outputs.publish(outbox, worker.metrics)
             processor.commit(outbox)
         _refresh_gauges(worker)
+
+    @app.timer(1.0)
+    async def report_undecodable() -> None:  # a skipped batch with no record after it
+        if letters := skipped.drain():
+            async with worker.lock:
+                await outputs.publish(worker.undecodable(letters), worker.metrics)
+                worker.skip_past(skipped)
 
     @app.timer(settings.model_checkpoint_seconds)
     async def checkpoint_models() -> None:
