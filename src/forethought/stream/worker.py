@@ -120,7 +120,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
         partition_for=lambda key: partition_of(key, catalogue.partitions), profiles=profiles, rules=playbooks.rules,
-        checkpoints=checkpoints,
+        checkpoints=checkpoints, deadletter_max_bytes=settings.deadletter_max_bytes,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
