@@ -185,3 +185,19 @@ def test_the_limit_is_a_validated_setting() -> None:
     for wrong in (1000, 2_000_000):
         with pytest.raises(ValidationError, match="deadletter_max_bytes"):
             Settings(deadletter_max_bytes=wrong)
+
+
+def test_replay_bounds_the_dead_letter_of_a_900_kb_line(tmp_path: Path) -> None:
+    from forethought.replay.command import run_replay
+
+    huge = orjson.dumps({"event_id": "big", "customer_id": "c", "type": "click", "occurred_at": "2026-09-20T00:00:00Z",
+                         "properties": {"blob": "x" * 900_000}})
+    ok = orjson.dumps({"event_id": "ok", "customer_id": "c", "type": "click", "occurred_at": "2026-09-20T00:00:01Z"})
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(huge + b"\n" + ok + b"\n")
+    dead = tmp_path / "dead.jsonl"
+    report = run_replay([source], CONFIG, deadletter_out=dead, quiet=True, deadletter_max_bytes=64 * 1024)
+    [line] = dead.read_bytes().splitlines()
+    letter = DeadLetter.model_validate_json(line)
+    assert report["valid"] == 1 and len(line) <= 64 * 1024
+    assert letter.truncated and letter.original_value_bytes == len(huge) and letter.source_offset == 1
