@@ -21,7 +21,7 @@ import itertools
 import time
 from functools import lru_cache
 from collections.abc import Callable, Collection, Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
@@ -38,6 +38,7 @@ from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
+from forethought.stream.outbox import Outbox
 
 log = get_logger("policy")
 model_log = get_logger("models")
@@ -53,31 +54,6 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     timestamp: float | None = None
-
-
-@dataclass(slots=True)
-class Outbox:
-    """What one batch or sweep produced; the caller publishes it, then calls ``commit``."""
-
-    deadletters: list[DeadLetter] = field(default_factory=list)
-    rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)
-    triggers: list[tuple[Trigger, float]] = field(default_factory=list)
-    shadow: list[Trigger] = field(default_factory=list)
-    states: dict[bytes, CustomerState | None] = field(default_factory=dict)
-    profiles: dict[bytes, ProfileState] = field(default_factory=dict)
-
-    def mark(self, key: bytes) -> tuple[int, int, int, int, ProfileState | None]:
-        """Where the outbox stands before one record or tick of ``key`` (see :meth:`rollback`)."""
-        return len(self.deadletters), len(self.rekeyed), len(self.triggers), len(self.shadow), self.profiles.get(key)
-
-    def rollback(self, mark: tuple[int, int, int, int, ProfileState | None], key: bytes) -> None:
-        """Forget what was added since ``mark``: a record that failed publishes nothing."""
-        letters, rekeyed, triggers, shadow, profile = mark
-        del self.deadletters[letters:], self.rekeyed[rekeyed:], self.triggers[triggers:], self.shadow[shadow:]
-        if profile is None:
-            self.profiles.pop(key, None)
-        else:
-            self.profiles[key] = profile
 
 
 class BatchProcessor:
