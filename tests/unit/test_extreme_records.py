@@ -214,3 +214,32 @@ def test_values_beyond_the_contract_from_older_records_and_states_do_not_overflo
     restored = CustomerState.from_dict(old, config)
     later = Usage(event_id="u9", customer_id="c", occurred_at=start + timedelta(hours=1), metric="m", quantity=3.0)
     assert process(restored, later, config, RULES).state is not None
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(records(), st.sampled_from(CONFIGS))
+def test_the_worker_processor_dead_letters_no_extreme_record_as_a_processing_error(
+    items: list[Any], config: EngineConfig,
+) -> None:
+    """The same records as raw Kafka bytes through the worker's BatchProcessor: none fails, and every
+    committed state loads back as it was."""
+    from forethought.ops.metrics import Metrics
+    from forethought.stream.processor import BatchProcessor, RawRecord
+
+    table: dict[bytes, bytes] = {}
+    topic = "in"
+    kinds = frozenset({"page_view", "click", "session_start", "session_end", "feature_used", "error", "usage",
+                       "profile", "outcome"})
+    work = BatchProcessor(config, table, {topic: kinds}, Metrics(), rules=RULES, profiles={})
+    raws = [RawRecord(topic, 0, offset, item.customer_id.encode(), item.model_dump_json().encode())
+            for offset, item in enumerate(i for i in items if not isinstance(i, float))]
+    wall = LATEST_EVENT_TIME + 1.0  # no record is "from the future"
+    outbox = work.handle(raws, wall)
+    assert [d.reason for d in outbox.deadletters if d.reason == "processing_error"] == []
+    work.commit(outbox)
+    for key, state in outbox.states.items():
+        if state is not None:
+            assert work.load(table[key]) == state
+    work.clock(topic, 0).observe(wall, wall)
+    assert [d.reason for d in work.sweep(wall, owns=lambda _k: True).deadletters] == []
+    assert b'stage="tick"} ' not in work.metrics.exposition()
