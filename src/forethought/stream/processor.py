@@ -42,6 +42,7 @@ from forethought.stream.outbox import Outbox
 
 log = get_logger("policy")
 model_log = get_logger("models")
+engine_log = get_logger("engine")  # records and ticks the engine raised on
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,7 @@ class BatchProcessor:
     def _record_failed(self, record: RawRecord, error: Exception, wall: float, outbox: Outbox) -> None:
         detail = describe(error)
         self.metrics.processing_errors.labels(stage="record").inc()
-        log.error("processing_error", topic=record.topic, partition=record.partition, offset=record.offset,
+        engine_log.error("processing_error", topic=record.topic, partition=record.partition, offset=record.offset,
                   error=detail, exc_info=error)
         outbox.deadletters.append(dead_letter(record, Rejection("processing_error", detail), wall,
                                               self.deadletter_max_bytes))
@@ -181,7 +182,7 @@ class BatchProcessor:
                 except Exception as error:  # noqa: BLE001 - one customer never stops the sweep
                     outbox.rollback(mark, key)
                     self.metrics.processing_errors.labels(stage="tick").inc()
-                    log.error("tick_error", customer_id=key.decode(errors="replace"), partition=partition, at=now,
+                    engine_log.error("tick_error", customer_id=key.decode(errors="replace"), partition=partition, at=now,
                               error=describe(error), exc_info=error)
                     continue
                 outbox.states[key] = step.state
