@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from forethought.contracts.decode import DEFAULT_DEADLETTER_MAX_BYTES, CONTROL_KINDS, Rejection, describe, validate_event
+from forethought.contracts.decode import CONTROL_KINDS, DEFAULT_DEADLETTER_MAX_BYTES, Rejection, describe, validate_event
 from forethought.contracts.events import EVENT_KINDS, InboundEvent
 from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.config import EngineConfig
