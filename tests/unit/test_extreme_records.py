@@ -114,6 +114,8 @@ def _drive(items: list[Any], config: EngineConfig) -> None:
     state: CustomerState | None = None
     profile = ProfileState()
     for item in items:
+        held, before = state, None if state is None else state.to_dict()
+        state = None if state is None else state.copy()  # as the worker does: the held state stays untouched
         if isinstance(item, float):
             step = tick(state, item, config, RULES, profile, models) if state is not None else None
         elif isinstance(item, Profile):
@@ -124,6 +126,8 @@ def _drive(items: list[Any], config: EngineConfig) -> None:
             step = process(state, item, config, RULES, profile, models)
         if step is None:
             continue
+        if before is not None:
+            assert held.to_dict() == before, "running the engine on a copy changed the original"
         state, profile = step.state, step.profile or profile
         for trigger in (*step.triggers, *step.shadow):
             orjson.dumps(trigger.model_dump(mode="json"))
