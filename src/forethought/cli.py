@@ -196,7 +196,7 @@ def replay(
         partitions = load_catalogue(settings.topics_file).partitions  # models per partition, as in the worker
         run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
                    report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet,
-                   rules=rules, partitions=partitions)
+                   rules=rules, partitions=partitions, deadletter_max_bytes=settings.deadletter_max_bytes)
     except ValueError as exc:
         console.print(f"[red]{exc}[/]")
         raise typer.Exit(2) from exc

@@ -37,6 +37,7 @@ EXPECTED_METRICS = frozenset(
     {
         "forethought_events_in_total",  # counter {topic, type}
         "forethought_invalid_events_total",  # counter {reason}
+        "forethought_processing_errors_total",  # counter {stage}
         "forethought_triggers_total",  # counter {playbook}
         "forethought_processing_seconds",  # histogram
         "forethought_event_to_trigger_seconds",  # histogram

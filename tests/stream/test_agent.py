@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from faust.types import Message
+from faust.types.tuples import ConsumerMessage
 
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.core.config import EngineConfig
@@ -61,11 +62,13 @@ def recorded(settings: Settings) -> tuple[Worker, dict[str, Recorder]]:
     return built, recorders
 
 
-async def put(agent: Any, topic: str, key: bytes | None, value: bytes, offset: int) -> None:
-    """Deliver one record as if read from ``topic`` (test_context alone cannot name a topic)."""
+async def put(agent: Any, topic: str, key: bytes | None, value: bytes, offset: int,
+              kind: type[Message] = Message) -> None:
+    """Deliver one record as if read from ``topic`` (test_context alone cannot name a topic);
+    ``kind=ConsumerMessage`` acknowledges through the consumer, as a Kafka consumer's messages do."""
     channel = agent.stream().channel
     partition = partition_of(key or b"", 4)  # where Kafka's default (murmur2) partitioner puts it
-    message = Message(topic=topic, partition=partition, offset=offset, timestamp=time.time(), timestamp_type=0,
+    message = kind(topic=topic, partition=partition, offset=offset, timestamp=time.time(), timestamp_type=0,
                       headers=None, key=key, value=value, checksum=b"", serialized_key_size=0,
                       serialized_value_size=0, generation_id=agent.app.consumer_generation_id)
     await channel.put(await channel.decode(message))
@@ -196,3 +199,28 @@ async def test_a_failed_agent_makes_the_worker_unhealthy_and_not_ready(worker: t
     built.failure = "TypeError: boom"
     status = readiness(built)
     assert status["ready"] is False and status["failure"] == "TypeError: boom"
+
+
+async def test_a_failed_send_stops_the_worker_without_acknowledging_the_batch(
+    worker: tuple[Worker, dict[str, Recorder]],
+) -> None:
+    """Faust's take_events acks a batch in a finally; the failed batch must stay unacknowledged."""
+    built, rec = worker
+
+    async def rejected(key: bytes, value: bytes, **_: Any) -> asyncio.Future[None]:
+        raise RuntimeError("broker said no")
+
+    built.outputs.triggers.send = rejected  # type: ignore[union-attr,method-assign]
+    acked: list[Any] = []
+    consumer_ack = built.app.consumer.ack
+    built.app.consumer.ack = lambda message: acked.append(message) or consumer_ack(message)  # type: ignore[method-assign]
+    async with built.agent.test_context() as agent:
+        for i in range(5):
+            await put(agent, "t.events.errors", b"c9", error("c9", i, float(i)), offset=i, kind=ConsumerMessage)
+        await settle(lambda: built.failure is not None)
+        await asyncio.sleep(0.2)  # time for the batch generator's finally (its acks) to run
+        status = readiness(built)
+    assert built.failure == "RuntimeError: broker said no"
+    assert status["ready"] is False and status["failure"] == built.failure  # /health and /ready answer 503
+    assert acked == [], "no message of the failed batch reached the consumer's committable offsets"
+    assert built.processor.table.get(b"c9") is None, "no state was written for the failed batch"

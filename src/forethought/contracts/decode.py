@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -26,6 +27,10 @@ CONTROL_KINDS = frozenset({"profile", "outcome"})
 Record = InboundEvent | Profile | Outcome
 
 DEFAULT_MAX_BYTES = 64 * 1024
+DEFAULT_DEADLETTER_MAX_BYTES = 256 * 1024
+MIN_DEADLETTER_MAX_BYTES = 16 * 1024  # room for the fields, a 2000-character detail and a useful prefix
+KEY_PREFIX_BYTES = 1024  # of a truncated dead letter's key; the value's prefix gets the rest
+DETAIL_CHARS = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,20 +41,64 @@ class Rejection:
     detail: str
 
     def dead_letter(
-        self, *, source: str, partition: int, offset: int, key: bytes | None, value: bytes | None, at: float
+        self, *, source: str, partition: int, offset: int, key: bytes | None, value: bytes | None, at: float,
+        max_bytes: int = DEFAULT_DEADLETTER_MAX_BYTES,
     ) -> DeadLetter:
-        """The dead letter for this rejection: the original bytes and where they came from.
+        """The dead letter for this rejection: the original bytes and where they came from, in at
+        most ``max_bytes`` of JSON (see :func:`bounded_dead_letter`).
 
         >>> Rejection("not_json", "x").dead_letter(source="t", partition=0, offset=7, key=None,
         ...                                         value=b"{", at=0.0).value_b64
         'ew=='
         """
-        return DeadLetter(
-            reason=self.reason, detail=self.detail[:2000], source_topic=source, source_partition=partition,
-            source_offset=offset, key_b64=None if key is None else base64.b64encode(key).decode(),
-            value_b64=base64.b64encode(value or b"").decode(),
-            received_at=datetime.fromtimestamp(at, tz=timezone.utc),
-        )
+        fields = {"reason": self.reason, "detail": self.detail, "source_topic": source,
+                  "source_partition": partition, "source_offset": offset,
+                  "received_at": datetime.fromtimestamp(at, tz=timezone.utc)}
+        return bounded_dead_letter(fields, key, value or b"", max_bytes)
+
+
+def bounded_dead_letter(fields: dict[str, Any], key: bytes | None, value: bytes, max_bytes: int) -> DeadLetter:
+    """A dead letter whose JSON is at most ``max_bytes``: the whole key and value when they fit,
+    else a prefix of each with the originals' sizes and sha256 (``truncated``).
+
+    >>> from datetime import datetime, timezone
+    >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    >>> where = {"reason": "oversized", "detail": "900000 bytes", "source_topic": "events.usage",
+    ...          "source_partition": 3, "source_offset": 42, "received_at": at}
+    >>> letter = bounded_dead_letter(where, b"c1", b"x" * 900_000, 20_000)
+    >>> letter.truncated, letter.original_value_bytes, len(letter.model_dump_json()) <= 20_000
+    (True, 900000, True)
+    >>> letter.original_value_sha256 == hashlib.sha256(b"x" * 900_000).hexdigest()
+    True
+    """
+    if max_bytes < MIN_DEADLETTER_MAX_BYTES:
+        raise ValueError(f"max_bytes must be at least {MIN_DEADLETTER_MAX_BYTES}, got {max_bytes}")
+    fields = {**fields, "detail": str(fields.get("detail", ""))[:DETAIL_CHARS]}
+    whole = DeadLetter(**fields, key_b64=_b64(key), value_b64=_b64(value))
+    if _size(whole) <= max_bytes:
+        return whole
+    note = f"; dead letter truncated to {max_bytes} bytes: value {len(value)} bytes"
+    if key is not None:
+        note += f", key {len(key)} bytes"
+    detail = (fields["detail"][: DETAIL_CHARS - len(note)] + note)[:DETAIL_CHARS]
+    sums = {"truncated": True, "original_value_bytes": len(value),
+            "original_value_sha256": hashlib.sha256(value).hexdigest()}
+    if key is not None:
+        sums |= {"original_key_bytes": len(key), "original_key_sha256": hashlib.sha256(key).hexdigest()}
+    bare = DeadLetter(**{**fields, "detail": detail}, **sums, key_b64=None if key is None else "", value_b64="")
+    room = max_bytes - _size(bare)  # base64 characters (one byte each in JSON) left for both prefixes
+    key_part = None if key is None else key[: min(KEY_PREFIX_BYTES, room // 8 // 4 * 3)]
+    room -= len(_b64(key_part) or "")
+    value_part = value[: max(0, room) // 4 * 3]
+    return bare.model_copy(update={"key_b64": _b64(key_part), "value_b64": _b64(value_part)})
+
+
+def _b64(raw: bytes | None) -> str | None:
+    return None if raw is None else base64.b64encode(raw).decode()
+
+
+def _size(letter: DeadLetter) -> int:
+    return len(letter.model_dump_json())
 
 
 def decode_event(
@@ -103,3 +152,15 @@ def summarize(exc: ValidationError, limit: int = 3) -> str:
     ]
     more = exc.error_count() - limit
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
+
+
+def describe(error: BaseException, limit: int = 500) -> str:
+    """An exception as ``Type: message``, bounded (a message may quote a whole record).
+
+    >>> describe(ZeroDivisionError("float division by zero"))
+    'ZeroDivisionError: float division by zero'
+    >>> len(describe(ValueError("x" * 10_000)))
+    500
+    """
+    text = f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[: limit - 1] + "…"

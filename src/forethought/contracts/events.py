@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Annotated, Literal, Union
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -28,6 +29,27 @@ PropertyValue = Union[Annotated[str, StringConstraints(max_length=1024)], int, f
 
 MAX_PROPERTIES = 32
 EARLIEST_EVENT_TIME = 0.0  # 1970-01-01T00:00:00Z: event-time buckets are non-negative
+LATEST_EVENT_TIME = 4_102_444_800.0  # 2100-01-01T00:00:00Z: beyond any real clock; times stay within 32 bits
+MAX_QUANTITY = 1e18  # a usage report larger than this is a bug upstream, not usage
+TIME_RANGE = "between 1970-01-01T00:00:00Z and 2100-01-01T00:00:00Z (exclusive)"
+
+
+def in_time_range(value: datetime) -> datetime:
+    """Reject an instant outside the range the engine supports (see ``TIME_RANGE``).
+
+    >>> from datetime import timezone
+    >>> in_time_range(datetime(2300, 1, 1, tzinfo=timezone.utc))
+    Traceback (most recent call last):
+    ...
+    ValueError: must be between 1970-01-01T00:00:00Z and 2100-01-01T00:00:00Z (exclusive), got 2300-01-01T00:00:00+00:00
+    """
+    if not EARLIEST_EVENT_TIME <= value.timestamp() < LATEST_EVENT_TIME:
+        raise ValueError(f"must be {TIME_RANGE}, got {value.isoformat()}")
+    return value
+
+
+BoundedTime = Annotated[AwareDatetime, AfterValidator(in_time_range)]
+"""An aware instant the engine can compute with: RFC 3339 with offset, in ``TIME_RANGE``."""
 
 
 class Envelope(BaseModel):
@@ -37,7 +59,7 @@ class Envelope(BaseModel):
 
     event_id: Id = Field(description="Unique per event; a repeated id is ignored.")
     customer_id: Id = Field(description="Whose behaviour this is; the Kafka key.")
-    occurred_at: AwareDatetime = Field(description="Event time, RFC 3339 with offset.")
+    occurred_at: BoundedTime = Field(description=f"Event time, RFC 3339 with offset, {TIME_RANGE}.")
     account_id: Id | None = None
     session_id: Id | None = None
     properties: dict[Name, PropertyValue] = Field(
@@ -49,13 +71,6 @@ class Envelope(BaseModel):
     def _bounded(cls, value: dict[str, PropertyValue]) -> dict[str, PropertyValue]:
         if len(value) > MAX_PROPERTIES:
             raise ValueError(f"at most {MAX_PROPERTIES} properties, got {len(value)}")
-        return value
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _not_ancient(cls, value: datetime) -> datetime:
-        if value.timestamp() < EARLIEST_EVENT_TIME:
-            raise ValueError("occurred_at before 1970-01-01 is not supported")
         return value
 
     @property
@@ -97,7 +112,8 @@ class ErrorEvent(Envelope):
 class Usage(Envelope):
     type: Literal["usage"] = "usage"
     metric: Name
-    quantity: float = Field(ge=0, allow_inf_nan=False)
+    quantity: float = Field(ge=0, le=MAX_QUANTITY, allow_inf_nan=False,
+                            description="Amount used, 0 to 1e18 (larger values are rejected as schema errors).")
     unit: Name | None = None
 
 

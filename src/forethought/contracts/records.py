@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from forethought.contracts.events import Id, Name, PropertyValue
+from forethought.contracts.events import TIME_RANGE, BoundedTime, Id, Name, PropertyValue
 
 Channel = Literal["email", "in_app", "webhook", "cs_outreach", "sms", "push"]
 OutcomeStatus = Literal[
@@ -27,7 +27,7 @@ OutcomeStatus = Literal[
 ]
 DeadLetterReason = Literal[
     "not_json", "schema", "oversized", "missing_customer", "wrong_topic", "future_event",
-    "unknown_type", "undecodable_batch",
+    "unknown_type", "undecodable_batch", "processing_error",
 ]
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
@@ -42,6 +42,19 @@ QuietWindow = Annotated[str, AfterValidator(_quiet_window)]
 """Local quiet hours ``HH:MM-HH:MM``; a start after the end wraps midnight (``22:00-08:00``)."""
 
 
+EARLIEST_DATE, LATEST_DATE = date(1970, 1, 1), date(2099, 12, 31)
+
+
+def _date_in_range(value: date) -> date:
+    if not EARLIEST_DATE <= value <= LATEST_DATE:
+        raise ValueError(f"must be between {EARLIEST_DATE} and {LATEST_DATE}, got {value}")
+    return value
+
+
+BoundedDate = Annotated[date, AfterValidator(_date_in_range)]
+"""A calendar date the engine can compute with: 1970-01-01 to 2099-12-31."""
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -51,7 +64,7 @@ class Profile(_Record):
 
     type: Literal["profile"] = "profile"
     customer_id: Id
-    updated_at: AwareDatetime
+    updated_at: BoundedTime = Field(description=f"When the profile changed, RFC 3339 with offset, {TIME_RANGE}.")
     plan: Name | None = None
     timezone: str = "UTC"
     locale: Name | None = None
@@ -64,8 +77,8 @@ class Profile(_Record):
         default_factory=dict, description="Per channel: true opted in, false opted out; absent: the policy default.")
     opted_out: bool = Field(False, description="Global opt-out: no trigger on any channel.")
     quiet_hours: QuietWindow | None = Field(None, description="Local quiet hours, e.g. 22:00-08:00.")
-    signup_date: date | None = None
-    renewal_date: date | None = None
+    signup_date: BoundedDate | None = Field(None, description="1970-01-01 to 2099-12-31.")
+    renewal_date: BoundedDate | None = Field(None, description="1970-01-01 to 2099-12-31.")
     attributes: dict[Name, PropertyValue] = Field(default_factory=dict, max_length=64)
 
     @field_validator("timezone")
@@ -87,7 +100,7 @@ class Outcome(_Record):
     customer_id: Id
     channel: Channel
     status: OutcomeStatus
-    occurred_at: AwareDatetime
+    occurred_at: BoundedTime = Field(description=f"When it happened, RFC 3339 with offset, {TIME_RANGE}.")
     detail: Annotated[str, Field(max_length=2048)] = ""
 
 
@@ -145,17 +158,32 @@ class Trigger(TolerantRecord):
 
 
 class DeadLetter(_Record):
-    """A record that could not be used, with everything needed to inspect or replay it."""
+    """A record that could not be used, with everything needed to inspect or replay it.
+
+    A dead letter is bounded in size (the worker's ``deadletter_max_bytes``): when the original key
+    and value do not fit whole, ``truncated`` is true and ``key_b64``/``value_b64`` hold a prefix;
+    ``original_*_bytes`` and ``original_*_sha256`` identify the whole record, which stays on the
+    source topic at ``source_partition``/``source_offset`` until its retention ends.
+    """
 
     type: Literal["deadletter"] = "deadletter"
-    reason: DeadLetterReason
-    detail: str
+    reason: DeadLetterReason = Field(
+        description="Why the record was not used; processing_error: it was valid but the engine raised on it"
+                    " (the customer's state before it was kept).")
+    detail: str = Field(max_length=2000, description="What was wrong, e.g. the exception type and message (bounded).")
     source_topic: str
     source_partition: int
     source_offset: int
-    key_b64: str | None
-    value_b64: str = Field(description="The original bytes, base64.")
+    key_b64: str | None = Field(description="The original key, base64 (a prefix when truncated).")
+    value_b64: str = Field(description="The original bytes, base64 (a prefix when truncated).")
     received_at: AwareDatetime
+    truncated: bool = Field(False, description="True when key_b64/value_b64 hold only a prefix of the original.")
+    original_value_bytes: int | None = Field(None, ge=0, description="Size of the original value (set when truncated).")
+    original_value_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="sha256 (hex) of the whole original value (set when truncated).")
+    original_key_bytes: int | None = Field(None, ge=0, description="Size of the original key (set when truncated).")
+    original_key_sha256: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="sha256 (hex) of the whole original key (set when truncated).")
 
 
 ControlRecord = Annotated[Union[Profile, Outcome], Field(discriminator="type")]

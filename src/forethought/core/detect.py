@@ -19,7 +19,7 @@ from forethought.core import usage as use
 from forethought.core import snapshots
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
-from forethought.core.signals import Detection, utc
+from forethought.core.signals import Detection, bounded_name, utc
 from forethought.core.state import HOUR, CustomerState
 from forethought.core.windows import BucketRing
 
@@ -71,7 +71,7 @@ def check_usage(state: CustomerState, event: Usage, ts: float, config: EngineCon
     direction, ratio, z, usual = verdict
     unit = event.unit or "units"
     reason = Reason(
-        signal=f"usage.{event.metric}", observed=event.quantity, baseline=round(usual, 3), unit=unit,
+        signal=bounded_name(f"usage.{event.metric}"), observed=event.quantity, baseline=round(usual, 3), unit=unit,
         text=f"{event.metric} of {event.quantity:,.4g} {unit} in one report, {ratio:.2g}x this customer's usual"
         f" {usual:,.4g} ({direction}).",
     )

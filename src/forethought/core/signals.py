@@ -10,6 +10,7 @@ yields the same id and senders deduplicate:
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -42,6 +43,21 @@ def trigger_id(customer_id: str, playbook: str, episode: str) -> str:
     return str(uuid.uuid5(TRIGGER_NAMESPACE, f"{customer_id}\x1f{playbook}\x1f{episode}"))
 
 
+def bounded_name(text: str, limit: int = 128) -> str:
+    """``text`` if it fits a contract ``Name``, else a prefix and a digest of the whole (still unique).
+
+    >>> bounded_name("usage-spike-m-1.000")
+    'usage-spike-m-1.000'
+    >>> name = bounded_name("usage-spike-" + "x" * 200 + "-1.000")
+    >>> len(name), name[:14], name == bounded_name("usage-spike-" + "x" * 200 + "-1.000")
+    (128, 'usage-spike-xx', True)
+    """
+    if len(text) <= limit:
+        return text
+    digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+    return f"{text[: limit - len(digest) - 1]}~{digest}"
+
+
 def utc(epoch: float) -> datetime:
     """POSIX seconds as an aware UTC datetime."""
     return datetime.fromtimestamp(epoch, tz=timezone.utc)
@@ -65,7 +81,7 @@ def build_trigger(
     return Trigger(
         trigger_id=trigger_id(customer_id, playbook, episode),
         customer_id=customer_id, account_id=account_id, playbook=playbook, detector=detection.signal,
-        episode=episode, channel=channel, priority=priority, fired_at=fired,
+        episode=bounded_name(episode), channel=channel, priority=priority, fired_at=fired,
         expires_at=fired + timedelta(seconds=ttl), scores={k: round(v, 6) for k, v in detection.scores.items()},
         reasons=list(detection.reasons), context=context, mode=mode,  # type: ignore[arg-type]
     )

@@ -41,6 +41,10 @@ class BucketRing:
         """A ring with no bucket seen yet."""
         return cls(size=size, head=-1, counts=[0.0] * size)
 
+    def copy(self) -> BucketRing:
+        """An independent copy (the counts are not shared)."""
+        return BucketRing(self.size, self.head, list(self.counts))
+
     def add(self, bucket: int, amount: float = 1.0) -> AddResult:
         """Count ``amount`` in ``bucket``; returns ``'late'`` when it fell off the ring."""
         if self.head < 0:

@@ -30,6 +30,11 @@ class Metrics:
         self.invalid = Counter(
             "forethought_invalid_events", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r
         )
+        self.processing_errors = Counter(
+            "forethought_processing_errors", "Records and due-time ticks the engine raised on, by stage (record:"
+            " dead-lettered as processing_error; tick: the customer's deadline skipped), the customer's prior"
+            " state kept.", ["stage"], registry=r,
+        )
         self.duplicates = Counter("forethought_duplicate_events", "Events ignored as repeats.", registry=r)
         self.late = Counter("forethought_late_events", "Events older than the allowed lateness.", registry=r)
         self.rekeyed = Counter(

@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from forethought.contracts.decode import DEFAULT_DEADLETTER_MAX_BYTES, MIN_DEADLETTER_MAX_BYTES
 from forethought.core.config import EngineConfig
 from forethought.ops.kafka_security import KafkaSecurity
 from forethought.ops.compression import Compression
@@ -57,6 +58,10 @@ class Settings(BaseSettings, KafkaSecurity):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_event_bytes: int = Field(64 * 1024, ge=256, le=1024 * 1024)
+    deadletter_max_bytes: int = Field(
+        DEFAULT_DEADLETTER_MAX_BYTES, ge=MIN_DEADLETTER_MAX_BYTES, le=900_000,
+        description="Largest dead letter (JSON bytes) the worker and replay write; a larger original is kept as a"
+                    " prefix plus its size and sha256. Below the producer's 1 MB request limit.")
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)

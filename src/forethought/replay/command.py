@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from forethought.contracts.decode import DEFAULT_DEADLETTER_MAX_BYTES
 from forethought.contracts.records import Trigger
 from forethought.core.config import EngineConfig
 from forethought.core.policy.rules import Rules
@@ -32,6 +33,7 @@ def run_replay(
     inputs: list[Path], config: EngineConfig, *, triggers_out: Path | None = None, deadletter_out: Path | None = None,
     report_out: Path | None = None, truth: Path | None = None, snapshot_at: str | None = None,
     snapshot_out: Path | None = None, quiet: bool = False, rules: Rules | None = None, partitions: int = 1,
+    deadletter_max_bytes: int = DEFAULT_DEADLETTER_MAX_BYTES,
 ) -> dict[str, Any]:
     """Replay ``inputs`` and return the report (also written to ``report_out``)."""
     at = datetime.fromisoformat(snapshot_at.replace("Z", "+00:00")).timestamp() if snapshot_at else None
@@ -47,6 +49,8 @@ def run_replay(
             on_deadletter=lambda d: _write(out.get("dead"), d.model_dump(mode="json")),
             sources=[str(p) for p in inputs], snapshot_at=at,
             on_snapshot=lambda row: _write(out.get("snapshot"), row), rules=rules, partitions=partitions,
+            deadletter_max_bytes=deadletter_max_bytes,
+            on_tick_error=lambda customer, error: console.print(f"[yellow]tick failed[/] for {customer!r}: {error}"),
         )
         with _progress(inputs, quiet) as advance:
             for line in sorted_lines(inputs, on_bytes=advance):

@@ -25,7 +25,7 @@ from typing import Any
 
 import orjson
 
-from forethought.contracts.decode import CONTROL_KINDS, Rejection, validate_event
+from forethought.contracts.decode import CONTROL_KINDS, DEFAULT_DEADLETTER_MAX_BYTES, Rejection, describe, validate_event
 from forethought.contracts.events import EVENT_KINDS, InboundEvent
 from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.config import EngineConfig
@@ -64,6 +64,7 @@ class ReplayCounts:
     decisions: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     reengagement: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     observations: Counter[str] = field(default_factory=Counter)
+    tick_errors: int = 0
     first_event: float | None = None
     last_event: float | None = None
 
@@ -73,7 +74,7 @@ class ReplayCounts:
             "invalid_by_reason": dict(self.invalid), "triggers_by_playbook": dict(self.triggers),
             "suppressed_by_reason": dict(self.suppressed), "shadow_by_playbook": dict(self.shadow),
             "decisions_by_playbook": self.decisions_by_playbook(), "lift": lift(self.reengagement),
-            "observations": dict(self.observations),
+            "observations": dict(self.observations), "tick_errors": self.tick_errors,
             "first_event_at": _iso(self.first_event), "last_event_at": _iso(self.last_event),
         }
 
@@ -117,7 +118,10 @@ class Replayer:
         partitions: int = 1,
         on_observation: Callable[[str, Observation], None] = lambda _c, _o: None,
         on_shadow: Callable[[Trigger], None] = lambda _t: None,
+        deadletter_max_bytes: int = DEFAULT_DEADLETTER_MAX_BYTES,
+        on_tick_error: Callable[[str, str], None] = lambda _c, _e: None,
     ) -> None:
+        self.deadletter_max_bytes, self.on_tick_error = deadletter_max_bytes, on_tick_error
         self.config, self.on_trigger, self.on_deadletter = config, on_trigger, on_deadletter
         self.partitions, self.on_observation, self.on_shadow = partitions, on_observation, on_shadow
         self.models: dict[int, PartitionModels] = {}
@@ -139,9 +143,13 @@ class Replayer:
         decoded = validate_event(orjson.loads(line.raw), ALL_KINDS)
         if isinstance(decoded, Rejection):
             return self._dead(line, decoded)
-        if isinstance(decoded, (Profile, Outcome)):
-            return self._control(decoded)
-        self._event(decoded)
+        try:
+            if isinstance(decoded, (Profile, Outcome)):
+                self._control(decoded)
+            else:
+                self._event(decoded)
+        except _RecordFailed as failed:  # as in the worker: dead-lettered, the customer's prior state kept
+            self._dead(line, Rejection("processing_error", failed.detail))
 
     def finish(self, until: float | None = None) -> None:
         """Advance the clock to ``until`` (default: the last event) and take a pending snapshot."""
@@ -155,8 +163,8 @@ class Replayer:
         ts = event.epoch
         self._advance(ts)
         customer = event.customer_id
-        step = process(self.states.get(customer), event, self.config, self.rules, self._profile(customer),
-                       self.model(customer))
+        step = _guarded(process, self._held(customer), event, self.config, self.rules, self._profile(customer),
+                        self.model(customer))
         self._apply(customer, step)
         self.counts.valid += 1
         self.counts.by_type[event.type] += 1
@@ -172,9 +180,16 @@ class Replayer:
         self.now = now
         for customer_id in self.deadlines.pop_due(now):
             state = self.states.get(customer_id)
-            if state is not None:
-                step = tick(state, now, self.config, self.rules, self._profile(customer_id), self.model(customer_id))
-                self._apply(customer_id, step)
+            if state is None:
+                continue
+            try:  # a tick that raises keeps the prior state; the customer's next record tries again
+                step = _guarded(tick, state.copy(), now, self.config, self.rules, self._profile(customer_id),
+                                self.model(customer_id))
+            except _RecordFailed as failed:
+                self.counts.tick_errors += 1
+                self.on_tick_error(customer_id, failed.detail)
+                continue
+            self._apply(customer_id, step)
 
     def _apply(self, customer_id: str, step: Step) -> None:
         for trigger in step.triggers:
@@ -217,6 +232,11 @@ class Replayer:
         return {str(p): {"labels": m.labels, "dropped": m.dropped, "warm": m.warm}
                 for p, m in sorted(self.models.items())}
 
+    def _held(self, customer_id: str) -> CustomerState | None:
+        """A copy of the customer's state for the core to work on (it mutates states in place)."""
+        state = self.states.get(customer_id)
+        return None if state is None else state.copy()
+
     def _profile(self, customer_id: str) -> ProfileState:
         return self.profiles.get(customer_id) or ProfileState()
 
@@ -224,26 +244,45 @@ class Replayer:
         """Profiles and outcomes go through the same core entry points as in the worker."""
         self.counts.valid += 1
         self.counts.by_type[record.type] += 1
-        customer, state = record.customer_id, self.states.get(record.customer_id)
+        customer = record.customer_id
         if isinstance(record, Profile):
             at = record.updated_at.timestamp()
             self._advance(at)
-            step = observe_profile(state, self._profile(customer), record, max(at, self.now or at), self.config)
+            step = _guarded(observe_profile, self._held(customer), self._profile(customer), record,
+                            max(at, self.now or at), self.config)
         else:
             self._advance(record.occurred_at.timestamp())
-            step = observe_outcome(state, self._profile(customer), record, self.config, self.rules, self.model(customer))
+            step = _guarded(observe_outcome, self._held(customer), self._profile(customer), record, self.config,
+                            self.rules, self.model(customer))
         self._apply(customer, step)
 
     def _dead(self, line: Line, rejection: Rejection) -> None:
         self.counts.invalid[rejection.reason] += 1
         self.on_deadletter(rejection.dead_letter(source=self.sources[line.source], partition=0,
-                                                 offset=line.line_no, key=None, value=line.raw, at=time.time()))
+                                                 offset=line.line_no, key=None, value=line.raw, at=time.time(),
+                                                 max_bytes=self.deadletter_max_bytes))
 
     def _snapshot(self) -> None:
         at, self.snapshot_at = self.snapshot_at, None
         assert at is not None
         for row in snapshot_rows(self.states.values(), at, self.config, lambda s: self.model(s.customer_id)):
             self.on_snapshot(row)
+
+
+class _RecordFailed(Exception):
+    """The core raised on one record or tick; ``detail`` names the exception (bounded)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _guarded(entry: Callable[..., Step], *args: Any) -> Step:
+    """Call a core entry point; any exception it raises becomes :class:`_RecordFailed`."""
+    try:
+        return entry(*args)
+    except Exception as error:  # noqa: BLE001 - one record never stops a replay (rule 6)
+        raise _RecordFailed(describe(error)) from error
 
 
 def snapshot_rows(states: Any, at: float, config: EngineConfig,

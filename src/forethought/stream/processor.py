@@ -21,11 +21,11 @@ import itertools
 import time
 from functools import lru_cache
 from collections.abc import Callable, Collection, Iterable, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import orjson
 
-from forethought.contracts.decode import Record, Rejection, decode_event
+from forethought.contracts.decode import DEFAULT_DEADLETTER_MAX_BYTES, Record, Rejection, decode_event, describe
 from forethought.contracts.events import Envelope
 from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.clock import EventClock
@@ -38,9 +38,11 @@ from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
+from forethought.stream.outbox import Outbox
 
 log = get_logger("policy")
 model_log = get_logger("models")
+engine_log = get_logger("engine")  # records and ticks the engine raised on
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,18 +55,6 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     timestamp: float | None = None
-
-
-@dataclass(slots=True)
-class Outbox:
-    """What one batch or sweep produced; the caller publishes it, then calls ``commit``."""
-
-    deadletters: list[DeadLetter] = field(default_factory=list)
-    rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)
-    triggers: list[tuple[Trigger, float]] = field(default_factory=list)
-    shadow: list[Trigger] = field(default_factory=list)
-    states: dict[bytes, CustomerState | None] = field(default_factory=dict)
-    profiles: dict[bytes, ProfileState] = field(default_factory=dict)
 
 
 class BatchProcessor:
@@ -84,12 +74,13 @@ class BatchProcessor:
         profiles: MutableMapping[bytes, bytes] | None = None,
         rules: Rules | None = None,
         checkpoints: MutableMapping[bytes, bytes] | None = None,
+        deadletter_max_bytes: int = DEFAULT_DEADLETTER_MAX_BYTES,
     ) -> None:
         self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
         self.profiles: MutableMapping[bytes, bytes] = {} if profiles is None else profiles
         self.rules = rules or builtin_rules()
         self.max_event_bytes, self.idle_grace, self.partition_for = max_event_bytes, idle_grace, partition_for
-        self.pending = pending
+        self.pending, self.deadletter_max_bytes = pending, deadletter_max_bytes
         self.clocks: dict[tuple[str, int], EventClock] = {}
         self.deadlines: dict[int, DeadlineIndex[bytes]] = {}
         self.processed: dict[tuple[str, int], int] = {}
@@ -126,26 +117,54 @@ class BatchProcessor:
         Each customer's state is loaded once and written once per batch (rule 8); records are
         still run in input order, not customer by customer, so a partition's models learn in the
         same order as replay's (which reads in event-time order) whenever the input is in order.
+
+        A record the engine raises on is dead-lettered (``processing_error``) and the batch goes on:
+        the core runs each record on a copy of the held state, so the customer keeps the state it
+        had before that record, and nothing the record produced is published.
         """
         outbox = Outbox()
         held: dict[bytes, tuple[CustomerState | None, ProfileState]] = {}
         for record in records:
             self.processed[(record.topic, record.partition)] = record.offset + 1
-            decoded = self._accept(record, wall, outbox)
-            if decoded is None:
-                continue
-            key = decoded.customer_id.encode()
-            if key not in held:  # read state and profile once per customer per batch
-                raw = self.table.get(key)
-                held[key] = (self.load(raw) if raw is not None else None, self.profile(key))
-            state, profile = held[key]
-            step = self._run(key, state, profile, decoded, record, outbox)
-            held[key] = (step.state, step.profile or profile)
+            try:
+                self._handle_one(record, wall, outbox, held)
+            except Exception as error:  # noqa: BLE001 - one record never stops the engine (rule 6)
+                self._record_failed(record, error, wall, outbox)
         outbox.states.update((key, state) for key, (state, _) in held.items())
         return outbox
 
+    def _handle_one(self, record: RawRecord, wall: float, outbox: Outbox,
+                    held: dict[bytes, tuple[CustomerState | None, ProfileState]]) -> None:
+        decoded = self._accept(record, wall, outbox)
+        if decoded is None:
+            return
+        key = decoded.customer_id.encode()
+        if key not in held:  # read state and profile once per customer per batch
+            raw = self.table.get(key)
+            held[key] = (self.load(raw) if raw is not None else None, self.profile(key))
+        state, profile = held[key]
+        mark = outbox.mark(key)
+        try:  # the core mutates states in place: it runs on a copy, held[key] stays as it was
+            step = self._run(key, None if state is None else state.copy(), profile, decoded, record, outbox)
+        except BaseException:
+            outbox.rollback(mark, key)
+            raise
+        held[key] = (step.state, step.profile or profile)
+
+    def _record_failed(self, record: RawRecord, error: Exception, wall: float, outbox: Outbox) -> None:
+        detail = describe(error)
+        self.metrics.processing_errors.labels(stage="record").inc()
+        engine_log.error("processing_error", topic=record.topic, partition=record.partition, offset=record.offset,
+                  error=detail, exc_info=error)
+        outbox.deadletters.append(dead_letter(record, Rejection("processing_error", detail), wall,
+                                              self.deadletter_max_bytes))
+
     def sweep(self, wall: float, owns: Callable[[bytes], bool]) -> Outbox:
-        """Phase 1 for the timer: tick every owned customer whose deadline has come."""
+        """Phase 1 for the timer: tick every owned customer whose deadline has come.
+
+        A customer whose tick raises keeps its state and leaves the deadline index (it is not
+        retried at every sweep); its next record, or the next rebuild of the index, tries again.
+        """
         outbox = Outbox()
         lag = 0.0
         for partition, index in self.deadlines.items():
@@ -157,8 +176,16 @@ class BatchProcessor:
                 raw = self.table.get(key)
                 if raw is None or not owns(key):
                     continue
-                step = tick(self.load(raw), now, self.config, self.rules, self.profile(key), self.model(partition))
-                self._collect(key, step, outbox, origin=lambda t: (t.released_at or t.fired_at).timestamp())
+                mark = outbox.mark(key)
+                try:
+                    step = tick(self.load(raw), now, self.config, self.rules, self.profile(key), self.model(partition))
+                    self._collect(key, step, outbox, origin=lambda t: (t.released_at or t.fired_at).timestamp())
+                except Exception as error:  # noqa: BLE001 - one customer never stops the sweep
+                    outbox.rollback(mark, key)
+                    self.metrics.processing_errors.labels(stage="tick").inc()
+                    engine_log.error("tick_error", customer_id=key.decode(errors="replace"), partition=partition, at=now,
+                              error=describe(error), exc_info=error)
+                    continue
                 outbox.states[key] = step.state
         self.metrics.event_time_lag.set(lag)
         return outbox
@@ -272,13 +299,13 @@ class BatchProcessor:
         kinds = self.topic_kinds[record.topic]
         decoded = decode_event(record.value, kinds, self.max_event_bytes)
         if isinstance(decoded, Rejection):
-            outbox.deadletters.append(dead_letter(record, decoded, wall))
+            outbox.deadletters.append(dead_letter(record, decoded, wall, self.deadletter_max_bytes))
             return None
         if not isinstance(decoded, Envelope):
             return self._accept_control(record, decoded, outbox)
         if decoded.epoch > wall + self.config.max_future_seconds:
             rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
-            outbox.deadletters.append(dead_letter(record, rejection, wall))
+            outbox.deadletters.append(dead_letter(record, rejection, wall, self.deadletter_max_bytes))
             return None
         key = decoded.customer_id.encode()
         if record.key != key or record.partition != self.partition_for(key):
@@ -352,7 +379,9 @@ def _parse_profile(raw: bytes) -> ProfileState:
     return ProfileState.from_dict(orjson.loads(raw))
 
 
-def dead_letter(record: RawRecord, rejection: Rejection, wall: float) -> DeadLetter:
-    """The dead letter of a Kafka record: its bytes, topic, partition and offset."""
+def dead_letter(record: RawRecord, rejection: Rejection, wall: float,
+                max_bytes: int = DEFAULT_DEADLETTER_MAX_BYTES) -> DeadLetter:
+    """The dead letter of a Kafka record: its bytes (bounded), topic, partition and offset."""
     return rejection.dead_letter(source=record.topic, partition=record.partition, offset=record.offset,
-                                 key=record.key, value=record.value, at=wall)
+                                 key=record.key, value=record.value, at=wall, max_bytes=max_bytes)
+

@@ -9,7 +9,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import faust
 from faust.exceptions import NotReady
@@ -46,6 +46,18 @@ class Worker:
     outputs: Outputs | None = None
     index_stale: bool = True
     failure: str | None = None
+    changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)
+
+    async def settle(self) -> None:
+        """Wait until every state and profile write since the last call is on the broker.
+
+        Faust sends table changes to their changelogs in the background and only logs a failed send
+        (the offsets of the batch behind it would then be committed all the same); awaiting each write
+        turns a failed one into an exception before the batch is acknowledged.
+        """
+        pending, self.changelog_pending = self.changelog_pending, []
+        if pending:
+            await asyncio.gather(*pending)
 
     def owner(self) -> Callable[[bytes], bool]:
         """A test of "this worker holds the active partition of ``key``", as of this assignment."""
@@ -145,12 +157,14 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
         partition_for=lambda key: partition_of(key, catalogue.partitions), profiles=profiles, rules=playbooks.rules,
-        checkpoints=checkpoints,
+        checkpoints=checkpoints, deadletter_max_bytes=settings.deadletter_max_bytes,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     if settings.model_signing_key is not None:
         processor.signing_key = settings.model_signing_key.get_secret_value().encode()
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
+    for state_table in (table, profiles):
+        _track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
     from forethought.stream.web import register_views
@@ -204,13 +218,18 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
-                async with worker.lock:
-                    # before these records can be acknowledged past a skipped batch, its dead letter is out
-                    await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
-                    outbox = processor.handle(records, time.time())
-                    worker.skip_past(skipped)
-                    await outputs.publish(outbox, worker.metrics)
-                    processor.commit(outbox)
+                try:
+                    async with worker.lock:
+                        # before these records can be acknowledged past a skipped batch, its dead letter is out
+                        await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
+                        outbox = processor.handle(records, time.time())  # a failing record is dead-lettered
+                        worker.skip_past(skipped)
+                        await outputs.publish(outbox, worker.metrics)
+                        processor.commit(outbox)
+                        await worker.settle()
+                except Exception as exc:  # noqa: BLE001 - outside one record: stop before acknowledging
+                    await stop_unacknowledged(worker, events, exc)
+                    return
                 worker.metrics.batch.observe(time.perf_counter() - started)
         except Exception as exc:  # /health and /ready report it: a dead agent must not look healthy
             worker.failure = f"{type(exc).__name__}: {exc}"
@@ -219,17 +238,22 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
 
     @app.timer(settings.sweep_interval_seconds)
     async def sweep() -> None:
-        if app.rebalancing or app.in_recovery or not app.assignor.assigned_actives():
+        if app.rebalancing or app.in_recovery or not app.assignor.assigned_actives() or worker.failure:
             return
-        async with worker.lock:
-            owns = worker.owner()
-            if worker.index_stale:
-                count = processor.rebuild_index(owns)
-                worker.index_stale = False
-                log.info("deadline_index_rebuilt", customers=count)
-            outbox = processor.sweep(time.time(), owns)
-            await outputs.publish(outbox, worker.metrics)
-            processor.commit(outbox)
+        try:
+            async with worker.lock:
+                owns = worker.owner()
+                if worker.index_stale:
+                    count = processor.rebuild_index(owns)
+                    worker.index_stale = False
+                    log.info("deadline_index_rebuilt", customers=count)
+                outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
+                await outputs.publish(outbox, worker.metrics)
+                processor.commit(outbox)
+                await worker.settle()
+        except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
+            await stop_unacknowledged(worker, [], exc)
+            return
         _refresh_gauges(worker)
 
     @app.timer(1.0)
@@ -241,7 +265,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
 
     @app.timer(settings.model_checkpoint_seconds)
     async def checkpoint_models() -> None:
-        if app.rebalancing or app.in_recovery:
+        if app.rebalancing or app.in_recovery or worker.failure:
             return
         async with worker.lock:
             worker.checkpoint_models()
@@ -287,6 +311,39 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
         topic = getattr(table, "changelog_topic", None)
         if topic is not None:
             await producer.partitions_for(topic.get_topic_name())
+
+
+async def stop_unacknowledged(worker: Worker, events: Iterable[faust.EventT], error: BaseException) -> None:
+    """Stop the worker after a failure outside one record, without acknowledging ``events``.
+
+    Faust's ``take_events`` acknowledges every event of a batch in a ``finally``, even when the
+    batch failed, and the consumer commits acknowledged offsets (also while stopping). Marking the
+    batch's messages as acknowledged here, without telling the consumer, makes that ``finally`` a
+    no-op: their offsets never reach the consumer's list of committable offsets, so the committed
+    position stays before the failed batch and a restarted worker reads it again. Then the app
+    crashes: ``/health`` answers 503 until the process exits with a non-zero code.
+    """
+    held = list(events)
+    for event in held:
+        event.message.acked = True  # not consumer.ack(): that is what would make the offset committable
+    worker.failure = f"{type(error).__name__}: {error}"[:500]
+    first = {f"{e.message.topic}/{e.message.partition}": e.message.offset for e in reversed(held)}
+    log.critical("worker_stopping", reason="a send or a state write failed; the batch is not acknowledged and"
+                 " will be read again after a restart", error=worker.failure, events=len(held),
+                 first_unacknowledged=first, exc_info=error)
+    await worker.app.crash(error)
+
+
+def _track_changelog(table: object, pending: list[asyncio.Future[object]]) -> None:
+    """Keep the future of each changelog write of ``table`` in ``pending`` (see :meth:`Worker.settle`)."""
+    send = table.send_changelog  # type: ignore[attr-defined]
+
+    def send_tracked(*args: object, **kwargs: object) -> asyncio.Future[object]:
+        future = send(*args, **kwargs)
+        pending.append(future)
+        return future
+
+    table.send_changelog = send_tracked  # type: ignore[attr-defined]
 
 
 def _raw(event: faust.EventT) -> RawRecord:

@@ -15,8 +15,9 @@ True
 from __future__ import annotations
 
 import base64
+import copy
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 EPISODE_DIGEST_BYTES = 6
@@ -64,6 +65,16 @@ class PolicyLedger:
     pending: list[Pending] = field(default_factory=list)
     watch: list[Watch] = field(default_factory=list)
     recent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+
+    def copy(self) -> PolicyLedger:
+        """An independent copy: entries and held trigger bodies are copied, not shared."""
+        if self.is_empty():
+            return PolicyLedger()
+        return PolicyLedger(
+            sent=[replace(s) for s in self.sent], episodes=self.episodes,
+            pending=[Pending(p.release_at, p.signal, copy.deepcopy(p.trigger)) for p in self.pending],
+            watch=[replace(w) for w in self.watch], recent=[(at, copy.deepcopy(t)) for at, t in self.recent],
+        )
 
     def mark_episode(self, playbook: str, episode: str) -> bool:
         """Remember that ``playbook`` acted on ``episode``; True when it already had."""
