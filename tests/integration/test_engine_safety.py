@@ -1,7 +1,8 @@
 """No record stops the engine; a failure outside one record stops it without skipping anything.
 
 All against the real broker with a real worker process:
-- a record the engine raises on is dead-lettered (processing_error) and its batch goes on;
+- the records of a customer whose stored state was forged in the changelog are dead-lettered
+  (processing_error), the batch goes on, and restarts skip that state instead of crash-looping;
 - the audit's usage quantity (the largest double) loses nothing;
 - a ~900 KB record is dead-lettered as a bounded prefix with its size and sha256;
 - a trigger the broker rejects, or a state write it rejects, stops the worker with a non-zero exit
@@ -10,6 +11,7 @@ All against the real broker with a real worker process:
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -19,6 +21,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from worker_kit import Deployment, event, metric
@@ -26,9 +29,10 @@ from worker_kit import Deployment, event, metric
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.ops.process import running_worker, spawn_worker, stop_process, wait_ready
 from forethought.ops.settings import REPO_ROOT
+from forethought.ops.topics import load_catalogue, partition_of
 
 DEADLETTER_SCHEMA = json.loads((REPO_ROOT / "schemas" / "deadletter.schema.json").read_text())
-LONG_CONTEXT = Path(__file__).parent / "playbooks" / "long_context.yaml"
+FORGED_STATE = b'{"v":999,"id":"bad","n":1000000}'  # valid JSON, a version no release can read
 MAX_DOUBLE = 1.7976931348623157e308
 
 
@@ -71,37 +75,92 @@ def wait_exit(proc: subprocess.Popen[bytes], deployment: Deployment, timeout: fl
         raise AssertionError("the worker kept running after a failure it cannot recover from") from None
 
 
-async def test_a_record_the_engine_raises_on_is_dead_lettered_and_the_batch_goes_on(deployment: Deployment) -> None:
+async def forge_state(deployment: Deployment, customer: str, value: bytes) -> None:
+    """Write ``value`` as ``customer``'s state straight into the customer_state changelog, at the
+    partition the worker's table keeps that key in (what anyone with write access can do)."""
+    producer = AIOKafkaProducer(bootstrap_servers=deployment.bootstrap, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(f"{deployment.app_id}-customer_state-changelog", value, key=customer.encode(),
+                                     partition=partition_of(customer.encode(), load_catalogue().partitions))
+    finally:
+        await producer.stop()
+
+
+async def wait_metric(deployment: Deployment, name: str, value: float, timeout: float = 60, **labels: str) -> str:
+    """Poll /metrics until the sample ``name{labels}`` reaches ``value``; returns the exposition."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        _, text = deployment.get("/metrics")
+        if metric(text, name, **labels) >= value:
+            return text
+        await asyncio.sleep(0.3)
+    raise AssertionError(f"{name}{labels} never reached {value}")
+
+
+def log_events(log: Path, name: str) -> list[dict[str, object]]:
+    lines = [json.loads(line) for line in log.read_text(errors="replace").splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == name]
+
+
+async def test_a_customer_whose_stored_state_was_forged_is_dead_lettered_and_the_worker_goes_on(
+        deployment: Deployment) -> None:
+    """A forged customer_state changelog record (valid JSON, a version no release reads) for "bad":
+    after a restart the worker skips it when it rebuilds its deadlines (no crash loop), dead-letters
+    each record of "bad" as processing_error and processes the 120 good records around them."""
     now = time.time() - 60
-    env = deployment.env(FORETHOUGHT_PLAYBOOKS_FILE=str(LONG_CONTEXT))
-    profile = {"type": "profile", "customer_id": "bad", "updated_at": "2026-01-01T00:00:00Z",
-               "attributes": {"company": "c" * 1000, "segment": "s" * 1000}}
+    log = deployment.workdir / "worker.log"
+    with running_worker(deployment.env(), log, deployment.url):  # creates the changelog topics
+        await deployment.produce("events.clickstream", [event("first", 0, "click", now)])
+        await deployment.wait_for("/customers/first", lambda body: body["events"] == 1)
+    await forge_state(deployment, "bad", FORGED_STATE)
+
     good = [f"good-{i:02d}" for i in range(20)]
-    batch = [r for i in range(6) for c in good for r in [event(c, i, "error", now + i * 0.01, code="E500")]]
-    bad = errors("bad", 5, now)  # the fifth completes a burst whose trigger context is too long to build
-    batch[40:40] = bad[:4]
-    batch.insert(110, bad[4])
-    with running_worker(env, deployment.workdir / "worker.log", deployment.url):
-        await deployment.produce("customers.profile", [(b"bad", json.dumps(profile).encode())])
-        await deployment.wait_for("/customers/bad", lambda body: True)
+    batch = [r for i in range(6) for c in good for r in [event(c, i, "error", now + i * 0.01, code="E500",
+                                                             severity="critical")]]
+    bad = errors("bad", 3, now)
+    for at, record in zip((40, 81, 122), bad):
+        batch.insert(at, record)
+    with running_worker(deployment.env(), log, deployment.url) as proc:
+        await wait_metric(deployment, "forethought_processing_errors_total", 1, stage="restore")  # index rebuilt
+        view_status, view = deployment.get("/customers/bad")
         await deployment.produce("events.errors", batch)
         fired = await deployment.consume("engagement.triggers", until=len(good))
-        letters = await deployment.consume("events.deadletter", until=1)
-        bad_state = await deployment.wait_for("/customers/bad", lambda body: body["errors_by_severity"])
-        states = [await deployment.wait_for(f"/customers/{c}", lambda body: True) for c in good]
+        letters = await deployment.consume("events.deadletter", until=len(bad))
+        states = [await deployment.wait_for(f"/customers/{c}", lambda body: body["by_type"] == {"error": 6}) for c in good]
+        await asyncio.sleep(2)  # several sweeps (every 0.5 s) after the batch
         health, _ = deployment.get("/health")
-        _, metrics = deployment.get("/metrics")
+        ready, _ = deployment.get("/ready")
+        metrics = await wait_metric(deployment, "forethought_processing_errors_total", len(bad), stage="record")
+        metrics = await wait_metric(deployment, "forethought_customers", 2 + len(good))  # gauges set after a sweep
+        running = proc.poll() is None
+    assert running and health == 200 and ready == 200
     assert sorted(Trigger.model_validate_json(r.value).customer_id for r in fired) == good
-    assert all(s["by_type"] == {"error": 6} for s in states)
-    [record] = letters
-    jsonschema.validate(json.loads(record.value), DEADLETTER_SCHEMA)
-    letter = DeadLetter.model_validate_json(record.value)
-    assert letter.reason == "processing_error" and letter.detail.startswith("ValidationError: ")
-    assert base64.b64decode(letter.value_b64) == bad[4][1]
-    assert bad_state["by_type"] == {"error": 4}, "the customer keeps the state before the failing record"
-    assert health == 200
-    assert metric(metrics, "forethought_processing_errors_total", stage="record") == 1
-    assert metric(metrics, "forethought_invalid_events_total", reason="processing_error") == 1
+    assert len(states) == len(good)
+    assert len(letters) == len(bad)
+    for record, (_, value) in zip(sorted(letters, key=lambda r: r.offset), bad):
+        jsonschema.validate(json.loads(record.value), DEADLETTER_SCHEMA)
+        letter = DeadLetter.model_validate_json(record.value)
+        assert letter.reason == "processing_error"
+        assert letter.detail == "ValueError: unsupported customer state version 999"
+        assert base64.b64decode(letter.value_b64) == value and base64.b64decode(letter.key_b64 or "") == b"bad"
+    assert (view_status, view) == (500, {"error": "the stored state of this customer cannot be read",
+                                         "error_type": "ValueError"})
+    assert metric(metrics, "forethought_processing_errors_total", stage="record") == len(bad)
+    assert metric(metrics, "forethought_processing_errors_total", stage="restore") == 1
+    assert metric(metrics, "forethought_invalid_events_total", reason="processing_error") == len(bad)
+    [unreadable] = log_events(log, "state_unreadable")
+    assert unreadable["customer_id"] == "bad" and unreadable["error_type"] == "ValueError"
+
+    with running_worker(deployment.env(), log, deployment.url) as proc:  # a SIGTERM-restart: no crash loop
+        await wait_metric(deployment, "forethought_processing_errors_total", 1, stage="restore")
+        await asyncio.sleep(2)
+        health, _ = deployment.get("/health")
+        running = proc.poll() is None
+        first = await deployment.wait_for("/customers/good-00", lambda body: body["by_type"] == {"error": 6})
+    assert running and health == 200 and first["events"] == 6
+    assert len(log_events(log, "state_unreadable")) == 2 and not log_events(log, "worker_stopping")
 
 
 async def test_the_largest_double_as_a_usage_quantity_loses_nothing(deployment: Deployment) -> None:

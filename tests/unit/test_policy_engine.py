@@ -358,3 +358,45 @@ def test_a_condition_that_cannot_be_evaluated_is_a_counted_suppression_not_a_cra
     customer = Customer(rules(odd), profile=profile(plan="pro"))
     customer.burst(T0)
     assert customer.triggers == [] and [d.reason for d in customer.decisions] == ["condition_error"]
+
+
+# --- bounded trigger context ---------------------------------------------------------------
+
+JOINED = BURST + """    context:
+      account: profile.attributes.company + " / " + profile.attributes.segment
+"""
+
+
+def test_a_context_joining_two_long_attributes_is_cut_to_the_contracts_limit() -> None:
+    """Each attribute may hold 1024 characters; their join may not, and used to make the trigger raise."""
+    from forethought.contracts.events import MAX_PROPERTY_CHARS
+    from forethought.contracts.records import Trigger
+
+    customer = Customer(rules(JOINED), profile=profile(attributes={"company": "c" * 1000, "segment": "s" * 1000}))
+    customer.burst(T0)
+    [trigger] = customer.triggers
+    value = trigger.context["account"]
+    assert len(value) == MAX_PROPERTY_CHARS and value.endswith("…") and value.startswith("c" * 1000 + " / s")
+    assert Trigger.model_validate_json(trigger.model_dump_json()) == trigger
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.text(max_size=1024), st.text(max_size=1024))
+def test_any_attributes_the_contract_allows_make_a_valid_trigger(company: str, segment: str) -> None:
+    from forethought.contracts.events import MAX_PROPERTY_CHARS
+    from forethought.contracts.records import Trigger
+
+    customer = Customer(rules(JOINED), profile=profile(attributes={"company": company, "segment": segment}))
+    customer.burst(T0)
+    [trigger] = customer.triggers
+    joined = f"{company} / {segment}"
+    value = trigger.context["account"]
+    assert value == joined if len(joined) <= MAX_PROPERTY_CHARS else value == joined[:MAX_PROPERTY_CHARS - 1] + "…"
+    assert Trigger.model_validate_json(trigger.model_dump_json()) == trigger
+
+
+def test_a_context_name_a_trigger_could_not_carry_is_refused_when_the_playbooks_load() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="context"):
+        rules(BURST + f"    context:\n      {'n' * 129}: profile.plan\n")

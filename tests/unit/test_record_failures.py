@@ -1,35 +1,46 @@
 """A record the engine raises on is dead-lettered (processing_error); the batch and the replay go on.
 
-The failing record is real, not a mock: a playbook whose context joins two profile attributes of
-1000 characters builds a trigger context value longer than the contract's 1024 characters, and
-the core raises while making the trigger.
+The failing records are realistic, not mocks: a customer whose state in the changelogged table
+cannot be loaded (forged with an unknown version, as anyone who can write to the
+``customer_state`` changelog could, or by an incompatible release), and one whose stored state
+loads but has a wrong shape the engine only trips on halfway through an error event. Replay has
+no changelog, so its guard is proved with a clearly named fault-injecting double.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from forethought.contracts.decode import bounded_dead_letter
-from forethought.contracts.records import DeadLetter, Profile
+from forethought.contracts.records import DeadLetter
 from forethought.core.config import EngineConfig
-from forethought.core.policy.profiles import ProfileState
+from forethought.core.policy.expr import Expression
+from forethought.core.policy.rules import Rules
 from forethought.core.state import CustomerState
 from forethought.ops.metrics import Metrics
-from forethought.ops.playbooks import load_rules
+from forethought.ops.playbooks import parse_rules
 from forethought.replay.reader import Line
 from forethought.replay.runner import Replayer
 from forethought.stream.processor import BatchProcessor, RawRecord
 
-PLAYBOOKS = Path(__file__).parents[1] / "integration" / "playbooks" / "long_context.yaml"
+RULES = parse_rules("""playbooks:
+  - name: burst
+    on: [error_burst]
+    channels: [in_app]
+    priority: 70
+""")
 CONFIG = EngineConfig(bucket_seconds=60, burst_min_errors=5)
 T0 = 1_790_000_040.0
-ERRORS = "events.errors"
+ERRORS, CLICKS = "events.errors", "events.clickstream"
+FORGED = b'{"v":999,"id":"bad","n":1000000}'  # valid JSON, a version no release can read
 
 
 def error(customer: str, n: int, at: float) -> bytes:
@@ -38,58 +49,92 @@ def error(customer: str, n: int, at: float) -> bytes:
                        }).encode()
 
 
-def profile_of(customer: str) -> bytes:
-    body = {"type": "profile", "customer_id": customer, "updated_at": "2026-09-20T00:00:00Z",
-            "attributes": {"company": "c" * 1000, "segment": "s" * 1000}}
-    return orjson.dumps(ProfileState().with_profile(Profile.model_validate(body)).to_dict())
+def click(customer: str, n: int, at: float) -> bytes:
+    return json.dumps({"event_id": f"{customer}-c{n}", "customer_id": customer, "type": "click",
+                       "occurred_at": datetime.fromtimestamp(at, tz=timezone.utc).isoformat()}).encode()
 
 
-def processor(**tables: dict[bytes, bytes]) -> BatchProcessor:
-    return BatchProcessor(CONFIG, tables.get("table", {}), {ERRORS: frozenset({"error"})}, Metrics(),
-                          profiles=tables.get("profiles", {}), rules=load_rules(PLAYBOOKS))
+def processor(table: dict[bytes, bytes] | None = None, rules: Rules = RULES) -> BatchProcessor:
+    return BatchProcessor(CONFIG, {} if table is None else table,
+                          {ERRORS: frozenset({"error"}), CLICKS: frozenset({"click"})}, Metrics(), rules=rules)
 
 
-def batch(records: list[tuple[str, bytes]]) -> list[RawRecord]:
-    return [RawRecord(ERRORS, 0, offset, key.encode(), value, T0) for offset, (key, value) in enumerate(records)]
+def batch(records: list[tuple[str, bytes]], topic: str = ERRORS) -> list[RawRecord]:
+    return [RawRecord(topic, 0, offset, key.encode(), value, T0) for offset, (key, value) in enumerate(records)]
 
 
-def test_the_failing_record_is_dead_lettered_and_the_rest_of_the_batch_is_processed() -> None:
-    profiles = {b"bad": profile_of("bad")}
-    table: dict[bytes, bytes] = {}
-    work = processor(table=table, profiles=profiles)
-    records = [("bad", error("bad", i, T0 + i)) for i in range(4)]  # four errors: no burst yet
-    work.commit(work.handle(batch(records), T0 + 10))
-    before = table[b"bad"]
-    mixed = [(f"good-{c}", error(f"good-{c}", i, T0 + 5 + i)) for i in range(6) for c in range(10)]
-    mixed.insert(30, ("bad", error("bad", 4, T0 + 5)))  # the fifth error: a burst, and a trigger that cannot be built
+def test_the_records_of_a_customer_whose_state_cannot_be_loaded_are_dead_lettered_and_the_batch_goes_on() -> None:
+    table: dict[bytes, bytes] = {b"bad": FORGED}
+    work = processor(table)
+    mixed = [(f"good-{c}", error(f"good-{c}", i, T0 + 5 + i)) for i in range(6) for c in range(20)]
+    for at in (30, 70, 110):  # three records of the customer with the forged state, among 120 good ones
+        mixed.insert(at, ("bad", error("bad", at, T0 + 5)))
     outbox = work.handle(batch(mixed), T0 + 20)
     work.commit(outbox)
-    [letter] = outbox.deadletters
-    assert letter.reason == "processing_error" and letter.source_offset == 30
-    assert letter.detail.startswith("ValidationError: ") and len(letter.detail) <= 500
-    assert json.loads(base64.b64decode(letter.value_b64))["event_id"] == "bad-4"
-    assert table[b"bad"] == before, "the customer keeps the state it had before the failing record"
-    assert sorted(t.customer_id for t, _ in outbox.triggers) == sorted(f"good-{c}" for c in range(10))
-    for c in range(10):
+    assert [(d.reason, d.source_offset) for d in outbox.deadletters] == [("processing_error", at) for at in (30, 70, 110)]
+    for letter in outbox.deadletters:
+        assert letter.detail == "ValueError: unsupported customer state version 999"
+        assert json.loads(base64.b64decode(letter.value_b64))["customer_id"] == "bad"
+    assert table[b"bad"] == FORGED, "the stored state is left as it was, for people to inspect"
+    assert sorted(t.customer_id for t, _ in outbox.triggers) == sorted(f"good-{c}" for c in range(20))
+    for c in range(20):
         assert CustomerState.from_dict(orjson.loads(table[f"good-{c}".encode()]), CONFIG).events == 6
     text = work.metrics.exposition().decode()
-    assert 'forethought_processing_errors_total{stage="record"} 1.0' in text
+    assert 'forethought_processing_errors_total{stage="record"} 3.0' in text
+
+
+def corrupted_state(table: dict[bytes, bytes]) -> bytes:
+    """A real state of ``bad`` (two clicks) whose severity counts were corrupted into text: it loads,
+    and the engine raises only when an error event is counted, after it has changed the state."""
+    work = processor(table)
+    work.commit(work.handle(batch([("bad", click("bad", i, T0 + i)) for i in range(2)], CLICKS), T0 + 5))
+    data = orjson.loads(table[b"bad"])
+    data["sev"] = {"critical": "many"}
+    table[b"bad"] = orjson.dumps(data)
+    return table[b"bad"]
 
 
 def test_a_failing_record_does_not_leak_its_partial_state_to_later_records_of_the_customer() -> None:
     """Within one batch: the records after the failing one start from the state before it."""
-    work = processor(profiles={b"bad": profile_of("bad")})
-    records = [("bad", error("bad", i, T0 + i)) for i in range(6)]
-    outbox = work.handle(batch(records), T0 + 10)
-    # the 5th error fails; the 6th again finds 4 errors before it, reaches 5, and fails too
-    assert [d.source_offset for d in outbox.deadletters] == [4, 5]
-    assert outbox.states[b"bad"] is not None and outbox.states[b"bad"].error_total == 4
-    assert outbox.triggers == []
+    table: dict[bytes, bytes] = {}
+    before = corrupted_state(table)
+    work = processor(table)
+    records = [("bad", click("bad", 10, T0 + 10)), ("bad", error("bad", 0, T0 + 11)),
+               ("bad", click("bad", 11, T0 + 12)), ("bad", error("bad", 0, T0 + 11))]  # the same error again
+    raw = [RawRecord(ERRORS if b'"type": "error"' in value else CLICKS, 0, offset, key.encode(), value, T0)
+           for offset, (key, value) in enumerate(records)]
+    outbox = work.handle(raw, T0 + 20)
+    # the error counts 1 event, 1 error, remembers its id and fills the bucket before it raises:
+    # none of that reaches the click after it, and the same error again is not a duplicate but fails again
+    assert [(d.reason, d.source_offset) for d in outbox.deadletters] == [("processing_error", 1), ("processing_error", 3)]
+    assert outbox.deadletters[0].detail.startswith("TypeError: ")
+    state = outbox.states[b"bad"]
+    assert state is not None and (state.events, state.error_total, state.by_type) == (4, 0, {"click": 4})
+    assert state.errors.count(int((T0 + 11) // CONFIG.bucket_seconds)) == 0
+    assert table[b"bad"] == before and outbox.triggers == []
+
+
+def test_a_state_that_cannot_be_loaded_is_skipped_and_counted_when_the_index_is_rebuilt() -> None:
+    """After a restart every stored state is loaded to rebuild the deadlines; one forged state
+    must not stop that (it would stop the worker at every restart: a crash loop)."""
+    table: dict[bytes, bytes] = {}
+    work = processor(table)
+    work.commit(work.handle(batch([(f"c{i}", click(f"c{i}", 0, T0)) for i in range(5)], CLICKS), T0))
+    table[b"bad"], table[b"odd"] = FORGED, b'["not", "a", "state"]'
+    restarted = processor(table)
+    assert restarted.rebuild_index(owns=lambda _k: True) == 5
+    assert sum(len(index) for index in restarted.deadlines.values()) == 5
+    text = restarted.metrics.exposition().decode()
+    assert 'forethought_processing_errors_total{stage="restore"} 2.0' in text
+    restarted.clock(CLICKS, 0).observe(T0 + 10 * 86_400, T0 + 10 * 86_400)
+    swept = restarted.sweep(T0 + 10 * 86_400, owns=lambda _k: True)  # and the others' deadlines still come
+    assert sorted(swept.states) == [f"c{i}".encode() for i in range(5)]
+    assert table[b"bad"] == FORGED
 
 
 def test_a_tick_that_raises_keeps_the_state_and_is_not_retried_every_sweep() -> None:
     table: dict[bytes, bytes] = {}
-    work = processor(table=table)
+    work = processor(table)
     work.commit(work.handle(batch([("c1", error("c1", 0, T0))]), T0))
     table[b"c1"] = table[b"c1"].replace(b'"v":3', b'"v":3,"pol":{"s":[["not a time"]]}')  # the ledger cannot be read
     broken = table[b"c1"]
@@ -102,22 +147,48 @@ def test_a_tick_that_raises_keeps_the_state_and_is_not_retried_every_sweep() -> 
     assert work.metrics.exposition().decode().count('stage="tick"} 1.0') == 1
 
 
+@dataclasses.dataclass(frozen=True)
+class FaultInjectedCondition:
+    """TEST DOUBLE: a playbook condition that raises RuntimeError for a customer whose profile
+    carries the attribute ``inject_fault`` (the expression environment names no customer).
+
+    Replay reads no changelog (each state is built from the replayed events themselves), and after
+    the contract bounds and the overflow-safe core no known valid input makes the engine raise; a
+    bug of that kind is what the guard exists for, so it is injected here where the policy runs.
+    """
+
+    real: Expression
+
+    @property
+    def source(self) -> str:
+        return self.real.source
+
+    def holds(self, env: dict[str, Any]) -> bool:
+        if env["profile"]["attributes"].get("inject_fault"):
+            raise RuntimeError("fault injected")
+        return self.real.holds(env)
+
+
 def test_replay_dead_letters_the_failing_record_and_goes_on() -> None:
+    """Uses :class:`FaultInjectedCondition` (see its docstring for why replay needs a double)."""
+    [book] = RULES.playbooks
+    rules = Rules(playbooks=(dataclasses.replace(book, condition=FaultInjectedCondition(book.condition)),))
     letters: list[DeadLetter] = []
     fired = []
-    replay = Replayer(CONFIG, on_trigger=fired.append, on_deadletter=letters.append, rules=load_rules(PLAYBOOKS))
-    body = {"type": "profile", "customer_id": "bad", "updated_at": "2026-09-20T00:00:00Z",
-            "attributes": {"company": "c" * 1000, "segment": "s" * 1000}}
-    lines = [Line(T0 - 86_400, 0, 0, json.dumps(body).encode())]
+    replay = Replayer(CONFIG, on_trigger=fired.append, on_deadletter=letters.append, rules=rules)  # type: ignore[arg-type]
+    marked = {"type": "profile", "customer_id": "bad", "updated_at": "2026-09-20T00:00:00Z",
+              "attributes": {"inject_fault": True}}
+    lines = [Line(T0 - 86_400, 0, 0, json.dumps(marked).encode())]
     lines += [Line(T0 + i, 0, i + 1, error("bad", i, T0 + i)) for i in range(5)]
     lines += [Line(T0 + 10 + i, 0, i + 10, error("good", i, T0 + 10 + i)) for i in range(6)]
     for line in lines:
         replay.feed(line)
     replay.finish()
-    assert [(d.reason, d.source_offset) for d in letters] == [("processing_error", 5)]
+    assert [(d.reason, d.source_offset, d.detail) for d in letters] == [
+        ("processing_error", 5, "RuntimeError: fault injected")]
     assert replay.counts.invalid == {"processing_error": 1}
     assert [t.customer_id for t in fired] == ["good"]
-    assert replay.states["bad"].error_total == 4
+    assert replay.states["bad"].error_total == 4, "the customer keeps the state before the failing record"
 
 
 def test_replay_reports_the_issue_quantity_as_a_schema_error_and_processes_the_later_reports(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ from pydantic import (
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-PropertyValue = Union[Annotated[str, StringConstraints(max_length=1024)], int, float, bool, None]
+MAX_PROPERTY_CHARS = 1024  # a property's text, in events, profiles and a trigger's context
+PropertyValue = Union[Annotated[str, StringConstraints(max_length=MAX_PROPERTY_CHARS)], int, float, bool, None]
 
 MAX_PROPERTIES = 32
 EARLIEST_EVENT_TIME = 0.0  # 1970-01-01T00:00:00Z: event-time buckets are non-negative

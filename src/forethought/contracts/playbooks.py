@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
+from forethought.contracts.events import Name
 from forethought.contracts.records import Channel, QuietWindow
 
 SIGNALS = ("silence", "decline", "error_burst", "usage_anomaly", "behaviour_anomaly", "feature_first_use", "daily")
@@ -83,7 +84,8 @@ class PlaybookSpec(_Spec):
     holdout: float = Field(0.0, ge=0.0, le=1.0)
     mode: Literal["live", "shadow"] = "live"
     episode: str | None = Field(None, max_length=500, description="Expression naming the episode.")
-    context: dict[str, str] = Field(default_factory=dict, description="Sender context: name → expression.")
+    context: dict[Name, str] = Field(
+        default_factory=dict, description="Sender context: name (1 to 128 characters, as a trigger's) → expression.")
     ttl: Duration = "1d"
 
     @field_validator("channels")

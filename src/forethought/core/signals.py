@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from forethought.contracts.events import MAX_PROPERTY_CHARS
 from forethought.contracts.records import Channel, Reason, Trigger
 
 TRIGGER_NAMESPACE = uuid.UUID("6f0c4c1e-6a43-4c4e-9a51-2f6d4b8e9a10")
@@ -56,6 +57,21 @@ def bounded_name(text: str, limit: int = 128) -> str:
         return text
     digest = hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
     return f"{text[: limit - len(digest) - 1]}~{digest}"
+
+
+def bounded_text(value: Any, limit: int = MAX_PROPERTY_CHARS) -> Any:
+    """``value`` as a trigger's context may carry it: a string longer than ``limit`` is cut to
+    ``limit`` characters, the last one an ellipsis to mark the cut; anything else is unchanged.
+
+    >>> bounded_text("short"), bounded_text(42), bounded_text(None)
+    ('short', 42, None)
+    >>> cut = bounded_text("x" * 2049)
+    >>> len(cut), cut[-2:]
+    (1024, 'x…')
+    """
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value
 
 
 def utc(epoch: float) -> datetime:

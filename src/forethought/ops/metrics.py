@@ -31,9 +31,10 @@ class Metrics:
             "forethought_invalid_events", "Records sent to the dead-letter topic, by reason.", ["reason"], registry=r
         )
         self.processing_errors = Counter(
-            "forethought_processing_errors", "Records and due-time ticks the engine raised on, by stage (record:"
-            " dead-lettered as processing_error; tick: the customer's deadline skipped), the customer's prior"
-            " state kept.", ["stage"], registry=r,
+            "forethought_processing_errors", "Records, due-time ticks and stored states the engine raised on, by stage"
+            " (record: dead-lettered as processing_error; tick: the customer's deadline skipped; restore: a stored"
+            " state that cannot be loaded, skipped when the deadline index is rebuilt), the customer's prior state"
+            " kept.", ["stage"], registry=r,
         )
         self.duplicates = Counter("forethought_duplicate_events", "Events ignored as repeats.", registry=r)
         self.late = Counter("forethought_late_events", "Events older than the allowed lateness.", registry=r)

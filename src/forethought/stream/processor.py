@@ -282,14 +282,26 @@ class BatchProcessor:
         return models
 
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
-        """After a restart or rebalance: deadlines and the clock from restored state."""
+        """After a restart or rebalance: deadlines and the clock from restored state.
+
+        A stored state that cannot be loaded (forged or corrupted in the changelog, or written by
+        an incompatible version) is skipped, logged and counted (``stage="restore"``): it gets no
+        deadline, and each record of its customer is dead-lettered until the state is replaced.
+        """
         self.deadlines = {}
         count = 0
         for key, raw in list(self.table.items()):
             if not owns(key):
                 continue
-            state = self.load(raw)
-            self.index(key).set(key, next_due(state, self.config))
+            try:
+                state = self.load(raw)
+                due = next_due(state, self.config)
+            except Exception as error:  # noqa: BLE001 - one unreadable state never stops a restart
+                self.metrics.processing_errors.labels(stage="restore").inc()
+                engine_log.error("state_unreadable", customer_id=key.decode(errors="replace"),
+                                 error_type=type(error).__name__, error=describe(error), bytes=len(raw))
+                continue
+            self.index(key).set(key, due)
             if state.last_seen is not None:
                 self.clock("", self.partition_for(key)).observe(state.last_seen, time.time())
             count += 1

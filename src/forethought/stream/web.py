@@ -85,13 +85,27 @@ def register_views(worker: Worker) -> None:
         raw = worker.processor.table.get(customer_id.encode())
         if raw is None:
             return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
-        state = worker.processor.load(raw)
-        partition = worker.processor.partition_for(customer_id.encode())
-        now = worker.processor.stream_time(partition, time.time()) or time.time()
-        profile = worker.processor.profile(customer_id.encode()).to_dict()
-        models = worker.processor.models.get(partition)
-        view = explain(state, now, worker.settings.engine, models)
-        return web.json({**view, "state_bytes": len(raw), "profile": profile})
+        try:
+            view = customer_view(worker, customer_id.encode(), raw)
+        except Exception as error:  # noqa: BLE001 - a stored state that cannot be read is this customer's problem
+            log.error("customer_view_failed", customer_id=customer_id, error_type=type(error).__name__)
+            return web.json({"error": "the stored state of this customer cannot be read",
+                             "error_type": type(error).__name__}, status=500)
+        return web.json(view)
+
+
+def customer_view(worker: Worker, key: bytes, raw: bytes) -> dict[str, Any]:
+    """What ``/customers/{id}`` shows: :func:`explain` of the stored state, its size and the profile.
+
+    Raises when the stored state or profile cannot be loaded (e.g. forged in its changelog).
+    """
+    state = worker.processor.load(raw)
+    partition = worker.processor.partition_for(key)
+    now = worker.processor.stream_time(partition, time.time()) or time.time()
+    profile = worker.processor.profile(key).to_dict()
+    models = worker.processor.models.get(partition)
+    view = explain(state, now, worker.settings.engine, models)
+    return {**view, "state_bytes": len(raw), "profile": profile}
 
 
 def readiness(worker: Worker) -> dict[str, Any]:

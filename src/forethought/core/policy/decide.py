@@ -27,7 +27,7 @@ from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
-from forethought.core.signals import Detection, build_trigger, utc
+from forethought.core.signals import Detection, bounded_text, build_trigger, utc
 
 SUPPRESSION_REASONS = ("episode", "cooldown", "arbitration", "opted_out", "consent", "frequency_cap",
                        "quiet_hours", "condition_error", "expired")
@@ -279,6 +279,8 @@ def _episode(book: Playbook, detection: Detection, env: dict[str, Any]) -> str:
 
 
 def _context(book: Playbook, env: dict[str, Any], detection: Detection) -> dict[str, Any]:
+    """The trigger's context: the detection's, then the playbook's expressions; every text is cut to
+    the contract's limit (an expression may join texts that are each within it)."""
     context: dict[str, Any] = dict(detection.context)
     for name, expression in book.context:
         try:
@@ -286,7 +288,7 @@ def _context(book: Playbook, env: dict[str, Any], detection: Detection) -> dict[
         except EvaluationError:
             value = None
         context[name] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
-    return context
+    return {name: bounded_text(value) for name, value in context.items()}
 
 
 def _span(seconds: float) -> str:
