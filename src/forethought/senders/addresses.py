@@ -18,18 +18,15 @@ True
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from forethought.contracts.records import Profile
 from forethought.ops.logs import get_logger
+from forethought.senders.mirror import TopicMirror
 
 log = get_logger("senders.addresses")
-METADATA_TRIES = 20
 
 
 class AddressBook:
@@ -76,48 +73,18 @@ class KafkaAddressBook(AddressBook):
 
     def __init__(self, bootstrap: str, topic: str, **client: object) -> None:
         super().__init__()
-        self.bootstrap, self.topic, self.client = bootstrap, topic, client
-        self.consumer: AIOKafkaConsumer | None = None
+        self.topic = topic
+        self.mirror = TopicMirror(bootstrap, topic, lambda key, value: self.apply(value, key), **client)
 
     async def load(self) -> int:
         """Read the whole topic; returns how many customers have an address."""
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                         auto_offset_reset="earliest", group_id=None, **self.client)
-        await self.consumer.start()
-        partitions = await self._partitions()
-        self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
-        await self.consumer.seek_to_beginning()
-        read = await self.catch_up()
+        read = await self.mirror.open("profile")
         log.info("address book loaded", topic=self.topic, records=read, addresses=len(self))
         return len(self)
 
     async def catch_up(self) -> int:
         """Read to the topic's current end; returns the records read."""
-        assert self.consumer is not None
-        assignment = list(self.consumer.assignment())
-        ends = await self.consumer.end_offsets(assignment)
-        read = 0
-        while [tp for tp, end in ends.items() if await self.consumer.position(tp) < end]:
-            for records in (await self.consumer.getmany(*assignment, timeout_ms=500)).values():
-                for record in records:
-                    self.apply(record.value, record.key)
-                    read += 1
-        return read
-
-    async def _partitions(self) -> set[int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.client)
-        await admin.start()
-        try:
-            for _ in range(METADATA_TRIES):  # a topic created a moment ago may have no leader yet
-                (described,) = await admin.describe_topics([self.topic])
-                if not described.get("error_code") and described.get("partitions"):
-                    return {p["partition"] for p in described["partitions"]}
-                await asyncio.sleep(0.5)
-        finally:
-            await admin.close()
-        raise RuntimeError(f"profile topic {self.topic!r} is not available (run: forethought topics create)")
+        return await self.mirror.catch_up()
 
     async def close(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
+        await self.mirror.close()

@@ -30,15 +30,14 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
 from forethought.ops.logs import get_logger
+from forethought.senders.mirror import TopicMirror
 from forethought.senders.records import LedgerEntry
 
 log = get_logger("senders.ledger")
-METADATA_TRIES = 20
 
 
 class LedgerView:
@@ -80,54 +79,22 @@ class KafkaLedger:
 
     def __init__(self, bootstrap: str, topic: str, producer: AIOKafkaProducer, max_age: timedelta,
                  **kafka_options: Any) -> None:
-        self.bootstrap, self.topic, self.producer = bootstrap, topic, producer
-        self.kafka_options = kafka_options  # TLS/SASL, as aiokafka_options gives them
+        self.topic, self.producer = topic, producer
+        self.mirror = TopicMirror(bootstrap, topic, self._apply, **kafka_options)  # TLS/SASL options
         self.view = LedgerView(max_age)
-        self.consumer: AIOKafkaConsumer | None = None
         self.loaded = False
         self.stale: set[bytes] = set()  # entries read but too old to keep: to be tombstoned
 
     async def load(self) -> int:
         """Read the whole topic into memory; returns the number of live entries."""
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                         auto_offset_reset="earliest", group_id=None, **self.kafka_options)
-        await self.consumer.start()
-        partitions = await self._partitions()
-        self.consumer.assign([TopicPartition(self.topic, p) for p in sorted(partitions)])
-        await self.consumer.seek_to_beginning()
-        read = await self.catch_up()
+        read = await self.mirror.open("ledger")
         self.loaded = True
         log.info("ledger loaded", topic=self.topic, records=read, entries=len(self.view))
         return len(self.view)
 
-    async def _partitions(self) -> set[int]:
-        """The topic's partitions, asked of the broker (a consumer's metadata may not know a new topic yet)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **self.kafka_options)
-        await admin.start()
-        try:
-            for _ in range(METADATA_TRIES):  # a topic created a moment ago may have no leader yet
-                (described,) = await admin.describe_topics([self.topic])
-                if not described.get("error_code") and described.get("partitions"):
-                    return {p["partition"] for p in described["partitions"]}
-                await asyncio.sleep(0.5)
-        finally:
-            await admin.close()
-        raise RuntimeError(f"ledger topic {self.topic!r} is not available: {described} "
-                           "(run: forethought topics create)")
-
     async def catch_up(self) -> int:
         """Read from where we are to the topic's current end; returns the records read."""
-        assert self.consumer is not None
-        assignment = list(self.consumer.assignment())
-        ends = await self.consumer.end_offsets(assignment)
-        read = 0
-        while await _behind(self.consumer, ends):
-            batches = await self.consumer.getmany(*assignment, timeout_ms=500)
-            for records in batches.values():
-                for record in records:
-                    self._apply(record.key, record.value)
-                    read += 1
-        return read
+        return await self.mirror.catch_up()
 
     def _apply(self, key: bytes | None, value: bytes | None) -> None:
         if key is None:
@@ -163,14 +130,4 @@ class KafkaLedger:
         return len(keys)
 
     async def close(self) -> None:
-        if self.consumer is not None:
-            await self.consumer.stop()
-            self.consumer = None
-
-
-async def _behind(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
-    """Whether any partition's position is short of its end offset."""
-    for tp, end in ends.items():
-        if await consumer.position(tp) < end:
-            return True
-    return False
+        await self.mirror.close()
