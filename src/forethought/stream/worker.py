@@ -15,15 +15,16 @@ import faust
 from faust.exceptions import NotReady
 from faust.types import TP
 
-from forethought.ops.kafka_security import configure_changelogs, faust_options
 from forethought.contracts.decode import Rejection
 from forethought.ops import batch_guard
 from forethought.ops.compression import compression_type
+from forethought.ops.kafka_security import configure_changelogs, faust_options
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
+from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
 
 log = get_logger("worker")
@@ -349,41 +350,6 @@ def _track_changelog(table: object, pending: list[asyncio.Future[object]]) -> No
 def _raw(event: faust.EventT) -> RawRecord:
     message = event.message
     return RawRecord(message.topic, message.partition, message.offset, message.key, message.value, message.timestamp)
-
-
-class Outputs:
-    """Publishes an outbox; waits until Kafka has every trigger before state may move on."""
-
-    def __init__(self, app: faust.App, settings: Settings) -> None:
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.triggers = app.topic(settings.topic("engagement.triggers"), **raw)
-        self.deadletter = app.topic(settings.topic("events.deadletter"), **raw)
-        self.rekeyed = app.topic(settings.topic("forethought.rekeyed"), **raw)
-        self.shadow = app.topic(settings.topic("engagement.triggers.shadow"), **raw)
-
-    async def publish(self, outbox: Outbox, metrics: Metrics) -> None:
-        pending = []
-        for letter in outbox.deadletters:
-            metrics.invalid.labels(reason=letter.reason).inc()
-            pending.append(await self.deadletter.send(
-                key=letter.source_topic.encode(), value=letter.model_dump_json().encode()))
-        for key, value in outbox.rekeyed:
-            metrics.rekeyed.inc()
-            pending.append(await self.rekeyed.send(key=key, value=value))
-        for trigger, origin in outbox.triggers:
-            pending.append(await self.triggers.send(
-                key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
-        for trigger in outbox.shadow:
-            pending.append(await self.shadow.send(
-                key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
-        if pending:
-            await asyncio.gather(*pending)
-        now = time.time()
-        for trigger, origin in outbox.triggers:
-            metrics.triggers.labels(playbook=trigger.playbook).inc()
-            metrics.event_to_trigger.labels(detector=trigger.detector).observe(max(0.0, now - origin))
-            log.info("trigger", trigger_id=trigger.trigger_id, customer_id=trigger.customer_id,
-                     playbook=trigger.playbook, reason=trigger.reasons[0].text)
 
 
 def _count_playbooks(worker: Worker) -> None:

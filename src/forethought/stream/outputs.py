@@ -1,0 +1,54 @@
+"""The worker's outbound topics: publish an outbox and wait until Kafka has all of it.
+
+Dead letters, re-keyed records, triggers and shadow triggers of one batch (or sweep) are sent
+together and awaited before the batch's state may be written (architecture rule 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import faust
+
+from forethought.ops.logs import get_logger
+from forethought.ops.metrics import Metrics
+from forethought.ops.settings import Settings
+from forethought.stream.outbox import Outbox
+
+log = get_logger("worker")
+
+
+class Outputs:
+    """Publishes an outbox; waits until Kafka has every trigger before state may move on."""
+
+    def __init__(self, app: faust.App, settings: Settings) -> None:
+        raw = {"key_serializer": "raw", "value_serializer": "raw"}
+        self.triggers = app.topic(settings.topic("engagement.triggers"), **raw)
+        self.deadletter = app.topic(settings.topic("events.deadletter"), **raw)
+        self.rekeyed = app.topic(settings.topic("forethought.rekeyed"), **raw)
+        self.shadow = app.topic(settings.topic("engagement.triggers.shadow"), **raw)
+
+    async def publish(self, outbox: Outbox, metrics: Metrics) -> None:
+        pending = []
+        for letter in outbox.deadletters:
+            metrics.invalid.labels(reason=letter.reason).inc()
+            pending.append(await self.deadletter.send(
+                key=letter.source_topic.encode(), value=letter.model_dump_json().encode()))
+        for key, value in outbox.rekeyed:
+            metrics.rekeyed.inc()
+            pending.append(await self.rekeyed.send(key=key, value=value))
+        for trigger, origin in outbox.triggers:
+            pending.append(await self.triggers.send(
+                key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
+        for trigger in outbox.shadow:
+            pending.append(await self.shadow.send(
+                key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
+        if pending:
+            await asyncio.gather(*pending)
+        now = time.time()
+        for trigger, origin in outbox.triggers:
+            metrics.triggers.labels(playbook=trigger.playbook).inc()
+            metrics.event_to_trigger.labels(detector=trigger.detector).observe(max(0.0, now - origin))
+            log.info("trigger", trigger_id=trigger.trigger_id, customer_id=trigger.customer_id,
+                     playbook=trigger.playbook, reason=trigger.reasons[0].text)
