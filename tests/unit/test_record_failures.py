@@ -272,3 +272,20 @@ def test_replay_bounds_the_dead_letter_of_a_900_kb_line(tmp_path: Path) -> None:
     letter = DeadLetter.model_validate_json(line)
     assert report["valid"] == 1 and len(line) <= 64 * 1024
     assert letter.truncated and letter.original_value_bytes == len(huge) and letter.source_offset == 1
+
+
+def test_a_forged_profile_in_the_profile_table_dead_letters_that_customers_records_only() -> None:
+    """The ``customer_profile`` changelog can be forged like the state's: the customer's records are
+    dead-lettered, everyone else's are processed, and the forged bytes are left for people to inspect."""
+    forged = b'{"p": {"type": "profile", "customer_id": "bad", "updated_at": "not a time"}, "u": {}}'
+    profiles: dict[bytes, bytes] = {b"bad": forged}
+    table: dict[bytes, bytes] = {}
+    work = BatchProcessor(CONFIG, table, {ERRORS: frozenset({"error"})}, Metrics(), rules=RULES, profiles=profiles)
+    mixed = [(f"good-{c}", error(f"good-{c}", i, T0 + 5 + i)) for i in range(6) for c in range(5)]
+    mixed.insert(12, ("bad", error("bad", 0, T0 + 5)))
+    outbox = work.handle(batch(mixed), T0 + 20)
+    work.commit(outbox)
+    assert [(d.reason, d.source_offset) for d in outbox.deadletters] == [("processing_error", 12)]
+    assert sorted(t.customer_id for t, _ in outbox.triggers) == [f"good-{c}" for c in range(5)]
+    assert outbox.deadletters[0].detail.startswith("ValidationError: ")
+    assert b"bad" not in table and profiles[b"bad"] == forged
