@@ -89,4 +89,4 @@ async def test_forged_checkpoints_in_the_changelog_are_refused_and_never_run(dep
     problems = [json.loads(line).get("error", "") for line in log.read_text().splitlines()
                 if line.startswith("{") and "model_restore_failed" in line]
     assert any("is a pickle, which this worker never loads" in p for p in problems)
-    assert any("unsigned model checkpoint" in p for p in problems)
+    assert any("unsigned or forged model checkpoint" in p for p in problems)

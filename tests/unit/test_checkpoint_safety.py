@@ -76,8 +76,8 @@ def test_with_a_signing_key_only_checkpoints_signed_with_it_are_used() -> None:
     assert PartitionModels.restore(signed, partition=2, min_labels=4).origin == "restored", "readable without a key"
 
     unsigned = PartitionModels.restore(models.to_bytes(), partition=2, min_labels=4, key=KEY)
-    assert (unsigned.origin, unsigned.problem) == ("failed", "unsigned model checkpoint: this deployment requires"
-                                                              " signed checkpoints")
+    assert (unsigned.origin, unsigned.problem) == ("failed", "unsigned or forged model checkpoint: its signature"
+                                                              " does not match this deployment's key")
     other = PartitionModels.restore(models.to_bytes(b"someone else's key, 32 bytes...."), partition=2, key=KEY)
     assert other.origin == "failed" and "signature does not match" in (other.problem or "")
 
@@ -137,3 +137,44 @@ def test_any_json_payload_is_restored_or_refused_never_raised(payload: object) -
         PartitionModels.from_bytes(seal(header, payload), partition=0)
     except CheckpointError:
         pass
+
+
+def forged(edit: object) -> bytes:
+    """A trained model's checkpoint, its payload changed by ``edit(payload)`` and re-sealed unsigned."""
+    raw = trained().to_bytes()
+    (length,) = struct.unpack_from(">I", raw, 5)
+    header, payload = json.loads(raw[HEAD.size:HEAD.size + length]), json.loads(raw[HEAD.size + length:])
+    edit(payload)  # type: ignore[operator]
+    header.pop("sha256")
+    return seal(header, payload)
+
+
+def first_window(payload: dict) -> dict:
+    return next(iter(payload["behaviour"].values()))
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    (lambda p: p["dropoff"]["counts"].update(x=float("inf")), "scaler counts is not a map of numbers"),
+    (lambda p: p["dropoff"]["weights"].update(x=float("nan")), "weights is not a map of numbers"),
+    (lambda p: p["population"].update({"²": [1, 2, 3, 4]}), "a population window index is not an integer"),
+    (lambda p: p["population"].update({"1" * 5000: [1, 2, 3, 4]}), "a population window index is not an integer"),
+    (lambda p: p["population"].update({"3": [1, 10**400, 3, 4]}), "population sums is not a list of integers"),
+    (lambda p: first_window(p)["scores"].update({"-1000000": 1}), "a behaviour score bin is out of range"),
+    (lambda p: first_window(p)["sums"].__setitem__(0, 10**15), "behaviour sums do not fit their count"),
+])
+def test_forged_values_that_would_overflow_later_are_refused_at_restore(edit: object, problem: str) -> None:
+    """Values of the right type but impossible size: each would have raised later (int(inf), a float
+    overflow in the threshold) and taken the partition's records down with it."""
+    models = PartitionModels.restore(forged(edit), partition=2)
+    assert (models.origin, models.problem) == ("failed", f"corrupt model checkpoint: {problem}")
+
+
+def test_with_a_key_nothing_of_an_unsigned_checkpoint_is_parsed() -> None:
+    """A header of 100,000 brackets makes a JSON parser recurse until it fails: with a key it is never read."""
+    header = b"[" * 100_000
+    raw = HEAD.pack(MAGIC, 3, len(header)) + header + b"{}"
+    for key in (KEY, None):
+        models = PartitionModels.restore(raw, partition=0, key=key)
+        assert models.origin == "failed"
+    assert PartitionModels.restore(raw, partition=0, key=KEY).problem.startswith("unsigned or forged")
+    assert PartitionModels.restore(raw, partition=0).problem == "corrupt model checkpoint: unreadable header"

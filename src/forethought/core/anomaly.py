@@ -47,9 +47,10 @@ from dataclasses import dataclass, field
 
 from river.tree.padded import PaddedBranch, make_padded_tree
 
-from forethought.core.checkpoint import CheckpointError, integer, integers
+from forethought.core.checkpoint import CheckpointError, index, integer, integers
 
 BINS_PER_DECADE = 1000  # score histogram bins per decade of rarity -log10(1 - score) (top scores crowd near 1)
+MAX_BIN = 9 * BINS_PER_DECADE  # rarity is capped at 1e-9 (Window.add_score)
 QUANT = 1_000_000  # features are summed as integers in millionths, so sums do not depend on order
 MIN_SPREAD = 0.02  # the smallest spread a feature's z-score divides by
 PADDING = 0.15  # as River's HalfSpaceTrees
@@ -220,7 +221,7 @@ class WindowedTrees:
         """Replace the learned windows by those of :meth:`to_data` (checked: :class:`CheckpointError`)."""
         if not isinstance(data, dict):
             raise CheckpointError("corrupt model checkpoint: behaviour windows are not a map")
-        self.windows = {_index(index): self._window_from(value) for index, value in data.items()}
+        self.windows = {index(key, "behaviour window"): self._window_from(value) for key, value in data.items()}
 
     def _window_from(self, value: object) -> Window:
         if not isinstance(value, dict):
@@ -229,11 +230,15 @@ class WindowedTrees:
         scores = value.get("scores")
         if not isinstance(scores, dict):
             raise CheckpointError("corrupt model checkpoint: behaviour scores are not a map")
-        width = len(self.features)
-        return Window(mass, count=integer(value.get("count"), "behaviour count"),
-                      scores={_index(b): integer(n, "behaviour score count") for b, n in scores.items()},
-                      sums=integers(value.get("sums"), "behaviour sums", width),
-                      squares=integers(value.get("squares"), "behaviour squares", width),
+        width, count = len(self.features), integer(value.get("count"), "behaviour count")
+        bins = {index(b, "behaviour score bin"): integer(n, "behaviour score count") for b, n in scores.items()}
+        if any(not 0 <= b <= MAX_BIN for b in bins):
+            raise CheckpointError("corrupt model checkpoint: a behaviour score bin is out of range")
+        sums = integers(value.get("sums"), "behaviour sums", width)
+        squares = integers(value.get("squares"), "behaviour squares", width)
+        if any(not 0 <= v <= count * QUANT for v in sums) or any(not 0 <= v <= count * QUANT**2 for v in squares):
+            raise CheckpointError("corrupt model checkpoint: behaviour sums do not fit their count")
+        return Window(mass, count=count, scores=bins, sums=sums, squares=squares,
                       scored=integer(value.get("scored"), "behaviour scored"))
 
     def _window(self, index: int) -> Window:
@@ -264,13 +269,6 @@ def _mass_array(value: object, length: int) -> array:
     if sys.byteorder == "big":
         mass.byteswap()
     return mass
-
-
-def _index(key: object) -> int:
-    try:
-        return int(str(key))
-    except ValueError:
-        raise CheckpointError(f"corrupt model checkpoint: {str(key)[:20]!r} is not a window index") from None
 
 
 def _build(features: tuple[str, ...], n_trees: int, height: int, seed: int) -> tuple[list[int], list[float]]:

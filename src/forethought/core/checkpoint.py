@@ -20,11 +20,11 @@ Layout (format 3)::
 >>> open_checkpoint(raw, key=b"another key, 32 bytes long......")
 Traceback (most recent call last):
 ...
-forethought.core.checkpoint.CheckpointError: forged or corrupt model checkpoint: its signature does not match this deployment's key
+forethought.core.checkpoint.CheckpointError: unsigned or forged model checkpoint: its signature does not match this deployment's key
 >>> open_checkpoint(seal(header, {}), key=b"k" * 32)
 Traceback (most recent call last):
 ...
-forethought.core.checkpoint.CheckpointError: unsigned model checkpoint: this deployment requires signed checkpoints
+forethought.core.checkpoint.CheckpointError: unsigned or forged model checkpoint: its signature does not match this deployment's key
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import struct
 from typing import Any
 
@@ -42,6 +43,8 @@ MAC = "hmac-sha256"
 TAG_BYTES = 32
 MAX_BYTES = 64 * 1024 * 1024  # far above any real checkpoint; a larger record is refused unread
 HEAD = struct.Struct(">4sBI")  # magic, format, header length
+LARGEST = 2.0**63  # no number in a checkpoint is this large (nor infinite, nor NaN: abs(nan) < x is False)
+INDEX = re.compile(r"-?[0-9]{1,12}")  # a window index as a JSON key
 
 
 class CheckpointError(ValueError):
@@ -66,48 +69,53 @@ def seal(header: dict[str, Any], payload: Any, key: bytes | None = None) -> byte
 def open_checkpoint(raw: bytes, key: bytes | None = None) -> tuple[dict[str, Any], Any]:
     """``(header, payload)`` of a checkpoint, after every check that needs no model code.
 
-    With ``key``, an unsigned checkpoint or one whose tag does not verify is refused before its
-    payload is parsed. Without a key, a signed checkpoint is read (its digest still checked).
+    With ``key``, the tag is checked over the raw bytes before any of them is parsed: an unsigned
+    or forged checkpoint is refused unread. Without a key, a signed checkpoint is read (its digest
+    still checked).
     """
+    _check_head(raw)
+    if key is not None and (len(raw) < HEAD.size + TAG_BYTES
+                            or not hmac.compare_digest(raw[-TAG_BYTES:], _tag(key, raw[:-TAG_BYTES]))):
+        raise CheckpointError("unsigned or forged model checkpoint: its signature does not match this deployment's key")
     header, rest = _split(raw)
-    signed = header.get("mac") == MAC
-    if key is not None and not signed:
-        raise CheckpointError("unsigned model checkpoint: this deployment requires signed checkpoints")
-    if signed:
+    if header.get("mac") == MAC:
         if len(rest) < TAG_BYTES:
             raise CheckpointError("corrupt model checkpoint: truncated signature")
-        rest, tag = rest[:-TAG_BYTES], rest[-TAG_BYTES:]
-        if key is not None and not hmac.compare_digest(tag, _tag(key, raw[:-TAG_BYTES])):
-            raise CheckpointError("forged or corrupt model checkpoint: its signature does not match this deployment's key")
+        rest = rest[:-TAG_BYTES]
     if hashlib.sha256(rest).hexdigest() != header.get("sha256"):
         raise CheckpointError("corrupt model checkpoint: payload does not match its digest")
+    return header, _json(rest, "payload")
+
+
+def _json(raw: bytes, what: str) -> Any:
     try:
-        return header, json.loads(rest)
-    except ValueError:
-        raise CheckpointError("corrupt model checkpoint: unreadable payload") from None
+        return json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: a forger's deeply nested brackets
+        raise CheckpointError(f"corrupt model checkpoint: unreadable {what}") from None
 
 
 def _tag(key: bytes, signed: bytes) -> bytes:
     return hmac.new(key, signed, hashlib.sha256).digest()
 
 
-def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
+def _check_head(raw: bytes) -> None:
     if len(raw) < HEAD.size or raw[:4] != MAGIC:
         raise CheckpointError("corrupt model checkpoint: not a Forethought model checkpoint")
     if len(raw) > MAX_BYTES:
         raise CheckpointError(f"corrupt model checkpoint: {len(raw)} bytes (limit {MAX_BYTES})")
-    _, version, length = HEAD.unpack_from(raw)
+    version = raw[4]
     if version in PICKLED_FORMATS:
         raise CheckpointError(f"incompatible model checkpoint: format {version} is a pickle, which this worker"
                               f" never loads (it reads format {FORMAT})")
     if version != FORMAT:
         raise CheckpointError(f"incompatible model checkpoint: format {version}, this worker reads format {FORMAT}")
+
+
+def _split(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    _, _, length = HEAD.unpack_from(raw)
     if len(raw) < HEAD.size + length:
         raise CheckpointError("corrupt model checkpoint: truncated header")
-    try:
-        header = json.loads(raw[HEAD.size:HEAD.size + length])
-    except ValueError:
-        raise CheckpointError("corrupt model checkpoint: unreadable header") from None
+    header = _json(raw[HEAD.size:HEAD.size + length], "header")
     if not isinstance(header, dict):
         raise CheckpointError("corrupt model checkpoint: unreadable header")
     return header, raw[HEAD.size + length:]
@@ -124,7 +132,8 @@ def floats(value: Any, what: str) -> dict[str, float]:
     forethought.core.checkpoint.CheckpointError: corrupt model checkpoint: weights is not a map of numbers
     """
     if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) for k, v in value.items()):
+            isinstance(k, str) and isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) < LARGEST
+            for k, v in value.items()):
         raise CheckpointError(f"corrupt model checkpoint: {what} is not a map of numbers")
     return {k: float(v) for k, v in value.items()}
 
@@ -139,7 +148,8 @@ def integers(value: Any, what: str, length: int | None = None) -> list[int]:
     ...
     forethought.core.checkpoint.CheckpointError: corrupt model checkpoint: sums is not a list of integers
     """
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and abs(v) < LARGEST for v in value):
         raise CheckpointError(f"corrupt model checkpoint: {what} is not a list of integers")
     if length is not None and len(value) != length:
         raise CheckpointError(f"corrupt model checkpoint: {what} holds {len(value)} values, expected {length}")
@@ -156,6 +166,21 @@ def integer(value: Any, what: str, lowest: int = 0) -> int:
     ...
     forethought.core.checkpoint.CheckpointError: corrupt model checkpoint: count is not an integer >= 0
     """
-    if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+    if not isinstance(value, int) or isinstance(value, bool) or not lowest <= value < LARGEST:
         raise CheckpointError(f"corrupt model checkpoint: {what} is not an integer >= {lowest}")
     return value
+
+
+def index(key: object, what: str) -> int:
+    """A window index written as a JSON key, or :class:`CheckpointError`.
+
+    >>> index("-12", "window")
+    -12
+    >>> index("²", "window")
+    Traceback (most recent call last):
+    ...
+    forethought.core.checkpoint.CheckpointError: corrupt model checkpoint: a window index is not an integer
+    """
+    if not isinstance(key, str) or not INDEX.fullmatch(key):
+        raise CheckpointError(f"corrupt model checkpoint: a {what} index is not an integer")
+    return int(key)

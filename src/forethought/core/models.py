@@ -190,9 +190,12 @@ class PartitionModels:
         try:
             return cls.from_bytes(raw, partition, min_labels, config, key)
         except CheckpointError as error:
-            models = cls(partition, min_labels, config)
-            models.origin, models.problem = "failed", str(error)
-            return models
+            problem = str(error)
+        except Exception as error:  # noqa: BLE001 - whatever a forged checkpoint trips on, the worker goes on
+            problem = f"corrupt model checkpoint: {type(error).__name__}"
+        models = cls(partition, min_labels, config)
+        models.origin, models.problem = "failed", problem
+        return models
 
 
 def dropoff_params(model: compose.Pipeline) -> dict[str, Any]:

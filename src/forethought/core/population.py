@@ -31,7 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from forethought.core.checkpoint import CheckpointError, integers
+from forethought.core.checkpoint import CheckpointError, index, integers
 
 QUANT = 1_000_000
 KEEP = 8  # windows kept behind the newest: a daily check run late (the worker's timer lags a busy batch)
@@ -87,8 +87,9 @@ class PopulationPrior:
         if not isinstance(data, dict):
             raise CheckpointError("corrupt model checkpoint: population windows are not a map")
         windows = {}
-        for index, sums in data.items():
-            if not str(index).lstrip("-").isdigit():
-                raise CheckpointError("corrupt model checkpoint: a population window index is not an integer")
-            windows[int(index)] = integers(sums, "population sums", 4)
+        for key, sums in data.items():
+            numbers = integers(sums, "population sums", 4)
+            if numbers[0] < 0 or numbers[3] < 0:
+                raise CheckpointError("corrupt model checkpoint: population counts are negative")
+            windows[index(key, "population window")] = numbers
         self.windows = windows
