@@ -224,3 +224,33 @@ async def test_a_failed_send_stops_the_worker_without_acknowledging_the_batch(
     assert status["ready"] is False and status["failure"] == built.failure  # /health and /ready answer 503
     assert acked == [], "no message of the failed batch reached the consumer's committable offsets"
     assert built.processor.table.get(b"c9") is None, "no state was written for the failed batch"
+
+
+async def test_a_batch_in_hand_finishes_before_a_stop_lets_it_be_acknowledged(
+    worker: tuple[Worker, dict[str, Recorder]],
+) -> None:
+    """Faust stops an agent by cancelling it, and take_events acknowledges the batch as the cancel
+    passes: the batch's triggers and state must be on their way to the broker first."""
+    built, rec = worker
+    sending = asyncio.Event()
+    send = built.outputs.triggers.send  # type: ignore[union-attr]
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        sending.set()
+        await asyncio.sleep(0.3)  # the stop arrives while the trigger is being sent
+        return await send(*args, **kwargs)
+
+    built.outputs.triggers.send = slow  # type: ignore[union-attr,method-assign]
+    acked: list[Any] = []
+    consumer_ack = built.app.consumer.ack
+    built.app.consumer.ack = lambda message: acked.append(message) or consumer_ack(message)  # type: ignore[method-assign]
+    async with built.agent.test_context() as agent:
+        for i in range(5):
+            await put(agent, "t.events.errors", b"c9", error("c9", i, float(i)), offset=i, kind=ConsumerMessage)
+        await asyncio.wait_for(sending.wait(), 10)
+        for actor in agent._actors:  # noqa: SLF001 - the actor's task, as a stopping Service cancels it
+            actor.actor_task.cancel()
+        await asyncio.sleep(0.6)
+    assert built.processor.table.get(b"c9") is not None, "the batch's state was written before the stop"
+    assert len(acked) == 5, "and only then was the batch acknowledged"
+    assert built.failure is None

@@ -219,7 +219,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
-                try:
+
+                async def run_batch() -> None:
                     async with worker.lock:
                         # before these records can be acknowledged past a skipped batch, its dead letter is out
                         await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
@@ -228,6 +229,9 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                         await outputs.publish(outbox, worker.metrics)
                         processor.commit(outbox)
                         await worker.settle()
+
+                try:
+                    await finish_batch(asyncio.ensure_future(run_batch()))
                 except Exception as exc:  # noqa: BLE001 - outside one record: stop before acknowledging
                     await stop_unacknowledged(worker, events, exc)
                     return
@@ -312,6 +316,19 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
         topic = getattr(table, "changelog_topic", None)
         if topic is not None:
             await producer.partitions_for(topic.get_topic_name())
+
+
+async def finish_batch(work: asyncio.Future[None]) -> None:
+    """Await the batch in hand to its end even when the agent is cancelled meanwhile (Faust cancels
+    agents when it stops): the cancel goes through only after the batch's triggers and state are on
+    the broker, because ``take_events`` acknowledges the batch as the cancel passes through it.
+    A batch that then fails raises as usual (and is not acknowledged: :func:`stop_unacknowledged`).
+    """
+    try:
+        await asyncio.shield(work)
+    except asyncio.CancelledError:
+        await work
+        raise
 
 
 async def stop_unacknowledged(worker: Worker, events: Iterable[faust.EventT], error: BaseException) -> None:
