@@ -131,6 +131,10 @@ class SenderService:
                 self.addresses = KafkaAddressBook(self.settings.kafka_bootstrap, self.settings.topic("customers.profile"),
                                                   **aiokafka_options(self.settings))
                 built[name] = EmailChannel(self.config, limiter, self.addresses)
+                if not self.config.recipient_hash_key.get_secret_value():
+                    log.warning("recipient_hash_key_missing", setting="FORETHOUGHT_SENDER__RECIPIENT_HASH_KEY",
+                                effect="outcomes name recipients by plain sha256, which anyone who guesses an"
+                                       " address can confirm")
             else:
                 built[name] = ConsoleChannel(self.console)
         return built
