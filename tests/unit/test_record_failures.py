@@ -18,7 +18,10 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from forethought.contracts.bounded import MIN_DEADLETTER_MAX_BYTES, clean_text
 from forethought.contracts.decode import bounded_dead_letter
 from forethought.contracts.records import DeadLetter
 from forethought.core.config import EngineConfig
@@ -215,7 +218,7 @@ def test_an_oversized_original_is_cut_to_a_prefix_with_its_size_and_sha256(limit
 
     value = bytes(range(256)) * 3600  # 921600 bytes
     letter = bounded_dead_letter(WHERE, b"cust-1", value, limit)
-    assert len(letter.model_dump_json()) <= limit
+    assert len(letter.model_dump_json().encode()) <= limit
     prefix = base64.b64decode(letter.value_b64)
     assert letter.truncated and value.startswith(prefix) and len(prefix) > limit // 2
     assert (letter.original_value_bytes, letter.original_value_sha256) == (len(value), hashlib.sha256(value).hexdigest())
@@ -229,7 +232,7 @@ def test_a_huge_key_is_cut_too_and_the_value_keeps_most_of_the_room() -> None:
 
     key, value = b"k" * 500_000, b"v" * 500_000
     letter = bounded_dead_letter(WHERE, key, value, 64 * 1024)
-    assert len(letter.model_dump_json()) <= 64 * 1024
+    assert len(letter.model_dump_json().encode()) <= 64 * 1024
     kept_key, kept_value = base64.b64decode(letter.key_b64 or ""), base64.b64decode(letter.value_b64)
     assert key.startswith(kept_key) and len(kept_key) == 1024
     assert value.startswith(kept_value) and len(kept_value) > 40_000
@@ -244,7 +247,49 @@ def test_a_record_that_fits_is_kept_whole_and_a_long_detail_is_bounded() -> None
 
 def test_control_characters_in_the_detail_cannot_push_a_dead_letter_past_the_limit() -> None:
     letter = bounded_dead_letter({**WHERE, "detail": "\x00" * 5000}, b"\x00" * 5000, b"\x00" * 90_000, 16 * 1024)
-    assert len(letter.model_dump_json()) <= 16 * 1024 and letter.truncated
+    assert len(letter.model_dump_json().encode()) <= 16 * 1024 and letter.truncated
+
+
+def test_the_bound_is_in_utf8_bytes_not_characters() -> None:
+    """5000 '€' are 5000 characters but 15000 bytes: the published letter still fits."""
+    letter = bounded_dead_letter({**WHERE, "detail": "€" * 5000}, "ключ".encode() * 100, b"x" * 100_000, 16 * 1024)
+    published = letter.model_dump_json().encode()
+    assert len(published) <= 16 * 1024 and letter.truncated
+    assert letter.detail.endswith("dead letter truncated to 16384 bytes: value 100000 bytes, key 800 bytes")
+    assert set(letter.detail.split(";")[0]) == {"€"}  # cut between characters, never inside one
+    assert len(base64.b64decode(letter.value_b64)) > 8000
+
+
+def test_a_lone_surrogate_in_the_detail_is_replaced_not_a_crash() -> None:
+    letter = bounded_dead_letter({**WHERE, "detail": "type '\ud800' is unknown"}, None, b"{}", 16 * 1024)
+    assert letter.detail == "type '?' is unknown" and not letter.truncated
+
+
+originals = st.binary(max_size=300) | st.tuples(st.binary(min_size=1, max_size=16), st.integers(0, 400_000)).map(
+    lambda t: (t[0] * (t[1] // len(t[0]) + 1))[: t[1]])
+any_text = st.text(st.sampled_from("€\x00\"\\é😀a\n") | st.characters(exclude_categories=()), max_size=5000)
+bounds = st.integers(MIN_DEADLETTER_MAX_BYTES, 64 * 1024) | st.integers(MIN_DEADLETTER_MAX_BYTES, 900_000)
+
+
+@settings(max_examples=150, deadline=None)
+@given(value=originals, key=st.none() | originals, detail=any_text, bound=bounds)
+def test_any_dead_letter_fits_its_bound_in_bytes_and_keeps_what_it_can(
+        value: bytes, key: bytes | None, detail: str, bound: int) -> None:
+    import hashlib
+
+    letter = bounded_dead_letter({**WHERE, "detail": detail}, key, value, bound)
+    published = letter.model_dump_json().encode()
+    assert len(published) <= bound
+    assert DeadLetter.model_validate_json(published) == letter
+    kept_value = base64.b64decode(letter.value_b64)
+    kept_key = None if letter.key_b64 is None else base64.b64decode(letter.key_b64)
+    if not letter.truncated:
+        assert (kept_value, kept_key) == (value, key) and letter.detail == clean_text(detail, 2000)
+    else:
+        assert value.startswith(kept_value) and letter.original_value_sha256 == hashlib.sha256(value).hexdigest()
+        assert letter.original_value_bytes == len(value)
+        if key is not None:
+            assert kept_key is not None and key.startswith(kept_key) and letter.original_key_bytes == len(key)
 
 
 def test_the_limit_is_a_validated_setting() -> None:

@@ -1,8 +1,11 @@
-"""Expiry, outcomes, lenient trigger decoding, routing settings, the ledger's memory bound, doctests."""
+"""Expiry, outcomes, lenient trigger decoding, routing settings, the ledger's memory bound, the dead
+letters' size bound, doctests."""
 
 from __future__ import annotations
 
+import base64
 import doctest
+import hashlib
 import importlib
 import json
 from datetime import datetime, timedelta, timezone
@@ -15,7 +18,9 @@ from forethought.contracts.records import Outcome, Trigger
 from forethought.contracts.schemas import EXAMPLES
 from forethought.senders.channels import classify_http, expiry
 from forethought.senders.ledger import LedgerView
-from forethought.senders.records import DeliveryResult, decode_trigger, outcome_for, outcome_id
+from forethought.senders.records import (
+    DeliveryResult, SenderDeadLetter, decode_trigger, outcome_for, outcome_id, sender_dead_letter,
+)
 from forethought.senders.settings import SenderAppSettings, SenderSettings
 
 EXPIRES = datetime(2026, 11, 23, 8, 30, tzinfo=timezone.utc)  # the example's expires_at
@@ -117,3 +122,42 @@ def test_docstring_examples_pass(name: str) -> None:
     module = importlib.import_module(f"forethought.senders.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- the size bound of sender dead letters (the worker's rule, the worker's setting) -------------
+
+AT = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
+WHERE: dict[str, Any] = {"sender": "webhook", "status": "failed", "source_topic": "engagement.triggers",
+                         "source_partition": 1, "source_offset": 5, "failed_at": AT}
+
+
+def test_a_huge_invalid_trigger_record_becomes_a_bounded_prefix_with_its_size_and_sha256() -> None:
+    original = b'{"type": "trigger", "junk": "' + b"\xe2\x82\xac" * 300_000 + b'"}'  # ~900 KB
+    letter = sender_dead_letter(error="not a valid trigger: " + "€" * 5000, original=original,
+                                max_bytes=SenderAppSettings().deadletter_max_bytes, attempts=0, **WHERE)
+    published = letter.model_dump_json().encode()
+    assert len(published) <= 256 * 1024 and letter.truncated
+    kept = base64.b64decode(letter.value_b64 or "")
+    assert original.startswith(kept) and len(kept) > 150_000
+    assert (letter.original_value_bytes, letter.original_value_sha256) == (len(original), hashlib.sha256(original).hexdigest())
+    assert letter.error.startswith("not a valid trigger: €") and letter.error.endswith(f"value {len(original)} bytes")
+    assert SenderDeadLetter.model_validate_json(published) == letter
+
+
+def test_a_failed_trigger_too_big_to_carry_is_replaced_by_a_prefix_of_its_record() -> None:
+    big = trigger(context={f"k{i}": "v" * 1000 for i in range(100)})  # valid, ~100 KB
+    original = big.model_dump_json().encode()
+    letter = sender_dead_letter(error="HTTP 500 " + "\x00" * 4096, original=original, max_bytes=16 * 1024,
+                                attempts=5, trigger=big, **WHERE)
+    assert len(letter.model_dump_json().encode()) <= 16 * 1024
+    assert letter.trigger is None and letter.truncated and original.startswith(base64.b64decode(letter.value_b64 or ""))
+    small = sender_dead_letter(error="HTTP 500", original=original, max_bytes=256 * 1024, attempts=5, trigger=big, **WHERE)
+    assert small.trigger == big and small.value_b64 is None and not small.truncated
+
+
+def test_senders_read_the_dead_letter_bound_from_the_workers_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORETHOUGHT_DEADLETTER_MAX_BYTES", "20000")
+    assert SenderAppSettings().deadletter_max_bytes == 20_000
+    monkeypatch.setenv("FORETHOUGHT_DEADLETTER_MAX_BYTES", "2000000")
+    with pytest.raises(ValidationError, match="deadletter_max_bytes"):
+        SenderAppSettings()

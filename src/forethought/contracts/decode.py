@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -20,6 +19,9 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from forethought.contracts.bounded import (
+    DEFAULT_DEADLETTER_MAX_BYTES, KEY_PREFIX_BYTES, MIN_DEADLETTER_MAX_BYTES, b64, bound_letter, clean_text,
+)
 from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
 from forethought.contracts.records import CONTROL_ADAPTER, DeadLetter, DeadLetterReason, Outcome, Profile
 
@@ -27,10 +29,9 @@ CONTROL_KINDS = frozenset({"profile", "outcome"})
 Record = InboundEvent | Profile | Outcome
 
 DEFAULT_MAX_BYTES = 64 * 1024
-DEFAULT_DEADLETTER_MAX_BYTES = 256 * 1024
-MIN_DEADLETTER_MAX_BYTES = 16 * 1024  # room for the fields, a 2000-character detail and a useful prefix
-KEY_PREFIX_BYTES = 1024  # of a truncated dead letter's key; the value's prefix gets the rest
 DETAIL_CHARS = 2000
+__all__ = ["DEFAULT_DEADLETTER_MAX_BYTES", "KEY_PREFIX_BYTES", "MIN_DEADLETTER_MAX_BYTES", "Rejection",
+           "bounded_dead_letter", "decode_event", "summarize", "validate_event"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,47 +59,22 @@ class Rejection:
 
 
 def bounded_dead_letter(fields: dict[str, Any], key: bytes | None, value: bytes, max_bytes: int) -> DeadLetter:
-    """A dead letter whose JSON is at most ``max_bytes``: the whole key and value when they fit,
-    else a prefix of each with the originals' sizes and sha256 (``truncated``).
+    """A dead letter whose JSON is at most ``max_bytes`` UTF-8 bytes: the whole key and value when
+    they fit, else a prefix of each with the originals' sizes and sha256 (``truncated``).
 
     >>> from datetime import datetime, timezone
     >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     >>> where = {"reason": "oversized", "detail": "900000 bytes", "source_topic": "events.usage",
     ...          "source_partition": 3, "source_offset": 42, "received_at": at}
     >>> letter = bounded_dead_letter(where, b"c1", b"x" * 900_000, 20_000)
-    >>> letter.truncated, letter.original_value_bytes, len(letter.model_dump_json()) <= 20_000
+    >>> letter.truncated, letter.original_value_bytes, len(letter.model_dump_json().encode()) <= 20_000
     (True, 900000, True)
     >>> letter.original_value_sha256 == hashlib.sha256(b"x" * 900_000).hexdigest()
     True
     """
-    if max_bytes < MIN_DEADLETTER_MAX_BYTES:
-        raise ValueError(f"max_bytes must be at least {MIN_DEADLETTER_MAX_BYTES}, got {max_bytes}")
-    fields = {**fields, "detail": str(fields.get("detail", ""))[:DETAIL_CHARS]}
-    whole = DeadLetter(**fields, key_b64=_b64(key), value_b64=_b64(value))
-    if _size(whole) <= max_bytes:
-        return whole
-    note = f"; dead letter truncated to {max_bytes} bytes: value {len(value)} bytes"
-    if key is not None:
-        note += f", key {len(key)} bytes"
-    detail = (fields["detail"][: DETAIL_CHARS - len(note)] + note)[:DETAIL_CHARS]
-    sums = {"truncated": True, "original_value_bytes": len(value),
-            "original_value_sha256": hashlib.sha256(value).hexdigest()}
-    if key is not None:
-        sums |= {"original_key_bytes": len(key), "original_key_sha256": hashlib.sha256(key).hexdigest()}
-    bare = DeadLetter(**{**fields, "detail": detail}, **sums, key_b64=None if key is None else "", value_b64="")
-    room = max_bytes - _size(bare)  # base64 characters (one byte each in JSON) left for both prefixes
-    key_part = None if key is None else key[: min(KEY_PREFIX_BYTES, room // 8 // 4 * 3)]
-    room -= len(_b64(key_part) or "")
-    value_part = value[: max(0, room) // 4 * 3]
-    return bare.model_copy(update={"key_b64": _b64(key_part), "value_b64": _b64(value_part)})
-
-
-def _b64(raw: bytes | None) -> str | None:
-    return None if raw is None else base64.b64encode(raw).decode()
-
-
-def _size(letter: DeadLetter) -> int:
-    return len(letter.model_dump_json())
+    fields = {**fields, "detail": clean_text(str(fields.get("detail", "")), DETAIL_CHARS)}
+    whole = DeadLetter(**fields, key_b64=b64(key), value_b64=b64(value) or "")
+    return bound_letter(whole, max_bytes, text_field="detail", text_chars=DETAIL_CHARS, value=value, key=key)
 
 
 def decode_event(

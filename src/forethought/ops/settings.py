@@ -60,8 +60,8 @@ class Settings(BaseSettings, KafkaSecurity):
     max_event_bytes: int = Field(64 * 1024, ge=256, le=1024 * 1024)
     deadletter_max_bytes: int = Field(
         DEFAULT_DEADLETTER_MAX_BYTES, ge=MIN_DEADLETTER_MAX_BYTES, le=900_000,
-        description="Largest dead letter (JSON bytes) the worker and replay write; a larger original is kept as a"
-                    " prefix plus its size and sha256. Below the producer's 1 MB request limit.")
+        description="Largest dead letter (UTF-8 JSON bytes) the worker, replay and the senders write; a larger"
+                    " original is kept as a prefix plus its size and sha256. Below the producer's 1 MB request limit.")
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)

@@ -10,7 +10,6 @@ Partitions of one batch are processed concurrently, the records of one partition
 from __future__ import annotations
 
 import asyncio
-import base64
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -22,6 +21,7 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from aiokafka.structs import ConsumerRecord
 from rich.console import Console
 
+from forethought.contracts.bounded import KEY_PREFIX_BYTES
 from forethought.contracts.records import Trigger
 from forethought.ops.kafka_security import aiokafka_options
 from forethought.ops import batch_guard
@@ -32,7 +32,7 @@ from forethought.senders.channels import ConsoleChannel, EmailChannel, Sender, W
 from forethought.senders.ledger import KafkaLedger
 from forethought.senders.metrics import SenderMetrics, serve, web_app
 from forethought.senders.records import (
-    DeliveryResult, LedgerEntry, SenderDeadLetter, decode_trigger, ledger_key, outcome_for, utcnow,
+    DeliveryResult, LedgerEntry, decode_trigger, ledger_key, outcome_for, sender_dead_letter, utcnow,
 )
 from forethought.senders.retry import HostRateLimiter
 from forethought.senders.settings import SenderAppSettings, SenderName
@@ -243,9 +243,11 @@ class SenderService:
         outcome = outcome_for(trigger, result, now)
         await self._publish(self.topic_outcomes, trigger.customer_id.encode(), outcome.model_dump_json().encode())
         if result.dead_letter:
-            letter = SenderDeadLetter(sender=sender, status=result.status, error=result.detail[:4096],
-                                      attempts=result.attempts, trigger=trigger, source_topic=record.topic,
-                                      source_partition=record.partition, source_offset=record.offset, failed_at=now)
+            letter = sender_dead_letter(
+                error=result.detail, original=record.value, max_bytes=self.settings.deadletter_max_bytes,
+                sender=sender, status=result.status, attempts=result.attempts, trigger=trigger,
+                source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
+                failed_at=now)
             await self._publish(self.topic_deadletter, trigger.trigger_id.encode(), letter.model_dump_json().encode())
             self.metrics.deadletters.labels(channel=sender).inc()
         await self.ledger.record(LedgerEntry(trigger_id=trigger.trigger_id, channel=trigger.channel,
@@ -266,19 +268,22 @@ class SenderService:
         self.metrics.invalid.inc()
         log.warning("invalid trigger record", topic=record.topic, partition=record.partition,
                     offset=record.offset, error=str(exc)[:500])
-        letter = SenderDeadLetter(
-            sender="+".join(self.names), status="failed", error=f"not a valid trigger: {exc}"[:4096], attempts=0,
-            value_b64=base64.b64encode(record.value or b"").decode(), source_topic=record.topic,
-            source_partition=record.partition, source_offset=record.offset, failed_at=self.clock(),
+        letter = sender_dead_letter(
+            error=f"not a valid trigger: {exc}", original=record.value or b"",
+            max_bytes=self.settings.deadletter_max_bytes, sender="+".join(self.names), status="failed", attempts=0,
+            source_topic=record.topic, source_partition=record.partition, source_offset=record.offset,
+            failed_at=self.clock(),
         )
-        await self._publish(self.topic_deadletter, record.key, letter.model_dump_json().encode())
+        key = None if record.key is None else record.key[:KEY_PREFIX_BYTES]  # the Kafka key counts towards 1 MB too
+        await self._publish(self.topic_deadletter, key, letter.model_dump_json().encode())
 
     async def _undecodable(self) -> None:
         """Dead-letter, by offset, every trigger batch the fetcher could not decode and skipped."""
         for batch in self.skipped.drain() if self.skipped is not None else []:
             self.metrics.invalid.inc()
-            letter = SenderDeadLetter(
-                sender="+".join(self.names), status="failed", error=f"undecodable_batch: {batch.describe()}"[:4096],
+            letter = sender_dead_letter(
+                error=f"undecodable_batch: {batch.describe()}", original=None,
+                max_bytes=self.settings.deadletter_max_bytes, sender="+".join(self.names), status="failed",
                 attempts=0, source_topic=batch.topic, source_partition=batch.partition,
                 source_offset=batch.first_offset, failed_at=self.clock(),
             )
