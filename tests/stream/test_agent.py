@@ -201,6 +201,20 @@ async def test_a_failed_agent_makes_the_worker_unhealthy_and_not_ready(worker: t
     assert status["ready"] is False and status["failure"] == "TypeError: boom"
 
 
+def recorded_acks(built: Worker) -> list[Any]:
+    """The messages the agent acknowledges to the consumer (what becomes committable), as they come."""
+    acked: list[Any] = []
+    consumer_ack = built.app.consumer.ack
+    built.app.consumer.ack = lambda message: acked.append(message) or consumer_ack(message)  # type: ignore[method-assign]
+    return acked
+
+
+async def five_errors(agent: Any) -> None:
+    """One batch: five errors of customer c9, each acknowledged through the consumer."""
+    for i in range(5):
+        await put(agent, "t.events.errors", b"c9", error("c9", i, float(i)), offset=i, kind=ConsumerMessage)
+
+
 async def test_a_failed_send_stops_the_worker_without_acknowledging_the_batch(
     worker: tuple[Worker, dict[str, Recorder]],
 ) -> None:
@@ -211,12 +225,9 @@ async def test_a_failed_send_stops_the_worker_without_acknowledging_the_batch(
         raise RuntimeError("broker said no")
 
     built.outputs.triggers.send = rejected  # type: ignore[union-attr,method-assign]
-    acked: list[Any] = []
-    consumer_ack = built.app.consumer.ack
-    built.app.consumer.ack = lambda message: acked.append(message) or consumer_ack(message)  # type: ignore[method-assign]
+    acked = recorded_acks(built)
     async with built.agent.test_context() as agent:
-        for i in range(5):
-            await put(agent, "t.events.errors", b"c9", error("c9", i, float(i)), offset=i, kind=ConsumerMessage)
+        await five_errors(agent)
         await settle(lambda: built.failure is not None)
         await asyncio.sleep(0.2)  # time for the batch generator's finally (its acks) to run
         status = readiness(built)
@@ -241,12 +252,9 @@ async def test_a_batch_in_hand_finishes_before_a_stop_lets_it_be_acknowledged(
         return await send(*args, **kwargs)
 
     built.outputs.triggers.send = slow  # type: ignore[union-attr,method-assign]
-    acked: list[Any] = []
-    consumer_ack = built.app.consumer.ack
-    built.app.consumer.ack = lambda message: acked.append(message) or consumer_ack(message)  # type: ignore[method-assign]
+    acked = recorded_acks(built)
     async with built.agent.test_context() as agent:
-        for i in range(5):
-            await put(agent, "t.events.errors", b"c9", error("c9", i, float(i)), offset=i, kind=ConsumerMessage)
+        await five_errors(agent)
         await asyncio.wait_for(sending.wait(), 10)
         for actor in agent._actors:  # noqa: SLF001 - the actor's task, as a stopping Service cancels it
             actor.actor_task.cancel()
