@@ -20,19 +20,19 @@ kafka-jars: install
 	@$(BIN)/forethought kafka check || (echo "Alternatively: export FORETHOUGHT_KAFKA_BOOTSTRAP=host:port, or 'docker compose up'"; exit 1)
 	$(BIN)/forethought kafka fetch
 
+# $(call apt_tool,COMMAND,DEBIAN PACKAGE,WHAT NEEDS IT): install a missing tool where apt-get can (as root)
+define apt_tool
+@command -v $(1) >/dev/null 2>&1 || { \
+  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+    echo "installing $(1) (Debian package '$(2)') for $(3)"; \
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(2) >/dev/null) \
+      || echo "$(1) could not be installed: $(3) cannot run"; \
+  else echo "$(1) not found: $(3) cannot run"; fi; }
+endef
+
 tools:
-	@command -v openssl >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing openssl (certificates for the secured-broker tests)"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl >/dev/null) \
-	      || echo "openssl could not be installed: secured-broker tests will fail under CI=true"; \
-	  else echo "openssl not found: secured-broker tests will be skipped"; fi; }
-	@command -v promtool >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "installing promtool (Debian package 'prometheus') for the alert-rule tests"; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null) \
-	      || echo "promtool could not be installed: alert-rule tests will be skipped"; \
-	  else echo "promtool not found: alert-rule tests will be skipped"; fi; }
+	$(call apt_tool,openssl,openssl,the secured-broker tests)
+	$(call apt_tool,promtool,prometheus,the alert-rule tests)
 
 test: install kafka-jars tools
 	$(BIN)/pytest
