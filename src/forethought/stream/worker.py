@@ -216,6 +216,10 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     async def behaviour(stream: faust.StreamT) -> None:
         try:
             await _know_changelogs(app, processor)
+            # Only take_events' own acknowledgements (of batches that finished) may reach the consumer:
+            # it restores this flag when it ends, and with it True the stream would go on draining, and
+            # acknowledging, records nobody processed (at a stop, or after a failed batch).
+            stream.enable_acks = False
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
@@ -332,15 +336,20 @@ async def finish_batch(work: asyncio.Future[None]) -> None:
 
 
 async def stop_unacknowledged(worker: Worker, events: Iterable[faust.EventT], error: BaseException) -> None:
-    """Stop the worker after a failure outside one record, without acknowledging ``events``.
+    """Stop the worker after a failure outside one record, without acknowledging ``events`` or
+    anything read after them.
 
     Faust's ``take_events`` acknowledges every event of a batch in a ``finally``, even when the
-    batch failed, and the consumer commits acknowledged offsets (also while stopping). Marking the
-    batch's messages as acknowledged here, without telling the consumer, makes that ``finally`` a
-    no-op: their offsets never reach the consumer's list of committable offsets, so the committed
-    position stays before the failed batch and a restarted worker reads it again. Then the app
-    crashes: ``/health`` answers 503 until the process exits with a non-zero code.
+    batch failed; and once the agent stops, the stream goes on draining (and acknowledging) what
+    was already fetched. Faust then commits the first unbroken run of acknowledged offsets, even
+    one that starts after a gap, so one acknowledged later record would commit past the failed
+    batch. So the consumer is fenced: from here on its ``ack`` refuses every message, and the
+    failed batch's messages are marked acknowledged without telling it (a no-op ``finally``). The
+    committed position stays before the failed batch and a restarted worker reads it again. Then
+    the app crashes: ``/health`` answers 503 until the process exits with a non-zero code.
     """
+    consumer = worker.app.consumer
+    consumer.ack = lambda message: False  # type: ignore[method-assign]  # the fence: nothing more becomes committable
     held = list(events)
     for event in held:
         event.message.acked = True  # not consumer.ack(): that is what would make the offset committable
