@@ -24,6 +24,7 @@ from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
+from forethought.stream.acks import finish_batch, stop_unacknowledged, track_changelog
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
 
@@ -165,7 +166,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         processor.signing_key = settings.model_signing_key.get_secret_value().encode()
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
     for state_table in (table, profiles):
-        _track_changelog(state_table, worker.changelog_pending)
+        track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
     from forethought.stream.web import register_views
@@ -320,57 +321,6 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
         topic = getattr(table, "changelog_topic", None)
         if topic is not None:
             await producer.partitions_for(topic.get_topic_name())
-
-
-async def finish_batch(work: asyncio.Future[None]) -> None:
-    """Await the batch in hand to its end even when the agent is cancelled meanwhile (Faust cancels
-    agents when it stops): the cancel goes through only after the batch's triggers and state are on
-    the broker, because ``take_events`` acknowledges the batch as the cancel passes through it.
-    A batch that then fails raises as usual (and is not acknowledged: :func:`stop_unacknowledged`).
-    """
-    try:
-        await asyncio.shield(work)
-    except asyncio.CancelledError:
-        await work
-        raise
-
-
-async def stop_unacknowledged(worker: Worker, events: Iterable[faust.EventT], error: BaseException) -> None:
-    """Stop the worker after a failure outside one record, without acknowledging ``events`` or
-    anything read after them.
-
-    Faust's ``take_events`` acknowledges every event of a batch in a ``finally``, even when the
-    batch failed; and once the agent stops, the stream goes on draining (and acknowledging) what
-    was already fetched. Faust then commits the first unbroken run of acknowledged offsets, even
-    one that starts after a gap, so one acknowledged later record would commit past the failed
-    batch. So the consumer is fenced: from here on its ``ack`` refuses every message, and the
-    failed batch's messages are marked acknowledged without telling it (a no-op ``finally``). The
-    committed position stays before the failed batch and a restarted worker reads it again. Then
-    the app crashes: ``/health`` answers 503 until the process exits with a non-zero code.
-    """
-    consumer = worker.app.consumer
-    consumer.ack = lambda message: False  # type: ignore[method-assign]  # the fence: nothing more becomes committable
-    held = list(events)
-    for event in held:
-        event.message.acked = True  # not consumer.ack(): that is what would make the offset committable
-    worker.failure = f"{type(error).__name__}: {error}"[:500]
-    first = {f"{e.message.topic}/{e.message.partition}": e.message.offset for e in reversed(held)}
-    log.critical("worker_stopping", reason="a send or a state write failed; the batch is not acknowledged and"
-                 " will be read again after a restart", error=worker.failure, events=len(held),
-                 first_unacknowledged=first, exc_info=error)
-    await worker.app.crash(error)
-
-
-def _track_changelog(table: object, pending: list[asyncio.Future[object]]) -> None:
-    """Keep the future of each changelog write of ``table`` in ``pending`` (see :meth:`Worker.settle`)."""
-    send = table.send_changelog  # type: ignore[attr-defined]
-
-    def send_tracked(*args: object, **kwargs: object) -> asyncio.Future[object]:
-        future = send(*args, **kwargs)
-        pending.append(future)
-        return future
-
-    table.send_changelog = send_tracked  # type: ignore[attr-defined]
 
 
 def _raw(event: faust.EventT) -> RawRecord:
