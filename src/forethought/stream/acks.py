@@ -70,3 +70,25 @@ def track_changelog(table: object, pending: list[asyncio.Future[object]]) -> Non
         return future
 
     table.send_changelog = send_tracked  # type: ignore[attr-defined]
+
+
+def hold(events: Iterable[faust.EventT]) -> None:
+    """Keep ``events`` from being acknowledged by ``take_events`` (which acks each batch it yields).
+
+    Each message gets one more reference; :func:`acknowledge` takes it back. A held message's
+    offset is never committed, so records buffered for ordering, or processed but whose state is
+    not on the broker yet, are read again after a crash.
+
+    Faust commits the first run of acknowledged offsets without checking that it starts right after
+    the committed one (``Consumer._new_offset``), so acknowledge each topic-partition's messages in
+    offset order, never one while an earlier message of the same partition is still held.
+    """
+    for event in events:
+        event.message.incref()
+
+
+def acknowledge(events: Iterable[faust.EventT]) -> None:
+    """Give back the references :func:`hold` took: each message becomes committable once no one
+    else holds it. Call in offset order per topic-partition (see :func:`hold`)."""
+    for event in events:
+        event.ack()
