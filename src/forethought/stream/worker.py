@@ -24,11 +24,12 @@ from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
-from forethought.stream.acks import finish_batch, stop_unacknowledged, track_changelog
+from forethought.stream.acks import acknowledge, finish_batch, hold, stop_unacknowledged, track_changelog
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
 
 log = get_logger("worker")
+FLUSH_RECORDS = 20_000  # handled records that make the write-behind flush before its interval
 FAUST_PAGES_OFF = ("web_router_enabled", "web_tables_enabled", "web_graph_enabled", "web_stats_enabled",
                    "web_metrics_enabled")
 
@@ -49,6 +50,24 @@ class Worker:
     index_stale: bool = True
     failure: str | None = None
     changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)
+    unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
+    flushed_at: float = field(default_factory=time.monotonic)
+
+    def flush_due(self) -> bool:
+        """Whether the write-behind state is due: a commit interval since the last flush, or many
+        records waiting (their acknowledgement waits for it)."""
+        waited = time.monotonic() - self.flushed_at
+        return bool(self.unflushed) and (waited >= self.settings.commit_interval_seconds
+                                         or len(self.unflushed) >= FLUSH_RECORDS)
+
+    async def flush(self) -> None:
+        """Write every customer changed since the last flush, await those changelog writes, then
+        acknowledge the records handled since (in the order they were read)."""
+        self.processor.commit()
+        await self.settle()
+        done, self.unflushed = self.unflushed, []
+        acknowledge(done)
+        self.flushed_at = time.monotonic()
 
     async def settle(self) -> None:
         """Wait until every state and profile write since the last call is on the broker.
@@ -57,7 +76,8 @@ class Worker:
         (the offsets of the batch behind it would then be committed all the same); awaiting each write
         turns a failed one into an exception before the batch is acknowledged.
         """
-        pending, self.changelog_pending = self.changelog_pending, []
+        pending = list(self.changelog_pending)  # in place: track_changelog appends to this very list
+        self.changelog_pending.clear()
         if pending:
             await asyncio.gather(*pending)
 
@@ -160,6 +180,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
         partition_for=lambda key: partition_of(key, catalogue.partitions), profiles=profiles, rules=playbooks.rules,
         checkpoints=checkpoints, deadletter_max_bytes=settings.deadletter_max_bytes,
+        cache_customers=settings.state_cache_customers,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     if settings.model_signing_key is not None:
@@ -224,6 +245,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
+                hold(events)  # acknowledged by worker.flush, once their state is on the broker
 
                 async def run_batch() -> None:
                     async with worker.lock:
@@ -232,8 +254,9 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                         outbox = processor.handle(records, time.time())  # a failing record is dead-lettered
                         worker.skip_past(skipped)
                         await outputs.publish(outbox, worker.metrics)
-                        processor.commit(outbox)
-                        await worker.settle()
+                        worker.unflushed.extend(events)
+                        if worker.flush_due():
+                            await worker.flush()
 
                 try:
                     await finish_batch(asyncio.ensure_future(run_batch()))
@@ -254,17 +277,27 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             async with worker.lock:
                 owns = worker.owner()
                 if worker.index_stale:
+                    await worker.flush()  # the rebuild replaces the live states
                     count = processor.rebuild_index(owns)
                     worker.index_stale = False
                     log.info("deadline_index_rebuilt", customers=count)
                 outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
                 await outputs.publish(outbox, worker.metrics)
-                processor.commit(outbox)
-                await worker.settle()
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
             await stop_unacknowledged(worker, [], exc)
             return
         _refresh_gauges(worker)
+
+    @app.timer(settings.commit_interval_seconds)
+    async def flush_states() -> None:  # write-behind: also when no batch comes to do it
+        if worker.failure:
+            return
+        try:
+            async with worker.lock:
+                if worker.flush_due():
+                    await worker.flush()
+        except Exception as exc:  # noqa: BLE001 - a state write failed: stop before acknowledging
+            await stop_unacknowledged(worker, [], exc)
 
     @app.timer(1.0)
     async def report_undecodable() -> None:  # a skipped batch with no record after it
@@ -300,6 +333,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     @app.on_partitions_revoked.connect
     async def _revoked(sender: object, revoked: set[TP], **_: object) -> None:
         async with worker.lock:
+            if not worker.failure:
+                await worker.flush()  # the live states of leaving partitions reach their changelog first
             worker.release_models(revoked)
 
     return behaviour, outputs
