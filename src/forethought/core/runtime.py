@@ -105,8 +105,8 @@ class PartitionRuntime:
         Returns the due ticks that fired on the way, then the record's own emission."""
         emitted = self.advance(min(record.epoch, self.limit)) if isinstance(record, Envelope) else []
         customer = record.customer_id
-        state = self.state(customer)
         try:  # the core mutates states in place: it runs on a copy, the held state stays as it was
+            state = self.state(customer)  # a stored state that cannot be read raises here
             step = self._run(None if state is None else state.copy(), record)
         except Exception as error:  # noqa: BLE001 - one record never stops the engine (rule 6)
             emitted.append(Emission(customer, None, error=error))
@@ -125,10 +125,9 @@ class PartitionRuntime:
         self.now = now
         emitted: list[Emission] = []
         for customer in self.deadlines.pop_due(now):
-            state = self.state(customer)
-            if state is None:
-                continue
             try:
+                if (state := self.state(customer)) is None:
+                    continue
                 step = tick(state.copy(), now, self.config, self.rules, self.profile(customer), self.models)
             except Exception as error:  # noqa: BLE001 - one customer never stops the others' time
                 emitted.append(Emission(customer, None, due=True, error=error))

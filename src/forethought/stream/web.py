@@ -82,11 +82,10 @@ def register_views(worker: Worker) -> None:
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
         if (refusal := denied(web, request)) is not None:
             return refusal
-        raw = worker.processor.table.get(customer_id.encode())
-        if raw is None:
-            return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
         try:
-            view = customer_view(worker, customer_id.encode(), raw)
+            view = customer_view(worker, customer_id.encode())
+            if view is None:
+                return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
         except Exception as error:  # noqa: BLE001 - a stored state that cannot be read is this customer's problem
             log.error("customer_view_failed", customer_id=customer_id, error_type=type(error).__name__)
             return web.json({"error": "the stored state of this customer cannot be read",
@@ -94,12 +93,16 @@ def register_views(worker: Worker) -> None:
         return web.json(view)
 
 
-def customer_view(worker: Worker, key: bytes, raw: bytes) -> dict[str, Any]:
-    """What ``/customers/{id}`` shows: :func:`explain` of the stored state, its size and the profile.
+def customer_view(worker: Worker, key: bytes) -> dict[str, Any] | None:
+    """What ``/customers/{id}`` shows: :func:`explain` of the live state, its stored size and the
+    profile; None when this worker holds no state for ``key``.
 
     Raises when the stored state or profile cannot be loaded (e.g. forged in its changelog).
     """
-    state = worker.processor.load(raw)
+    state = worker.processor.state(key)
+    if state is None:
+        return None
+    raw = worker.processor.dump(state)
     partition = worker.processor.partition_for(key)
     now = worker.processor.stream_time(partition, time.time()) or time.time()
     profile = worker.processor.profile(key).to_dict()
