@@ -96,8 +96,11 @@ class CustomerState:
         """
         digest = hashlib.blake2b(event_id.encode(), digest_size=ID_DIGEST_BYTES).digest()
         ids = self.recent_ids
-        if any(ids[i : i + ID_DIGEST_BYTES] == digest for i in range(0, len(ids), ID_DIGEST_BYTES)):
-            return True
+        at = ids.find(digest)
+        while at >= 0:  # a match must start on a digest boundary
+            if at % ID_DIGEST_BYTES == 0:
+                return True
+            at = ids.find(digest, at + 1)
         self.recent_ids = (ids + digest)[-ID_DIGEST_BYTES * keep :]
         return False
 
