@@ -209,6 +209,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000,  # many changelog/trigger records per produce request
         producer_compression_type=compression_type(settings.kafka_compression),
         stream_wait_empty=False,
         table_standby_replicas=0,
