@@ -57,8 +57,12 @@ class Worker:
         """Whether the write-behind state is due: a commit interval since the last flush, or many
         records waiting (their acknowledgement waits for it)."""
         waited = time.monotonic() - self.flushed_at
-        return bool(self.unflushed) and (waited >= self.settings.commit_interval_seconds
-                                         or len(self.unflushed) >= FLUSH_RECORDS)
+        return bool(self.unflushed) and (waited >= self.flush_seconds or len(self.unflushed) >= FLUSH_RECORDS)
+
+    @property
+    def flush_seconds(self) -> float:
+        """How often live customer state is written to its changelog (and the records behind it acknowledged)."""
+        return self.settings.state_flush_seconds or self.settings.commit_interval_seconds
 
     async def flush(self) -> None:
         """Write every customer changed since the last flush, await those changelog writes, then
@@ -289,7 +293,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             return
         _refresh_gauges(worker)
 
-    @app.timer(settings.commit_interval_seconds)
+    @app.timer(min(worker.flush_seconds, 1.0))
     async def flush_states() -> None:  # write-behind: also when no batch comes to do it
         if worker.failure:
             return
