@@ -18,7 +18,7 @@ from rich.console import Console
 
 from forethought.contracts.records import Trigger
 from forethought.ops.process import running_worker
-from forethought.ops.kafka_local import BrokerError, LocalBroker, broker_prerequisites_missing
+from forethought.devkafka import BrokerError, LocalBroker, broker_prerequisites_missing
 from forethought.ops.settings import Settings
 from forethought.ops.topics import create_topics, load_catalogue
 from forethought.simulate.live import produce_traffic, watch_triggers

@@ -140,7 +140,7 @@ def test_decode_record_says_why_a_line_is_not_a_record(line: bytes, reason: str)
     assert caught.value.reason == reason
 
 
-@pytest.mark.parametrize("name", ["events", "wire", "producer", "sync", "send"])
+@pytest.mark.parametrize("name", ["events", "wire", "producer", "sync"])
 def test_module_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(f"forethought.client.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

@@ -18,7 +18,7 @@ MUST_HAVE_EXAMPLES = {
     "forethought.core.engine", "forethought.core.clock", "forethought.contracts.events",
     "forethought.contracts.records", "forethought.contracts.decode",
     "forethought.contracts.playbooks", "forethought.core.policy.rules", "forethought.core.policy.profiles",
-    "forethought.core.policy.ledger", "forethought.core.policy.expr", "forethought.core.policy.timing",
+    "forethought.core.ledger", "forethought.core.policy.expr", "forethought.core.policy.timing",
     "forethought.core.models", "forethought.core.snapshots", "forethought.core.labels",
 }
 

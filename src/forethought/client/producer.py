@@ -40,8 +40,8 @@ from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
 from forethought.client.wire import Encoded, Router, record_id
+from forethought.contracts.catalogue import Catalogue
 from forethought.ops.compression import Compression, compression_type
-from forethought.ops.topics import Catalogue
 
 
 @dataclass(frozen=True, slots=True)

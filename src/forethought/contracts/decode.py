@@ -14,10 +14,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from forethought.contracts.bounded import (
     DEFAULT_DEADLETTER_MAX_BYTES, KEY_PREFIX_BYTES, MIN_DEADLETTER_MAX_BYTES, b64, bound_letter, clean_text,
@@ -29,8 +29,11 @@ CONTROL_KINDS = frozenset({"profile", "outcome"})
 Record = InboundEvent | Profile | Outcome
 
 DEFAULT_MAX_BYTES = 64 * 1024
+MaxEventBytes = Annotated[int, Field(ge=256, le=1024 * 1024)]
+"""The bounds of ``FORETHOUGHT_MAX_EVENT_BYTES``: the worker's setting and the producer SDK's default."""
 DETAIL_CHARS = 2000
-__all__ = ["DEFAULT_DEADLETTER_MAX_BYTES", "KEY_PREFIX_BYTES", "MIN_DEADLETTER_MAX_BYTES", "Rejection",
+__all__ = ["DEFAULT_DEADLETTER_MAX_BYTES", "DEFAULT_MAX_BYTES", "KEY_PREFIX_BYTES", "MIN_DEADLETTER_MAX_BYTES",
+           "MaxEventBytes", "Rejection",
            "bounded_dead_letter", "decode_event", "summarize", "validate_event"]
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from forethought.core.baselines import EwStats
 from forethought.core.config import EngineConfig
-from forethought.core.policy.ledger import PolicyLedger
+from forethought.core.ledger import PolicyLedger
 from forethought.core.windows import BucketRing
 
 STATE_VERSION = 3

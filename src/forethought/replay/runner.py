@@ -44,7 +44,7 @@ from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
-from forethought.ops.topics import partition_of
+from forethought.contracts.partitioning import partition_of
 from forethought.replay.reader import Line
 
 ALL_KINDS = EVENT_KINDS | CONTROL_KINDS

@@ -29,7 +29,7 @@ def run(
     web_port: int = typer.Option(None, help="Overrides FORETHOUGHT_SENDER__WEB_PORT (/metrics, /health, /ready)."),
 ) -> None:
     """Consume engagement.triggers, deliver the channels served, publish outcomes, until SIGTERM/SIGINT."""
-    from forethought.cli import require_kafka_access
+    from forethought.ops.startup import require_kafka_access
     from forethought.ops.logs import configure_logging
     from forethought.ops.settings import validation_message
     from forethought.senders.service import SenderService

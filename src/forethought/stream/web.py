@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
@@ -26,13 +26,27 @@ from forethought.core.engine import explain
 from forethought.ops.logs import get_logger
 
 if TYPE_CHECKING:
-    from forethought.stream.worker import Worker
+    import faust
+
+    from forethought.ops.metrics import Metrics
+    from forethought.ops.settings import Settings
+    from forethought.stream.processor import BatchProcessor
 
 log = get_logger("web")
 TOKEN_SETTING = "FORETHOUGHT_WEB_TOKEN"
 OPEN_PATHS = frozenset({"/", "/metrics", "/health", "/ready"})
 """Views served without a token: counts, health and readiness, never customer data."""
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="forethought"'}
+
+
+class Served(Protocol):
+    """What the views read of the running worker (:class:`forethought.stream.worker.Worker`)."""
+
+    settings: Settings
+    app: faust.App
+    processor: BatchProcessor
+    metrics: Metrics
+    failure: str | None
 
 
 def authorized(header: str | None, token: SecretStr | None) -> bool:
@@ -48,7 +62,7 @@ def authorized(header: str | None, token: SecretStr | None) -> bool:
     return hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
 
 
-def register_views(worker: Worker) -> None:
+def register_views(worker: Served) -> None:
     """Attach the views to the worker's Faust app; warn when customer data would be served to anyone."""
     app = worker.app
     token = worker.settings.web_token
@@ -94,7 +108,7 @@ def register_views(worker: Worker) -> None:
         return web.json(view)
 
 
-def customer_view(worker: Worker, key: bytes, raw: bytes) -> dict[str, Any]:
+def customer_view(worker: Served, key: bytes, raw: bytes) -> dict[str, Any]:
     """What ``/customers/{id}`` shows: :func:`explain` of the stored state, its size and the profile.
 
     Raises when the stored state or profile cannot be loaded (e.g. forged in its changelog).
@@ -108,7 +122,7 @@ def customer_view(worker: Worker, key: bytes, raw: bytes) -> dict[str, Any]:
     return {**view, "state_bytes": len(raw), "profile": profile}
 
 
-def readiness(worker: Worker) -> dict[str, Any]:
+def readiness(worker: Served) -> dict[str, Any]:
     """Ready when partitions are assigned and neither rebalancing nor recovering.
 
     The open ``/ready`` and ``/health`` views name a failure by its exception type only: an

@@ -27,6 +27,7 @@ from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, 
 from forethought.stream.acks import finish_batch, stop_unacknowledged, track_changelog
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
+from forethought.stream.web import register_views
 
 log = get_logger("worker")
 FAUST_PAGES_OFF = ("web_router_enabled", "web_tables_enabled", "web_graph_enabled", "web_stats_enabled",
@@ -169,8 +170,6 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
-    from forethought.stream.web import register_views
-
     register_views(worker)
     return worker
 

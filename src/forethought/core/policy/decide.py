@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from forethought.contracts.records import Trigger, Why
 from forethought.core.policy.expr import EvaluationError
-from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout

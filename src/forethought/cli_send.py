@@ -115,7 +115,7 @@ def send_command(
     """Validate a JSON-lines file and send each record to its topic, keyed by customer_id."""
     from aiokafka.errors import KafkaError
 
-    from forethought.cli import load_settings, require_kafka_access
+    from forethought.ops.startup import load_settings, require_kafka_access
     from forethought.client.wire import Router
     from forethought.ops.topics import CatalogueError, load_catalogue
 
