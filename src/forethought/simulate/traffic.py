@@ -4,8 +4,10 @@ The schedule is deterministic per seed and runs against any clock (seconds since
 
 >>> gen = TrafficGenerator(plan_population(6, seed=1, duration=60), seed=1, start=0.0)
 >>> batch = gen.due(5.0)
->>> {topic for topic, _, _ in batch} <= {"events.clickstream", "events.errors", "events.usage"}
+>>> {topic for topic, _, _ in batch} <= {"customers.profile", "events.clickstream", "events.errors", "events.usage"}
 True
+>>> batch[0][0]  # the profiles go out first
+'customers.profile'
 >>> gen.truth()["silent"] != [] and gen.truth()["burst"] != []
 True
 """
