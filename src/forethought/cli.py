@@ -78,7 +78,8 @@ def topics_list() -> None:
     from forethought.ops.topics import load_catalogue
 
     for t in load_catalogue(load_settings().topics_file).topics:
-        console.print(f"{t.name:<22} partitions={t.partitions:<3} retention={t.retention:<8} key={t.key:<12} {t.description}")
+        console.print(f"{t.name:<22} partitions={t.partitions:<3} retention={t.retention:<8} key={t.key:<12} "
+                      f"{t.description}")
 
 
 @schemas_app.command("export")

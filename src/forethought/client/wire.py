@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -33,7 +33,7 @@ from forethought.contracts.decode import DEFAULT_MAX_BYTES, MaxEventBytes, summa
 from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
 from forethought.contracts.records import CONTROL_ADAPTER, Outcome, Profile
 
-Record = Union[InboundEvent, Profile, Outcome]
+Record = InboundEvent | Profile | Outcome
 PRODUCER_KINDS = EVENT_KINDS | {"profile", "outcome"}
 
 
@@ -171,4 +171,5 @@ class Router:
             raise RecordTooLarge(
                 f"{kind} {rid} is {len(value)} bytes, over the worker's limit of {self.max_event_bytes} "
                 "bytes (FORETHOUGHT_MAX_EVENT_BYTES); it was not sent")
-        return Encoded(rid, kind, topic, str(getattr(record, "customer_id")).encode(), value)
+        customer_id = getattr(record, "customer_id")  # noqa: B009 - any model with a customer_id is accepted
+        return Encoded(rid, kind, topic, str(customer_id).encode(), value)

@@ -62,7 +62,8 @@ FEATURES: tuple[WindowFeature, ...] = (
     WindowFeature("error_share", None, "share", "errors / events in the bucket"),
     WindowFeature("events_vs_own", 1.0, "x usual", "events in the bucket / the customer's events per active bucket"),
     WindowFeature("error_z", 4.0, "spreads", "errors above the customer's own error baseline, in spreads"),
-    WindowFeature("usage_shift", 3.0, "spreads", "largest usage report's distance from the customer's usual, in spreads"),
+    WindowFeature("usage_shift", 3.0, "spreads",
+                  "largest usage report's distance from the customer's usual, in spreads"),
     WindowFeature("hour_vs_own", 1.0, "x usual",
                   "events in the minute ring (the last hour by default) / the customer's events per active hour"),
 )

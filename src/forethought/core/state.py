@@ -15,8 +15,8 @@ True
 from __future__ import annotations
 
 import base64
-import json
 import hashlib
+import json
 from dataclasses import dataclass, field, fields
 from typing import Any
 

@@ -34,6 +34,7 @@ from forethought.devkafka.broker import (
 from forethought.devkafka.secure import make_pki
 
 __all__ = [
-    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess", "broker_prerequisites_missing",
-    "ensure_jars", "find_java", "find_mvn", "libs_dir", "make_pki", "new_cluster_id", "port_open", "stop_pidfile",
+    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess",
+    "broker_prerequisites_missing", "ensure_jars", "find_java", "find_mvn", "libs_dir", "make_pki", "new_cluster_id",
+    "port_open", "stop_pidfile",
 ]

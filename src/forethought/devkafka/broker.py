@@ -46,8 +46,9 @@ from forethought.devkafka.secure import SecuredAccess, create_scram_users, make_
 from forethought.ops.process import free_port
 
 __all__ = [
-    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess", "broker_prerequisites_missing",
-    "ensure_jars", "find_java", "find_mvn", "libs_dir", "new_cluster_id", "port_open", "stop_pidfile",
+    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess",
+    "broker_prerequisites_missing", "ensure_jars", "find_java", "find_mvn", "libs_dir", "new_cluster_id", "port_open",
+    "stop_pidfile",
 ]
 
 READY_LINE = "Kafka Server started"

@@ -24,7 +24,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, REPO_ROOT
 from forethought.contracts.decode import (
-    DEFAULT_DEADLETTER_MAX_BYTES, DEFAULT_MAX_BYTES, MIN_DEADLETTER_MAX_BYTES, MaxEventBytes,
+    DEFAULT_DEADLETTER_MAX_BYTES,
+    DEFAULT_MAX_BYTES,
+    MIN_DEADLETTER_MAX_BYTES,
+    MaxEventBytes,
 )
 from forethought.core.config import EngineConfig
 from forethought.ops.compression import Compression

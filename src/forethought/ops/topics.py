@@ -14,7 +14,13 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from forethought.contracts.catalogue import (
-    BEHAVIOUR_INPUTS, DEFAULT_TOPICS_FILE, INBOUND, Catalogue, CatalogueError, TopicSpec, load_catalogue,
+    BEHAVIOUR_INPUTS,
+    DEFAULT_TOPICS_FILE,
+    INBOUND,
+    Catalogue,
+    CatalogueError,
+    TopicSpec,
+    load_catalogue,
 )
 from forethought.contracts.partitioning import partition_of
 from forethought.ops.kafka_security import BROKER_DEFAULT, KafkaSecurity, aiokafka_options, topic_options

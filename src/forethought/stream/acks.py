@@ -69,7 +69,7 @@ def track_changelog(table: object, pending: list[asyncio.Future[object]]) -> Non
     send = table.send_changelog  # type: ignore[attr-defined]
 
     def send_tracked(*args: object, **kwargs: object) -> asyncio.Future[object]:
-        future = send(*args, **kwargs)
+        future: asyncio.Future[object] = send(*args, **kwargs)
         pending.append(future)
         return future
 

@@ -129,7 +129,8 @@ def readiness(worker: Served) -> dict[str, Any]:
     exception's message may quote a record (the full message is in the worker's log).
     """
     app = worker.app
-    assigned = len(app.assignor.assigned_actives()) if app.assignor else 0
+    assignor = getattr(app, "assignor", None)  # none before the app starts, whatever Faust's type says
+    assigned = len(assignor.assigned_actives()) if assignor is not None else 0
     ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None
     return {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing),
             "recovering": bool(app.in_recovery), "failure": worker.failure}
