@@ -15,15 +15,15 @@ True
 from __future__ import annotations
 
 import base64
-import json
 import hashlib
+import json
 import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from forethought.core.baselines import EwStats
 from forethought.core.config import EngineConfig
-from forethought.core.policy.ledger import PolicyLedger
+from forethought.core.ledger import PolicyLedger
 from forethought.core.windows import BucketRing
 
 STATE_VERSION = 3

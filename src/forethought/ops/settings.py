@@ -22,13 +22,17 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from forethought.contracts.decode import DEFAULT_DEADLETTER_MAX_BYTES, MIN_DEADLETTER_MAX_BYTES
+from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, REPO_ROOT
+from forethought.contracts.decode import (
+    DEFAULT_DEADLETTER_MAX_BYTES,
+    DEFAULT_MAX_BYTES,
+    MIN_DEADLETTER_MAX_BYTES,
+    MaxEventBytes,
+)
 from forethought.core.config import EngineConfig
-from forethought.ops.kafka_security import KafkaSecurity
 from forethought.ops.compression import Compression
+from forethought.ops.kafka_security import KafkaSecurity
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
 DEFAULT_PLAYBOOKS_FILE = REPO_ROOT / "streams" / "playbooks.yaml"
 MIN_TOKEN_CHARS = 16
 
@@ -57,7 +61,7 @@ class Settings(BaseSettings, KafkaSecurity):
     data_dir: Path = Path("var/worker")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
-    max_event_bytes: int = Field(64 * 1024, ge=256, le=1024 * 1024)
+    max_event_bytes: MaxEventBytes = DEFAULT_MAX_BYTES
     deadletter_max_bytes: int = Field(
         DEFAULT_DEADLETTER_MAX_BYTES, ge=MIN_DEADLETTER_MAX_BYTES, le=900_000,
         description="Largest dead letter (UTF-8 JSON bytes) the worker, replay and the senders write; a larger"

@@ -21,13 +21,20 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from forethought.contracts.decode import CONTROL_KINDS, DEFAULT_DEADLETTER_MAX_BYTES, Rejection, describe, validate_event
+from forethought.contracts.decode import (
+    CONTROL_KINDS,
+    DEFAULT_DEADLETTER_MAX_BYTES,
+    Rejection,
+    describe,
+    validate_event,
+)
 from forethought.contracts.events import EVENT_KINDS
+from forethought.contracts.partitioning import partition_of
 from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.config import EngineConfig
 from forethought.core.engine import Observation, Step, explain
@@ -35,7 +42,6 @@ from forethought.core.models import PartitionModels
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.runtime import Emission, PartitionRuntime, Record
 from forethought.core.state import CustomerState
-from forethought.ops.topics import partition_of
 from forethought.replay.reader import Line
 
 ALL_KINDS = EVENT_KINDS | CONTROL_KINDS
@@ -255,4 +261,4 @@ def snapshot_rows(states: Any, at: float, config: EngineConfig,
 
 
 def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat()

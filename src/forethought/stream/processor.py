@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 import time
-from functools import lru_cache
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -354,7 +354,7 @@ class BatchProcessor(ModelCheckpoints):
         if kind == "label":
             self.metrics.model_labels.labels(model=str(detail["model"]),
                                              label="dropped" if detail["label"] else "returned").inc()
-            self.metrics.model_labels_seen.labels(partition=str(detail["partition"])).set(float(detail["labels_seen"]))
+            self.metrics.model_labels_seen.labels(partition=str(detail["partition"])).set(float(detail["labels_seen"]))  # type: ignore[arg-type]
             return
         if kind in ("reengaged", "not_reengaged"):
             self.metrics.reengagement.labels(playbook=str(detail["playbook"]), group=str(detail["group"]),

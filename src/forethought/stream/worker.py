@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from faust.exceptions import NotReady
@@ -27,6 +28,7 @@ from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, 
 from forethought.stream.acks import acknowledge, finish_batch, hold, stop_unacknowledged, track_changelog
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
+from forethought.stream.web import register_views
 
 log = get_logger("worker")
 FLUSH_RECORDS = 20_000  # handled records that make the write-behind flush before its interval
@@ -148,7 +150,7 @@ def has_pending(app: faust.App, processor: BatchProcessor, topic: str, partition
         highwater = app.consumer.highwater(TP(topic, partition))
     except Exception:  # noqa: BLE001 - no consumer yet, or the partition is not assigned
         return False
-    return highwater is not None and highwater > processor.processed.get((topic, partition), highwater)
+    return highwater is not None and highwater > processor.processed.get((topic, partition), highwater)  # type: ignore[redundant-expr]  # None before the first fetch, whatever Faust's type says
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -194,8 +196,6 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
-    from forethought.stream.web import register_views
-
     register_views(worker)
     return worker
 
@@ -224,7 +224,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
     return app
 
 
-def web_settings(settings: Settings) -> dict[str, object]:
+def web_settings(settings: Settings) -> dict[str, Any]:
     """Faust's web server with only our views (and its ``/`` status page): its ``/router`` (cluster
     topology), ``/table`` (table data, our profiles included), ``/graph``, ``/stats`` and
     ``/performance`` pages are off (:data:`FAUST_PAGES_OFF`; :func:`_create_app` enforces them again
@@ -247,7 +247,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             # it restores this flag when it ends, and with it True the stream would go on draining, and
             # acknowledging, records nobody processed (at a stop, or after a failed batch).
             stream.enable_acks = False
-            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):  # type: ignore[attr-defined]  # Stream has it, StreamT does not
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
                 hold(events)  # acknowledged by worker.flush, once their state is on the broker
@@ -331,11 +331,11 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust's signal type wants *args; it sends keywords
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
         worker.index_stale = True
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as above
     async def _revoked(sender: object, revoked: set[TP], **_: object) -> None:
         async with worker.lock:
             if not worker.failure:
@@ -354,7 +354,7 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
     crash the agent. ``partitions_for`` waits until the topic is known.
     """
     try:
-        producer = app.producer._ensure_producer()  # noqa: SLF001 - faust-streaming 0.15's own accessor
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # faust-streaming 0.15's own accessor
     except NotReady:
         return  # no Kafka producer (agent test context): nothing to look up
     for table in (processor.table, processor.profiles, processor.checkpoints):

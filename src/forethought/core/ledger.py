@@ -1,7 +1,8 @@
-"""The policy's memory of one customer: what was sent, which episodes fired, what waits.
+"""The policy's memory of one customer, kept in its state: what was sent, which episodes fired, what waits.
 
 It lives inside the changelogged customer state, so caps, cooldowns, deferred triggers and
-lift measurement survive restarts. Everything is bounded:
+lift measurement survive restarts. A plain data type below :mod:`forethought.core.state` (which holds
+one) and :mod:`forethought.core.policy` (which reads and writes it). Everything is bounded:
 
 >>> ledger = PolicyLedger()
 >>> ledger.mark_episode("error_burst", "burst-60")
