@@ -72,8 +72,8 @@ What is measured (one run prints everything in one table; ``--json FILE`` writes
    ``forethought_state_bytes`` gauge (mean over a sample of at most 200 table values), and the size
    of each customer's last value on the worker's state changelog (the target's figure).
 6. **Replay, whole process** (only with ``--long``): ``forethought replay`` of the CDNOW file of
-   ``make eval-real`` and of the first ``--eval-slice`` lines (default 200,000) of the ``make eval``
-   file, each a child process timed from spawn to exit, with its user/system CPU and peak memory
+   ``make eval-real`` and of one customer in ``--eval-every`` (default 10) of the ``make eval``
+   file (each customer's whole history), each a child process timed from spawn to exit, with its user/system CPU and peak memory
    from ``os.wait4`` (``benchkit/replaylines.py``).
 
 Numbers depend on the machine; the broker runs on the same machine and competes for the CPU.

@@ -52,11 +52,11 @@ def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
     parser.add_argument("--long", action="store_true",
                         help="also the long lines (or FORETHOUGHT_BENCH_LONG=1): replay of CDNOW and of a slice of"
                              " the make eval file, each timed as a whole process")
-    parser.add_argument("--eval-slice", type=int, default=200_000, metavar="LINES",
-                        help="lines of the make eval file for the long replay line (default 200000)")
+    parser.add_argument("--eval-every", type=int, default=10, metavar="N",
+                        help="the long replay line of the make eval file takes one customer in N (default 10)")
     args = parser.parse_args(argv)
-    if args.events < 1 or args.customers < 1:
-        parser.error("--events and --customers must be >= 1")
+    if args.events < 1 or args.customers < 1 or args.eval_every < 1:
+        parser.error("--events, --customers and --eval-every must be >= 1")
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.startswith("FORETHOUGHT_"):
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     results["core"] = bench_core(work, config, args.profile)
     results["runtime"] = bench_runtime(results["core"])
     if long_enabled(args.long):
-        results["long"] = bench_long(root, args.eval_slice)
+        results["long"] = bench_long(root, args.eval_every)
     if args.skip_kafka:
         return results
     broker, bootstrap, prefixes = None, args.bootstrap, []
