@@ -120,9 +120,13 @@ def replay_eval_slice(folder: Path, every: int, source: Path = EVAL_FILE) -> dic
 
 
 def _with_report(run: dict[str, Any], report: Path, records: int) -> dict[str, Any]:
-    """Records/s over the whole process, beside the replay's own in-process figure from its report."""
+    """Records/s over the whole process (per wall second, and per CPU second: the figure that holds on a
+    shared machine, where the wall clock also counts other processes' turns), beside the replay's own
+    in-process figure from its report."""
     own = json.loads(report.read_text()) if report.exists() else {}
+    cpu = run["user_s"] + run["sys_s"]
     return run | {"records": records, "eps": records / run["wall_s"] if run["code"] == 0 else None,
+                  "eps_cpu": records / cpu if run["code"] == 0 and cpu > 0 else None,
                   "own_seconds": own.get("seconds"), "own_eps": own.get("records_per_second")}
 
 

@@ -191,10 +191,13 @@ def _changelog_rows(add: AddRow, cl: dict[str, Any]) -> None:
 def _long_rows(add: AddRow, long: dict[str, Any]) -> None:
     first = "6 replay (whole process)"
     for name, line in long.items():
-        if "skipped" in line or line.get("code"):
-            add(first, name, "-", line.get("skipped") or f"exit {line['code']}: {line.get('stderr', '')[-200:]}")
+        if "skipped" in line:
+            add(first, name, "-", line["skipped"])
+        elif line.get("code"):
+            add(first, name, "-", f"exit {line['code']} after {line['wall_s']:,.0f} s wall, user {line['user_s']:,.1f} s"
+                f" (unfinished); {line.get('stderr', '')[-200:]}")
         else:
-            add(first, name, f"{line['wall_s']:,.1f} s", f"{line['records']:,} records → {line['eps']:,.0f} rec/s"
-                f" (replay's own {_n(line.get('own_eps'), 0)}/s); user {line['user_s']:,.1f} s, sys {line['sys_s']:,.1f} s,"
-                f" peak {line['max_rss_mib']:,.0f} MiB")
+            add(first, name, f"{line['wall_s']:,.1f} s", f"{line['records']:,} records → {line['eps']:,.0f} rec/s of wall,"
+                f" {_n(line.get('eps_cpu'), 0)} per CPU second (replay's own {_n(line.get('own_eps'), 0)}/s);"
+                f" user {line['user_s']:,.1f} s, sys {line['sys_s']:,.1f} s, peak {line['max_rss_mib']:,.0f} MiB")
         first = ""
