@@ -18,16 +18,16 @@ from forethought.core.config import EngineConfig
 from forethought.ops.logs import configure_logging
 from forethought.ops.kafka_local import DEFAULT_VERSION, LocalBroker
 
+from .changelog import changelog_state_bytes
 from .common import BURST_SPREAD, BURSTS, ENGINE_ENV, console, engine_config
 from .core import bench_core
 from .kafka import bench_bare, bench_worker, by_topic, delete_topics, new_deployment, produce_all
-from .changelog import changelog_state_bytes
 from .latency import bench_latency
 from .load import LOAD_FRACTION, load_rate
 from .noop import bench_noop, noop_app_id
 from .replaylines import bench_long, long_enabled
-from .runtime import bench_runtime
 from .report import context, render, render_targets
+from .runtime import bench_runtime
 from .workload import Workload, build_workload
 
 
