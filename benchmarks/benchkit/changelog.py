@@ -48,7 +48,7 @@ async def changelog_state_bytes(dep: Deployment, table: str = STATE_TABLE, timeo
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int] | None:
-    await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public refresh
+    await consumer._client.force_metadata_update()  # aiokafka has no public metadata refresh
     return consumer.partitions_for_topic(topic)
 
 

@@ -22,9 +22,9 @@ import dataclasses
 import gzip
 import json
 import os
+import re
 import subprocess
 import sys
-import re
 import time
 import zlib
 from datetime import datetime, timezone

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ def _core_models(r: dict[str, Any]) -> Row:
 def _latency(r: dict[str, Any]) -> Row:
     lat = r.get("latency", {})
     p99, load = lat.get("p99_ms"), (lat.get("load") or {})
-    if p99 is None or p99 != p99:  # NaN: nothing fired
+    if p99 is None or math.isnan(p99):  # NaN: nothing fired
         return "error → trigger p99 at ½ worker rate", "-", "≤ 100 ms", NOT_RUN, ""
     rate = (f"{load.get('sent_eps', 0) + BURST_RATE:,.0f} ev/s in (load + bursts)" if load
             else "no load (worker rate unknown)")
@@ -104,8 +105,9 @@ def _eval(r: dict[str, Any]) -> Row:
     name = "forethought replay of the make eval file (slice)"
     if line is None or line.get("code"):
         return name, "-", "≥ 20,000 rec/s", NOT_RUN, how
-    return (name, f"{line['eps']:,.0f} rec/s ({line['records']:,} in {line['wall_s']:,.1f} s);"
-            f" {line.get('eps_cpu') or 0:,.0f} per CPU s", "≥ 20,000 rec/s", _status(line["eps"] >= 20_000), how)
+    measured = (f"{line['eps']:,.0f} rec/s ({line['records']:,} in {line['wall_s']:,.1f} s);"
+                f" {line.get('eps_cpu') or 0:,.0f} per CPU s")
+    return name, measured, "≥ 20,000 rec/s", _status(line["eps"] >= 20_000), how
 
 
 def _state(r: dict[str, Any]) -> Row:

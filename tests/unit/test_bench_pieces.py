@@ -51,7 +51,7 @@ def test_targets_say_met_and_not_met_side_by_side() -> None:
 def test_bench_without_kafka_prints_the_targets(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     run = subprocess.run([sys.executable, str(BENCHMARKS / "bench.py"), "--events", "200", "--customers", "20",
-                          "--skip-kafka", "--json", str(out)], capture_output=True, text=True, timeout=240)
+                          "--skip-kafka", "--json", str(out)], check=False, capture_output=True, text=True, timeout=240)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Issue #11 targets" in run.stdout and "runtime in process" in run.stdout
     results = json.loads(out.read_text())
