@@ -18,11 +18,16 @@ from forethought.core.config import EngineConfig
 from forethought.ops.logs import configure_logging
 from forethought.devkafka import DEFAULT_VERSION, LocalBroker
 
+from .changelog import changelog_state_bytes
 from .common import BURST_SPREAD, BURSTS, ENGINE_ENV, console, engine_config
 from .core import bench_core
-from .kafka import bench_bare, bench_worker, delete_topics, new_deployment, produce_all
+from .kafka import bench_bare, bench_worker, by_topic, delete_topics, new_deployment, produce_all
 from .latency import bench_latency
-from .report import context, render
+from .load import LOAD_FRACTION, load_rate
+from .noop import bench_noop, noop_app_id
+from .replaylines import bench_long, long_enabled
+from .report import context, render, render_targets
+from .runtime import bench_runtime
 from .workload import Workload, build_workload
 
 
@@ -37,10 +42,21 @@ def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
     parser.add_argument("--profile", action="store_true", help="print a cProfile of the in-process worker path")
     parser.add_argument("--set", action="append", default=[], metavar="FORETHOUGHT_X=VALUE",
                         help="override a worker setting (also the core's EngineConfig), repeatable")
-    parser.add_argument("--skip-kafka", action="store_true", help="only the in-process parts (1 and 5)")
+    parser.add_argument("--skip-kafka", action="store_true", help="only the in-process parts (1 and 5; 6 with --long)")
+    parser.add_argument("--backlog", choices=("by-topic", "interleaved"), default="by-topic",
+                        help="produce the worker's backlog topic by topic (default: all clickstream, then all usage,"
+                             " then all errors) or interleaved in event-time order")
+    parser.add_argument("--latency-load", type=float, default=LOAD_FRACTION, metavar="FRACTION",
+                        help=f"background load during the latency part, as a fraction of the worker's measured"
+                             f" events/s (default {LOAD_FRACTION:g}; 0: no load)")
+    parser.add_argument("--long", action="store_true",
+                        help="also the long lines (or FORETHOUGHT_BENCH_LONG=1): replay of CDNOW and of a slice of"
+                             " the make eval file, each timed as a whole process")
+    parser.add_argument("--eval-every", type=int, default=10, metavar="N",
+                        help="the long replay line of the make eval file takes one customer in N (default 10)")
     args = parser.parse_args(argv)
-    if args.events < 1 or args.customers < 1:
-        parser.error("--events and --customers must be >= 1")
+    if args.events < 1 or args.customers < 1 or args.eval_every < 1:
+        parser.error("--events, --customers and --eval-every must be >= 1")
     for item in args.set:
         key, sep, value = item.partition("=")
         if not sep or not key.startswith("FORETHOUGHT_"):
@@ -61,8 +77,11 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     console.print(f"building {args.events:,} events for {args.customers:,} customers …")
     work = build_workload(args.events, args.customers, end=time.time())
     results["customers_seen"] = work.customers
-    console.print("1/5 core: process, decode, decode+process, BatchProcessor (3 repetitions each) …")
+    console.print("1/6 core: process, decode, decode+process, BatchProcessor (3 repetitions each) …")
     results["core"] = bench_core(work, config, args.profile)
+    results["runtime"] = bench_runtime(results["core"])
+    if long_enabled(args.long):
+        results["long"] = bench_long(root, args.eval_every)
     if args.skip_kafka:
         return results
     broker, bootstrap, prefixes = None, args.bootstrap, []
@@ -72,7 +91,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             broker = LocalBroker()
             bootstrap = broker.start()
         results["context"]["kafka"] = f"{DEFAULT_VERSION} (LocalBroker)" if broker else f"external {bootstrap}"
-        _kafka_parts(results, work, config, bootstrap, broker, root, prefixes)
+        _kafka_parts(args, results, work, config, (bootstrap, broker), root, prefixes)
     finally:
         if broker is not None:
             broker.stop()
@@ -82,22 +101,31 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     return results
 
 
-def _kafka_parts(results: dict[str, Any], work: Workload, config: EngineConfig,
-                 bootstrap: str, broker: LocalBroker | None, root: Path, prefixes: list[str]) -> None:
+def _kafka_parts(args: argparse.Namespace, results: dict[str, Any], work: Workload, config: EngineConfig,
+                 kafka: tuple[str, LocalBroker | None], root: Path, prefixes: list[str]) -> None:
     """Parts 2-4; ``prefixes`` collects what was created, for cleanup."""
+    bootstrap, broker = kafka
     dep = asyncio.run(new_deployment(bootstrap, root))
     prefixes += [dep.prefix, dep.app_id]
-    console.print(f"2/5 producing {len(work.records):,} events to {dep.prefix}* …")
-    results["produce_eps"] = asyncio.run(produce_all(dep, work.records))
-    console.print("2/5 worker draining the backlog …")
-    results["worker"] = bench_worker(dep, len(work.records), work.customers, broker.pid if broker else None)
-    console.print("3/5 bare aiokafka consumer + decode_event …")
-    results["bare"] = asyncio.run(bench_bare(dep, len(work.records)))
+    prefixes.append(noop_app_id(dep))
+    records = by_topic(work.records) if args.backlog == "by-topic" else work.records
+    results["backlog"] = args.backlog
+    console.print(f"2/6 producing {len(records):,} events to {dep.prefix}* ({args.backlog}) …")
+    results["produce_eps"] = asyncio.run(produce_all(dep, records))
+    console.print("2/6 worker draining the backlog …")
+    results["worker"] = bench_worker(dep, len(records), work.customers, broker.pid if broker else None)
+    results["changelog"] = asyncio.run(changelog_state_bytes(dep))
+    console.print("3/6 no-op Faust agent (take_events, counts only) over the same backlog …")
+    results["noop"] = bench_noop(dep, len(records))
+    console.print("3/6 bare aiokafka consumer + decode_event …")
+    results["bare"] = asyncio.run(bench_bare(dep, len(records)))
     lat_dep = asyncio.run(new_deployment(bootstrap, root))
     prefixes += [lat_dep.prefix, lat_dep.app_id]
-    console.print(f"4/5 latency: {BURSTS} error bursts over {BURST_SPREAD:g} s on a fresh worker …")
+    rate = load_rate(results["worker"], args.latency_load)
+    console.print(f"4/6 latency: {BURSTS} error bursts over {BURST_SPREAD:g} s on a fresh worker,"
+                  f" under {rate:,.0f} ev/s of load …")
     with lat_dep.worker():
-        results["latency"] = asyncio.run(bench_latency(lat_dep, config.bucket_seconds))
+        results["latency"] = asyncio.run(bench_latency(lat_dep, config.bucket_seconds, rate))
 
 
 def main(argv: list[str] | None, description: str) -> int:
@@ -127,6 +155,7 @@ def _print_results(results: dict[str, Any], json_path: Path | None) -> None:
     console.print(f"\ncommand: {ctx['command']}")
     console.print(f"platform: {ctx['platform']}; started {ctx['started_at']}; took {results['total_seconds']:.0f} s")
     console.print(render(results))
+    console.print(render_targets(results))
     if json_path:
         json_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
         console.print(f"results written to {json_path}")

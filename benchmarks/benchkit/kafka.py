@@ -117,6 +117,21 @@ async def produce_all(dep: Deployment, records: list[tuple[str, bytes, bytes]]) 
         await producer.stop()
 
 
+BY_TOPIC = ("events.clickstream", "events.usage", "events.errors")
+
+
+def by_topic(records: list[tuple[str, bytes, bytes]]) -> list[tuple[str, bytes, bytes]]:
+    """The records topic by topic (all clickstream, then all usage, then all errors), each topic in
+    its own order: the backlog that issue #11's ordered inputs must consume in event-time order.
+
+    >>> [t for t, _, _ in by_topic([("events.errors", b"a", b"1"), ("events.clickstream", b"a", b"2"),
+    ...                             ("events.usage", b"a", b"3"), ("events.clickstream", b"b", b"4")])]
+    ['events.clickstream', 'events.clickstream', 'events.usage', 'events.errors']
+    """
+    rank = {topic: i for i, topic in enumerate(BY_TOPIC)}
+    return sorted(records, key=lambda r: rank.get(r[0], len(rank)))
+
+
 def bench_worker(dep: Deployment, expected: int, customers: int, broker_pid: int | None) -> dict[str, Any]:
     """Part 2: run the worker over the produced backlog, polling ``/metrics`` until all is counted."""
     with dep.worker() as (proc, ready_after):

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from .common import BURST_ERRORS, BURST_SPREAD, BURST_STEP, BURSTS, percentile
 from .kafka import Deployment, scrape
+from .load import LOAD_LEAD, produce_load
 
 
 def burst_schedule(base: float, bucket_seconds: int) -> list[tuple[float, str, int]]:
@@ -69,9 +70,24 @@ async def _consume_triggers(consumer: AIOKafkaConsumer, produced: dict[str, dict
                     latencies[customer] = received - errors[nearest]
 
 
-async def bench_latency(dep: Deployment, bucket_seconds: int) -> dict[str, Any]:
-    """Produce the bursts, read ``engagement.triggers``; latency percentiles in ms."""
+async def bench_latency(dep: Deployment, bucket_seconds: int, rate: float = 0.0) -> dict[str, Any]:
+    """Produce the bursts over a background load of ``rate`` events/s (``load.produce_load``), read
+    ``engagement.triggers``; latency percentiles in ms."""
     await _warm_up(dep)
+    load_stop = asyncio.Event()
+    load = asyncio.create_task(produce_load(dep, rate, load_stop)) if rate > 0 else None
+    try:
+        if load is not None:
+            await asyncio.sleep(LOAD_LEAD)  # the worker is under load before the first burst
+        result = await _bursts(dep, bucket_seconds)
+    finally:
+        load_stop.set()
+        sent = await load if load is not None else None
+    return result | {"load": sent}
+
+
+async def _bursts(dep: Deployment, bucket_seconds: int) -> dict[str, Any]:
+    """The bursts and their triggers (the part of ``bench_latency`` that is timed)."""
     consumer = AIOKafkaConsumer(dep.topic("engagement.triggers"), bootstrap_servers=dep.bootstrap,
                                 auto_offset_reset="earliest", enable_auto_commit=False, fetch_max_wait_ms=100)
     await consumer.start()

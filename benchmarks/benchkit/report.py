@@ -15,6 +15,8 @@ from typing import Any
 from rich.table import Table
 
 from .common import BATCH, E2E_TIMEOUT, ENGINE_ENV, REPEATS
+from .load import BURST_RATE
+from .targets import target_rows
 
 AddRow = Callable[..., None]
 
@@ -50,16 +52,33 @@ def _n(value: float | None, digits: int = 0, suffix: str = "") -> str:
 def render(results: dict[str, Any]) -> Table:
     """Every part's results as one table; parts that did not run are left out."""
     core, e2e, bare, lat = (results.get(k, {}) for k in ("core", "worker", "bare", "latency"))
+    noop = results.get("noop", {})
     table = Table(title="Forethought benchmark", show_lines=False)
     for column, justify in (("section", "left"), ("measure", "left"), ("value", "right"), ("notes", "left")):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
     _machine_rows(table.add_row, results)
     table.add_section()
-    for rows, part in ((_core_rows, core), (_worker_rows, e2e), (_bare_rows, bare), (_latency_rows, lat)):
+    for rows, part in ((_core_rows, core), (_worker_rows, e2e), (_bare_rows, bare or noop), (_latency_rows, lat)):
         if part:
             rows(table.add_row, results)
             table.add_section()
     _state_rows(table.add_row, core, e2e)
+    if results.get("changelog"):
+        _changelog_rows(table.add_row, results["changelog"])
+    if results.get("long"):
+        table.add_section()
+        _long_rows(table.add_row, results["long"])
+    return table
+
+
+def render_targets(results: dict[str, Any]) -> Table:
+    """Issue #11's targets side by side: measured in this run, the target, met or not."""
+    table = Table(title="Issue #11 targets (this run)", show_lines=False)
+    for column, justify in (("target", "left"), ("measured", "right"), ("wanted", "right"), ("status", "left"),
+                            ("how", "left")):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for row in target_rows(results):
+        table.add_row(*row)
     return table
 
 
@@ -89,6 +108,11 @@ def _core_rows(add: AddRow, results: dict[str, Any]) -> None:
     add("", "BatchProcessor handle+commit", _n(core["batch_processor_eps"], 0, " ev/s"),
         f"{core['batch_processor_us']:.1f} µs/event; + state JSON per batch, metrics, batches of "
         f"{ENGINE_ENV.get('FORETHOUGHT_BATCH_SIZE', BATCH)}")
+    runtime = results.get("runtime", {})
+    if runtime.get("eps"):
+        ratio = runtime.get("ratio_to_process_models")
+        add("", "runtime in process", _n(runtime["eps"], 0, " ev/s"),
+            f"{'-' if ratio is None else f'{ratio:.2f}'} × process() with models; {runtime['what']}")
 
 
 def _worker_rows(add: AddRow, results: dict[str, Any]) -> None:
@@ -111,11 +135,19 @@ def _worker_rows(add: AddRow, results: dict[str, Any]) -> None:
 
 
 def _bare_rows(add: AddRow, results: dict[str, Any]) -> None:
-    bare, e2e = results["bare"], results.get("worker", {})
-    add("3 bare consumer", "aiokafka + decode_event only", _n(bare.get("eps"), 0, " ev/s"),
-        f"{'complete' if bare['complete'] else 'PARTIAL'}: {bare['counted']:,} records, {bare['valid']:,} valid")
-    if e2e.get("eps") and bare.get("eps"):
-        add("", "ratio worker / bare", f"{e2e['eps'] / bare['eps']:.2f}", "")
+    bare, noop, e2e = results.get("bare", {}), results.get("noop", {}), results.get("worker", {})
+    if noop:
+        add("3 ceilings", "no-op Faust agent (counts only)", _n(noop.get("eps"), 0, " ev/s"),
+            f"{'complete' if noop['complete'] else 'PARTIAL'}: {noop['counted']:,} events, mean batch "
+            f"{_n(noop.get('mean_batch_events'), 0)}; CPU {_n(_pct(noop.get('cpu_share')), 0, '%')}; same take_events")
+    if bare:
+        add("" if noop else "3 ceilings", "bare aiokafka consumer + decode_event", _n(bare.get("eps"), 0, " ev/s"),
+            f"{'complete' if bare['complete'] else 'PARTIAL'}: {bare['counted']:,} records, {bare['valid']:,} valid")
+    for name, ceiling in (("no-op agent", noop), ("bare", bare)):
+        if e2e.get("eps") and ceiling.get("eps"):
+            add("", f"ratio worker / {name}", f"{e2e['eps'] / ceiling['eps']:.2f}", "")
+    if noop.get("eps") and bare.get("eps"):
+        add("", "ratio no-op agent / bare", f"{noop['eps'] / bare['eps']:.2f}", "what Faust's own pipeline keeps")
 
 
 def _latency_rows(add: AddRow, results: dict[str, Any]) -> None:
@@ -124,6 +156,11 @@ def _latency_rows(add: AddRow, results: dict[str, Any]) -> None:
         f"max {_n(lat['max_ms'], 1)} ms, mean {_n(lat['mean_ms'], 1)} ms")
     add("", "bursts fired", f"{lat['fired']} / {lat['bursts']}",
         f"worker's own event_to_trigger mean {_n(lat.get('worker_mean_ms'), 1)} ms (Kafka timestamp → sent)")
+    load = lat.get("load")
+    add("", "input rate: load + bursts", f"{(load or {}).get('sent_eps', 0):,.0f} + {BURST_RATE:,.0f} ev/s",
+        "no background load (worker rate unknown or --latency-load 0)" if not load else
+        f"load target {load['target_eps']:,.0f} ev/s = worker's measured rate × --latency-load − bursts;"
+        f" {load['sent']:,} load events")
 
 
 def _state_rows(add: AddRow, core: dict[str, Any], e2e: dict[str, Any]) -> None:
@@ -143,3 +180,27 @@ def _pct(share: float | None) -> float | None:
 def _pct_of(seconds: float, e2e: dict[str, Any]) -> str:
     elapsed = e2e.get("elapsed_s")
     return f"{100 * seconds / elapsed:.0f}%" if elapsed else "-"
+
+
+def _changelog_rows(add: AddRow, cl: dict[str, Any]) -> None:
+    if cl.get("mean") is None:
+        add("", "changelog bytes per customer", "-", cl.get("error", "no records"))
+        return
+    add("", "changelog bytes per customer", f"mean {cl['mean']:,.0f}",
+        f"p50 {cl['p50']:,} · p99 {cl['p99']:,} · max {cl['max']:,}: last value of {cl['customers']:,} keys,"
+        f" {cl['records']:,} records on the changelog")
+
+
+def _long_rows(add: AddRow, long: dict[str, Any]) -> None:
+    first = "6 replay (whole process)"
+    for name, line in long.items():
+        if "skipped" in line:
+            add(first, name, "-", line["skipped"])
+        elif line.get("code"):
+            add(first, name, "-", f"exit {line['code']} after {line['wall_s']:,.0f} s wall, user {line['user_s']:,.1f} s"
+                f" (unfinished); {line.get('stderr', '')[-200:]}")
+        else:
+            add(first, name, f"{line['wall_s']:,.1f} s", f"{line['records']:,} records → {line['eps']:,.0f} rec/s of wall,"
+                f" {_n(line.get('eps_cpu'), 0)} per CPU second (replay's own {_n(line.get('own_eps'), 0)}/s);"
+                f" user {line['user_s']:,.1f} s, sys {line['sys_s']:,.1f} s, peak {line['max_rss_mib']:,.0f} MiB")
+        first = ""
