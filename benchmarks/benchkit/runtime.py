@@ -10,36 +10,15 @@ True
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Any
 
-# ---------------------------------------------------------------------------------------------
-# RUNTIME IN PROCESS: the place for ``forethought.core.runtime.PartitionRuntime``.
-#
-# Until that module exists, the stand-in is today's worker path in process, ``BatchProcessor``
-# handle + commit (``core.core_batch_processor``, already timed by ``bench_core`` as
-# ``batch_processor_eps``; it is not timed twice). When the runtime lands, replace the body of
-# ``bench_runtime`` with: build the records as ``bench_core`` does, drive one ``PartitionRuntime`` per
-# partition through its calls (feed records, advance time, collect outputs, take what must be
-# persisted) under ``core._median_time``, and return ``{"eps": ..., "us": ..., "what": ...}``.
-# ---------------------------------------------------------------------------------------------
-
-RUNTIME_MODULE = "forethought.core.runtime"
-STAND_IN = "stand-in: BatchProcessor handle+commit (no forethought.core.runtime yet)"
-
-
-def runtime_available() -> bool:
-    """Whether ``forethought.core.runtime`` exists in this checkout."""
-    return importlib.util.find_spec(RUNTIME_MODULE) is not None
+WHAT = "PartitionRuntime per partition over decoded events (core.core_runtime: models, due ticks, dirty hand-off)"
 
 
 def bench_runtime(core: dict[str, Any]) -> dict[str, Any]:
-    """Events/s of the runtime in process (today: the stand-in's figure from ``core``)."""
-    eps = core.get("batch_processor_eps")
-    what = STAND_IN
-    if runtime_available():
-        what = "stand-in: BatchProcessor handle+commit (forethought.core.runtime exists: drive it here)"
-    return {"eps": eps, "us": core.get("batch_processor_us"), "what": what,
+    """Events/s of the runtime in process (timed by ``bench_core`` as ``runtime_eps``)."""
+    eps = core.get("runtime_eps")
+    return {"eps": eps, "us": core.get("runtime_us"), "what": WHAT,
             "ratio_to_process_models": runtime_ratio(core, eps)}
 
 
