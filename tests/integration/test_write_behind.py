@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from test_engine_safety import committed
-from worker_kit import Deployment, event
+from worker_kit import Deployment, event, metric
 
 from forethought.contracts.records import Trigger
 from forethought.ops.process import running_worker, spawn_worker, stop_process, wait_ready
@@ -73,3 +73,27 @@ async def test_a_crash_before_the_state_flush_commits_nothing_and_a_restart_coun
     ids = [Trigger.model_validate_json(r.value).trigger_id for r in again]
     assert set(ids) == first_ids and len(first_ids) == len(CUSTOMERS), \
         "the re-read backlog re-publishes the same trigger ids (senders deduplicate), and nothing new"
+
+
+async def test_a_clean_stop_flushes_what_was_handled_and_a_restart_reads_nothing_again(deployment: Deployment) -> None:
+    """SIGTERM with a state flush far away: the worker writes the live states and acknowledges
+    the records behind them before Faust's last commit, so the restarted worker has every state
+    and reads none of those records again."""
+    now = time.time() - 60
+    clicks = [event(c, i, "click", now + i) for i in range(4) for c in CUSTOMERS]
+    log = deployment.workdir / "worker.log"
+    with running_worker(deployment.env(FORETHOUGHT_STATE_FLUSH_SECONDS="600"), log, deployment.url):
+        rebuilt(log)
+        await deployment.produce("events.clickstream", clicks)
+        for customer in CUSTOMERS:
+            await deployment.wait_for(f"/customers/{customer}", lambda body: body["events"] == 4)
+    assert "state_flushed_at_stop" in log.read_text(errors="replace")
+    assert await committed(deployment, "events.clickstream") == len(clicks)
+
+    with running_worker(deployment.env(), log, deployment.url):
+        states = [await deployment.wait_for(f"/customers/{c}", lambda body: True) for c in CUSTOMERS]
+        _, metrics = deployment.get("/metrics")
+    assert [s["events"] for s in states] == [4] * len(CUSTOMERS)
+    read_again = metric(metrics, "forethought_events_in_total", topic=deployment.topic("events.clickstream"),
+                        type="click")
+    assert read_again == 0, "the restarted worker resumed after the flushed, committed records"

@@ -56,7 +56,7 @@ async def stop_unacknowledged(worker: Stoppable, events: Iterable[faust.EventT],
     held = list(events)
     for event in held:
         event.message.acked = True  # not consumer.ack(): that is what would make the offset committable
-    worker.failure = f"{type(error).__name__}: {error}"[:500]
+    worker.failure = worker.failure or f"{type(error).__name__}: {error}"[:500]  # the first failure is the cause
     first = {f"{e.message.topic}/{e.message.partition}": e.message.offset for e in reversed(held)}
     log.critical("worker_stopping", reason="a send or a state write failed; the batch is not acknowledged and"
                  " will be read again after a restart", error=worker.failure, events=len(held),

@@ -76,16 +76,35 @@ class Worker:
         The order is the protocol: first every trigger, dead letter and re-keyed record published
         since the last flush must be on the broker (a state that records a trigger as sent must never
         be stored while the trigger is not), then the states are written and awaited, then the
-        records are acknowledged. Any failure raises before anything is acknowledged."""
-        delivered = list(self.in_flight)
-        self.in_flight.clear()
-        if delivered:
-            await asyncio.gather(*delivered)
-        self.processor.commit()
-        await self.settle()
+        records are acknowledged. Any failure raises before anything is acknowledged, and marks the
+        worker failed at once: no later flush (a timer's, the next batch's) may store or acknowledge
+        anything after it, not even while the worker is still stopping."""
+        if self.failure is not None:
+            raise RuntimeError(f"the worker is stopping after a failure: {self.failure}")
+        try:
+            delivered = list(self.in_flight)
+            self.in_flight.clear()
+            if delivered:
+                await asyncio.gather(*delivered)
+            self.processor.commit()
+            await self.settle()
+        except Exception as error:
+            self.failure = f"{type(error).__name__}: {error}"[:500]
+            raise
         done, self.unflushed = self.unflushed, []
         acknowledge(done)
         self.flushed_at = time.monotonic()
+
+    async def last_flush(self) -> None:
+        """At a clean stop: flush what was handled, so Faust's final commit covers it (a failure
+        here only costs a re-read after the restart: the records stay unacknowledged)."""
+        try:
+            async with self.lock:
+                if self.failure is None and (self.unflushed or self.in_flight or self.processor.has_dirty()):
+                    await self.flush()
+                    log.info("state_flushed_at_stop")
+        except Exception as error:  # noqa: BLE001 - stopping anyway; nothing unflushed was acknowledged
+            log.warning("last_flush_failed", error=f"{type(error).__name__}: {error}"[:500])
 
     async def settle(self) -> None:
         """Wait until every state and profile write since the last call is on the broker.
@@ -266,6 +285,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
 
                 async def run_batch() -> None:
                     async with worker.lock:
+                        if worker.failure is not None:  # a flush failed meanwhile: process nothing more
+                            raise RuntimeError(f"the worker is stopping after a failure: {worker.failure}")
                         # before these records can be acknowledged past a skipped batch, its dead letter is out
                         await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
                         outbox = processor.handle(records, time.time())  # a failing record is dead-lettered
@@ -281,6 +302,9 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                     await stop_unacknowledged(worker, events, exc)
                     return
                 worker.metrics.batch.observe(time.perf_counter() - started)
+        except asyncio.CancelledError:  # the app is stopping: what was handled goes out before the last commit
+            await asyncio.shield(worker.last_flush())
+            raise
         except Exception as exc:  # /health and /ready report it: a dead agent must not look healthy
             worker.failure = f"{type(exc).__name__}: {exc}"
             log.exception("agent_failed", error=worker.failure)
