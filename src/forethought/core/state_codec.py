@@ -21,7 +21,7 @@ primitive is written needs a new version byte and a reader for the old one. A bi
 >>> state.last_seen, state.events = 1_790_000_000.25, 3
 >>> raw = encode_fields(state)
 >>> raw[0] == MAGIC, len(raw)
-(True, 13)
+(True, 16)
 >>> fields = decode_fields(raw, EngineConfig())  # the constructor's keywords
 >>> fields["customer_id"], fields["last_seen"], fields["events"], fields["activity"].head
 ('c1', 1790000000.25, 3, -1)
@@ -33,17 +33,26 @@ import base64
 import binascii
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import chain, compress, repeat
+from operator import add, attrgetter, is_, sub
 from typing import Any
 
+from array import array
+import sys
+
 from forethought.core.baselines import EwStats
-from forethought.core.binary import Reader, Writer
+from forethought.core.binary import Reader, Writer, reading
 from forethought.core.config import EngineConfig
 from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.windows import BucketRing
 
 VERSION = 1
 MAGIC = 0x80 | VERSION
+MAGIC_BYTE = bytes([MAGIC])
 HOUR_BUCKETS = 24  # the hour ring's size (events per hour of the last day)
+_BIG_ENDIAN = sys.byteorder == "big"  # ring counts are stored little-endian
+_EXACT = float(2**53)  # floats below this hold whole numbers exactly
+_FLIP = bytes.maketrans(b"\0\1", b"\1\0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,22 +86,36 @@ def _ref(t: float) -> int:
 # --- kinds -----------------------------------------------------------------------------------
 
 
-def _w_list(write: Callable[[Writer, Any], None]) -> Callable[[Writer, Any], None]:
-    def w(out: Writer, values: list[Any]) -> None:
-        out.uint(len(values))
-        for v in values:
-            write(out, v)
-    return w
+def _w_nums(out: Writer, values: list[float | int]) -> None:
+    """A list of ints and floats, each keeping its type: a byte per element says which."""
+    kinds = bytes(map(is_, map(type, values), repeat(int)))
+    out.ints.append(len(values))
+    out.blobs.append(kinds)
+    out.ints += compress(values, kinds)
+    out.floats += compress(values, kinds.translate(_FLIP))
 
 
-def _r_list(read: Callable[[Reader], Any]) -> Callable[[Reader, EngineConfig], list[Any]]:
-    def r(src: Reader, _config: EngineConfig) -> list[Any]:
-        return [read(src) for _ in range(src.count())]
-    return r
+def _r_nums(src: Reader) -> list[float | int]:
+    n = src.next_int()
+    kinds = src.take(n)
+    if kinds.translate(None, b"\0\1"):
+        raise ValueError("bad number kinds")
+    ints, floats = iter(src.ints(kinds.count(1))), iter(src.floats(n - kinds.count(1)))
+    return [next(ints) if kind else next(floats) for kind in kinds]
+
+
+def _w_ints(out: Writer, values: list[int]) -> None:
+    out.ints.append(len(values))
+    out.ints += values
+
+
+def _r_ints(src: Reader, _config: EngineConfig) -> list[int]:
+    return src.ints(src.next_int())
 
 
 def _w_times(out: Writer, times: list[float]) -> None:
-    out.uint(len(times))
+    """Times, each relative to the whole second of the one before (the first to the anchor)."""
+    out.ints.append(len(times))
     ref = None
     for t in times:
         out.time(t, ref)
@@ -101,111 +124,179 @@ def _w_times(out: Writer, times: list[float]) -> None:
 
 def _r_times(src: Reader) -> list[float]:
     times, ref = [], None
-    for _ in range(src.count()):
+    for _ in range(src.next_int()):
         t = src.time(ref)
         times.append(t)
         ref = _ref(t)
     return times
 
 
-def _w_map(write: Callable[[Writer, Any], None]) -> Callable[[Writer, Any], None]:
-    def w(out: Writer, mapping: dict[str, Any]) -> None:
-        out.uint(len(mapping))
-        for key, value in mapping.items():
-            out.sym(key)
-            write(out, value)
-    return w
+def _w_counts(out: Writer, mapping: dict[str, int]) -> None:
+    """``{name: int}``: the names, then the ints."""
+    out.ints.append(len(mapping))
+    out.names(list(mapping))
+    out.ints += mapping.values()
 
 
-def _r_map(read: Callable[[Reader], Any]) -> Callable[[Reader, EngineConfig], dict[str, Any]]:
-    def r(src: Reader, _config: EngineConfig) -> dict[str, Any]:
-        return {src.sym(): read(src) for _ in range(src.count(2))}
-    return r
+def _r_counts(src: Reader, _config: EngineConfig) -> dict[str, int]:
+    n = src.next_int()
+    names = src.names(n)
+    return dict(zip(names, src.ints(n)))
+
+
+def _w_series(out: Writer, mapping: dict[str, list[float | int]]) -> None:
+    """``{name: [ints and floats]}``."""
+    out.ints.append(len(mapping))
+    out.names(list(mapping))
+    for values in mapping.values():
+        _w_nums(out, values)
+
+
+def _r_series(src: Reader, _config: EngineConfig) -> dict[str, list[float | int]]:
+    return {name: _r_nums(src) for name in src.names(src.next_int())}
+
+
+_WHOLE_SECONDS, _EACH_TIME = 0, 1
+
+
+def _w_timemap(out: Writer, mapping: dict[str, list[float]]) -> None:
+    """``{name: [times]}``: whole seconds (what the engine keeps) as ints after the anchor, in bulk."""
+    out.ints.append(len(mapping))
+    out.names(list(mapping))
+    values = list(mapping.values())
+    flat = list(map(float, chain.from_iterable(values)))
+    if all(map(float.is_integer, flat)) and all(map(_EXACT.__gt__, map(abs, flat))):
+        out.ints.append(_WHOLE_SECONDS)
+        out.ints += map(len, values)
+        out.ints += map(sub, map(int, flat), repeat(out.anchor))
+        return
+    out.ints.append(_EACH_TIME)
+    for times in values:
+        _w_times(out, times)
+
+
+def _r_timemap(src: Reader, _config: EngineConfig) -> dict[str, list[float]]:
+    names = src.names(src.next_int())
+    form = src.next_int()
+    if form == _EACH_TIME:
+        return {name: _r_times(src) for name in names}
+    if form != _WHOLE_SECONDS:
+        raise ValueError("unknown time map form")
+    lengths = src.ints(len(names))
+    if min(lengths, default=0) < 0:
+        raise ValueError("a negative length")
+    flat = list(map(float, map(add, src.ints(sum(lengths)), repeat(src.anchor))))
+    out, pos = {}, 0
+    for name, k in zip(names, lengths):
+        out[name] = flat[pos:pos + k]
+        pos += k
+    return out
 
 
 def _w_ew(out: Writer, stats: EwStats) -> None:
-    out.int(stats.n)
-    out.num(stats.mean)
-    out.num(stats.var)
+    out.ints.append(stats.n)
+    out.floats += (stats.mean, stats.var)
 
 
 def _r_ew(src: Reader, _config: EngineConfig) -> EwStats:
-    return EwStats(src.int(), src.num(), src.num())
+    return EwStats(src.next_int(), src.next_float(), src.next_float())
+
+
+_U8, _U16, _F64 = 0, 1, 2
 
 
 def _w_ring(out: Writer, ring: BucketRing) -> None:
-    """Head, then the counts newest first up to the oldest non-zero: dense, or (age gap, count)
-    pairs when most are zero."""
-    size, counts = ring.size, ring.counts
-    h = ring.head % size
+    """Head, then the counts newest first up to the oldest non-zero: one byte each when they are
+    whole and below 256, two below 65,536, else (age, float64) pairs of the non-zero ones."""
+    size, counts, head = ring.size, ring.counts, ring.head
+    h = head % size
     newest = counts[h::-1] + counts[:h:-1]
-    while newest and not newest[-1]:
-        newest.pop()
-    filled = [(age, c) for age, c in enumerate(newest) if c]
-    out.int(ring.head)
-    if 2 * len(filled) < len(newest):
-        out.uint(len(filled) << 1 | 1)
-        last = -1
-        for age, c in filled:
-            out.uint(age - last - 1)
-            out.num(c)
-            last = age
-        return
-    out.uint(len(newest) << 1)
-    for c in newest:
-        out.num(c)
+    out.ints.append(head)
+    newest = newest[:(len(array("d", newest).tobytes().rstrip(b"\0")) + 7) // 8]  # trailing zeros off, in C
+    try:
+        small = bytes(map(int, newest))
+        if list(small) == newest:
+            small = small.rstrip(b"\0")
+            out.ints.append(len(small) << 2 | _U8)
+            out.blobs.append(small)
+            return
+        wide = array("H", map(int, newest))
+        if wide.tolist() == newest:
+            if _BIG_ENDIAN:
+                wide.byteswap()
+            out.ints.append(len(wide) << 2 | _U16)
+            out.blobs.append(wide.tobytes())
+            return
+    except (ValueError, OverflowError):  # negative, too large, or not a number int() takes
+        pass
+    filled = [(age, c) for age, c in enumerate(newest) if c]  # fractional counts: (age, float64) pairs
+    out.ints.append(len(filled) << 2 | _F64)
+    out.ints += [age for age, _ in filled]
+    out.floats += [c for _, c in filled]
 
 
 def _ring(size_of: Callable[[EngineConfig], int]) -> Kind:
     def read(src: Reader, config: EngineConfig) -> BucketRing:
-        ring = BucketRing.empty(size_of(config))
-        head, size, counts = src.int(), ring.size, ring.counts
-        if head < 0:
+        size, head, form = size_of(config), src.next_int(), src.next_int()
+        mode, n = form & 3, form >> 2
+        if head < 0 or n < 0:
             raise ValueError("a stored ring has no head")
-        ring.head = head
-        n = src.uint()
-        sparse, n = n & 1, n >> 1
-        if n > src.left():
-            raise ValueError("a ring's count does not fit in the bytes left")
-        age = -1
-        for i in range(n):  # a ring written under a larger size keeps its newest buckets (as from_list)
-            age = age + 1 + src.uint() if sparse else i
-            c = float(src.num())
-            if age < size:
-                counts[(head - age) % size] = c
-        return ring
+        if mode == _U8:
+            full = list(map(float, src.take(n)))
+        elif mode == _U16:
+            wide = array("H")
+            wide.frombytes(src.take(2 * n))
+            if _BIG_ENDIAN:
+                wide.byteswap()
+            full = list(map(float, wide))
+        elif mode == _F64:
+            ages = src.ints(n)
+            if min(ages, default=0) < 0 or max(ages, default=0) >= 1 << 24:
+                raise ValueError("a ring bucket out of range")
+            full = [0.0] * min(max(ages, default=-1) + 1, size)
+            for age, c in zip(ages, src.floats(n)):
+                if age < size:
+                    full[age] = c
+        else:
+            raise ValueError("unknown ring form")
+        # newest first, padded (or cut, when written under a larger size: from_list does the same)
+        full = full[:size] + [0.0] * (size - len(full)) if len(full) != size else full
+        h = head % size
+        return BucketRing(size, head, full[h::-1] + full[:h:-1])
     return Kind(_w_ring, read)
 
 
 def _w_ledger(out: Writer, ledger: PolicyLedger) -> None:
+    """The policy ledger: which of its five parts follow, then each part."""
     parts = (ledger.sent, ledger.episodes, ledger.pending, ledger.watch, ledger.recent)
-    out.uint(sum(1 << i for i, part in enumerate(parts) if part))
+    ints = out.ints
+    ints.append(sum(1 << i for i, part in enumerate(parts) if part))
     if ledger.sent:
-        out.uint(len(ledger.sent))
+        ints.append(len(ledger.sent))
         ref = None
         for s in ledger.sent:
             out.time(s.at, ref)
             out.sym(s.playbook)
             out.sym(s.channel)
-            out.int(s.priority)
+            ints.append(s.priority)
             ref = _ref(s.at)
     if ledger.episodes:
         out.bytes(ledger.episodes)
     if ledger.pending:
-        out.uint(len(ledger.pending))
+        ints.append(len(ledger.pending))
         for p in ledger.pending:
             out.time(p.release_at)
             out.sym(p.signal)
             out.json(p.trigger)
     if ledger.watch:
-        out.uint(len(ledger.watch))
+        ints.append(len(ledger.watch))
         for w in ledger.watch:
             out.sym(w.playbook)
             out.sym(w.group)
             out.time(w.since)
             out.time(w.until, _ref(w.since))
     if ledger.recent:
-        out.uint(len(ledger.recent))
+        ints.append(len(ledger.recent))
         for at, trigger in ledger.recent:
             out.time(at)
             out.json(trigger)
@@ -219,25 +310,25 @@ def _trigger(src: Reader) -> dict[str, Any]:
 
 
 def _r_ledger(src: Reader, _config: EngineConfig) -> PolicyLedger:
-    parts, ledger = src.uint(), PolicyLedger()
-    if parts >> 5:
+    parts, ledger = src.next_int(), PolicyLedger()
+    if not 0 <= parts < 32:
         raise ValueError("unknown policy ledger parts")
     if parts & 1:
         ref = None
-        for _ in range(src.count(3)):
+        for _ in range(src.next_int()):
             at = src.time(ref)
-            ledger.sent.append(Sent(at, src.sym(), src.sym(), src.int()))
+            ledger.sent.append(Sent(at, src.sym(), src.sym(), src.next_int()))
             ref = _ref(at)
     if parts & 2:
         ledger.episodes = src.bytes()
     if parts & 4:
-        ledger.pending = [Pending(src.time(), src.sym(), _trigger(src)) for _ in range(src.count(3))]
+        ledger.pending = [Pending(src.time(), src.sym(), _trigger(src)) for _ in range(src.next_int())]
     if parts & 8:
-        for _ in range(src.count(4)):
+        for _ in range(src.next_int()):
             playbook, group, since = src.sym(), src.sym(), src.time()
             ledger.watch.append(Watch(playbook, group, since, src.time(_ref(since))))
     if parts & 16:
-        ledger.recent = [(src.time(), _trigger(src)) for _ in range(src.count(2))]
+        ledger.recent = [(src.time(), _trigger(src)) for _ in range(src.next_int())]
     return ledger
 
 
@@ -248,31 +339,31 @@ def _w_snapshot(out: Writer, text: str) -> None:
     except (ValueError, binascii.Error):
         raw = None
     if raw is not None and base64.b64encode(raw).decode() == text:
-        out.uint(1)
+        out.ints.append(1)
         out.bytes(raw)
     else:
-        out.uint(0)
+        out.ints.append(0)
         out.str(text)
 
 
 def _r_snapshot(src: Reader, _config: EngineConfig) -> str:
-    form = src.uint()
-    if form > 1:
+    form = src.next_int()
+    if form not in (0, 1):
         raise ValueError("unknown snapshot form")
     return base64.b64encode(src.bytes()).decode() if form else src.str()
 
 
-INT = Kind(Writer.int, lambda src, _c: src.int())
-CLOCK = Kind(lambda out, v: out.int(int(v) - out.anchor), lambda src, _c: src.int() + src.anchor)  # whole seconds
-NUM = Kind(Writer.num, lambda src, _c: src.num())
+INT = Kind(Writer.int, lambda src, _c: src.next_int())
+CLOCK = Kind(lambda out, v: out.ints.append(int(v) - out.anchor), lambda src, _c: src.next_int() + src.anchor)  # whole s
+FLOAT = Kind(Writer.float, lambda src, _c: src.next_float())
 TIME = Kind(Writer.time, lambda src, _c: src.time())
 STR = Kind(Writer.str, lambda src, _c: src.str())
 BYTES = Kind(Writer.bytes, lambda src, _c: src.bytes())
-INTS = Kind(_w_list(Writer.int), _r_list(Reader.int))
-NUMS = Kind(_w_list(Writer.num), _r_list(Reader.num))
-COUNTS = Kind(_w_map(Writer.int), _r_map(Reader.int))  # name → int
-SERIES = Kind(_w_map(_w_list(Writer.num)), _r_map(lambda src: [src.num() for _ in range(src.count())]))
-TIMES = Kind(_w_map(_w_times), _r_map(_r_times))  # name → times
+INTS = Kind(_w_ints, _r_ints)
+NUMS = Kind(_w_nums, lambda src, _c: _r_nums(src))  # ints and floats
+COUNTS = Kind(_w_counts, _r_counts)  # name → int
+SERIES = Kind(_w_series, _r_series)  # name → ints and floats
+TIMES = Kind(_w_timemap, _r_timemap)  # name → times
 EW = Kind(_w_ew, _r_ew)
 RING = _ring(lambda config: config.ring_buckets)
 HOUR_RING = _ring(lambda _config: HOUR_BUCKETS)
@@ -306,7 +397,7 @@ FIELDS: tuple[Field, ...] = (
     Field("by_type", COUNTS, {}),
     Field("visits", INT, 0),
     Field("gaps", EW, EwStats()),
-    Field("long_gap", NUM, 0.0),
+    Field("long_gap", FLOAT, 0.0),
     Field("long_gap_at", TIME, 0.0),
     Field("day", INT, -1),
     Field("week", INTS, [0] * 7),
@@ -329,43 +420,48 @@ FIELDS: tuple[Field, ...] = (
     Field("session_start", CLOCK),
     Field("active_minutes", INT, 0),
     Field("bucket_events", INT, 0),
-    Field("minute_usage", NUM, 0.0),
+    Field("minute_usage", FLOAT, 0.0),
     Field("odd", INTS, []),
 )
+
+
+_VALUES = attrgetter(*(f.name for f in FIELDS))
+_PLAN = tuple((1 << i, f.absent, f.skip, f.kind.write) for i, f in enumerate(FIELDS))
+_READ = tuple((1 << i, f.name, f.kind.read, f.fill) for i, f in enumerate(FIELDS))
 
 
 def encode_fields(state: Any) -> bytes:
     """The binary form of ``state`` (any object with the table's attributes)."""
     last = state.last_seen
     anchor = _ref(last) if last is not None else 0
-    body = Writer(anchor)
+    out = Writer(anchor)
+    out.ints += (0, anchor)  # the presence bits are filled in below
     present = 0
-    for i, f in enumerate(FIELDS):
-        value = getattr(state, f.name)
-        if not f.left_out(value, state):
-            present |= 1 << i
-            f.kind.write(body, value)
-    head = Writer()
-    head.buf.append(MAGIC)
-    head.uint(present)
-    head.int(anchor)
-    return bytes(head.buf + body.buf)
+    for (bit, absent, skip, write), value in zip(_PLAN, _VALUES(state)):
+        if (value == absent) if skip is None else skip(value, state):
+            continue
+        present |= bit
+        write(out, value)
+    out.ints[0] = present
+    return MAGIC_BYTE + out.getvalue()
 
 
 def decode_fields(raw: bytes, config: EngineConfig) -> dict[str, Any]:
     """The constructor keywords of a state in the binary form; ValueError when ``raw`` is not one."""
-    if not raw or raw[0] != MAGIC:
+    if raw[:1] != MAGIC_BYTE:
         raise ValueError(f"not a version {VERSION} binary state")
-    src = Reader(raw, 1)
-    present = src.uint()
-    if present >> len(FIELDS):
-        raise ValueError("the state has fields this version does not know (written by a newer one?)")
-    src.anchor = src.int()
-    decoded: dict[str, Any] = {}
-    for i, f in enumerate(FIELDS):
-        if present >> i & 1:
-            decoded[f.name] = f.kind.read(src, config)
-        elif f.fill is not None:
-            decoded[f.name] = f.fill(config, decoded)
-    src.end()
-    return decoded
+
+    def decode(src: Reader) -> dict[str, Any]:
+        present = src.next_int()
+        if not 0 <= present < 1 << len(FIELDS):
+            raise ValueError("the state has fields this version does not know (written by a newer one?)")
+        src.anchor = src.next_int()
+        decoded: dict[str, Any] = {}
+        for bit, name, read, fill in _READ:
+            if present & bit:
+                decoded[name] = read(src, config)
+            elif fill is not None:
+                decoded[name] = fill(config, decoded)
+        return decoded
+
+    return reading(decode, raw, 1)
