@@ -208,7 +208,7 @@ def decode_state(raw: bytes, config: EngineConfig) -> CustomerState:
     """A state from :func:`encode_state`'s bytes or from the JSON dict (versions 2 and 3) that older
     versions wrote. Anything else, truncated or corrupted bytes included, raises ValueError.
 
-    >>> decode_state(b"\\x81\\x04\\x00\\x00\\x00\\x00", EngineConfig())
+    >>> decode_state(b"\\x81\\x92\\x00\\x00", EngineConfig())  # no customer id
     Traceback (most recent call last):
     ValueError: unreadable customer state: a required field is missing
     """
