@@ -44,7 +44,7 @@ import sys
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import chain, repeat
+from itertools import chain, compress, repeat
 from operator import add, attrgetter
 from typing import Any
 
@@ -127,7 +127,7 @@ def _bytes(v: Plain) -> bytes:
 def _list(v: Plain, types: set[type] | None = None) -> list[Any]:
     if type(v) is not list or (types is not None and not set(map(type, v)) <= types):
         raise _bad("list")
-    if types is not None and float in types and any(map(math.isnan, filter(float.__instancecheck__, v))):
+    if types is not None and float in types and any(map(math.isnan, v)):
         raise _bad("float")
     return v
 
@@ -218,28 +218,37 @@ def _ring(size_of: Callable[[EngineConfig], int]) -> Kind:
         if _int(head) < 0:
             raise _bad("ring")
         if type(counts) is bytes:
-            full = list(map(float, counts))
+            newest = list(map(float, counts[:size]))
         else:
-            form = _list(counts)
-            if len(form) == 1:
-                wide = array("H")
-                wide.frombytes(_bytes(form[0]))  # (an odd length raises ValueError)
-                if _BIG_ENDIAN:
-                    wide.byteswap()
-                full = list(map(float, wide))
-            else:
-                ages, values = _list(form[0], {int}), _list(form[1], {float})
-                if len(ages) != len(values) or min(ages, default=0) < 0:
-                    raise _bad("ring")
-                full = [0.0] * min(max(ages, default=-1) + 1, size)
-                for age, c in zip(ages, values):
-                    if age < size:
-                        full[age] = c
-        # newest first, padded (or cut, when written under a larger size: from_list does the same)
-        full = full[:size] + [0.0] * (size - len(full)) if len(full) != size else full
-        h = head % size
-        return BucketRing(size, head, full[h::-1] + full[:h:-1])
+            newest = _wide_counts(_list(counts), size)
+        # newest first → slots head, head - 1, …; a ring written under a larger size keeps its
+        # newest buckets (as from_list does)
+        full, n, h = [0.0] * size, len(newest), head % size
+        if n <= h + 1:
+            full[h - n + 1:h + 1] = newest[::-1]
+        else:
+            full[:h + 1] = newest[h::-1]
+            full[size - (n - h - 1):] = newest[:h:-1]
+        return BucketRing(size, head, full)
     return Kind(_ring_out, back)
+
+
+def _wide_counts(form: list[Any], size: int) -> list[float]:
+    """Counts of two bytes each (``[bytes]``), or ``[[age...], [count...]]`` pairs."""
+    if len(form) == 1:
+        wide = array("H")
+        wide.frombytes(_bytes(form[0]))  # (an odd length raises ValueError)
+        if _BIG_ENDIAN:
+            wide.byteswap()
+        return list(map(float, wide[:size]))
+    ages, values = _list(form[0], {int}), _list(form[1], {float})
+    if len(ages) != len(values) or min(ages, default=0) < 0:
+        raise _bad("ring")
+    newest = [0.0] * min(max(ages, default=-1) + 1, size)
+    for age, c in zip(ages, values):
+        if age < size:
+            newest[age] = c
+    return newest
 
 
 def _counts_back(v: Plain, _anchor: int, _config: EngineConfig) -> dict[str, int]:
@@ -257,7 +266,7 @@ def _kind_counts_out(counts: dict[str, int], _anchor: int) -> Plain:
 
 def _kind_counts_back(v: Plain, anchor: int, config: EngineConfig) -> dict[str, int]:
     if type(v) is list:
-        return {k: n for k, n in zip(KINDS, _list(v, {int})) if n}
+        return dict(compress(zip(KINDS, _list(v, {int})), v))  # (zero counts are left out)
     return _counts_back(v, anchor, config)
 
 
