@@ -27,7 +27,8 @@ from forethought.core.models import PartitionModels
 from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.state import CustomerState, decode_state, encode_state
-from forethought.core.state_codec import FIELDS, MAGIC, TIME, Field, decode_fields, encode_fields, time_back, time_out
+from forethought.core.codec_kinds import TIME, time_back, time_out
+from forethought.core.state_codec import FIELDS, MAGIC, Field, decode_fields, encode_fields
 from forethought.core.windows import BucketRing
 
 CONFIG = EngineConfig()
