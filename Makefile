@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install kafka-jars tools test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
+.PHONY: install kafka-jars tools lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,7 +34,12 @@ tools:
 	$(call apt_tool,openssl,openssl,the secured-broker tests)
 	$(call apt_tool,promtool,prometheus,the alert-rule tests)
 
-test: install kafka-jars tools
+# ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy over src/ (settings in pyproject.toml)
+lint: install
+	$(BIN)/ruff check src
+	$(BIN)/mypy
+
+test: install lint kafka-jars tools
 	$(BIN)/pytest
 
 test-unit: install

@@ -11,7 +11,7 @@ Run from the repository root::
 The defaults take about 3-4 minutes on 2 cores (longer when other processes compete).
 
 Broker: ``--bootstrap`` (default ``$FORETHOUGHT_KAFKA_BOOTSTRAP``); when neither is given the
-script starts a :class:`~forethought.ops.kafka_local.LocalBroker` (Kafka 3.9.1, JVM, no Docker)
+script starts a :class:`~forethought.devkafka.LocalBroker` (Kafka 3.9.1, JVM, no Docker)
 and stops it at the end. Every worker and broker it starts is stopped in ``finally`` blocks, also
 on Ctrl-C and SIGTERM. Topics get a unique prefix (``b<hex>.``); on an external broker they are
 deleted at the end (best effort).

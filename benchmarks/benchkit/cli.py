@@ -16,7 +16,7 @@ from typing import Any
 
 from forethought.core.config import EngineConfig
 from forethought.ops.logs import configure_logging
-from forethought.ops.kafka_local import DEFAULT_VERSION, LocalBroker
+from forethought.devkafka import DEFAULT_VERSION, LocalBroker
 
 from .common import BURST_SPREAD, BURSTS, ENGINE_ENV, console, engine_config
 from .core import bench_core

@@ -15,8 +15,9 @@ from typing import Any
 from forethought.contracts.decode import Rejection, decode_event
 from forethought.contracts.events import InboundEvent
 from forethought.core.config import EngineConfig
-from forethought.core.engine import process, tick
+from forethought.core.engine import process
 from forethought.core.models import PartitionModels, behaviour_trees
+from forethought.core.runtime import PartitionRuntime
 from forethought.core.state import CustomerState
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import load_rules
@@ -78,19 +79,28 @@ def trees_observe_us(config: EngineConfig, n: int = 20_000) -> float:
     return (time.perf_counter() - started) / n * 1e6
 
 
+def core_runtime(events: list[InboundEvent], config: EngineConfig, partitions: int) -> dict[int, PartitionRuntime]:
+    """The one driver in process: a :class:`PartitionRuntime` per partition (models, deadlines,
+    due ticks, the dirty-state hand-off once per ``BATCH`` events as the worker's commit)."""
+    runtimes = {p: PartitionRuntime(p, config, RULES, PartitionModels(p, config.model_min_labels, config))
+                for p in range(partitions)}
+    for i, event in enumerate(events):
+        runtimes[partition_of(event.customer_id.encode(), partitions)].feed(event)
+        if i % BATCH == 0:
+            for runtime in runtimes.values():
+                runtime.take_dirty()
+    return runtimes
+
+
 def reference_triggers(events: list[InboundEvent], config: EngineConfig) -> dict[str, int]:
-    """Triggers when every event is seen in event-time order (``process`` fires a silence that
-    came due before the customer's next event), plus silences due by the last event time."""
-    states: dict[str, CustomerState] = {}
+    """Triggers when every event is seen in event-time order (the runtime, as replay drives it),
+    plus silences due by the last event time (what the worker's timer fires by then)."""
+    runtime = PartitionRuntime(0, config, RULES)
     fired: dict[str, int] = {}
-    for event in events:
-        step = process(states.get(event.customer_id), event, config, RULES)
-        states[event.customer_id] = step.state  # type: ignore[assignment]
-        for trigger in step.triggers:
-            fired[trigger.playbook] = fired.get(trigger.playbook, 0) + 1
-    end = events[-1].epoch if events else 0.0
-    for state in states.values():  # what the worker's timer fires by the last event time
-        for trigger in tick(state, end, config, RULES).triggers:
+    emitted = [e for event in sorted(events, key=lambda e: e.epoch) for e in runtime.feed(event)]
+    emitted += runtime.advance(max(e.epoch for e in events)) if events else []
+    for emission in emitted:
+        for trigger in emission.step.triggers if emission.step is not None else ():
             fired[trigger.playbook] = fired.get(trigger.playbook, 0) + 1
     return fired
 
@@ -136,6 +146,7 @@ def bench_core(work: Workload, config: EngineConfig, profile: bool) -> dict[str,
     wall = time.time() + 1
     t_process, states = _median_time(lambda: core_process(work.events, config))
     t_models, _ = _median_time(lambda: core_process_models(work.events, config, parts))
+    t_runtime, _ = _median_time(lambda: core_runtime(work.events, config, parts))
     t_decode, _ = _median_time(lambda: core_decode(raws))
     t_both, _ = _median_time(lambda: core_decode_process(raws, config))
     t_batch, _ = _median_time(lambda: core_batch_processor(records, kinds, config, wall, parts))
@@ -145,6 +156,7 @@ def bench_core(work: Workload, config: EngineConfig, profile: bool) -> dict[str,
     return {
         "process_eps": n / t_process, "process_us": t_process / n * 1e6,
         "process_models_eps": n / t_models, "process_models_us": t_models / n * 1e6,
+        "runtime_eps": n / t_runtime, "runtime_us": t_runtime / n * 1e6,
         "trees_observe_us": trees_observe_us(config),
         "decode_eps": n / t_decode, "decode_us": t_decode / n * 1e6,
         "decode_process_eps": n / t_both, "decode_process_us": t_both / n * 1e6,

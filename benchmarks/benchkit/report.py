@@ -80,6 +80,9 @@ def _core_rows(add: AddRow, results: dict[str, Any]) -> None:
     add("1 core (1 CPU)", "process() on decoded events", _n(core["process_eps"], 0, " ev/s"), f"{core['process_us']:.1f} µs/event")
     add("", "process() with the partition models", _n(core["process_models_eps"], 0, " ev/s"),
         f"{core['process_models_us']:.1f} µs/event")
+    add("", "PartitionRuntime (the one driver) in process", _n(core["runtime_eps"], 0, " ev/s"),
+        f"{core['runtime_us']:.1f} µs/event; {core['runtime_eps'] / core['process_models_eps']:.2f} × process() with"
+        " models (target ≥ 0.7)")
     add("", "behaviour trees, one customer-minute (warm)", f"{core['trees_observe_us']:.0f} µs", "score + learn")
     add("", "decode_event() on raw JSON", _n(core["decode_eps"], 0, " ev/s"), f"{core['decode_us']:.1f} µs/event")
     add("", "decode_event() + process()", _n(core["decode_process_eps"], 0, " ev/s"), f"{core['decode_process_us']:.1f} µs/event")

@@ -9,10 +9,14 @@ import time
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from forethought.ops.settings import REPO_ROOT, Settings, validation_message
+from forethought.cli_send import send_command
+from forethought.ops.settings import REPO_ROOT
+from forethought.ops.startup import load_settings, require_kafka_access
+from forethought.senders.cli import senders_app
+
+__all__ = ["app", "load_settings", "require_kafka_access"]
 
 app = typer.Typer(help="Forethought: real-time behaviour scoring for proactive engagement.", no_args_is_help=True)
 topics_app = typer.Typer(help="The topic catalogue (streams/topics.yaml).", no_args_is_help=True)
@@ -21,38 +25,8 @@ kafka_app = typer.Typer(help="A local Kafka broker from Maven Central jars (no D
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
-from forethought.senders.cli import senders_app  # noqa: E402 - a light module; heavy imports are lazy
-
-app.add_typer(senders_app, name="senders")
+app.add_typer(senders_app, name="senders")  # a light module; heavy imports are lazy
 console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment, or exit 2 with the invalid field named."""
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as exc:
-        console.print(f"[red]Invalid configuration[/]: {validation_message(exc)}", soft_wrap=True)
-        raise typer.Exit(2) from exc
-
-
-def require_kafka_access(settings: Settings, strict: bool = True) -> None:
-    """Exit 2 with one line when the broker refuses our credentials or TLS (or, ``strict``, cannot be
-    reached at all; a long-running service instead keeps retrying an unreachable broker)."""
-    from rich.markup import escape
-
-    from forethought.ops.kafka_security import KafkaAccessError, KafkaUnreachable, preflight
-
-    try:
-        asyncio.run(preflight(settings.kafka_bootstrap, settings))
-    except KafkaUnreachable as exc:
-        if strict:
-            errors.print(f"[red]error[/]: {escape(str(exc))}")
-            raise typer.Exit(2) from None
-    except KafkaAccessError as exc:
-        errors.print(f"[red]error[/]: {escape(str(exc))}")
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -104,7 +78,8 @@ def topics_list() -> None:
     from forethought.ops.topics import load_catalogue
 
     for t in load_catalogue(load_settings().topics_file).topics:
-        console.print(f"{t.name:<22} partitions={t.partitions:<3} retention={t.retention:<8} key={t.key:<12} {t.description}")
+        console.print(f"{t.name:<22} partitions={t.partitions:<3} retention={t.retention:<8} key={t.key:<12} "
+                      f"{t.description}")
 
 
 @schemas_app.command("export")
@@ -205,7 +180,7 @@ def replay(
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
     """Download the broker jars into the cache (once per version)."""
-    from forethought.ops.kafka_local import ensure_jars
+    from forethought.devkafka import ensure_jars
 
     console.print(f"jars in {ensure_jars(load_settings().kafka_version)}")
 
@@ -213,17 +188,14 @@ def kafka_fetch() -> None:
 @kafka_app.command("check")
 def kafka_check() -> None:
     """Exit 1 with install advice when a local broker cannot be run here."""
-    from forethought.ops.kafka_local import broker_prerequisites_missing
+    from forethought.devkafka import broker_prerequisites_missing
 
     missing = broker_prerequisites_missing(load_settings().kafka_version)
     console.print(missing or "java and mvn found: a local broker can run")
     raise typer.Exit(1 if missing else 0)
 
 
-from forethought.client.send import send_command  # noqa: E402 - light module; Kafka is imported when it runs
-
-app.command("send")(send_command)
-
+app.command("send")(send_command)  # a light module; Kafka is imported when it runs
 
 if __name__ == "__main__":
     sys.exit(app())

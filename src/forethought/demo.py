@@ -17,8 +17,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from forethought.contracts.records import Trigger
+from forethought.devkafka import BrokerError, LocalBroker, broker_prerequisites_missing
 from forethought.ops.process import running_worker
-from forethought.ops.kafka_local import BrokerError, LocalBroker, broker_prerequisites_missing
 from forethought.ops.settings import Settings
 from forethought.ops.topics import create_topics, load_catalogue
 from forethought.simulate.live import produce_traffic, watch_triggers
@@ -50,10 +50,12 @@ def run_demo(seconds: float, customers: int, seed: int) -> int:
     workdir = Path("var") / "demo" / run_id
     workdir.mkdir(parents=True, exist_ok=True)
     with _broker(given, workdir) as bootstrap:
-        settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"demo{run_id}.", app_id=f"forethought-demo-{run_id}")
+        settings = Settings(kafka_bootstrap=bootstrap, topic_prefix=f"demo{run_id}.",
+                            app_id=f"forethought-demo-{run_id}")
         report = asyncio.run(create_topics(bootstrap, load_catalogue(settings.topics_file), settings.topic_prefix,
                                            security=settings))
-        console.print(f"Kafka at [bold]{bootstrap}[/]; created {len(report.created)} topics (prefix {settings.topic_prefix})")
+        console.print(f"Kafka at [bold]{bootstrap}[/]; created {len(report.created)} topics "
+                      f"(prefix {settings.topic_prefix})")
         with _worker(settings, workdir) as worker:
             console.print(f"Worker ready: metrics at [bold]{settings.web_url}/metrics[/], "
                           f"a customer at {settings.web_url}/customers/cust-000  (logs: {workdir}/worker.log)")
@@ -160,7 +162,8 @@ def _held_back(worker_log: Path) -> dict[str, list[tuple[str, str]]]:
                 continue
             with contextlib.suppress(ValueError, KeyError):
                 entry = json.loads(line)
-                held.setdefault(entry["customer_id"], []).append((entry["playbook"], entry["reason"] or entry["verdict"]))
+                why = entry["reason"] or entry["verdict"]
+                held.setdefault(entry["customer_id"], []).append((entry["playbook"], why))
     return held
 
 

@@ -50,7 +50,7 @@ class Mailbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         parsed = BytesParser(policy=policy.default).parsebytes(envelope.content)
-        self.messages.append((list(envelope.rcpt_tos), parsed))  # type: ignore[arg-type]
+        self.messages.append((list(envelope.rcpt_tos), parsed))
         return "250 Message accepted"
 
     def authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:

@@ -4,7 +4,7 @@ Where the broker comes from, first match wins:
 
 1. ``FORETHOUGHT_KAFKA_BOOTSTRAP`` (an already running broker);
 2. a testcontainers KRaft ``KafkaContainer``, when a Docker engine answers;
-3. a ``LocalBroker`` (Maven Central jars + local JDK, see ``forethought.ops.kafka_local``).
+3. a ``LocalBroker`` (Maven Central jars + local JDK, see ``forethought.devkafka``).
 
 When none can be had the tests skip, except under ``CI=true`` where they fail.
 
@@ -26,7 +26,7 @@ from typing import Any, NoReturn
 
 import pytest
 
-from forethought.ops.kafka_local import BrokerError, LocalBroker, SecuredAccess, broker_prerequisites_missing
+from forethought.devkafka import BrokerError, LocalBroker, SecuredAccess, broker_prerequisites_missing
 
 _HERE = Path(__file__).parent
 _session_secured: list[SecuredAccess] = []  # the session's LocalBroker's secured listeners, when it has them

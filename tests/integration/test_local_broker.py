@@ -15,7 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
 from forethought.ops.process import free_port
-from forethought.ops.kafka_local import (
+from forethought.devkafka import (
     MARKER,
     BrokerError,
     LocalBroker,

@@ -24,7 +24,7 @@ from worker_kit import Deployment
 
 from forethought.client import ForethoughtProducer, SyncProducer, events
 from forethought.contracts.records import Trigger
-from forethought.ops.kafka_local import SecuredAccess
+from forethought.devkafka import SecuredAccess
 from forethought.ops.kafka_security import KafkaAccessError, KafkaSecurity, aiokafka_options, preflight
 from forethought.ops.process import free_port, running_worker
 from forethought.ops.topics import create_topics, load_catalogue

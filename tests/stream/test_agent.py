@@ -22,6 +22,7 @@ from forethought.core.config import EngineConfig
 from forethought.ops.playbooks import PlaybookFileError
 from forethought.ops.settings import Settings
 from forethought.stream.web import readiness
+from forethought.stream.acks import track_changelog
 from forethought.stream.worker import Worker, build_worker, partition_of
 
 ENGINE = EngineConfig(bucket_seconds=10, burst_min_errors=3, visit_gap_seconds=0, prior_gap_seconds=1,
@@ -43,7 +44,8 @@ class Recorder:
 
 @pytest.fixture
 async def worker() -> AsyncIterator[tuple[Worker, dict[str, Recorder]]]:
-    yield recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01))
+    yield recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01,
+                           commit_interval_seconds=0.001))  # timers do not run here: flush at every batch
 
 
 def recorded(settings: Settings) -> tuple[Worker, dict[str, Recorder]]:
@@ -142,7 +144,8 @@ def profile(customer: str, **fields: Any) -> bytes:
 async def test_a_profile_feeds_the_profile_table_and_quiet_hours_defer_the_trigger(tmp_path: Path) -> None:
     path = tmp_path / "playbooks.yaml"
     path.write_text("playbooks:\n  - {name: burst, on: [error_burst], channels: [in_app], priority: 70}\n")
-    built, rec = recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01, playbooks_file=path))
+    built, rec = recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01, playbooks_file=path,
+                                   commit_interval_seconds=0.001))
     treated, key = "c5", b"c5"  # errors at 12:00 UTC are 21:00 in Tokyo, inside this customer's 20:00-23:00
     async with built.agent.test_context() as agent:
         await put(agent, "t.customers.profile", key, profile(treated, timezone="Asia/Tokyo", quiet_hours="20:00-23:00"), 0)
@@ -262,3 +265,28 @@ async def test_a_batch_in_hand_finishes_before_a_stop_lets_it_be_acknowledged(
     assert built.processor.table.get(b"c9") is not None, "the batch's state was written before the stop"
     assert len(acked) == 5, "and only then was the batch acknowledged"
     assert built.failure is None
+
+
+async def test_every_flush_awaits_its_own_state_writes() -> None:
+    """A state write the broker rejects fails the flush it belongs to, not only the first flush's
+    (settle once swapped the list that track_changelog appends to, and later writes went unawaited)."""
+    built = build_worker(Settings(topic_prefix="t.", engine=ENGINE))
+    loop = asyncio.get_running_loop()
+
+    class Changelogged:
+        def __init__(self) -> None:
+            self.fail: Exception | None = None
+
+        def send_changelog(self, *_: Any) -> asyncio.Future[None]:
+            sent: asyncio.Future[None] = loop.create_future()
+            sent.set_exception(self.fail) if self.fail else sent.set_result(None)
+            return sent
+
+    table = Changelogged()
+    track_changelog(table, built.changelog_pending)
+    table.send_changelog(0, b"c1", b"{}")
+    await built.settle()
+    table.fail = RuntimeError("MessageSizeTooLargeError")
+    table.send_changelog(0, b"c1", b"{}")
+    with pytest.raises(RuntimeError, match="MessageSizeTooLarge"):
+        await built.settle()

@@ -32,7 +32,8 @@ def view(customer: str, n: int, at: float) -> bytes:
 
 def worker() -> tuple[Worker, Recorder]:
     """A recorded worker whose model-checkpoint changelog writes are recorded too."""
-    built, _ = recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01))
+    built, _ = recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.01,
+                                 commit_interval_seconds=0.001))  # timers do not run here: flush at every batch
     sent = Recorder()
     # use_partitioner=True: Faust leaves the partition to the producer's partitioner (murmur2)
     built.processor.checkpoints.send_changelog = lambda partition, key, value, *a, **k: (  # type: ignore[attr-defined]

@@ -128,6 +128,23 @@ def test_a_record_over_the_worker_limit_is_refused_locally() -> None:
     assert decode_event(Router().encode(fits).value, max_bytes=limit) == fits
 
 
+def test_the_producer_reads_the_same_size_limit_as_the_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORETHOUGHT_MAX_EVENT_BYTES", "300")
+    assert Settings().max_event_bytes == Router().max_event_bytes == 300
+    with pytest.raises(RecordTooLarge, match="over the worker's limit of 300"):
+        Router().encode(events.page_view("cust-42", properties={"x": "y" * 400}))
+    monkeypatch.setenv("FORETHOUGHT_MAX_EVENT_BYTES", "10")  # below the worker's floor: refused, field named
+    with pytest.raises(ValidationError, match="max_event_bytes"):
+        Router()
+
+
+def test_a_bad_worker_only_setting_does_not_stop_a_producer(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FORETHOUGHT_WEB_PORT", "0")  # the worker refuses to start with it; a producer needs no port
+    with pytest.raises(ValidationError):
+        Settings()
+    assert Router().encode(events.click("cust-42", target="buy")).topic == "events.clickstream"
+
+
 @pytest.mark.parametrize(("line", "reason"), [
     (b"{nope", "not_json"),
     (b'{"type": "trigger", "customer_id": "c"}', "unknown_type"),
@@ -140,7 +157,7 @@ def test_decode_record_says_why_a_line_is_not_a_record(line: bytes, reason: str)
     assert caught.value.reason == reason
 
 
-@pytest.mark.parametrize("name", ["events", "wire", "producer", "sync", "send"])
+@pytest.mark.parametrize("name", ["events", "wire", "producer", "sync"])
 def test_module_docstring_examples_run(name: str) -> None:
     module = importlib.import_module(f"forethought.client.{name}")
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

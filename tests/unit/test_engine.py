@@ -22,6 +22,7 @@ from forethought.contracts.events import (
 from forethought.contracts.records import Trigger
 from forethought.core.config import EngineConfig
 from forethought.core.engine import Step, explain, process, tick
+from forethought.core.runtime import PartitionRuntime
 from forethought.core.state import CustomerState
 
 T0 = 1_790_000_040.0  # 2026-09-21T14:34:00Z, a bucket boundary for 60 s buckets
@@ -47,16 +48,23 @@ def error(n: int, t: float, customer: str = "c1", code: str = "E500") -> ErrorEv
 def feed(
     state: CustomerState | None, events: Iterable[InboundEvent], config: EngineConfig
 ) -> tuple[CustomerState, list[Trigger], list[str]]:
-    """Process ``events`` in order; return the state, all triggers and observation kinds."""
+    """Run ``events`` in order through the runtime (as the worker and replay do), starting from
+    ``state``; return the customer's state, all triggers and observation kinds."""
+    runtime = PartitionRuntime(0, config)
+    if state is not None:
+        runtime.restore([state])
     triggers: list[Trigger] = []
     kinds: list[str] = []
+    customer = state.customer_id if state is not None else None
     for event in events:
-        step = process(state, event, config)
-        state = step.state
-        triggers += step.triggers
-        kinds += [o.kind for o in step.observations]
-    assert state is not None
-    return state, triggers, kinds
+        customer = event.customer_id
+        for emitted in runtime.feed(event):
+            assert emitted.step is not None, emitted.error
+            triggers += emitted.step.triggers
+            kinds += [o.kind for o in emitted.step.observations]
+    result = runtime.state(customer) if customer is not None else None
+    assert result is not None
+    return result, triggers, kinds
 
 
 def regular(period: float, count: int = 50, customer: str = "c1") -> CustomerState:

@@ -16,7 +16,7 @@ import pytest
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from pydantic import ValidationError
 
-from forethought.ops.kafka_local_secure import make_pki
+from forethought.devkafka.secure import make_pki
 from forethought.ops.kafka_security import (
     KafkaAccessError,
     KafkaSecurity,
@@ -58,7 +58,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return tls, make_pki(tls)
 
 
-@pytest.mark.parametrize("module", ["forethought.ops.kafka_security", "forethought.ops.kafka_local_secure",
+@pytest.mark.parametrize("module", ["forethought.ops.kafka_security", "forethought.devkafka.secure",
                                     "forethought.ops.settings", "forethought.ops.topics"])
 def test_docstring_examples(module: str) -> None:
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)

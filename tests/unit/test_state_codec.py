@@ -24,7 +24,7 @@ from forethought.core.baselines import EwStats
 from forethought.core.config import EngineConfig
 from forethought.core.engine import observe_outcome, observe_profile, process, tick
 from forethought.core.models import PartitionModels
-from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.state import CustomerState, decode_state, encode_state
 from forethought.core.codec_kinds import TIME, time_back, time_out

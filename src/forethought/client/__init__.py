@@ -36,7 +36,11 @@ _WHERE = {
     "InvalidRecord": "forethought.client.wire", "RecordTooLarge": "forethought.client.wire",
     "UnroutableRecord": "forethought.client.wire", "decode_record": "forethought.client.wire",
 }
-__all__ = sorted(_WHERE)
+__all__ = [
+    "Delivery", "DeliveryError", "ForethoughtProducer", "InvalidRecord", "RecordTooLarge", "SendReport", "SyncProducer",
+    "UnroutableRecord", "decode_record", "events", "outcome", "profile",
+]
+assert sorted(__all__) == sorted(_WHERE)  # one list for the type checker, one for the lazy import
 
 
 def __getattr__(name: str) -> Any:

@@ -25,7 +25,7 @@ quantity
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any, Literal, TypedDict, TypeVar
 
 from typing_extensions import Unpack
@@ -63,7 +63,7 @@ class EnvelopeFields(TypedDict, total=False):
 
 def now() -> datetime:
     """The current time, UTC, timezone-aware."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def new_id() -> str:

@@ -40,8 +40,8 @@ from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
 from forethought.client.wire import Encoded, Router, record_id
+from forethought.contracts.catalogue import Catalogue
 from forethought.ops.compression import Compression, compression_type
-from forethought.ops.topics import Catalogue
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +92,8 @@ class ForethoughtProducer:
     def __init__(self, bootstrap: str, prefix: str = "", *, linger_ms: int = 5,
                  max_batch_size: int = 64 * 1024, request_timeout_ms: int = 30_000,
                  max_event_bytes: int | None = None, catalogue: Catalogue | None = None,
-                 client_id: str = "forethought-client", compression: Compression = "none", **kafka_options: Any) -> None:
+                 client_id: str = "forethought-client", compression: Compression = "none",
+                 **kafka_options: Any) -> None:
         self.router = Router(prefix, catalogue, max_event_bytes)
         self._options: dict[str, Any] = dict(
             bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True,

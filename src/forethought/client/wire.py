@@ -21,18 +21,19 @@ forethought.client.wire.RecordTooLarge: page_view ... is 5... bytes, over the wo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Union
+from pathlib import Path
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from forethought.contracts.decode import summarize
+from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, Catalogue, load_catalogue
+from forethought.contracts.decode import DEFAULT_MAX_BYTES, MaxEventBytes, summarize
 from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
 from forethought.contracts.records import CONTROL_ADAPTER, Outcome, Profile
-from forethought.ops.settings import Settings
-from forethought.ops.topics import Catalogue, load_catalogue
 
-Record = Union[InboundEvent, Profile, Outcome]
+Record = InboundEvent | Profile | Outcome
 PRODUCER_KINDS = EVENT_KINDS | {"profile", "outcome"}
 
 
@@ -50,6 +51,21 @@ class RecordTooLarge(ValueError):
 
 class UnroutableRecord(ValueError):
     """The record's kind is not one producers send, or no catalogue topic takes it."""
+
+
+class ProducerDefaults(BaseSettings):
+    """What a producer shares with the worker, from the same environment variables: the topic catalogue
+    (``FORETHOUGHT_TOPICS_FILE``) and the size limit (``FORETHOUGHT_MAX_EVENT_BYTES``). Only these two are
+    read, so an unrelated invalid worker setting never stops a producer.
+
+    >>> ProducerDefaults(max_event_bytes=1024).max_event_bytes
+    1024
+    """
+
+    model_config = SettingsConfigDict(env_prefix="FORETHOUGHT_", frozen=True, extra="ignore")
+
+    topics_file: Path = DEFAULT_TOPICS_FILE
+    max_event_bytes: MaxEventBytes = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,10 +146,10 @@ class Router:
 
     def __init__(self, prefix: str = "", catalogue: Catalogue | None = None,
                  max_event_bytes: int | None = None) -> None:
-        if catalogue is None:
-            catalogue = load_catalogue(Settings().topics_file)
-        if max_event_bytes is None:
-            max_event_bytes = Settings().max_event_bytes
+        if catalogue is None or max_event_bytes is None:
+            defaults = ProducerDefaults()
+            catalogue = load_catalogue(defaults.topics_file) if catalogue is None else catalogue
+            max_event_bytes = defaults.max_event_bytes if max_event_bytes is None else max_event_bytes
         self.routes = routes(catalogue, prefix)
         self.max_event_bytes = max_event_bytes
 
@@ -155,4 +171,5 @@ class Router:
             raise RecordTooLarge(
                 f"{kind} {rid} is {len(value)} bytes, over the worker's limit of {self.max_event_bytes} "
                 "bytes (FORETHOUGHT_MAX_EVENT_BYTES); it was not sent")
-        return Encoded(rid, kind, topic, str(getattr(record, "customer_id")).encode(), value)
+        customer_id = getattr(record, "customer_id")  # noqa: B009 - any model with a customer_id is accepted
+        return Encoded(rid, kind, topic, str(customer_id).encode(), value)

@@ -11,16 +11,20 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import orjson
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from forethought.contracts.bounded import (
-    DEFAULT_DEADLETTER_MAX_BYTES, KEY_PREFIX_BYTES, MIN_DEADLETTER_MAX_BYTES, b64, bound_letter, clean_text,
+    DEFAULT_DEADLETTER_MAX_BYTES,
+    KEY_PREFIX_BYTES,
+    MIN_DEADLETTER_MAX_BYTES,
+    b64,
+    bound_letter,
+    clean_text,
 )
 from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
 from forethought.contracts.records import CONTROL_ADAPTER, DeadLetter, DeadLetterReason, Outcome, Profile
@@ -29,8 +33,11 @@ CONTROL_KINDS = frozenset({"profile", "outcome"})
 Record = InboundEvent | Profile | Outcome
 
 DEFAULT_MAX_BYTES = 64 * 1024
+MaxEventBytes = Annotated[int, Field(ge=256, le=1024 * 1024)]
+"""The bounds of ``FORETHOUGHT_MAX_EVENT_BYTES``: the worker's setting and the producer SDK's default."""
 DETAIL_CHARS = 2000
-__all__ = ["DEFAULT_DEADLETTER_MAX_BYTES", "KEY_PREFIX_BYTES", "MIN_DEADLETTER_MAX_BYTES", "Rejection",
+__all__ = ["DEFAULT_DEADLETTER_MAX_BYTES", "DEFAULT_MAX_BYTES", "KEY_PREFIX_BYTES", "MIN_DEADLETTER_MAX_BYTES",
+           "MaxEventBytes", "Rejection",
            "bounded_dead_letter", "decode_event", "summarize", "validate_event"]
 
 
@@ -54,7 +61,7 @@ class Rejection:
         """
         fields = {"reason": self.reason, "detail": self.detail, "source_topic": source,
                   "source_partition": partition, "source_offset": offset,
-                  "received_at": datetime.fromtimestamp(at, tz=timezone.utc)}
+                  "received_at": datetime.fromtimestamp(at, tz=UTC)}
         return bounded_dead_letter(fields, key, value or b"", max_bytes)
 
 
@@ -62,6 +69,7 @@ def bounded_dead_letter(fields: dict[str, Any], key: bytes | None, value: bytes,
     """A dead letter whose JSON is at most ``max_bytes`` UTF-8 bytes: the whole key and value when
     they fit, else a prefix of each with the originals' sizes and sha256 (``truncated``).
 
+    >>> import hashlib
     >>> from datetime import datetime, timezone
     >>> at = datetime(2026, 1, 1, tzinfo=timezone.utc)
     >>> where = {"reason": "oversized", "detail": "900000 bytes", "source_topic": "events.usage",

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from datetime import datetime
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -26,7 +28,7 @@ from pydantic import (
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 MAX_PROPERTY_CHARS = 1024  # a property's text, in events, profiles and a trigger's context
-PropertyValue = Union[Annotated[str, StringConstraints(max_length=MAX_PROPERTY_CHARS)], int, float, bool, None]
+PropertyValue = Annotated[str, StringConstraints(max_length=MAX_PROPERTY_CHARS)] | int | float | bool | None
 
 MAX_PROPERTIES = 32
 EARLIEST_EVENT_TIME = 0.0  # 1970-01-01T00:00:00Z: event-time buckets are non-negative
@@ -74,9 +76,9 @@ class Envelope(BaseModel):
             raise ValueError(f"at most {MAX_PROPERTIES} properties, got {len(value)}")
         return value
 
-    @property
+    @cached_property
     def epoch(self) -> float:
-        """Event time as POSIX seconds."""
+        """Event time as POSIX seconds (computed once: the engine reads it several times per event)."""
         return self.occurred_at.timestamp()
 
 
@@ -119,7 +121,7 @@ class Usage(Envelope):
 
 
 InboundEvent = Annotated[
-    Union[PageView, Click, SessionStart, SessionEnd, FeatureUsed, ErrorEvent, Usage],
+    PageView | Click | SessionStart | SessionEnd | FeatureUsed | ErrorEvent | Usage,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[InboundEvent] = TypeAdapter(InboundEvent)

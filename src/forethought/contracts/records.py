@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
@@ -186,5 +186,5 @@ class DeadLetter(_Record):
         None, pattern=r"^[0-9a-f]{64}$", description="sha256 (hex) of the whole original key (set when truncated).")
 
 
-ControlRecord = Annotated[Union[Profile, Outcome], Field(discriminator="type")]
+ControlRecord = Annotated[Profile | Outcome, Field(discriminator="type")]
 CONTROL_ADAPTER: TypeAdapter[ControlRecord] = TypeAdapter(ControlRecord)

@@ -110,7 +110,7 @@ class WindowedTrees:
         self.features = tuple(features)
         self.n_trees, self.height, self.window, self.guard = n_trees, height, window, guard
         self.alert_rate, self.min_reference, self.seed, self.mass_floor = alert_rate, min_reference, seed, mass_floor
-        self.nodes = 2 ** (height + 1) - 1
+        self.nodes: int = 2 ** (height + 1) - 1
         self.split_feature, self.split_at = _build(self.features, n_trees, height, seed)
         self.windows: dict[int, Window] = {}
 
@@ -152,7 +152,8 @@ class WindowedTrees:
 
     def _paths(self, vec: Sequence[float]) -> list[int]:
         """The mass index of every node on ``vec``'s root-to-leaf path in each tree, tree by tree."""
-        feature, split, height, nodes, inner_nodes = self.split_feature, self.split_at, self.height, self.nodes, self.nodes // 2
+        feature, split, height = self.split_feature, self.split_at, self.height
+        nodes, inner_nodes = self.nodes, self.nodes // 2
         path: list[int] = []
         for tree in range(self.n_trees):
             base, inner, node = tree * nodes, tree * inner_nodes, 0
@@ -183,7 +184,8 @@ class WindowedTrees:
             return Verdict(score, threshold, False)
         return Verdict(score, threshold, True, self._unusual(vec, reference))
 
-    def _unusual(self, vec: tuple[float, ...], reference: Window, top: int = 3) -> tuple[tuple[str, float, float, float], ...]:
+    def _unusual(self, vec: tuple[float, ...], reference: Window,
+                 top: int = 3) -> tuple[tuple[str, float, float, float], ...]:
         found = []
         for i, name in enumerate(self.features):
             mean = reference.sums[i] / reference.count / QUANT
@@ -194,8 +196,8 @@ class WindowedTrees:
 
     def _learn(self, vec: tuple[float, ...], path: list[int], home: Window) -> None:
         mass = home.mass
-        for index in path:
-            mass[index] += 1
+        for node in path:
+            mass[node] += 1
         home.count += 1
         for i, value in enumerate(vec):
             q = round(value * QUANT)
@@ -264,7 +266,8 @@ def _mass_array(value: object, length: int) -> array:
     except ValueError:
         raise CheckpointError("corrupt model checkpoint: behaviour masses are not base64") from None
     if len(raw) != 4 * length:
-        raise CheckpointError(f"corrupt model checkpoint: behaviour masses hold {len(raw)} bytes, expected {4 * length}")
+        raise CheckpointError(
+            f"corrupt model checkpoint: behaviour masses hold {len(raw)} bytes, expected {4 * length}")
     mass = array("I", raw)
     if sys.byteorder == "big":
         mass.byteswap()

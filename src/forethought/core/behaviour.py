@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from forethought.contracts.records import Reason
 from forethought.core import detectors as det
@@ -26,8 +26,13 @@ from forethought.core.config import EngineConfig
 from forethought.core.signals import Detection
 from forethought.core.state import HOUR, CustomerState
 
-if TYPE_CHECKING:
-    from forethought.core.models import PartitionModels
+
+class BehaviourModel(Protocol):
+    """What :func:`close_bucket` asks of a partition's models (:class:`forethought.core.models.PartitionModels`)."""
+
+    def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
+        """Score one closed bucket's squashed features, then learn from them."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,8 @@ FEATURES: tuple[WindowFeature, ...] = (
     WindowFeature("error_share", None, "share", "errors / events in the bucket"),
     WindowFeature("events_vs_own", 1.0, "x usual", "events in the bucket / the customer's events per active bucket"),
     WindowFeature("error_z", 4.0, "spreads", "errors above the customer's own error baseline, in spreads"),
-    WindowFeature("usage_shift", 3.0, "spreads", "largest usage report's distance from the customer's usual, in spreads"),
+    WindowFeature("usage_shift", 3.0, "spreads",
+                  "largest usage report's distance from the customer's usual, in spreads"),
     WindowFeature("hour_vs_own", 1.0, "x usual",
                   "events in the minute ring (the last hour by default) / the customer's events per active hour"),
 )
@@ -88,7 +94,7 @@ def window_features(state: CustomerState, bucket: int, config: EngineConfig) -> 
 
 
 def close_bucket(state: CustomerState, bucket: int, at: float, config: EngineConfig,
-                 models: PartitionModels | None) -> Detection | None:
+                 models: BehaviourModel | None) -> Detection | None:
     """Score the bucket that just closed (at event time ``at``); a detection when it starts an anomalous run."""
     raw = window_features(state, bucket, config)
     state.active_minutes += 1

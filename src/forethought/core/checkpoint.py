@@ -20,11 +20,11 @@ Layout (format 3)::
 >>> open_checkpoint(raw, key=b"another key, 32 bytes long......")
 Traceback (most recent call last):
 ...
-forethought.core.checkpoint.CheckpointError: unsigned or forged model checkpoint: its signature does not match this deployment's key
+forethought.core.checkpoint.CheckpointError: unsigned or forged model checkpoint: its signature does not match ...
 >>> open_checkpoint(seal(header, {}), key=b"k" * 32)
 Traceback (most recent call last):
 ...
-forethought.core.checkpoint.CheckpointError: unsigned or forged model checkpoint: its signature does not match this deployment's key
+forethought.core.checkpoint.CheckpointError: unsigned or forged model checkpoint: its signature does not match ...
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import Any
 
 from forethought.core.baselines import EwStats
 from forethought.core.config import EngineConfig
-from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.windows import BucketRing
 
 HOUR_BUCKETS = 24  # the hour ring's size (events per hour of the last day)

@@ -87,8 +87,9 @@ class EngineConfig:
                     raise ValueError(f"{spec.name} must be >= 0, got {value}")
             elif not value > 0:
                 raise ValueError(f"{spec.name} must be > 0, got {value}")
-        if not 0 < self.gap_alpha <= 1 or not 0 < self.burst_alpha <= 1 or not 0 < self.decline_alpha <= 1 or not 0 < self.usage_alpha <= 1:
-            raise ValueError("gap_alpha and burst_alpha must be in (0, 1]")
+        alphas = (self.gap_alpha, self.burst_alpha, self.decline_alpha, self.usage_alpha)
+        if not all(0 < alpha <= 1 for alpha in alphas):
+            raise ValueError("gap_alpha, burst_alpha, decline_alpha and usage_alpha must be in (0, 1]")
         if self.anomaly_tree_height > 8:
             raise ValueError(f"anomaly_tree_height must be <= 8 (memory and time double per level), "
                              f"got {self.anomaly_tree_height}")

@@ -49,5 +49,5 @@ def _restore(data: list[float], config: EngineConfig) -> drift.PageHinkley:
                              threshold=config.decline_threshold, alpha=config.decline_alpha, mode="down")
     if len(data) == 4:
         test._x_mean = stats.Mean._from_state(n=data[0], mean=data[1])
-        test._sum_decrease, test._max_decrease = data[2], data[3]
+        test._sum_decrease, test._max_decrease = data[2], data[3]  # type: ignore[assignment]  # River starts them at int 0
     return test

@@ -12,11 +12,10 @@ from typing import Any
 
 from forethought.contracts.events import ErrorEvent, FeatureUsed, Usage
 from forethought.contracts.records import Reason
-from forethought.core import behaviour
+from forethought.core import behaviour, snapshots
 from forethought.core import decline as dec
 from forethought.core import detectors as det
 from forethought.core import usage as use
-from forethought.core import snapshots
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.core.signals import Detection, bounded_name, utc
@@ -53,7 +52,8 @@ def _decline(day: int, weekly: float, level: float) -> Detection:
     )
     return Detection(
         "decline", f"decline-{day}", day * DAY,
-        {"dropoff": max(0.0, 1.0 - weekly / level) if level else 0.0, "decline_ratio": weekly / level if level else 0.0},
+        {"dropoff": max(0.0, 1.0 - weekly / level) if level else 0.0,
+         "decline_ratio": weekly / level if level else 0.0},
         (reason,), {"usual_events_per_7_days": round(level, 1), "events_last_7_days": weekly},
     )
 

@@ -293,7 +293,7 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     if models is not None and (label := labels.on_activity(state, ts, config, models)) is not None:
         observations += (_label(label, models),)
     detections = [detect.advance_days(state, ts, config), _record_activity(state, event, ts, config, models)]
-    if is_error:
+    if isinstance(event, ErrorEvent):  # is_error, spelled so the type checker narrows ``event``
         detections.append(detect.check_burst(state, event, ts, config))
     elif isinstance(event, Usage):
         detections.append(detect.check_usage(state, event, ts, config))

@@ -238,7 +238,8 @@ def trees_spec(config: EngineConfig) -> dict[str, Any]:
     """What a checkpoint's trees must match to be used: features, shape, seed, window and mass floor
     (everything that shapes the masses or the scale of the scores its histograms hold)."""
     return {"features": list(behaviour.NAMES), "trees": config.anomaly_trees, "height": config.anomaly_tree_height,
-            "seed": config.anomaly_seed, "window": config.anomaly_window_seconds, "mass_floor": config.anomaly_mass_floor}
+            "seed": config.anomaly_seed, "window": config.anomaly_window_seconds,
+            "mass_floor": config.anomaly_mass_floor}
 
 
 def _minor(version: str) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from forethought.contracts.events import MAX_PROPERTY_CHARS
@@ -76,7 +76,7 @@ def bounded_text(value: Any, limit: int = MAX_PROPERTY_CHARS) -> Any:
 
 def utc(epoch: float) -> datetime:
     """POSIX seconds as an aware UTC datetime."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return datetime.fromtimestamp(epoch, tz=UTC)
 
 
 def build_trigger(
@@ -99,5 +99,5 @@ def build_trigger(
         customer_id=customer_id, account_id=account_id, playbook=playbook, detector=detection.signal,
         episode=bounded_name(episode), channel=channel, priority=priority, fired_at=fired,
         expires_at=fired + timedelta(seconds=ttl), scores={k: round(v, 6) for k, v in detection.scores.items()},
-        reasons=list(detection.reasons), context=context, mode=mode,  # type: ignore[arg-type]
+        reasons=list(detection.reasons), context=context, mode=mode,
     )

@@ -206,4 +206,4 @@ def install() -> None:
         def __init__(self, tp: Any, records: Any, *args: Any, **kwargs: Any) -> None:
             super().__init__(tp, _GuardedRecords(tp, records), *args, **kwargs)
 
-    module.PartitionRecords = GuardedPartitionRecords
+    module.PartitionRecords = GuardedPartitionRecords  # type: ignore[attr-defined]  # aiokafka's fetcher, patched

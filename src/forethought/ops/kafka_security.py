@@ -123,8 +123,9 @@ def ssl_context(settings: KafkaSecurity) -> ssl.SSLContext | None:
 
     password = settings.kafka_ssl_key_password.get_secret_value() if settings.kafka_ssl_key_password else None
     try:
-        context = create_ssl_context(cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile,
-                                     keyfile=settings.kafka_ssl_keyfile, password=password)
+        context: ssl.SSLContext = create_ssl_context(
+            cafile=settings.kafka_ssl_cafile, certfile=settings.kafka_ssl_certfile, keyfile=settings.kafka_ssl_keyfile,
+            password=password)
     except ssl.SSLError as exc:  # a key that does not match, a wrong key password, a file that is not PEM
         raise KafkaAccessError(f"Kafka TLS files unusable ({exc.reason or exc}): check FORETHOUGHT_KAFKA_SSL_* "
                                "(CA, certificate, key and key password)") from None
@@ -195,7 +196,12 @@ async def preflight(bootstrap: str, settings: KafkaSecurity, timeout: float = 30
     authentication failure (mechanism and user named), TLS verification, or no server reachable.
     """
     from aiokafka.conn import create_conn
-    from aiokafka.errors import IllegalSaslStateError, KafkaError, SaslAuthenticationFailed, UnsupportedSaslMechanismError
+    from aiokafka.errors import (
+        IllegalSaslStateError,
+        KafkaError,
+        SaslAuthenticationFailed,
+        UnsupportedSaslMechanismError,
+    )
 
     options = aiokafka_options(settings)
     problems: list[str] = []
@@ -210,7 +216,7 @@ async def preflight(bootstrap: str, settings: KafkaSecurity, timeout: float = 30
         except ssl.SSLError as exc:
             raise KafkaAccessError(f"Kafka TLS handshake with {server.strip()} failed: {_reason(exc)} "
                                    "(check FORETHOUGHT_KAFKA_SSL_CAFILE and the broker's certificate)") from None
-        except (OSError, asyncio.TimeoutError, KafkaError) as exc:
+        except (TimeoutError, OSError, KafkaError) as exc:
             problems.append(f"{server.strip()}: {_reason(exc) or type(exc).__name__}")
             continue
         conn.close()

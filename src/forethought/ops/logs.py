@@ -16,7 +16,7 @@ import structlog
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Route structlog and the standard library (Faust, aiokafka) through one renderer."""
     renderer = structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer()
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -42,4 +42,5 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
     """A structlog logger tagged with ``name``."""
-    return structlog.get_logger(component=name)
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(component=name)
+    return logger

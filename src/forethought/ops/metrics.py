@@ -42,12 +42,14 @@ class Metrics:
             "forethought_rekeyed_events", "Events re-keyed by customer_id (producer keyed otherwise).", registry=r
         )
         self.triggers = Counter("forethought_triggers", "Triggers published, by playbook.", ["playbook"], registry=r)
-        self.evicted = Counter("forethought_evicted_customers", "Customers evicted after idling past the TTL.", registry=r)
+        self.evicted = Counter("forethought_evicted_customers", "Customers evicted after idling past the TTL.",
+                               registry=r)
         self.processing = Histogram(
             "forethought_processing_seconds", "Core time per event.", buckets=PROCESSING_BUCKETS, registry=r
         )
         self.batch = Histogram(
-            "forethought_batch_seconds", "Wall time per batch, Kafka sends included.", buckets=LATENCY_BUCKETS, registry=r
+            "forethought_batch_seconds", "Wall time per batch, Kafka sends included.", buckets=LATENCY_BUCKETS,
+            registry=r
         )
         self.event_to_trigger = Histogram(
             "forethought_event_to_trigger_seconds",
@@ -55,7 +57,8 @@ class Metrics:
             ["detector"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.consumer_lag = Gauge(
-            "forethought_consumer_lag", "Messages behind the end of each input partition.", ["topic", "partition"], registry=r
+            "forethought_consumer_lag", "Messages behind the end of each input partition.", ["topic", "partition"],
+            registry=r
         )
         self.customers = Gauge("forethought_customers", "Customers held in local state.", registry=r)
         self.state_bytes = Gauge("forethought_state_bytes", "Mean serialized bytes per customer state.", registry=r)
@@ -77,10 +80,12 @@ class Metrics:
             "forethought_control_records_in", "Valid profiles and outcomes read, by type.", ["type"], registry=r
         )
         self.outcomes = Counter(
-            "forethought_outcomes", "Sender outcomes received, by status and channel.", ["status", "channel"], registry=r
+            "forethought_outcomes", "Sender outcomes received, by status and channel.", ["status", "channel"],
+            registry=r
         )
         self.playbook_reloads = Counter(
-            "forethought_playbook_reloads", "Playbook file reloads, by result (loaded, rejected).", ["result"], registry=r
+            "forethought_playbook_reloads", "Playbook file reloads, by result (loaded, rejected).", ["result"],
+            registry=r
         )
         self.playbooks = Gauge("forethought_playbooks", "Playbooks running, by mode.", ["mode"], registry=r)
         self.model_labels = Counter(

@@ -2,11 +2,12 @@
 
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "playbooks.yaml"
->>> _ = path.write_text("playbooks:\\n  - name: burst\\n    on: [error_burst]\\n    channels: [in_app]\\n    priority: 170\\n")
+>>> _ = path.write_text("playbooks:\\n  - name: burst\\n    on: [error_burst]\\n"
+...                     "    channels: [in_app]\\n    priority: 170\\n")
 >>> load_rules(path)
 Traceback (most recent call last):
 ...
-forethought.ops.playbooks.PlaybookFileError: ...playbooks.yaml, line 5, playbooks.0.priority: Input should be less than or equal to 100
+forethought.ops.playbooks.PlaybookFileError: ...playbooks.yaml, line 5, playbooks.0.priority: Input should be ... 100
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pydantic import ValidationError
 
 from forethought.contracts.playbooks import PlaybookFile
 from forethought.core.policy.rules import RuleError, Rules, builtin_rules, compile_rules
-
 
 
 class _Loader(yaml.SafeLoader):
@@ -95,7 +95,8 @@ def _child(node: yaml.Node | None, part: Any) -> yaml.Node | None:
     if isinstance(node, yaml.MappingNode):
         return next((value for key, value in node.value if key.value == str(part)), None)
     if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and 0 <= part < len(node.value):
-        return node.value[part]
+        child: yaml.Node = node.value[part]
+        return child
     return None
 
 

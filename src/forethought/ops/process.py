@@ -63,7 +63,8 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
 
 
 @contextlib.contextmanager
-def running_worker(env: Mapping[str, str], log_path: Path, url: str, timeout: float = 120) -> Iterator[subprocess.Popen[bytes]]:
+def running_worker(env: Mapping[str, str], log_path: Path, url: str,
+                   timeout: float = 120) -> Iterator[subprocess.Popen[bytes]]:
     """A ready worker for the duration of the block; its log's tail is shown when it fails to start."""
     proc = spawn_worker(env, log_path)
     try:

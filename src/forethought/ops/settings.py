@@ -22,13 +22,17 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from forethought.contracts.decode import DEFAULT_DEADLETTER_MAX_BYTES, MIN_DEADLETTER_MAX_BYTES
+from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, REPO_ROOT
+from forethought.contracts.decode import (
+    DEFAULT_DEADLETTER_MAX_BYTES,
+    DEFAULT_MAX_BYTES,
+    MIN_DEADLETTER_MAX_BYTES,
+    MaxEventBytes,
+)
 from forethought.core.config import EngineConfig
-from forethought.ops.kafka_security import KafkaSecurity
 from forethought.ops.compression import Compression
+from forethought.ops.kafka_security import KafkaSecurity
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
 DEFAULT_PLAYBOOKS_FILE = REPO_ROOT / "streams" / "playbooks.yaml"
 MIN_TOKEN_CHARS = 16
 
@@ -57,7 +61,7 @@ class Settings(BaseSettings, KafkaSecurity):
     data_dir: Path = Path("var/worker")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
-    max_event_bytes: int = Field(64 * 1024, ge=256, le=1024 * 1024)
+    max_event_bytes: MaxEventBytes = DEFAULT_MAX_BYTES
     deadletter_max_bytes: int = Field(
         DEFAULT_DEADLETTER_MAX_BYTES, ge=MIN_DEADLETTER_MAX_BYTES, le=900_000,
         description="Largest dead letter (UTF-8 JSON bytes) the worker, replay and the senders write; a larger"
@@ -66,6 +70,9 @@ class Settings(BaseSettings, KafkaSecurity):
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
+    state_flush_seconds: float | None = Field(None, gt=0, le=600)  # write-behind of customer state; None: the commit interval
+    producer_linger_ms: int = Field(5, ge=0, le=1000)  # how long the worker's producer waits to fill a batch
+    state_cache_customers: int = Field(200_000, ge=100)  # live customer states kept in memory per partition
     model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
     model_signing_key: SecretStr | None = Field(None, min_length=32)  # HMAC key: sign checkpoints, load only signed
     engine: EngineConfig = EngineConfig()

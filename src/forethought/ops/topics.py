@@ -1,112 +1,34 @@
-"""The topic catalogue (``streams/topics.yaml``) and applying it to a broker idempotently.
+"""Applying the topic catalogue (:mod:`forethought.contracts.catalogue`) to a broker, idempotently.
 
->>> catalogue = load_catalogue()
->>> catalogue.by_name["customers.profile"].config()
+The catalogue's names and Kafka's default partitioner are re-exported here for the runtime's callers.
+
+>>> load_catalogue().by_name["customers.profile"].config()
 {'cleanup.policy': 'compact'}
->>> catalogue.by_name["events.errors"].config()["retention.ms"]
-'604800000'
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from pathlib import Path
 
-import yaml
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
-from aiokafka.partitioner import DefaultPartitioner
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from forethought.contracts.catalogue import (
+    BEHAVIOUR_INPUTS,
+    DEFAULT_TOPICS_FILE,
+    INBOUND,
+    Catalogue,
+    CatalogueError,
+    TopicSpec,
+    load_catalogue,
+)
+from forethought.contracts.partitioning import partition_of
 from forethought.ops.kafka_security import BROKER_DEFAULT, KafkaSecurity, aiokafka_options, topic_options
-from forethought.ops.settings import DEFAULT_TOPICS_FILE
 
-INBOUND = ("events.clickstream", "events.errors", "events.usage")
-BEHAVIOUR_INPUTS = (*INBOUND, "customers.profile", "engagement.outcomes", "forethought.rekeyed")
-_UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_PARTITIONER = DefaultPartitioner()
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner (murmur2) gives ``key``: where the worker keeps
-    the customer's state and models, and which partition's models replay uses for them.
-
-    >>> partition_of(b"c1", 4), partition_of(b"c1", 4) == partition_of(b"c1", 4)
-    (3, True)
-    """
-    return _PARTITIONER(key, range(partitions), range(partitions))  # type: ignore[arg-type]
-
-
-class TopicSpec(BaseModel):
-    """One topic of the catalogue."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
-    partitions: int = Field(ge=1, le=1024)
-    retention: str
-    key: str
-    value_schema: str
-    kinds: list[str] = Field(min_length=1)
-    description: str
-
-    @field_validator("retention")
-    @classmethod
-    def _retention(cls, value: str) -> str:
-        if value != "compact" and not re.fullmatch(r"\d+(ms|s|m|h|d)", value):
-            raise ValueError(f"expected 'compact' or a duration like 7d, 12h, 30m; got {value!r}")
-        return value
-
-    def config(self) -> dict[str, str]:
-        """Kafka topic-level configuration for this spec."""
-        if self.retention == "compact":
-            return {"cleanup.policy": "compact"}
-        number, unit = re.fullmatch(r"(\d+)(ms|s|m|h|d)", self.retention).groups()  # type: ignore[union-attr]
-        return {"retention.ms": str(int(number) * _UNITS[unit])}
-
-
-class Catalogue(BaseModel):
-    """All topics; the behaviour agent's inputs must share one partition count."""
-
-    model_config = ConfigDict(frozen=True)
-
-    topics: list[TopicSpec]
-
-    @model_validator(mode="after")
-    def _co_partitioned(self) -> Catalogue:
-        names = {t.name for t in self.topics}
-        missing = [n for n in BEHAVIOUR_INPUTS if n not in names]
-        if missing:
-            raise ValueError(f"catalogue lacks required topics {missing}")
-        counts = {t.name: t.partitions for t in self.topics if t.name in BEHAVIOUR_INPUTS}
-        if len(set(counts.values())) != 1:
-            raise ValueError(f"behaviour inputs must share one partition count, got {counts}")
-        return self
-
-    @property
-    def by_name(self) -> dict[str, TopicSpec]:
-        return {t.name: t for t in self.topics}
-
-    @property
-    def partitions(self) -> int:
-        """The partition count shared by the behaviour agent's inputs (and its table)."""
-        return self.by_name[INBOUND[0]].partitions
-
-
-class CatalogueError(ValueError):
-    """The catalogue file is unreadable or invalid; the message names file and field."""
-
-
-def load_catalogue(path: Path = DEFAULT_TOPICS_FILE) -> Catalogue:
-    """Read and validate the catalogue, failing with the file and field in the message."""
-    try:
-        return Catalogue.model_validate(yaml.safe_load(path.read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogueError(f"{path}: {exc}") from exc
-    except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise CatalogueError(f"{path}: {fields}") from exc
+__all__ = [
+    "BEHAVIOUR_INPUTS", "DEFAULT_TOPICS_FILE", "INBOUND", "Catalogue", "CatalogueError", "TopicReport", "TopicSpec",
+    "create_topics", "load_catalogue", "new_topic", "partition_of",
+]
 
 
 @dataclass(frozen=True, slots=True)

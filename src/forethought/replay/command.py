@@ -44,8 +44,13 @@ def run_replay(
     with ExitStack() as stack:
         out = {name: stack.enter_context(open(path, "wb")) for name, path in
                (("triggers", triggers_out), ("dead", deadletter_out), ("snapshot", snapshot_out)) if path}
+
+        def keep(trigger: Trigger) -> None:
+            kept.append(trigger)
+            _write(out.get("triggers"), trigger.model_dump(mode="json"))
+
         replay = Replayer(
-            config, on_trigger=lambda t: (kept.append(t), _write(out.get("triggers"), t.model_dump(mode="json"))),
+            config, on_trigger=keep,
             on_deadletter=lambda d: _write(out.get("dead"), d.model_dump(mode="json")),
             sources=[str(p) for p in inputs], snapshot_at=at,
             on_snapshot=lambda row: _write(out.get("snapshot"), row), rules=rules, partitions=partitions,
@@ -101,7 +106,8 @@ class _progress:
 def print_summary(report: dict[str, Any]) -> None:
     """A readable summary of a replay report on stderr."""
     console.print(f"read {report['records_read']:,} records ({report['valid']:,} valid) in {report['seconds']} s "
-                  f"= {report['records_per_second'] or 0:,}/s; events {report['first_event_at']} → {report['last_event_at']}")
+                  f"= {report['records_per_second'] or 0:,}/s; "
+                  f"events {report['first_event_at']} → {report['last_event_at']}")
     console.print(f"invalid by reason: {report['invalid_by_reason'] or '-'}")
     console.print(f"triggers by playbook: {report['triggers_by_playbook'] or '-'}; "
                   f"suppressed by reason: {report['suppressed_by_reason'] or '-'}")
@@ -111,7 +117,8 @@ def print_summary(report: dict[str, Any]) -> None:
     quality = report.get("quality")
     if not quality:
         return
-    table = Table(title=f"Detection quality ({quality['customers']:,} customers, {quality['customer_days']:,} customer-days)")
+    table = Table(title=f"Detection quality ({quality['customers']:,} customers, "
+                        f"{quality['customer_days']:,} customer-days)")
     for column in ("detector", "triggers", "precision", "recall", "F1", "false alarms /1k cust-days", "timing"):
         table.add_column(column)
     d, b = quality["dropoff"], quality["error_burst"]
@@ -119,13 +126,16 @@ def print_summary(report: dict[str, Any]) -> None:
                   _f(d["false_alarms_per_1000_customer_days"]), f"lead median {_f(d['lead_time_days']['median'])} d")
     for name, part in quality.get("dropoff_by_detector", {}).items():
         table.add_row(f"  by {name}", str(part["triggers"]), _f(part["precision"]), _f(part["recall"]), _f(part["f1"]),
-                      _f(part["false_alarms_per_1000_customer_days"]), f"lead median {_f(part['lead_time_days']['median'])} d")
+                      _f(part["false_alarms_per_1000_customer_days"]),
+                      f"lead median {_f(part['lead_time_days']['median'])} d")
     table.add_row("error burst", str(b["triggers"]), _f(b["precision"]), _f(b["recall"]), _f(b["f1"]),
-                  _f(b["false_alarms_per_1000_customer_days"]), f"delay median {_f(b['detection_delay_seconds']['median'])} s")
+                  _f(b["false_alarms_per_1000_customer_days"]),
+                  f"delay median {_f(b['detection_delay_seconds']['median'])} s")
     u = quality.get("usage")
     if u:
         table.add_row("usage spike/drop", str(u["triggers"]), _f(u["precision"]), _f(u["recall"]), _f(u["f1"]),
-                      _f(u["false_alarms_per_1000_customer_days"]), f"delay median {_f(u['detection_delay_seconds']['median'])} s")
+                      _f(u["false_alarms_per_1000_customer_days"]),
+                      f"delay median {_f(u['detection_delay_seconds']['median'])} s")
     h = quality.get("behaviour")
     if h:
         kinds = ", ".join(f"{kind} {_f(r)}" for kind, r in h["recall_by_kind"].items())

@@ -2,8 +2,9 @@
 
 Definitions (written down so the numbers mean something):
 
-* **Drop-off** (detectors ``silence`` and ``decline``, together and each alone). Eligible churners are customers whose ``dropoff_at`` lies at
-  least ``horizon`` (default 14 days) before the end of the data, so a detector had time to see it.
+* **Drop-off** (detectors ``silence`` and ``decline``, together and each alone). Eligible churners are
+  customers whose ``dropoff_at`` lies at least ``horizon`` (default 14 days) before the end of the data,
+  so a detector had time to see it.
   A drop-off trigger is a *true* alarm when its customer churned and it fired no earlier than
   ``horizon`` before the customer's last activity; every other drop-off trigger is a false alarm.
   Precision is over triggers, recall over eligible churners (detected by a true alarm).
@@ -43,7 +44,8 @@ def evaluate(
     days = _customer_days(truth_by_id.values(), start, end)
     return {
         "customers": len(truth_by_id), "customer_days": round(days, 1),
-        "dropoff": _dropoff(by_detector.get("silence", []) + by_detector.get("decline", []), truth_by_id, end, horizon, days),
+        "dropoff": _dropoff(by_detector.get("silence", []) + by_detector.get("decline", []), truth_by_id, end, horizon,
+                            days),
         "dropoff_by_detector": {name: _dropoff(by_detector.get(name, []), truth_by_id, end, horizon, days)
                                 for name in ("silence", "decline")},
         "error_burst": _bursts(by_detector.get("error_burst", []), truth_by_id, onset_window, days),
@@ -52,7 +54,8 @@ def evaluate(
     }
 
 
-def _dropoff(triggers: list[Trigger], truth: dict[str, dict[str, Any]], end: float, horizon: float, days: float) -> dict[str, Any]:
+def _dropoff(triggers: list[Trigger], truth: dict[str, dict[str, Any]], end: float, horizon: float,
+             days: float) -> dict[str, Any]:
     eligible = {cid for cid, row in truth.items() if row.get("dropoff_at") and _ts(row["dropoff_at"]) <= end - horizon
                 and row.get("last_activity_at")}
     first_true: dict[str, float] = {}
@@ -70,7 +73,8 @@ def _dropoff(triggers: list[Trigger], truth: dict[str, dict[str, Any]], end: flo
     }
 
 
-def _bursts(triggers: list[Trigger], truth: dict[str, dict[str, Any]], onset_window: float, days: float) -> dict[str, Any]:
+def _bursts(triggers: list[Trigger], truth: dict[str, dict[str, Any]], onset_window: float,
+            days: float) -> dict[str, Any]:
     windows = [(cid, _ts(a["start"]), _ts(a["end"])) for cid, row in truth.items()
                for a in row.get("anomalies", []) if a.get("kind") == "error_burst"]
     by_customer: dict[str, list[float]] = {}
@@ -82,7 +86,8 @@ def _bursts(triggers: list[Trigger], truth: dict[str, dict[str, Any]], onset_win
         if hits:
             delays.append(min(hits))
     true_alarms = sum(1 for t in triggers if any(
-        cid == t.customer_id and begin <= t.fired_at.timestamp() <= stop + onset_window for cid, begin, stop in windows))
+        cid == t.customer_id and begin <= t.fired_at.timestamp() <= stop + onset_window
+        for cid, begin, stop in windows))
     return _scores(len(triggers), true_alarms, len(delays), len(windows), days) | {
         "truth_bursts": len(windows), "detection_delay_seconds": _distribution(delays),
     }
@@ -158,7 +163,8 @@ def _distribution(values: list[float]) -> dict[str, float | int | None]:
         return {"n": 0, "median": None, "p10": None, "p90": None}
     ordered = sorted(values)
     pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(values), "median": _round(statistics.median(values)), "p10": _round(pick(0.1)), "p90": _round(pick(0.9))}
+    return {"n": len(values), "median": _round(statistics.median(values)), "p10": _round(pick(0.1)),
+            "p90": _round(pick(0.9))}
 
 
 def _ts(value: str) -> float:

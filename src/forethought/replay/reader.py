@@ -19,8 +19,8 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from io import BufferedReader
 from pathlib import Path
-from typing import IO
 
 import orjson
 
@@ -39,7 +39,7 @@ class Line:
     detail: str = ""
 
 
-def open_input(path: Path) -> IO[bytes]:
+def open_input(path: Path) -> gzip.GzipFile | BufferedReader:
     """Open ``path`` for reading bytes, transparently un-gzipping ``*.gz``."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
@@ -59,7 +59,8 @@ def event_time(raw: bytes) -> float:
     raise ValueError(f"no {' or '.join(TIME_FIELDS)} field")
 
 
-def sorted_lines(paths: list[Path], chunk: int = 250_000, on_bytes: Callable[[int], None] | None = None) -> Iterator[Line]:
+def sorted_lines(paths: list[Path], chunk: int = 250_000,
+                 on_bytes: Callable[[int], None] | None = None) -> Iterator[Line]:
     """Every line of ``paths``: invalid ones as met, valid ones merged in (time, file, line) order."""
     with tempfile.TemporaryDirectory(prefix="forethought-replay-") as spill:
         runs: list[Path] = []

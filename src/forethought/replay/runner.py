@@ -1,9 +1,10 @@
 """Replay: the same core as the worker, driven by a file instead of Kafka.
 
-Records are fed in event-time order. The clock is the newest event time seen; before each
-record, every customer whose deadline has come is ticked, exactly as the worker's timer does.
-Like the worker, replay keeps one :class:`~forethought.core.models.PartitionModels` per partition
-(``partitions``: the catalogue's count; a customer's partition is murmur2 of its id, as in Kafka).
+Records are fed in event-time order to one :class:`~forethought.core.runtime.PartitionRuntime` per
+partition, the driver the worker uses too (``partitions``: the catalogue's count; a customer's
+partition is murmur2 of its id, as in Kafka), so replay and the worker compute the same way. The
+clock is the newest event time seen; before each event every partition is advanced to it, so
+triggers come out in event-time order.
 
 >>> from forethought.core.config import EngineConfig
 >>> from forethought.replay.reader import Line
@@ -20,31 +21,27 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from forethought.contracts.decode import CONTROL_KINDS, DEFAULT_DEADLETTER_MAX_BYTES, Rejection, describe, validate_event
-from forethought.contracts.events import EVENT_KINDS, InboundEvent
+from forethought.contracts.decode import (
+    CONTROL_KINDS,
+    DEFAULT_DEADLETTER_MAX_BYTES,
+    Rejection,
+    describe,
+    validate_event,
+)
+from forethought.contracts.events import EVENT_KINDS
+from forethought.contracts.partitioning import partition_of
 from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
 from forethought.core.config import EngineConfig
-from forethought.core.deadlines import DeadlineIndex
-from forethought.core.engine import (
-    Observation,
-    Step,
-    explain,
-    next_due,
-    observe_outcome,
-    observe_profile,
-    process,
-    tick,
-)
+from forethought.core.engine import Observation, Step, explain
 from forethought.core.models import PartitionModels
-from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
+from forethought.core.runtime import Emission, PartitionRuntime, Record
 from forethought.core.state import CustomerState
-from forethought.ops.topics import partition_of
 from forethought.replay.reader import Line
 
 ALL_KINDS = EVENT_KINDS | CONTROL_KINDS
@@ -104,7 +101,8 @@ def lift(tally: Counter[tuple[str, str, str]]) -> dict[str, dict[str, Any]]:
 
 
 class Replayer:
-    """Feeds lines to the core; calls back for triggers and dead letters."""
+    """Feeds lines to one :class:`~forethought.core.runtime.PartitionRuntime` per partition (as the
+    worker does); calls back for triggers and dead letters."""
 
     def __init__(
         self,
@@ -124,32 +122,43 @@ class Replayer:
         self.deadletter_max_bytes, self.on_tick_error = deadletter_max_bytes, on_tick_error
         self.config, self.on_trigger, self.on_deadletter = config, on_trigger, on_deadletter
         self.partitions, self.on_observation, self.on_shadow = partitions, on_observation, on_shadow
-        self.models: dict[int, PartitionModels] = {}
+        rules = rules or builtin_rules()
+        self.runtimes = [PartitionRuntime(p, config, rules, PartitionModels(p, config.model_min_labels, config))
+                         for p in range(max(partitions, 1))]
         self._partition: dict[str, int] = {}
-        self.rules = rules or builtin_rules()
-        self.profiles: dict[str, ProfileState] = {}
         self.sources = sources or ["input"]
         self.snapshot_at, self.on_snapshot = snapshot_at, on_snapshot
-        self.states: dict[str, CustomerState] = {}
-        self.deadlines: DeadlineIndex[str] = DeadlineIndex()
         self.counts = ReplayCounts()
         self.now: float | None = None
 
+    @property
+    def models(self) -> dict[int, PartitionModels]:
+        """Each partition's models."""
+        return {r.partition: r.models for r in self.runtimes if r.models is not None}
+
+    @property
+    def states(self) -> dict[str, CustomerState]:
+        """Every live customer state, by customer id."""
+        return {s.customer_id: s for r in self.runtimes for s in r.customers()}
+
     def feed(self, line: Line) -> None:
-        """One input line: invalid → dead letter; profile/outcome → counted; event → the core."""
+        """One input line: invalid → dead letter; valid → its partition's runtime."""
         self.counts.read += 1
         if line.invalid is not None:
             return self._dead(line, Rejection(line.invalid, line.detail))  # type: ignore[arg-type]
         decoded = validate_event(orjson.loads(line.raw), ALL_KINDS)
         if isinstance(decoded, Rejection):
             return self._dead(line, decoded)
-        try:
-            if isinstance(decoded, (Profile, Outcome)):
-                self._control(decoded)
-            else:
-                self._event(decoded)
-        except _RecordFailed as failed:  # as in the worker: dead-lettered, the customer's prior state kept
-            self._dead(line, Rejection("processing_error", failed.detail))
+        if not isinstance(decoded, (Profile, Outcome)):
+            self._advance(decoded.epoch)  # every partition's time, so outputs come in event-time order
+        for emitted in self.runtime(decoded.customer_id).feed(decoded):
+            if emitted.step is not None:
+                self._apply(emitted.customer_id, emitted.step)
+            elif emitted.due:
+                self._tick_failed(emitted)
+            else:  # as in the worker: dead-lettered, the customer's prior state kept
+                return self._dead(line, Rejection("processing_error", describe(emitted.error)))
+        self._count(decoded)
 
     def finish(self, until: float | None = None) -> None:
         """Advance the clock to ``until`` (default: the last event) and take a pending snapshot."""
@@ -159,15 +168,28 @@ class Replayer:
         if self.snapshot_at is not None:
             self._snapshot()
 
-    def _event(self, event: InboundEvent) -> None:
-        ts = event.epoch
-        self._advance(ts)
-        customer = event.customer_id
-        step = _guarded(process, self._held(customer), event, self.config, self.rules, self._profile(customer),
-                        self.model(customer))
-        self._apply(customer, step)
+    def runtime(self, customer_id: str) -> PartitionRuntime:
+        """The runtime of ``customer_id``'s partition (murmur2 of the id, as Kafka places it)."""
+        partition = self._partition.get(customer_id)
+        if partition is None:
+            partition = self._partition[customer_id] = partition_of(customer_id.encode(), len(self.runtimes))
+        return self.runtimes[partition]
+
+    def model(self, customer_id: str) -> PartitionModels | None:
+        """The models of ``customer_id``'s partition."""
+        return self.runtime(customer_id).models
+
+    def models_report(self) -> dict[str, dict[str, Any]]:
+        """Per partition: labels learned, of which dropped, and whether the model is warm."""
+        return {str(p): {"labels": m.labels, "dropped": m.dropped, "warm": m.warm}
+                for p, m in sorted(self.models.items())}
+
+    def _count(self, record: Record) -> None:
         self.counts.valid += 1
-        self.counts.by_type[event.type] += 1
+        self.counts.by_type[record.type] += 1
+        if isinstance(record, (Profile, Outcome)):
+            return
+        ts = record.epoch
         self.counts.first_event = ts if self.counts.first_event is None else min(self.counts.first_event, ts)
         self.counts.last_event = ts if self.counts.last_event is None else max(self.counts.last_event, ts)
 
@@ -178,18 +200,16 @@ class Replayer:
         if self.now is not None and now <= self.now:
             return
         self.now = now
-        for customer_id in self.deadlines.pop_due(now):
-            state = self.states.get(customer_id)
-            if state is None:
-                continue
-            try:  # a tick that raises keeps the prior state; the customer's next record tries again
-                step = _guarded(tick, state.copy(), now, self.config, self.rules, self._profile(customer_id),
-                                self.model(customer_id))
-            except _RecordFailed as failed:
-                self.counts.tick_errors += 1
-                self.on_tick_error(customer_id, failed.detail)
-                continue
-            self._apply(customer_id, step)
+        for runtime in self.runtimes:
+            for emitted in runtime.advance(now):
+                if emitted.step is None:
+                    self._tick_failed(emitted)
+                else:
+                    self._apply(emitted.customer_id, emitted.step)
+
+    def _tick_failed(self, emitted: Emission) -> None:
+        self.counts.tick_errors += 1
+        self.on_tick_error(emitted.customer_id, describe(emitted.error))
 
     def _apply(self, customer_id: str, step: Step) -> None:
         for trigger in step.triggers:
@@ -208,53 +228,6 @@ class Replayer:
             if observation.kind in ("reengaged", "not_reengaged"):
                 detail = observation.detail
                 self.counts.reengagement[(detail["playbook"], detail["group"], observation.kind)] += 1
-        if step.profile is not None:
-            self.profiles[customer_id] = step.profile
-        if step.state is None:
-            self.states.pop(customer_id, None)
-            self.deadlines.set(customer_id, None)
-        else:
-            self.states[customer_id] = step.state
-            self.deadlines.set(customer_id, next_due(step.state, self.config))
-
-    def model(self, customer_id: str) -> PartitionModels:
-        """The models of ``customer_id``'s partition (created fresh on first use)."""
-        partition = self._partition.get(customer_id)
-        if partition is None:
-            partition = self._partition[customer_id] = partition_of(customer_id.encode(), self.partitions)
-        models = self.models.get(partition)
-        if models is None:
-            models = self.models[partition] = PartitionModels(partition, self.config.model_min_labels, self.config)
-        return models
-
-    def models_report(self) -> dict[str, dict[str, Any]]:
-        """Per partition: labels learned, of which dropped, and whether the model is warm."""
-        return {str(p): {"labels": m.labels, "dropped": m.dropped, "warm": m.warm}
-                for p, m in sorted(self.models.items())}
-
-    def _held(self, customer_id: str) -> CustomerState | None:
-        """A copy of the customer's state for the core to work on (it mutates states in place)."""
-        state = self.states.get(customer_id)
-        return None if state is None else state.copy()
-
-    def _profile(self, customer_id: str) -> ProfileState:
-        return self.profiles.get(customer_id) or ProfileState()
-
-    def _control(self, record: Profile | Outcome) -> None:
-        """Profiles and outcomes go through the same core entry points as in the worker."""
-        self.counts.valid += 1
-        self.counts.by_type[record.type] += 1
-        customer = record.customer_id
-        if isinstance(record, Profile):
-            at = record.updated_at.timestamp()
-            self._advance(at)
-            step = _guarded(observe_profile, self._held(customer), self._profile(customer), record,
-                            max(at, self.now or at), self.config)
-        else:
-            self._advance(record.occurred_at.timestamp())
-            step = _guarded(observe_outcome, self._held(customer), self._profile(customer), record, self.config,
-                            self.rules, self.model(customer))
-        self._apply(customer, step)
 
     def _dead(self, line: Line, rejection: Rejection) -> None:
         self.counts.invalid[rejection.reason] += 1
@@ -267,22 +240,6 @@ class Replayer:
         assert at is not None
         for row in snapshot_rows(self.states.values(), at, self.config, lambda s: self.model(s.customer_id)):
             self.on_snapshot(row)
-
-
-class _RecordFailed(Exception):
-    """The core raised on one record or tick; ``detail`` names the exception (bounded)."""
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-def _guarded(entry: Callable[..., Step], *args: Any) -> Step:
-    """Call a core entry point; any exception it raises becomes :class:`_RecordFailed`."""
-    try:
-        return entry(*args)
-    except Exception as error:  # noqa: BLE001 - one record never stops a replay (rule 6)
-        raise _RecordFailed(describe(error)) from error
 
 
 def snapshot_rows(states: Any, at: float, config: EngineConfig,
@@ -304,4 +261,4 @@ def snapshot_rows(states: Any, at: float, config: EngineConfig,
 
 
 def _iso(epoch: float | None) -> str | None:
-    return None if epoch is None else datetime.fromtimestamp(epoch, tz=timezone.utc).isoformat()
+    return None if epoch is None else datetime.fromtimestamp(epoch, tz=UTC).isoformat()

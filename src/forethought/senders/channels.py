@@ -23,7 +23,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from email.message import EmailMessage
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -32,11 +32,11 @@ from rich.text import Text
 
 from forethought.contracts.records import Trigger
 from forethought.senders import signing
+from forethought.senders.addresses import AddressBook
+from forethought.senders.recipients import RecipientError, check_address, recipient_ref, scrub
 from forethought.senders.records import DeliveryResult
 from forethought.senders.retry import Attempt, AttemptKind, HostRateLimiter, RetryPolicy, with_retries
 from forethought.senders.settings import SenderSettings
-from forethought.senders.addresses import AddressBook
-from forethought.senders.recipients import RecipientError, check_address, recipient_ref, scrub
 from forethought.senders.templates import Renderer, build_message
 
 Sleep = Callable[[float], Awaitable[object]]
@@ -104,7 +104,7 @@ class WebhookChannel:
                 kind = classify_http(response.status)
                 detail = f"HTTP {response.status} from {self.host}" + (f": {answer}" if answer and kind != "ok" else "")
                 return Attempt(kind, detail, response.status, _retry_after(response.headers.get("Retry-After")))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return Attempt("transient", f"timeout after {self.timeout.total:g}s posting to {self.host}")
         except aiohttp.ClientError as exc:
             return Attempt("transient", f"connection error posting to {self.host}: {exc!r}"[:500])
@@ -147,7 +147,8 @@ class EmailChannel:
         if last.kind == "ok":
             return DeliveryResult("delivered", f"{detail} for recipient {ref} ({mail.template} template) {tries}",
                                   retried.attempts)
-        status = "bounced" if last.kind == "permanent" and (last.code or 0) >= 500 else "failed"
+        bounced = last.kind == "permanent" and (last.code or 0) >= 500
+        status: Literal["bounced", "failed"] = "bounced" if bounced else "failed"
         return DeliveryResult(status, f"{detail} for recipient {ref} {tries}", retried.attempts)
 
     async def _attempt(self, message: EmailMessage, to: str) -> Attempt:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from enum import Enum
+from enum import StrEnum
 
 import typer
 from pydantic import ValidationError
@@ -17,7 +17,7 @@ senders_app = typer.Typer(help="Reference channel senders: webhook, email, conso
 _err = Console(stderr=True, highlight=False)
 
 
-class SenderChoice(str, Enum):
+class SenderChoice(StrEnum):
     webhook = "webhook"
     email = "email"
     console = "console"
@@ -29,9 +29,9 @@ def run(
     web_port: int = typer.Option(None, help="Overrides FORETHOUGHT_SENDER__WEB_PORT (/metrics, /health, /ready)."),
 ) -> None:
     """Consume engagement.triggers, deliver the channels served, publish outcomes, until SIGTERM/SIGINT."""
-    from forethought.cli import require_kafka_access
     from forethought.ops.logs import configure_logging
     from forethought.ops.settings import validation_message
+    from forethought.ops.startup import require_kafka_access
     from forethought.senders.service import SenderService
     from forethought.senders.settings import SenderAppSettings
 
@@ -39,7 +39,7 @@ def run(
         settings = SenderAppSettings()
         if web_port is not None:
             settings = settings.model_copy(update={"sender": settings.sender.model_copy(update={"web_port": web_port})})
-        service = SenderService(settings, [c.value for c in channel])  # type: ignore[misc]
+        service = SenderService(settings, [c.value for c in channel])
     except ValidationError as exc:
         _err.print(f"[red]Invalid configuration[/]: {validation_message(exc)}", soft_wrap=True)
         raise typer.Exit(2) from exc

@@ -95,7 +95,7 @@ def _agreed_by_stdlib(text: str) -> str:
 def _strict_parseaddr() -> bool:
     """Whether this Python's ``parseaddr`` has ``strict`` (3.11.10+, 3.12.6+: CVE-2023-27043)."""
     try:
-        parseaddr("a@b.example", strict=True)  # type: ignore[call-arg]
+        parseaddr("a@b.example", strict=True)
     except TypeError:
         return False
     return True

@@ -34,7 +34,7 @@ class RetryPolicy:
 
     def ceiling(self, failed_attempts: int) -> float:
         """The upper bound of the wait after ``failed_attempts`` failures (>= 1)."""
-        return min(self.max_seconds, self.base_seconds * 2 ** (failed_attempts - 1))
+        return min(self.max_seconds, self.base_seconds * 2.0 ** (failed_attempts - 1))
 
     def delay(self, failed_attempts: int, rng: random.Random | None = None) -> float:
         """Full jitter (AWS architecture blog): uniform between 0 and the ceiling."""

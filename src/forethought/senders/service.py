@@ -23,16 +23,22 @@ from rich.console import Console
 
 from forethought.contracts.bounded import KEY_PREFIX_BYTES
 from forethought.contracts.records import Trigger
-from forethought.ops.kafka_security import aiokafka_options
 from forethought.ops import batch_guard
 from forethought.ops.compression import producer_options
+from forethought.ops.kafka_security import aiokafka_options
 from forethought.ops.logs import get_logger
 from forethought.senders.addresses import KafkaAddressBook
 from forethought.senders.channels import ConsoleChannel, EmailChannel, Sender, WebhookChannel, expiry
 from forethought.senders.ledger import KafkaLedger
 from forethought.senders.metrics import SenderMetrics, serve, web_app
 from forethought.senders.records import (
-    DeliveryResult, LedgerEntry, decode_trigger, ledger_key, outcome_for, sender_dead_letter, utcnow,
+    DeliveryResult,
+    LedgerEntry,
+    decode_trigger,
+    ledger_key,
+    outcome_for,
+    sender_dead_letter,
+    utcnow,
 )
 from forethought.senders.retry import HostRateLimiter
 from forethought.senders.settings import SenderAppSettings, SenderName
@@ -95,7 +101,8 @@ class SenderService:
         self.runner = await serve(web_app(self.metrics, self.health), self.config.web_host, self.config.web_port)
         kafka = aiokafka_options(self.settings)  # TLS/SASL
         self.producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                         enable_idempotence=True, **kafka, **producer_options(self.settings.kafka_compression))
+                                         enable_idempotence=True, **kafka,
+                                         **producer_options(self.settings.kafka_compression))
         await self.producer.start()
         self.ledger = KafkaLedger(self.settings.kafka_bootstrap, self.settings.topic("senders.ledger"),
                                   self.producer, timedelta(days=self.config.ledger_days), **kafka)
@@ -128,7 +135,8 @@ class SenderService:
                 self.session = aiohttp.ClientSession()
                 built[name] = WebhookChannel(self.session, self.config, limiter)
             elif name == "email":
-                self.addresses = KafkaAddressBook(self.settings.kafka_bootstrap, self.settings.topic("customers.profile"),
+                self.addresses = KafkaAddressBook(self.settings.kafka_bootstrap,
+                                                  self.settings.topic("customers.profile"),
                                                   **aiokafka_options(self.settings))
                 built[name] = EmailChannel(self.config, limiter, self.addresses)
                 if not self.config.recipient_hash_key.get_secret_value():

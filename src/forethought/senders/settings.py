@@ -25,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from forethought.contracts.records import Channel
 from forethought.ops.settings import Settings
 
+CONSOLE_CHANNELS: tuple[Channel, ...] = ("in_app", "cs_outreach", "sms", "push")  # no real sender yet
+
 SenderName = Literal["webhook", "email", "console"]
 SENDER_NAMES: tuple[SenderName, ...] = ("webhook", "email", "console")
 ENV = "FORETHOUGHT_SENDER__"
@@ -61,7 +63,7 @@ class SenderSettings(BaseModel):
     smtp_timeout_seconds: float = Field(10.0, gt=0, le=120)
     templates_dir: Path | None = None
     # Console: trigger channels without a real sender yet are printed instead.
-    console_channels: list[Channel] = Field(default_factory=lambda: ["in_app", "cs_outreach", "sms", "push"])
+    console_channels: list[Channel] = Field(default_factory=lambda: list(CONSOLE_CHANNELS))
     # Service
     web_host: str = "127.0.0.1"
     web_port: int = Field(6067, ge=1, le=65535)
@@ -100,7 +102,7 @@ class SenderSettings(BaseModel):
         57.5
         """
         timeout = max(self.webhook_timeout_seconds, self.smtp_timeout_seconds)
-        backoff = sum(min(self.backoff_max_seconds, self.backoff_base_seconds * 2 ** (n - 1))
+        backoff = sum(min(self.backoff_max_seconds, self.backoff_base_seconds * 2.0 ** (n - 1))
                       for n in range(1, self.max_attempts))
         return self.max_attempts * timeout + backoff
 

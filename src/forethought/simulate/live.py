@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from forethought.contracts.records import Trigger
-from forethought.ops.kafka_security import KafkaSecurity, aiokafka_options
 from forethought.ops import batch_guard
 from forethought.ops.compression import Compression, producer_options
+from forethought.ops.kafka_security import KafkaSecurity, aiokafka_options
 from forethought.simulate.traffic import TrafficGenerator
 
 

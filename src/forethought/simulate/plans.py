@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from forethought.simulate.timeline import DAY_MS, HOUR_MS, MINUTE_MS, day_of, day_weights, iso, to_ms
 
-DEFAULT_START = datetime(2026, 9, 7, tzinfo=timezone.utc)  # a Monday; fixed so runs are reproducible
+DEFAULT_START = datetime(2026, 9, 7, tzinfo=UTC)  # a Monday; fixed so runs are reproducible
 
 
 class SimulationConfig(BaseModel):
@@ -49,7 +49,7 @@ class SimulationConfig(BaseModel):
         if isinstance(value, str):
             value = datetime.fromisoformat(value.replace("Z", "+00:00"))
         if isinstance(value, datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=UTC)
         return value
 
     @property
@@ -85,7 +85,7 @@ class Segment:
 
 _SAAS_METRICS = (("reports_generated", "reports", 3.0), ("records_synced", "records", 200.0),
                  ("storage_gb", "GB", 5.0), ("messages_sent", "messages", 40.0))
-_SAAS = dict(pages=("/home", "/dashboard", "/reports", "/settings", "/billing", "/projects", "/search"),
+_SAAS: dict[str, Any] = dict(pages=("/home", "/dashboard", "/reports", "/settings", "/billing", "/projects", "/search"),
              targets=("save", "filter", "share", "new-project", "invite", "download"),
              features=("dashboard", "export_csv", "alerts", "integrations", "search", "share"),
              key_feature="reports")
@@ -180,7 +180,8 @@ def plan_customer(config: SimulationConfig, index: int) -> CustomerPlan:
     else:
         signup = start - int(rng.uniform(30, 900) * DAY_MS)
     active_from = max(start, signup)
-    dropoff, precursors, decline_from, stall = None, (), None, None
+    dropoff, decline_from, stall = None, None, None
+    precursors: tuple[str, ...] = ()
     if rng.random() < config.churn_rate:
         span = end - active_from
         fraction = rng.uniform(0.15, 0.95) if is_new else rng.uniform(0.25, 0.98)
@@ -219,7 +220,8 @@ def _plan_anomaly(rng: random.Random, config: SimulationConfig, segment: Segment
     if high - low < DAY_MS:
         return None
     frequent_usage = segment.usage_p > 0 and segment.cadence <= DAY_MS  # a usage anomaly must be visible
-    kinds = {"error_burst": 0.5, "usage_spike": 0.25, "usage_drop": 0.25} if frequent_usage else {"error_burst": 1}
+    kinds: dict[str, float] = (
+        {"error_burst": 0.5, "usage_spike": 0.25, "usage_drop": 0.25} if frequent_usage else {"error_burst": 1.0})
     kind = _pick(rng, kinds)
     if kind == "error_burst":
         count = rng.randint(10, 60)

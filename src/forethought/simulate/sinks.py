@@ -50,8 +50,8 @@ async def produce(config: SimulationConfig, settings: Settings, output: Path | N
     """Send every record to Kafka (and write ``output``/``truth_path`` when given) in one pass."""
     from aiokafka import AIOKafkaProducer
 
-    from forethought.ops.kafka_security import aiokafka_options
     from forethought.ops.compression import producer_options
+    from forethought.ops.kafka_security import aiokafka_options
 
     started = time.perf_counter()
     table = routes(load_catalogue(settings.topics_file), settings.topic)

@@ -4,8 +4,10 @@ The schedule is deterministic per seed and runs against any clock (seconds since
 
 >>> gen = TrafficGenerator(plan_population(6, seed=1, duration=60), seed=1, start=0.0)
 >>> batch = gen.due(5.0)
->>> {topic for topic, _, _ in batch} <= {"events.clickstream", "events.errors", "events.usage"}
+>>> {topic for topic, _, _ in batch} <= {"customers.profile", "events.clickstream", "events.errors", "events.usage"}
 True
+>>> batch[0][0]  # the profiles go out first
+'customers.profile'
 >>> gen.truth()["silent"] != [] and gen.truth()["burst"] != []
 True
 """
@@ -15,9 +17,9 @@ from __future__ import annotations
 import heapq
 import random
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -95,7 +97,7 @@ class TrafficGenerator:
             zone = zones[i % len(zones)]
             body: dict[str, object] = {
                 "type": "profile", "customer_id": c.customer_id, "plan": ("pro", "free")[i % 2], "timezone": zone,
-                "consent": {"email": i % 3 != 0}, "updated_at": datetime.fromtimestamp(self.start, tz=timezone.utc).isoformat(),
+                "consent": {"email": i % 3 != 0}, "updated_at": datetime.fromtimestamp(self.start, tz=UTC).isoformat(),
             }
             if c.customer_id == quiet_one:
                 body["quiet_hours"] = _quiet_now(self.start, zone)
@@ -117,7 +119,8 @@ class TrafficGenerator:
         if roll < 0.03:
             return [self._error(at, c, "E400", "warning")]
         if roll < 0.25:
-            return [("events.usage", *self._event(at, c, "usage", metric="api_calls", quantity=self.rng.randint(1, 50)))]
+            quantity = self.rng.randint(1, 50)
+            return [("events.usage", *self._event(at, c, "usage", metric="api_calls", quantity=quantity))]
         kind = self.rng.choice(["page_view", "click", "feature_used"])
         extra = {"feature": self.rng.choice(["export", "reports", "alerts"])} if kind == "feature_used" else {}
         return [("events.clickstream", *self._event(at, c, kind, **extra))]
@@ -127,7 +130,7 @@ class TrafficGenerator:
 
     def _event(self, at: float, c: DemoCustomer, kind: str, **fields: object) -> tuple[bytes, bytes]:
         self._seq += 1
-        occurred = datetime.fromtimestamp(self.start + at, tz=timezone.utc).isoformat()
+        occurred = datetime.fromtimestamp(self.start + at, tz=UTC).isoformat()
         body = {"event_id": f"{c.customer_id}-{self._seq}", "customer_id": c.customer_id,
                 "occurred_at": occurred, "type": kind, **fields}
         return c.customer_id.encode(), orjson.dumps(body)

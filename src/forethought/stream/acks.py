@@ -9,16 +9,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import faust
 
 from forethought.ops.logs import get_logger
 
-if TYPE_CHECKING:
-    from forethought.stream.worker import Worker
-
 log = get_logger("worker")
+
+
+class Stoppable(Protocol):
+    """What :func:`stop_unacknowledged` needs of the worker (:class:`forethought.stream.worker.Worker`)."""
+
+    app: faust.App
+    failure: str | None
 
 
 async def finish_batch(work: asyncio.Future[None]) -> None:
@@ -34,7 +38,7 @@ async def finish_batch(work: asyncio.Future[None]) -> None:
         raise
 
 
-async def stop_unacknowledged(worker: Worker, events: Iterable[faust.EventT], error: BaseException) -> None:
+async def stop_unacknowledged(worker: Stoppable, events: Iterable[faust.EventT], error: BaseException) -> None:
     """Stop the worker after a failure outside one record, without acknowledging ``events`` or
     anything read after them.
 
@@ -65,7 +69,7 @@ def track_changelog(table: object, pending: list[asyncio.Future[object]]) -> Non
     send = table.send_changelog  # type: ignore[attr-defined]
 
     def send_tracked(*args: object, **kwargs: object) -> asyncio.Future[object]:
-        future = send(*args, **kwargs)
+        future: asyncio.Future[object] = send(*args, **kwargs)
         pending.append(future)
         return future
 

@@ -23,11 +23,13 @@ class Outputs:
     """Publishes an outbox; waits until Kafka has every trigger before state may move on."""
 
     def __init__(self, app: faust.App, settings: Settings) -> None:
-        raw = {"key_serializer": "raw", "value_serializer": "raw"}
-        self.triggers = app.topic(settings.topic("engagement.triggers"), **raw)
-        self.deadletter = app.topic(settings.topic("events.deadletter"), **raw)
-        self.rekeyed = app.topic(settings.topic("forethought.rekeyed"), **raw)
-        self.shadow = app.topic(settings.topic("engagement.triggers.shadow"), **raw)
+        def raw(name: str) -> faust.TopicT:
+            return app.topic(settings.topic(name), key_serializer="raw", value_serializer="raw")
+
+        self.triggers = raw("engagement.triggers")
+        self.deadletter = raw("events.deadletter")
+        self.rekeyed = raw("forethought.rekeyed")
+        self.shadow = raw("engagement.triggers.shadow")
 
     async def publish(self, outbox: Outbox, metrics: Metrics) -> None:
         pending = []
@@ -38,7 +40,7 @@ class Outputs:
         for key, value in outbox.rekeyed:
             metrics.rekeyed.inc()
             pending.append(await self.rekeyed.send(key=key, value=value))
-        for trigger, origin in outbox.triggers:
+        for trigger, _origin in outbox.triggers:
             pending.append(await self.triggers.send(
                 key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
         for trigger in outbox.shadow:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
@@ -26,13 +26,27 @@ from forethought.core.engine import explain
 from forethought.ops.logs import get_logger
 
 if TYPE_CHECKING:
-    from forethought.stream.worker import Worker
+    import faust
+
+    from forethought.ops.metrics import Metrics
+    from forethought.ops.settings import Settings
+    from forethought.stream.processor import BatchProcessor
 
 log = get_logger("web")
 TOKEN_SETTING = "FORETHOUGHT_WEB_TOKEN"
 OPEN_PATHS = frozenset({"/", "/metrics", "/health", "/ready"})
 """Views served without a token: counts, health and readiness, never customer data."""
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="forethought"'}
+
+
+class Served(Protocol):
+    """What the views read of the running worker (:class:`forethought.stream.worker.Worker`)."""
+
+    settings: Settings
+    app: faust.App
+    processor: BatchProcessor
+    metrics: Metrics
+    failure: str | None
 
 
 def authorized(header: str | None, token: SecretStr | None) -> bool:
@@ -48,7 +62,7 @@ def authorized(header: str | None, token: SecretStr | None) -> bool:
     return hmac.compare_digest(presented.strip().encode(), token.get_secret_value().encode())
 
 
-def register_views(worker: Worker) -> None:
+def register_views(worker: Served) -> None:
     """Attach the views to the worker's Faust app; warn when customer data would be served to anyone."""
     app = worker.app
     token = worker.settings.web_token
@@ -82,11 +96,10 @@ def register_views(worker: Worker) -> None:
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
         if (refusal := denied(web, request)) is not None:
             return refusal
-        raw = worker.processor.table.get(customer_id.encode())
-        if raw is None:
-            return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
         try:
-            view = customer_view(worker, customer_id.encode(), raw)
+            view = customer_view(worker, customer_id.encode())
+            if view is None:
+                return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
         except Exception as error:  # noqa: BLE001 - a stored state that cannot be read is this customer's problem
             log.error("customer_view_failed", customer_id=customer_id, error_type=type(error).__name__)
             return web.json({"error": "the stored state of this customer cannot be read",
@@ -94,12 +107,16 @@ def register_views(worker: Worker) -> None:
         return web.json(view)
 
 
-def customer_view(worker: Worker, key: bytes, raw: bytes) -> dict[str, Any]:
-    """What ``/customers/{id}`` shows: :func:`explain` of the stored state, its size and the profile.
+def customer_view(worker: Served, key: bytes) -> dict[str, Any] | None:
+    """What ``/customers/{id}`` shows: :func:`explain` of the live state, its stored size and the
+    profile; None when this worker holds no state for ``key``.
 
     Raises when the stored state or profile cannot be loaded (e.g. forged in its changelog).
     """
-    state = worker.processor.load(raw)
+    state = worker.processor.state(key)
+    if state is None:
+        return None
+    raw = worker.processor.dump(state)
     partition = worker.processor.partition_for(key)
     now = worker.processor.stream_time(partition, time.time()) or time.time()
     profile = worker.processor.profile(key).to_dict()
@@ -108,14 +125,15 @@ def customer_view(worker: Worker, key: bytes, raw: bytes) -> dict[str, Any]:
     return {**view, "state_bytes": len(raw), "profile": profile}
 
 
-def readiness(worker: Worker) -> dict[str, Any]:
+def readiness(worker: Served) -> dict[str, Any]:
     """Ready when partitions are assigned and neither rebalancing nor recovering.
 
     The open ``/ready`` and ``/health`` views name a failure by its exception type only: an
     exception's message may quote a record (the full message is in the worker's log).
     """
     app = worker.app
-    assigned = len(app.assignor.assigned_actives()) if app.assignor else 0
+    assignor = getattr(app, "assignor", None)  # none before the app starts, whatever Faust's type says
+    assigned = len(assignor.assigned_actives()) if assignor is not None else 0
     ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None
     return {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing),
             "recovering": bool(app.in_recovery), "failure": worker.failure}

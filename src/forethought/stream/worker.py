@@ -10,6 +10,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import faust
 from faust.exceptions import NotReady
@@ -24,11 +25,13 @@ from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
-from forethought.stream.acks import finish_batch, stop_unacknowledged, track_changelog
+from forethought.stream.acks import acknowledge, finish_batch, hold, stop_unacknowledged, track_changelog
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
+from forethought.stream.web import register_views
 
 log = get_logger("worker")
+FLUSH_RECORDS = 20_000  # handled records that make the write-behind flush before its interval
 FAUST_PAGES_OFF = ("web_router_enabled", "web_tables_enabled", "web_graph_enabled", "web_stats_enabled",
                    "web_metrics_enabled")
 
@@ -49,6 +52,28 @@ class Worker:
     index_stale: bool = True
     failure: str | None = None
     changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)
+    unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
+    flushed_at: float = field(default_factory=time.monotonic)
+
+    def flush_due(self) -> bool:
+        """Whether the write-behind state is due: a commit interval since the last flush, or many
+        records waiting (their acknowledgement waits for it)."""
+        waited = time.monotonic() - self.flushed_at
+        return bool(self.unflushed) and (waited >= self.flush_seconds or len(self.unflushed) >= FLUSH_RECORDS)
+
+    @property
+    def flush_seconds(self) -> float:
+        """How often live customer state is written to its changelog (and the records behind it acknowledged)."""
+        return self.settings.state_flush_seconds or self.settings.commit_interval_seconds
+
+    async def flush(self) -> None:
+        """Write every customer changed since the last flush, await those changelog writes, then
+        acknowledge the records handled since (in the order they were read)."""
+        self.processor.commit()
+        await self.settle()
+        done, self.unflushed = self.unflushed, []
+        acknowledge(done)
+        self.flushed_at = time.monotonic()
 
     async def settle(self) -> None:
         """Wait until every state and profile write since the last call is on the broker.
@@ -57,7 +82,8 @@ class Worker:
         (the offsets of the batch behind it would then be committed all the same); awaiting each write
         turns a failed one into an exception before the batch is acknowledged.
         """
-        pending, self.changelog_pending = self.changelog_pending, []
+        pending = list(self.changelog_pending)  # in place: track_changelog appends to this very list
+        self.changelog_pending.clear()
         if pending:
             await asyncio.gather(*pending)
 
@@ -124,7 +150,7 @@ def has_pending(app: faust.App, processor: BatchProcessor, topic: str, partition
         highwater = app.consumer.highwater(TP(topic, partition))
     except Exception:  # noqa: BLE001 - no consumer yet, or the partition is not assigned
         return False
-    return highwater is not None and highwater > processor.processed.get((topic, partition), highwater)
+    return highwater is not None and highwater > processor.processed.get((topic, partition), highwater)  # type: ignore[redundant-expr]  # None before the first fetch, whatever Faust's type says
 
 
 def faust_broker_url(bootstrap: str) -> str:
@@ -160,6 +186,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
         partition_for=lambda key: partition_of(key, catalogue.partitions), profiles=profiles, rules=playbooks.rules,
         checkpoints=checkpoints, deadletter_max_bytes=settings.deadletter_max_bytes,
+        cache_customers=settings.state_cache_customers,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     if settings.model_signing_key is not None:
@@ -169,8 +196,6 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
-    from forethought.stream.web import register_views
-
     register_views(worker)
     return worker
 
@@ -188,6 +213,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         broker_commit_interval=settings.commit_interval_seconds,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=settings.producer_linger_ms / 1000,  # many changelog/trigger records per produce request
         producer_compression_type=compression_type(settings.kafka_compression),
         stream_wait_empty=False,
         table_standby_replicas=0,
@@ -198,7 +224,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
     return app
 
 
-def web_settings(settings: Settings) -> dict[str, object]:
+def web_settings(settings: Settings) -> dict[str, Any]:
     """Faust's web server with only our views (and its ``/`` status page): its ``/router`` (cluster
     topology), ``/table`` (table data, our profiles included), ``/graph``, ``/stats`` and
     ``/performance`` pages are off (:data:`FAUST_PAGES_OFF`; :func:`_create_app` enforces them again
@@ -221,9 +247,10 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             # it restores this flag when it ends, and with it True the stream would go on draining, and
             # acknowledging, records nobody processed (at a stop, or after a failed batch).
             stream.enable_acks = False
-            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):
+            async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):  # type: ignore[attr-defined]  # Stream has it, StreamT does not
                 started = time.perf_counter()
                 records = [_raw(e) for e in events]
+                hold(events)  # acknowledged by worker.flush, once their state is on the broker
 
                 async def run_batch() -> None:
                     async with worker.lock:
@@ -232,8 +259,9 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                         outbox = processor.handle(records, time.time())  # a failing record is dead-lettered
                         worker.skip_past(skipped)
                         await outputs.publish(outbox, worker.metrics)
-                        processor.commit(outbox)
-                        await worker.settle()
+                        worker.unflushed.extend(events)
+                        if worker.flush_due():
+                            await worker.flush()
 
                 try:
                     await finish_batch(asyncio.ensure_future(run_batch()))
@@ -254,17 +282,27 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             async with worker.lock:
                 owns = worker.owner()
                 if worker.index_stale:
+                    await worker.flush()  # the rebuild replaces the live states
                     count = processor.rebuild_index(owns)
                     worker.index_stale = False
                     log.info("deadline_index_rebuilt", customers=count)
                 outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
                 await outputs.publish(outbox, worker.metrics)
-                processor.commit(outbox)
-                await worker.settle()
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
             await stop_unacknowledged(worker, [], exc)
             return
         _refresh_gauges(worker)
+
+    @app.timer(min(worker.flush_seconds, 1.0))
+    async def flush_states() -> None:  # write-behind: also when no batch comes to do it
+        if worker.failure:
+            return
+        try:
+            async with worker.lock:
+                if worker.flush_due():
+                    await worker.flush()
+        except Exception as exc:  # noqa: BLE001 - a state write failed: stop before acknowledging
+            await stop_unacknowledged(worker, [], exc)
 
     @app.timer(1.0)
     async def report_undecodable() -> None:  # a skipped batch with no record after it
@@ -293,13 +331,15 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust's signal type wants *args; it sends keywords
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
         worker.index_stale = True
 
-    @app.on_partitions_revoked.connect
+    @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as above
     async def _revoked(sender: object, revoked: set[TP], **_: object) -> None:
         async with worker.lock:
+            if not worker.failure:
+                await worker.flush()  # the live states of leaving partitions reach their changelog first
             worker.release_models(revoked)
 
     return behaviour, outputs
@@ -314,7 +354,7 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
     crash the agent. ``partitions_for`` waits until the topic is known.
     """
     try:
-        producer = app.producer._ensure_producer()  # noqa: SLF001 - faust-streaming 0.15's own accessor
+        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]  # faust-streaming 0.15's own accessor
     except NotReady:
         return  # no Kafka producer (agent test context): nothing to look up
     for table in (processor.table, processor.profiles, processor.checkpoints):

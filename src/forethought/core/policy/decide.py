@@ -22,8 +22,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from forethought.contracts.records import Trigger, Why
+from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.expr import EvaluationError
-from forethought.core.policy.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
@@ -122,7 +122,9 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
             out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
         kept = [c for c in (trigger.why.checks if trigger.why else []) if c.startswith(("episode", "holdout", "quiet"))]
-        channels = book.channels[book.channels.index(trigger.channel):] if trigger.channel in book.channels else book.channels
+        channels = book.channels
+        if trigger.channel in channels:
+            channels = channels[channels.index(trigger.channel):]
         plan = _plan(book, kept, ctx, now, channels)
         _carry_out(book, plan, trigger, pending.signal, ctx, out, now, verdict="released")
 
@@ -144,7 +146,8 @@ def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out
         "fallback_of": original.trigger_id,
     })
     plan = _plan(book, [*kept, f"fallback: {failed_channel} failed"], ctx, now, rest)
-    _carry_out(book, plan, retry, original.why.signal if original.why else "fallback", ctx, out, now, verdict="fallback")
+    signal = original.why.signal if original.why else "fallback"
+    _carry_out(book, plan, retry, signal, ctx, out, now, verdict="fallback")
 
 
 @dataclass(slots=True)
@@ -217,7 +220,9 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
         out.decisions.append(Decision(book.name, "shadow", now, None, final.trigger_id, plan.channel, "shadow"))
         return
     can_fall_back = book.channels.index(final.channel) < len(book.channels) - 1  # keep it for a fallback
-    kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal}} if can_fall_back else None
+    kept = None
+    if can_fall_back:
+        kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal}}
     ctx.ledger.record_send(Sent(float(math.floor(now)), book.name, final.channel, book.priority), ctx.rules.memory,
                            kept, final.expires_at.timestamp())
     out.live.append(final)

@@ -225,7 +225,9 @@ class _Compiler:
         return _column(self.text, self.lead, lineno, len(line.encode()[:col].decode(errors="ignore")))
 
     def error(self, message: str, node: ast.AST, locate: bool = True) -> ExpressionError:
-        return ExpressionError(message, self.column(node.lineno, node.col_offset), locate=locate)
+        line, col = getattr(node, "lineno", None), getattr(node, "col_offset", None)
+        where = None if line is None or col is None else self.column(line, col)
+        return ExpressionError(message, where, locate=locate)
 
     def compile(self, node: ast.AST) -> Run:
         rule = self.rules.get(type(node))
@@ -389,7 +391,7 @@ def _parse(source: str) -> tuple[ast.Expression, str, int]:
             where = _column(text, lead, error.lineno, error.offset - 1 if 0 < error.offset <= end else end)
         raise ExpressionError(f"syntax error: {error.msg}", where) from None
     except (ValueError, RecursionError, MemoryError) as error:
-        raise ExpressionError(f"cannot parse expression: {error or 'too deeply nested'}") from None
+        raise ExpressionError(f"cannot parse expression: {str(error) or 'too deeply nested'}") from None
     count = sum(isinstance(node, ast.expr) for node in ast.walk(tree))
     if count > MAX_NODES:
         raise ExpressionError(f"expression is too complex ({count} nodes, limit {MAX_NODES})")

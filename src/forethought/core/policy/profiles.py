@@ -21,7 +21,7 @@ True
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from forethought.contracts.records import Outcome, Profile
@@ -47,7 +47,8 @@ class ProfileState:
         if outcome.status != "unsubscribed":
             return self
         at = outcome.occurred_at.timestamp()
-        return replace(self, unsubscribed={**self.unsubscribed, outcome.channel: max(at, self.unsubscribed.get(outcome.channel, at))})
+        since = max(at, self.unsubscribed.get(outcome.channel, at))
+        return replace(self, unsubscribed={**self.unsubscribed, outcome.channel: since})
 
     def allows(self, channel: str, consent_required: frozenset[str]) -> bool:
         """Whether ``channel`` may be used: opt-outs first, then explicit consent, then the default."""
@@ -56,11 +57,12 @@ class ProfileState:
             return False
         stopped = self.unsubscribed.get(channel)
         if stopped is not None and not (
-            profile is not None and profile.updated_at.timestamp() > stopped and profile.consent.get(channel) is True
+            profile is not None and profile.updated_at.timestamp() > stopped
+            and channel in profile.consent and profile.consent[channel] is True
         ):
             return False
         if profile is not None and channel in profile.consent:
-            return profile.consent[channel]  # type: ignore[index]
+            return profile.consent[channel]
         return channel not in consent_required
 
     @property
@@ -96,5 +98,5 @@ class ProfileState:
 def _days_between(day: date | None, now: float, *, since: bool) -> float | None:
     if day is None:
         return None
-    midnight = datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
     return round((now - midnight) / DAY if since else (midnight - now) / DAY, 4)

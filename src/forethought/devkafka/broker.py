@@ -6,7 +6,7 @@
     with LocalBroker() as bootstrap:   # "127.0.0.1:<port>"
         ...
 
-``LocalBroker(secure=True)`` adds SASL_SSL and SSL listeners (see ``kafka_local_secure``); its
+``LocalBroker(secure=True)`` adds SASL_SSL and SSL listeners (see :mod:`forethought.devkafka.secure`); its
 ``secured`` attribute then says how to reach them.
 
 Needs a JDK (17+) and Maven. Brokers are stopped by PID only, never by process name.
@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 
-from forethought.ops.kafka_jars import (  # re-exported: the broker's public API includes its jars
+from forethought.devkafka.jars import (  # re-exported: the broker's public API includes its jars
     DEFAULT_VERSION,
     INSTALL_HINT,
     MARKER,
@@ -42,12 +42,13 @@ from forethought.ops.kafka_jars import (  # re-exported: the broker's public API
     libs_dir,
     major_version,
 )
-from forethought.ops.kafka_local_secure import SecuredAccess, create_scram_users, make_pki, secure_properties
+from forethought.devkafka.secure import SecuredAccess, create_scram_users, make_pki, secure_properties
 from forethought.ops.process import free_port
 
 __all__ = [
-    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess", "broker_prerequisites_missing",
-    "ensure_jars", "find_java", "find_mvn", "libs_dir", "new_cluster_id", "port_open", "stop_pidfile",
+    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess",
+    "broker_prerequisites_missing", "ensure_jars", "find_java", "find_mvn", "libs_dir", "new_cluster_id", "port_open",
+    "stop_pidfile",
 ]
 
 READY_LINE = "Kafka Server started"

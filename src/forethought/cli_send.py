@@ -18,9 +18,10 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from io import BufferedReader
 from itertools import islice
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -46,7 +47,7 @@ class Invalid:
     detail: str
 
 
-def open_lines(path: Path) -> IO[bytes]:
+def open_lines(path: Path) -> gzip.GzipFile | BufferedReader:
     """The file as binary lines, gunzipped when it starts with the gzip magic bytes."""
     with path.open("rb") as head:
         gzipped = head.read(2) == b"\x1f\x8b"
@@ -115,8 +116,8 @@ def send_command(
     """Validate a JSON-lines file and send each record to its topic, keyed by customer_id."""
     from aiokafka.errors import KafkaError
 
-    from forethought.cli import load_settings, require_kafka_access
     from forethought.client.wire import Router
+    from forethought.ops.startup import load_settings, require_kafka_access
     from forethought.ops.topics import CatalogueError, load_catalogue
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)

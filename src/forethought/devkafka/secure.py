@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forethought.ops.kafka_jars import BrokerError, major_version
+from forethought.devkafka.jars import BrokerError, major_version
 
 USER = "forethought"
 SCRAM = ("SCRAM-SHA-256", "SCRAM-SHA-512")
