@@ -21,13 +21,13 @@ from test_extreme_records import CONFIGS, RULES, records
 
 from forethought.contracts.records import Outcome, Profile
 from forethought.core.baselines import EwStats
+from forethought.core.codec_kinds import TIME, time_back, time_out
 from forethought.core.config import EngineConfig
 from forethought.core.engine import observe_outcome, observe_profile, process, tick
-from forethought.core.models import PartitionModels
 from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.state import CustomerState, decode_state, encode_state
-from forethought.core.codec_kinds import TIME, time_back, time_out
 from forethought.core.state_codec import FIELDS, MAGIC, Field, decode_fields, encode_fields
 from forethought.core.windows import BucketRing
 

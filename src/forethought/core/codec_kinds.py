@@ -125,7 +125,8 @@ def time_back(v: Plain, anchor: int) -> float:
     """Inverse of :func:`time_out`."""
     if type(v) is float:
         return _float(v)
-    tag, delta = checked_int(v) & 3, v >> 2
+    tagged = checked_int(v)
+    tag, delta = tagged & 3, tagged >> 2
     if tag == 0:
         return float(delta + anchor)
     if tag == 1:
@@ -209,9 +210,10 @@ def _wide_counts(form: list[Any], size: int) -> list[float]:
 
 
 def _counts_back(v: Plain, _anchor: int, _config: EngineConfig) -> dict[str, int]:
-    if not set(map(type, _dict(v).values())) <= {int}:
+    counts = _dict(v)
+    if not set(map(type, counts.values())) <= {int}:
         raise malformed("count")
-    return v
+    return counts
 
 
 def _kind_counts_out(counts: dict[str, int], _anchor: int) -> Plain:
@@ -228,9 +230,10 @@ def _kind_counts_back(v: Plain, anchor: int, config: EngineConfig) -> dict[str, 
 
 
 def _series_back(v: Plain, _anchor: int, _config: EngineConfig) -> dict[str, list[float | int]]:
-    for values in _dict(v).values():
+    series = _dict(v)
+    for values in series.values():
         _list(values, _NUMBER)
-    return v
+    return series
 
 
 def _timemap_out(mapping: dict[str, list[float]], anchor: int) -> Plain:

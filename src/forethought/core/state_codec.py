@@ -46,8 +46,29 @@ import msgpack  # type: ignore[import-untyped]
 
 from forethought.core.baselines import EwStats
 from forethought.core.codec_kinds import (
-    BYTES, CLOCK, COUNTS, EW, FLOAT, HOUR_BUCKETS, HOUR_RING, INT, INTS, KIND_COUNTS, LEDGER, NUMS, RING, SERIES,
-    SNAPSHOT, STR, TIME, TIMES, Kind, Plain, as_is, checked_int, malformed,
+    BYTES,
+    CLOCK,
+    COUNTS,
+    EW,
+    FLOAT,
+    HOUR_BUCKETS,
+    HOUR_RING,
+    INT,
+    INTS,
+    KIND_COUNTS,
+    LEDGER,
+    NUMS,
+    RING,
+    SERIES,
+    SNAPSHOT,
+    STR,
+    TIME,
+    TIMES,
+    Kind,
+    Plain,
+    as_is,
+    checked_int,
+    malformed,
 )
 from forethought.core.config import EngineConfig
 from forethought.core.ledger import PolicyLedger
@@ -143,7 +164,8 @@ def encode_fields(state: Any, table: tuple[Field, ...] = FIELDS) -> bytes:
         present |= bit
         append(value if write is None else write(value, anchor))
     out[0] = present
-    return MAGIC_BYTE + msgpack.packb(out, use_bin_type=True, unicode_errors="surrogatepass")
+    packed: bytes = msgpack.packb(out, use_bin_type=True, unicode_errors="surrogatepass")
+    return MAGIC_BYTE + packed
 
 
 def decode_fields(raw: bytes, config: EngineConfig, table: tuple[Field, ...] = FIELDS) -> dict[str, Any]:
