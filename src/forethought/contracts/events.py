@@ -9,9 +9,8 @@
 
 from __future__ import annotations
 
-from functools import cached_property
-
 from datetime import datetime
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import (

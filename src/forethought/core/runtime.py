@@ -64,6 +64,17 @@ class Emission:
     due: bool = False
     error: Exception | None = None
 
+    @property
+    def failure(self) -> Exception:
+        """The exception of a failed emission (``step`` is None).
+
+        >>> Emission("c1", None, error=ValueError("bad")).failure
+        ValueError('bad')
+        """
+        if self.error is None:
+            raise ValueError(f"the emission of {self.customer_id!r} did not fail")
+        return self.error
+
 
 @dataclass(slots=True)
 class Dirty:
@@ -173,6 +184,10 @@ class PartitionRuntime:
         self._dirty, self._dirty_profiles = set(), set()
         self._trim()
         return dirty
+
+    def has_dirty(self) -> bool:
+        """Whether a state or profile changed since the last :meth:`take_dirty`."""
+        return bool(self._dirty or self._dirty_profiles)
 
     def customers(self) -> list[CustomerState]:
         """The live states held in memory (every customer when there is no ``capacity``)."""

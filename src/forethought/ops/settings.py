@@ -70,7 +70,7 @@ class Settings(BaseSettings, KafkaSecurity):
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
-    state_flush_seconds: float | None = Field(None, gt=0, le=600)  # write-behind of customer state; None: the commit interval
+    state_flush_seconds: float | None = Field(None, gt=0, le=600)  # write-behind of state; None: commit interval
     producer_linger_ms: int = Field(5, ge=0, le=1000)  # how long the worker's producer waits to fill a batch
     state_cache_customers: int = Field(200_000, ge=100)  # live customer states kept in memory per partition
     model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)

@@ -157,7 +157,7 @@ class Replayer:
             elif emitted.due:
                 self._tick_failed(emitted)
             else:  # as in the worker: dead-lettered, the customer's prior state kept
-                return self._dead(line, Rejection("processing_error", describe(emitted.error)))
+                return self._dead(line, Rejection("processing_error", describe(emitted.failure)))
         self._count(decoded)
 
     def finish(self, until: float | None = None) -> None:
@@ -209,7 +209,7 @@ class Replayer:
 
     def _tick_failed(self, emitted: Emission) -> None:
         self.counts.tick_errors += 1
-        self.on_tick_error(emitted.customer_id, describe(emitted.error))
+        self.on_tick_error(emitted.customer_id, describe(emitted.failure))
 
     def _apply(self, customer_id: str, step: Step) -> None:
         for trigger in step.triggers:

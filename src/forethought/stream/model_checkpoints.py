@@ -72,7 +72,8 @@ class ModelCheckpoints:
                 self.checkpoints[self.checkpoint_key(partition)] = raw
             except Exception as error:  # noqa: BLE001 - a checkpoint must never stop the worker; retried next time
                 self.metrics.model_checkpoints.labels(result="failed").inc()
-                model_log.error("model_checkpoint_failed", partition=partition, error=f"{type(error).__name__}: {error}")
+                model_log.error("model_checkpoint_failed", partition=partition,
+                                error=f"{type(error).__name__}: {error}")
                 continue
             models.unsaved = 0
             self.metrics.model_checkpoints.labels(result="written").inc()

@@ -1,13 +1,16 @@
-"""The worker's outbound topics: publish an outbox and wait until Kafka has all of it.
+"""The worker's outbound topics: publish an outbox; Kafka has all of it before the records behind it
+are acknowledged.
 
 Dead letters, re-keyed records, triggers and shadow triggers of one batch (or sweep) are sent
-together and awaited before the batch's state may be written (architecture rule 6).
+together; the worker awaits their delivery with the batch's state writes, at the next flush, before
+it acknowledges the batch (architecture rule 6), so sending does not hold up the next batch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 
 import faust
 
@@ -31,8 +34,13 @@ class Outputs:
         self.rekeyed = raw("forethought.rekeyed")
         self.shadow = raw("engagement.triggers.shadow")
 
-    async def publish(self, outbox: Outbox, metrics: Metrics) -> None:
-        pending = []
+    async def publish(self, outbox: Outbox, metrics: Metrics,
+                      in_flight: list[asyncio.Future[object]] | None = None) -> None:
+        """Send everything in ``outbox``. Without ``in_flight``, wait until Kafka has all of it;
+        with it, return once the records are handed to the producer and add one future to
+        ``in_flight`` that completes (or fails) with their delivery: the worker awaits it before it
+        acknowledges the records behind them, without holding up the next batch meanwhile."""
+        pending: list[Awaitable[object]] = []
         for letter in outbox.deadletters:
             metrics.invalid.labels(reason=letter.reason).inc()
             pending.append(await self.deadletter.send(
@@ -46,6 +54,14 @@ class Outputs:
         for trigger in outbox.shadow:
             pending.append(await self.shadow.send(
                 key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))
+        if in_flight is None:
+            await self._delivered(pending, outbox, metrics)
+        elif pending:
+            in_flight.append(asyncio.ensure_future(self._delivered(pending, outbox, metrics)))
+
+    @staticmethod
+    async def _delivered(pending: list[Awaitable[object]], outbox: Outbox, metrics: Metrics) -> None:
+        """Await the sends; then count and log the triggers (a failed send raises instead)."""
         if pending:
             await asyncio.gather(*pending)
         now = time.time()

@@ -202,7 +202,7 @@ class BatchProcessor(ModelCheckpoints):
                 outbox.states[key] = emission.step.state
             elif emission.due:
                 self.metrics.processing_errors.labels(stage="tick").inc()
-                engine_log.error("tick_error", customer_id=emission.customer_id, error=describe(emission.error),
+                engine_log.error("tick_error", customer_id=emission.customer_id, error=describe(emission.failure),
                                  exc_info=emission.error)
 
     def _record_failed(self, record: RawRecord, error: Exception, wall: float, outbox: Outbox) -> None:
@@ -265,6 +265,10 @@ class BatchProcessor(ModelCheckpoints):
                     self.table[customer.encode()] = self.dump(state)
                 written += 1
         return written
+
+    def has_dirty(self) -> bool:
+        """Whether any held customer changed since the last :meth:`commit`."""
+        return any(runtime.has_dirty() for runtime in self.runtimes.values())
 
     def _stored_state(self, customer: str) -> CustomerState | None:
         raw = self.table.get(customer.encode())

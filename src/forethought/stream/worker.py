@@ -51,15 +51,18 @@ class Worker:
     outputs: Outputs | None = None
     index_stale: bool = True
     failure: str | None = None
-    changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)
+    changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)  # state writes since the flush
+    in_flight: list[asyncio.Future[object]] = field(default_factory=list)  # triggers etc. published since the flush
     unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
     flushed_at: float = field(default_factory=time.monotonic)
 
     def flush_due(self) -> bool:
         """Whether the write-behind state is due: a commit interval since the last flush, or many
         records waiting (their acknowledgement waits for it)."""
-        waited = time.monotonic() - self.flushed_at
-        return bool(self.unflushed) and (waited >= self.flush_seconds or len(self.unflushed) >= FLUSH_RECORDS)
+        if len(self.unflushed) >= FLUSH_RECORDS:
+            return True
+        waiting = self.unflushed or self.in_flight or self.processor.has_dirty()  # a sweep's too
+        return bool(waiting) and time.monotonic() - self.flushed_at >= self.flush_seconds
 
     @property
     def flush_seconds(self) -> float:
@@ -68,7 +71,16 @@ class Worker:
 
     async def flush(self) -> None:
         """Write every customer changed since the last flush, await those changelog writes, then
-        acknowledge the records handled since (in the order they were read)."""
+        acknowledge the records handled since (in the order they were read).
+
+        The order is the protocol: first every trigger, dead letter and re-keyed record published
+        since the last flush must be on the broker (a state that records a trigger as sent must never
+        be stored while the trigger is not), then the states are written and awaited, then the
+        records are acknowledged. Any failure raises before anything is acknowledged."""
+        delivered = list(self.in_flight)
+        self.in_flight.clear()
+        if delivered:
+            await asyncio.gather(*delivered)
         self.processor.commit()
         await self.settle()
         done, self.unflushed = self.unflushed, []
@@ -258,7 +270,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                         await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
                         outbox = processor.handle(records, time.time())  # a failing record is dead-lettered
                         worker.skip_past(skipped)
-                        await outputs.publish(outbox, worker.metrics)
+                        await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
                         worker.unflushed.extend(events)
                         if worker.flush_due():
                             await worker.flush()
@@ -287,7 +299,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                     worker.index_stale = False
                     log.info("deadline_index_rebuilt", customers=count)
                 outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
-                await outputs.publish(outbox, worker.metrics)
+                await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
             await stop_unacknowledged(worker, [], exc)
             return
