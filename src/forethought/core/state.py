@@ -213,14 +213,14 @@ def decode_state(raw: bytes, config: EngineConfig) -> CustomerState:
 
     >>> decode_state(b"\\x81\\x92\\x00\\x00", EngineConfig())  # no customer id
     Traceback (most recent call last):
-    ValueError: unreadable customer state: a required field is missing
+    ValueError: a required field is missing
     """
     try:
         if raw[:1] == b"{":
             return CustomerState.from_dict(json.loads(raw), config)
         return CustomerState(**decode_fields(raw, config))
-    except ValueError as error:
-        raise ValueError(f"unreadable customer state: {error}") from error
+    except ValueError:
+        raise  # as it is: its message is what the dead letter and the log say
     except _UNREADABLE_JSON as error:
         raise ValueError(f"unreadable customer state: {type(error).__name__}: {error}") from error
 
