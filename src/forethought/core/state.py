@@ -1,6 +1,7 @@
 """Per-customer state: event-time windows, baselines, deadlines and episode bookkeeping.
 
-The state serialises to compact JSON (the changelog value) and back without loss:
+The state serialises to a compact binary form (the changelog value, :mod:`forethought.core.state_codec`)
+and back without loss; :meth:`CustomerState.from_bytes` also reads the JSON that older versions wrote:
 
 >>> from forethought.core.config import EngineConfig
 >>> state = CustomerState.new("c1", EngineConfig())
@@ -9,6 +10,9 @@ False
 >>> state.remember("event-1")
 True
 >>> CustomerState.from_bytes(state.to_bytes(), EngineConfig()) == state
+True
+>>> old = json.dumps(state.to_dict()).encode()  # what versions before the binary codec wrote
+>>> CustomerState.from_bytes(old, EngineConfig()) == state
 True
 """
 
@@ -24,12 +28,12 @@ from typing import Any
 from forethought.core.baselines import EwStats
 from forethought.core.config import EngineConfig
 from forethought.core.ledger import PolicyLedger
+from forethought.core.state_codec import FIELDS, HOUR_BUCKETS, decode_fields, encode_fields
 from forethought.core.windows import BucketRing
 
-STATE_VERSION = 3
+STATE_VERSION = 3  # of the JSON dict (to_dict); the binary form has its own (state_codec.VERSION)
 READABLE_VERSIONS = frozenset({2, 3})  # version 2 lacks the hour ring, sessions and the anomaly run
 HOUR = 3600
-HOUR_BUCKETS = 24
 MAX_ERROR_CODES = 8
 ID_DIGEST_BYTES = 5
 _KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
@@ -181,15 +185,44 @@ class CustomerState:
         )
 
     def to_bytes(self) -> bytes:
-        return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+        """The changelog value: the compact binary form (:func:`encode_state`)."""
+        return encode_state(self)
 
     @classmethod
     def from_bytes(cls, raw: bytes, config: EngineConfig) -> CustomerState:
-        return cls.from_dict(json.loads(raw), config)
+        """A state from its changelog value, binary or old JSON (:func:`decode_state`)."""
+        return decode_state(raw, config)
 
 
 _FIELDS = tuple(f.name for f in fields(CustomerState))
 _ALL_FIELDS = operator.attrgetter(*_FIELDS)  # every field's value, in __init__'s order, in one C call
+if _FIELDS != tuple(f.name for f in FIELDS):  # a new field needs its line at the end of state_codec.FIELDS
+    raise ImportError(f"state_codec.FIELDS does not list CustomerState's fields in order: {_FIELDS}")
+
+_UNREADABLE_JSON = (KeyError, TypeError, AttributeError, IndexError, RecursionError, OverflowError)
+
+
+def encode_state(state: CustomerState) -> bytes:
+    """The compact binary form of ``state`` (see :mod:`forethought.core.state_codec`)."""
+    return encode_fields(state)
+
+
+def decode_state(raw: bytes, config: EngineConfig) -> CustomerState:
+    """A state from :func:`encode_state`'s bytes or from the JSON dict (versions 2 and 3) that older
+    versions wrote. Anything else, truncated or corrupted bytes included, raises ValueError.
+
+    >>> decode_state(b"\\x81\\x92\\x00\\x00", EngineConfig())  # no customer id
+    Traceback (most recent call last):
+    ValueError: a required field is missing
+    """
+    try:
+        if raw[:1] == b"{":
+            return CustomerState.from_dict(json.loads(raw), config)
+        return CustomerState(**decode_fields(raw, config))
+    except ValueError:
+        raise  # as it is: its message is what the dead letter and the log say
+    except _UNREADABLE_JSON as error:
+        raise ValueError(f"unreadable customer state: {type(error).__name__}: {error}") from error
 
 
 def _whole(t: float | None) -> float | int | None:

@@ -1,0 +1,252 @@
+"""The binary state codec: exact round trips of engine-made states, old JSON still loads, and
+hostile bytes (truncated, bit-flipped, forged counts) raise ValueError or decode to a valid state.
+
+States come from the real engine (``process``/``tick``/``observe_*`` with the shipped playbooks),
+driven by the extreme-but-valid records of ``test_extreme_records``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import fields
+from typing import Any
+
+import msgpack
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_extreme_records import CONFIGS, RULES, records
+
+from forethought.contracts.records import Outcome, Profile
+from forethought.core.baselines import EwStats
+from forethought.core.codec_kinds import TIME, time_back, time_out
+from forethought.core.config import EngineConfig
+from forethought.core.engine import observe_outcome, observe_profile, process, tick
+from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.models import PartitionModels
+from forethought.core.policy.profiles import ProfileState
+from forethought.core.state import CustomerState, decode_state, encode_state
+from forethought.core.state_codec import FIELDS, MAGIC, Field, decode_fields, encode_fields
+from forethought.core.windows import BucketRing
+
+CONFIG = EngineConfig()
+T0 = 1_790_000_000.0
+
+
+def states_of(items: list[Any], config: EngineConfig) -> list[CustomerState]:
+    """Every state the engine holds while it runs through ``items``."""
+    models = PartitionModels(0, config.model_min_labels, config)
+    state: CustomerState | None = None
+    profile, seen = ProfileState(), []
+    for item in items:
+        if isinstance(item, float):
+            step = tick(state.copy(), item, config, RULES, profile, models) if state is not None else None
+        elif isinstance(item, Profile):
+            step = observe_profile(state, profile, item, item.updated_at.timestamp(), config)
+        elif isinstance(item, Outcome):
+            step = observe_outcome(state, profile, item, config, RULES, models)
+        else:
+            step = process(None if state is None else state.copy(), item, config, RULES, profile, models)
+        if step is None:
+            continue
+        state, profile = step.state, step.profile or profile
+        if state is not None:
+            seen.append(state.copy())
+    return seen
+
+
+def busy_state() -> CustomerState:
+    """A customer with something in every part: rings, usage, features, errors, a policy ledger."""
+    state = CustomerState.new("cust-ü-1", CONFIG)
+    state.account_id, state.first_seen, state.last_seen = "acct-1", T0 - 86_400 * 3 + 0.123456, T0 + 0.25
+    state.events, state.visits, state.error_total, state.day, state.week = 412, 37, 9, 20717, [3, 0, 9, 400, 0, 0, 1]
+    state.by_type = {"page_view": 300, "click": 100, "error": 9, "usage": 3}
+    state.gaps, state.error_baseline = EwStats(36, 3512.25, 1.5e-7), EwStats(5, 0.2, 0.16)
+    state.long_gap, state.long_gap_at, state.deadline = 16.8510000705719, T0 - 3600.5, T0 + 7200.123456789
+    state.usage = {"api_calls": [8, 3.414354, 0.112821, 0, 0], "seats": [2, 1.0, 0.0, 1, 2]}
+    state.features = {"export": [T0 - 86_400, T0], "reports": [T0 - 10, T0 - 10]}
+    state.error_codes, state.error_severity = {"E500": 4, "E503": 5}, {"error": 6, "critical": 3}
+    state.daily_at, state.session_start, state.odd = T0 + 50_000, int(T0) - 60, [29_833_000, 29_833_004]
+    state.created, state.snapshot = T0 - 86_400 * 9, "AAECAwQFBgcICQoLDA0O"
+    state.hours.add(int(T0) // 3600, 3.0)
+    state.hours.add(int(T0) // 3600 - 5, 300.0)
+    for bucket, amount in ((29_833_333, 2.0), (29_833_330, 7.0), (29_833_300, 1.5)):
+        state.activity.add(bucket, amount)
+    state.errors.add(29_833_333, 70_000.0)
+    for i in range(32):
+        state.remember(f"event-{i}")
+    state.policy = PolicyLedger(
+        sent=[Sent(T0 - 100, "error_burst", "in_app", 70), Sent(T0 - 50.5, "my_playbook", "email", 10)],
+        episodes=b"123456abcdef", pending=[Pending(T0 + 3600, "silence", {"trigger_id": "t1", "x": [1, 2.5]})],
+        watch=[Watch("error_burst", "treated", T0 - 100, T0 + 86_400 * 14)],
+        recent=[(T0 + 86_400, {"trigger_id": "t0", "reasons": [{"text": "ü"}]})])
+    return state
+
+
+def test_the_field_table_lists_every_state_field_in_order() -> None:
+    assert [f.name for f in FIELDS] == [f.name for f in fields(CustomerState)]
+
+
+def test_a_busy_state_round_trips_exactly_and_is_well_under_its_json() -> None:
+    state = busy_state()
+    raw = state.to_bytes()
+    assert raw[0] == MAGIC
+    again = CustomerState.from_bytes(raw, CONFIG)
+    assert again == state
+    assert [type(x) for x in again.usage["api_calls"]] == [int, float, float, int, int]  # ints stay ints
+    assert again.to_bytes() == raw
+    assert len(raw) < 0.65 * len(json.dumps(state.to_dict(), separators=(",", ":")))
+
+
+def test_an_empty_state_is_a_few_bytes() -> None:
+    state = CustomerState.new("c1", CONFIG)
+    assert decode_state(encode_state(state), CONFIG) == state
+    assert len(encode_state(state)) < 16
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(items=records(), config=st.sampled_from(CONFIGS))
+def test_every_state_the_engine_makes_round_trips_and_old_json_still_loads(items: list[Any],
+                                                                           config: EngineConfig) -> None:
+    for state in states_of(items, config):
+        raw = encode_state(state)
+        assert decode_state(raw, config) == state
+        old = json.dumps(state.to_dict()).encode()  # what the worker wrote before the binary codec
+        assert decode_state(old, config) == CustomerState.from_dict(json.loads(old), config)
+
+
+def test_old_json_states_of_versions_2_and_3_load() -> None:
+    state = busy_state()
+    v3 = json.dumps(state.to_dict()).encode()
+    assert CustomerState.from_bytes(v3, CONFIG) == state
+    v2 = {k: v for k, v in state.to_dict().items() if k not in ("hr", "ses", "am", "be", "mu", "odd")} | {"v": 2}
+    old = CustomerState.from_bytes(json.dumps(v2).encode(), CONFIG)
+    assert old.events == state.events and old.hours.head == -1 and old.odd == []
+    assert decode_state(encode_state(old), CONFIG) == old  # and it is written back in the new form
+
+
+def test_a_state_written_under_a_larger_ring_keeps_its_newest_buckets() -> None:
+    state = busy_state()
+    smaller = EngineConfig(ring_buckets=10)
+    again = decode_state(encode_state(state), smaller)
+    via_json = CustomerState.from_dict(state.to_dict(), smaller)
+    assert again.activity == via_json.activity and again.activity.size == 10
+
+
+@pytest.mark.parametrize("value", [0.0, -0.0, 1.0, 0.1, 1e-300, 5e-324, 1.7976931348623157e308, math.inf,
+                                   -math.inf, 1_790_000_000.123456, 1_790_000_000.5, -3.25, 2.0**60])
+def test_times_come_back_bit_for_bit(value: float) -> None:
+    got = time_back(msgpack.unpackb(msgpack.packb(time_out(value, 1_790_000_000))), 1_790_000_000)
+    assert struct.pack("<d", got) == struct.pack("<d", value)
+
+
+@given(st.lists(st.floats(allow_nan=False) | st.integers(-(2**53), 2**53), max_size=20),
+       st.lists(st.floats(allow_nan=False), max_size=8), st.integers(-(2**40), 2**40))
+def test_any_numbers_round_trip_bit_for_bit_with_their_type(series: list[float | int], times: list[float],
+                                                            anchor: int) -> None:
+    state = CustomerState.new("c", CONFIG)
+    state.usage, state.decline, state.features = {"m": series}, series, {"f": times}
+    state.last_seen = float(anchor) + 0.5
+    again = decode_state(encode_state(state), CONFIG)
+    exact = [(type(v), struct.pack("<d", v) if isinstance(v, float) else v) for v in series]
+    assert [(type(v), struct.pack("<d", v) if isinstance(v, float) else v) for v in again.usage["m"]] == exact
+    assert [(type(v), struct.pack("<d", v) if isinstance(v, float) else v) for v in again.decline] == exact
+    assert [struct.pack("<d", t) for t in again.features.get("f", [])] == [struct.pack("<d", t) for t in times]
+
+
+def _valid(state: CustomerState, config: EngineConfig) -> None:
+    """A decoded state is usable: the declared types, rings of the configured sizes, and it
+    encodes and decodes again to itself."""
+    assert isinstance(state, CustomerState) and isinstance(state.customer_id, str)
+    assert state.activity.size == state.errors.size == config.ring_buckets and state.hours.size == 24
+    assert all(isinstance(getattr(state, n), int) for n in ("events", "late", "error_total", "visits", "day"))
+    assert isinstance(state.recent_ids, bytes) and isinstance(state.policy, PolicyLedger)
+    assert decode_state(encode_state(state), config) == state
+
+
+def _decodes_or_refuses(raw: bytes) -> None:
+    try:
+        state = decode_state(raw, CONFIG)
+    except ValueError:
+        return
+    _valid(state, CONFIG)
+
+
+def test_every_truncation_of_a_valid_encoding_is_refused() -> None:
+    raw = busy_state().to_bytes()
+    for end in range(len(raw)):
+        with pytest.raises(ValueError):
+            decode_state(raw[:end], CONFIG)
+
+
+def test_every_single_bit_flip_decodes_to_a_valid_state_or_raises_value_error() -> None:
+    raw = busy_state().to_bytes()
+    for i in range(len(raw) * 8):
+        flipped = bytearray(raw)
+        flipped[i // 8] ^= 1 << (i % 8)
+        _decodes_or_refuses(bytes(flipped))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=600), st.integers(0, 2000))
+def test_random_bytes_after_the_magic_byte_decode_or_raise_value_error(tail: bytes, cut: int) -> None:
+    _decodes_or_refuses(bytes([MAGIC]) + tail)
+    raw = busy_state().to_bytes()
+    _decodes_or_refuses(raw[:cut % len(raw)] + tail[:8] + raw[cut % len(raw) + 8:])
+
+
+def _forged(*items: Any) -> bytes:
+    return bytes([MAGIC]) + msgpack.packb(list(items), use_bin_type=True)
+
+
+@pytest.mark.parametrize("raw", [
+    b"", b"{", b"{}", b"[1, 2]", b"\x00", b"\x82", b"\x81", b"\x81\xdd\xff\xff\xff\xff",  # an array of 2**32
+    b'{"v": 3, "id": "c", "act": "no"}', b'{"v": 9, "id": "c"}', b'{"v": 3}', b"{" + b"[" * 100_000,
+    b"\x81" + b"\x91" * 100_000,  # arrays nested 100,000 deep
+    _forged(1 << 40, 0),  # a presence bit beyond the table: written by a newer version
+    _forged(1, 0),  # a field announced, none there
+    _forged(1, 0, "c", "extra"),
+    _forged(1, 0, 7),  # a customer id that is a number
+    _forged(1, 0, b"c"),
+    _forged(1 | 1 << 6, 0, "c", 1.5),  # a count that is a float
+    _forged(1 | 1 << 6, 0, "c", True),
+    _forged(1 | 1 << 9, 0, "c", {"page_view": "many"}),
+    _forged(1 | 1 << 9, 0, "c", {b"page_view": 1}),
+    _forged(1 | 1 << 1, 0, "c", [5, [[0], []]]),  # a ring whose ages and counts disagree
+    _forged(1 | 1 << 1, 0, "c", [-5, b"\x01"]),
+    _forged(1 | 1 << 1, 0, "c", [5, [b"\x01"]]),  # two-byte counts of odd length
+    _forged(1 | 1 << 5, 0, "c", 7),  # a time with an unknown unit
+    _forged(1 | 1 << 5, 0, "c", math.nan),
+    _forged(1 | 1 << 11, 0, "c", [1, 2.0]),
+    _forged(1 | 1 << 29, 0, "c", [[], b"", [[0, "silence", "[" * 100 + "]" * 100]], [], []]),  # nested 100 deep
+    _forged(1 | 1 << 29, 0, "c", [[], b"", [[0, "silence", "[]"]], [], []]),  # a held trigger that is no object
+    _forged(1 | 1 << 29, 0, "c", [[[0, "p", "email"]], b"", [], [], []]),
+    bytes([MAGIC]) + msgpack.packb([1, 0, "c"]) + b"\x00",  # trailing bytes
+    bytes([MAGIC]) + b"\x93\x01\x00\xd4\x05\x01",  # an extension type
+], ids=lambda raw: raw[:12].hex())
+def test_hostile_bytes_raise_value_error(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_state(raw, CONFIG)
+
+
+def test_a_field_added_at_the_end_of_the_table_still_reads_older_encodings() -> None:
+    state = busy_state()
+    older = encode_fields(state)  # written before the new field existed
+    newer_table = (*FIELDS, Field("next_look", TIME))
+    fields_read = decode_fields(older, CONFIG, newer_table)
+    assert "next_look" not in fields_read  # → the dataclass default, once the dataclass has the field
+    assert CustomerState(**fields_read) == state
+    with pytest.raises(ValueError, match="newer"):
+        decode_fields(_forged(1 << len(FIELDS) | 1, 0, "c", 5), CONFIG)
+
+
+def test_a_ring_with_large_or_fractional_counts_round_trips() -> None:
+    for counts in ([1.0, 255.0], [256.0, 65_535.0], [65_536.0], [0.5], [1e300, -1.0]):
+        ring = BucketRing.empty(60)
+        for age, c in enumerate(counts):
+            ring.counts[(1000 - age) % 60] = c
+        ring.head = 1000
+        state = CustomerState(customer_id="c", activity=ring, errors=BucketRing.empty(60))
+        assert decode_state(encode_state(state), CONFIG).activity == ring
