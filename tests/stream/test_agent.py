@@ -19,6 +19,7 @@ from faust.types.tuples import ConsumerMessage
 
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.core.config import EngineConfig
+from forethought.core.state import CustomerState
 from forethought.ops.playbooks import PlaybookFileError
 from forethought.ops.settings import Settings
 from forethought.stream.web import readiness
@@ -27,6 +28,12 @@ from forethought.stream.worker import Worker, build_worker, partition_of
 
 ENGINE = EngineConfig(bucket_seconds=10, burst_min_errors=3, visit_gap_seconds=0, prior_gap_seconds=1,
                       silence_min_seconds=5, prior_log_sd=0.3)
+
+
+
+def stored(built: Worker, key: bytes) -> dict[str, Any]:
+    """The state the worker's table holds for ``key``, as its dict."""
+    return CustomerState.from_bytes(built.processor.table[key], built.settings.engine).to_dict()
 
 
 class Recorder:
@@ -94,7 +101,7 @@ async def test_agent_fires_one_burst_trigger_and_keeps_state_in_the_table(worker
         for i in range(5):
             await put(agent, "t.events.errors", b"c1", error("c1", i, float(i)), offset=i)
         await settle(lambda: built.processor.table.get(b"c1") is not None
-                     and json.loads(built.processor.table[b"c1"])["errn"] == 5)
+                     and stored(built, b"c1")["errn"] == 5)
     triggers = [Trigger.model_validate_json(value) for _, value in rec["triggers"].sent]
     assert [(t.playbook, t.customer_id) for t in triggers] == [("error_burst", "c1")]
     assert rec["triggers"].sent[0][0] == b"c1"
@@ -111,7 +118,7 @@ async def test_agent_dead_letters_bad_records_and_carries_on(worker: tuple[Worke
     letters = [DeadLetter.model_validate_json(value) for _, value in rec["deadletter"].sent]
     assert [(d.reason, d.source_topic, d.source_offset) for d in letters] == [  # in arrival order
         ("not_json", "t.events.errors", 0), ("wrong_topic", "t.events.clickstream", 1)]
-    assert json.loads(built.processor.table[b"c2"])["n"] == 1
+    assert stored(built, b"c2")["n"] == 1
 
 
 async def test_agent_rekeys_events_whose_key_is_not_the_customer(worker: tuple[Worker, dict[str, Recorder]]) -> None:
@@ -152,9 +159,9 @@ async def test_a_profile_feeds_the_profile_table_and_quiet_hours_defer_the_trigg
         for i in range(5):
             await put(agent, "t.events.errors", key, error(treated, i, float(i)), offset=i)
         await settle(lambda: built.processor.table.get(key) is not None
-                     and json.loads(built.processor.table[key])["errn"] == 5)
+                     and stored(built, key)["errn"] == 5)
     assert rec["triggers"].sent == []
-    held = json.loads(built.processor.table[key])["pol"]["p"]
+    held = stored(built, key)["pol"]["p"]
     assert len(held) == 1 and held[0][0] == datetime(2026, 11, 22, 23, 0, tzinfo=ZoneInfo("Asia/Tokyo")).timestamp()
     assert built.processor.profile(key).timezone == "Asia/Tokyo"
     assert b'forethought_decisions_total{mode="live",playbook="burst",reason="",verdict="deferred"} 1.0' in (

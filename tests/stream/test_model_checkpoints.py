@@ -10,7 +10,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
-from test_agent import Recorder, put, recorded, settle
+from test_agent import Recorder, put, recorded, settle, stored
 
 from forethought.core import snapshots
 from forethought.core.config import EngineConfig
@@ -99,7 +99,7 @@ async def test_a_corrupt_checkpoint_is_counted_and_the_worker_carries_on_with_a_
     models = built.processor.models[PARTITION]
     assert models.origin == "failed" and "corrupt model checkpoint" in (models.problem or "")
     assert models.labels >= 1, "the fresh model learns from here on"
-    assert json.loads(built.processor.table[KEY])["n"] == 4
+    assert stored(built, KEY)["n"] == 4
     assert metric(built, 'forethought_model_restores_total{result="failed"} 1.0')
 
 

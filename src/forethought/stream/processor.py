@@ -233,12 +233,12 @@ class BatchProcessor(ModelCheckpoints):
         return outbox
 
     def load(self, raw: bytes) -> CustomerState:
-        """A state from its changelog bytes (as :meth:`commit` writes them)."""
-        return CustomerState.from_dict(orjson.loads(raw), self.config)
+        """A state from its changelog bytes: the binary codec, or the JSON older versions wrote."""
+        return CustomerState.from_bytes(raw, self.config)
 
     def dump(self, state: CustomerState) -> bytes:
-        """A state's changelog bytes."""
-        return orjson.dumps(state.to_dict())
+        """A state's changelog bytes (:mod:`forethought.core.state_codec`)."""
+        return state.to_bytes()
 
     def profile(self, key: bytes) -> ProfileState:
         """What is known of ``key``'s profile (an empty profile when nothing)."""
