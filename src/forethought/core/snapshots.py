@@ -107,6 +107,15 @@ def encode(at: float, data: bytes) -> str:
     return base64.b64encode(_TIME.pack(int(at)) + data).decode()
 
 
+def taken_at(text: str) -> float:
+    """When the snapshot ``text`` (from :func:`encode`) was taken; ValueError when malformed.
+
+    >>> taken_at(encode(1_790_000_000, bytes(len(FEATURES))))
+    1790000000.0
+    """
+    return decode(text)[0]
+
+
 def decode(text: str) -> tuple[float, dict[str, float]]:
     """Inverse of :func:`encode`: ``(taken_at, features)``; ValueError when malformed."""
     data = base64.b64decode(text, validate=True)
