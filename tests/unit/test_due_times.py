@@ -190,3 +190,13 @@ playbooks:
     assert rules.daily_bounds == (None,)
     state = process(None, PageView(event_id="e1", customer_id="c1", occurred_at=at(T0)), CONFIG, rules).state
     assert state is not None and state.daily_at is not None and state.daily_at - T0 <= DAY
+
+
+def test_a_look_without_playbooks_snapshots_exactly_what_the_full_facts_give() -> None:
+    from forethought.core import detect, snapshots
+
+    run = Run(CONFIG, builtin_rules()).feed(population(customers=4, days=20), T0 + 25 * DAY)
+    for state in run.states.values():
+        for now in (T0 + 20 * DAY, T0 + 21.3 * DAY):
+            lean, full = detect.snapshot_facts(state, now, CONFIG), detect.facts(state, now, CONFIG)
+            assert snapshots.codes(lean) == snapshots.codes(full)

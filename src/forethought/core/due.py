@@ -27,6 +27,7 @@ True
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from datetime import date
 
 from forethought.core import snapshots
@@ -40,6 +41,7 @@ from forethought.core.state import CustomerState
 DAY = 86_400.0
 
 
+@lru_cache(maxsize=1 << 16)
 def _offset(customer_id: str) -> float:
     return float(math.floor(unit_hash("daily", customer_id) * DAY))
 

@@ -215,13 +215,13 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
         detections.append(detect.silence(state, config))
         state.silence_fired_for, state.deadline = state.last_seen, None
     look = state.daily_at is not None and state.daily_at <= due
+    daily = look and bool(rules.daily_bounds) and looks.lifecycle_open(rules, profile, due)
     found: dict[str, Any] | None = None
     if look:
-        seen, found = _look_labels(state, due, config, models)
+        seen, found = _look_labels(state, due, config, models, full=daily or bool(detections))
         observations += seen
         if models is not None and config.prior_learned and state.gaps.n >= config.prior_min_gaps:
             models.learn_population(state.gaps.mean, state.gaps.var, due)
-    daily = look and bool(rules.daily_bounds) and looks.lifecycle_open(rules, profile, due)
     if detections or daily:
         ctx = _context(state, profile, rules, due, config, models, found)
         if daily:
@@ -233,21 +233,24 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
 
 
 def _look_labels(state: CustomerState, due: float, config: EngineConfig, models: PartitionModels | None,
-                 ) -> tuple[tuple[Observation, ...], dict[str, Any] | None]:
-    """A look's part in learning: a horizon passed (label 1), then a new snapshot; the facts
-    (with the learned score) are built once and handed on to the playbooks."""
+                 full: bool) -> tuple[tuple[Observation, ...], dict[str, Any] | None]:
+    """A look's part in learning: a horizon passed (label 1), then a new snapshot. The facts (all of
+    them when ``full``: playbooks run at this look; else only the snapshot's) and the learned score
+    are built once; full facts are handed on to the playbooks."""
     if models is None:
         return (), None
     label = labels.on_check(state, due, config, models)
     seen = () if label is None else (_label(label, models),)
     if state.last_seen is None:
         return seen, None
-    found = detect.facts(state, due, config, models)
-    taken = labels.take_snapshot(state, due, snapshots.codes(found))
+    found = detect.facts(state, due, config) if full else detect.snapshot_facts(state, due, config)
+    data = snapshots.codes(found)
+    taken = labels.take_snapshot(state, due, data)
     scores = found["scores"]
+    scores["dropoff_learned"] = models.dropoff(snapshots.from_codes(data)) if models.warm else None
     return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": found["features"]["silence_seconds"],
                                                 "dropoff": scores["dropoff"], "dropoff_learned": scores["dropoff_learned"],
-                                                "snapshot": taken})), found
+                                                "snapshot": taken})), found if full else None
 
 
 def _label(label: labels.Label, models: PartitionModels) -> Observation:
