@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
-from forethought.contracts.events import ErrorEvent, FeatureUsed, InboundEvent, PageView
+from forethought.contracts.events import ErrorEvent, FeatureUsed, PageView
 from forethought.contracts.records import Profile
 from forethought.core.config import EngineConfig
 from forethought.core.deadlines import DeadlineIndex

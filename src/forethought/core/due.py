@@ -27,8 +27,8 @@ True
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from datetime import date
+from functools import lru_cache
 
 from forethought.core import snapshots
 from forethought.core.config import EngineConfig

@@ -30,8 +30,8 @@ from typing import Any
 from forethought.contracts.events import ErrorEvent, FeatureUsed, InboundEvent, Usage
 from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core import behaviour, detect, labels, snapshots
-from forethought.core import due as looks
 from forethought.core import detectors as det
+from forethought.core import due as looks
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.core.policy import decide as policy
