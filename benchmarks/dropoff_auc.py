@@ -76,7 +76,8 @@ PIPELINES: dict[str, Any] = {
 def run(events: Path, truth: Path, model: str, horizon: float) -> dict[str, Any]:
     """Replay ``events`` and collect every snapshot with its scores and (later) its label."""
     core_models.dropoff_pipeline = PIPELINES[model]  # type: ignore[assignment]
-    config = EngineConfig(label_horizon_seconds=horizon)
+    # its "every daily check" rows need a look at every customer every day (core.due skips the idle ones)
+    config = EngineConfig(label_horizon_seconds=horizon, look_every_day=True)
     snaps: list[dict[str, Any]] = []
     labels: dict[tuple[str, float], int] = {}
 

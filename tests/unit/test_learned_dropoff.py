@@ -105,13 +105,14 @@ def test_activity_after_the_horizon_is_a_drop_then_a_return() -> None:
 def test_errors_count_as_activity_but_late_and_duplicate_events_do_not() -> None:
     models = PartitionModels()
     state, _ = active("c1", models)
-    tick(state, (state.daily_at or 0) + 1, CONFIG, models=models)
+    look = state.daily_at or 0  # the next look is the day after the last activity: it takes a snapshot
+    tick(state, look + 1, CONFIG, models=models)
     assert state.snapshot is not None
-    duplicate = process(state, page("c1", 0, (state.daily_at or 0) + 5), CONFIG, models=models)
+    duplicate = process(state, page("c1", 0, look + 5), CONFIG, models=models)
     late = process(state, page("c1", 5000, T0), CONFIG, models=models)
     assert labels_of([duplicate, late]) == [] and state.snapshot is not None
     error = ErrorEvent(event_id="err-1", customer_id="c1", code="E1",
-                       occurred_at=datetime.fromtimestamp((state.daily_at or 0) + 60, tz=timezone.utc))
+                       occurred_at=datetime.fromtimestamp(look + 60, tz=timezone.utc))
     assert labels_of([process(state, error, CONFIG, models=models)]) == [0]
 
 

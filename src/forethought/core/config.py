@@ -68,6 +68,9 @@ class EngineConfig:
     # activity follows within the horizon; no score until the model has seen this many labels
     label_horizon_seconds: float = 14 * 86_400.0
     model_min_labels: int = 200
+    # look at every customer every day (as before core.due): results are the same, only slower; an
+    # evaluation aid for scores "at every daily check" (benchmarks/dropoff_auc.py)
+    look_every_day: bool = False
     # multivariate anomaly (per-partition Half-Space Trees over each customer-minute's features):
     # masses per event-time window; alerts hold about ``anomaly_alert_rate`` of scored minutes
     anomaly_trees: int = 10
@@ -103,4 +106,5 @@ class EngineConfig:
 
 
 _MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds", "long_gap_factor",
-                "decline_delta", "decline_enabled", "anomaly_seed", "prior_learned"}
+                "decline_delta", "decline_enabled", "anomaly_seed", "prior_learned",
+                "look_every_day"}

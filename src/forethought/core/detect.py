@@ -159,6 +159,21 @@ def facts(state: CustomerState, now: float, config: EngineConfig,
     return found
 
 
+def snapshot_facts(state: CustomerState, now: float, config: EngineConfig) -> dict[str, Any]:
+    """The part of :func:`facts` (without the learned score) that a snapshot reads
+    (:func:`forethought.core.snapshots.raw`): what a look that runs no playbook needs."""
+    silence_for = None if state.last_seen is None else max(0.0, now - state.last_seen)
+    return {
+        "scores": {"dropoff": round(det.silence_probability(silence_for or 0.0, state, config), 6)},
+        "features": {
+            "events": state.events, "visits": state.visits, "error_total": state.error_total,
+            "silence_seconds": silence_for, "typical_gap_seconds": det.typical_gap(state, config),
+            "events_last_7_days": events_last_7_days(state, now), "usual_events_per_7_days": usual_weekly(state, now),
+            "days_since_first_seen": _days(state.first_seen, now), "features_used": len(state.features),
+        },
+    }
+
+
 def _facts(state: CustomerState, now: float, config: EngineConfig) -> dict[str, Any]:
     silence_for = None if state.last_seen is None else max(0.0, now - state.last_seen)
     errors_now = state.errors.count(math.floor(now / config.bucket_seconds))

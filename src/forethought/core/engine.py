@@ -1,8 +1,9 @@
 """The engine's entry points: every driver (worker, replay, tests) calls these and only these.
 
 ``process`` folds one event into a customer's state; ``tick`` advances a customer to a point
-in event time (silence, daily lifecycle checks, deferred triggers and re-engagement windows
-can only be seen this way); ``observe_profile`` and ``observe_outcome`` take the other
+in event time (silence, lifecycle looks, label horizons and snapshots, deferred triggers and
+re-engagement windows can only be seen this way; :mod:`forethought.core.due` says which look is
+due when, so time costs only what is due); ``observe_profile`` and ``observe_outcome`` take the other
 inbound records. Each returns a :class:`Step`: the new state, the triggers to publish, the
 policy's decisions and what was observed. Detectors emit detections; playbooks and the policy
 (:mod:`forethought.core.policy`) turn them into triggers. No I/O, no wall clock.
@@ -30,12 +31,12 @@ from forethought.contracts.events import ErrorEvent, FeatureUsed, InboundEvent, 
 from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core import behaviour, detect, labels, snapshots
 from forethought.core import detectors as det
+from forethought.core import due as looks
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.core.policy import decide as policy
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
-from forethought.core.policy.timing import unit_hash
 from forethought.core.signals import Detection
 from forethought.core.state import HOUR, CustomerState
 
@@ -104,8 +105,13 @@ def observe_profile(state: CustomerState | None, held: ProfileState, profile: Pr
                     config: EngineConfig) -> Step:
     """A profile arrived at the driver's event time ``now``: it updates the profile table, and a
     customer seen for the first time gets a state, so lifecycle playbooks (onboarding...) can act
-    before any event. The profile's own ``updated_at`` orders profiles, never the clock."""
-    return Step(state or _new(profile.customer_id, now, config), profile=held.with_profile(profile))
+    before any event. The profile's own ``updated_at`` orders profiles, never the clock. A new
+    profile brings the next look forward to the next daily slot, where its lifecycle dates are read."""
+    updated = held.with_profile(profile)
+    state = state or _new(profile.customer_id, now, config)
+    if updated is not held:
+        _look_by(state, looks.slot_after(state.customer_id, now))
+    return Step(state, profile=updated)
 
 
 def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Outcome, config: EngineConfig,
@@ -126,6 +132,7 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
     engaged = outcome.status in ENGAGED_OUTCOMES
     if engaged and models is not None and (label := labels.on_activity(state, now, config, models)) is not None:
         seen += (_label(label, models),)
+        _look_by(state, looks.slot_after(state.customer_id, now))  # the next snapshot
     return _step(state, out, seen, profile=updated if updated is not held else None)
 
 
@@ -165,7 +172,7 @@ def explain(state: CustomerState, now: float, config: EngineConfig,
             "deferred": [{"release_at": p.release_at, "trigger_id": p.trigger["trigger_id"],
                           "playbook": p.trigger["playbook"]} for p in state.policy.pending],
             "measuring": [{"playbook": w.playbook, "group": w.group, "until": w.until} for w in state.policy.watch],
-            "next_daily_check": state.daily_at,
+            "next_daily_check": state.daily_at,  # the next look (core.due): not necessarily tomorrow
         },
         "learned": _learned_view(state, models),
         "behaviour": _behaviour_view(state, now, config, models),
@@ -175,15 +182,14 @@ def explain(state: CustomerState, now: float, config: EngineConfig,
 def _new(customer_id: str, now: float, config: EngineConfig) -> CustomerState:
     state = CustomerState.new(customer_id, config)
     state.created = now
-    state.daily_at = _next_daily(customer_id, now)
+    state.daily_at = looks.slot_after(customer_id, now)
     return state
 
 
-def _next_daily(customer_id: str, after: float) -> float:
-    """Once a day at a customer-specific time of day, so checks spread over the day."""
-    offset = float(math.floor(unit_hash("daily", customer_id) * DAY))
-    at = math.floor((after - offset) / DAY) * DAY + offset
-    return at + DAY if at <= after else at
+def _look_by(state: CustomerState, at: float) -> None:
+    """Make sure a look happens no later than ``at`` (a daily slot)."""
+    if state.daily_at is None or at < state.daily_at:
+        state.daily_at = at
 
 
 def _earliest_due(state: CustomerState) -> float | None:
@@ -196,7 +202,7 @@ def _earliest_due(state: CustomerState) -> float | None:
 
 def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rules, profile: ProfileState,
               models: PartitionModels | None) -> Step:
-    """Everything due at ``due``: re-engagement windows end, deferred triggers go, silence, daily."""
+    """Everything due at ``due``: re-engagement windows end, deferred triggers go, silence, a look."""
     config = _prior_at(config, models, due)
     observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
                          for w in state.policy.watch if w.until <= due)
@@ -208,37 +214,43 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     if state.deadline is not None and state.deadline <= due:
         detections.append(detect.silence(state, config))
         state.silence_fired_for, state.deadline = state.last_seen, None
-    daily_due = state.daily_at is not None and state.daily_at <= due
-    if daily_due:
-        state.daily_at = _next_daily(state.customer_id, due)
-        observations += _daily_labels(state, due, config, models)
+    look = state.daily_at is not None and state.daily_at <= due
+    daily = look and bool(rules.daily_bounds) and looks.lifecycle_open(rules, profile, due)
+    found: dict[str, Any] | None = None
+    if look:
+        seen, found = _look_labels(state, due, config, models, full=daily or bool(detections))
+        observations += seen
         if models is not None and config.prior_learned and state.gaps.n >= config.prior_min_gaps:
             models.learn_population(state.gaps.mean, state.gaps.var, due)
-    daily = daily_due and bool(rules.listening("daily"))
     if detections or daily:
-        ctx = _context(state, profile, rules, due, config, models)
+        ctx = _context(state, profile, rules, due, config, models, found)
         if daily:
             detections.append(detect.daily(ctx.env["features"], due))
         policy.decide(detections, ctx, out)
+    if look:
+        state.daily_at = looks.next_look(state, due, config, rules, profile, models)
     return _step(state, out, observations)
 
 
-def _daily_labels(state: CustomerState, due: float, config: EngineConfig,
-                  models: PartitionModels | None) -> tuple[Observation, ...]:
-    """The daily check's part in learning: a horizon passed (label 1), then a new snapshot."""
+def _look_labels(state: CustomerState, due: float, config: EngineConfig, models: PartitionModels | None,
+                 full: bool) -> tuple[tuple[Observation, ...], dict[str, Any] | None]:
+    """A look's part in learning: a horizon passed (label 1), then a new snapshot. The facts (all of
+    them when ``full``: playbooks run at this look; else only the snapshot's) and the learned score
+    are built once; full facts are handed on to the playbooks."""
     if models is None:
-        return ()
+        return (), None
     label = labels.on_check(state, due, config, models)
     seen = () if label is None else (_label(label, models),)
     if state.last_seen is None:
-        return seen
-    found = detect.facts(state, due, config)
+        return seen, None
+    found = detect.facts(state, due, config) if full else detect.snapshot_facts(state, due, config)
     data = snapshots.codes(found)
     taken = labels.take_snapshot(state, due, data)
-    learned = models.dropoff(snapshots.from_codes(data)) if models.warm else None
-    silence, dropoff = found["features"]["silence_seconds"], found["scores"]["dropoff"]
-    return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": silence, "dropoff": dropoff,
-                                                "dropoff_learned": learned, "snapshot": taken}))
+    scores = found["scores"]
+    scores["dropoff_learned"] = models.dropoff(snapshots.from_codes(data)) if models.warm else None
+    return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": found["features"]["silence_seconds"],
+                                                "dropoff": scores["dropoff"], "dropoff_learned": scores["dropoff_learned"],
+                                                "snapshot": taken})), found if full else None
 
 
 def _label(label: labels.Label, models: PartitionModels) -> Observation:
@@ -279,8 +291,7 @@ def _behaviour_view(state: CustomerState, now: float, config: EngineConfig,
 def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig, rules: Rules,
           profile: ProfileState, models: PartitionModels | None) -> Step:
     config = _prior_at(config, models, ts)
-    if state.daily_at is None:  # a state written before daily checks existed
-        state.created, state.daily_at = state.created or ts, _next_daily(state.customer_id, ts)
+    state.created = state.created or ts  # a state written before ``created`` existed
     state.events += 1
     state.by_type[event.type] = state.by_type.get(event.type, 0) + 1
     state.account_id = event.account_id or state.account_id
@@ -303,6 +314,7 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     out, found = policy.Verdicts(), [d for d in detections if d is not None]
     if found:
         policy.decide(found, _context(state, profile, rules, ts, config, models), out)
+    state.daily_at = looks.next_look(state, ts, config, rules, profile, models)
     return _step(state, out, observations)
 
 
@@ -313,9 +325,10 @@ def _reengaged(state: CustomerState, ts: float) -> tuple[Observation, ...]:
     return tuple(Observation("reengaged", {"playbook": w.playbook, "group": w.group}) for w in back)
 
 
-def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: float,
-             config: EngineConfig, models: PartitionModels | None = None) -> policy.Context:
-    env = {**detect.facts(state, now, config, models), "profile": profile.facts(now)}
+def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: float, config: EngineConfig,
+             models: PartitionModels | None = None, found: dict[str, Any] | None = None) -> policy.Context:
+    """What playbooks see; ``found``: :func:`detect.facts` as of ``now`` when already built."""
+    env = {**(found or detect.facts(state, now, config, models)), "profile": profile.facts(now)}
     return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 _TIME = struct.Struct(">I")  # whole POSIX seconds (daily checks fall on whole seconds) until 2106
+_TEXT = 20  # characters of base64: 4 bytes of time + 11 feature bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ FEATURES: tuple[Feature, ...] = (
     Feature("log_features_used", 0.0, 3.0, "ln(1 + distinct features used)"),
 )
 NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+_CLIPS = tuple((f.name, f.lo, f.hi, f.hi - f.lo) for f in FEATURES)  # Feature.code, unrolled (once a look)
+_VALUES = tuple(tuple(f.value(code) for code in range(256)) for f in FEATURES)  # Feature.value by code
 
 
 def raw(facts: Mapping[str, Any]) -> dict[str, float]:
@@ -88,12 +91,15 @@ def raw(facts: Mapping[str, Any]) -> dict[str, float]:
 def codes(facts: Mapping[str, Any]) -> bytes:
     """One byte per feature, in :data:`FEATURES` order."""
     values = raw(facts)
-    return bytes(feature.code(values[feature.name]) for feature in FEATURES)
+    return bytes(round((min(max(v, lo), hi) - lo) / span * 255) if (v := values[name]) == v else 0
+                 for name, lo, hi, span in _CLIPS)
 
 
 def from_codes(data: bytes) -> dict[str, float]:
     """The model input that ``data`` (from :func:`codes`) stands for."""
-    return {feature.name: feature.value(code) for feature, code in zip(FEATURES, data, strict=True)}
+    if len(data) != len(FEATURES):
+        raise ValueError(f"{len(data)} feature codes, expected {len(FEATURES)}")
+    return {name: values[code] for name, values, code in zip(NAMES, _VALUES, data)}
 
 
 def vector(facts: Mapping[str, Any]) -> dict[str, float]:
@@ -105,6 +111,18 @@ def encode(at: float, data: bytes) -> str:
     """A snapshot taken at ``at`` of features ``data`` (from :func:`codes`) as 20 base64
     characters: 4 bytes of time, one per feature."""
     return base64.b64encode(_TIME.pack(int(at)) + data).decode()
+
+
+def taken_at(text: str) -> float:
+    """When the snapshot ``text`` (from :func:`encode`) was taken; ValueError when malformed.
+
+    >>> taken_at(encode(1_790_000_000, bytes(len(FEATURES))))
+    1790000000.0
+    """
+    data = base64.b64decode(text[:8], validate=True)  # the time's 4 bytes, without the features
+    if len(text) != _TEXT or len(data) < _TIME.size:
+        raise ValueError(f"snapshot of {len(text)} characters, expected {_TEXT}")
+    return float(_TIME.unpack_from(data)[0])
 
 
 def decode(text: str) -> tuple[float, dict[str, float]]:

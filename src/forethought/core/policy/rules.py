@@ -23,6 +23,7 @@ from functools import cache
 from forethought.contracts.playbooks import CapSpec, PlaybookFile, PlaybookSpec, seconds
 from forethought.contracts.records import Channel
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
+from forethought.core.policy.lifecycle import Bounds, bounds
 from forethought.core.policy.timing import QuietHours
 
 SCORES = ("dropoff", "dropoff_learned", "anomaly", "error_burst_z", "usage_ratio", "decline_ratio",
@@ -100,12 +101,15 @@ class Rules:
     by_name: dict[str, Playbook] = field(default_factory=dict, compare=False)
     by_signal: dict[str, tuple[Playbook, ...]] = field(default_factory=dict, compare=False)
     memory: float = field(default=0.0, compare=False)
+    daily_bounds: tuple[Bounds | None, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         self.by_name.update({p.name: p for p in self.playbooks})
         signals = {s for p in self.playbooks for s in p.signals}
         self.by_signal.update({s: tuple(p for p in self.playbooks if s in p.signals) for s in signals})
         object.__setattr__(self, "memory", self._memory())
+        # when each playbook listening to "daily" can hold (None: at any time), see core.policy.lifecycle
+        object.__setattr__(self, "daily_bounds", tuple(bounds(p.condition.source) for p in self.listening("daily")))
 
     def listening(self, signal: str) -> tuple[Playbook, ...]:
         """Playbooks evaluated on ``signal`` (worked out once, at compile time)."""
