@@ -248,9 +248,9 @@ def _look_labels(state: CustomerState, due: float, config: EngineConfig, models:
     taken = labels.take_snapshot(state, due, data)
     scores = found["scores"]
     scores["dropoff_learned"] = models.dropoff(snapshots.from_codes(data)) if models.warm else None
-    return (*seen, Observation("daily_scores", {"at": due, "silence_seconds": found["features"]["silence_seconds"],
-                                                "dropoff": scores["dropoff"], "dropoff_learned": scores["dropoff_learned"],
-                                                "snapshot": taken})), found if full else None
+    detail = {"at": due, "silence_seconds": found["features"]["silence_seconds"], "dropoff": scores["dropoff"],
+              "dropoff_learned": scores["dropoff_learned"], "snapshot": taken}
+    return (*seen, Observation("daily_scores", detail)), found if full else None
 
 
 def _label(label: labels.Label, models: PartitionModels) -> Observation:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import ast
 import math
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 DAY = 86_400.0
@@ -128,4 +128,4 @@ def _dotted(node: ast.expr) -> str | None:
 
 
 def _midnight(day: date) -> float:
-    return datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()
+    return datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
