@@ -65,6 +65,11 @@ class Settings(BaseSettings, KafkaSecurity):
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
+    max_task_idle_seconds: float = Field(
+        1.0, ge=0, le=60,
+        description="Longest wait for an input topic-partition with records on the broker that the worker has not"
+                    " received yet, before records of the same partition number from other topics go to the engine"
+                    " ahead of them (Kafka Streams' max.task.idle.ms); 0: never wait (arrival order).")
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
     model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
     model_signing_key: SecretStr | None = Field(None, min_length=32)  # HMAC key: sign checkpoints, load only signed
