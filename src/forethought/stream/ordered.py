@@ -36,8 +36,9 @@ class OrderedBatches:
 
     def __init__(self, consumer: Callable[[], object], topics: Iterable[str], max_idle: float,
                  max_buffered: int, max_event_bytes: int, processed: Mapping[tuple[str, int], int],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 generation: Callable[[], int] = lambda: 0, clock: Callable[[], float] = time.monotonic) -> None:
         self.consumer, self.max_event_bytes, self.processed, self.clock = consumer, max_event_bytes, processed, clock
+        self.generation = generation
         self.received: dict[tuple[str, int], int] = {}  # next offset after the last one this buffer received
         self.groups: PartitionGroups[faust.EventT] = PartitionGroups(
             list(topics), max_idle, self.unfetched, max_buffered)
@@ -46,11 +47,19 @@ class OrderedBatches:
         return len(self.groups)
 
     def add(self, events: Iterable[faust.EventT]) -> None:
-        """Hold ``events`` (they are acknowledged only after processing) and buffer them."""
+        """Hold ``events`` (they are acknowledged only after processing) and buffer them.
+
+        An event read before the last rebalance is held but dropped: after a rebalance Faust seeks
+        every partition back to its committed offset and reads it again (in a new generation), so
+        processing the old copy would put records of one topic-partition out of offset order.
+        """
         events = list(events)
         hold(events)
+        generation = self.generation()
         for event in events:
             message = event.message
+            if getattr(message, "generation_id", None) not in (None, generation):
+                continue  # never acknowledged; read again from the committed offset
             where = (message.topic, message.partition)
             self.received[where] = max(self.received.get(where, 0), message.offset + 1)
             self.groups.add(message.topic, message.partition, self.event_time(message.value), event)
@@ -59,13 +68,11 @@ class OrderedBatches:
         """The events that may be processed now, in processing order."""
         return self.groups.release(self.clock())
 
-    def forget(self, tps: Iterable[TP]) -> int:
-        """Drop the buffered events of revoked partitions (unacknowledged: their next owner reads them
-        again); returns how many."""
-        partitions = {tp.partition for tp in tps if tp.topic in self.groups.topics}
-        for tp in tps:
-            self.received.pop((tp.topic, tp.partition), None)
-        return len(self.groups.forget(partitions))
+    def forget(self) -> int:
+        """At a rebalance: drop every buffered event (unacknowledged: Faust seeks each partition it keeps
+        back to its committed offset, and the next owner of the others starts there); returns how many."""
+        self.received.clear()
+        return len(self.groups.forget(list(self.groups.groups)))
 
     def event_time(self, value: bytes | None) -> float | None:
         """The record's ``occurred_at``/``updated_at`` in POSIX seconds; ``None`` when it has none

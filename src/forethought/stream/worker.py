@@ -24,7 +24,7 @@ from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
-from forethought.stream.acks import acknowledge, finish_batch, stop_unacknowledged, track_changelog
+from forethought.stream.acks import acknowledge, finish_batch, refuse_stale_acks, stop_unacknowledged, track_changelog
 from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
@@ -170,7 +170,9 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
     worker.ordered = OrderedBatches(  # event-time order across the inputs of each partition number
         lambda: app.consumer, kinds, settings.max_task_idle_seconds, max_buffered=20 * settings.batch_size,
-        max_event_bytes=settings.max_event_bytes, processed=processor.processed)
+        max_event_bytes=settings.max_event_bytes, processed=processor.processed,
+        generation=lambda: app.consumer_generation_id)
+    refuse_stale_acks(app)
     for state_table in (table, profiles):
         track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
@@ -329,15 +331,16 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     @app.on_partitions_assigned.connect
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
         worker.index_stale = True
+        ordered.forget()  # came in since the revocation: every partition is read again from its committed offset
 
     @app.on_partitions_revoked.connect
     async def _revoked(sender: object, revoked: set[TP], **_: object) -> None:
         async with worker.lock:
             worker.release_models(revoked)
-            dropped = ordered.forget(revoked)  # not acknowledged: the partitions' next owner reads them again
+            dropped = ordered.forget()  # not acknowledged: read again from the committed offsets
             worker.metrics.ordering_buffered.set(len(ordered))
         if dropped:
-            log.info("ordering_buffer_dropped", records=dropped, reason="partitions revoked")
+            log.info("ordering_buffer_dropped", records=dropped, reason="rebalance")
 
     return behaviour, outputs
 
