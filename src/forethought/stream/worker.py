@@ -239,6 +239,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     async def release(fresh: list[faust.EventT], in_hand: list[faust.EventT]) -> None:
         """Buffer ``fresh`` events and process what the ordering releases (``in_hand`` collects it)."""
         async with worker.lock:
+            if not app.flow_control.is_active():  # a rebalance: Faust reads all this again from the committed offsets
+                return
             ordered.add(fresh)
             in_hand += ordered.release()
             worker.metrics.ordering_buffered.set(len(ordered))
