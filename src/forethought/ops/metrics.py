@@ -51,6 +51,14 @@ class Metrics:
             "forethought_batch_seconds", "Wall time per batch, Kafka sends included.", buckets=LATENCY_BUCKETS,
             registry=r
         )
+        self.ordering_buffered = Gauge(
+            "forethought_ordering_buffered", "Input records buffered to be processed in event-time order.", registry=r
+        )
+        self.ordering_enforced = Counter(
+            "forethought_ordering_enforced",
+            "Records released while a topic-partition of their partition was still awaited (its wait ran out,"
+            " or the buffer was full): they may be processed out of event-time order.", registry=r,
+        )
         self.event_to_trigger = Histogram(
             "forethought_event_to_trigger_seconds",
             "From the event's Kafka timestamp (or the silence deadline) to the trigger's publication.",

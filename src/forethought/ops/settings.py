@@ -69,6 +69,11 @@ class Settings(BaseSettings, KafkaSecurity):
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
+    max_task_idle_seconds: float = Field(
+        1.0, ge=0, le=60,
+        description="Longest wait for an input topic-partition with records on the broker that the worker has not"
+                    " received yet, before records of the same partition number from other topics go to the engine"
+                    " ahead of them (Kafka Streams' max.task.idle.ms); 0: never wait (arrival order).")
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
     state_flush_seconds: float | None = Field(None, gt=0, le=600)  # write-behind of state; None: commit interval
     producer_linger_ms: int = Field(5, ge=0, le=1000)  # how long the worker's producer waits to fill a batch

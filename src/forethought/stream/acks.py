@@ -96,3 +96,27 @@ def acknowledge(events: Iterable[faust.EventT]) -> None:
     else holds it. Call in offset order per topic-partition (see :func:`hold`)."""
     for event in events:
         event.ack()
+
+
+def refuse_stale_acks(app: faust.App) -> None:
+    """Make an acknowledgement while a rebalance holds the flow, or of a message read before the last
+    rebalance, a no-op.
+
+    At a rebalance Faust forgets the acknowledged offsets of the revoked partitions and, once they are
+    assigned again, reads every partition again from its committed offset; but it still acknowledges
+    the messages that reach a stream meanwhile (it skips them, and acks what it skips), and a batch
+    finishing then acknowledges its own. Such an acknowledgement lands in the new generation's
+    bookkeeping, and once the new generation's acknowledged offsets reach it, Faust commits past it,
+    although its new copy may not be processed yet (it may wait in the ordering buffer): a crash then
+    loses it. Refused, the offset only becomes committable when its new copy is processed.
+    """
+    consumer = app.consumer
+    ack = consumer.ack
+
+    def current_only(message: faust.types.Message) -> bool:
+        generation = getattr(message, "generation_id", None)
+        if not app.flow_control.is_active() or generation not in (None, app.consumer_generation_id):
+            return False
+        return ack(message)
+
+    consumer.ack = current_only  # type: ignore[method-assign]

@@ -25,7 +25,8 @@ from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
-from forethought.stream.acks import acknowledge, finish_batch, hold, stop_unacknowledged, track_changelog
+from forethought.stream.acks import acknowledge, finish_batch, refuse_stale_acks, stop_unacknowledged, track_changelog
+from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
 from forethought.stream.web import register_views
@@ -48,11 +49,13 @@ class Worker:
     lock: asyncio.Lock
     playbooks: PlaybookSource
     agent: faust.types.AgentT | None = None
+    ordered: OrderedBatches | None = None
     outputs: Outputs | None = None
     index_stale: bool = True
     failure: str | None = None
     changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)  # state writes since the flush
     in_flight: list[asyncio.Future[object]] = field(default_factory=list)  # triggers etc. published since the flush
+    enforced_seen: int = 0  # ordering releases already counted in the metrics
     unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
     flushed_at: float = field(default_factory=time.monotonic)
 
@@ -223,6 +226,11 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     if settings.model_signing_key is not None:
         processor.signing_key = settings.model_signing_key.get_secret_value().encode()
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
+    worker.ordered = OrderedBatches(  # event-time order across the inputs of each partition number
+        lambda: app.consumer, kinds, settings.max_task_idle_seconds, max_buffered=20 * settings.batch_size,
+        max_event_bytes=settings.max_event_bytes, processed=processor.processed,
+        generation=lambda: app.consumer_generation_id)
+    refuse_stale_acks(app)
     for state_table in (table, profiles):
         track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
@@ -270,6 +278,37 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     outputs = Outputs(app, settings)
     skipped = batch_guard.watch(kinds)  # undecodable input batches: skipped by the fetcher, dead-lettered here
 
+    ordered = worker.ordered
+    assert ordered is not None
+
+    async def process(events: list[faust.EventT]) -> None:
+        """Run released events through the engine (the caller holds ``worker.lock``); they are
+        acknowledged by :meth:`Worker.flush`, once their triggers and states are on the broker."""
+        if worker.failure is not None:  # a flush failed meanwhile: process nothing more
+            raise RuntimeError(f"the worker is stopping after a failure: {worker.failure}")
+        records = [_raw(e) for e in events]
+        # before these records can be acknowledged past a skipped batch, its dead letter is out
+        await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
+        outbox = processor.handle(records, time.time())  # a failing record is dead-lettered
+        worker.skip_past(skipped)
+        await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
+        worker.unflushed.extend(events)
+
+    async def release(fresh: list[faust.EventT], in_hand: list[faust.EventT]) -> None:
+        """Buffer ``fresh`` events and process what the ordering releases (``in_hand`` collects it)."""
+        async with worker.lock:
+            if not app.flow_control.is_active():  # a rebalance: Faust reads all this again from the committed offsets
+                return
+            ordered.add(fresh)
+            in_hand += ordered.release()
+            worker.metrics.ordering_buffered.set(len(ordered))
+            worker.metrics.ordering_enforced.inc(ordered.groups.enforced - worker.enforced_seen)
+            worker.enforced_seen = ordered.groups.enforced
+            if in_hand:
+                await process(in_hand)
+            if worker.flush_due():
+                await worker.flush()
+
     @app.agent(source, name="behaviour", concurrency=1)
     async def behaviour(stream: faust.StreamT) -> None:
         try:
@@ -279,29 +318,14 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             # acknowledging, records nobody processed (at a stop, or after a failed batch).
             stream.enable_acks = False
             async for events in stream.take_events(settings.batch_size, within=settings.batch_within_seconds):  # type: ignore[attr-defined]  # Stream has it, StreamT does not
-                started = time.perf_counter()
-                records = [_raw(e) for e in events]
-                hold(events)  # acknowledged by worker.flush, once their state is on the broker
-
-                async def run_batch() -> None:
-                    async with worker.lock:
-                        if worker.failure is not None:  # a flush failed meanwhile: process nothing more
-                            raise RuntimeError(f"the worker is stopping after a failure: {worker.failure}")
-                        # before these records can be acknowledged past a skipped batch, its dead letter is out
-                        await outputs.publish(worker.undecodable(skipped.drain()), worker.metrics)
-                        outbox = processor.handle(records, time.time())  # a failing record is dead-lettered
-                        worker.skip_past(skipped)
-                        await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
-                        worker.unflushed.extend(events)
-                        if worker.flush_due():
-                            await worker.flush()
-
+                started, in_hand = time.perf_counter(), list[faust.EventT]()  # every event is held until flushed
                 try:
-                    await finish_batch(asyncio.ensure_future(run_batch()))
+                    await finish_batch(asyncio.ensure_future(release(list(events), in_hand)))
                 except Exception as exc:  # noqa: BLE001 - outside one record: stop before acknowledging
-                    await stop_unacknowledged(worker, events, exc)
+                    await stop_unacknowledged(worker, [*in_hand, *events], exc)
                     return
-                worker.metrics.batch.observe(time.perf_counter() - started)
+                if in_hand:
+                    worker.metrics.batch.observe(time.perf_counter() - started)
         except asyncio.CancelledError:  # the app is stopping: what was handled goes out before the last commit
             await asyncio.shield(worker.last_flush())
             raise
@@ -310,11 +334,23 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             log.exception("agent_failed", error=worker.failure)
             raise
 
+    @app.timer(min(0.25, max(settings.max_task_idle_seconds / 4, 0.05)))
+    async def release_waiting() -> None:  # a wait ran out and no new batch came to release what it held
+        if worker.failure or not len(ordered) or app.rebalancing or app.in_recovery:
+            return
+        in_hand: list[faust.EventT] = []
+        try:
+            await release([], in_hand)
+        except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
+            await stop_unacknowledged(worker, in_hand, exc)
+
     @app.timer(settings.sweep_interval_seconds)
     async def sweep() -> None:
         if app.rebalancing or app.in_recovery or not app.assignor.assigned_actives() or worker.failure:
             return
+        in_hand: list[faust.EventT] = []
         try:
+            await release([], in_hand)  # what the ordering may release first: the sweep's stream time sees it
             async with worker.lock:
                 owns = worker.owner()
                 if worker.index_stale:
@@ -325,7 +361,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                 outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
                 await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
-            await stop_unacknowledged(worker, [], exc)
+            await stop_unacknowledged(worker, in_hand, exc)
             return
         _refresh_gauges(worker)
 
@@ -370,13 +406,22 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust's signal type wants *args; it sends keywords
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
         worker.index_stale = True
+        ordered.forget()  # came in since the revocation: every partition is read again from its committed offset
 
     @app.on_partitions_revoked.connect  # type: ignore[arg-type]  # as above
     async def _revoked(sender: object, revoked: set[TP], **_: object) -> None:
         async with worker.lock:
             if not worker.failure:
-                await worker.flush()  # the live states of leaving partitions reach their changelog first
+                try:  # the live states of leaving partitions reach their changelog first
+                    await worker.flush()
+                except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
+                    await stop_unacknowledged(worker, [], exc)
+                    return
             worker.release_models(revoked)
+            dropped = ordered.forget()  # not acknowledged: read again from the committed offsets
+            worker.metrics.ordering_buffered.set(len(ordered))
+        if dropped:
+            log.info("ordering_buffer_dropped", records=dropped, reason="rebalance")
 
     return behaviour, outputs
 

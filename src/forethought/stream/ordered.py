@@ -1,0 +1,102 @@
+"""The behaviour agent's ordering buffer: Faust events in, events in event-time order out.
+
+Faust hands the agent records in arrival order; with a backlog spread over the input topics, the
+small topics drain first. :class:`OrderedBatches` keeps what ``take_events`` yields in a
+:class:`~forethought.core.ordering.PartitionGroups` and gives back, per partition, the earliest
+record among the heads of its topic-partitions, waiting up to ``max_idle`` seconds for a
+topic-partition whose records are on the broker but not received yet (Kafka Streams'
+``max.task.idle.ms``). See docs/runtime/ordered-inputs.md.
+
+Acknowledgement: every event is held (:func:`~forethought.stream.acks.hold`) as it enters the buffer,
+so ``take_events`` acknowledging its batch makes nothing committable; the caller acknowledges the
+events :meth:`OrderedBatches.release` gave it once they are processed and their effects are on the
+broker (:func:`~forethought.stream.acks.acknowledge`). Release keeps each topic-partition in offset
+order, so acknowledging released events in release order is offset order per topic-partition.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+
+import faust
+from faust.types import TP
+
+from forethought.core.ordering import PartitionGroups
+from forethought.replay.reader import event_time
+from forethought.stream.acks import hold
+
+
+class OrderedBatches:
+    """Buffer events of ``topics`` and release them in event-time order per partition number.
+
+    ``consumer`` answers ``highwater(tp)`` (and keeps Faust's committed offsets);
+    ``processed`` gives, per (topic, partition), the next offset the engine has not processed.
+    """
+
+    def __init__(self, consumer: Callable[[], object], topics: Iterable[str], max_idle: float,
+                 max_buffered: int, max_event_bytes: int, processed: Mapping[tuple[str, int], int],
+                 generation: Callable[[], int] = lambda: 0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.consumer, self.max_event_bytes, self.processed, self.clock = consumer, max_event_bytes, processed, clock
+        self.generation = generation
+        self.received: dict[tuple[str, int], int] = {}  # next offset after the last one this buffer received
+        self.groups: PartitionGroups[faust.EventT] = PartitionGroups(
+            list(topics), max_idle, self.unfetched, max_buffered)
+
+    def __len__(self) -> int:
+        return len(self.groups)
+
+    def add(self, events: Iterable[faust.EventT]) -> None:
+        """Hold ``events`` (they are acknowledged only after processing) and buffer them.
+
+        An event read before the last rebalance is held but dropped: after a rebalance Faust seeks
+        every partition back to its committed offset and reads it again (in a new generation), so
+        processing the old copy would put records of one topic-partition out of offset order.
+        """
+        events = list(events)
+        hold(events)
+        generation = self.generation()
+        for event in events:
+            message = event.message
+            if getattr(message, "generation_id", None) not in (None, generation):
+                continue  # never acknowledged; read again from the committed offset
+            where = (message.topic, message.partition)
+            self.received[where] = max(self.received.get(where, 0), message.offset + 1)
+            self.groups.add(message.topic, message.partition, self.event_time(message.value), event)
+
+    def release(self) -> list[faust.EventT]:
+        """The events that may be processed now, in processing order."""
+        return self.groups.release(self.clock())
+
+    def forget(self) -> int:
+        """At a rebalance: drop every buffered event (unacknowledged: Faust seeks each partition it keeps
+        back to its committed offset, and the next owner of the others starts there); returns how many."""
+        self.received.clear()
+        return len(self.groups.forget(list(self.groups.groups)))
+
+    def event_time(self, value: bytes | None) -> float | None:
+        """The record's ``occurred_at``/``updated_at`` in POSIX seconds; ``None`` when it has none
+        (it is released at once and the engine dead-letters it)."""
+        if not value or len(value) > self.max_event_bytes:
+            return None
+        try:
+            return event_time(value)
+        except Exception:  # noqa: BLE001 - hostile bytes: no event time, the engine rejects the record
+            return None
+
+    def unfetched(self, topic: str, partition: int) -> bool:
+        """Whether the broker holds records of ``topic``/``partition`` this buffer has not received:
+        its highwater is past the next offset expected (received, processed or committed). Unknown
+        (no fetch answered yet) counts as unfetched; a partition not assigned here does not."""
+        consumer = self.consumer()
+        tp = TP(topic, partition)
+        try:
+            highwater = consumer.highwater(tp)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - no consumer yet, or the partition is not assigned
+            return False
+        if highwater is None:
+            return True
+        committed = getattr(consumer, "_committed_offset", {}).get(tp)  # Faust's (set from the broker on assignment)
+        where = (topic, partition)
+        expected = max(self.received.get(where, 0), self.processed.get(where, 0), committed or 0)
+        return bool(highwater > expected)
