@@ -10,7 +10,7 @@ from typing import Any
 
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage
-from test_agent import ENGINE, put, recorded, recorded_acks, settle
+from test_agent import ENGINE, put, recorded, recorded_acks, settle, stored
 
 from forethought.ops.settings import Settings
 from forethought.stream.ordered import OrderedBatches
@@ -31,7 +31,8 @@ def error(customer: str, n: int, at: float) -> bytes:
 async def test_a_batch_reaches_the_engine_in_event_time_order_across_topics() -> None:
     """Ten minutes of clicks, then the errors of those minutes from another topic in the same batch:
     in arrival order the errors would be older than the allowed lateness (300 s) and ignored."""
-    built, _ = recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.2))
+    built, _ = recorded(Settings(topic_prefix="t.", engine=ENGINE, batch_within_seconds=0.2,
+                                 commit_interval_seconds=0.001))  # timers do not run here: flush at every batch
     acked = recorded_acks(built)
     async with built.agent.test_context() as agent:
         for i in range(10):
@@ -39,7 +40,7 @@ async def test_a_batch_reaches_the_engine_in_event_time_order_across_topics() ->
         for i in range(3):
             await put(agent, "t.events.errors", b"c1", error("c1", i, T0 + 1 + i), offset=i, kind=ConsumerMessage)
         await settle(lambda: built.processor.table.get(b"c1") is not None and len(acked) == 13)
-    state = json.loads(built.processor.table[b"c1"])
+    state = stored(built, b"c1")
     assert state["errn"] == 3 and state.get("late", 0) == 0
     per_topic = {topic: [m.offset for m in acked if m.topic == topic] for topic in ("t.events.clickstream", "t.events.errors")}
     assert per_topic == {"t.events.clickstream": list(range(10)), "t.events.errors": [0, 1, 2]}
