@@ -8,7 +8,7 @@ helpers make that acknowledgement true (:func:`finish_batch`), or keep it from h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 import faust
@@ -98,7 +98,7 @@ def acknowledge(events: Iterable[faust.EventT]) -> None:
         event.ack()
 
 
-def refuse_stale_acks(app: faust.App) -> None:
+def refuse_stale_acks(app: faust.App, stopping: Callable[[], bool] = lambda: False) -> None:
     """Make an acknowledgement while a rebalance holds the flow, or of a message read before the last
     rebalance, a no-op.
 
@@ -115,7 +115,9 @@ def refuse_stale_acks(app: faust.App) -> None:
 
     def current_only(message: faust.types.Message) -> bool:
         generation = getattr(message, "generation_id", None)
-        if not app.flow_control.is_active() or generation not in (None, app.consumer_generation_id):
+        if generation not in (None, app.consumer_generation_id):
+            return False
+        if not app.flow_control.is_active() and not stopping():  # a rebalance (a clean stop's last flush may)
             return False
         return ack(message)
 

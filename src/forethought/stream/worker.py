@@ -56,6 +56,7 @@ class Worker:
     changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)  # state writes since the flush
     in_flight: list[asyncio.Future[object]] = field(default_factory=list)  # triggers etc. published since the flush
     enforced_seen: int = 0  # ordering releases already counted in the metrics
+    stopping: bool = False  # the app is stopping: the last flush runs
     unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
     flushed_at: float = field(default_factory=time.monotonic)
 
@@ -101,6 +102,7 @@ class Worker:
     async def last_flush(self) -> None:
         """At a clean stop: flush what was handled, so Faust's final commit covers it (a failure
         here only costs a re-read after the restart: the records stay unacknowledged)."""
+        self.stopping = True  # its acknowledgements are not a rebalance's (refuse_stale_acks lets them through)
         try:
             async with self.lock:
                 if self.failure is None and (self.unflushed or self.in_flight or self.processor.has_dirty()):
@@ -230,7 +232,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         lambda: app.consumer, kinds, settings.max_task_idle_seconds, max_buffered=20 * settings.batch_size,
         max_event_bytes=settings.max_event_bytes, processed=processor.processed,
         generation=lambda: app.consumer_generation_id)
-    refuse_stale_acks(app)
+    refuse_stale_acks(app, stopping=lambda: worker.stopping)
     for state_table in (table, profiles):
         track_changelog(state_table, worker.changelog_pending)
     _count_playbooks(worker)
