@@ -148,3 +148,26 @@ def describe(error: BaseException, limit: int = 500) -> str:
     """
     text = f"{type(error).__name__}: {error}"
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+TIME_FIELDS = ("occurred_at", "updated_at")
+
+
+def event_time(raw: bytes) -> float:
+    """The POSIX time of a record's ``occurred_at`` (events, outcomes) or ``updated_at`` (profiles),
+    read without validating the rest (replay sorts by it; the worker's input ordering reads it).
+
+    >>> event_time(b'{"occurred_at": "1970-01-01T00:01:00Z"}')
+    60.0
+    """
+    data = orjson.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("expected a JSON object")
+    for name in TIME_FIELDS:
+        value = data.get(name)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                raise ValueError(f"{name} has no offset")
+            return parsed.timestamp()
+    raise ValueError(f"no {' or '.join(TIME_FIELDS)} field")

@@ -18,13 +18,12 @@ import heapq
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from io import BufferedReader
 from pathlib import Path
 
 import orjson
 
-TIME_FIELDS = ("occurred_at", "updated_at")
+from forethought.contracts.decode import TIME_FIELDS, event_time  # noqa: F401 - re-exported for callers
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,21 +41,6 @@ class Line:
 def open_input(path: Path) -> gzip.GzipFile | BufferedReader:
     """Open ``path`` for reading bytes, transparently un-gzipping ``*.gz``."""
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
-
-
-def event_time(raw: bytes) -> float:
-    """The POSIX time of a record's ``occurred_at`` (events, outcomes) or ``updated_at`` (profiles)."""
-    data = orjson.loads(raw)
-    if not isinstance(data, dict):
-        raise ValueError("expected a JSON object")
-    for name in TIME_FIELDS:
-        value = data.get(name)
-        if isinstance(value, str):
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                raise ValueError(f"{name} has no offset")
-            return parsed.timestamp()
-    raise ValueError(f"no {' or '.join(TIME_FIELDS)} field")
 
 
 def sorted_lines(paths: list[Path], chunk: int = 250_000,

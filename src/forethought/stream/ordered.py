@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 import faust
 from faust.types import TP
 
+from forethought.contracts.decode import event_time
 from forethought.core.ordering import PartitionGroups
-from forethought.replay.reader import event_time
 from forethought.stream.acks import hold
 
 

@@ -8,15 +8,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import faust
 from faust.exceptions import NotReady
 from faust.types import TP
 
-from forethought.contracts.decode import Rejection
 from forethought.ops import batch_guard
 from forethought.ops.compression import compression_type
 from forethought.ops.kafka_security import configure_changelogs, faust_options
@@ -25,159 +22,16 @@ from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS, Catalogue, load_catalogue, partition_of
-from forethought.stream.acks import acknowledge, finish_batch, refuse_stale_acks, stop_unacknowledged, track_changelog
+from forethought.stream.acks import finish_batch, refuse_stale_acks, stop_unacknowledged, track_changelog
 from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
-from forethought.stream.processor import BatchProcessor, Outbox, RawRecord
+from forethought.stream.processor import BatchProcessor, RawRecord
+from forethought.stream.running import Worker, count_playbooks
 from forethought.stream.web import register_views
 
 log = get_logger("worker")
-FLUSH_RECORDS = 20_000  # handled records that make the write-behind flush before its interval
 FAUST_PAGES_OFF = ("web_router_enabled", "web_tables_enabled", "web_graph_enabled", "web_stats_enabled",
                    "web_metrics_enabled")
-
-
-@dataclass
-class Worker:
-    """Everything the running worker holds; built by :func:`build_worker`."""
-
-    settings: Settings
-    app: faust.App
-    processor: BatchProcessor
-    metrics: Metrics
-    partitions: int
-    lock: asyncio.Lock
-    playbooks: PlaybookSource
-    agent: faust.types.AgentT | None = None
-    ordered: OrderedBatches | None = None
-    outputs: Outputs | None = None
-    index_stale: bool = True
-    failure: str | None = None
-    changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)  # state writes since the flush
-    in_flight: list[asyncio.Future[object]] = field(default_factory=list)  # triggers etc. published since the flush
-    enforced_seen: int = 0  # ordering releases already counted in the metrics
-    stopping: bool = False  # the app is stopping: the last flush runs
-    unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
-    flushed_at: float = field(default_factory=time.monotonic)
-
-    def flush_due(self) -> bool:
-        """Whether the write-behind state is due: a commit interval since the last flush, or many
-        records waiting (their acknowledgement waits for it)."""
-        if len(self.unflushed) >= FLUSH_RECORDS:
-            return True
-        waiting = self.unflushed or self.in_flight or self.processor.has_dirty()  # a sweep's too
-        return bool(waiting) and time.monotonic() - self.flushed_at >= self.flush_seconds
-
-    @property
-    def flush_seconds(self) -> float:
-        """How often live customer state is written to its changelog (and the records behind it acknowledged)."""
-        return self.settings.state_flush_seconds or self.settings.commit_interval_seconds
-
-    async def flush(self) -> None:
-        """Write every customer changed since the last flush, await those changelog writes, then
-        acknowledge the records handled since (in the order they were read).
-
-        The order is the protocol: first every trigger, dead letter and re-keyed record published
-        since the last flush must be on the broker (a state that records a trigger as sent must never
-        be stored while the trigger is not), then the states are written and awaited, then the
-        records are acknowledged. Any failure raises before anything is acknowledged, and marks the
-        worker failed at once: no later flush (a timer's, the next batch's) may store or acknowledge
-        anything after it, not even while the worker is still stopping."""
-        if self.failure is not None:
-            raise RuntimeError(f"the worker is stopping after a failure: {self.failure}")
-        try:
-            delivered = list(self.in_flight)
-            self.in_flight.clear()
-            if delivered:
-                await asyncio.gather(*delivered)
-            self.processor.commit()
-            await self.settle()
-        except Exception as error:
-            self.failure = f"{type(error).__name__}: {error}"[:500]
-            raise
-        done, self.unflushed = self.unflushed, []
-        acknowledge(done)
-        self.flushed_at = time.monotonic()
-
-    async def last_flush(self) -> None:
-        """At a clean stop: flush what was handled, so Faust's final commit covers it (a failure
-        here only costs a re-read after the restart: the records stay unacknowledged)."""
-        self.stopping = True  # its acknowledgements are not a rebalance's (refuse_stale_acks lets them through)
-        try:
-            async with self.lock:
-                if self.failure is None and (self.unflushed or self.in_flight or self.processor.has_dirty()):
-                    await self.flush()
-                    log.info("state_flushed_at_stop")
-        except Exception as error:  # noqa: BLE001 - stopping anyway; nothing unflushed was acknowledged
-            log.warning("last_flush_failed", error=f"{type(error).__name__}: {error}"[:500])
-
-    async def settle(self) -> None:
-        """Wait until every state and profile write since the last call is on the broker.
-
-        Faust sends table changes to their changelogs in the background and only logs a failed send
-        (the offsets of the batch behind it would then be committed all the same); awaiting each write
-        turns a failed one into an exception before the batch is acknowledged.
-        """
-        pending = list(self.changelog_pending)  # in place: track_changelog appends to this very list
-        self.changelog_pending.clear()
-        if pending:
-            await asyncio.gather(*pending)
-
-    def owner(self) -> Callable[[bytes], bool]:
-        """A test of "this worker holds the active partition of ``key``", as of this assignment."""
-        actives = self.input_partitions(self.app.assignor.assigned_actives())
-        return lambda key: self.processor.partition_for(key) in actives
-
-    def input_partitions(self, tps: Iterable[TP]) -> set[int]:
-        """The partitions of the behaviour inputs among ``tps`` (all inputs share partition numbers)."""
-        topic = self.settings.topic(BEHAVIOUR_INPUTS[0])
-        return {tp.partition for tp in tps if tp.topic == topic}
-
-    def checkpoint_models(self) -> int:
-        """Checkpoint every held partition model that learned since its last checkpoint."""
-        written = self.processor.checkpoint_models()
-        if written:
-            log.info("models_checkpointed", partitions=written)
-        return written
-
-    def release_models(self, revoked: Iterable[TP]) -> None:
-        """Partitions are leaving this worker: checkpoint their models, then forget them (a
-        partition assigned again is restored from its checkpoint, which may be another worker's)."""
-        partitions = self.input_partitions(revoked)
-        self.processor.checkpoint_models(partitions)
-        self.processor.forget_models(partitions)
-
-    @staticmethod
-    def undecodable(batches: list[batch_guard.SkippedBatch]) -> Outbox:
-        """Dead letters (reason ``undecodable_batch``) for batches the fetcher skipped, located by offset."""
-        now = time.time()
-        return Outbox(deadletters=[
-            Rejection("undecodable_batch", batch.describe()).dead_letter(
-                source=batch.topic, partition=batch.partition, offset=batch.first_offset, key=None, value=b"", at=now)
-            for batch in batches
-        ])
-
-    def skip_past(self, skipped: batch_guard.Inbox) -> None:
-        """Count skipped offsets as processed, so a partition that ends in an undecodable batch is not
-        "still pending" forever (which would hold its stream clock). Call after ``processor.handle``,
-        which sets the processed offset of the records it sees."""
-        processed = self.processor.processed
-        for where, end in list(skipped.ends.items()):
-            processed[where] = max(processed.get(where, 0), end)
-
-    def reload_playbooks(self, force: bool = False) -> bool | None:
-        """Pick up a changed playbook file; an invalid one keeps the running playbooks."""
-        result = self.playbooks.refresh(force)
-        if result is True:
-            self.processor.rules = self.playbooks.rules
-            self.metrics.playbook_reloads.labels(result="loaded").inc()
-            log.info("playbooks_reloaded", file=str(self.playbooks.path), playbooks=len(self.playbooks.rules.playbooks))
-        elif result is False:
-            self.metrics.playbook_reloads.labels(result="rejected").inc()
-            log.error("playbooks_rejected", file=str(self.playbooks.path), error=self.playbooks.error,
-                      kept=len(self.processor.rules.playbooks))
-        _count_playbooks(self)
-        return result
 
 
 def has_pending(app: faust.App, processor: BatchProcessor, topic: str, partition: int) -> bool:
@@ -235,7 +89,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     refuse_stale_acks(app, stopping=lambda: worker.stopping)
     for state_table in (table, profiles):
         track_changelog(state_table, worker.changelog_pending)
-    _count_playbooks(worker)
+    count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
     register_views(worker)
     return worker
@@ -449,12 +303,6 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
 def _raw(event: faust.EventT) -> RawRecord:
     message = event.message
     return RawRecord(message.topic, message.partition, message.offset, message.key, message.value, message.timestamp)
-
-
-def _count_playbooks(worker: Worker) -> None:
-    for mode in ("live", "shadow"):
-        running = [p for p in worker.processor.rules.playbooks if p.mode == mode]
-        worker.metrics.playbooks.labels(mode=mode).set(len(running))
 
 
 def _refresh_gauges(worker: Worker) -> None:
