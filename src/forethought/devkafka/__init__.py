@@ -15,26 +15,8 @@ caches its classpath, :mod:`~forethought.devkafka.secure` adds TLS and SASL list
 
 from __future__ import annotations
 
-from forethought.devkafka.broker import (
-    DEFAULT_VERSION,
-    INSTALL_HINT,
-    MARKER,
-    BrokerError,
-    LocalBroker,
-    SecuredAccess,
-    broker_prerequisites_missing,
-    ensure_jars,
-    find_java,
-    find_mvn,
-    libs_dir,
-    new_cluster_id,
-    port_open,
-    stop_pidfile,
-)
+from forethought.devkafka.broker import *  # noqa: F403 - the broker's API, as its __all__ names it
+from forethought.devkafka.broker import __all__ as _BROKER_API
 from forethought.devkafka.secure import make_pki
 
-__all__ = [
-    "DEFAULT_VERSION", "INSTALL_HINT", "MARKER", "BrokerError", "LocalBroker", "SecuredAccess",
-    "broker_prerequisites_missing", "ensure_jars", "find_java", "find_mvn", "libs_dir", "make_pki", "new_cluster_id",
-    "port_open", "stop_pidfile",
-]
+__all__ = [*_BROKER_API, "make_pki"]
