@@ -13,6 +13,7 @@ import signal
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from worker_kit import ENGINE, Deployment, metric
@@ -138,6 +139,17 @@ async def caught_up(deployment: Deployment, replayer: Replayer, timeout: float =
     raise AssertionError(f"the restarted worker did not catch up: {behind}")
 
 
+def prepared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> tuple[Path, Any, Any, Replayer]:
+    """The ordered-inputs environment, a backlog file (``options`` go to :func:`backlog`) and what
+    replay makes of it."""
+    for name, value in ORDERED.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "backlog.jsonl"
+    records = backlog(path, **options)
+    expected, replayer = replayed(path)
+    return path, records, expected, replayer
+
+
 def _sent_at(trigger: Trigger) -> float:
     return (trigger.released_at or trigger.fired_at).timestamp()
 
@@ -145,11 +157,7 @@ def _sent_at(trigger: Trigger) -> float:
 async def test_a_backlog_produced_topic_by_topic_fires_what_replay_fires(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in ORDERED.items():
-        monkeypatch.setenv(name, value)
-    path = tmp_path / "backlog.jsonl"
-    records = backlog(path)
-    expected, replayer = replayed(path)
+    path, records, expected, replayer = prepared(tmp_path, monkeypatch)
     assert {"long_inactivity", "error_burst"} <= {t.playbook for t in expected.values()}
     assert not any(state.late for state in replayer.states.values())
 
@@ -175,11 +183,7 @@ async def test_a_backlog_produced_topic_by_topic_fires_what_replay_fires(
 async def test_a_worker_killed_mid_backlog_loses_none_of_the_records_it_buffered(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for name, value in ORDERED.items():
-        monkeypatch.setenv(name, value)
-    path = tmp_path / "backlog.jsonl"
-    records = backlog(path, seed=5)
-    expected, replayer = replayed(path)
+    path, records, expected, replayer = prepared(tmp_path, monkeypatch, seed=5)
 
     deployment = await Deployment.create(kafka_bootstrap, topic_prefix, tmp_path)
     await produce_topic_by_topic(deployment, records)
