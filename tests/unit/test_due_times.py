@@ -13,11 +13,11 @@ from typing import Any
 from forethought.contracts.events import ErrorEvent, FeatureUsed, PageView
 from forethought.contracts.records import Profile
 from forethought.core.config import EngineConfig
-from forethought.core.deadlines import DeadlineIndex
 from forethought.core.engine import Step, next_due, observe_profile, process, tick
 from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
+from forethought.core.runtime import Emission, PartitionRuntime
 from forethought.core.state import CustomerState
 from forethought.ops.playbooks import parse_rules
 from forethought.ops.settings import DEFAULT_PLAYBOOKS_FILE
@@ -58,43 +58,48 @@ def population(customers: int = 16, days: int = 70, seed: int = 5) -> list[tuple
 
 @dataclass
 class Run:
-    """A minimal driver (what worker and replay do): records in time order, due customers ticked."""
+    """The runtime, driven as the worker's timer does: records in time order, time advanced at most an
+    hour at a time (customers that learn from the shared model in one advance would otherwise learn
+    in the order of their first due)."""
 
     config: EngineConfig
     rules: Rules
-    states: dict[str, CustomerState] = field(default_factory=dict)
-    profiles: dict[str, ProfileState] = field(default_factory=dict)
-    due: DeadlineIndex[str] = field(default_factory=DeadlineIndex)
-    models: PartitionModels = field(default_factory=lambda: PartitionModels(min_labels=CONFIG.model_min_labels))
     seen: list[tuple[Any, ...]] = field(default_factory=list)
     looks: int = 0
     clock: float = T0
+    runtime: PartitionRuntime = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.runtime = PartitionRuntime(0, self.config, self.rules,
+                                        PartitionModels(min_labels=CONFIG.model_min_labels))
+
+    @property
+    def states(self) -> dict[str, CustomerState]:
+        return {s.customer_id: s for s in self.runtime.customers()}
+
+    @property
+    def models(self) -> PartitionModels:
+        assert self.runtime.models is not None
+        return self.runtime.models
 
     def feed(self, records: list[tuple[float, Any]], until: float) -> Run:
         for t, record in records:
             self.advance(t)
-            cid = record.customer_id
-            held = self.profiles.get(cid, ProfileState())
-            if isinstance(record, Profile):
-                self.apply(cid, observe_profile(self.states.get(cid), held, record, t, self.config))
-            else:
-                self.apply(cid, process(self.states.get(cid), record, self.config, self.rules, held, self.models))
+            self.record(self.runtime.feed(record))
         self.advance(until)
         return self
 
     def advance(self, now: float) -> None:
-        """Tick what is due, at most an hour at a time (as the worker's timer does): customers that
-        learn from the shared model in one call would otherwise learn in the order of their first due."""
         while self.clock + 3600 < now:
             self.clock += 3600
-            self.tick(self.clock)
+            self.record(self.runtime.advance(self.clock))
         self.clock = max(self.clock, now)
-        self.tick(now)
+        self.record(self.runtime.advance(now))
 
-    def tick(self, now: float) -> None:
-        for cid in self.due.pop_due(now):
-            self.apply(cid, tick(self.states[cid], now, self.config, self.rules,
-                                 self.profiles.get(cid, ProfileState()), self.models))
+    def record(self, emitted: list[Emission]) -> None:
+        for emission in emitted:
+            assert emission.step is not None, emission.error
+            self.apply(emission.customer_id, emission.step)
 
     def apply(self, cid: str, step: Step) -> None:
         self.seen += [("trigger", t.trigger_id, t.playbook, t.fired_at) for t in (*step.triggers, *step.shadow)]
@@ -103,14 +108,6 @@ class Run:
             self.looks += o.kind == "daily_scores"
             if o.kind != "daily_scores":  # a look's scores are only reported when a look happens
                 self.seen.append((o.kind, cid, *sorted(o.detail.items())))
-        if step.profile is not None:
-            self.profiles[cid] = step.profile
-        if step.state is None:
-            self.states.pop(cid, None)
-            self.due.set(cid, None)
-        else:
-            self.states[cid] = step.state
-            self.due.set(cid, next_due(step.state, self.config))
 
 
 def states_without_look_times(run: Run) -> dict[str, bytes]:
