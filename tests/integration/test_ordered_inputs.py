@@ -176,10 +176,6 @@ async def test_a_backlog_produced_topic_by_topic_fires_what_replay_fires(
     assert metric(exposition, "forethought_ordering_buffered") == 0
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open (issue #11 point 3): in some runs (1 of 4) the restarted worker ends one event short of replay for one"
-    " customer (never late, no processing error); the first worker had committed nothing, so the record goes"
-    " missing in the restarted worker around its start-up rebalance. See docs/runtime/ordered-inputs.md."))
 async def test_a_worker_killed_mid_backlog_loses_none_of_the_records_it_buffered(
     kafka_bootstrap: str, topic_prefix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
