@@ -5,11 +5,11 @@ from __future__ import annotations
 import math
 import sys
 
-from pydantic import TypeAdapter
 from rich.console import Console
 
 from forethought.contracts.events import CLICKSTREAM_KINDS
 from forethought.core.config import EngineConfig
+from forethought.ops.settings import engine_config as engine_settings
 from forethought.testing import FAST_ENGINE_ENV
 
 # The fast engine settings the integration tests use too (forethought.testing).
@@ -27,7 +27,7 @@ def engine_config() -> EngineConfig:
     """The EngineConfig the worker builds from ``ENGINE_ENV`` (validated the same way)."""
     prefix = "FORETHOUGHT_ENGINE__"
     raw = {k.removeprefix(prefix).lower(): v for k, v in ENGINE_ENV.items() if k.startswith(prefix)}
-    return TypeAdapter(EngineConfig).validate_python(raw)
+    return engine_settings(raw)
 
 
 def percentile(sorted_values: list[float], q: float) -> float:

@@ -70,9 +70,7 @@ def engine_env(config: EngineConfig) -> dict[str, str]:
     >>> engine_env(EngineConfig(silence_min_seconds=86400.0))
     {'FORETHOUGHT_ENGINE__SILENCE_MIN_SECONDS': '86400.0'}
     """
-    default = EngineConfig()
-    return {f"FORETHOUGHT_ENGINE__{f.name.upper()}": str(getattr(config, f.name))
-            for f in dataclasses.fields(config) if getattr(config, f.name) != getattr(default, f.name)}
+    return {f"FORETHOUGHT_ENGINE__{name.upper()}": str(value) for name, value in config.changed().items()}
 
 
 def replay_cdnow(folder: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from forethought.core.config import EngineConfig
-from forethought.core.detectors import gap_model
+from forethought.core.detectors import silence
 from forethought.replay.reader import sorted_lines
 from forethought.replay.runner import Replayer
 
@@ -43,11 +43,11 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
 
     def on_snapshot(row: dict[str, Any]) -> None:
         state = runner.states[row["customer_id"]]  # the state as of the snapshot
-        mu, sd = gap_model(state, config)
+        mu, sd = silence.gap_model(state, config.section("silence"), config.prior_weight)
         silence = SNAPSHOT_AT - state.last_seen
         rows[row["customer_id"]] = row | {
             "z": (math.log(silence) - mu) / sd, "visits": state.visits,
-            "triggered": state.silence_fired_for == state.last_seen,
+            "triggered": silence.of(state).silence_fired_for == state.last_seen,
         }
 
     runner = Replayer(config, on_trigger=count, snapshot_at=SNAPSHOT_AT, on_snapshot=on_snapshot)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import replace
+
 from datetime import datetime, timezone
 
 import pytest
@@ -184,10 +184,10 @@ def test_models_checkpoint_their_trees_and_mismatched_checkpoints_start_the_tree
     assert restored.behaviour_origin == "restored"
     assert restored.behaviour.observe(probe, T0 + 1500) == models.behaviour.observe(probe, T0 + 1500)
 
-    stricter = replace(CONFIG, anomaly_alert_rate=0.001, anomaly_min_reference=7, allowed_lateness_seconds=30)
+    stricter = CONFIG.replace(anomaly_alert_rate=0.001, anomaly_min_reference=7, allowed_lateness_seconds=30)
     tuned = PartitionModels.restore(models.to_bytes(), partition=1, config=stricter).behaviour
     assert (tuned.alert_rate, tuned.min_reference, tuned.guard) == (0.001, 7, 30), "settings that keep the masses apply"
-    floor = PartitionModels.restore(models.to_bytes(), partition=1, config=replace(CONFIG, anomaly_mass_floor=0.01))
+    floor = PartitionModels.restore(models.to_bytes(), partition=1, config=CONFIG.replace(anomaly_mass_floor=0.01))
     assert floor.behaviour_origin == "fresh", "another mass floor changes the score scale: fresh trees"
 
     taller = EngineConfig(anomaly_window_seconds=600, anomaly_tree_height=6)
@@ -219,11 +219,11 @@ def test_bad_anomaly_settings_fail_with_the_field_named(field: str, value: float
 def test_state_keeps_rings_sessions_and_the_anomalous_run_across_a_restart_and_reads_version_2() -> None:
     models = PartitionModels(config=CONFIG)
     state = _traffic(models, minutes=12, customers=3)["c2"]
-    state.odd = [5, 7]
+    state.slice("behaviour").odd = [5, 7]
     again = CustomerState.from_bytes(state.to_bytes(), CONFIG)
     assert again == state and again.hours.total() == state.events and again.session_start is not None
     older = {k: v for k, v in state.to_dict().items() if k not in ("hr", "ses", "am", "mu", "odd")} | {"v": 2}
     upgraded = CustomerState.from_dict(older, CONFIG)
-    assert (upgraded.events, upgraded.hours.head, upgraded.odd, upgraded.session_start) == (state.events, -1, [], None)
+    assert (upgraded.events, upgraded.hours.head, upgraded.slice("behaviour").odd, upgraded.session_start) == (state.events, -1, [], None)
     with pytest.raises(ValueError, match="unsupported customer state version 1"):
         CustomerState.from_dict(older | {"v": 1}, CONFIG)

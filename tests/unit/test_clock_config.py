@@ -61,7 +61,7 @@ def test_backfill_is_not_mistaken_for_silence() -> None:
         clock.observe(event.epoch, wall)
         step = tick(state, clock.now(wall), config)
         assert (step.state, step.triggers, step.observations) == (state, (), ())  # not evicted either
-    assert state.deadline is not None
+    assert state.slice("silence").deadline is not None
     # by the wall clock the customer has been silent for years; by event time for seconds
     step = tick(state, clock.now(WALL + 60), config)
     assert (step.state, step.triggers, step.observations) == (state, (), ())
@@ -78,7 +78,7 @@ def test_when_all_input_stops_silence_is_still_noticed() -> None:
         state = process(state, event, config).state
         clock.observe(event.epoch, WALL + 60 * i)
     last_wall = WALL + 60 * 29
-    wait = state.deadline - state.last_seen
+    wait = state.slice("silence").deadline - state.last_seen
     assert tick(state, clock.now(last_wall + wait), config).triggers == ()  # grace not yet used up
     assert len(tick(state, clock.now(last_wall + wait + 10), config).triggers) == 1
 

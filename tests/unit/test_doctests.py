@@ -16,12 +16,15 @@ from imports_kit import modules
 # Modules whose doctests the architecture names as the spec; losing them must fail here.
 MUST_HAVE_EXAMPLES = {
     "forethought.core.config", "forethought.core.windows", "forethought.core.baselines",
-    "forethought.core.state", "forethought.core.detectors", "forethought.core.signals",
+    "forethought.core.state", "forethought.core.signals", "forethought.core.plugin", "forethought.core.registry",
+    "forethought.core.detectors.silence", "forethought.core.detectors.error_burst",
+    "forethought.core.detectors.usage", "forethought.core.detectors.decline", "forethought.core.detectors.behaviour",
+    "forethought.core.detectors.lifecycle", "forethought.core.detectors.learned_dropoff",
     "forethought.core.engine", "forethought.core.clock", "forethought.contracts.events",
     "forethought.contracts.records", "forethought.contracts.decode",
     "forethought.contracts.playbooks", "forethought.core.policy.rules", "forethought.core.policy.profiles",
     "forethought.core.ledger", "forethought.core.policy.expr", "forethought.core.policy.timing",
-    "forethought.core.models", "forethought.core.snapshots", "forethought.core.labels",
+    "forethought.core.models", "forethought.core.snapshots",
 }
 
 

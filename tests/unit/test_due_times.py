@@ -116,7 +116,7 @@ def states_without_look_times(run: Run) -> dict[str, bytes]:
 
 def both(rules: Rules, records: list[tuple[float, Any]], until: float) -> Iterator[Run]:
     for every_day in (True, False):
-        yield Run(replace(CONFIG, look_every_day=every_day), rules).feed(records, until)
+        yield Run(CONFIG.replace(look_every_day=every_day), rules).feed(records, until)
 
 
 def test_looking_only_when_due_changes_nothing_but_the_number_of_looks() -> None:
@@ -146,7 +146,7 @@ def test_without_lifecycle_playbooks_a_silent_customer_is_looked_at_once_per_lab
 def test_a_customer_without_models_or_lifecycle_playbooks_has_no_look_due() -> None:
     state = process(None, PageView(event_id="e1", customer_id="c1", occurred_at=at(T0)), CONFIG).state
     assert state is not None and state.daily_at is None
-    assert state.deadline is None and next_due(state, CONFIG) == T0 + CONFIG.idle_ttl_seconds, "only eviction"
+    assert state.slice("silence").deadline is None and next_due(state, CONFIG) == T0 + CONFIG.idle_ttl_seconds, "only eviction"
 
 
 def test_a_profile_brings_the_next_look_forward_and_its_dates_set_the_next_ones() -> None:
@@ -167,12 +167,12 @@ def test_an_unreadable_snapshot_is_looked_at_soon_and_cleared() -> None:
     state = process(None, PageView(event_id="e1", customer_id="c1", occurred_at=at(T0)), CONFIG,
                     models=models).state
     assert state is not None and state.daily_at is not None
-    state.snapshot = "not base64 at all!"
+    state.slice("learned_dropoff").snapshot = "not base64 at all!"
     second = PageView(event_id="e2", customer_id="c1", occurred_at=at(T0 + 60))
     state = process(state, second, CONFIG, models=models).state
     assert state is not None and state.daily_at is not None and state.daily_at - T0 <= DAY
     state = tick(state, state.daily_at, CONFIG, models=models).state
-    assert state is not None and state.snapshot is not None and len(state.snapshot) == 20
+    assert state is not None and state.slice("learned_dropoff").snapshot is not None and len(state.slice("learned_dropoff").snapshot) == 20
 
 
 def test_a_daily_condition_without_lifecycle_bounds_is_looked_at_every_day() -> None:
@@ -190,10 +190,11 @@ playbooks:
 
 
 def test_a_look_without_playbooks_snapshots_exactly_what_the_full_facts_give() -> None:
-    from forethought.core import detect, snapshots
+    from forethought.core import snapshots
+    from forethought.core.engine import facts
 
     run = Run(CONFIG, builtin_rules()).feed(population(customers=4, days=20), T0 + 25 * DAY)
     for state in run.states.values():
         for now in (T0 + 20 * DAY, T0 + 21.3 * DAY):
-            lean, full = detect.snapshot_facts(state, now, CONFIG), detect.facts(state, now, CONFIG)
+            lean, full = facts(state, now, CONFIG, brief=True), facts(state, now, CONFIG)
             assert snapshots.codes(lean) == snapshots.codes(full)

@@ -125,8 +125,8 @@ def test_redelivered_errors_do_not_make_a_burst() -> None:
 def test_silence_deadline_follows_the_customers_own_cadence() -> None:
     fast = regular(MINUTE)
     slow = regular(6 * HOUR)
-    fast_wait = fast.deadline - fast.last_seen
-    slow_wait = slow.deadline - slow.last_seen
+    fast_wait = fast.slice("silence").deadline - fast.last_seen
+    slow_wait = slow.slice("silence").deadline - slow.last_seen
     # the fast customer is overdue after minutes, the slow one after most of a day
     assert MINUTE < fast_wait < 5 * MINUTE
     assert 6 * HOUR < slow_wait < 2 * DAY
@@ -136,13 +136,13 @@ def test_silence_deadline_follows_the_customers_own_cadence() -> None:
 
 def test_one_visit_does_not_arm_a_silence_deadline() -> None:
     state, _, _ = feed(None, [page(1, T0)], SILENCE)
-    assert state.deadline is None
+    assert state.slice("silence").deadline is None
     assert tick(state, T0 + 100 * DAY, SILENCE).triggers == ()
 
 
 def test_silence_fires_once_at_the_deadline_with_its_evidence() -> None:
     state = regular(MINUTE)
-    deadline, last_seen = state.deadline, state.last_seen
+    deadline, last_seen = state.slice("silence").deadline, state.last_seen
     usual = explain(state, last_seen, SILENCE)["typical_gap_seconds"]
 
     assert tick(state, deadline - 1, SILENCE).triggers == ()
@@ -165,14 +165,14 @@ def test_silence_fires_once_at_the_deadline_with_its_evidence() -> None:
 
 def test_new_activity_rearms_and_a_later_silence_is_a_new_episode() -> None:
     state = regular(MINUTE)
-    (first,) = tick(state, state.deadline, SILENCE).triggers
-    assert state.deadline is None
+    (first,) = tick(state, state.slice("silence").deadline, SILENCE).triggers
+    assert state.slice("silence").deadline is None
 
     back = state.last_seen + 2 * HOUR
     state, _, _ = feed(state, [page(1000, back), page(1001, back + MINUTE)], SILENCE)
-    assert state.deadline is not None and state.deadline > back + MINUTE
-    assert tick(state, state.deadline - 1, SILENCE).triggers == ()
-    (second,) = tick(state, state.deadline, SILENCE).triggers
+    assert state.slice("silence").deadline is not None and state.slice("silence").deadline > back + MINUTE
+    assert tick(state, state.slice("silence").deadline - 1, SILENCE).triggers == ()
+    (second,) = tick(state, state.slice("silence").deadline, SILENCE).triggers
     assert second.trigger_id != first.trigger_id
     assert second.episode != first.episode
     assert second.fired_at > first.fired_at
@@ -180,8 +180,8 @@ def test_new_activity_rearms_and_a_later_silence_is_a_new_episode() -> None:
 
 def test_silence_trigger_does_not_depend_on_when_tick_runs() -> None:
     early, late = regular(MINUTE), regular(MINUTE)
-    (a,) = tick(early, early.deadline + 1, SILENCE).triggers
-    (b,) = tick(late, late.deadline + 1000, SILENCE).triggers
+    (a,) = tick(early, early.slice("silence").deadline + 1, SILENCE).triggers
+    (b,) = tick(late, late.slice("silence").deadline + 1000, SILENCE).triggers
     assert a == b
     assert a.model_dump(mode="json") == b.model_dump(mode="json")
 

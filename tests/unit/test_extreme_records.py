@@ -168,8 +168,8 @@ def test_many_metrics_and_features_stay_bounded(count: int, config: EngineConfig
     state = None
     for item in items:
         state = process(state, item, config, RULES).state
-    assert state is not None and len(state.usage) <= config.usage_metrics
-    assert len(state.features) <= config.feature_slots
+    assert state is not None and len(state.slice("usage").usage) <= config.usage_metrics
+    assert len(state.slice("lifecycle").features) <= config.feature_slots
 
 
 def test_the_issue_quantity_followed_by_more_reports() -> None:

@@ -66,7 +66,7 @@ def test_an_active_customer_is_labelled_came_back_once_per_snapshot() -> None:
     assert labels_of(steps) == [0] * models.labels and models.labels >= 3, "one 'came back' per daily snapshot"
     assert models.dropped == 0
     checks = [o for s in steps for o in s.observations if o.kind == "daily_scores"]
-    assert sum(o.detail["snapshot"] for o in checks) == models.labels + (state.snapshot is not None)
+    assert sum(o.detail["snapshot"] for o in checks) == models.labels + (state.slice("learned_dropoff").snapshot is not None)
 
 
 def test_a_silent_customer_is_labelled_dropped_once_when_the_horizon_passes() -> None:
@@ -85,14 +85,14 @@ def test_a_click_on_a_trigger_is_a_came_back_label_before_any_event_shows_it() -
     models = PartitionModels()
     state, _ = active("c1", models)
     days_of_silence(state, models, 2)  # a daily check took a snapshot while the customer was away
-    assert state.snapshot is not None
+    assert state.slice("learned_dropoff").snapshot is not None
     before = models.labels
     opened = Outcome(outcome_id="o1", trigger_id="t1", customer_id="c1", channel="email", status="delivered",
                      occurred_at=datetime.fromtimestamp(state.last_seen + 2.5 * DAY, tz=timezone.utc))
     assert labels_of([observe_outcome(state, ProfileState(), opened, CONFIG, models=models)]) == []
     clicked = opened.model_copy(update={"outcome_id": "o2", "status": "clicked"})
     assert labels_of([observe_outcome(state, ProfileState(), clicked, CONFIG, models=models)]) == [0]
-    assert models.labels == before + 1 and state.snapshot is None
+    assert models.labels == before + 1 and state.slice("learned_dropoff").snapshot is None
 
 
 def test_activity_after_the_horizon_is_a_drop_then_a_return() -> None:
@@ -107,10 +107,10 @@ def test_errors_count_as_activity_but_late_and_duplicate_events_do_not() -> None
     state, _ = active("c1", models)
     look = state.daily_at or 0  # the next look is the day after the last activity: it takes a snapshot
     tick(state, look + 1, CONFIG, models=models)
-    assert state.snapshot is not None
+    assert state.slice("learned_dropoff").snapshot is not None
     duplicate = process(state, page("c1", 0, look + 5), CONFIG, models=models)
     late = process(state, page("c1", 5000, T0), CONFIG, models=models)
-    assert labels_of([duplicate, late]) == [] and state.snapshot is not None
+    assert labels_of([duplicate, late]) == [] and state.slice("learned_dropoff").snapshot is not None
     error = ErrorEvent(event_id="err-1", customer_id="c1", code="E1",
                        occurred_at=datetime.fromtimestamp(look + 60, tz=timezone.utc))
     assert labels_of([process(state, error, CONFIG, models=models)]) == [0]
@@ -118,7 +118,7 @@ def test_errors_count_as_activity_but_late_and_duplicate_events_do_not() -> None
 
 def test_without_models_nothing_is_snapshotted_or_learned() -> None:
     state, steps = active("c1", None, days=5)
-    assert state.snapshot is None and labels_of(steps) == []
+    assert state.slice("learned_dropoff").snapshot is None and labels_of(steps) == []
     assert explain(state, state.last_seen or T0, CONFIG)["scores"]["dropoff_learned"] is None
 
 
@@ -256,7 +256,7 @@ def test_a_busy_customer_with_a_pending_snapshot_stays_under_one_kib() -> None:
         state = process(state, event, CONFIG, models=models).state
     assert state is not None
     tick(state, (state.daily_at or 0) + 1, CONFIG, models=models)
-    assert state.snapshot is not None and len(state.snapshot) == 20
+    assert state.slice("learned_dropoff").snapshot is not None and len(state.slice("learned_dropoff").snapshot) == 20
     size = len(state.to_bytes())
     print(f"busy customer state with a pending snapshot: {size} bytes")
     assert size < 1024, size

@@ -36,7 +36,7 @@ def test_the_shipped_playbooks_cover_the_promised_situations() -> None:
     (GOOD.replace("scores.anomaly", "scores.anomly"), "line 7, playbooks.0.when: unknown name 'scores.anomly' (did you mean 'scores.anomaly'?)"),
     (GOOD.replace("[in_app]", "[pigeon]"), "line 8, playbooks.0.channels.0: Input should be"),
     (GOOD.replace('"22:00-08:00"', '"late"'), "line 3, policy.quiet_hours: Value error, expected local quiet hours as HH:MM-HH:MM"),
-    (GOOD.replace("on: [error_burst]", "on: [sunrise]"), "line 6, playbooks.0.on.0: Input should be"),
+    (GOOD.replace("on: [error_burst]", "on: [sunrise]"), "line 6, playbooks.0.on.0: unknown signal 'sunrise'"),
     (GOOD.replace("    priority: 70\n", "    priority: 70\n    cooldown: soon\n"), "line 10, playbooks.0.cooldown"),
     (GOOD + GOOD.split("playbooks:\n")[1], "playbooks: Value error, playbook names must be unique; repeated: burst"),
     (GOOD.replace("when: scores.anomaly >= 4", "when: __import__('os')"), "line 7, playbooks.0.when:"),

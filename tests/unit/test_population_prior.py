@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import replace
+
 from datetime import datetime, timezone
 
 from hypothesis import given, settings
@@ -69,7 +69,7 @@ def test_a_newcomer_in_an_hourly_population_is_judged_by_hours_not_the_configure
     assert 3000 < view["population_prior"]["typical_gap_seconds"] < 5400
     assert view["silence_threshold_seconds"] < 0.5 * DAY, "a configured one-day prior would wait days"
 
-    fixed = explain(newcomer, T0 + 3 * DAY + 3000, replace(CONFIG, prior_learned=False), models)
+    fixed = explain(newcomer, T0 + 3 * DAY + 3000, CONFIG.replace(prior_learned=False), models)
     assert (fixed["population_prior"]["typical_gap_seconds"], fixed["population_prior"]["learned"]) == (DAY, False)
     assert fixed["silence_threshold_seconds"] > view["silence_threshold_seconds"], "prior_learned: false keeps the day"
 

@@ -113,7 +113,7 @@ def test_a_failing_record_does_not_leak_its_partial_state_to_later_records_of_th
     assert outbox.deadletters[0].detail.startswith("TypeError: ")
     state = outbox.states[b"bad"]
     assert state is not None and (state.events, state.error_total, state.by_type) == (4, 0, {"click": 4})
-    assert state.errors.count(int((T0 + 11) // CONFIG.bucket_seconds)) == 0
+    assert state.slice("error_burst").errors.count(int((T0 + 11) // CONFIG.bucket_seconds)) == 0
     assert table[b"bad"] == before and outbox.triggers == []
 
 

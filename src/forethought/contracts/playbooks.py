@@ -25,9 +25,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from forethought.contracts.events import Name
 from forethought.contracts.records import Channel, QuietWindow
 
+# The built-in detectors' signals; a detector added to the engine's registry brings its own (the
+# engine checks every ``on:`` against the registry when it compiles the playbooks).
 SIGNALS = ("silence", "decline", "error_burst", "usage_anomaly", "behaviour_anomaly", "feature_first_use", "daily")
-Signal = Literal["silence", "decline", "error_burst", "usage_anomaly", "behaviour_anomaly", "feature_first_use",
-                 "daily"]
+Signal = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=list(SIGNALS))]
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 PLAYBOOK_NAME = r"^[a-z][a-z0-9_]{0,63}$"

@@ -25,8 +25,8 @@ from operator import add
 from typing import Any
 
 from forethought.core.baselines import EwStats
-from forethought.core.config import EngineConfig
 from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.views import EngineView
 from forethought.core.windows import BucketRing
 
 HOUR_BUCKETS = 24  # the hour ring's size (events per hour of the last day)
@@ -45,7 +45,7 @@ class Kind:
     checks what it gets and raises ValueError)."""
 
     out: Callable[[Any, int], Plain]
-    back: Callable[[Plain, int, EngineConfig], Any]
+    back: Callable[[Plain, int, EngineView], Any]
     plain: type | None = None  # a value of this type is stored as it is (the codec checks only the type)
 
 
@@ -89,7 +89,7 @@ def _list(v: Plain, types: set[type] | None = None) -> list[Any]:
     return v
 
 
-def _dict(v: Plain) -> dict[str, Any]:
+def checked_map(v: Plain) -> dict[str, Any]:
     if type(v) is not dict or not set(map(type, v)) <= {str}:
         raise malformed("map")
     return v
@@ -169,8 +169,8 @@ def _ring_out(ring: BucketRing, _anchor: int) -> Plain:
     return [head, [[age for age, _ in filled], [c for _, c in filled]]]
 
 
-def _ring(size_of: Callable[[EngineConfig], int]) -> Kind:
-    def back(v: Plain, _anchor: int, config: EngineConfig) -> BucketRing:
+def _ring(size_of: Callable[[EngineView], int]) -> Kind:
+    def back(v: Plain, _anchor: int, config: EngineView) -> BucketRing:
         size = size_of(config)
         head, counts = _list(v)
         if checked_int(head) < 0:
@@ -209,8 +209,8 @@ def _wide_counts(form: list[Any], size: int) -> list[float]:
     return newest
 
 
-def _counts_back(v: Plain, _anchor: int, _config: EngineConfig) -> dict[str, int]:
-    counts = _dict(v)
+def _counts_back(v: Plain, _anchor: int, _config: EngineView) -> dict[str, int]:
+    counts = checked_map(v)
     if not set(map(type, counts.values())) <= {int}:
         raise malformed("count")
     return counts
@@ -223,14 +223,14 @@ def _kind_counts_out(counts: dict[str, int], _anchor: int) -> Plain:
     return counts
 
 
-def _kind_counts_back(v: Plain, anchor: int, config: EngineConfig) -> dict[str, int]:
+def _kind_counts_back(v: Plain, anchor: int, config: EngineView) -> dict[str, int]:
     if type(v) is list:
         return dict(compress(zip(KINDS, _list(v, {int})), v))  # (zero counts are left out)
     return _counts_back(v, anchor, config)
 
 
-def _series_back(v: Plain, _anchor: int, _config: EngineConfig) -> dict[str, list[float | int]]:
-    series = _dict(v)
+def _series_back(v: Plain, _anchor: int, _config: EngineView) -> dict[str, list[float | int]]:
+    series = checked_map(v)
     for values in series.values():
         _list(values, _NUMBER)
     return series
@@ -244,15 +244,16 @@ def _timemap_out(mapping: dict[str, list[float]], anchor: int) -> Plain:
     return {name: _times_out(times, anchor) for name, times in mapping.items()}
 
 
-def _timemap_back(v: Plain, anchor: int, _config: EngineConfig) -> dict[str, list[float]]:
+def _timemap_back(v: Plain, anchor: int, _config: EngineView) -> dict[str, list[float]]:
     if type(v) is list:
         (seconds,) = v
         after = repeat(anchor)
-        return {name: list(map(float, map(add, _list(times, {int}), after))) for name, times in _dict(seconds).items()}
-    return {name: _times_back(times, anchor) for name, times in _dict(v).items()}
+        return {name: list(map(float, map(add, _list(times, {int}), after)))
+                for name, times in checked_map(seconds).items()}
+    return {name: _times_back(times, anchor) for name, times in checked_map(v).items()}
 
 
-def _ew_back(v: Plain, _anchor: int, _config: EngineConfig) -> EwStats:
+def _ew_back(v: Plain, _anchor: int, _config: EngineView) -> EwStats:
     n, mean, var = _list(v)
     return EwStats(checked_int(n), _float(mean), _float(var))
 
@@ -287,7 +288,7 @@ def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
     ]
 
 
-def _ledger_back(v: Plain, anchor: int, _config: EngineConfig) -> PolicyLedger:
+def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
     sent, episodes, pending, watch, recent = _list(v)
     ledger = PolicyLedger(episodes=_bytes(episodes))
     for at, playbook, channel, priority in map(_list, _list(sent)):
@@ -309,7 +310,7 @@ def _snapshot_out(text: str, _anchor: int) -> Plain:
     return raw if base64.b64encode(raw).decode() == text else text
 
 
-def _snapshot_back(v: Plain, _anchor: int, _config: EngineConfig) -> str:
+def _snapshot_back(v: Plain, _anchor: int, _config: EngineView) -> str:
     return base64.b64encode(v).decode() if type(v) is bytes else _str(v)
 
 

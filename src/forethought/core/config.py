@@ -1,110 +1,192 @@
-"""Engine configuration: plain, frozen, validated at start-up by the settings layer.
+"""Engine configuration: the shared window settings plus one settings section per detector.
 
->>> EngineConfig().silence_z
-2.33
+Every setting has one flat name (``FORETHOUGHT_ENGINE__<NAME>`` in the environment); each name
+belongs to exactly one section: :class:`WindowSettings` (what every detector shares) or the
+``Settings`` of the detector that owns it (:mod:`forethought.core.plugin`). The detectors that run,
+and so the sections that exist, come from the registry (:mod:`forethought.core.registry`).
+
+>>> config = EngineConfig(burst_z=5.0)
+>>> config.silence_z, config.burst_z, config.section("error_burst").burst_z
+(2.33, 5.0, 5.0)
 >>> EngineConfig(burst_z=-1)
 Traceback (most recent call last):
 ...
 ValueError: burst_z must be > 0, got -1
+>>> EngineConfig(silence_zz=3)
+Traceback (most recent call last):
+...
+ValueError: unknown engine setting 'silence_zz' (did you mean 'silence_z'?)
 """
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
+from typing import Any
+
+from forethought.core.plugin import Detector, check_positive
+from forethought.core.registry import Registry, builtin_registry
 
 
 @dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """Hyperparameters of windows and detectors. Times are in seconds of event time."""
+class WindowSettings:
+    """What every detector shares: buckets, lateness, duplicate ids, eviction, visits and looks.
+    Times are in seconds of event time."""
 
-    # windows
     bucket_seconds: int = 60
     ring_buckets: int = 60
     allowed_lateness_seconds: float = 300.0
     max_future_seconds: float = 300.0
     recent_ids: int = 32
     idle_ttl_seconds: float = 180 * 86_400.0
-    # drop-off by silence: "long" is relative to the customer's own gaps between visits
+    # a gap longer than this between events starts a new visit (a session)
     visit_gap_seconds: float = 1800.0
-    prior_gap_seconds: float = 86_400.0
-    prior_log_sd: float = 1.0
+    # how many observations a customer-level prior is worth (silence gaps and error baselines)
     prior_weight: float = 3.0
-    gap_alpha: float = 0.2
-    silence_z: float = 2.33
-    silence_min_seconds: float = 3600.0
-    silence_max_seconds: float = 90 * 86_400.0
-    min_visits_to_arm: int = 2
-    # prior_learned: the prior above is replaced by the partition's learned one (core.population) once
-    # this many customers with at least prior_min_gaps gaps were seen in a day. Off by default: in a
-    # young population the customers who qualify first are the frequent ones (README, "Detection quality")
-    prior_learned: bool = False
-    prior_min_customers: int = 50
-    prior_min_gaps: int = 3
-    long_gap_factor: float = 2.0
-    long_gap_tau_seconds: float = 28 * 86_400.0
-    # drop-off by decline: weekly activity against the customer's own level (River PageHinkley)
-    decline_enabled: bool = False
-    decline_min_days: int = 14
-    decline_delta: float = 0.05
-    decline_threshold: float = 2.0
-    decline_alpha: float = 0.9999
-    # anomaly by error burst: errors per bucket against the customer's own EW baseline
-    burst_alpha: float = 0.05
-    burst_z: float = 4.0
-    burst_min_errors: int = 5
-    prior_errors_per_bucket: float = 0.1
-    burst_quiet_buckets: int = 3
-    # anomaly by usage: a report far from the customer's own level for that metric
-    usage_metrics: int = 4
-    usage_alpha: float = 0.05
-    usage_z: float = 3.0
-    usage_min_ratio: float = 5.0
-    usage_min_reports: int = 8
-    usage_min_log_sd: float = 0.1
-    usage_quiet_reports: int = 3
-    # features and errors followed per customer (first few seen), for playbooks and reasons
-    feature_slots: int = 16
-    # learned drop-off (per-partition River model): a daily snapshot is labelled "dropped" when no
-    # activity follows within the horizon; no score until the model has seen this many labels
-    label_horizon_seconds: float = 14 * 86_400.0
-    model_min_labels: int = 200
     # look at every customer every day (as before core.due): results are the same, only slower; an
     # evaluation aid for scores "at every daily check" (benchmarks/dropoff_auc.py)
     look_every_day: bool = False
-    # multivariate anomaly (per-partition Half-Space Trees over each customer-minute's features):
-    # masses per event-time window; alerts hold about ``anomaly_alert_rate`` of scored minutes
-    anomaly_trees: int = 10
-    anomaly_tree_height: int = 8
-    anomaly_window_seconds: float = 86_400.0
-    anomaly_alert_rate: float = 0.0005
-    anomaly_min_reference: int = 1000
-    anomaly_seed: int = 7
-    anomaly_mass_floor: float = 0.1
-    anomaly_quiet_buckets: int = 5
 
     def __post_init__(self) -> None:
-        for spec in fields(self):
-            value = getattr(self, spec.name)
-            if spec.name in _MAY_BE_ZERO:
-                if not value >= 0:  # written so that NaN fails too
-                    raise ValueError(f"{spec.name} must be >= 0, got {value}")
-            elif not value > 0:
-                raise ValueError(f"{spec.name} must be > 0, got {value}")
-        alphas = (self.gap_alpha, self.burst_alpha, self.decline_alpha, self.usage_alpha)
-        if not all(0 < alpha <= 1 for alpha in alphas):
-            raise ValueError("gap_alpha, burst_alpha, decline_alpha and usage_alpha must be in (0, 1]")
-        if self.anomaly_tree_height > 8:
-            raise ValueError(f"anomaly_tree_height must be <= 8 (memory and time double per level), "
-                             f"got {self.anomaly_tree_height}")
-        if not self.allowed_lateness_seconds < self.anomaly_window_seconds:
-            raise ValueError("anomaly_window_seconds must be longer than allowed_lateness_seconds (the trees'"
-                             f" reference is the last window closed that long ago), got {self.anomaly_window_seconds}")
-        if not self.anomaly_alert_rate < 0.5:
-            raise ValueError(f"anomaly_alert_rate must be < 0.5, got {self.anomaly_alert_rate}")
-        if self.silence_min_seconds > self.silence_max_seconds:
-            raise ValueError("silence_min_seconds must be <= silence_max_seconds")
+        check_positive(self, {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds",
+                              "look_every_day"})
 
 
-_MAY_BE_ZERO = {"allowed_lateness_seconds", "max_future_seconds", "visit_gap_seconds", "long_gap_factor",
-                "decline_delta", "decline_enabled", "anomaly_seed", "prior_learned",
-                "look_every_day"}
+class EngineConfig(Mapping[str, Any]):
+    """Frozen engine settings: a read-only mapping of setting name to value, each setting also an
+    attribute (``config.silence_z``); :meth:`section` gives one detector's settings object.
+
+    ``detectors`` is the registry of detectors to run (default: the built-in ones)."""
+
+    __slots__ = ("_flat", "before_hooks", "detectors", "due_hooks", "event_hooks", "look_hooks", "plan", "sections",
+                 "windows")
+
+    def __init__(self, detectors: Registry | None = None, **settings: Any) -> None:
+        registry = detectors or builtin_registry()
+        owners = setting_owners(registry)
+        for name in settings:
+            if name not in owners:
+                close = difflib.get_close_matches(name, owners, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ValueError(f"unknown engine setting '{name}'{hint}")
+        windows = WindowSettings(**{k: v for k, v in settings.items() if owners[k] == ""})
+        sections: dict[str, Any] = {}
+        for detector in registry:
+            if detector.Settings is not None:
+                own = {k: v for k, v in settings.items() if owners[k] == detector.name}
+                sections[detector.name] = detector.Settings(**own)
+        flat: dict[str, Any] = {f.name: getattr(windows, f.name) for f in fields(windows)}
+        for section in sections.values():
+            flat.update({f.name: getattr(section, f.name) for f in fields(section)})
+        object.__setattr__(self, "windows", windows)
+        object.__setattr__(self, "detectors", registry)
+        object.__setattr__(self, "sections", sections)
+        object.__setattr__(self, "_flat", flat)
+        # (detector, its settings) in registry order: what the engine loops over
+        plan = tuple((d, sections.get(d.name)) for d in registry)
+        object.__setattr__(self, "plan", plan)
+        # only the detectors that override a per-event hook are called for it
+        object.__setattr__(self, "before_hooks", _overriding(plan, "before_event"))
+        object.__setattr__(self, "event_hooks", _overriding(plan, "on_event"))
+        object.__setattr__(self, "due_hooks", _overriding(plan, "due"))
+        looks = sorted(_overriding(plan, "look_due"), key=lambda pair: pair[0].look_cost)
+        object.__setattr__(self, "look_hooks", tuple(looks))
+        registry.check(self)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._flat[name]
+        except (KeyError, AttributeError):  # (AttributeError: while not yet initialised)
+            raise AttributeError(f"no engine setting {name!r}") from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("EngineConfig is frozen: use replace()")
+
+    def __getitem__(self, name: str) -> Any:
+        return self._flat[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._flat)
+
+    def __len__(self) -> int:
+        return len(self._flat)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EngineConfig):
+            return NotImplemented
+        return bool(self._flat == other._flat and self.detectors is other.detectors)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._flat.items()))
+
+    def __repr__(self) -> str:
+        default = _defaults(self.detectors)
+        changed = ", ".join(f"{k}={v!r}" for k, v in self._flat.items() if default.get(k) != v)
+        return f"EngineConfig({changed})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.detectors, dict(self._flat)))
+
+    def section(self, name: str) -> Any:
+        """The settings of detector ``name`` (KeyError when it has none or is not registered)."""
+        return self.sections[name]
+
+    def replace(self, **changes: Any) -> EngineConfig:
+        """A copy with ``changes`` (flat setting names).
+
+        >>> EngineConfig().replace(silence_z=3.0).silence_z
+        3.0
+        """
+        return EngineConfig(self.detectors, **{**self.changed(), **changes})
+
+    def changed(self) -> dict[str, Any]:
+        """The settings that differ from their defaults."""
+        default = _defaults(self.detectors)
+        return {k: v for k, v in self._flat.items() if default.get(k) != v}
+
+
+def setting_owners(registry: Registry) -> dict[str, str]:
+    """Every engine setting name and its owner: a detector's name, or "" for the shared windows.
+
+    >>> owners = setting_owners(builtin_registry())
+    >>> owners["bucket_seconds"], owners["silence_z"], owners["burst_z"]
+    ('', 'silence', 'error_burst')
+    """
+    owners = {f.name: "" for f in fields(WindowSettings)}
+    for detector in registry:
+        for spec in fields(detector.Settings) if detector.Settings is not None else ():
+            if spec.name in owners:
+                owner = "a shared window setting" if not owners[spec.name] else "of " + owners[spec.name]
+                raise ValueError(f"engine setting {spec.name!r} of detector {detector.name!r} is already {owner}")
+            owners[spec.name] = detector.name
+    return owners
+
+
+def setting_types(registry: Registry | None = None) -> dict[str, Any]:
+    """Every engine setting name and its declared type (the settings layer coerces text to it)."""
+    registry = registry or builtin_registry()
+    sections: list[Any] = [WindowSettings, *(d.Settings for d in registry if d.Settings is not None)]
+    return {spec.name: spec.type for section in sections for spec in fields(section)}
+
+
+def _overriding(plan: tuple[tuple[Detector, Any], ...], hook: str) -> tuple[tuple[Detector, Any], ...]:
+    return tuple((d, s) for d, s in plan if getattr(type(d), hook) is not getattr(Detector, hook))
+
+
+_DEFAULTS: dict[int, tuple[Registry, dict[str, Any]]] = {}
+
+
+def _defaults(registry: Registry) -> dict[str, Any]:
+    cached = _DEFAULTS.get(id(registry))
+    if cached is None or cached[0] is not registry:
+        cached = (registry, dict(EngineConfig(registry)._flat))
+        _DEFAULTS[id(registry)] = cached
+    return cached[1]
+
+
+def _rebuild(registry: Registry, flat: dict[str, Any]) -> EngineConfig:
+    return EngineConfig(registry, **flat)
+
+
+__all__ = ["EngineConfig", "WindowSettings", "setting_owners", "setting_types"]

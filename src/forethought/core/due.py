@@ -2,7 +2,8 @@
 
 Looks happen on a per-customer daily grid (a customer-specific time of day, so looks spread over
 the day), but not every day: a look is due at the first grid time (a *slot*) at which one of these
-can change anything —
+can change anything. Each detector says when it needs one
+(:meth:`~forethought.core.plugin.Detector.look_due`); the built-in ones ask for —
 
 * the learned drop-off model needs a snapshot (none pending, the customer has been active): the
   next slot;
@@ -10,7 +11,7 @@ can change anything —
   ``taken_at + label_horizon_seconds``;
 * a playbook listening to ``daily`` can hold: every slot inside the lifecycle span its condition
   allows for this customer's profile (:mod:`forethought.core.policy.lifecycle`), every slot for a
-  condition without lifecycle bounds;
+  condition without lifecycle bounds (:mod:`forethought.core.detectors.lifecycle`);
 * the learned population prior counts this customer (``prior_learned``): every slot;
 * ``look_every_day`` (an evaluation aid): every slot.
 
@@ -27,16 +28,14 @@ True
 from __future__ import annotations
 
 import math
-from datetime import date
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from forethought.core import snapshots
-from forethought.core.config import EngineConfig
-from forethought.core.models import PartitionModels
-from forethought.core.policy.profiles import ProfileState
-from forethought.core.policy.rules import Rules
 from forethought.core.policy.timing import unit_hash
-from forethought.core.state import CustomerState
+
+if TYPE_CHECKING:
+    from forethought.core.plugin import Moment
+    from forethought.core.state import CustomerState
 
 DAY = 86_400.0
 
@@ -60,61 +59,22 @@ def slot_at_or_after(customer_id: str, when: float) -> float:
     return at if at >= when else at + DAY
 
 
-def next_look(state: CustomerState, after: float, config: EngineConfig, rules: Rules, profile: ProfileState,
-              models: PartitionModels | None) -> float | None:
-    """The first slot after ``after`` at which a look can change something (None: none is due)."""
-    cid, soon = state.customer_id, slot_after(state.customer_id, after)
-    if config.look_every_day or (config.prior_learned and models is not None and state.gaps.n >= config.prior_min_gaps):
+def next_look(state: CustomerState, after: float, m: Moment) -> float | None:
+    """The first slot after ``after`` at which a look can change something (None: none is due):
+    the earliest of what each detector asks for (:meth:`~forethought.core.plugin.Detector.look_due`)."""
+    soon = slot_after(state.customer_id, after)
+    config = m.config
+    if config.windows.look_every_day:
         return soon
     due = math.inf
-    if models is not None:
-        due = _learning(state, soon, config)
+    for detector, settings in config.look_hooks:  # the cheap ones first: the first "soon" ends the search
+        due = min(due, detector.look_due(state, soon, settings, m))
         if due <= soon:
             return soon
-    if rules.daily_bounds:
-        due = min(due, _lifecycle(cid, soon, due, rules, profile))
     return None if due == math.inf else due
 
 
-def lifecycle_open(rules: Rules, profile: ProfileState, at: float) -> bool:
-    """Whether any playbook listening to ``daily`` can hold at ``at`` for this profile."""
-    signup, renewal = _dates(profile)
-    for bounds in rules.daily_bounds:
-        if bounds is None:
-            return True
-        start, end = bounds.span(signup, renewal)
-        if start <= at <= end:
-            return True
-    return False
-
-
-def _learning(state: CustomerState, soon: float, config: EngineConfig) -> float:
-    """The learned model's next need: a snapshot (soon) or a label horizon."""
-    if state.snapshot is None:
-        return soon if state.last_seen is not None else math.inf
-    try:
-        taken = snapshots.taken_at(state.snapshot)
-    except ValueError:  # unreadable: the next look clears it
-        return soon
-    return max(soon, slot_at_or_after(state.customer_id, taken + config.label_horizon_seconds))
-
-
-def _lifecycle(cid: str, soon: float, before: float, rules: Rules, profile: ProfileState) -> float:
-    """The first slot from ``soon`` (and before ``before``) at which a lifecycle playbook can hold."""
-    signup, renewal = _dates(profile)
-    best = before
-    for bounds in rules.daily_bounds:
-        if bounds is None:
-            return soon
-        start, end = bounds.span(signup, renewal)
-        if end < soon or start > end or start >= best:
-            continue  # over, never, or not before what is already due
-        at = max(soon, slot_at_or_after(cid, start)) if start > soon else soon
-        if at <= end and at < best:
-            best = at
-    return best
-
-
-def _dates(profile: ProfileState) -> tuple[date | None, date | None]:
-    p = profile.profile
-    return (None, None) if p is None else (p.signup_date, p.renewal_date)
+def look_by(state: CustomerState, at: float) -> None:
+    """Make sure a look happens no later than ``at`` (a daily slot)."""
+    if state.daily_at is None or at < state.daily_at:
+        state.daily_at = at

@@ -1,6 +1,7 @@
 """The engine's entry points: every driver (worker, replay, tests) calls these and only these.
 
-``process`` folds one event into a customer's state; ``tick`` advances a customer to a point
+``process`` folds one event into a customer's state (the shared windows here, the rest by each
+detector of the registry through its hooks, :mod:`forethought.core.plugin`); ``tick`` advances a customer to a point
 in event time (silence, lifecycle looks, label horizons and snapshots, deferred triggers and
 re-engagement windows can only be seen this way; :mod:`forethought.core.due` says which look is
 due when, so time costs only what is due); ``observe_profile`` and ``observe_outcome`` take the other
@@ -24,33 +25,25 @@ policy's decisions and what was observed. Detectors emit detections; playbooks a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from forethought.contracts.events import ErrorEvent, FeatureUsed, InboundEvent, Usage
+from forethought.contracts.events import ErrorEvent, InboundEvent
 from forethought.contracts.records import Outcome, Profile, Trigger
-from forethought.core import behaviour, detect, labels, snapshots
-from forethought.core import detectors as det
 from forethought.core import due as looks
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
+from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
-from forethought.core.signals import Detection
+from forethought.core.signals import Observation
 from forethought.core.state import HOUR, CustomerState
+from forethought.core.windows import BucketRing
 
 DAY = 86_400.0
 NO_PROFILE = ProfileState()
 ENGAGED_OUTCOMES = frozenset({"opened", "clicked", "converted"})
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """Something a driver may count or log: ``kind`` plus a few details."""
-
-    kind: str
-    detail: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +76,7 @@ def process(state: CustomerState | None, event: InboundEvent, config: EngineConf
     ts = event.epoch
     earlier = tick(state, ts, config, rules, profile, models) if state is not None else Step(None)
     state = earlier.state or _new(event.customer_id, ts, config)
-    if state.remember(event.event_id, config.recent_ids):
+    if state.remember(event.event_id, config.windows.recent_ids):
         return earlier.then(Step(state, observations=(Observation("duplicate", {"event_id": event.event_id}),)))
     return earlier.then(_fold(state, event, ts, config, rules, profile, models))
 
@@ -93,10 +86,10 @@ def tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules | 
     """Advance ``state`` to event time ``now``: everything due fires in time order; evict when idle."""
     rules = rules or builtin_rules()
     idle_since = state.last_seen if state.last_seen is not None else state.created
-    if idle_since is not None and now - idle_since >= config.idle_ttl_seconds:
+    if idle_since is not None and now - idle_since >= config.windows.idle_ttl_seconds:
         return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}),))
     step = Step(state)
-    while (due := _earliest_due(state)) is not None and due <= now:
+    while (due := _earliest_due(state, config)) is not None and due <= now:
         step = step.then(_fire_due(state, due, config, rules, profile, models))
     return step
 
@@ -110,7 +103,7 @@ def observe_profile(state: CustomerState | None, held: ProfileState, profile: Pr
     updated = held.with_profile(profile)
     state = state or _new(profile.customer_id, now, config)
     if updated is not held:
-        _look_by(state, looks.slot_after(state.customer_id, now))
+        looks.look_by(state, looks.slot_after(state.customer_id, now))
     return Step(state, profile=updated)
 
 
@@ -118,7 +111,7 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
                     rules: Rules | None = None, models: PartitionModels | None = None) -> Step:
     """A sender's outcome: an unsubscribe stops the channel at once; a failed or bounced
     delivery falls back to the next preferred channel the policy allows; an engaged outcome
-    (opened, clicked, converted) is a label: the customer came back, even before an event shows it."""
+    (opened, clicked, converted) goes to the detectors (the learned model takes it as a label)."""
     rules = rules or builtin_rules()
     updated = held.after_outcome(outcome)
     seen: tuple[Observation, ...] = (Observation("outcome", {"status": outcome.status, "channel": outcome.channel}),)
@@ -129,44 +122,58 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
     if outcome.status in ("failed", "bounced"):
         policy.fallback(_context(state, updated, rules, now, config, models), outcome.trigger_id, outcome.channel,
                         now, out)
-    engaged = outcome.status in ENGAGED_OUTCOMES
-    if engaged and models is not None and (label := labels.on_activity(state, now, config, models)) is not None:
-        seen += (_label(label, models),)
-        _look_by(state, looks.slot_after(state.customer_id, now))  # the next snapshot
+    if outcome.status in ENGAGED_OUTCOMES:
+        m = Moment(now, config, models, rules, updated)
+        for detector, settings in config.plan:
+            detector.on_engaged(state, settings, m)
+        seen += tuple(m.observations)
     return _step(state, out, seen, profile=updated if updated is not held else None)
 
 
 def next_due(state: CustomerState, config: EngineConfig) -> float | None:
     """The event time at which :func:`tick` has something to do for this customer."""
-    due = _earliest_due(state)
+    due = _earliest_due(state, config)
     idle_since = state.last_seen if state.last_seen is not None else state.created
-    evict = None if idle_since is None else idle_since + config.idle_ttl_seconds
+    evict = None if idle_since is None else idle_since + config.windows.idle_ttl_seconds
     return min((t for t in (due, evict) if t is not None), default=None)
+
+
+def facts(state: CustomerState, now: float, config: EngineConfig, models: PartitionModels | None = None,
+          brief: bool = False) -> dict[str, Any]:
+    """The ``features.*`` and ``scores.*`` names of the expression language as of ``now``: the
+    shared windows' here, the rest from each detector. ``brief``: only what a learned-model
+    snapshot reads (:mod:`forethought.core.snapshots`)."""
+    silence_for = None if state.last_seen is None else max(0.0, now - state.last_seen)
+    features: dict[str, Any] = {"events": state.events, "visits": state.visits, "error_total": state.error_total,
+                                "days_since_first_seen": _days(state.first_seen, now)}
+    if not brief:
+        width = config.windows.bucket_seconds
+        features.update({
+            "late_events": state.late, "days_since_last_seen": _days(state.last_seen, now), "sessions": state.visits,
+            "session_seconds": _session_seconds(state, now, silence_for, config),
+            "events_last_hour": _recent(state.activity, now, width, HOUR),
+            "events_last_24_hours": _recent(state.hours, now, HOUR, DAY),
+        })
+    found: dict[str, Any] = {"scores": {}, "features": features}
+    m = Moment(now, config, models)
+    for detector, settings in config.plan:
+        detector.facts(state, now, settings, m, found, brief)
+    return found
 
 
 def explain(state: CustomerState, now: float, config: EngineConfig,
             models: PartitionModels | None = None) -> dict[str, Any]:
     """Scores, features, baselines and the policy's memory as of ``now``, for people and web views."""
     configured, config = config, _prior_at(config, models, now)
-    facts = detect.facts(state, now, config, models)
-    features = facts["features"]
-    return {
-        "customer_id": state.customer_id, "as_of": now, "scores": facts["scores"],
-        "silence_seconds": features["silence_seconds"] or 0.0, "typical_gap_seconds": features["typical_gap_seconds"],
-        "silence_threshold_seconds": features["silence_threshold_seconds"], "silence_deadline": state.deadline,
-        "population_prior": {"typical_gap_seconds": round(config.prior_gap_seconds, 3),
-                             "log_sd": config.prior_log_sd,
-                             "learned": config is not configured},
-        "errors_in_current_bucket": features["errors_in_current_bucket"],
-        "error_baseline_per_bucket": det.error_baseline(state, config)[0],
-        "error_burst_threshold": det.burst_threshold(state, config), "in_error_burst": state.burst_bucket is not None,
+    found = facts(state, now, config, models)
+    features = found["features"]
+    view: dict[str, Any] = {
+        "customer_id": state.customer_id, "as_of": now, "scores": found["scores"],
         "events": state.events, "late_events": state.late, "visits": state.visits, "by_type": dict(state.by_type),
-        "errors_by_code": dict(state.error_codes), "errors_by_severity": dict(state.error_severity),
-        "features_used": {name: {"first": t[0], "last": t[1]} for name, t in state.features.items()},
         "sessions": features["sessions"], "session_seconds": features["session_seconds"],
         "events_last_hour": features["events_last_hour"], "events_last_24_hours": features["events_last_24_hours"],
-        "events_last_7_days": features["events_last_7_days"],
-        "usual_events_per_7_days": features["usual_events_per_7_days"],
+        "events_last_7_days": features.get("events_last_7_days"),
+        "usual_events_per_7_days": features.get("usual_events_per_7_days"),
         "policy": {
             "sent": [{"at": s.at, "playbook": s.playbook, "channel": s.channel} for s in state.policy.sent],
             "deferred": [{"release_at": p.release_at, "trigger_id": p.trigger["trigger_id"],
@@ -174,9 +181,13 @@ def explain(state: CustomerState, now: float, config: EngineConfig,
             "measuring": [{"playbook": w.playbook, "group": w.group, "until": w.until} for w in state.policy.watch],
             "next_daily_check": state.daily_at,  # the next look (core.due): not necessarily tomorrow
         },
-        "learned": _learned_view(state, models),
-        "behaviour": _behaviour_view(state, now, config, models),
     }
+    m = Moment(now, config, models)
+    for detector, settings in config.plan:
+        view.update(detector.explain(state, now, settings, m))
+    if "population_prior" in view:
+        view["population_prior"]["learned"] = config is not configured
+    return view
 
 
 def _new(customer_id: str, now: float, config: EngineConfig) -> CustomerState:
@@ -186,15 +197,9 @@ def _new(customer_id: str, now: float, config: EngineConfig) -> CustomerState:
     return state
 
 
-def _look_by(state: CustomerState, at: float) -> None:
-    """Make sure a look happens no later than ``at`` (a daily slot)."""
-    if state.daily_at is None or at < state.daily_at:
-        state.daily_at = at
-
-
-def _earliest_due(state: CustomerState) -> float | None:
-    due = state.deadline
-    for t in (state.daily_at, state.policy.next_due()):
+def _earliest_due(state: CustomerState, config: EngineConfig) -> float | None:
+    due = state.daily_at
+    for t in (state.policy.next_due(), *(d.due(state, s) for d, s in config.due_hooks)):
         if t is not None and (due is None or t < due):
             due = t
     return due
@@ -202,7 +207,8 @@ def _earliest_due(state: CustomerState) -> float | None:
 
 def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rules, profile: ProfileState,
               models: PartitionModels | None) -> Step:
-    """Everything due at ``due``: re-engagement windows end, deferred triggers go, silence, a look."""
+    """Everything due at ``due``: re-engagement windows end, deferred triggers go, each detector's own
+    due time (a silence), then a look when one is due."""
     config = _prior_at(config, models, due)
     observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
                          for w in state.policy.watch if w.until <= due)
@@ -210,65 +216,20 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     out = policy.Verdicts()
     if any(p.release_at <= due for p in state.policy.pending):
         policy.release(_context(state, profile, rules, due, config, models), due, out)
-    detections: list[Detection] = []
-    if state.deadline is not None and state.deadline <= due:
-        detections.append(detect.silence(state, config))
-        state.silence_fired_for, state.deadline = state.last_seen, None
-    look = state.daily_at is not None and state.daily_at <= due
-    daily = look and bool(rules.daily_bounds) and looks.lifecycle_open(rules, profile, due)
-    found: dict[str, Any] | None = None
-    if look:
-        seen, found = _look_labels(state, due, config, models, full=daily or bool(detections))
-        observations += seen
-        if models is not None and config.prior_learned and state.gaps.n >= config.prior_min_gaps:
-            models.learn_population(state.gaps.mean, state.gaps.var, due)
-    if detections or daily:
-        ctx = _context(state, profile, rules, due, config, models, found)
-        if daily:
-            detections.append(detect.daily(ctx.env["features"], due))
-        policy.decide(detections, ctx, out)
-    if look:
-        state.daily_at = looks.next_look(state, due, config, rules, profile, models)
-    return _step(state, out, observations)
-
-
-def _look_labels(state: CustomerState, due: float, config: EngineConfig, models: PartitionModels | None,
-                 full: bool) -> tuple[tuple[Observation, ...], dict[str, Any] | None]:
-    """A look's part in learning: a horizon passed (label 1), then a new snapshot. The facts (all of
-    them when ``full``: playbooks run at this look; else only the snapshot's) and the learned score
-    are built once; full facts are handed on to the playbooks."""
-    if models is None:
-        return (), None
-    label = labels.on_check(state, due, config, models)
-    seen = () if label is None else (_label(label, models),)
-    if state.last_seen is None:
-        return seen, None
-    found = detect.facts(state, due, config) if full else detect.snapshot_facts(state, due, config)
-    data = snapshots.codes(found)
-    taken = labels.take_snapshot(state, due, data)
-    scores = found["scores"]
-    scores["dropoff_learned"] = models.dropoff(snapshots.from_codes(data)) if models.warm else None
-    detail = {"at": due, "silence_seconds": found["features"]["silence_seconds"], "dropoff": scores["dropoff"],
-              "dropoff_learned": scores["dropoff_learned"], "snapshot": taken}
-    return (*seen, Observation("daily_scores", detail)), found if full else None
-
-
-def _label(label: labels.Label, models: PartitionModels) -> Observation:
-    return Observation("label", {"model": "dropoff", "label": label.label, "taken_at": label.taken_at,
-                                 "partition": models.partition, "labels_seen": models.labels})
-
-
-def _learned_view(state: CustomerState, models: PartitionModels | None) -> dict[str, Any]:
-    """The learned model's side of :func:`explain`: cold or warm, and the pending snapshot."""
-    pending = None
-    if state.snapshot is not None:
-        at, x = snapshots.decode(state.snapshot)
-        pending = {"taken_at": at, "encoded": state.snapshot, "features": {k: round(v, 4) for k, v in x.items()}}
-    if models is None:
-        return {"model": None, "pending_snapshot": pending}
-    return {"model": {"partition": models.partition, "labels_seen": models.labels, "dropped": models.dropped,
-                      "warm": models.warm, "origin": models.origin, "unsaved_labels": models.unsaved},
-            "pending_snapshot": pending}
+    m = Moment(due, config, models, rules, profile)
+    for detector, settings in config.due_hooks:
+        detector.on_due(state, due, settings, m)
+    look = None
+    if state.daily_at is not None and state.daily_at <= due:
+        look = Look(daily=False, build=lambda brief: facts(state, due, config, None, brief), full=bool(m.detections))
+        for detector, settings in config.plan:
+            detector.on_look(state, settings, m, look)
+    if m.detections:
+        found = look.found if look is not None and look.full else None
+        policy.decide(m.detections, _context(state, profile, rules, due, config, models, found), out)
+    if look is not None:
+        state.daily_at = looks.next_look(state, due, m)
+    return _step(state, out, observations + tuple(m.observations))
 
 
 def _prior_at(config: EngineConfig, models: PartitionModels | None, at: float) -> EngineConfig:
@@ -276,20 +237,9 @@ def _prior_at(config: EngineConfig, models: PartitionModels | None, at: float) -
     return config if models is None else models.config_at(config, at)
 
 
-def _behaviour_view(state: CustomerState, now: float, config: EngineConfig,
-                    models: PartitionModels | None) -> dict[str, Any]:
-    """The multivariate detector's side of :func:`explain`: the partition's reference and threshold."""
-    run = None if not state.odd else {"first_bucket_start": state.odd[0] * config.bucket_seconds,
-                                      "last_bucket_start": state.odd[1] * config.bucket_seconds}
-    if models is None:
-        return {"anomalous_run": run, "reference_size": None, "threshold": None, "origin": None}
-    trees = models.behaviour
-    return {"anomalous_run": run, "reference_size": trees.reference_size(now), "threshold": trees.threshold(now),
-            "origin": models.behaviour_origin}
-
-
 def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig, rules: Rules,
           profile: ProfileState, models: PartitionModels | None) -> Step:
+    """The shared windows move to ``ts`` between the detectors' ``before_event`` and ``on_event`` hooks."""
     config = _prior_at(config, models, ts)
     state.created = state.created or ts  # a state written before ``created`` existed
     state.events += 1
@@ -297,25 +247,21 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     state.account_id = event.account_id or state.account_id
     is_error = isinstance(event, ErrorEvent)
     state.error_total += int(is_error)
-    if state.last_seen is not None and ts < state.last_seen - config.allowed_lateness_seconds:
+    if state.last_seen is not None and ts < state.last_seen - config.windows.allowed_lateness_seconds:
         state.late += 1
         return Step(state, observations=(Observation("late", {"lag": state.last_seen - ts}),))
     observations = () if is_error else _reengaged(state, ts)
-    if models is not None and (label := labels.on_activity(state, ts, config, models)) is not None:
-        observations += (_label(label, models),)
-    detections = [detect.advance_days(state, ts, config), _record_activity(state, event, ts, config, models)]
-    if isinstance(event, ErrorEvent):  # is_error, spelled so the type checker narrows ``event``
-        detections.append(detect.check_burst(state, event, ts, config))
-    elif isinstance(event, Usage):
-        detections.append(detect.check_usage(state, event, ts, config))
-    elif isinstance(event, FeatureUsed):
-        detections.append(detect.check_feature(state, event, ts, config))
-    state.deadline = det.silence_deadline(state, config)
-    out, found = policy.Verdicts(), [d for d in detections if d is not None]
-    if found:
-        policy.decide(found, _context(state, profile, rules, ts, config, models), out)
-    state.daily_at = looks.next_look(state, ts, config, rules, profile, models)
-    return _step(state, out, observations)
+    m = Moment(ts, config, models, rules, profile)
+    for detector, settings in config.before_hooks:
+        detector.before_event(state, event, ts, settings, m)
+    _record_activity(state, event, ts, config)
+    for detector, settings in config.event_hooks:
+        detector.on_event(state, event, ts, settings, m)
+    out = policy.Verdicts()
+    if m.detections:
+        policy.decide(m.detections, _context(state, profile, rules, ts, config, models), out)
+    state.daily_at = looks.next_look(state, ts, m)
+    return _step(state, out, observations + tuple(m.observations))
 
 
 def _reengaged(state: CustomerState, ts: float) -> tuple[Observation, ...]:
@@ -327,8 +273,8 @@ def _reengaged(state: CustomerState, ts: float) -> tuple[Observation, ...]:
 
 def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: float, config: EngineConfig,
              models: PartitionModels | None = None, found: dict[str, Any] | None = None) -> policy.Context:
-    """What playbooks see; ``found``: :func:`detect.facts` as of ``now`` when already built."""
-    env = {**(found or detect.facts(state, now, config, models)), "profile": profile.facts(now)}
+    """What playbooks see; ``found``: :func:`facts` as of ``now`` when already built."""
+    env = {**(found or facts(state, now, config, models)), "profile": profile.facts(now)}
     return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env)
 
 
@@ -337,34 +283,34 @@ def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observ
     return Step(state, tuple(out.live), observations, tuple(out.shadow), tuple(out.decisions), profile)
 
 
-def _record_activity(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig,
-                     models: PartitionModels | None) -> Detection | None:
-    """Visits, sessions and the bucket rings; the newest activity bucket closes when a later one begins."""
-    _record_visit(state, event, ts, config)
-    bucket, head = math.floor(ts / config.bucket_seconds), state.activity.head
-    closed = None
-    if 0 <= head < bucket and state.activity.count(head) > 0:
-        closed = behaviour.close_bucket(state, head, ts, config, models)
-    state.activity.add(bucket)
-    state.hours.add(math.floor(ts / HOUR))
-    old_head = state.errors.head
-    folded = state.errors.advance(bucket, max_closed=config.ring_buckets)
-    skipped = 0 if old_head < 0 else max(0, bucket - old_head - len(folded))
-    det.fold_closed_error_buckets(state, folded, skipped, config)
-    return closed
-
-
-def _record_visit(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig) -> None:
-    """A gap longer than ``visit_gap_seconds`` starts a visit (a session); so does a ``session_start`` event."""
+def _record_activity(state: CustomerState, event: InboundEvent, ts: float, config: EngineConfig) -> None:
+    """Visits (a gap longer than ``visit_gap_seconds`` starts one; so does ``session_start``), sessions,
+    ``last_seen`` and the activity and hour rings."""
     if state.last_seen is None:
         state.first_seen, state.last_seen, state.visits, state.session_start = ts, ts, 1, math.floor(ts)
     elif ts > state.last_seen:
-        gap = ts - state.last_seen
-        if gap > config.visit_gap_seconds:
+        if ts - state.last_seen > config.windows.visit_gap_seconds:
             state.visits += 1
-            state.gaps = state.gaps.update(math.log(max(gap, 1.0)), config.gap_alpha).rounded()
-            det.note_gap(state, gap, ts, config)
             state.session_start = math.floor(ts)  # whole seconds: enough for sessions, shorter in state
         state.last_seen = ts
     if event.type == "session_start" and ts > (state.session_start or 0.0):
         state.session_start = math.floor(ts)
+    state.activity.add(math.floor(ts / config.windows.bucket_seconds))
+    state.hours.add(math.floor(ts / HOUR))
+
+
+def _session_seconds(state: CustomerState, now: float, silence_for: float | None, config: EngineConfig) -> float:
+    """How long the present session has lasted; 0 once it ended (no activity for ``visit_gap_seconds``)."""
+    if state.session_start is None or silence_for is None or silence_for > config.windows.visit_gap_seconds:
+        return 0.0
+    return round(max(0.0, now - state.session_start), 3)
+
+
+def _recent(ring: BucketRing, now: float, width: float, span: float) -> int:
+    """Events in ``ring`` (buckets ``width`` seconds wide) over the ``span`` seconds ending at ``now``."""
+    newest = math.floor(now / width)
+    return int(ring.span_total(newest - math.ceil(span / width) + 1, newest))
+
+
+def _days(since: float | None, now: float) -> float | None:
+    return None if since is None else round((now - since) / DAY, 4)

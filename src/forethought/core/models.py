@@ -56,16 +56,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from dataclasses import replace
 from typing import Any
 
 import river
 from river import compose, linear_model, optim, preprocessing
 
-from forethought.core import behaviour, snapshots
+from forethought.core import snapshots
 from forethought.core.anomaly import Verdict, WindowedTrees
 from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
 from forethought.core.config import EngineConfig
+from forethought.core.detectors import behaviour
 from forethought.core.population import PopulationPrior
 
 __all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "trees_spec"]
@@ -129,8 +129,8 @@ class PartitionModels:
         if self._priors is not None and self._priors[0] is config and self._priors[1:3] == (day, seen):
             return self._priors[3]
         learned = self.population.prior(at)
-        result = config if learned is None else replace(
-            config, prior_gap_seconds=math.exp(learned[0]), prior_log_sd=max(learned[1], config.prior_log_sd))
+        result = config if learned is None else config.replace(
+            prior_gap_seconds=math.exp(learned[0]), prior_log_sd=max(learned[1], config.prior_log_sd))
         self._priors = (config, day, seen, result)
         return result
 

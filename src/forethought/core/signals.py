@@ -23,6 +23,14 @@ TRIGGER_NAMESPACE = uuid.UUID("6f0c4c1e-6a43-4c4e-9a51-2f6d4b8e9a10")
 
 
 @dataclass(frozen=True, slots=True)
+class Observation:
+    """Something a driver may count or log: ``kind`` plus a few details."""
+
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class Detection:
     """A signal about one customer at event time ``at``, with its evidence.
 
@@ -101,3 +109,15 @@ def build_trigger(
         expires_at=fired + timedelta(seconds=ttl), scores={k: round(v, 6) for k, v in detection.scores.items()},
         reasons=list(detection.reasons), context=context, mode=mode,
     )
+
+
+def human(seconds: float) -> str:
+    """A duration for people.
+
+    >>> human(90061), human(45)
+    ('1.0 d', '45 s')
+    """
+    for unit, size in (("d", 86_400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"

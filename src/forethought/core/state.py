@@ -1,4 +1,8 @@
-"""Per-customer state: event-time windows, baselines, deadlines and episode bookkeeping.
+"""Per-customer state: the shared event-time windows, the policy's memory, and one slice per detector.
+
+The core keeps what every detector shares (identity, times seen, counts, the activity and hour
+rings, recent event ids, the next look, the policy ledger); each detector keeps its own part in
+``slices`` (:class:`forethought.core.plugin.Slice`, by detector name), with its own codec and version.
 
 The state serialises to a compact binary form (the changelog value, :mod:`forethought.core.state_codec`)
 and back without loss; :meth:`CustomerState.from_bytes` also reads the JSON that older versions wrote:
@@ -26,15 +30,14 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from forethought.core.baselines import EwStats
-from forethought.core.config import EngineConfig
 from forethought.core.ledger import PolicyLedger
-from forethought.core.state_codec import FIELDS, HOUR_BUCKETS, decode_fields, encode_fields
+from forethought.core.state_codec import FIELDS, FIELDS_V1, HOUR_BUCKETS, MAGIC_V1, decode_fields, encode_fields
+from forethought.core.views import EngineView
 from forethought.core.windows import BucketRing
 
 STATE_VERSION = 3  # of the JSON dict (to_dict); the binary form has its own (state_codec.VERSION)
 READABLE_VERSIONS = frozenset({2, 3})  # version 2 lacks the hour ring, sessions and the anomaly run
 HOUR = 3600
-MAX_ERROR_CODES = 8
 ID_DIGEST_BYTES = 5
 _KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
 _ZERO_DEFAULT = frozenset({"n", "late", "errn", "visits", "quiet", "am", "be", "mu"})
@@ -47,50 +50,31 @@ class CustomerState:
 
     customer_id: str
     activity: BucketRing
-    errors: BucketRing
-    account_id: str | None = None
-    first_seen: float | None = None
+    slices: dict[str, Any] = field(default_factory=dict)  # each detector's part, by detector name (core.plugin)
     last_seen: float | None = None
+    first_seen: float | None = None
     events: int = 0
-    late: int = 0
-    error_total: int = 0
-    by_type: dict[str, int] = field(default_factory=dict)
     visits: int = 0
-    gaps: EwStats = field(default_factory=EwStats)
-    long_gap: float = 0.0
-    long_gap_at: float = 0.0
-    day: int = -1
-    week: list[int] = field(default_factory=lambda: [0] * 7)
-    decline: list[float] = field(default_factory=list)
-    usage: dict[str, list[float]] = field(default_factory=dict)
-    error_baseline: EwStats = field(default_factory=EwStats)
-    burst_bucket: int | None = None
-    quiet_buckets: int = 0
-    deadline: float | None = None
-    silence_fired_for: float | None = None
-    recent_ids: bytes = b""
-    created: float | None = None
-    features: dict[str, list[float]] = field(default_factory=dict)
-    error_codes: dict[str, int] = field(default_factory=dict)
-    error_severity: dict[str, int] = field(default_factory=dict)
-    daily_at: float | None = None
-    policy: PolicyLedger = field(default_factory=PolicyLedger)
-    snapshot: str | None = None  # the learned drop-off model's pending snapshot (core.snapshots)
+    by_type: dict[str, int] = field(default_factory=dict)
     hours: BucketRing = field(default_factory=lambda: BucketRing.empty(HOUR_BUCKETS))  # events per hour
     session_start: int | None = None  # (whole seconds) the current session began (a visit, or a session_start event)
-    active_minutes: int = 0  # closed buckets with activity, and the events in them: the customer's
-    bucket_events: int = 0  # events per active bucket (counted since version 3: an upgraded state starts at 0)
-    minute_usage: float = 0.0  # largest usage shift (in spreads) reported in the newest activity bucket
-    odd: list[int] = field(default_factory=list)  # [first, last] bucket of the current anomalous run
+    daily_at: float | None = None  # the next look (core.due)
+    recent_ids: bytes = b""
+    account_id: str | None = None
+    late: int = 0
+    error_total: int = 0
+    created: float | None = None
+    policy: PolicyLedger = field(default_factory=PolicyLedger)
 
     @classmethod
-    def new(cls, customer_id: str, config: EngineConfig) -> CustomerState:
+    def new(cls, customer_id: str, config: EngineView) -> CustomerState:
         """A customer never seen before."""
-        return cls(
-            customer_id=customer_id,
-            activity=BucketRing.empty(config.ring_buckets),
-            errors=BucketRing.empty(config.ring_buckets),
-        )
+        return cls(customer_id=customer_id, activity=BucketRing.empty(config.ring_buckets),
+                   slices=config.detectors.new_slices(config))
+
+    def slice(self, name: str) -> Any:
+        """Detector ``name``'s part of this state (KeyError when that detector does not run)."""
+        return self.slices[name]
 
     def remember(self, event_id: str, keep: int = 32) -> bool:
         """Record ``event_id``; True when it was already among the last ``keep`` ids.
@@ -108,63 +92,58 @@ class CustomerState:
         self.recent_ids = (ids + digest)[-ID_DIGEST_BYTES * keep :]
         return False
 
-    def count_error(self, code: str, severity: str) -> None:
-        """Count an error by severity, and by code for the first few codes seen."""
-        self.error_severity[severity] = self.error_severity.get(severity, 0) + 1
-        if code in self.error_codes or len(self.error_codes) < MAX_ERROR_CODES:
-            self.error_codes[code] = self.error_codes.get(code, 0) + 1
-
     def copy(self) -> CustomerState:
         """An independent copy: running the engine on it leaves this state as it was.
 
         The worker keeps one before each record so that a record the engine raises on leaves the
         customer's state as it was before it (several times cheaper than a serialised snapshot).
 
+        >>> from forethought.core.config import EngineConfig
         >>> state = CustomerState.new("c1", EngineConfig())
         >>> twin = state.copy()
         >>> twin.remember("e1"), twin == state, state.recent_ids
         (False, False, b'')
         """
-        twin = CustomerState(*_ALL_FIELDS(self))  # immutable values (numbers, strings, bytes, EwStats) are shared
-        twin.activity, twin.errors, twin.hours = self.activity.copy(), self.errors.copy(), self.hours.copy()
-        twin.by_type, twin.week, twin.decline = dict(self.by_type), list(self.week), list(self.decline)
-        twin.usage = {k: list(v) for k, v in self.usage.items()}
-        twin.features = {k: list(v) for k, v in self.features.items()}
-        twin.error_codes, twin.error_severity = dict(self.error_codes), dict(self.error_severity)
-        twin.policy, twin.odd = self.policy.copy(), list(self.odd)
+        twin = CustomerState(*_ALL_FIELDS(self))  # immutable values (numbers, strings, bytes) are shared
+        twin.activity, twin.hours, twin.by_type = self.activity.copy(), self.hours.copy(), dict(self.by_type)
+        twin.policy = self.policy.copy()
+        twin.slices = {name: piece.copy() for name, piece in self.slices.items()}
         return twin
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON-ready form: short keys, and empty or default parts left out."""
+        """The JSON form that versions before the binary codec wrote (version 3: one flat set of
+        fields, short keys, empty or default parts left out); :meth:`from_dict` reads it back. For
+        people and for tests of reading old states: the changelog holds :meth:`to_bytes`."""
+        v: Any = _Flat(self)  # every slice's fields beside the core's
         data = {
-            "v": STATE_VERSION, "id": self.customer_id, "acct": self.account_id,
-            "first": self.first_seen, "last": self.last_seen, "n": self.events,
-            "late": self.late, "errn": self.error_total, "types": [self.by_type.get(k, 0) for k in _KINDS],
-            "visits": self.visits, "gaps": self.gaps.to_list(), "lg": [self.long_gap, self.long_gap_at],
-            "day": self.day, "wk": self.week, "dec": self.decline, "use": self.usage,
-            "errb": self.error_baseline.to_list(), "act": self.activity.to_list(),
-            "err": self.errors.to_list(), "burst": self.burst_bucket, "quiet": self.quiet_buckets,
-            "due": self.deadline, "fired": self.silence_fired_for,
-            "ids": base64.b64encode(self.recent_ids).decode(),
-            "made": None if self.created == self.first_seen else self.created,
-            "feat": {k: [_whole(t) for t in v] for k, v in self.features.items()},
-            "codes": self.error_codes, "sev": self.error_severity, "daily": _whole(self.daily_at),
-            "pol": None if self.policy.is_empty() else self.policy.to_dict(), "snap": self.snapshot,
-            "hr": self.hours.to_list() if self.hours.head >= 0 else None, "ses": _whole(self.session_start),
-            "am": self.active_minutes, "be": self.bucket_events, "mu": self.minute_usage, "odd": self.odd,
+            "v": STATE_VERSION, "id": v.customer_id, "acct": v.account_id,
+            "first": v.first_seen, "last": v.last_seen, "n": v.events,
+            "late": v.late, "errn": v.error_total, "types": [v.by_type.get(k, 0) for k in _KINDS],
+            "visits": v.visits, "gaps": v.gaps.to_list(), "lg": [v.long_gap, v.long_gap_at],
+            "day": v.day, "wk": v.week, "dec": v.decline, "use": v.usage,
+            "errb": v.error_baseline.to_list(), "act": v.activity.to_list(),
+            "err": v.errors.to_list(), "burst": v.burst_bucket, "quiet": v.quiet_buckets,
+            "due": v.deadline, "fired": v.silence_fired_for,
+            "ids": base64.b64encode(v.recent_ids).decode(),
+            "made": None if v.created == v.first_seen else v.created,
+            "feat": {k: [_whole(t) for t in v] for k, v in v.features.items()},
+            "codes": v.error_codes, "sev": v.error_severity, "daily": _whole(v.daily_at),
+            "pol": None if v.policy.is_empty() else v.policy.to_dict(), "snap": v.snapshot,
+            "hr": v.hours.to_list() if v.hours.head >= 0 else None, "ses": _whole(v.session_start),
+            "am": v.active_minutes, "be": v.bucket_events, "mu": v.minute_usage, "odd": v.odd,
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
                         or v == _EMPTY.get(k))}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], config: EngineConfig) -> CustomerState:
+    def from_dict(cls, data: dict[str, Any], config: EngineView) -> CustomerState:
         """Inverse of :meth:`to_dict`."""
         if data.get("v") not in READABLE_VERSIONS:
             raise ValueError(f"unsupported customer state version {data.get('v')!r}")
         get = data.get
         long_gap = get("lg", [0.0, 0.0])
-        return cls(
+        return compose(dict(
             customer_id=data["id"], account_id=get("acct"), first_seen=get("first"),
             last_seen=get("last"), events=get("n", 0), late=get("late", 0), error_total=get("errn", 0),
             by_type={k: n for k, n in zip(_KINDS, get("types", [])) if n}, visits=get("visits", 0),
@@ -182,14 +161,14 @@ class CustomerState:
             session_start=get("ses"), active_minutes=get("am", 0), bucket_events=get("be", 0),
             minute_usage=get("mu", 0.0),
             odd=list(get("odd", [])),
-        )
+        ), config)
 
     def to_bytes(self) -> bytes:
         """The changelog value: the compact binary form (:func:`encode_state`)."""
         return encode_state(self)
 
     @classmethod
-    def from_bytes(cls, raw: bytes, config: EngineConfig) -> CustomerState:
+    def from_bytes(cls, raw: bytes, config: EngineView) -> CustomerState:
         """A state from its changelog value, binary or old JSON (:func:`decode_state`)."""
         return decode_state(raw, config)
 
@@ -207,22 +186,42 @@ def encode_state(state: CustomerState) -> bytes:
     return encode_fields(state)
 
 
-def decode_state(raw: bytes, config: EngineConfig) -> CustomerState:
+def decode_state(raw: bytes, config: EngineView) -> CustomerState:
     """A state from :func:`encode_state`'s bytes or from the JSON dict (versions 2 and 3) that older
     versions wrote. Anything else, truncated or corrupted bytes included, raises ValueError.
 
-    >>> decode_state(b"\\x81\\x92\\x00\\x00", EngineConfig())  # no customer id
+    >>> from forethought.core.config import EngineConfig
+    >>> decode_state(b"\\x82\\x92\\x00\\x00", EngineConfig())  # no customer id
     Traceback (most recent call last):
     ValueError: a required field is missing
     """
     try:
         if raw[:1] == b"{":
             return CustomerState.from_dict(json.loads(raw), config)
+        if raw[:1] == MAGIC_V1:
+            return compose(decode_fields(raw, config, FIELDS_V1, MAGIC_V1), config)
         return CustomerState(**decode_fields(raw, config))
     except ValueError:
         raise  # as it is: its message is what the dead letter and the log say
     except _UNREADABLE_JSON as error:
         raise ValueError(f"unreadable customer state: {type(error).__name__}: {error}") from error
+
+
+def compose(flat: dict[str, Any], config: EngineView) -> CustomerState:
+    """A state from the flat fields of a version written before detectors had slices (JSON versions
+    2 and 3, binary version 1): the core's fields stay, each detector takes its own."""
+    core = {name: flat[name] for name in _FIELDS if name in flat}
+    core["slices"] = config.detectors.from_legacy(flat, config)
+    return CustomerState(**core)
+
+
+class _Flat:
+    """A state's core fields and every slice's fields as attributes of one object (:meth:`to_dict`)."""
+
+    def __init__(self, state: CustomerState) -> None:
+        self.__dict__.update({name: getattr(state, name) for name in _FIELDS})
+        for piece in state.slices.values():
+            self.__dict__.update({f.name: getattr(piece, f.name) for f in piece.FIELDS})
 
 
 def _whole(t: float | None) -> float | int | None:

@@ -16,10 +16,11 @@ Kafka TLS/SASL and topic replication fields come from :class:`~forethought.ops.k
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, TypeAdapter, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, REPO_ROOT
@@ -29,12 +30,38 @@ from forethought.contracts.decode import (
     MIN_DEADLETTER_MAX_BYTES,
     MaxEventBytes,
 )
-from forethought.core.config import EngineConfig
+from forethought.core.config import EngineConfig, setting_types
 from forethought.ops.compression import Compression
 from forethought.ops.kafka_security import KafkaSecurity
 
 DEFAULT_PLAYBOOKS_FILE = REPO_ROOT / "streams" / "playbooks.yaml"
 MIN_TOKEN_CHARS = 16
+
+
+def engine_config(value: Any) -> EngineConfig:
+    """The engine's settings from ``FORETHOUGHT_ENGINE__<NAME>`` variables (text, coerced to each
+    setting's declared type) or a mapping; an unknown name is refused with the closest known one.
+
+    >>> engine_config({"burst_z": "7", "decline_enabled": "true"}).burst_z
+    7.0
+    >>> engine_config({"silence_zz": "3"})
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown engine setting 'silence_zz' (did you mean 'silence_z'?)
+    """
+    if isinstance(value, EngineConfig):
+        return value
+    if not isinstance(value, Mapping):
+        raise ValueError(f"expected engine settings by name, got {type(value).__name__}")
+    types = setting_types()
+    typed = {name: _coerce(types[name], raw) if name in types else raw for name, raw in value.items()}
+    return EngineConfig(**{name.lower(): v for name, v in typed.items()})
+
+
+def _coerce(kind: Any, raw: Any) -> Any:
+    """``raw`` as the declared type ``kind`` (annotations are strings under postponed evaluation)."""
+    declared: Any = {"int": int, "float": float, "bool": bool}.get(kind, kind) if isinstance(kind, str) else kind
+    return TypeAdapter(declared).validate_python(raw, strict=False)
 
 
 class Settings(BaseSettings, KafkaSecurity):
@@ -80,7 +107,7 @@ class Settings(BaseSettings, KafkaSecurity):
     state_cache_customers: int = Field(200_000, ge=100)  # live customer states kept in memory per partition
     model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
     model_signing_key: SecretStr | None = Field(None, min_length=32)  # HMAC key: sign checkpoints, load only signed
-    engine: EngineConfig = EngineConfig()
+    engine: Annotated[EngineConfig, PlainValidator(engine_config), PlainSerializer(dict)] = EngineConfig()
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -48,6 +48,7 @@ import ast
 import difflib
 import inspect
 import operator
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -221,7 +222,7 @@ class _Compiler:
 
     def column(self, lineno: int, col: int) -> int:
         """1-based column in the source of an ast position (``col`` counts utf-8 bytes)."""
-        line = self.text.split("\n")[lineno - 1]
+        line = _NEWLINE.split(self.text)[lineno - 1]
         return _column(self.text, self.lead, lineno, len(line.encode()[:col].decode(errors="ignore")))
 
     def error(self, message: str, node: ast.AST, locate: bool = True) -> ExpressionError:
@@ -369,9 +370,13 @@ class _Compiler:
         return run
 
 
+_NEWLINE = re.compile(r"\r\n|\r|\n")
+
+
 def _column(text: str, lead: int, lineno: int, col: int) -> int:
     """1-based column in the source of 0-based character ``col`` of line ``lineno`` of ``text``."""
-    return lead + sum(len(line) + 1 for line in text.split("\n")[: lineno - 1]) + col + 1
+    starts = [0, *(match.end() for match in _NEWLINE.finditer(text))]  # Python ends lines at \r\n, \r or \n
+    return lead + starts[lineno - 1] + col + 1
 
 
 def _parse(source: str) -> tuple[ast.Expression, str, int]:

@@ -17,6 +17,7 @@ forethought.core.policy.rules.RuleError: playbooks.0.when: unknown name 'scores.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, replace
 from functools import cache
 
@@ -25,24 +26,23 @@ from forethought.contracts.records import Channel
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
 from forethought.core.policy.lifecycle import Bounds, bounds
 from forethought.core.policy.timing import QuietHours
+from forethought.core.registry import Registry, builtin_registry
 
-SCORES = ("dropoff", "dropoff_learned", "anomaly", "error_burst_z", "usage_ratio", "decline_ratio",
-          "behaviour_anomaly", "behaviour_threshold")
-FEATURES = (
-    "events", "visits", "error_total", "late_events", "silence_seconds", "typical_gap_seconds",
-    "silence_threshold_seconds", "events_last_7_days", "usual_events_per_7_days", "days_since_first_seen",
-    "days_since_last_seen", "features_used", "errors_in_current_bucket", "sessions", "session_seconds",
-    "events_last_hour", "events_last_24_hours",
-)
 PROFILE = ("plan", "timezone", "locale", "signup_date", "renewal_date", "days_since_signup",
            "days_until_renewal", "opted_out", "known")
-SCHEMA = Schema(
-    names=frozenset({"signal", *(f"scores.{s}" for s in SCORES), *(f"features.{f}" for f in FEATURES),
-                     *(f"profile.{p}" for p in PROFILE)}),
-    open_prefixes=frozenset({"context", "profile.attributes", "profile.consent", "features.used",
-                             "features.days_since_used"}),
-    functions={},
-)
+
+
+@cache
+def schema_of(registry: Registry) -> Schema:
+    """The names a condition may read: every registered detector's scores and features (the
+    vocabulary comes from the detectors, :mod:`forethought.core.plugin`), and the profile's."""
+    return Schema(
+        names=frozenset({"signal", *(f"scores.{s}" for s in registry.scores),
+                         *(f"features.{f}" for f in registry.features), *(f"profile.{p}" for p in PROFILE)}),
+        open_prefixes=frozenset({"context", "profile.attributes", "profile.consent",
+                                 *(f"features.{f}" for f in registry.open_features)}),
+        functions={},
+    )
 
 
 class RuleError(ValueError):
@@ -122,11 +122,12 @@ class Rules:
         return max(windows)
 
 
-def compile_rules(spec: PlaybookFile) -> Rules:
-    """Compile a validated file; raises :class:`RuleError` naming the field at fault."""
-    policy = spec.policy
+def compile_rules(spec: PlaybookFile, registry: Registry | None = None) -> Rules:
+    """Compile a validated file against the detectors of ``registry`` (default: the built-in ones);
+    raises :class:`RuleError` naming the field at fault."""
+    policy, registry = spec.policy, registry or builtin_registry()
     return Rules(
-        playbooks=tuple(_compile_playbook(i, book) for i, book in enumerate(spec.playbooks)),
+        playbooks=tuple(_compile_playbook(i, book, registry) for i, book in enumerate(spec.playbooks)),
         arbitration_window=seconds(policy.arbitration_window),
         caps=tuple(Cap.of(c) for c in policy.caps),
         quiet_hours=QuietHours.parse(policy.quiet_hours) if policy.quiet_hours else None,
@@ -136,12 +137,20 @@ def compile_rules(spec: PlaybookFile) -> Rules:
     )
 
 
-def _compile_playbook(index: int, spec: PlaybookSpec) -> Playbook:
+def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry) -> Playbook:
+    schema = schema_of(registry)
+
     def expression(source: str, *where: str) -> Expression:
         try:
-            return compile_expression(source, SCHEMA)
+            return compile_expression(source, schema)
         except ExpressionError as error:
             raise RuleError(("playbooks", index, *where), str(error)) from None
+
+    for at, signal in enumerate(spec.on):
+        if signal not in registry.signals:
+            close = difflib.get_close_matches(signal, registry.signals, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(registry.signals)}"
+            raise RuleError(("playbooks", index, "on", at), f"unknown signal '{signal}' ({hint})")
 
     return Playbook(
         name=spec.name, signals=frozenset(spec.on), condition=expression(spec.when, "when"),

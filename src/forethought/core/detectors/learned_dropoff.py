@@ -1,0 +1,207 @@
+"""Delayed labels for the learned drop-off model: snapshot daily, label when the answer is known.
+
+At a customer's daily check the engine takes a snapshot of their features (one pending snapshot
+per customer, so the state stays small). The snapshot's label becomes known
+
+* as soon as the customer is active again within the horizon: label 0, "came back";
+* when the horizon passes without activity (seen at a daily check, or by a later event): label 1,
+  "dropped";
+
+and the partition's model learns it once, at that moment; the snapshot is then cleared and the
+next daily check takes a new one. A customer who stays silent keeps one snapshot until the
+horizon passes, so every silence of at least the horizon gives exactly one "dropped" label.
+
+>>> from forethought.core.config import EngineConfig
+>>> from forethought.core.models import PartitionModels
+>>> from forethought.core.state import CustomerState
+>>> config, models = EngineConfig(label_horizon_seconds=14 * 86_400), PartitionModels()
+>>> s = config.section("learned_dropoff")
+>>> state = CustomerState.new("c1", config)
+>>> state.last_seen = 1_790_000_000.0
+>>> x = bytes(len(snapshots.FEATURES))  # quantised features (core.snapshots.codes)
+>>> take_snapshot(state, 1_790_050_000.0, x) and of(state).snapshot is not None
+True
+>>> take_snapshot(state, 1_790_136_400.0, x)  # one pending at a time
+False
+>>> on_activity(state, 1_790_060_000.0, s, models), of(state).snapshot, models.labels
+(Label(label=0, taken_at=1790050000.0), None, 1)
+>>> on_activity(state, 1_790_070_000.0, s, models) is None  # nothing pending: no label
+True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
+
+from forethought.core import snapshots
+from forethought.core.codec_kinds import SNAPSHOT
+from forethought.core.due import look_by, slot_after, slot_at_or_after
+from forethought.core.plugin import NEVER, Detector, Look, Moment, Slice, check_positive
+from forethought.core.state_codec import Field
+
+if TYPE_CHECKING:
+    from forethought.contracts.events import InboundEvent
+    from forethought.core.state import CustomerState
+
+NAME = "learned_dropoff"
+
+
+@dataclass(frozen=True, slots=True)
+class LearnedSettings:
+    """The learned drop-off model (per partition, River): a daily snapshot is labelled "dropped" when no
+    activity follows within the horizon; no score until the model has seen this many labels."""
+
+    label_horizon_seconds: float = 14 * 86_400.0
+    model_min_labels: int = 200
+
+    def __post_init__(self) -> None:
+        check_positive(self)
+
+
+@dataclass(slots=True)
+class LearnedState(Slice):
+    """The pending snapshot: its time and quantised features, base64 (:mod:`forethought.core.snapshots`)."""
+
+    KEY: ClassVar[str] = "l"
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("snapshot", SNAPSHOT),)  # append only
+
+    snapshot: str | None = None
+
+    def copy(self) -> LearnedState:
+        return LearnedState(self.snapshot)
+
+
+def of(state: CustomerState) -> LearnedState:
+    """The customer's learned drop-off slice."""
+    return state.slices[NAME]  # type: ignore[no-any-return]
+
+
+class LearnedDropoff(Detector):
+    """Offers ``scores.dropoff_learned`` (None while the partition's model is cold); learns from labels."""
+
+    name: ClassVar[str] = NAME
+    Settings = LearnedSettings
+    State = LearnedState
+    scores = ("dropoff_learned",)
+
+    def before_event(self, state: CustomerState, event: InboundEvent, ts: float, s: LearnedSettings,
+                     m: Moment) -> None:
+        if m.models is not None and (label := on_activity(state, ts, s, m.models)) is not None:
+            m.observe(*observation(label, m.models))
+
+    def on_engaged(self, state: CustomerState, s: LearnedSettings, m: Moment) -> None:
+        """An engaged outcome is a label: the customer came back, even before an event shows it."""
+        if m.models is not None and (label := on_activity(state, m.at, s, m.models)) is not None:
+            m.observe(*observation(label, m.models))
+            look_by(state, slot_after(state.customer_id, m.at))  # the next snapshot
+
+    def look_due(self, state: CustomerState, soon: float, s: LearnedSettings, m: Moment) -> float:
+        if m.models is None:
+            return NEVER
+        snapshot = of(state).snapshot
+        if snapshot is None:
+            return soon if state.last_seen is not None else NEVER
+        try:
+            taken = snapshots.taken_at(snapshot)
+        except ValueError:  # unreadable: the next look clears it
+            return soon
+        return max(soon, slot_at_or_after(state.customer_id, taken + s.label_horizon_seconds))
+
+    def on_look(self, state: CustomerState, s: LearnedSettings, m: Moment, look: Look) -> None:
+        """A horizon passed (label 1), then a new snapshot; the facts are built once per look and the
+        learned score is the model's on the snapshot's quantised features."""
+        if m.models is None:
+            return
+        if (label := on_check(state, m.at, s, m.models)) is not None:
+            m.observe(*observation(label, m.models))
+        if state.last_seen is None:
+            return
+        found = look.facts(brief=True)
+        data = snapshots.codes(found)
+        taken = take_snapshot(state, m.at, data)
+        scores = found["scores"]
+        scores["dropoff_learned"] = m.models.dropoff(snapshots.from_codes(data)) if m.models.warm else None
+        m.observe("daily_scores", {"at": m.at, "silence_seconds": found["features"]["silence_seconds"],
+                                   "dropoff": scores["dropoff"], "dropoff_learned": scores["dropoff_learned"],
+                                   "snapshot": taken})
+
+    def facts(self, state: CustomerState, now: float, s: LearnedSettings, m: Moment, found: dict[str, Any],
+              brief: bool) -> None:
+        if brief:
+            return
+        learned = None
+        if m.models is not None and m.models.warm and state.last_seen is not None:
+            learned = m.models.dropoff(snapshots.vector(found))
+        found["scores"]["dropoff_learned"] = learned
+
+    def explain(self, state: CustomerState, now: float, s: LearnedSettings, m: Moment) -> dict[str, Any]:
+        pending: dict[str, Any] | None = None
+        snapshot = of(state).snapshot
+        if snapshot is not None:
+            at, x = snapshots.decode(snapshot)
+            pending = {"taken_at": at, "encoded": snapshot, "features": {k: round(v, 4) for k, v in x.items()}}
+        models = m.models
+        if models is None:
+            return {"learned": {"model": None, "pending_snapshot": pending}}
+        return {"learned": {"model": {"partition": models.partition, "labels_seen": models.labels,
+                                      "dropped": models.dropped, "warm": models.warm, "origin": models.origin,
+                                      "unsaved_labels": models.unsaved},
+                            "pending_snapshot": pending}}
+
+
+def observation(label: Label, models: Any) -> tuple[str, dict[str, Any]]:
+    """The ``label`` observation (kind and detail) a driver counts."""
+    return "label", {"model": "dropoff", "label": label.label, "taken_at": label.taken_at,
+                     "partition": models.partition, "labels_seen": models.labels}
+
+
+class Label(NamedTuple):
+    """A resolved label: 1 when the customer dropped (no activity within the horizon), else 0."""
+
+    label: int
+    taken_at: float
+
+
+def take_snapshot(state: CustomerState, at: float, data: bytes) -> bool:
+    """Keep ``data`` (quantised features as of ``at``, :func:`~forethought.core.snapshots.codes`)
+    unless a snapshot is already pending."""
+    sl = of(state)
+    if sl.snapshot is not None or state.last_seen is None:
+        return False
+    sl.snapshot = snapshots.encode(at, data)
+    return True
+
+
+def on_activity(state: CustomerState, ts: float, s: LearnedSettings, models: Any) -> Label | None:
+    """The customer was active at ``ts``: resolve a pending snapshot taken before ``ts``."""
+    pending = _pending(state)
+    if pending is None or ts <= pending[0]:
+        return None
+    return _learn(state, pending, ts - pending[0] > s.label_horizon_seconds, models)
+
+
+def on_check(state: CustomerState, now: float, s: LearnedSettings, models: Any) -> Label | None:
+    """A daily check at ``now``: resolve a pending snapshot whose horizon has passed (label 1)."""
+    pending = _pending(state)
+    if pending is None or now - pending[0] < s.label_horizon_seconds:
+        return None
+    return _learn(state, pending, True, models)
+
+
+def _pending(state: CustomerState) -> tuple[float, dict[str, float]] | None:
+    sl = of(state)
+    if sl.snapshot is None:
+        return None
+    try:
+        return snapshots.decode(sl.snapshot)
+    except ValueError:  # written by another feature set: it cannot be learned from
+        sl.snapshot = None
+        return None
+
+
+def _learn(state: CustomerState, pending: tuple[float, dict[str, float]], dropped: bool,
+           models: Any) -> Label:
+    of(state).snapshot = None
+    models.learn_dropoff(pending[1], dropped)
+    return Label(int(dropped), pending[0])
