@@ -15,7 +15,17 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_deploy import DASHBOARD_FILE, KNOWN_METRICS, PROMETHEUS_DIR, RECORDED, ROOT, default_link, metric_names
+from test_deploy import (
+    DASHBOARD_FILE,
+    KNOWN_METRICS,
+    NEEDS_PROMTOOL,
+    PROMETHEUS_DIR,
+    RECORDED,
+    ROOT,
+    _promtool,
+    default_link,
+    metric_names,
+)
 
 RUNBOOKS = ROOT / "docs" / "runbooks"
 RUNBOOK_SECTIONS = ("## What it means", "## How to confirm", "## What to do")
@@ -70,6 +80,22 @@ def test_every_runbook_is_for_an_existing_alert_and_says_what_when_how(alerts: d
         assert "```" in confirm, f"{book.name}: 'How to confirm' shows the query or command to run"
         quoted = {name for block in re.findall(r"```promql\n(.*?)```", text, re.S) for name in metric_names(block)}
         assert quoted <= KNOWN_METRICS | RECORDED, f"{book.name}: unknown metrics {quoted - KNOWN_METRICS}"
+
+
+def runbook_queries() -> list[str]:
+    """Every line of every ```promql block in the runbooks."""
+    blocks = [b for book in RUNBOOKS.glob("*.md") for b in re.findall(r"```promql\n(.*?)```", book.read_text(), re.S)]
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+@NEEDS_PROMTOOL
+def test_runbook_queries_parse(tmp_path: Path) -> None:
+    """The queries an on-call person pastes are valid PromQL (each checked by promtool as a recording rule)."""
+    queries = runbook_queries()
+    assert len(queries) >= 15
+    rules = [{"record": f"runbook:query_{i}", "expr": query} for i, query in enumerate(queries)]
+    (tmp_path / "runbook_rules.yml").write_text(yaml.safe_dump({"groups": [{"name": "runbooks", "rules": rules}]}))
+    _promtool("check", "rules", "runbook_rules.yml", cwd=tmp_path)
 
 
 def test_the_runbook_index_lists_every_runbook() -> None:
