@@ -28,7 +28,7 @@ PROMETHEUS_DIR = ROOT / "deploy" / "prometheus"
 GRAFANA_DIR = ROOT / "deploy" / "grafana"
 DASHBOARD_FILE = GRAFANA_DIR / "dashboards" / "forethought.json"
 
-SERVICES = {"kafka", "topics", "worker", "traffic", "prometheus", "grafana"}
+SERVICES = {"kafka", "topics", "worker", "senders", "traffic", "prometheus", "grafana"}
 ONE_SHOT = {"topics"}  # runs to completion; everything else is long-running
 
 # Every metric the deployment files may refer to. Until the metrics registry exists this list
@@ -58,8 +58,41 @@ EXPECTED_METRICS = frozenset(
         "up",  # Prometheus' own scrape health
     }
 )
+# The senders' metrics (senders/metrics.py) and the runtime ones both registries carry (ops/metrics.py).
+SENDER_METRICS = frozenset(
+    {
+        "forethought_sender_sends_total",  # counter {channel, status}
+        "forethought_sender_delivery_seconds",  # histogram {channel}
+        "forethought_sender_retries_total",  # counter {channel}
+        "forethought_sender_deadletters_total",  # counter {channel}
+        "forethought_sender_duplicates_total",  # counter {channel}
+        "forethought_sender_invalid_triggers_total",  # counter
+        "forethought_sender_ledger_entries",  # gauge
+    }
+)
+RUNTIME_METRICS = frozenset(
+    {"forethought_build_info", "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
+     "process_max_fds"}
+)
+
+
+def exported(registry: object) -> set[str]:
+    """The metric names a registry exports (counters with ``_total``, histograms as their family)."""
+    families = registry.collect()  # type: ignore[attr-defined]
+    return {f.name + "_total" if f.type == "counter" else f.name for f in families}
+
+
+def _code_metrics() -> frozenset[str]:
+    from forethought.ops.metrics import Metrics
+    from forethought.senders.metrics import SenderMetrics
+
+    return frozenset(exported(Metrics().registry) | exported(SenderMetrics().registry) | {"up"})
+
+
+# Every name an alert or a dashboard panel may refer to: the code's registries, not a list kept by hand.
+KNOWN_METRICS = _code_metrics()
 RECORDED = frozenset({"forethought:reengagement_rate:7d", "forethought:lift_over_holdout:7d"})
-ALERT_ANNOTATIONS = {"summary", "description", "dashboard_url"}
+ALERT_ANNOTATIONS = {"summary", "description", "runbook_url", "dashboard_url"}
 SEVERITIES = {"critical", "warning", "info"}
 
 
@@ -209,13 +242,27 @@ def metric_names(expr: str) -> set[str]:
 
 def _family(name: str) -> str:
     for suffix in _HISTOGRAM_SUFFIXES:
-        if name.endswith(suffix) and name.removesuffix(suffix) in EXPECTED_METRICS:
+        if name.endswith(suffix) and name.removesuffix(suffix) in KNOWN_METRICS:
             return name.removesuffix(suffix)
     return name
 
 
 def dashboard_exprs(dashboard: dict) -> list[str]:
     return [t["expr"] for panel in dashboard["panels"] for t in panel.get("targets", [])]
+
+
+_LINK_BASE = re.compile(r"\{\{ with \$externalLabels\.(\w+) \}\}\{\{ \. \}\}\{\{ else \}\}([^{]*)\{\{ end \}\}")
+
+
+def default_link(annotation: str, external_labels: dict[str, str] | None = None) -> str:
+    """An alert link as Prometheus renders it: the external label's value, or the default when it is unset.
+
+    >>> link = "{{ with $externalLabels.x }}{{ . }}{{ else }}http://h:1{{ end }}/d/a?viewPanel=2"
+    >>> default_link(link), default_link(link, {"x": "https://g"})
+    ('http://h:1/d/a?viewPanel=2', 'https://g/d/a?viewPanel=2')
+    """
+    labels = external_labels or {}
+    return _LINK_BASE.sub(lambda match: labels.get(match.group(1)) or match.group(2), annotation)
 
 
 # --- compose ---------------------------------------------------------------------------------
@@ -339,6 +386,7 @@ def test_app_services_run_the_cli(services: dict) -> None:
         "topics": ["topics", "create"],
         "worker": ["worker"],
         "traffic": ["simulate-traffic", "--rate", "50"],
+        "senders": ["senders", "run", "--channel", "console"],
     }
     for name, command in expected.items():
         service = services[name]
@@ -352,9 +400,10 @@ def test_cli_has_the_commands_compose_runs(services: dict) -> None:
 
     from forethought.cli import app
 
-    for name in ("topics", "worker", "traffic"):
+    for name in ("topics", "worker", "traffic", "senders"):
         args = [str(a) for a in services[name]["command"]]
-        words = [a for a in args if not a.startswith("-") and not a.replace(".", "").isdigit()]
+        values = {args[i + 1] for i, a in enumerate(args[:-1]) if a.startswith("--")}
+        words = [a for a in args if not a.startswith("-") and a not in values]
         result = CliRunner().invoke(app, [*words, "--help"])
         assert result.exit_code == 0, f"{name}: `forethought {' '.join(words)}` is not a command: {result.output}"
         for option in (a for a in args if a.startswith("--")):
@@ -391,6 +440,18 @@ def test_dockerfile_copies_files_that_exist() -> None:
 # --- Prometheus ------------------------------------------------------------------------------
 
 
+def test_prometheus_scrapes_the_senders(services: dict) -> None:
+    from forethought.senders.settings import SenderSettings
+
+    config = _yaml(PROMETHEUS_DIR / "prometheus.yml")
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "forethought-senders"]
+    port = SenderSettings().web_port
+    assert [t for sc in job["static_configs"] for t in sc["targets"]] == [f"senders:{port}"]
+    env = env_of(services["senders"])
+    assert env["FORETHOUGHT_SENDER__WEB_PORT"] == str(port) and env["FORETHOUGHT_SENDER__WEB_HOST"] == "0.0.0.0"
+    assert f"localhost:{port}/health" in healthcheck_command(services["senders"])
+
+
 def test_prometheus_scrapes_the_worker(services: dict, settings: Settings) -> None:
     config = _yaml(PROMETHEUS_DIR / "prometheus.yml")
     targets = [t for job in config["scrape_configs"] for sc in job["static_configs"] for t in sc["targets"]]
@@ -420,7 +481,7 @@ def test_every_alert_is_documented(alert_rules: list[dict], dashboard: dict, ser
     for rule in alert_rules:
         assert rule["labels"]["severity"] in SEVERITIES, rule["alert"]
         assert ALERT_ANNOTATIONS <= set(rule["annotations"]), rule["alert"]
-        url = urlsplit(rule["annotations"]["dashboard_url"])
+        url = urlsplit(default_link(rule["annotations"]["dashboard_url"]))
         assert url.port == grafana_port and url.path.startswith(f"/d/{dashboard['uid']}/"), rule["alert"]
         assert set(parse_qs(url.query).get("viewPanel", [])) <= panel_ids, rule["alert"]
 
@@ -446,15 +507,15 @@ def test_metric_name_extraction() -> None:
 def test_alerts_use_known_metrics(alert_rules: list[dict]) -> None:
     for rule in alert_rules:
         names = metric_names(rule["expr"])
-        assert names and names <= EXPECTED_METRICS, f"{rule['alert']}: {names - EXPECTED_METRICS}"
+        assert names and names <= KNOWN_METRICS, f"{rule['alert']}: {names - KNOWN_METRICS}"
 
 
 def test_worker_exports_the_expected_metrics() -> None:
     from forethought.ops.metrics import Metrics
+    from forethought.senders.metrics import SenderMetrics
 
-    families = Metrics().registry.collect()
-    exported = {f.name + "_total" if f.type == "counter" else f.name for f in families}
-    assert EXPECTED_METRICS - {"up"} <= exported
+    assert EXPECTED_METRICS - {"up"} | RUNTIME_METRICS <= exported(Metrics().registry)
+    assert SENDER_METRICS | RUNTIME_METRICS <= exported(SenderMetrics().registry)
 
 
 NEEDS_PROMTOOL = pytest.mark.skipif(
@@ -479,7 +540,7 @@ def test_promtool_accepts_config_and_rules() -> None:
 def test_promtool_parses_dashboard_queries(dashboard: dict, tmp_path: Path) -> None:
     """Each panel query, as a recording rule, so promtool's PromQL parser reads it."""
     rules = [
-        {"record": f"dashboard:query_{i}", "expr": expr.replace("$__rate_interval", "1m")}
+        {"record": f"dashboard:query_{i}", "expr": re.sub(r"\$\w+", ".*", expr.replace("$__rate_interval", "1m"))}
         for i, expr in enumerate(dashboard_exprs(dashboard))
     ]
     rules_file = tmp_path / "dashboard_rules.yml"
@@ -514,15 +575,20 @@ def test_dashboard_panels_use_the_provisioned_datasource(dashboard: dict) -> Non
     (datasource,) = _yaml(GRAFANA_DIR / "provisioning" / "datasources" / "prometheus.yml")["datasources"]
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique (alerts link to them)"
-    for panel in dashboard["panels"]:
+    (variable,) = [v for v in dashboard["templating"]["list"] if v["type"] == "datasource"]
+    assert variable["query"] == datasource["type"] and variable["current"]["value"] == datasource["uid"]
+    for panel in (panel for panel in dashboard["panels"] if panel["type"] != "row"):
         assert panel["targets"], panel["title"]
-        assert panel["datasource"]["uid"] == datasource["uid"], panel["title"]
+        for source in (panel["datasource"], *(target["datasource"] for target in panel["targets"])):
+            assert source == {"type": datasource["type"], "uid": f"${{{variable['name']}}}"}, panel["title"]
 
 
 def test_dashboard_uses_known_metrics_and_shows_them_all(dashboard: dict) -> None:
     shown: set[str] = set()
     for expr in dashboard_exprs(dashboard):
         names = metric_names(expr)
-        assert names and names <= EXPECTED_METRICS | RECORDED, f"{expr}: {names - EXPECTED_METRICS - RECORDED}"
+        assert names and names <= KNOWN_METRICS | RECORDED, f"{expr}: {names - KNOWN_METRICS - RECORDED}"
         shown |= names
-    assert shown == EXPECTED_METRICS | RECORDED
+    ours = {name for name in KNOWN_METRICS if name.startswith("forethought_")}
+    assert not ours - shown, f"metrics no panel shows: {sorted(ours - shown)}"
+    assert RUNTIME_METRICS | RECORDED <= shown

@@ -1,14 +1,27 @@
 """Prometheus metrics on the project's own registry (not the global one).
 
+Every registry made here also carries the process, platform and garbage-collector collectors
+(``process_resident_memory_bytes``, ``python_info``, ...) and ``forethought_build_info``.
+
 >>> m = Metrics()
 >>> m.events_in.labels(topic="events.errors", type="error").inc()
->>> b"forethought_events_in_total" in m.exposition()
+>>> text = m.exposition()
+>>> b"forethought_events_in_total" in text and b"forethought_build_info{" in text
 True
 """
 
 from __future__ import annotations
 
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+# The distributions named in forethought_build_info: label → distribution.
+BUILD_PACKAGES = {"version": "forethought", "faust": "faust-streaming", "river": "river"}
 
 # Sub-millisecond resolution where the core lives; seconds where Kafka round trips live.
 PROCESSING_BUCKETS = (
@@ -18,12 +31,56 @@ PROCESSING_BUCKETS = (
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+def package_version(distribution: str) -> str:
+    """The installed version of ``distribution``, or ``unknown``.
+
+    >>> package_version("no-such-distribution-here")
+    'unknown'
+    """
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_labels() -> dict[str, str]:
+    """The labels of ``forethought_build_info``: this package's, Python's, Faust's and River's versions.
+
+    >>> sorted(build_labels())
+    ['faust', 'python', 'river', 'version']
+    >>> build_labels()["python"] == platform.python_version()
+    True
+    """
+    labels = {label: package_version(dist) for label, dist in BUILD_PACKAGES.items()}
+    return {**labels, "python": platform.python_version()}
+
+
+def register_runtime(registry: CollectorRegistry) -> None:
+    """Add the process, platform and GC collectors and ``forethought_build_info`` (always 1) to ``registry``.
+
+    The collectors are the ones prometheus_client puts on its global registry; a project registry
+    has none of them unless they are added here.
+
+    >>> r = CollectorRegistry()
+    >>> register_runtime(r)
+    >>> r.get_sample_value("forethought_build_info", build_labels())
+    1.0
+    """
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    info = Gauge("forethought_build_info", "Always 1; the labels name the versions running.",
+                 [*BUILD_PACKAGES, "python"], registry=registry)
+    info.labels(**build_labels()).set(1)
+
+
 class Metrics:
     """Every metric the worker exports. Names are the contract with alerts and dashboards."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
+        register_runtime(r)
         self.events_in = Counter(
             "forethought_events_in", "Valid inbound events, by topic and type.", ["topic", "type"], registry=r
         )

@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from forethought.ops.metrics import LATENCY_BUCKETS
+from forethought.ops.metrics import LATENCY_BUCKETS, register_runtime
 
 STATUSES = ("delivered", "failed", "bounced", "expired")
 DELIVERY_BUCKETS = (*LATENCY_BUCKETS, 120, 300, 900, 3600)
@@ -28,6 +28,7 @@ class SenderMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
+        register_runtime(r)
         self.sends = Counter(
             "forethought_sender_sends", "Triggers that reached a terminal outcome, by sender and status.",
             ["channel", "status"], registry=r,
