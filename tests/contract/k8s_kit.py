@@ -38,6 +38,7 @@ KUSTOMIZE_CACHE = Path.home() / ".cache" / "forethought" / "bin" / "kustomize"
 # The oldest Kubernetes the manifests claim to run on, and the newest the validator bundles.
 K8S_VERSIONS = ("1.29.0", "latest")
 RULE_NAME = "forethought"
+PLACEHOLDER = "placeholder-secret-0123456789-abcdefghijklmnop"  # stands for a Secret's value: long enough for all
 RULE_HEADER = ("# GENERATED from deploy/prometheus/alerts.yml by `make k8s-rules`: edit alerts.yml, then run it.\n"
                "# tests/contract/test_k8s.py fails when this file and alerts.yml disagree.\n")
 Obj = dict[str, Any]
@@ -55,7 +56,7 @@ def kustomizations() -> list[Path]:
 def kustomize_binary() -> Path | None:
     """``$FORETHOUGHT_KUSTOMIZE``, else the one ``make kustomize`` installs, else ``kustomize`` on PATH."""
     if env := os.environ.get("FORETHOUGHT_KUSTOMIZE"):
-        return Path(env)
+        return Path(env) if Path(env).is_file() else None
     if KUSTOMIZE_CACHE.is_file():
         return KUSTOMIZE_CACHE
     found = shutil.which("kustomize")
@@ -169,6 +170,79 @@ def _close(schema: Obj) -> None:
             _close(child)
 
 
+# --- reading rendered objects ------------------------------------------------------------------
+
+
+def of_kind(objects: list[Obj], kind: str) -> list[Obj]:
+    """The objects of one kind, in rendering order."""
+    return [o for o in objects if o["kind"] == kind]
+
+
+def workloads(objects: list[Obj]) -> list[Obj]:
+    """The StatefulSets and Deployments."""
+    return [o for o in objects if o["kind"] in ("StatefulSet", "Deployment")]
+
+
+def containers(objects: list[Obj]) -> list[tuple[Obj, Obj]]:
+    """(workload, container) for every container of every workload."""
+    return [(w, c) for w in workloads(objects) for c in w["spec"]["template"]["spec"]["containers"]]
+
+
+def program(container: Obj) -> str:
+    """The CLI verb a container runs (``worker``, ``senders``): the image's ENTRYPOINT is ``forethought``.
+
+    >>> program({"args": ["senders", "run", "--channel", "webhook"]})
+    'senders'
+    """
+    return container["args"][0]
+
+
+def environment(objects: list[Obj], container: Obj) -> dict[str, str]:
+    """The container's environment as the kubelet builds it (envFrom, then env); a Secret's value: PLACEHOLDER."""
+    configmaps = {o["metadata"]["name"]: o.get("data", {}) for o in of_kind(objects, "ConfigMap")}
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env.update(configmaps[source["configMapRef"]["name"]])
+    for var in container.get("env", []):
+        if "value" in var:
+            env[var["name"]] = str(var["value"])
+        elif "secretKeyRef" in var.get("valueFrom", {}):
+            env[var["name"]] = PLACEHOLDER
+        else:
+            ref = var["valueFrom"]["configMapKeyRef"]
+            env[var["name"]] = configmaps[ref["name"]][ref["key"]]
+    return env
+
+
+def port_number(container: Obj, port: int | str) -> int:
+    """A probe's or Service's port (a number, or the name of a container port) as a number.
+
+    >>> port_number({"ports": [{"name": "http", "containerPort": 6066}]}, "http")
+    6066
+    """
+    if isinstance(port, int):
+        return port
+    (number,) = [p["containerPort"] for p in container["ports"] if p["name"] == port]
+    return int(number)
+
+
+def pod_labels(workload: Obj) -> dict[str, str]:
+    """The labels of a workload's pods."""
+    return workload["spec"]["template"]["metadata"]["labels"]
+
+
+def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    """Whether a ``matchLabels`` selector picks an object with ``labels``.
+
+    >>> selects({"app": "w"}, {"app": "w", "tier": "x"}), selects({"app": "w"}, {"app": "s"})
+    (True, False)
+    """
+    return all(labels.get(key) == value for key, value in selector.items())
+
+
+# --- the PrometheusRule ---------------------------------------------------------------------------
+
+
 def prometheus_rule(alerts: Obj) -> Obj:
     """The PrometheusRule object carrying the rule groups of a Prometheus rules file unchanged.
 
@@ -201,7 +275,8 @@ def validate_all() -> int:
             print(f"  {problem}")
         failures += len(found)
     if RULE_FILE.read_text(encoding="utf-8") != rule_file_text():
-        print(f"{RULE_FILE.relative_to(ROOT)} is out of date with {ALERTS_FILE.relative_to(ROOT)}: run `make k8s-rules`")
+        print(f"{RULE_FILE.relative_to(ROOT)} is out of date with {ALERTS_FILE.relative_to(ROOT)}: "
+              "run `make k8s-rules`")
         failures += 1
     return 1 if failures else 0
 
