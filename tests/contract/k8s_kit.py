@@ -184,8 +184,9 @@ def workloads(objects: list[Obj]) -> list[Obj]:
 
 
 def containers(objects: list[Obj]) -> list[tuple[Obj, Obj]]:
-    """(workload, container) for every container of every workload."""
-    return [(w, c) for w in workloads(objects) for c in w["spec"]["template"]["spec"]["containers"]]
+    """(workload, container) for every container, init containers included, of every workload."""
+    pods = [(w, w["spec"]["template"]["spec"]) for w in workloads(objects)]
+    return [(w, c) for w, pod in pods for c in [*pod.get("initContainers", []), *pod["containers"]]]
 
 
 def program(container: Obj) -> str:

@@ -38,7 +38,7 @@ from forethought.stream.worker import build_worker
 
 Obj = dict[str, Any]
 # The program each container runs (its args) and the settings model that program reads.
-PROGRAMS: dict[str, type[BaseSettings]] = {"worker": Settings, "senders": SenderAppSettings}
+PROGRAMS: dict[str, type[BaseSettings]] = {"worker": Settings, "topics": Settings, "senders": SenderAppSettings}
 DIRS = k8s_kit.kustomizations()
 
 
@@ -125,6 +125,14 @@ def test_the_kit_s_examples_hold() -> None:
 
     result = doctest.testmod(k8s_kit)
     assert result.attempted >= 5 and result.failed == 0
+
+
+def test_the_vendored_crds_are_the_version_the_makefile_names() -> None:
+    makefile = (k8s_kit.ROOT / "Makefile").read_text(encoding="utf-8")
+    version = re.search(r"^PROMETHEUS_OPERATOR\s*:=\s*\S+@v(\S+)", makefile, re.MULTILINE).group(1)  # type: ignore[union-attr]
+    crds = {path.name: yaml.safe_load(path.read_text(encoding="utf-8")) for path in k8s_kit.CRD_DIR.glob("*.yaml")}
+    assert set(crds) == {"monitoring.coreos.com_servicemonitors.yaml", "monitoring.coreos.com_prometheusrules.yaml"}
+    assert {crd["metadata"]["annotations"]["operator.prometheus.io/version"] for crd in crds.values()} == {version}
 
 
 def test_there_is_a_base_and_a_production_overlay() -> None:
@@ -261,8 +269,10 @@ def test_the_manifests_environment_loads_as_settings(rendered: dict, clean_env: 
                 channels = container["args"][container["args"].index("--channel") + 1 :: 2]
                 assert [SenderChoice(c) for c in channels] and loaded.sender.missing_for(channels) == []
                 assert loaded.sender.web_host == "0.0.0.0"
-            else:
+            elif program(container) == "worker":
                 assert loaded.web_host == "0.0.0.0" and loaded.web_token is not None
+            else:
+                assert container["args"] == ["topics", "create"]  # the worker's init container
 
 
 def test_the_worker_keeps_its_state_on_its_own_volume(rendered: dict) -> None:
@@ -285,6 +295,9 @@ def test_ports_are_the_settings_defaults(rendered: dict) -> None:
     for objects in rendered.values():
         for workload, container in containers(objects):
             name = program(container)
+            if name == "topics":  # a one-shot init container: serves nothing
+                assert "ports" not in container
+                continue
             assert [p["containerPort"] for p in container["ports"]] == [defaults[name]]
             assert environment(objects, container).get(variables[name], str(defaults[name])) == str(defaults[name])
             for service in of_kind(objects, "Service"):
