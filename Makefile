@@ -72,7 +72,7 @@ lint: install
 test: install lint kafka-jars tools k8s-validate
 	$(BIN)/pytest
 
-test-unit: install
+test-unit: install kustomize
 	$(BIN)/pytest tests/unit tests/contract
 
 demo: install

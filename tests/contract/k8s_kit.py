@@ -159,9 +159,8 @@ def _close(schema: Obj) -> None:
         return
     if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
         schema.setdefault("additionalProperties", False)
-    for key in ("properties",):
-        for child in schema.get(key, {}).values():
-            _close(child)
+    for child in schema.get("properties", {}).values():
+        _close(child)
     for key in ("items", "additionalProperties"):
         if isinstance(schema.get(key), dict):
             _close(schema[key])
