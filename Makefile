@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install kafka-jars tools lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
+.PHONY: install kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,15 +34,45 @@ tools:
 	$(call apt_tool,openssl,openssl,the secured-broker tests)
 	$(call apt_tool,promtool,prometheus,the alert-rule tests)
 
+# Kubernetes manifests (deploy/k8s, docs/deploy.md). kustomize is built from source through the Go
+# module proxy (no GitHub download) into ~/.cache/forethought/bin, once per version.
+TOOLS_BIN          := $(HOME)/.cache/forethought/bin
+KUSTOMIZE_VERSION  := v5.7.1
+KUSTOMIZE          := $(TOOLS_BIN)/kustomize
+# The ServiceMonitor and PrometheusRule CRDs whose schemas validate ours (tests/contract/k8s_crds).
+PROMETHEUS_OPERATOR := github.com/prometheus-operator/prometheus-operator@v0.85.0
+
+kustomize:
+	@test "$$($(KUSTOMIZE) version 2>/dev/null)" = "$(KUSTOMIZE_VERSION)" || { \
+	  if command -v go >/dev/null 2>&1; then \
+	    echo "installing kustomize $(KUSTOMIZE_VERSION) into $(TOOLS_BIN) (go install, a few minutes once)"; \
+	    GOBIN=$(TOOLS_BIN) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION); \
+	  else echo "go not found: kustomize cannot be installed, the Kubernetes manifests cannot be validated"; fi; }
+
+# Render every kustomization under deploy/k8s and validate each object (Kubernetes and CRD schemas).
+k8s-validate: install kustomize
+	FORETHOUGHT_KUSTOMIZE=$(KUSTOMIZE) $(BIN)/python tests/contract/k8s_kit.py validate
+
+# Regenerate deploy/k8s/base/prometheusrule.yaml after a change to deploy/prometheus/alerts.yml.
+k8s-rules: install
+	$(BIN)/python tests/contract/k8s_kit.py rules
+
+# Refresh the vendored CRDs from the prometheus-operator Go module (after changing its version above).
+k8s-crds:
+	@dir=$$(go mod download -json $(PROMETHEUS_OPERATOR) | $(PYTHON) -c 'import json,sys; print(json.load(sys.stdin)["Dir"])') \
+	  && for kind in servicemonitors prometheusrules; do \
+	       install -m 644 "$$dir/example/prometheus-operator-crd/monitoring.coreos.com_$$kind.yaml" tests/contract/k8s_crds/; \
+	     done && echo "tests/contract/k8s_crds: from $(PROMETHEUS_OPERATOR)"
+
 # ruff (pyflakes, pycodestyle, import order, bugbear, pyupgrade) and mypy over src/ (settings in pyproject.toml)
 lint: install
 	$(BIN)/ruff check src
 	$(BIN)/mypy
 
-test: install lint kafka-jars tools
+test: install lint kafka-jars tools k8s-validate
 	$(BIN)/pytest
 
-test-unit: install
+test-unit: install kustomize
 	$(BIN)/pytest tests/unit tests/contract
 
 demo: install
