@@ -38,12 +38,14 @@ def find_mvn() -> str | None:
     return shutil.which("mvn")
 
 
-def broker_prerequisites_missing(version: str = DEFAULT_VERSION) -> str | None:
-    """A human message naming what is missing to run a local broker, or None when all is there.
+def broker_prerequisites_missing(version: str = DEFAULT_VERSION, tools: bool = False) -> str | None:
+    """A human message naming what is missing to run a local broker (and, with ``tools``, Kafka's
+    command line tools), or None when all is there.
 
     Maven is only required while the jars for ``version`` are not cached yet.
     """
-    mvn_ok = find_mvn() or (libs_dir(version) / MARKER).is_file()
+    folders = [libs_dir(version), *([tools_dir(version)] if tools else [])]
+    mvn_ok = find_mvn() or all((d / MARKER).is_file() for d in folders)
     missing = [name for name, ok in (("java", find_java()), ("mvn", mvn_ok)) if not ok]
     if not missing:
         return None
