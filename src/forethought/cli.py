@@ -185,8 +185,8 @@ def kafka_fetch() -> None:
     from forethought.devkafka.jars import ensure_tool_jars
 
     version = load_settings().kafka_version
-    console.print(f"jars in {ensure_jars(version)}")
-    console.print(f"tools' jars in {ensure_tool_jars(version)}")
+    console.print(f"jars in {ensure_jars(version)}", soft_wrap=True)  # a long path stays on one line
+    console.print(f"tools' jars in {ensure_tool_jars(version)}", soft_wrap=True)
 
 
 @kafka_app.command("check")
