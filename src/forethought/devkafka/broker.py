@@ -281,6 +281,8 @@ class LocalBroker:
         """Write server.properties (on fresh free ports) and the logging config; return
         (properties path, JVM logging flag)."""
         self.port, cport = self._fixed_port or free_port(), free_port()
+        while cport == self.port:  # a fixed port that is free now may also be the one the kernel picks
+            cport = free_port()
         props = data / "server.properties"
         extra = {**self._secure_config(data, cport), **self.overrides}
         props.write_text(_server_properties(data, self.port, cport, extra), "utf-8")
