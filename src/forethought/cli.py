@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from forethought.cli_kafka import TOOL_CONTEXT, kafka_start, kafka_status, kafka_stop, kafka_tool
 from forethought.cli_send import send_command
 from forethought.ops.settings import REPO_ROOT
 from forethought.ops.startup import load_settings, require_kafka_access
@@ -179,10 +180,13 @@ def replay(
 
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
-    """Download the broker jars into the cache (once per version)."""
+    """Download the broker's and Kafka's tools' jars into the cache (once per version)."""
     from forethought.devkafka import ensure_jars
+    from forethought.devkafka.jars import ensure_tool_jars
 
-    console.print(f"jars in {ensure_jars(load_settings().kafka_version)}")
+    version = load_settings().kafka_version
+    console.print(f"jars in {ensure_jars(version)}", soft_wrap=True)  # a long path stays on one line
+    console.print(f"tools' jars in {ensure_tool_jars(version)}", soft_wrap=True)
 
 
 @kafka_app.command("check")
@@ -195,6 +199,10 @@ def kafka_check() -> None:
     raise typer.Exit(1 if missing else 0)
 
 
+kafka_app.command("start")(kafka_start)  # a light module: the broker and the JDK are touched when it runs
+kafka_app.command("stop")(kafka_stop)
+kafka_app.command("status")(kafka_status)
+kafka_app.command("tool", context_settings=TOOL_CONTEXT)(kafka_tool)
 app.command("send")(send_command)  # a light module; Kafka is imported when it runs
 
 if __name__ == "__main__":

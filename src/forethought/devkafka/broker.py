@@ -192,7 +192,10 @@ class LocalBroker:
     """One single-node KRaft broker (combined broker+controller) on 127.0.0.1."""
 
     def __init__(self, version: str = DEFAULT_VERSION, data_dir: Path | None = None,
-                 heap: str = "512m", *, overrides: Mapping[str, str] | None = None, secure: bool = False) -> None:
+                 heap: str = "512m", *, overrides: Mapping[str, str] | None = None, secure: bool = False,
+                 port: int | None = None, keep_data: bool = False) -> None:
+        """``port``: the PLAINTEXT listener's (default: a free one); ``keep_data``: reuse the topics and
+        offsets a previous run left in ``data_dir`` instead of formatting it afresh."""
         major_version(version)
         if not re.fullmatch(r"\d+[kKmMgG]?", heap):
             raise BrokerError(f"heap must look like 512m, got {heap!r}")
@@ -200,6 +203,7 @@ class LocalBroker:
         self.overrides = dict(overrides or {})
         self.data_dir: Path | None = Path(data_dir) if data_dir else None
         self._own_dir = data_dir is None
+        self._fixed_port, self.keep_data = port, keep_data and data_dir is not None
         self._proc: subprocess.Popen[bytes] | None = None
         self._bootstrap: str | None = None
         self.port: int | None = None
@@ -236,7 +240,8 @@ class LocalBroker:
         data = self._prepare_dir()
         props, logging = self._write_config(data)
         classpath = f"{libs}/*"
-        self._format([java, "-Xmx256m", logging, "-cp", classpath], props)
+        if not (self.keep_data and (data / "kraft-logs" / "meta.properties").is_file()):
+            self._format([java, "-Xmx256m", logging, "-cp", classpath], props)
         cmd = [java, f"-Xmx{self.heap}", f"-Xms{self.heap}", logging,
                "-Djava.awt.headless=true", f"-Dkafka.logs.dir={data}",
                "-cp", classpath, "kafka.Kafka", str(props)]
@@ -265,7 +270,8 @@ class LocalBroker:
         if self.data_dir is None:
             self.data_dir = Path(tempfile.mkdtemp(prefix="forethought-kafka-"))
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(self.data_dir / "kraft-logs", ignore_errors=True)
+        if not self.keep_data:
+            shutil.rmtree(self.data_dir / "kraft-logs", ignore_errors=True)
         shutil.rmtree(self.data_dir / "tls", ignore_errors=True)
         for stale in ("broker.log", "console.out", "bootstrap", "broker.pid"):
             (self.data_dir / stale).unlink(missing_ok=True)
@@ -274,7 +280,9 @@ class LocalBroker:
     def _write_config(self, data: Path) -> tuple[Path, str]:
         """Write server.properties (on fresh free ports) and the logging config; return
         (properties path, JVM logging flag)."""
-        self.port, cport = free_port(), free_port()
+        self.port, cport = self._fixed_port or free_port(), free_port()
+        while cport == self.port:  # a fixed port that is free now may also be the one the kernel picks
+            cport = free_port()
         props = data / "server.properties"
         extra = {**self._secure_config(data, cport), **self.overrides}
         props.write_text(_server_properties(data, self.port, cport, extra), "utf-8")
@@ -341,6 +349,12 @@ class LocalBroker:
             (self.data_dir / "bootstrap").unlink(missing_ok=True)
             if self._own_dir:
                 shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def detach(self) -> None:
+        """Leave the running broker running after this process exits (not stopped at exit); its
+        ``broker.pid`` file stays, for :func:`stop_pidfile`."""
+        self._proc, self._own_dir = None, False
+        _live.discard(self)
 
     def __enter__(self) -> str:
         return self.start()

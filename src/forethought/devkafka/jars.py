@@ -38,23 +38,34 @@ def find_mvn() -> str | None:
     return shutil.which("mvn")
 
 
-def broker_prerequisites_missing(version: str = DEFAULT_VERSION) -> str | None:
-    """A human message naming what is missing to run a local broker, or None when all is there.
+def broker_prerequisites_missing(version: str = DEFAULT_VERSION, tools: bool = False) -> str | None:
+    """A human message naming what is missing to run a local broker (and, with ``tools``, Kafka's
+    command line tools), or None when all is there.
 
     Maven is only required while the jars for ``version`` are not cached yet.
     """
-    mvn_ok = find_mvn() or (libs_dir(version) / MARKER).is_file()
+    folders = [libs_dir(version), *([tools_dir(version)] if tools else [])]
+    mvn_ok = find_mvn() or all((d / MARKER).is_file() for d in folders)
     missing = [name for name, ok in (("java", find_java()), ("mvn", mvn_ok)) if not ok]
     if not missing:
         return None
     return f"cannot run a local Kafka broker: {' and '.join(missing)} not found; {INSTALL_HINT}"
 
 
+def cache_root() -> Path:
+    """``$FORETHOUGHT_CACHE_DIR``, else ``~/.cache/forethought``."""
+    env = os.environ.get("FORETHOUGHT_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "forethought"
+
+
 def libs_dir(version: str = DEFAULT_VERSION, root: Path | None = None) -> Path:
     """Jar folder of ``version`` under ``root`` / ``$FORETHOUGHT_CACHE_DIR`` / ``~/.cache/forethought``."""
-    env = os.environ.get("FORETHOUGHT_CACHE_DIR")
-    root = root or (Path(env).expanduser() if env else Path.home() / ".cache" / "forethought")
-    return root / "kafka" / version / "libs"
+    return (root or cache_root()) / "kafka" / version / "libs"
+
+
+def tools_dir(version: str = DEFAULT_VERSION, root: Path | None = None) -> Path:
+    """Folder of Kafka's command line tools' classpath (kafka-tools and the core jar), beside ``libs_dir``."""
+    return libs_dir(version, root).parent / "tools"
 
 
 def major_version(version: str) -> int:
@@ -75,8 +86,9 @@ def _logging_deps(version: str) -> list[tuple[str, str, str]]:
     ]
 
 
-def _pom(version: str) -> str:
-    deps = [("org.apache.kafka", "kafka_2.13", version), *_logging_deps(version)]
+def _pom(version: str, tools: bool = False) -> str:
+    kafka = ["kafka_2.13", "kafka-tools"] if tools else ["kafka_2.13"]
+    deps = [*(("org.apache.kafka", a, version) for a in kafka), *_logging_deps(version)]
     body = "\n".join(
         f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
         f"<version>{v}</version></dependency>"
@@ -84,7 +96,7 @@ def _pom(version: str) -> str:
     )
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <project xmlns="http://maven.apache.org/POM/4.0.0"><modelVersion>4.0.0</modelVersion>
-  <groupId>forethought.local</groupId><artifactId>kafka-broker-classpath</artifactId>
+  <groupId>forethought.local</groupId><artifactId>kafka-{"tools" if tools else "broker"}-classpath</artifactId>
   <version>{version}</version><packaging>pom</packaging>
   <dependencies>
 {body}
@@ -100,7 +112,17 @@ def ensure_jars(version: str = DEFAULT_VERSION, cache_root: Path | None = None) 
     so an interrupted download never looks complete.
     """
     major_version(version)
-    libs = libs_dir(version, cache_root)
+    return _ensure(version, libs_dir(version, cache_root), "pom.xml", tools=False)
+
+
+def ensure_tool_jars(version: str = DEFAULT_VERSION, cache_root: Path | None = None) -> Path:
+    """Return a folder holding the classpath of Kafka's command line tools (``kafka-tools`` and
+    ``kafka_2.13`` of ``version`` with their dependencies), downloading it with Maven once."""
+    major_version(version)
+    return _ensure(version, tools_dir(version, cache_root), "tools-pom.xml", tools=True)
+
+
+def _ensure(version: str, libs: Path, pom_name: str, *, tools: bool) -> Path:
     if (libs / MARKER).is_file():
         return libs
     mvn, java = find_mvn(), find_java()
@@ -109,10 +131,11 @@ def ensure_jars(version: str = DEFAULT_VERSION, cache_root: Path | None = None) 
         raise BrokerError(f"cannot download Kafka {version} jars: {missing} not found; {INSTALL_HINT}")
     home = libs.parent
     home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(_pom(version), encoding="utf-8")
-    tmp = Path(tempfile.mkdtemp(prefix="libs.tmp-", dir=home))
+    pom = home / pom_name
+    pom.write_text(_pom(version, tools), encoding="utf-8")
+    tmp = Path(tempfile.mkdtemp(prefix=f"{libs.name}.tmp-", dir=home))
     try:
-        _run_maven(mvn, home, tmp)
+        _run_maven(mvn, pom, tmp)
         (tmp / MARKER).write_text(version + "\n", encoding="utf-8")
         _install(tmp, libs)
     finally:
@@ -120,11 +143,11 @@ def ensure_jars(version: str = DEFAULT_VERSION, cache_root: Path | None = None) 
     return libs
 
 
-def _run_maven(mvn: str, home: Path, out: Path) -> None:
-    cmd = [mvn, "-q", "-B", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
+def _run_maven(mvn: str, pom: Path, out: Path) -> None:
+    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
            "-DincludeScope=runtime", f"-DoutputDirectory={out}"]
     try:
-        done = subprocess.run(cmd, cwd=home, capture_output=True, text=True, timeout=900)
+        done = subprocess.run(cmd, cwd=pom.parent, capture_output=True, text=True, timeout=900)
     except subprocess.TimeoutExpired as exc:
         raise BrokerError(f"`mvn` timed out downloading Kafka jars into {out}") from exc
     if done.returncode != 0:
