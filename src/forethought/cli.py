@@ -159,7 +159,9 @@ def demo(seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", 90))
     """Broker, topics, worker and live traffic; prints each trigger with its reasons."""
     from forethought.demo import run_demo
 
-    load_settings()  # an unknown or invalid setting fails here, not after the broker started
+    settings = load_settings()  # an unknown or invalid setting fails here, not after the broker started
+    if os.environ.get("FORETHOUGHT_KAFKA_BOOTSTRAP"):  # a broker of the user's: it must answer
+        require_kafka_access(settings)
     raise typer.Exit(run_demo(seconds, customers, seed))
 
 
@@ -186,7 +188,8 @@ def replay(
     for path in inputs:
         require_readable({"input": path})
     require_readable({"--truth": truth, "FORETHOUGHT_TOPICS_FILE": settings.topics_file,
-                      "--playbooks": None if playbooks == "builtin" else playbook_file})
+                      "--playbooks" if playbooks else "FORETHOUGHT_PLAYBOOKS_FILE":
+                          None if playbooks == "builtin" else playbook_file})
     require_writable({"--triggers-out": triggers_out, "--deadletter-out": deadletter_out, "--report": report,
                       "--snapshot-out": snapshot_out})
     try:

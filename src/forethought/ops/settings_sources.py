@@ -16,7 +16,7 @@ A config file holds the same names as the environment, lower case, sections as t
 >>> check_environment(Settings, {"FORETHOUGHT_ENGINE__SILENCE_ZZ": "2", "FORETHOUGHT_SENDER__SMTP_PORT": "25"})
 Traceback (most recent call last):
 ...
-forethought.ops.failures.BadSetting: unknown setting FORETHOUGHT_ENGINE__SILENCE_ZZ (did you mean FORETHOUGHT_ENGINE__SILENCE_Z?)
+forethought.ops.failures.BadSetting: unknown setting FORETHOUGHT_ENGINE__SILENCE_ZZ (did you mean ...SILENCE_Z?)
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def run(
     web_port: int = typer.Option(None, help="Overrides FORETHOUGHT_SENDER__WEB_PORT (/metrics, /health, /ready)."),
 ) -> None:
     """Consume engagement.triggers, deliver the channels served, publish outcomes, until SIGTERM/SIGINT."""
-    from forethought.ops.failures import BadSetting
+    from forethought.ops.failures import BadSetting, require_readable
     from forethought.ops.logs import configure_logging
     from forethought.ops.settings import validation_message
     from forethought.ops.startup import require_kafka_access
@@ -43,6 +43,7 @@ def run(
         raise BadSetting(f"invalid configuration: {validation_message(exc)}") from None
     except ValueError as exc:
         raise BadSetting(f"invalid configuration: {exc}") from None
+    require_readable({"FORETHOUGHT_SENDER__TEMPLATES_DIR": settings.sender.templates_dir}, directory=True)
     require_kafka_access(settings)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(service))
