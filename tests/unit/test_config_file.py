@@ -154,3 +154,24 @@ def events(tmp_path: Path) -> Path:
     path.write_text('{"type": "page_view", "event_id": "e1", "customer_id": "c1", "occurred_at": '
                     '"2026-09-07T00:00:00Z", "page": "/home"}\n')
     return path
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+
+
+def test_the_documented_example_file_is_accepted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    example = DOCS.read_text().split("```toml\n", 1)[1].split("```", 1)[0]
+    config(tmp_path, example, monkeypatch)
+    senders = SenderAppSettings()
+    assert senders.kafka_wait_seconds == 30 and senders.engine.silence_z == 2.5
+    assert senders.sender.smtp_starttls and senders.sender.smtp_port == 587
+    assert Settings().topic_prefix == "prod."
+
+
+def test_every_setting_is_documented() -> None:
+    from forethought.senders.settings import SenderSettings
+
+    text = DOCS.read_text()
+    names = [f"FORETHOUGHT_{name.upper()}" for name in Settings.model_fields if name != "engine"]
+    names += [f"FORETHOUGHT_SENDER__{name.upper()}" for name in SenderSettings.model_fields]
+    assert [name for name in names if f"`{name}`" not in text and f" {name}`" not in text] == []

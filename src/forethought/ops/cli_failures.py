@@ -2,8 +2,8 @@
 
 :class:`FailureGroup` is the root command's class. It runs the command and turns what escapes into
 ``error: <what to fix>``: a :class:`~forethought.ops.failures.Failure` (setting, file, broker), a
-command-line mistake (click's usage errors; a missing path given on the command line is exit 3), and, as
-a last resort, a bug: exit 70 with the exception in one line, the traceback with ``--debug`` or
+command-line mistake (click's usage errors, exit 2), a Kafka client error in mid-command (exit 5), and,
+as a last resort, a bug: exit 70 with the exception in one line, the traceback with ``--debug`` or
 ``FORETHOUGHT_DEBUG=1``. :func:`root_options` adds ``--version``, ``--debug`` and ``--config``.
 """
 
@@ -18,7 +18,14 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from forethought.ops.failures import DEBUG_VARIABLE, INTERNAL_ERROR, Failure, debug_enabled, require_readable
+from forethought.ops.failures import (
+    DEBUG_VARIABLE,
+    INTERNAL_ERROR,
+    BrokerUnavailable,
+    Failure,
+    debug_enabled,
+    require_readable,
+)
 from forethought.ops.settings_sources import CONFIG_FILE_VARIABLE
 
 # The click typer runs on (its own copy since typer 0.25, click itself before): its exception classes.
@@ -39,8 +46,8 @@ def exit_code_of(exc: BaseException) -> tuple[int, str] | None:
         hint = f" (see: {exc.ctx.command_path} --help)" if isinstance(exc, clicks.UsageError) and exc.ctx else ""
         return int(exc.exit_code), str(exc.format_message()) + hint
     if type(exc).__module__.split(".")[0] in ("aiokafka", "kafka"):  # the broker went away mid-command
-        bootstrap = os.environ.get("FORETHOUGHT_KAFKA_BOOTSTRAP", "the default 127.0.0.1:9092")
-        return 5, f"Kafka failed ({exc}); bootstrap: {bootstrap} (FORETHOUGHT_KAFKA_BOOTSTRAP)"
+        return BrokerUnavailable.exit_code, (f"Kafka failed during the command: {type(exc).__name__}: {exc} (is the"
+                                             " broker at FORETHOUGHT_KAFKA_BOOTSTRAP still up?)")
     return None
 
 
