@@ -13,7 +13,7 @@ from rich.console import Console
 
 from forethought.cli_send import send_command
 from forethought.ops.cli_failures import FailureGroup, root_options
-from forethought.ops.failures import BadSetting, require_directory_writable, require_readable, require_writable
+from forethought.ops.failures import BadSetting, Failure, require_directory_writable, require_readable, require_writable
 from forethought.ops.settings import REPO_ROOT
 from forethought.ops.startup import load_settings, require_kafka_access
 from forethought.senders.cli import senders_app
@@ -205,9 +205,13 @@ def replay(
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
     """Download the broker jars into the cache (once per version)."""
-    from forethought.devkafka import ensure_jars
+    from forethought.devkafka import BrokerError, ensure_jars
 
-    console.print(f"jars in {ensure_jars(load_settings().kafka_version)}")
+    settings = load_settings()
+    try:
+        console.print(f"jars in {ensure_jars(settings.kafka_version)}")
+    except BrokerError as exc:  # no java/mvn, no network: the message says what to install or check
+        raise Failure(str(exc)) from None
 
 
 @kafka_app.command("check")
