@@ -33,6 +33,17 @@ app.add_typer(senders_app, name="senders")  # a light module; heavy imports are 
 console = Console(highlight=False)
 
 
+def playbook_path(path: Path) -> Path | None:
+    """The playbooks file to check before work, None for the built-in playbooks (no file).
+
+    >>> playbook_path(Path("builtin")), playbook_path(Path("streams/playbooks.yaml"))
+    (None, PosixPath('streams/playbooks.yaml'))
+    """
+    from forethought.ops.playbooks import BUILTIN
+
+    return None if str(path) == BUILTIN else path
+
+
 @app.command()
 def worker() -> None:
     """Run the stream worker (Faust) until SIGTERM/SIGINT."""
@@ -45,7 +56,7 @@ def worker() -> None:
 
     settings = load_settings()
     require_readable({"FORETHOUGHT_TOPICS_FILE": settings.topics_file,
-                      "FORETHOUGHT_PLAYBOOKS_FILE": settings.playbooks_file})
+                      "FORETHOUGHT_PLAYBOOKS_FILE": playbook_path(settings.playbooks_file)})
     require_directory_writable("FORETHOUGHT_DATA_DIR", settings.data_dir)
     require_kafka_access(settings)
     try:
@@ -189,7 +200,7 @@ def replay(
         require_readable({"input": path})
     require_readable({"--truth": truth, "FORETHOUGHT_TOPICS_FILE": settings.topics_file,
                       "--playbooks" if playbooks else "FORETHOUGHT_PLAYBOOKS_FILE":
-                          None if playbooks == "builtin" else playbook_file})
+                          playbook_path(playbook_file)})
     require_writable({"--triggers-out": triggers_out, "--deadletter-out": deadletter_out, "--report": report,
                       "--snapshot-out": snapshot_out})
     try:

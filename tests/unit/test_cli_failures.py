@@ -260,3 +260,17 @@ def test_an_unexpected_error_is_one_line_and_its_traceback_comes_with_debug(tmp_
     for debug in (run_cli("--debug", "schemas", "check", "--directory", folder),
                   run_cli("schemas", "check", "--directory", folder, env={"FORETHOUGHT_DEBUG": "1"})):
         assert debug.returncode != 0 and "Traceback" in debug.stderr and "IsADirectoryError" in debug.stderr
+
+
+@pytest.mark.parametrize("verb", [["worker"], ["replay", "events.jsonl", "--quiet"]], ids=" ".join)
+def test_builtin_playbooks_are_not_a_missing_file(verb: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  closed_port: int) -> None:
+    jsonl(tmp_path)
+    monkeypatch.setenv("FORETHOUGHT_PLAYBOOKS_FILE", "builtin")
+    monkeypatch.setenv("FORETHOUGHT_KAFKA_BOOTSTRAP", f"127.0.0.1:{closed_port}")
+    monkeypatch.setenv("FORETHOUGHT_KAFKA_WAIT_SECONDS", "0")
+    code, out, err = invoke(*verb)
+    if verb[0] == "worker":  # past the file checks, up to the broker
+        assert_one_line(code, out, err, BROKER_UNAVAILABLE, f"127.0.0.1:{closed_port}")
+    else:
+        assert code == 0, (out, err)
