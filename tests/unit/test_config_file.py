@@ -175,3 +175,17 @@ def test_every_setting_is_documented() -> None:
     names = [f"FORETHOUGHT_{name.upper()}" for name in Settings.model_fields if name != "engine"]
     names += [f"FORETHOUGHT_SENDER__{name.upper()}" for name in SenderSettings.model_fields]
     assert [name for name in names if f"`{name}`" not in text and f" {name}`" not in text] == []
+
+
+def test_every_variable_the_deployments_set_is_a_known_one() -> None:
+    """A misspelt name in docker-compose.yml or deploy/ would stop the service at start: catch it here."""
+    import re
+
+    from forethought.ops.settings_sources import ENV_PREFIX, OTHER_VARIABLES, known_keys
+
+    root = DOCS.parents[1]
+    known = {ENV_PREFIX + key.upper() for key in known_keys(SenderAppSettings)} | OTHER_VARIABLES
+    files = [root / "docker-compose.yml", *(p for p in (root / "deploy").rglob("*") if p.is_file())]
+    used = {(path.name, name) for path in files
+            for name in re.findall(r"\bFORETHOUGHT_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace"))}
+    assert used and [(file, name) for file, name in sorted(used) if name not in known] == []
