@@ -13,13 +13,17 @@ from rich.console import Console
 
 from forethought.cli_kafka import TOOL_CONTEXT, kafka_start, kafka_status, kafka_stop, kafka_tool
 from forethought.cli_send import send_command
+from forethought.ops.cli_failures import FailureGroup, root_options
+from forethought.ops.failures import BadSetting, Failure, require_directory_writable, require_readable, require_writable
 from forethought.ops.settings import REPO_ROOT
 from forethought.ops.startup import load_settings, require_kafka_access
 from forethought.senders.cli import senders_app
 
 __all__ = ["app", "load_settings", "require_kafka_access"]
 
-app = typer.Typer(help="Forethought: real-time behaviour scoring for proactive engagement.", no_args_is_help=True)
+app = typer.Typer(help="Forethought: real-time behaviour scoring for proactive engagement.", no_args_is_help=True,
+                  cls=FailureGroup, pretty_exceptions_enable=False)  # failures: one line (ops/cli_failures.py)
+app.callback()(root_options)  # --version, --debug, --config FILE
 topics_app = typer.Typer(help="The topic catalogue (streams/topics.yaml).", no_args_is_help=True)
 schemas_app = typer.Typer(help="JSON Schemas of the wire contracts.", no_args_is_help=True)
 kafka_app = typer.Typer(help="A local Kafka broker from Maven Central jars (no Docker).", no_args_is_help=True)
@@ -28,6 +32,17 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(senders_app, name="senders")  # a light module; heavy imports are lazy
 console = Console(highlight=False)
+
+
+def playbook_path(path: Path) -> Path | None:
+    """The playbooks file to check before work, None for the built-in playbooks (no file).
+
+    >>> playbook_path(Path("builtin")), playbook_path(Path("streams/playbooks.yaml"))
+    (None, PosixPath('streams/playbooks.yaml'))
+    """
+    from forethought.ops.playbooks import BUILTIN
+
+    return None if str(path) == BUILTIN else path
 
 
 @app.command()
@@ -41,15 +56,16 @@ def worker() -> None:
     from forethought.stream.worker import build_worker
 
     settings = load_settings()
-    require_kafka_access(settings, strict=False)
+    require_readable({"FORETHOUGHT_TOPICS_FILE": settings.topics_file,
+                      "FORETHOUGHT_PLAYBOOKS_FILE": playbook_path(settings.playbooks_file)})
+    require_directory_writable("FORETHOUGHT_DATA_DIR", settings.data_dir)
+    require_kafka_access(settings)
     try:
         built = build_worker(settings)
     except CatalogueError as exc:
-        console.print(f"[red]Invalid topic catalogue[/]: {exc}")
-        raise typer.Exit(2) from exc
+        raise BadSetting(f"invalid topic catalogue: {exc}") from None
     except PlaybookFileError as exc:
-        console.print(f"[red]Invalid playbooks[/]: {exc}")
-        raise typer.Exit(2) from exc
+        raise BadSetting(f"invalid playbooks: {exc}") from None
     faust_worker = FaustWorker(built.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     configure_logging(settings.log_level, settings.log_format)
     faust_worker.execute_from_commandline()
@@ -62,6 +78,7 @@ def topics_create(bootstrap: str = typer.Option(None, help="Overrides FORETHOUGH
     from forethought.ops.topics import create_topics, load_catalogue
 
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    require_readable({"FORETHOUGHT_TOPICS_FILE": settings.topics_file})
     require_kafka_access(settings)
     report = asyncio.run(create_topics(settings.kafka_bootstrap, load_catalogue(settings.topics_file),
                                        settings.topic_prefix, security=settings))
@@ -78,7 +95,9 @@ def topics_list() -> None:
     """Print the catalogue."""
     from forethought.ops.topics import load_catalogue
 
-    for t in load_catalogue(load_settings().topics_file).topics:
+    settings = load_settings()
+    require_readable({"FORETHOUGHT_TOPICS_FILE": settings.topics_file})
+    for t in load_catalogue(settings.topics_file).topics:
         console.print(f"{t.name:<22} partitions={t.partitions:<3} retention={t.retention:<8} key={t.key:<12} "
                       f"{t.description}")
 
@@ -88,6 +107,7 @@ def schemas_export(out: Path = typer.Option(REPO_ROOT / "schemas", help="Target 
     """Write JSON Schemas and one valid example per record kind."""
     from forethought.contracts.schemas import export
 
+    require_directory_writable("--out", out)
     for path in export(out):
         console.print(f"wrote {path}")
 
@@ -97,6 +117,7 @@ def schemas_check(directory: Path = typer.Option(REPO_ROOT / "schemas")) -> None
     """Exit 1 when the files in ``schemas/`` drift from the models."""
     from forethought.contracts.schemas import drift
 
+    require_readable({"--directory": directory}, directory=True)
     stale = drift(directory)
     for name in stale:
         console.print(f"[red]out of date[/] {directory / name}  (run: forethought schemas export)")
@@ -112,6 +133,7 @@ def simulate_traffic(rate: float = typer.Option(20.0, help="Approximate events p
     from forethought.simulate.traffic import TrafficGenerator, plan_population
 
     settings = load_settings()
+    require_kafka_access(settings)
     customers = max(6, int(rate * 1.6))
     generator = TrafficGenerator(plan_population(customers, seed, seconds), seed, start=time.time())
     sent = asyncio.run(produce_traffic(settings.kafka_bootstrap, generator, seconds, settings.topic, security=settings,
@@ -134,7 +156,11 @@ def simulate(customers: int = typer.Option(1000, help="How many customers."),
     """Synthetic customers (profiles, then events sorted by time) with ground truth, for backtests."""
     from forethought.simulate.sinks import run_cli
 
-    raise typer.Exit(run_cli(console, load_settings() if to_kafka else None, output=output, truth_path=truth,
+    require_writable({"--output": output, "--truth": truth})
+    settings = load_settings() if to_kafka else None
+    if settings is not None:
+        require_kafka_access(settings)
+    raise typer.Exit(run_cli(console, settings, output=output, truth_path=truth,
                              quiet=quiet, customers=customers, days=days, seed=seed, start=start,
                              churn_rate=churn_rate, anomaly_rate=anomaly_rate, new_signup_rate=new_signup_rate))
 
@@ -145,16 +171,19 @@ def demo(seconds: float = typer.Option(float(os.environ.get("DEMO_SECONDS", 90))
     """Broker, topics, worker and live traffic; prints each trigger with its reasons."""
     from forethought.demo import run_demo
 
+    settings = load_settings()  # an unknown or invalid setting fails here, not after the broker started
+    if os.environ.get("FORETHOUGHT_KAFKA_BOOTSTRAP"):  # a broker of the user's: it must answer
+        require_kafka_access(settings)
     raise typer.Exit(run_demo(seconds, customers, seed))
 
 
 @app.command()
 def replay(
-    inputs: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="JSON lines (.gz ok), any order."),
+    inputs: list[Path] = typer.Argument(..., help="JSON lines (.gz ok), any order."),
     triggers_out: Path = typer.Option(None, help="Triggers as JSON lines."),
     deadletter_out: Path = typer.Option(None, help="Invalid lines with line number and reason."),
     report: Path = typer.Option(None, help="The report as JSON (a summary is printed too)."),
-    truth: Path = typer.Option(None, exists=True, help="Ground truth (forethought simulate --truth)."),
+    truth: Path = typer.Option(None, help="Ground truth (forethought simulate --truth)."),
     snapshot_at: str = typer.Option(None, help="Event time (RFC 3339) to snapshot every customer's scores at."),
     snapshot_out: Path = typer.Option(None, help="Where the snapshot goes (JSON lines)."),
     playbooks: str = typer.Option(None, help="Playbook file (default: the worker's); 'builtin': one pass-through"
@@ -167,26 +196,36 @@ def replay(
     from forethought.replay.command import run_replay
 
     settings = load_settings()
+    playbook_file = Path(playbooks) if playbooks else settings.playbooks_file
+    for path in inputs:
+        require_readable({"input": path})
+    require_readable({"--truth": truth, "FORETHOUGHT_TOPICS_FILE": settings.topics_file,
+                      "--playbooks" if playbooks else "FORETHOUGHT_PLAYBOOKS_FILE":
+                          playbook_path(playbook_file)})
+    require_writable({"--triggers-out": triggers_out, "--deadletter-out": deadletter_out, "--report": report,
+                      "--snapshot-out": snapshot_out})
     try:
-        rules = load_rules(Path(playbooks) if playbooks else settings.playbooks_file)
+        rules = load_rules(playbook_file)
         partitions = load_catalogue(settings.topics_file).partitions  # models per partition, as in the worker
         run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
                    report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet,
                    rules=rules, partitions=partitions, deadletter_max_bytes=settings.deadletter_max_bytes)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(2) from exc
+    except ValueError as exc:  # the playbooks, the catalogue, --snapshot-at
+        raise BadSetting(str(exc)) from None
 
 
 @kafka_app.command("fetch")
 def kafka_fetch() -> None:
     """Download the broker's and Kafka's tools' jars into the cache (once per version)."""
-    from forethought.devkafka import ensure_jars
+    from forethought.devkafka import BrokerError, ensure_jars
     from forethought.devkafka.jars import ensure_tool_jars
 
     version = load_settings().kafka_version
-    console.print(f"jars in {ensure_jars(version)}", soft_wrap=True)  # a long path stays on one line
-    console.print(f"tools' jars in {ensure_tool_jars(version)}", soft_wrap=True)
+    try:
+        console.print(f"jars in {ensure_jars(version)}", soft_wrap=True)  # a long path stays on one line
+        console.print(f"tools' jars in {ensure_tool_jars(version)}", soft_wrap=True)
+    except BrokerError as exc:  # no java/mvn, no network: the message says what to install or check
+        raise Failure(str(exc)) from None
 
 
 @kafka_app.command("check")

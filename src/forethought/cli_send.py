@@ -106,8 +106,7 @@ def count_only(records: Iterator[Encoded]) -> SendReport:
 
 
 def send_command(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
-                                help="JSON lines (optionally .gz): events, profiles and outcomes."),
+    file: Path = typer.Argument(..., help="JSON lines (optionally .gz): events, profiles and outcomes."),
     bootstrap: str | None = typer.Option(None, help="Overrides FORETHOUGHT_KAFKA_BOOTSTRAP."),
     prefix: str | None = typer.Option(None, help="Overrides FORETHOUGHT_TOPIC_PREFIX."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and route only; send nothing."),
@@ -117,15 +116,17 @@ def send_command(
     from aiokafka.errors import KafkaError
 
     from forethought.client.wire import Router
+    from forethought.ops.failures import BadSetting, require_readable
     from forethought.ops.startup import load_settings, require_kafka_access
     from forethought.ops.topics import CatalogueError, load_catalogue
 
+    require_readable({"input": file})
     settings = load_settings(kafka_bootstrap=bootstrap, topic_prefix=prefix)
+    require_readable({"FORETHOUGHT_TOPICS_FILE": settings.topics_file})
     try:
         router = Router(settings.topic_prefix, load_catalogue(settings.topics_file), settings.max_event_bytes)
     except CatalogueError as exc:
-        console.print(f"[red]Invalid topic catalogue[/]: {escape(str(exc))}")
-        raise typer.Exit(2) from exc
+        raise BadSetting(f"invalid topic catalogue: {exc}") from None
     if not dry_run:
         require_kafka_access(settings)
     invalid: list[Invalid] = []

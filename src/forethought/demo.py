@@ -18,6 +18,7 @@ from rich.console import Console
 
 from forethought.contracts.records import Trigger
 from forethought.devkafka import BrokerError, LocalBroker, broker_prerequisites_missing
+from forethought.ops.failures import BrokerUnavailable
 from forethought.ops.process import running_worker
 from forethought.ops.settings import Settings
 from forethought.ops.topics import create_topics, load_catalogue
@@ -44,8 +45,8 @@ def run_demo(seconds: float, customers: int, seed: int) -> int:
     given = os.environ.get("FORETHOUGHT_KAFKA_BOOTSTRAP")
     missing = None if given else broker_prerequisites_missing()
     if missing:
-        console.print(f"[red]Cannot start a local Kafka broker:[/] {missing}")
-        return 2
+        raise BrokerUnavailable(f"cannot start a local Kafka broker: {missing} (or set FORETHOUGHT_KAFKA_BOOTSTRAP"
+                                " to a running one)")
     run_id = uuid.uuid4().hex[:6]
     workdir = Path("var") / "demo" / run_id
     workdir.mkdir(parents=True, exist_ok=True)
@@ -75,8 +76,7 @@ def _broker(given: str | None, workdir: Path) -> Iterator[str]:
     try:
         yield broker.start()
     except BrokerError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise SystemExit(2) from exc
+        raise BrokerUnavailable(str(exc)) from None
     finally:
         broker.stop()
 

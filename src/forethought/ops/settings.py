@@ -1,6 +1,8 @@
-"""Runtime settings: one frozen model, read from ``FORETHOUGHT_*`` environment variables.
+"""Runtime settings: one frozen model, read from ``FORETHOUGHT_*`` environment variables and an optional
+TOML config file (ops/settings_sources.py; docs/configuration.md).
 
-Bad configuration fails fast at start-up with a message naming the field::
+Bad configuration fails fast at start-up with a message naming the field, and so does an unknown one
+(``extra="forbid"``, the engine's section included)::
 
     >>> Settings(web_port=0)
     Traceback (most recent call last):
@@ -8,6 +10,12 @@ Bad configuration fails fast at start-up with a message naming the field::
     pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
     web_port
     ...
+    >>> Settings(engine={"silence_zz": 3})
+    Traceback (most recent call last):
+    ...
+    pydantic_core._pydantic_core.ValidationError: 1 validation error for Settings
+    engine
+      Value error, unknown engine setting silence_zz (did you mean silence_z?) ...
 
 Nested engine settings use ``__``: ``FORETHOUGHT_ENGINE__BURST_MIN_ERRORS=8``.
 Kafka TLS/SASL and topic replication fields come from :class:`~forethought.ops.kafka_security.KafkaSecurity`
@@ -21,7 +29,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, TypeAdapter, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, REPO_ROOT
 from forethought.contracts.decode import (
@@ -33,6 +41,7 @@ from forethought.contracts.decode import (
 from forethought.core.config import EngineConfig, setting_types
 from forethought.ops.compression import Compression
 from forethought.ops.kafka_security import KafkaSecurity
+from forethought.ops.settings_sources import StrictFileSource, engine_keys, unknown_section_key
 
 DEFAULT_PLAYBOOKS_FILE = REPO_ROOT / "streams" / "playbooks.yaml"
 MIN_TOKEN_CHARS = 16
@@ -68,11 +77,14 @@ class Settings(BaseSettings, KafkaSecurity):
     """Everything the worker, the CLI and the demo need to know about their surroundings."""
 
     model_config = SettingsConfigDict(
-        env_prefix="FORETHOUGHT_", env_nested_delimiter="__", frozen=True, extra="ignore",
+        env_prefix="FORETHOUGHT_", env_nested_delimiter="__", frozen=True, extra="forbid",
         hide_input_in_errors=True,  # a rejected secret (token, password) must not be echoed into logs
     )
 
     kafka_bootstrap: str = Field("127.0.0.1:9092", min_length=3)
+    kafka_wait_seconds: float = Field(
+        5.0, ge=0, le=3600, description="How long a command waits at start for a bootstrap server to answer before"
+                                        " it gives up with one line naming the address.")
     # Codec of every batch the project produces (worker, senders, SDK, simulator); any codec is read.
     kafka_compression: Compression = "none"
     kafka_version: str = Field("3.9.1", pattern=r"^\d+\.\d+\.\d+$")
@@ -108,6 +120,23 @@ class Settings(BaseSettings, KafkaSecurity):
     model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
     model_signing_key: SecretStr | None = Field(None, min_length=32)  # HMAC key: sign checkpoints, load only signed
     engine: Annotated[EngineConfig, PlainValidator(engine_config), PlainSerializer(dict)] = EngineConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Code, then the environment, then the config file (both checked for unknown names)."""
+        return init_settings, env_settings, StrictFileSource(settings_cls)
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine_keys_known(cls, value: object) -> object:
+        """The engine section is a plain dataclass (which would drop unknown keys): refuse them here."""
+        if isinstance(value, dict) and (unknown := unknown_section_key(value, engine_keys())):
+            raise ValueError(f"unknown engine setting {unknown}")
+        return value
 
     @field_validator("kafka_bootstrap")
     @classmethod

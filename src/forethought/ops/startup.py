@@ -1,40 +1,55 @@
-"""How a command of the runtime starts: settings from the environment and access to Kafka, or exit 2
-with one line that names the problem (never a traceback, never a secret)."""
+"""How a command of the runtime starts: settings from the environment and the config file, and access to
+Kafka, or a :class:`~forethought.ops.failures.Failure` with one line that names the problem and what to
+change (never a traceback, never a secret)."""
 
 from __future__ import annotations
 
 import asyncio
 
-import typer
 from pydantic import ValidationError
-from rich.console import Console
-from rich.markup import escape
 
-from forethought.ops.kafka_security import KafkaAccessError, KafkaUnreachable, preflight
+from forethought.ops.failures import BadSetting, BrokerUnavailable
+from forethought.ops.kafka_security import KafkaAccessError, KafkaSecurity, KafkaUnreachable, preflight
 from forethought.ops.settings import Settings, validation_message
 
-console = Console(highlight=False)
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
+RETRY_PAUSE_SECONDS = (0.2, 1.0)  # first pause between attempts to reach Kafka, and the longest
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment (``None`` overrides ignored), or exit 2 with the invalid field named."""
+    """Settings from the environment and config file (``None`` overrides ignored), or :class:`BadSetting`
+    with the invalid or unknown setting named."""
     try:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     except ValidationError as exc:
-        console.print(f"[red]Invalid configuration[/]: {validation_message(exc)}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+        raise BadSetting(f"invalid configuration: {validation_message(exc)}") from None
 
 
-def require_kafka_access(settings: Settings, strict: bool = True) -> None:
-    """Exit 2 with one line when the broker refuses our credentials or TLS (or, ``strict``, cannot be
-    reached at all; a long-running service instead keeps retrying an unreachable broker)."""
+def require_kafka_access(settings: Settings) -> None:
+    """Wait up to ``kafka_wait_seconds`` for a bootstrap server to accept us; else :class:`BrokerUnavailable`
+    naming the address and the settings to change. A refusal (credentials, TLS) fails at once."""
+    wait = settings.kafka_wait_seconds
     try:
-        asyncio.run(preflight(settings.kafka_bootstrap, settings))
+        asyncio.run(wait_for_kafka(settings.kafka_bootstrap, settings, wait))
     except KafkaUnreachable as exc:
-        if strict:
-            errors.print(f"[red]error[/]: {escape(str(exc))}")
-            raise typer.Exit(2) from None
+        raise BrokerUnavailable(
+            f"{exc} (waited {wait:g} s): start the broker or set FORETHOUGHT_KAFKA_BOOTSTRAP to its address"
+            " (FORETHOUGHT_KAFKA_WAIT_SECONDS sets the wait)") from None
     except KafkaAccessError as exc:
-        errors.print(f"[red]error[/]: {escape(str(exc))}")
-        raise typer.Exit(2) from None
+        raise BrokerUnavailable(str(exc)) from None
+
+
+async def wait_for_kafka(bootstrap: str, settings: KafkaSecurity, wait: float) -> None:
+    """:func:`preflight` again and again until a server answers or ``wait`` seconds have passed (then the
+    last :class:`KafkaUnreachable` is raised); one attempt when ``wait`` is 0."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    pause, longest = RETRY_PAUSE_SECONDS
+    while True:
+        try:
+            await preflight(bootstrap, settings, timeout=max(deadline - loop.time(), 0.5))
+            return
+        except KafkaUnreachable:
+            if loop.time() + pause >= deadline:
+                raise
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, longest)

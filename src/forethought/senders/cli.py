@@ -11,10 +11,8 @@ from enum import StrEnum
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 
 senders_app = typer.Typer(help="Reference channel senders: webhook, email, console.", no_args_is_help=True)
-_err = Console(stderr=True, highlight=False)
 
 
 class SenderChoice(StrEnum):
@@ -29,6 +27,7 @@ def run(
     web_port: int = typer.Option(None, help="Overrides FORETHOUGHT_SENDER__WEB_PORT (/metrics, /health, /ready)."),
 ) -> None:
     """Consume engagement.triggers, deliver the channels served, publish outcomes, until SIGTERM/SIGINT."""
+    from forethought.ops.failures import BadSetting, require_readable
     from forethought.ops.logs import configure_logging
     from forethought.ops.settings import validation_message
     from forethought.ops.startup import require_kafka_access
@@ -41,12 +40,11 @@ def run(
             settings = settings.model_copy(update={"sender": settings.sender.model_copy(update={"web_port": web_port})})
         service = SenderService(settings, [c.value for c in channel])
     except ValidationError as exc:
-        _err.print(f"[red]Invalid configuration[/]: {validation_message(exc)}", soft_wrap=True)
-        raise typer.Exit(2) from exc
+        raise BadSetting(f"invalid configuration: {validation_message(exc)}") from None
     except ValueError as exc:
-        _err.print(f"[red]Invalid configuration[/]: {exc}")
-        raise typer.Exit(2) from exc
-    require_kafka_access(settings, strict=False)
+        raise BadSetting(f"invalid configuration: {exc}") from None
+    require_readable({"FORETHOUGHT_SENDER__TEMPLATES_DIR": settings.sender.templates_dir}, directory=True)
+    require_kafka_access(settings)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(service))
 
