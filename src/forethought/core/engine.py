@@ -199,7 +199,11 @@ def _new(customer_id: str, now: float, config: EngineConfig) -> CustomerState:
 
 def _earliest_due(state: CustomerState, config: EngineConfig) -> float | None:
     due = state.daily_at
-    for t in (state.policy.next_due(), *(d.due(state, s) for d, s in config.due_hooks)):
+    held = state.policy.next_due()
+    if held is not None and (due is None or held < due):
+        due = held
+    for detector, settings in config.due_hooks:
+        t = detector.due(state, settings)
         if t is not None and (due is None or t < due):
             due = t
     return due

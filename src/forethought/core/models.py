@@ -122,7 +122,8 @@ class PartitionModels:
     def config_at(self, config: EngineConfig, at: float) -> EngineConfig:
         """``config`` with the partition's learned population prior for time ``at`` (unchanged while
         none is learned, or with ``prior_learned`` off). Cached per day and base config."""
-        if not config.prior_learned:
+        silence = config.sections.get("silence")  # the learned prior is the silence detector's
+        if silence is None or not silence.prior_learned:
             return config
         day = math.floor(at / self.population.window)
         seen = self.population.windows.get(day - 2, [0])[0]
