@@ -3,10 +3,14 @@
 Three locks, each a pip requirements file with exact versions and sha256 hashes, valid for every
 supported Python (uv's universal resolution over `requires-python`):
 
-- ``runtime.lock``: the package's dependencies and its build backend (the image installs this);
-- ``dev.lock``: runtime + the ``dev`` extra (``make install``, CI), constrained by runtime.lock, so the
-  runtime packages are the same versions in the image and under the tests;
-- ``eval.lock``: dev + the ``eval`` extra (``make eval-real``), constrained by dev.lock.
+- ``eval.lock``: everything: the dependencies, the ``dev`` and ``eval`` extras and the build backend
+  (``make eval-real``); resolved first, so one consistent set of versions exists for all three;
+- ``dev.lock``: runtime + the ``dev`` extra (``make install``, CI), constrained by eval.lock;
+- ``runtime.lock``: the dependencies and the build backend (the image), constrained by dev.lock,
+  so the runtime packages are the same versions in the image and under the tests.
+
+Resolving the largest set first means a dev tool that needs a newer shared package moves that package
+for all three locks at once, instead of failing against a runtime lock made without it.
 
 Each lock starts with ``# inputs-sha256: <digest>`` of the dependency tables it was made from; ``check``
 compares that digest with pyproject.toml's, so a dependency added without ``make lock`` is named.
@@ -52,9 +56,9 @@ class LockSet:
 
 
 LOCKS = (
-    LockSet("runtime", (), None),
-    LockSet("dev", ("dev",), "runtime"),
-    LockSet("eval", ("dev", "eval"), "dev"),
+    LockSet("eval", ("dev", "eval"), None),
+    LockSet("dev", ("dev",), "eval"),
+    LockSet("runtime", (), "dev"),
 )
 
 
