@@ -11,8 +11,10 @@ UV         := $(HOME)/.cache/forethought/uv-$(UV_VERSION)/bin/uv
 # The Pythons the project supports (requires-python in pyproject.toml): `make test` runs the full suite on
 # $(PYTHON) and the unit and contract tests on every other one found (PATH, then pyenv's versions).
 SUPPORTED_PYTHONS := 3.11 3.12 3.13
-# The venv is installed again whenever the lock or pyproject.toml changes (their content names the stamp).
-STAMP  := $(VENV)/.installed-$(shell cat $(LOCK) pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
+# Stamps named after content: a changed lock makes the venv anew; a changed pyproject.toml (entry points,
+# package data) installs the project again.
+LOCK_STAMP    := $(VENV)/.lock-$(shell cksum < $(LOCK) 2>/dev/null | cut -d' ' -f1)
+PROJECT_STAMP := $(VENV)/.project-$(shell cksum < pyproject.toml 2>/dev/null | cut -d' ' -f1)
 
 .PHONY: install lock lock-upgrade pythons test-pythons kafka-jars tools lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
 
@@ -24,11 +26,13 @@ install:
 	  || { echo "PYTHON=$(PYTHON) is not a Python 3.11+ interpreter: make install PYTHON=python3.11 (or 3.12, 3.13)"; exit 1; }
 	@$(PYTHON) tools/lock.py check
 	@$(PYTHON) tools/venv_check.py $(VENV) || { test $$? = 2 || { echo "recreating $(VENV) with $(PYTHON)"; rm -rf $(VENV); }; }
-	@test -f $(STAMP) || { \
+	@test -f $(LOCK_STAMP) || { \
 	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) \
 	  && $(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK) \
-	  && $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . \
-	  && touch $(STAMP) && echo "$(VENV): $(LOCK) installed with $$($(BIN)/python -V)"; }
+	  && touch $(LOCK_STAMP) && echo "$(VENV): $(LOCK) installed with $$($(BIN)/python -V)"; }
+	@test -f $(PROJECT_STAMP) || { \
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . \
+	  && rm -f $(VENV)/.project-* && touch $(PROJECT_STAMP); }
 
 # Re-lock after changing dependencies in pyproject.toml: requirements/{runtime,dev,eval}.lock, universal
 # (valid for every supported Python and platform), keeping every locked version that still fits.

@@ -95,7 +95,7 @@ def installed(project: Path) -> subprocess.CompletedProcess[str]:
     probe = subprocess.run([str(project / ".venv/bin/python"), "-c", "import tiny; print(tiny.ANSWER)"],
                            capture_output=True, text=True, check=True)
     assert probe.stdout.strip() == "42"
-    assert list((project / ".venv").glob(".installed-*"))
+    assert list((project / ".venv").glob(".lock-*")) and list((project / ".venv").glob(".project-*"))
     return result
 
 
@@ -165,6 +165,19 @@ def test_a_changed_lock_is_installed_again(project: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "requirements/dev.lock installed" in result.stdout
     assert not old.exists()
+
+
+def test_a_project_change_outside_the_dependencies_reinstalls_only_the_project(project: Path) -> None:
+    kept = marker(project)
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace('version = "0.1.0"', 'version = "0.2.0"'))
+    result = make_install(project)
+    assert result.returncode == 0, result.stderr
+    assert kept.exists() and "installed with" not in result.stdout
+    version = subprocess.run([str(project / ".venv/bin/python"), "-c",
+                              "import importlib.metadata as m; print(m.version('tiny'))"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version == "0.2.0"
 
 
 def test_a_dependency_added_without_relocking_stops_the_install(tmp_path: Path) -> None:
