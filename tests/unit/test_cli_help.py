@@ -56,7 +56,8 @@ def test_the_artefact_pattern_catches_what_newer_typer_prints() -> None:
 def test_help_has_no_type_artefacts(path: list[str]) -> None:
     result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "100", "NO_COLOR": "1"})
     assert result.exit_code == 0, result.output
-    assert "Usage:" in result.output
+    # `kafka tool` passes its arguments to Kafka's own tools: its help is its own list of them
+    assert ("usage: forethought kafka tool NAME" if path == ["kafka", "tool"] else "Usage:") in result.output
     found = [line.strip() for line in result.output.splitlines() if ARTEFACT.search(line)]
     assert found == [], f"`forethought {' '.join(path)} --help` shows type artefacts: {found}"
 
