@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 EPISODE_DIGEST_BYTES = 6
@@ -71,9 +71,10 @@ class PolicyLedger:
         if self.is_empty():
             return PolicyLedger()
         return PolicyLedger(
-            sent=[replace(s) for s in self.sent], episodes=self.episodes,
+            sent=[Sent(s.at, s.playbook, s.channel, s.priority) for s in self.sent], episodes=self.episodes,
             pending=[Pending(p.release_at, p.signal, _json_copy(p.trigger)) for p in self.pending],
-            watch=[replace(w) for w in self.watch], recent=[(at, _json_copy(t)) for at, t in self.recent],
+            watch=[Watch(w.playbook, w.group, w.since, w.until) for w in self.watch],
+            recent=[(at, _json_copy(t)) for at, t in self.recent],
         )
 
     def mark_episode(self, playbook: str, episode: str) -> bool:
