@@ -46,7 +46,8 @@ def test_an_email_playbook_without_templates_stops_the_email_sender_at_start(tmp
     playbooks = tmp_path / "playbooks.yaml"
     playbooks.write_text(EMAIL_PLAYBOOK)
     settings = SenderAppSettings(playbooks_file=playbooks)
-    with pytest.raises(ValueError, match="win_back/body.html is missing; win_back/body.txt is missing; win_back/subject.txt is missing"):
+    missing = "win_back/body.html is missing; win_back/body.txt is missing; win_back/subject.txt is missing"
+    with pytest.raises(ValueError, match=missing):
         SenderService(settings, ["email"])
     SenderService(settings, ["console"])  # the console stand-in does not need e-mail templates
     (tmp_path / "templates" / "win_back").mkdir(parents=True)
