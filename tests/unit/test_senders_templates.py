@@ -133,3 +133,34 @@ def test_the_greeting_name_comes_from_the_profile_and_stays_one_short_line() -> 
     book.apply(b'{"type":"profile","customer_id":"c2","updated_at":"2026-11-22T10:00:00Z","attributes":{"name":7}}')
     assert book.name_of("c1") == "Ana Bcc: x@evil.example"  # blank first_name skipped; folded to one line
     assert book.name_of("c2") is None and book.name_of("nobody") is None
+
+
+def preview(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["senders", "preview", *args], prog_name="forethought", env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_preview_prints_what_the_customer_would_receive() -> None:
+    code, out, _ = preview("--playbook", "renewal_at_risk", "--name", "Ana")
+    assert code == 0, out
+    assert out.startswith("[renewal_at_risk template]\nSubject: Ana, your renewal is coming up: can we help?\n")
+    assert "Hi Ana," in out and "on 2026-12-20" in out and "this customer" not in out
+    code, out, _ = preview("--playbook", "key_feature_unused", "--html")
+    assert code == 0 and "<strong>Reports</strong>" in out and "Hi there," in out
+    code, out, _ = preview("--playbook", "feature_welcome", "--channel", "in_app")
+    assert (code, out) == (0, "[feature_welcome template]\nNice, you found Reports! Here are a few tips to get the "
+                              "most out of it.\n")
+
+
+def test_preview_names_the_playbooks_and_channels_it_knows(tmp_path: Path) -> None:
+    code, _, err = preview("--playbook", "nope")
+    assert code == 2 and err.startswith("error: no playbook 'nope'") and "long_inactivity" in err
+    code, _, err = preview("--playbook", "feature_welcome")
+    assert code == 2 and "feature_welcome does not use email: its channels are in_app" in err
+    code, _, err = preview("--playbook", "usage_anomaly", "--channel", "cs_outreach")
+    assert code == 2 and "'cs_outreach' has no customer wording" in err
+    playbooks = tmp_path / "playbooks.yaml"
+    playbooks.write_text(EMAIL_PLAYBOOK)
+    code, out, err = preview("--playbook", "win_back", env={"FORETHOUGHT_PLAYBOOKS_FILE": str(playbooks)})
+    assert code == 0 and out.startswith("[default template]\nSubject: A quick note from the team")
+    assert "win_back has no email templates of its own" in err

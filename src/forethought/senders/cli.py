@@ -90,12 +90,17 @@ def preview(
         raise BadSetting(f"channel {channel!r} has no customer wording (email, {', '.join(MESSAGE_CHANNELS)} have)")
     if channel not in book.channels:
         raise BadSetting(f"playbook {playbook} does not use {channel}: its channels are {', '.join(book.channels)}")
-    renderer = Renderer(settings.sender.templates_dir)
+    renderer = Renderer(settings.sender.templates_dir, warn_fallback=False)
     trigger = sample_trigger(book.name, sorted(book.signals), channel, [key for key, _ in book.context])
     customer = Customer(trigger.customer_id, "ana@customers.example" if channel == "email" else None, name)
     if channel != "email":
         message = renderer.render_message(trigger, customer)
         typer.echo(f"[{message.template} template]\n{message.text}")
-        return
-    mail = renderer.render(trigger, customer)
-    typer.echo(f"[{mail.template} template]\nSubject: {mail.subject}\n\n{mail.html if html else mail.text}")
+        folder = message.template
+    else:
+        mail = renderer.render(trigger, customer)
+        typer.echo(f"[{mail.template} template]\nSubject: {mail.subject}\n\n{mail.html if html else mail.text}")
+        folder = mail.template
+    if folder == "default":
+        typer.echo(f"note: {playbook} has no {channel} templates of its own: the generic default wording is sent "
+                   "(docs/email-templates.md)", err=True)

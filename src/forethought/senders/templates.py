@@ -110,7 +110,7 @@ def playbooks_using(path: Path, channels: Iterable[str]) -> list[str]:
 class Renderer:
     """A jinja2 environment over the override folder (if any), then the packaged templates."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, warn_fallback: bool = True) -> None:
         folders = [templates_dir, PACKAGE_TEMPLATES] if templates_dir else [PACKAGE_TEMPLATES]
         self.searched = folders
         self.env = Environment(
@@ -118,6 +118,7 @@ class Renderer:
             autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
             keep_trailing_newline=True,
         )
+        self.warn_fallback = warn_fallback  # log ``template_missing`` once per playbook that uses default/
         self.fallbacks_logged: set[str] = set()
 
     def check(self, email_playbooks: Iterable[str] = ()) -> None:
@@ -171,7 +172,7 @@ class Renderer:
         return RenderedMessage(" ".join(template.render(variables(trigger, customer)).split()), folder)
 
     def _warn_fallback(self, playbook: str, used: list[str]) -> None:
-        if "default" in used and playbook not in self.fallbacks_logged:
+        if self.warn_fallback and "default" in used and playbook not in self.fallbacks_logged:
             self.fallbacks_logged.add(playbook)
             log.warning("template_missing", playbook=playbook, parts_from_default=used.count("default"),
                         effect="the generic customer-safe default wording is sent; add the playbook's own "
