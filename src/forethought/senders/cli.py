@@ -29,6 +29,7 @@ def run(
     """Consume engagement.triggers, deliver the channels served, publish outcomes, until SIGTERM/SIGINT."""
     from forethought.ops.failures import BadSetting, require_readable
     from forethought.ops.logs import configure_logging
+    from forethought.ops.playbooks import BUILTIN
     from forethought.ops.settings import validation_message
     from forethought.ops.startup import require_kafka_access
     from forethought.senders.service import SenderService
@@ -38,12 +39,15 @@ def run(
         settings = SenderAppSettings()
         if web_port is not None:
             settings = settings.model_copy(update={"sender": settings.sender.model_copy(update={"web_port": web_port})})
-        service = SenderService(settings, [c.value for c in channel])
     except ValidationError as exc:
         raise BadSetting(f"invalid configuration: {validation_message(exc)}") from None
+    require_readable({"FORETHOUGHT_SENDER__TEMPLATES_DIR": settings.sender.templates_dir}, directory=True)
+    if SenderChoice.email in channel and str(settings.playbooks_file) != BUILTIN:  # its templates are checked
+        require_readable({"FORETHOUGHT_PLAYBOOKS_FILE": settings.playbooks_file})
+    try:
+        service = SenderService(settings, [c.value for c in channel])
     except ValueError as exc:
         raise BadSetting(f"invalid configuration: {exc}") from None
-    require_readable({"FORETHOUGHT_SENDER__TEMPLATES_DIR": settings.sender.templates_dir}, directory=True)
     require_kafka_access(settings)
     configure_logging(settings.log_level, settings.log_format)
     asyncio.run(_serve(service))
