@@ -75,6 +75,15 @@ def test_a_template_asking_for_scores_or_the_trigger_is_refused_at_start(tmp_pat
         Renderer(tmp_path).check(["long_inactivity"])
 
 
+def test_an_older_template_printing_the_reasons_text_is_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "default").mkdir()
+    (tmp_path / "default" / "body.html").write_text("{% for r in reasons %}<li>{{ r.text }}</li>{% endfor %}")
+    (tmp_path / "default" / "message.txt").write_text("{{ context.text }}")  # a context key may be called text
+    with pytest.raises(ValueError, match=r"default/body.html prints a reason's text") as refused:
+        Renderer(tmp_path).check()
+    assert "message.txt" not in str(refused.value)
+
+
 def test_missing_or_broken_default_templates_are_reported_at_start(tmp_path: Path) -> None:
     (tmp_path / "default").mkdir()
     (tmp_path / "default" / "body.txt").write_text("{% for %}")

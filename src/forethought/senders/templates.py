@@ -43,6 +43,7 @@ MESSAGE_CHANNELS = ("in_app", "sms", "push")  # customer-facing channels rendere
 VARIABLES = frozenset({"customer", "playbook", "channel", "trigger_id", "account_id", "context", "signals",
                        "reasons", "fired_at", "expires_at"})
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+_REASON_TEXT = re.compile(r"(?<!context)\.text\b|\[\s*['\"]text['\"]\s*\]")  # an older template's reason.text
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,8 @@ class Renderer:
             return f"{name} unusable ({exc!r})"
         if unknown:
             return f"{name} uses unknown variable(s) {', '.join(unknown)} (available: {', '.join(sorted(VARIABLES))})"
+        if _REASON_TEXT.search(source):
+            return f"{name} prints a reason's text, which is for the team: templates get reasons as data only"
         return None
 
     def render(self, trigger: Trigger, customer: Customer | None = None) -> RenderedEmail:
