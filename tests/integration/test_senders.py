@@ -360,21 +360,21 @@ class Mailbox:
         return "250 Message accepted"
 
 
-def profile(customer: str, email: str | None) -> tuple[bytes, bytes]:
+def profile(customer: str, email: str | None, first_name: str | None = None) -> tuple[bytes, bytes]:
     """A keyed profile record with ``email`` (the email sender's only source of recipients)."""
     body = {"type": "profile", "customer_id": customer, "updated_at": datetime.now(timezone.utc).isoformat(),
-            "email": email}
+            "email": email, "attributes": {"first_name": first_name} if first_name else {}}
     return customer.encode(), json.dumps(body).encode()
 
 
-async def test_email_is_rendered_and_sent_over_smtp_and_a_550_is_a_bounce(deployment: Deployment) -> None:
-    reason = "No activity for 3.0 d; mail-1 usually returns within 12.0 h (41 visits seen)."
-    trigger = make_trigger("mail-1", channel="email", text=reason)
-    rejected = make_trigger("ghost", channel="email")
+async def test_email_is_written_for_the_customer_sent_over_smtp_and_a_550_is_a_bounce(deployment: Deployment) -> None:
+    reason = "No activity for 3.0 d; this customer usually returns within 12.0 h (41 visits seen)."
+    trigger = make_trigger("mail-1", channel="email", playbook="long_inactivity", text=reason)
+    rejected = make_trigger("ghost", channel="email", playbook="long_inactivity")
     mailbox, port = Mailbox(), free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
-    await deployment.produce("customers.profile", [profile("mail-1", "mail-1@customers.example"),
+    await deployment.produce("customers.profile", [profile("mail-1", "mail-1@customers.example", "Mia"),
                                                    profile("ghost", "ghost@nobody.example")])
     try:
         settings = settings_for(deployment, smtp_host="127.0.0.1", smtp_port=port)
@@ -387,11 +387,13 @@ async def test_email_is_rendered_and_sent_over_smtp_and_a_550_is_a_bounce(deploy
         controller.stop()
     (mail,) = mailbox.messages
     assert mail["To"] == "mail-1@customers.example"
-    assert mail["Subject"] == "We miss you, mail-1: anything we can help with?"
+    assert mail["Subject"] == "Mia, we have missed you"  # the shipped long_inactivity template, the profile's name
     assert mail["Message-ID"] == f"<{trigger.trigger_id}@forethought.local>"
     text, html = mail.get_body(("plain",)), mail.get_body(("html",))
     assert text is not None and html is not None
-    assert reason in text.get_content() and reason in html.get_content()
+    for body in (text.get_content(), html.get_content()):
+        assert "Hi Mia," in body and "since your last visit" in body
+        assert "this customer" not in body and "12.0 h" not in body and "0.99" not in body, "no analyst wording"
     (outcome,) = await outcomes_of(deployment, trigger)
     assert (outcome.status, outcome.channel) == ("delivered", "email")
     (bounce,) = await outcomes_of(deployment, rejected)
@@ -401,13 +403,17 @@ async def test_email_is_rendered_and_sent_over_smtp_and_a_550_is_a_bounce(deploy
 
 async def test_the_console_sender_prints_one_line_per_trigger(deployment: Deployment) -> None:
     trigger = make_trigger("con-1", channel="in_app", playbook="error_burst", text="12 errors in the last hour.")
+    team = make_trigger("con-2", channel="cs_outreach", playbook="usage_anomaly", text="5123 calls; usually 812.")
     out = io.StringIO()
     settings = settings_for(deployment)
     async with running(settings, "console", console=Console(file=out, width=300, color_system=None)):
-        await produce(deployment, trigger)
-        await eventually(lambda: metric_is(settings.sender.web_port, "forethought_sender_sends_total", 1,
+        await produce(deployment, trigger, team)
+        await eventually(lambda: metric_is(settings.sender.web_port, "forethought_sender_sends_total", 2,
                                            channel="console", status="delivered"), what="printed")
-    (line,) = out.getvalue().splitlines()
-    assert "in_app" in line and "con-1" in line and "error_burst" in line and "12 errors in the last hour." in line
+    customer, outreach = sorted(out.getvalue().splitlines(), key=lambda line: "con-2" in line)
+    assert "in_app" in customer and "con-1" in customer and "error_burst" in customer
+    assert "Something not working as expected?" in customer, "in-app: what the customer would see"
+    assert "12 errors in the last hour." not in customer
+    assert "cs_outreach" in outreach and "5123 calls; usually 812." in outreach, "the team sees the reasons"
     (outcome,) = await outcomes_of(deployment, trigger)
     assert (outcome.status, outcome.channel) == ("delivered", "in_app")

@@ -103,6 +103,8 @@ MISSING_INPUTS = [
     (["replay", "events.jsonl"], {"FORETHOUGHT_PLAYBOOKS_FILE": "nothere.yaml"}, "FORETHOUGHT_PLAYBOOKS_FILE"),
     (["senders", "run", "--channel", "email"], {"FORETHOUGHT_SENDER__TEMPLATES_DIR": "nothere"},
      "FORETHOUGHT_SENDER__TEMPLATES_DIR nothere"),
+    (["senders", "run", "--channel", "email"], {"FORETHOUGHT_PLAYBOOKS_FILE": "nothere.yaml"},
+     "FORETHOUGHT_PLAYBOOKS_FILE nothere.yaml"),
     (["topics", "list"], {"FORETHOUGHT_CONFIG_FILE": "nothere.toml"}, "config file nothere.toml"),
 ]
 

@@ -1,8 +1,9 @@
-"""The email sender's address book: each customer's ``email`` from the compacted profile topic.
+"""The email sender's address book: each customer's ``email`` (and name) from the compacted profile topic.
 
 The worker's triggers carry no address (they travel through topics many readers can see); the
 email sender reads ``customers.profile`` itself and keeps only ``customer_id → email`` of each
-customer's latest profile. It reads the topic to its end before every batch of triggers: a trigger
+customer's latest profile, plus the name to greet them by (``attributes.first_name``, else
+``attributes.name``, when the profile has one). It reads the topic to its end before every batch of triggers: a trigger
 is published after the worker has read the profile it acted on, so that profile is already in the
 topic and is seen before the trigger is sent.
 
@@ -14,6 +15,10 @@ topic and is seen before the trigger is sent.
 >>> book.apply(b'{"type":"profile","customer_id":"c1","updated_at":"2026-11-22T11:00:00Z"}')  # address removed
 >>> book.address_of("c1") is None
 True
+>>> book.apply(b'{"type":"profile","customer_id":"c3","updated_at":"2026-11-22T11:00:00Z",'
+...            b'"email":"ana@x.example","attributes":{"first_name":"Ana"}}')
+>>> book.name_of("c3"), book.name_of("c1")
+('Ana', None)
 """
 
 from __future__ import annotations
@@ -29,18 +34,22 @@ from forethought.senders.mirror import TopicMirror
 log = get_logger("senders.addresses")
 
 
+NAME_ATTRIBUTES = ("first_name", "name")  # profile attributes a greeting may use, first found wins
+MAX_NAME_CHARS = 64
+
+
 class AddressBook:
-    """``customer_id → (email or None, updated_at)`` of the latest profile seen per customer."""
+    """``customer_id → (email or None, updated_at, name or None)`` of the latest profile seen per customer."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[str | None, float]] = {}
+        self.entries: dict[str, tuple[str | None, float, str | None]] = {}
         self.unreadable = 0
 
     @classmethod
-    def of(cls, addresses: Mapping[str, str]) -> AddressBook:
-        """A fixed book (tests, tools): customer id → address."""
-        book = cls()
-        book.entries = {customer: (address, 0.0) for customer, address in addresses.items()}
+    def of(cls, addresses: Mapping[str, str], names: Mapping[str, str] | None = None) -> AddressBook:
+        """A fixed book (tests, tools): customer id → address (and, optionally, customer id → name)."""
+        book, names = cls(), names or {}
+        book.entries = {customer: (address, 0.0, names.get(customer)) for customer, address in addresses.items()}
         return book
 
     def address_of(self, customer_id: str) -> str | None:
@@ -48,8 +57,13 @@ class AddressBook:
         found = self.entries.get(customer_id)
         return None if found is None else found[0]
 
+    def name_of(self, customer_id: str) -> str | None:
+        """The name to greet the customer by, from their latest profile; None when it has none."""
+        found = self.entries.get(customer_id)
+        return None if found is None else found[2]
+
     def __len__(self) -> int:
-        return sum(1 for address, _ in self.entries.values() if address is not None)
+        return sum(1 for address, _, _ in self.entries.values() if address is not None)
 
     def apply(self, value: bytes | None, key: bytes | None = None) -> None:
         """One record of the profile topic: a profile (the newest wins) or a tombstone (forget the key)."""
@@ -65,7 +79,16 @@ class AddressBook:
         at = profile.updated_at.timestamp()
         held = self.entries.get(profile.customer_id)
         if held is None or at >= held[1]:
-            self.entries[profile.customer_id] = (profile.email, at)
+            self.entries[profile.customer_id] = (profile.email, at, _greeting_name(profile.attributes))
+
+
+def _greeting_name(attributes: Mapping[str, object]) -> str | None:
+    """The first non-blank text of :data:`NAME_ATTRIBUTES`, on one line and at most 64 characters."""
+    for key in NAME_ATTRIBUTES:
+        value = attributes.get(key)
+        if isinstance(value, str) and (name := " ".join(value.split())[:MAX_NAME_CHARS]):
+            return name
+    return None
 
 
 class KafkaAddressBook(AddressBook):

@@ -1,5 +1,10 @@
 """Delivery per channel: webhook (aiohttp), email (SMTP) and console (rich). Each returns a DeliveryResult.
 
+What a customer reads comes from the playbook's templates (:mod:`forethought.senders.templates`),
+never from the trigger's reasons: the email channel renders subject, text and HTML; the console
+stand-in prints, for the customer-facing ``in_app``/``sms``/``push``, the message the customer would
+see, and for ``cs_outreach`` (read by the customer success team) the reasons.
+
 A channel never raises for a delivery problem: it classifies it (``delivered``, ``failed``,
 ``bounced``) with a readable ``detail``, after retrying what is worth retrying.
 
@@ -37,7 +42,7 @@ from forethought.senders.recipients import RecipientError, check_address, recipi
 from forethought.senders.records import DeliveryResult
 from forethought.senders.retry import Attempt, AttemptKind, HostRateLimiter, RetryPolicy, with_retries
 from forethought.senders.settings import SenderSettings
-from forethought.senders.templates import Renderer, build_message
+from forethought.senders.templates import MESSAGE_CHANNELS, Customer, Renderer, build_message
 
 Sleep = Callable[[float], Awaitable[object]]
 
@@ -139,7 +144,8 @@ class EmailChannel:
             return DeliveryResult("failed", f"the e-mail address in the customer's profile was refused: it {refused}; "
                                             "not sent", attempts=0)
         ref = recipient_ref(to, self.hash_key)
-        mail = self.renderer.render(trigger)
+        customer = Customer(trigger.customer_id, to, self.addresses.name_of(trigger.customer_id))
+        mail = self.renderer.render(trigger, customer)
         message = build_message(mail, self.settings.email_from, to, trigger)
         retried = await with_retries(lambda: self._attempt(message, to), self.policy, self.sleep)
         last, tries = retried.last, f"after {retried.attempts} attempt{'s' if retried.attempts > 1 else ''}"
@@ -207,24 +213,36 @@ def _smtp_rejection(code: int, text: bytes | str, what: str) -> Attempt:
 
 
 class ConsoleChannel:
-    """One readable line per trigger on stdout; always ``delivered``."""
+    """One readable line per trigger on stdout; always ``delivered``.
+
+    A customer-facing channel (``in_app``, ``sms``, ``push``) shows the playbook's ``message.txt``,
+    what a real sender would show the customer; ``cs_outreach`` shows the reasons, for the team.
+    """
 
     name = "console"
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, renderer: Renderer | None = None) -> None:
         self.console = console or Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        self.renderer = renderer or Renderer()
 
     async def deliver(self, trigger: Trigger, body: bytes) -> DeliveryResult:
+        if trigger.channel in MESSAGE_CHANNELS:
+            message = self.renderer.render_message(trigger)
+            self.console.print(line(trigger, f'"{message.text}"'))
+            return DeliveryResult("delivered", f"printed to the console ({message.template} template)")
         self.console.print(line(trigger))
         return DeliveryResult("delivered", "printed to the console")
 
 
-def line(trigger: Trigger) -> Text:
-    """``<fired_at> <channel> <customer> <playbook> p<priority>: <reason>; <reason>``, styled, unescaped."""
+def line(trigger: Trigger, message: str | None = None) -> Text:
+    """``<fired_at> <channel> <customer> <playbook> p<priority>: <message>``, styled, unescaped.
+
+    Without ``message``: the trigger's reasons, ``<reason>; <reason>`` (for the team, not the customer).
+    """
     text = Text()
     text.append(trigger.fired_at.strftime("%Y-%m-%dT%H:%M:%S%z"), style="dim")
     text.append(f" {trigger.channel:<11} ", style="cyan")
     text.append(trigger.customer_id, style="bold")
     text.append(f" {trigger.playbook} p{trigger.priority}: ", style="magenta")
-    text.append("; ".join(" ".join(r.text.split()) for r in trigger.reasons))
+    text.append(message if message is not None else "; ".join(" ".join(r.text.split()) for r in trigger.reasons))
     return text

@@ -42,7 +42,7 @@ from forethought.senders.records import (
 )
 from forethought.senders.retry import HostRateLimiter
 from forethought.senders.settings import SenderAppSettings, SenderName
-from forethought.senders.templates import Renderer
+from forethought.senders.templates import Renderer, playbooks_using
 
 log = get_logger("senders")
 PRUNE_EVERY_SECONDS = 600.0
@@ -61,8 +61,12 @@ class SenderService:
         self.settings, self.config = settings, settings.sender
         self.names: tuple[SenderName, ...] = tuple(sorted(set(senders)))
         self.routes = self.config.serves(self.names)
+        self.renderer = Renderer(self.config.templates_dir)
         if "email" in self.names and "email" not in (channels or {}):
-            Renderer(self.config.templates_dir).check()
+            # every playbook that can e-mail needs its own templates: a start-up error, not a generic mail
+            self.renderer.check(playbooks_using(settings.playbooks_file, ["email"]))
+        elif "console" in self.names:
+            self.renderer.check()
         self.group = settings.consumer_group(self.names)
         self.metrics = metrics or SenderMetrics()
         self.metrics.prime(self.names)
@@ -138,13 +142,13 @@ class SenderService:
                 self.addresses = KafkaAddressBook(self.settings.kafka_bootstrap,
                                                   self.settings.topic("customers.profile"),
                                                   **aiokafka_options(self.settings))
-                built[name] = EmailChannel(self.config, limiter, self.addresses)
+                built[name] = EmailChannel(self.config, limiter, self.addresses, self.renderer)
                 if not self.config.recipient_hash_key.get_secret_value():
                     log.warning("recipient_hash_key_missing", setting="FORETHOUGHT_SENDER__RECIPIENT_HASH_KEY",
                                 effect="outcomes name recipients by plain sha256, which anyone who guesses an"
                                        " address can confirm")
             else:
-                built[name] = ConsoleChannel(self.console)
+                built[name] = ConsoleChannel(self.console, self.renderer)
         return built
 
     async def close(self) -> None:
