@@ -34,6 +34,8 @@ import k8s_kit  # noqa: E402 - the contract tests' kit renders the manifests
 
 UID = 10001
 BIN = Path(sys.executable).parent
+# what the pod's command needs to see: the venv and the checkout (the project is installed editable)
+KEEP = sorted({BIN.parent.resolve(), Path(__file__).resolve().parents[2]}, key=lambda p: len(p.parts))
 CHECK_READ_ONLY = "touch .read-only-probe 2>/dev/null && { rm -f .read-only-probe; exit 97; }"
 
 
@@ -54,10 +56,19 @@ def pod_command(container: k8s_kit.Obj) -> list[str]:
     for mount in container["volumeMounts"]:
         path = Path(mount["mountPath"])
         existing = next(p for p in [path, *path.parents] if p.exists())
+        # the project and its venv stay visible (read-only) when they live under a volume's path, as a
+        # checkout under /tmp does: held aside on /dev/shm, then bound back into the fresh tmpfs
+        hidden = [keep for keep in KEEP if keep.is_relative_to(existing)]
+        script += [f"mkdir -p /dev/shm/pod-hold{i} && mount --bind {shlex.quote(str(keep))} /dev/shm/pod-hold{i}"
+                   for i, keep in enumerate(hidden)]
         if existing != path:  # make room for the mount point without touching the real file system
             script += [f"mount -t tmpfs -o mode=755 tmpfs {shlex.quote(str(existing))}",
                        f"mkdir -p {shlex.quote(str(path))}"]
         script.append(f"mount -t tmpfs -o uid={UID},gid={UID},mode=700 tmpfs {shlex.quote(str(path))}")
+        for i, keep in enumerate(hidden):
+            script += [f"mkdir -p {shlex.quote(str(keep))}",
+                       f"mount --bind /dev/shm/pod-hold{i} {shlex.quote(str(keep))}",
+                       f"mount -o remount,bind,ro {shlex.quote(str(keep))}"]
     script += [CHECK_READ_ONLY, f"exec setpriv --reuid {UID} --regid {UID} --clear-groups "
                + shlex.join([str(BIN / "forethought"), *container["args"]])]
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script)]
