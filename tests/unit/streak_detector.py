@@ -3,7 +3,7 @@
 ``streak_broken``: a customer active on at least ``streak_min_days`` consecutive UTC days who then
 misses a whole day. It uses every part of the plug-in contract (forethought.core.plugin): a settings
 section, a slice with its own codec and version, an event hook, a due time of its own, a fact for
-playbooks and a detection with its reason. README "Adding a detector" shows the same module.
+playbooks and a detection with its reason. docs/adding-a-detector.md shows the same module.
 """
 
 from __future__ import annotations
