@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
+.PHONY: install client-wheel kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +15,10 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)
+
+# The producer SDK alone, without the worker's dependencies (docs/sdk.md): dist/forethought_client-*.whl
+client-wheel: install
+	$(BIN)/python -m pip wheel clients/python --no-deps --no-build-isolation -w dist/
 
 kafka-jars: install
 	@$(BIN)/forethought kafka check || (echo "Alternatively: export FORETHOUGHT_KAFKA_BOOTSTRAP=host:port, or 'docker compose up'"; exit 1)
