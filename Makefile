@@ -1,20 +1,69 @@
-# Everything installs itself: a venv with the pinned packages, the Kafka jars (cached under
-# ~/.cache/forethought), openssl for the secured-broker tests and promtool for the alert-rule tests
-# where apt-get can install them.
+# Everything installs itself: a venv with the locked packages (requirements/dev.lock: exact versions,
+# sha256 hashes), the Kafka jars (cached under ~/.cache/forethought), openssl for the secured-broker tests
+# and promtool for the alert-rule tests where apt-get can install them. docs/installing.md tells more.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+LOCK   := requirements/dev.lock
+# `make lock` runs uv from its own small venv (uv is a single binary shipped as a PyPI wheel).
+UV_VERSION := 0.13.9
+UV         := $(HOME)/.cache/forethought/uv-$(UV_VERSION)/bin/uv
+# The Pythons the project supports (requires-python in pyproject.toml): `make test` runs the full suite on
+# $(PYTHON) and the unit and contract tests on every other one found (PATH, then pyenv's versions).
+SUPPORTED_PYTHONS := 3.11 3.12 3.13
+# Stamps named after content: a changed lock makes the venv anew; a changed pyproject.toml (entry points,
+# package data) installs the project again.
+LOCK_STAMP    := $(VENV)/.lock-$(shell cksum < $(LOCK) 2>/dev/null | cut -d' ' -f1)
+PROJECT_STAMP := $(VENV)/.project-$(shell cksum < pyproject.toml 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: install client-wheel kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
+.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	@rm -f $(VENV)/.installed-* && touch $@
+# A venv made with another Python (version or interpreter) is removed first; a lock older than
+# pyproject.toml's dependencies stops the install (run `make lock`). The venv is made anew from the lock
+# (hash-checked, nothing else resolved), then the project itself goes in without its dependencies.
+install:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null \
+	  || { echo "PYTHON=$(PYTHON) is not a Python 3.11+ interpreter: make install PYTHON=python3.11 (or 3.12, 3.13)"; exit 1; }
+	@$(PYTHON) tools/lock.py check
+	@$(PYTHON) tools/venv_check.py $(VENV) || { test $$? = 2 || { echo "recreating $(VENV) with $(PYTHON)"; rm -rf $(VENV); }; }
+	@test -f $(LOCK_STAMP) || { \
+	  rm -rf $(VENV) && $(PYTHON) -m venv $(VENV) \
+	  && $(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK) \
+	  && touch $(LOCK_STAMP) && echo "$(VENV): $(LOCK) installed with $$($(BIN)/python -V)"; }
+	@test -f $(PROJECT_STAMP) || { \
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . \
+	  && rm -f $(VENV)/.project-* && touch $(PROJECT_STAMP); }
 
-install: $(STAMP)
+# Re-lock after changing dependencies in pyproject.toml: requirements/{runtime,dev,eval}.lock, universal
+# (valid for every supported Python and platform), keeping every locked version that still fits.
+# `make lock-upgrade` moves everything to the newest versions within pyproject.toml's ranges instead.
+lock: $(UV)
+	$(PYTHON) tools/lock.py compile --uv $(UV)
+
+lock-upgrade: $(UV)
+	$(PYTHON) tools/lock.py compile --uv $(UV) --upgrade
+
+$(UV):
+	$(PYTHON) -m venv $(dir $(UV))..
+	$(dir $(UV))pip install --quiet uv==$(UV_VERSION)
+
+# $(call find_python,3.12): a python3.12 that starts, on PATH or among pyenv's versions; empty if none
+find_python = $(firstword $(foreach p,python$(1) $(sort $(wildcard $(or $(PYENV_ROOT),$(HOME)/.pyenv)/versions/$(1).*/bin/python$(1))),$(shell $(p) -c 'import sys; assert sys.version_info[:2] == ($(subst .,$(comma),$(1)))' >/dev/null 2>&1 && echo $(p))))
+comma := ,
+
+# Which supported Pythons this machine has.
+pythons:
+	@$(foreach v,$(SUPPORTED_PYTHONS),echo "python$(v): $(or $(call find_python,$(v)),not found (not tested))";)
+
+# The unit and contract tests on every supported Python found other than $(PYTHON)'s, each in .venv-3.X
+# made from the same lock; the ones not found are named.
+PY_VERSION := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+test-pythons:
+	@$(foreach v,$(filter-out $(PY_VERSION),$(SUPPORTED_PYTHONS)),$(if $(call find_python,$(v)),\
+	  echo "== Python $(v): unit and contract tests in .venv-$(v)" && \
+	  $(MAKE) --no-print-directory install PYTHON=$(call find_python,$(v)) VENV=.venv-$(v) && \
+	  .venv-$(v)/bin/pytest -q -p no:cacheprovider tests/unit tests/contract &&,\
+	  echo "== Python $(v) not found: not tested" &&)) true
 
 # The producer SDK alone, without the worker's dependencies (docs/sdk.md): dist/forethought_client-*.whl
 client-wheel: install
@@ -73,7 +122,7 @@ lint: install
 	$(BIN)/ruff check src
 	$(BIN)/mypy
 
-test: install lint kafka-jars tools k8s-validate
+test: install lint kafka-jars tools k8s-validate test-pythons
 	$(BIN)/pytest
 
 test-unit: install kustomize
@@ -103,7 +152,7 @@ $(EVAL)/events.jsonl.gz: | install
 
 # Drop-off ranking on real purchase histories (CDNOW, shipped in the lifetimes package) vs classic baselines.
 eval-real: install
-	$(BIN)/python -m pip install --quiet -e '.[eval]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements/eval.lock
 	$(BIN)/python benchmarks/eval_cdnow.py --json $(EVAL)/cdnow.json
 
 schemas: install
@@ -113,4 +162,4 @@ check-schemas: install
 	$(BIN)/forethought schemas check
 
 clean:
-	rm -rf var .pytest_cache .hypothesis
+	rm -rf var .pytest_cache .hypothesis .venv-3.*

@@ -421,7 +421,9 @@ def _dockerfile_instructions(keyword: str) -> list[str]:
 
 def test_dockerfile_builds_a_non_root_image(settings: Settings) -> None:
     assert _dockerfile_instructions("FROM")[-1].split()[0] == "python:3.11-slim"
-    assert any("pip install ." in run for run in _dockerfile_instructions("RUN"))
+    runs = _dockerfile_instructions("RUN")  # the lock, hash-checked, then the project alone (docs/installing.md)
+    assert any("pip install --require-hashes -r requirements/runtime.lock" in run for run in runs)
+    assert any("pip install --no-deps --no-build-isolation ." in run for run in runs)
     assert _dockerfile_instructions("WORKDIR")[-1] == "/app"
     assert _dockerfile_instructions("USER")[-1] not in {"root", "0"}
     assert str(settings.web_port) in _dockerfile_instructions("EXPOSE")[-1].split()

@@ -70,7 +70,8 @@ def test_the_client_wheel_holds_the_sdk_contracts_and_catalogue_and_declares_no_
         (REPO / "pyproject.toml").read_text())["project"]["dependencies"])}
     assert [r for r in requires if full.get(canonicalize_name(r.name)) != r] == []
     project = tomllib.loads((REPO / "clients" / "python" / "pyproject.toml").read_text())["project"]
-    assert project["version"] == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
+    main = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert (project["version"], project["requires-python"]) == (main["version"], main["requires-python"])
 
 
 def test_both_wheels_package_the_catalogue_byte_for_byte(wheels: dict[str, Path]) -> None:

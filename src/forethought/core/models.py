@@ -141,7 +141,7 @@ class PartitionModels:
         self.unsaved += 1
 
     def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
-        """Score one customer-bucket's window features (:mod:`forethought.core.behaviour`) and learn them."""
+        """Score one customer-bucket's window features (:mod:`forethought.core.detectors.behaviour`) and learn them."""
         self.unsaved += 1
         return self.behaviour.observe(x, at)
 
@@ -228,7 +228,7 @@ def dropoff_from_params(params: Any) -> compose.Pipeline:
 
 
 def behaviour_trees(config: EngineConfig) -> WindowedTrees:
-    """Fresh Half-Space Trees over :data:`forethought.core.behaviour.NAMES`, as ``config`` asks."""
+    """Fresh Half-Space Trees over :data:`forethought.core.detectors.behaviour.NAMES`, as ``config`` asks."""
     return WindowedTrees(behaviour.NAMES, n_trees=config.anomaly_trees, height=config.anomaly_tree_height,
                          window=config.anomaly_window_seconds, guard=config.allowed_lateness_seconds,
                          alert_rate=config.anomaly_alert_rate, min_reference=config.anomaly_min_reference,

@@ -2,7 +2,7 @@
 
 Once a day (at the customer's daily check) the engine takes a snapshot of the customer's
 features; the snapshot waits in the customer's state until its label is known (see
-:mod:`forethought.core.labels`). To keep the state under 1 KiB, each feature is clipped to a
+:mod:`forethought.core.detectors.learned_dropoff`). To keep the state under 1 KiB, each feature is clipped to a
 fixed range and quantised to one byte; the model is trained *and* scored on the quantised values,
 so what it learns from is exactly what it is later asked about.
 
@@ -69,7 +69,7 @@ _VALUES = tuple(tuple(f.value(code) for code in range(256)) for f in FEATURES)  
 
 
 def raw(facts: Mapping[str, Any]) -> dict[str, float]:
-    """The unclipped feature values from :func:`forethought.core.detect.facts` output."""
+    """The unclipped feature values from :func:`forethought.core.engine.facts` output."""
     f, scores = facts["features"], facts["scores"]
     events, gap = f.get("events") or 0, max(f.get("typical_gap_seconds") or 1.0, 1.0)
     week, usual = f.get("events_last_7_days") or 0, f.get("usual_events_per_7_days")
