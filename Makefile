@@ -16,7 +16,7 @@ SUPPORTED_PYTHONS := 3.11 3.12 3.13
 LOCK_STAMP    := $(VENV)/.lock-$(shell cksum < $(LOCK) 2>/dev/null | cut -d' ' -f1)
 PROJECT_STAMP := $(VENV)/.project-$(shell cksum < pyproject.toml 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: install lock lock-upgrade pythons test-pythons kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
+.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
 
 # A venv made with another Python (version or interpreter) is removed first; a lock older than
 # pyproject.toml's dependencies stops the install (run `make lock`). The venv is made anew from the lock
@@ -64,6 +64,10 @@ test-pythons:
 	  $(MAKE) --no-print-directory install PYTHON=$(call find_python,$(v)) VENV=.venv-$(v) && \
 	  .venv-$(v)/bin/pytest -q -p no:cacheprovider tests/unit tests/contract &&,\
 	  echo "== Python $(v) not found: not tested" &&)) true
+
+# The producer SDK alone, without the worker's dependencies (docs/sdk.md): dist/forethought_client-*.whl
+client-wheel: install
+	$(BIN)/python -m pip wheel clients/python --no-deps --no-build-isolation -w dist/
 
 kafka-jars: install
 	@$(BIN)/forethought kafka check || (echo "Alternatively: export FORETHOUGHT_KAFKA_BOOTSTRAP=host:port, or 'docker compose up'"; exit 1)

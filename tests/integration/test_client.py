@@ -6,6 +6,7 @@ import asyncio
 import gzip
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from forethought.cli import app
 from forethought.client import DeliveryError, ForethoughtProducer, RecordTooLarge, SyncProducer, events
 from forethought.client.wire import record_id, to_json
 from forethought.contracts.decode import decode_event
+from forethought.contracts.partitioning import partition_of
 from forethought.contracts.records import CONTROL_ADAPTER
 from forethought.ops.topics import create_topics, load_catalogue
 
@@ -58,7 +60,7 @@ def decoded(topic: str, value: bytes) -> BaseModel:
 async def test_each_kind_arrives_on_its_catalogue_topic_keyed_by_customer(deployment: Deployment) -> None:
     sent = {topic: build() for topic, build in ONE_OF_EACH.items()}
     async with ForethoughtProducer(deployment.bootstrap, deployment.prefix, linger_ms=20) as producer:
-        deliveries = [await (await producer.send(record)) for records in sent.values() for record in records]
+        deliveries = [await producer.send(record) for records in sent.values() for record in records]
     assert {d.topic for d in deliveries} == {deployment.topic(t) for t in ONE_OF_EACH}
     for topic, records in sent.items():
         arrived = await deployment.consume(topic, until=len(records))
@@ -88,12 +90,45 @@ async def test_delivery_to_missing_topics_fails_in_the_report_and_the_future(kaf
     async with ForethoughtProducer(kafka_bootstrap, "missing.", request_timeout_ms=FAST_FAIL_MS) as producer:
         report = await asyncio.wait_for(producer.send_many(
             [events.click("c1"), events.click("c2"), events.error("c1", code="E1")]), timeout=60)
-        delivery = await producer.send(events.usage("c1", metric="m", quantity=1))
         with pytest.raises(DeliveryError, match="does not exist") as caught:
-            await asyncio.wait_for(delivery, timeout=60)
+            await asyncio.wait_for(producer.send(events.usage("c1", metric="m", quantity=1)), timeout=60)
     assert caught.value.topic == "missing.events.usage"
     assert report.sent == 0 and len(report.failures) == 3
     assert all("missing.events." in why and "does not exist" in why for _, why in report.failures)
+
+
+async def test_one_await_per_send_places_each_customer_by_murmur2_with_its_time_and_headers(
+    deployment: Deployment,
+) -> None:
+    """``await send`` returns where the broker stored the record: the partition Kafka's murmur2 gives
+    the customer (what the worker expects, so nothing is re-keyed), the event's own time as the record
+    timestamp unless one is given, and the headers as sent."""
+    trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    customers = [f"cust-{n}" for n in range(24)]
+    occurred = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=timezone(timedelta(hours=-5)))
+    async with ForethoughtProducer(deployment.bootstrap, deployment.prefix) as producer:
+        deliveries = {c: await producer.send(events.click(c, target="x", occurred_at=occurred),
+                                             traceparent=trace, headers={"team": "growth"}) for c in customers}
+        stamped = await producer.send(events.error("cust-0", code="E1", occurred_at=occurred),
+                                      timestamp=datetime(2026, 3, 5, tzinfo=UTC))
+        queued = [await producer.enqueue(events.click("cust-0", target=f"q{i}")) for i in range(5)]
+        in_order = [await future for future in queued]
+    partitions = load_catalogue().by_name["events.clickstream"].partitions
+    murmur2 = {c: partition_of(c.encode(), partitions) for c in customers}  # pure Python, Kafka's test vectors
+    assert {c: d.partition for c, d in deliveries.items()} == murmur2
+    assert len({d.partition for d in deliveries.values()}) > 1  # a real spread, not one partition for all
+    assert {d.timestamp_ms for d in deliveries.values()} == {int(occurred.timestamp() * 1000)}
+    assert stamped.timestamp_ms == int(datetime(2026, 3, 5, tzinfo=UTC).timestamp() * 1000)
+    assert [d.offset for d in in_order] == sorted(d.offset for d in in_order)
+    arrived = await deployment.consume("events.clickstream", until=len(customers) + 5)
+    for record in arrived:
+        assert record.partition == partition_of(record.key, partitions)
+        expected = {"content-type": b"application/json"}
+        if record.offset not in {d.offset for d in in_order if d.partition == record.partition}:
+            expected |= {"traceparent": trace.encode(), "team": b"growth"}
+        assert dict(record.headers) == expected
+    [error] = await deployment.consume("events.errors", until=1)
+    assert error.timestamp == stamped.timestamp_ms and dict(error.headers) == {"content-type": b"application/json"}
 
 
 def test_sync_producer_from_plain_threads(kafka_bootstrap: str, topic_prefix: str, tmp_path: Path) -> None:
@@ -107,9 +142,13 @@ def test_sync_producer_from_plain_threads(kafka_bootstrap: str, topic_prefix: st
         assert producer.flush(timeout=60) == 0
         assert all(f.done() for f in futures)
         assert {f.result().topic for f in futures} == {f"{topic_prefix}events.clickstream"}
-        report = producer.send_many([events.session_end("cust-0")], timeout=60)
+        report = producer.send_many([events.session_end("cust-0")], timeout=60, headers={"via": "sync"})
         assert report.sent == 1
-    arrived = asyncio.run(deployment.consume("events.clickstream", until=41))
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        stamped = producer.send(events.session_start("cust-9"), timestamp=when, headers={"via": "sync"}).result(60)
+        assert stamped.timestamp_ms == int(when.timestamp() * 1000)
+    arrived = asyncio.run(deployment.consume("events.clickstream", until=42))
+    assert {r.key: dict(r.headers).get("via") for r in arrived if r.key in (b"cust-9",)} == {b"cust-9": b"sync"}
     for customer, records in per_thread.items():  # each thread's records arrive in the order it sent them
         got = [decoded("events.clickstream", r.value) for r in arrived if r.key == customer.encode()]
         assert got[:10] == records

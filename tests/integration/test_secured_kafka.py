@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaConnectionError
 from rich.console import Console
 from test_senders import eventually, metric_is, outcomes_of, running
 from worker_kit import Deployment
@@ -162,3 +163,23 @@ def test_an_untrusted_broker_certificate_is_one_clear_line(kafka_secured: Secure
     assert done.returncode != 0
     assert len(output.splitlines()) == 1, output
     assert "TLS handshake" in output and "certificate verify failed" in output
+
+
+def test_the_sdk_takes_tls_and_sasl_from_the_environment_alone(
+    kafka_bootstrap: str, kafka_secured: SecuredAccess, topic_prefix: str, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``ClientSettings`` reads the same FORETHOUGHT_KAFKA_* variables as the worker: an app in the
+    worker's environment produces over SASL_SSL (SCRAM) with no argument at all."""
+    asyncio.run(create_topics(kafka_bootstrap, load_catalogue(), topic_prefix))
+    for name, value in {**kafka_secured.env("SCRAM-SHA-512"), "FORETHOUGHT_TOPIC_PREFIX": topic_prefix}.items():
+        monkeypatch.setenv(name, value)
+    with SyncProducer() as producer:
+        delivery = producer.send(events.click("env-1", target="buy")).result(timeout=60)
+    assert delivery.topic == f"{topic_prefix}events.clickstream"
+    records = asyncio.run(Deployment(kafka_bootstrap, topic_prefix, tmp_path, 0).read_all("events.clickstream"))
+    assert [r.key for r in records] == [b"env-1"]
+    monkeypatch.setenv("FORETHOUGHT_KAFKA_SASL_PASSWORD", "wrong")
+    with pytest.raises(KafkaConnectionError):  # the environment's wrong password is used, and refused
+        with SyncProducer(start_timeout=60) as producer:
+            producer.send(events.click("env-2")).result(timeout=60)

@@ -25,7 +25,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
     CORE: (CONTRACTS,),
     OPS: (CONTRACTS, CORE),
     "forethought.replay": (CONTRACTS, CORE),  # a backtest needs no broker: not even ops
-    "forethought.client": (CONTRACTS, "forethought.ops.compression"),  # the SDK: no worker settings, no CLI
+    # the SDK: no worker settings, no CLI; what it imports of ops is packaged in forethought-client (clients/python)
+    "forethought.client": (CONTRACTS, "forethought.ops.compression", "forethought.ops.kafka_security"),
     "forethought.stream": (CONTRACTS, CORE, OPS),
     "forethought.senders": (CONTRACTS, OPS),
     "forethought.simulate": (CONTRACTS, OPS),

@@ -5,7 +5,7 @@
 
     async def main() -> None:
         async with ForethoughtProducer("localhost:9092") as producer:
-            await (await producer.send(events.page_view("cust-42", page="/pricing")))
+            await producer.send(events.page_view("cust-42", page="/pricing"))
 
     asyncio.run(main())
 
@@ -24,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from forethought.client import events
     from forethought.client.events import outcome, profile
+    from forethought.client.headers import InvalidHeader
     from forethought.client.producer import Delivery, DeliveryError, ForethoughtProducer, SendReport
+    from forethought.client.settings import ClientSettings
     from forethought.client.sync import SyncProducer
     from forethought.client.wire import InvalidRecord, RecordTooLarge, UnroutableRecord, decode_record
 
@@ -33,12 +35,13 @@ _WHERE = {
     "outcome": "forethought.client.events", "Delivery": "forethought.client.producer",
     "DeliveryError": "forethought.client.producer", "ForethoughtProducer": "forethought.client.producer",
     "SendReport": "forethought.client.producer", "SyncProducer": "forethought.client.sync",
+    "ClientSettings": "forethought.client.settings", "InvalidHeader": "forethought.client.headers",
     "InvalidRecord": "forethought.client.wire", "RecordTooLarge": "forethought.client.wire",
     "UnroutableRecord": "forethought.client.wire", "decode_record": "forethought.client.wire",
 }
 __all__ = [
-    "Delivery", "DeliveryError", "ForethoughtProducer", "InvalidRecord", "RecordTooLarge", "SendReport", "SyncProducer",
-    "UnroutableRecord", "decode_record", "events", "outcome", "profile",
+    "ClientSettings", "Delivery", "DeliveryError", "ForethoughtProducer", "InvalidHeader", "InvalidRecord",
+    "RecordTooLarge", "SendReport", "SyncProducer", "UnroutableRecord", "decode_record", "events", "outcome", "profile",
 ]
 assert sorted(__all__) == sorted(_WHERE)  # one list for the type checker, one for the lazy import
 

@@ -8,7 +8,7 @@ Copy-paste example (asyncio)::
     async def main() -> None:
         async with ForethoughtProducer("localhost:9092") as producer:
             delivery = await producer.send(events.page_view("cust-42", page="/pricing"))
-            print(await delivery)              # Delivery(record_id=..., topic='events.clickstream', ...)
+            print(delivery)                      # Delivery(record_id=..., topic='events.clickstream', ...)
             report = await producer.send_many([
                 events.error("cust-42", code="PAYMENT_DECLINED"),
                 events.usage("cust-42", metric="api_calls", quantity=120),
@@ -17,17 +17,23 @@ Copy-paste example (asyncio)::
 
     asyncio.run(main())
 
-``await producer.send(record)`` queues the record into a batch and returns a future that resolves to a
-``Delivery`` once the broker acknowledged it (``acks="all"``, idempotent), or fails with a
-``DeliveryError``. A record the worker would reject as oversized raises ``RecordTooLarge`` at once and
-never reaches Kafka. ``send_many`` never raises for one bad record: it returns a ``SendReport``.
+``await producer.send(record)`` returns a ``Delivery`` (topic, partition, offset, timestamp) once the
+broker acknowledged the record (``acks="all"``, idempotent), or raises ``DeliveryError``. A record the
+worker would reject as oversized raises ``RecordTooLarge`` at once and never reaches Kafka.
+``send_many`` sends a batch and never raises for one bad record: it returns a ``SendReport``. To keep
+many records in flight without a batch, ``await producer.enqueue(record)`` returns the future instead.
+
+Records are keyed by ``customer_id`` and placed with aiokafka's ``DefaultPartitioner``: Kafka's murmur2,
+as the Java client does, so the worker never has to re-key them. Their Kafka timestamp is the record's
+own time (``occurred_at``) unless ``timestamp=`` says otherwise; headers carry
+``content-type: application/json``, an optional ``traceparent`` and any of your own.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,12 +42,16 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError, UnknownTopicOrPartitionError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 from pydantic import BaseModel
 
+from forethought.client.headers import HeaderValue, Timestamp
+from forethought.client.settings import ClientSettings
 from forethought.client.wire import Encoded, Router, record_id
-from forethought.contracts.catalogue import Catalogue
+from forethought.contracts.catalogue import Catalogue, load_catalogue
 from forethought.ops.compression import Compression, compression_type
+from forethought.ops.kafka_security import aiokafka_options
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +62,7 @@ class Delivery:
     topic: str
     partition: int
     offset: int
+    timestamp_ms: int = -1  # the record's Kafka timestamp as stored (-1: the broker did not say)
 
 
 class DeliveryError(Exception):
@@ -83,23 +94,36 @@ class SendReport:
 class ForethoughtProducer:
     """Async producer of Forethought records (events, profiles, outcomes) over aiokafka.
 
-    ``linger_ms`` and ``max_batch_size`` tune batching; ``request_timeout_ms`` bounds how long a
-    record may wait for topic metadata or an acknowledgement before its delivery fails.
-    ``compression`` is the batches' codec: ``"none"``, ``"gzip"``, ``"snappy"``, ``"lz4"`` or ``"zstd"``.
-    ``kafka_options`` go to ``AIOKafkaProducer`` as they are (e.g. security settings).
+    Every argument left out comes from ``settings`` (a ``ClientSettings``, read from the environment
+    when not given): ``bootstrap`` (``FORETHOUGHT_KAFKA_BOOTSTRAP``), ``prefix``
+    (``FORETHOUGHT_TOPIC_PREFIX``), ``compression``, ``client_id``, ``linger_ms``, ``request_timeout_ms``,
+    ``max_event_bytes``, the catalogue (``FORETHOUGHT_TOPICS_FILE``) and TLS/SASL. ``max_batch_size``
+    tunes batching; ``kafka_options`` go to ``AIOKafkaProducer`` last, as they are.
     """
 
-    def __init__(self, bootstrap: str, prefix: str = "", *, linger_ms: int = 5,
-                 max_batch_size: int = 64 * 1024, request_timeout_ms: int = 30_000,
+    def __init__(self, bootstrap: str | None = None, prefix: str | None = None, *,
+                 settings: ClientSettings | None = None, linger_ms: int | None = None,
+                 max_batch_size: int = 64 * 1024, request_timeout_ms: int | None = None,
                  max_event_bytes: int | None = None, catalogue: Catalogue | None = None,
-                 client_id: str = "forethought-client", compression: Compression = "none",
+                 client_id: str | None = None, compression: Compression | None = None,
                  **kafka_options: Any) -> None:
-        self.router = Router(prefix, catalogue, max_event_bytes)
-        self._options: dict[str, Any] = dict(
-            bootstrap_servers=bootstrap, client_id=client_id, acks="all", enable_idempotence=True,
-            linger_ms=linger_ms, max_batch_size=max_batch_size,
-            request_timeout_ms=request_timeout_ms, compression_type=compression_type(compression), **kafka_options,
-        )
+        s = ClientSettings() if settings is None else settings
+        self.settings = s
+        self.router = Router(
+            s.topic_prefix if prefix is None else prefix,
+            load_catalogue(s.topics_file) if catalogue is None else catalogue,
+            s.max_event_bytes if max_event_bytes is None else max_event_bytes)
+        self._options: dict[str, Any] = {
+            "bootstrap_servers": s.kafka_bootstrap if bootstrap is None else bootstrap,
+            "client_id": s.client.id if client_id is None else client_id,
+            "acks": "all", "enable_idempotence": True,
+            "partitioner": DefaultPartitioner(),  # murmur2 of the key: the partition the worker expects
+            "linger_ms": s.client.linger_ms if linger_ms is None else linger_ms,
+            "max_batch_size": max_batch_size,
+            "request_timeout_ms": s.client.request_timeout_ms if request_timeout_ms is None else request_timeout_ms,
+            "compression_type": compression_type(s.kafka_compression if compression is None else compression),
+            **aiokafka_options(s), **kafka_options,
+        }
         self._kafka: AIOKafkaProducer | None = None
         self._lock: asyncio.Lock | None = None
         self._pending: set[asyncio.Future[Delivery]] = set()
@@ -125,15 +149,32 @@ class ForethoughtProducer:
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    async def send(self, record: BaseModel) -> asyncio.Future[Delivery]:
-        """Queue ``record``; the returned future resolves to a ``Delivery`` or fails with ``DeliveryError``.
+    async def send(self, record: BaseModel, *, timestamp: Timestamp | None = None,
+                   headers: Mapping[str, HeaderValue] | None = None, traceparent: str | None = None) -> Delivery:
+        """Send ``record`` and return its ``Delivery`` once acknowledged; ``DeliveryError`` when Kafka
+        did not take it.
 
-        Raises ``RecordTooLarge`` / ``UnroutableRecord`` at once for records that cannot be sent.
+        ``timestamp`` (aware datetime or epoch ms) defaults to the record's ``occurred_at``; ``headers``
+        add to ``content-type``; ``traceparent`` is a W3C trace context. Raises ``RecordTooLarge``,
+        ``UnroutableRecord`` or ``InvalidHeader`` at once for a record that cannot be sent.
         """
-        return await self.send_encoded(self.router.encode(record))
+        return await self.send_encoded(self.router.encode(record, timestamp=timestamp, headers=headers,
+                                                          traceparent=traceparent))
 
-    async def send_encoded(self, encoded: Encoded) -> asyncio.Future[Delivery]:
+    async def enqueue(self, record: BaseModel, *, timestamp: Timestamp | None = None,
+                      headers: Mapping[str, HeaderValue] | None = None,
+                      traceparent: str | None = None) -> asyncio.Future[Delivery]:
+        """Queue ``record`` without waiting for the broker: the future resolves to its ``Delivery`` or
+        fails with ``DeliveryError``. For many records in flight at once, in call order."""
+        return await self.enqueue_encoded(self.router.encode(record, timestamp=timestamp, headers=headers,
+                                                             traceparent=traceparent))
+
+    async def send_encoded(self, encoded: Encoded) -> Delivery:
         """Like ``send`` for an already encoded record (see ``Router.encode``)."""
+        return await (await self._submit(encoded))
+
+    async def enqueue_encoded(self, encoded: Encoded) -> asyncio.Future[Delivery]:
+        """Like ``enqueue`` for an already encoded record (see ``Router.encode``)."""
         try:
             return await self._submit(encoded)
         except DeliveryError as exc:
@@ -141,14 +182,18 @@ class ForethoughtProducer:
             failed.set_exception(exc)
             return failed
 
-    async def send_many(self, records: Iterable[BaseModel]) -> SendReport:
-        """Send every record and wait for all acknowledgements; failures are reported, not raised."""
+    async def send_many(self, records: Iterable[BaseModel], *, headers: Mapping[str, HeaderValue] | None = None,
+                        traceparent: str | None = None) -> SendReport:
+        """Send every record and wait for all acknowledgements; failures are reported, not raised.
+
+        Each record's timestamp is its own time; ``headers`` and ``traceparent`` go on every record.
+        """
         report = SendReport()
 
         def encoded() -> Iterator[Encoded]:
             for record in records:
                 try:
-                    yield self.router.encode(record)
+                    yield self.router.encode(record, headers=headers, traceparent=traceparent)
                 except ValueError as exc:
                     report.failures.append((record_id(record), str(exc)))
 
@@ -206,7 +251,8 @@ class ForethoughtProducer:
         assert self._lock is not None
         async with self._lock:  # FIFO: records keep the order in which send was called
             try:
-                acked = await kafka.send(encoded.topic, encoded.value, key=encoded.key)
+                acked = await kafka.send(encoded.topic, encoded.value, key=encoded.key,
+                                         timestamp_ms=encoded.timestamp_ms, headers=list(encoded.headers))
             except KafkaError as exc:
                 raise DeliveryError(encoded, exc) from exc
         delivery: asyncio.Future[Delivery] = asyncio.get_running_loop().create_future()
@@ -225,4 +271,4 @@ def _settle(delivery: asyncio.Future[Delivery], encoded: Encoded, acked: asyncio
         delivery.set_exception(DeliveryError(encoded, exc))
     else:
         meta = acked.result()
-        delivery.set_result(Delivery(encoded.record_id, meta.topic, meta.partition, meta.offset))
+        delivery.set_result(Delivery(encoded.record_id, meta.topic, meta.partition, meta.offset, meta.timestamp))

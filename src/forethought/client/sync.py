@@ -8,21 +8,25 @@ a ``concurrent.futures.Future`` that resolves to a ``Delivery`` (or fails with `
     with SyncProducer("localhost:9092") as producer:
         future = producer.send(events.feature_used("cust-42", feature="export"))
         print(future.result(timeout=10))   # Delivery(record_id=..., topic='events.clickstream', ...)
-        producer.send(events.session_end("cust-42"))
+        producer.send(events.session_end("cust-42"), headers={"source": "web"})
         producer.flush(timeout=10)         # 0: nothing left in flight
+
+It takes the arguments of ``ForethoughtProducer`` (all optional: ``ClientSettings`` fills the rest
+from the environment) and ``send`` takes the same ``timestamp``, ``headers`` and ``traceparent``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from concurrent import futures
 from types import TracebackType
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from forethought.client.headers import HeaderValue, Timestamp
 from forethought.client.producer import Delivery, ForethoughtProducer, SendReport
 from forethought.client.wire import Encoded
 
@@ -32,7 +36,7 @@ T = TypeVar("T")
 class SyncProducer:
     """A thread-safe, blocking facade over ``ForethoughtProducer``; takes the same arguments."""
 
-    def __init__(self, bootstrap: str, prefix: str = "", *, start_timeout: float = 60.0,
+    def __init__(self, bootstrap: str | None = None, prefix: str | None = None, *, start_timeout: float = 60.0,
                  **options: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="forethought-producer", daemon=True)
@@ -46,17 +50,20 @@ class SyncProducer:
             self._stop_loop()
             raise
 
-    async def _open(self, bootstrap: str, prefix: str, options: dict[str, Any]) -> ForethoughtProducer:
+    async def _open(self, bootstrap: str | None, prefix: str | None, options: dict[str, Any]) -> ForethoughtProducer:
         producer = ForethoughtProducer(bootstrap, prefix, **options)  # built inside the loop, as aiokafka wants
         await producer.start()
         return producer
 
-    def send(self, record: BaseModel) -> futures.Future[Delivery]:
+    def send(self, record: BaseModel, *, timestamp: Timestamp | None = None,
+             headers: Mapping[str, HeaderValue] | None = None, traceparent: str | None = None,
+             ) -> futures.Future[Delivery]:
         """Queue ``record``; the future resolves once the broker acknowledged it.
 
-        Raises ``RecordTooLarge`` / ``UnroutableRecord`` in the calling thread, before anything is sent.
+        Raises ``RecordTooLarge`` / ``UnroutableRecord`` / ``InvalidHeader`` in the calling thread, before
+        anything is sent.
         """
-        encoded = self._producer.router.encode(record)
+        encoded = self._producer.router.encode(record, timestamp=timestamp, headers=headers, traceparent=traceparent)
         with self._guard:
             if self._closed:
                 raise RuntimeError("the producer is closed")
@@ -65,9 +72,10 @@ class SyncProducer:
         future.add_done_callback(self._forget)
         return future
 
-    def send_many(self, records: Iterable[BaseModel], timeout: float | None = None) -> SendReport:
+    def send_many(self, records: Iterable[BaseModel], timeout: float | None = None, *,
+                  headers: Mapping[str, HeaderValue] | None = None, traceparent: str | None = None) -> SendReport:
         """Send all records and wait for every acknowledgement; see ``ForethoughtProducer.send_many``."""
-        return self._call(self._producer.send_many(list(records)), timeout)
+        return self._call(self._producer.send_many(list(records), headers=headers, traceparent=traceparent), timeout)
 
     def flush(self, timeout: float | None = None) -> int:
         """Wait up to ``timeout`` seconds for records in flight; returns how many are still pending."""
@@ -96,7 +104,7 @@ class SyncProducer:
         self.close()
 
     async def _deliver(self, encoded: Encoded) -> Delivery:
-        return await (await self._producer.send_encoded(encoded))
+        return await self._producer.send_encoded(encoded)
 
     def _forget(self, future: futures.Future[Delivery]) -> None:
         with self._guard:

@@ -20,16 +20,17 @@ forethought.client.wire.RecordTooLarge: page_view ... is 5... bytes, over the wo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, Catalogue, load_catalogue
-from forethought.contracts.decode import DEFAULT_MAX_BYTES, MaxEventBytes, summarize
+from forethought.client.headers import HeaderValue, Timestamp, headers_for, timestamp_ms
+from forethought.contracts.catalogue import Catalogue, load_catalogue
+from forethought.contracts.decode import summarize
 from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
 from forethought.contracts.records import CONTROL_ADAPTER, Outcome, Profile
 
@@ -53,21 +54,6 @@ class UnroutableRecord(ValueError):
     """The record's kind is not one producers send, or no catalogue topic takes it."""
 
 
-class ProducerDefaults(BaseSettings):
-    """What a producer shares with the worker, from the same environment variables: the topic catalogue
-    (``FORETHOUGHT_TOPICS_FILE``) and the size limit (``FORETHOUGHT_MAX_EVENT_BYTES``). Only these two are
-    read, so an unrelated invalid worker setting never stops a producer.
-
-    >>> ProducerDefaults(max_event_bytes=1024).max_event_bytes
-    1024
-    """
-
-    model_config = SettingsConfigDict(env_prefix="FORETHOUGHT_", frozen=True, extra="ignore")
-
-    topics_file: Path = DEFAULT_TOPICS_FILE
-    max_event_bytes: MaxEventBytes = DEFAULT_MAX_BYTES
-
-
 @dataclass(frozen=True, slots=True)
 class Encoded:
     """One record ready for Kafka."""
@@ -77,6 +63,8 @@ class Encoded:
     topic: str
     key: bytes
     value: bytes
+    timestamp_ms: int | None = None  # the Kafka record's timestamp (CreateTime)
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 def record_id(record: BaseModel) -> str:
@@ -147,7 +135,9 @@ class Router:
     def __init__(self, prefix: str = "", catalogue: Catalogue | None = None,
                  max_event_bytes: int | None = None) -> None:
         if catalogue is None or max_event_bytes is None:
-            defaults = ProducerDefaults()
+            from forethought.client.settings import ClientSettings
+
+            defaults = ClientSettings()
             catalogue = load_catalogue(defaults.topics_file) if catalogue is None else catalogue
             max_event_bytes = defaults.max_event_bytes if max_event_bytes is None else max_event_bytes
         self.routes = routes(catalogue, prefix)
@@ -161,8 +151,14 @@ class Router:
             raise UnroutableRecord(f"{kind!r} is not a kind producers send "
                                    f"(one of {sorted(PRODUCER_KINDS)})") from None
 
-    def encode(self, record: BaseModel) -> Encoded:
-        """Topic, key (customer_id) and JSON value of ``record``; raises when it cannot be sent."""
+    def encode(self, record: BaseModel, *, timestamp: Timestamp | None = None,
+               headers: Mapping[str, HeaderValue] | None = None, traceparent: str | None = None) -> Encoded:
+        """Topic, key (customer_id), JSON value, timestamp and headers of ``record``; raises when it
+        cannot be sent (``RecordTooLarge``, ``UnroutableRecord``, ``InvalidHeader``, ``ValueError``).
+
+        The timestamp defaults to the record's own time (``occurred_at``, a profile's ``updated_at``);
+        the headers always carry ``content-type: application/json``.
+        """
         kind = str(getattr(record, "type", type(record).__name__))
         topic = self.topic_for(kind)
         rid = record_id(record)
@@ -172,4 +168,14 @@ class Router:
                 f"{kind} {rid} is {len(value)} bytes, over the worker's limit of {self.max_event_bytes} "
                 "bytes (FORETHOUGHT_MAX_EVENT_BYTES); it was not sent")
         customer_id = getattr(record, "customer_id")  # noqa: B009 - any model with a customer_id is accepted
-        return Encoded(rid, kind, topic, str(customer_id).encode(), value)
+        when = timestamp if timestamp is not None else record_time(record)
+        return Encoded(rid, kind, topic, str(customer_id).encode(), value,
+                       None if when is None else timestamp_ms(when), headers_for(headers, traceparent))
+
+
+def record_time(record: BaseModel) -> datetime | None:
+    """When ``record`` happened: ``occurred_at`` (events, outcomes) or ``updated_at`` (profiles)."""
+    for name in ("occurred_at", "updated_at"):
+        if isinstance(value := getattr(record, name, None), datetime):
+            return value
+    return None

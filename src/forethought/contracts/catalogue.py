@@ -20,9 +20,24 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-DEFAULT_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
+REPO_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
+# Package data (pyproject's [tool.setuptools.package-data]): in the repository a symlink to
+# streams/topics.yaml, in a built wheel a copy of it. So an installed client finds its catalogue.
+PACKAGED_TOPICS_FILE = Path(__file__).resolve().parent / "topics.yaml"
 INBOUND = ("events.clickstream", "events.errors", "events.usage")
 BEHAVIOUR_INPUTS = (*INBOUND, "customers.profile", "engagement.outcomes", "forethought.rekeyed")
+
+
+def default_topics_file() -> Path:
+    """The catalogue's file: ``streams/topics.yaml`` in a checkout, the packaged copy once installed.
+
+    >>> default_topics_file().read_bytes() == PACKAGED_TOPICS_FILE.read_bytes()
+    True
+    """
+    return REPO_TOPICS_FILE if REPO_TOPICS_FILE.is_file() else PACKAGED_TOPICS_FILE
+
+
+DEFAULT_TOPICS_FILE = default_topics_file()
 _UNITS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 

@@ -40,8 +40,9 @@ CONFIG_FILE_VARIABLE = "FORETHOUGHT_CONFIG_FILE"
 OTHER_VARIABLES = frozenset({CONFIG_FILE_VARIABLE, "FORETHOUGHT_DEBUG", "FORETHOUGHT_CACHE_DIR",
                              "FORETHOUGHT_BENCH_LONG"})
 # Sections of the same environment (and file) that another program's settings read and check: the worker
-# leaves FORETHOUGHT_SENDER__* to the senders (senders/settings.py), so one environment can serve both.
-OTHER_SECTIONS = frozenset({"sender"})
+# leaves FORETHOUGHT_SENDER__* to the senders (senders/settings.py) and FORETHOUGHT_CLIENT__* to the SDK,
+# so one environment can serve them all.
+OTHER_SECTIONS = frozenset({"sender", "client"})  # client: the producer SDK (client/settings.py)
 SEE = "docs/configuration.md"
 
 
