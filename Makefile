@@ -135,8 +135,11 @@ demo: install
 bench: install kafka-jars
 	$(BIN)/python benchmarks/bench.py
 
-# Detection quality on a fixed synthetic population (10k customers x 60 days, ~2.7M events).
+# Detection quality on a fixed synthetic population (10k customers x 60 days, ~2.7M events); a smaller one
+# with e.g. `make eval EVAL=/tmp/small EVAL_CUSTOMERS=60 EVAL_DAYS=14` (what tests/contract/test_readme.py runs).
 EVAL := var/eval
+EVAL_CUSTOMERS := 10000
+EVAL_DAYS := 60
 eval: install $(EVAL)/events.jsonl.gz
 	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/report.json --triggers-out $(EVAL)/triggers.jsonl --playbooks builtin --quiet
 	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/report.json')))"
@@ -148,7 +151,7 @@ eval-policy: install $(EVAL)/events.jsonl.gz
 
 $(EVAL)/events.jsonl.gz: | install
 	@mkdir -p $(EVAL)
-	$(BIN)/forethought simulate --customers 10000 --days 60 --seed 42 --output $@ --truth $(EVAL)/truth.jsonl --quiet
+	$(BIN)/forethought simulate --customers $(EVAL_CUSTOMERS) --days $(EVAL_DAYS) --seed 42 --output $@ --truth $(EVAL)/truth.jsonl --quiet
 
 # Drop-off ranking on real purchase histories (CDNOW, shipped in the lifetimes package) vs classic baselines.
 eval-real: install
