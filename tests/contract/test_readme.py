@@ -313,7 +313,7 @@ def test_make_eval_and_eval_policy_run(tmp_path: Path) -> None:
         assert done.returncode == 0, f"make {target}: {done.stdout[-2000:]}{done.stderr[-2000:]}"
         found = json.loads((tmp_path / "eval" / report).read_text())
         assert found["records_read"] > 0 and sum(found["triggers_by_playbook"].values()) > 0, found
-        assert "triggers by playbook" in done.stdout, done.stdout[-2000:]  # the summary it prints
+        assert "triggers by playbook" in done.stderr, done.stderr[-2000:]  # the summary it prints (on stderr)
 
 
 def test_exported_settings_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
