@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: install kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
+.PHONY: install kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -104,6 +104,13 @@ eval-real: install
 
 schemas: install
 	$(BIN)/forethought schemas export
+
+# Refresh the vendored official AsyncAPI 3.0.0 JSON Schema (tests/contract/asyncapi) from the npm package.
+ASYNCAPI_SPECS_VERSION := 6.11.1
+asyncapi-spec:
+	@tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION) >/dev/null && tar xzf asyncapi-specs-*.tgz) \
+	  && install -m 644 $$tmp/package/schemas/3.0.0.json $$tmp/package/LICENSE $$tmp/package/NOTICE tests/contract/asyncapi/ \
+	  && rm -rf $$tmp && sha256sum tests/contract/asyncapi/3.0.0.json && echo "tests/contract/asyncapi: @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION)"
 
 check-schemas: install
 	$(BIN)/forethought schemas check
