@@ -14,6 +14,8 @@ from typing import Any
 import jsonschema
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forethought.contracts.decode import Rejection, decode_event
 from forethought.contracts.events import EVENT_KINDS, MAX_PROPERTIES
@@ -210,3 +212,27 @@ def test_the_tolerant_reader_drops_the_unknown_field_and_keeps_the_rest() -> Non
     assert not isinstance(decoded, Rejection)
     assert (decoded.quantity, ignored) == (120.0, ["ab_variant"])
     assert "ab_variant" not in decoded.model_dump()
+
+
+# ---- beyond the list: the examples with random fields replaced, added or broken ----------------------
+
+_text = st.text(max_size=12)
+_int64 = st.integers(-(2**63), 2**63 - 1)
+_values = st.one_of(
+    st.none(), st.booleans(), _int64, st.floats(allow_nan=False, allow_infinity=False), _text,
+    st.sampled_from(["2026-11-22T10:00:00Z", "2026-11-22T10:00:00", "2026-11-22T10:00:00.5+01:00", " c", "c ", "",
+                     "x" * 129, "1e3", "22:00-08:00", "2026-01-15", "email", "delivered", "usage", "info"]),
+    st.lists(st.integers(0, 9), max_size=2),
+    st.dictionaries(_text, st.one_of(_int64, _text, st.none(), st.lists(st.integers(0, 9), max_size=1)), max_size=3),
+)
+_FIELDS = sorted({name for example in EXAMPLES.values() for name in example} - {"timezone"} | {"zz_new", "properties"})
+
+
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
+@given(st.sampled_from(sorted(ALL_INPUT_KINDS)), st.dictionaries(st.sampled_from(_FIELDS), _values, max_size=3),
+       st.booleans())
+def test_worker_and_published_schema_agree_on_mutated_examples(
+    kind: str, changes: dict[str, Any], strict: bool,
+) -> None:
+    record = {**EXAMPLES[kind], **changes}  # timezone left alone: the one worker-only check
+    assert worker_accepts(record, strict) == schema_accepts(record, strict), record

@@ -51,8 +51,8 @@ async def test_unknown_fields_are_counted_on_tolerant_topics_and_dead_lettered_o
         letters = await deployment.consume("events.deadletter", until=3)
         state = await deployment.wait_for("/customers/tr-1", lambda body: body["events"] == 4)
         _, metrics = deployment.get("/metrics")
-    found = sorted((DeadLetter.model_validate_json(r.value).reason, DeadLetter.model_validate_json(r.value).source_topic)
-                   for r in letters)
+    parsed = [DeadLetter.model_validate_json(r.value) for r in letters]
+    found = sorted((letter.reason, letter.source_topic) for letter in parsed)
     assert found == sorted([("schema", deployment.topic("events.clickstream")),
                             ("schema", deployment.topic("events.usage")),
                             ("unknown_field", deployment.topic("events.usage"))])
