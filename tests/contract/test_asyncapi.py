@@ -88,7 +88,9 @@ def test_every_example_validates_against_its_payload_and_a_broken_one_does_not()
             schema = {**resolve(doc, message["payload"]["$ref"]), "components": doc["components"]}
             checker = jsonschema.Draft7Validator(schema, format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
             assert checker.is_valid(example["payload"]), message["name"]
-            assert not checker.is_valid({**example["payload"], "customer_id": " padded"})
+            if message["name"] not in ("trigger", "shadow_trigger", "deadletter"):  # inputs: ids never trimmed
+                assert not checker.is_valid({**example["payload"], "customer_id": " padded"})
+            assert not checker.is_valid({**example["payload"], "type": "no_such_kind"})
             checked += 1
     assert checked >= 10
 

@@ -32,6 +32,8 @@ ID_PATTERN = r"^[^\x00-\x20\x7f](?:[^\x00-\x1f\x7f]*[^\x00-\x20\x7f])?$"
 """An id: no control character, no space at either end (never trimmed: `` c1`` is rejected, not read as ``c1``)."""
 Id = Annotated[str, StringConstraints(min_length=1, max_length=128, pattern=ID_PATTERN),
                Field(json_schema_extra=NO_CONTROL)]
+OutputId = Annotated[str, StringConstraints(min_length=1, max_length=128, strip_whitespace=True)]
+"""An id in a record Forethought writes (triggers): read back by channel senders as before this contract."""
 Name = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 MAX_PROPERTY_CHARS = 1024  # a property's text, in events, profiles and a trigger's context
 PropertyValue = Annotated[str, StringConstraints(max_length=MAX_PROPERTY_CHARS)] | int | float | bool | None

@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-from forethought.contracts.events import STRICT_INPUT, TIME_RANGE, BoundedTime, Id, Name, PropertyValue
+from forethought.contracts.events import STRICT_INPUT, TIME_RANGE, BoundedTime, Id, Name, OutputId, PropertyValue
 from forethought.contracts.timetext import ANY_DATE, NO_CONTROL
 
 Channel = Literal["email", "in_app", "webhook", "cs_outreach", "sms", "push"]
@@ -167,9 +167,9 @@ class Trigger(TolerantRecord):
 
     type: Literal["trigger"] = "trigger"
     schema_version: Literal[1] = 1
-    trigger_id: Id = Field(description="Deterministic: customer, playbook and episode.")
-    customer_id: Id
-    account_id: Id | None = None
+    trigger_id: OutputId = Field(description="Deterministic: customer, playbook and episode.")
+    customer_id: OutputId
+    account_id: OutputId | None = None
     playbook: Name
     detector: Name
     episode: Name = Field(description="Which silence or burst this is; fires at most once.")
@@ -183,7 +183,7 @@ class Trigger(TolerantRecord):
     mode: Literal["live", "shadow"] = Field("live", description="Shadow triggers go to the shadow topic only.")
     released_at: AwareDatetime | None = Field(
         None, description="Event time a deferred trigger was released (quiet hours); None: sent at once.")
-    fallback_of: Id | None = Field(None, description="The trigger whose delivery failed, for a fallback channel.")
+    fallback_of: OutputId | None = Field(None, description="The trigger whose delivery failed, for a fallback channel.")
     why: Why | None = None
 
 
