@@ -16,7 +16,7 @@ SUPPORTED_PYTHONS := 3.11 3.12 3.13
 LOCK_STAMP    := $(VENV)/.lock-$(shell cksum < $(LOCK) 2>/dev/null | cut -d' ' -f1)
 PROJECT_STAMP := $(VENV)/.project-$(shell cksum < pyproject.toml 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas check-schemas clean
+.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
 
 # A venv made with another Python (version or interpreter) is removed first; a lock older than
 # pyproject.toml's dependencies stops the install (run `make lock`). The venv is made anew from the lock
@@ -160,6 +160,13 @@ eval-real: install
 
 schemas: install
 	$(BIN)/forethought schemas export
+
+# Refresh the vendored official AsyncAPI 3.0.0 JSON Schema (tests/contract/asyncapi) from the npm package.
+ASYNCAPI_SPECS_VERSION := 6.11.1
+asyncapi-spec:
+	@tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION) >/dev/null && tar xzf asyncapi-specs-*.tgz) \
+	  && install -m 644 $$tmp/package/schemas/3.0.0.json $$tmp/package/LICENSE $$tmp/package/NOTICE tests/contract/asyncapi/ \
+	  && rm -rf $$tmp && sha256sum tests/contract/asyncapi/3.0.0.json && echo "tests/contract/asyncapi: @asyncapi/specs@$(ASYNCAPI_SPECS_VERSION)"
 
 check-schemas: install
 	$(BIN)/forethought schemas check

@@ -73,7 +73,6 @@ REJECTIONS = [
     pytest.param(raw(event("usage", quantity=-3)), "schema", id="negative-quantity"),
     pytest.param(raw(event(properties={f"p{i}": i for i in range(MAX_PROPERTIES + 1)})), "schema",
                  id="too-many-properties"),
-    pytest.param(raw(event(colour="red")), "schema", id="unknown-field"),
     pytest.param(raw(event("feature_used", feature=None)), "schema", id="feature-missing"),
     pytest.param(raw([event()]), "schema", id="json-array"),
 ]
@@ -85,6 +84,27 @@ def test_bad_input_is_rejected_with_its_reason(payload: bytes | None, reason: st
     assert isinstance(result, Rejection), result
     assert result.reason == reason, result.detail
     assert result.detail
+
+
+def test_an_unknown_field_is_ignored_and_reported_not_dead_lettered() -> None:
+    ignored: list[str] = []
+    result = decode_event(raw(event("usage", colour="red", zz_team="growth")), ignored=ignored)
+    assert isinstance(result, Usage) and result.quantity == 12.5
+    assert ignored == ["colour", "zz_team"]
+
+
+def test_a_strict_topic_dead_letters_an_unknown_field_naming_it() -> None:
+    ignored: list[str] = []
+    result = decode_event(raw(event("usage", colour="red")), strict=True, ignored=ignored)
+    assert isinstance(result, Rejection) and result.reason == "unknown_field"
+    assert "'colour'" in result.detail and ignored == []
+    assert isinstance(decode_event(raw(event("usage")), strict=True), Usage)  # known fields only: fine
+
+
+def test_a_record_invalid_on_a_known_field_is_a_schema_error_and_reports_nothing() -> None:
+    ignored: list[str] = []
+    result = decode_event(raw(event("usage", quantity="12", colour="red")), ignored=ignored)
+    assert isinstance(result, Rejection) and result.reason == "schema" and ignored == []
 
 
 def test_30_properties_of_1_KiB_are_a_schema_problem_not_size() -> None:

@@ -43,11 +43,12 @@ CONFIGS = (
                  burst_min_errors=2, decline_enabled=True, decline_min_days=1, model_min_labels=1,
                  anomaly_min_reference=2, prior_learned=True, prior_min_customers=1, prior_min_gaps=1),
 )
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime.fromtimestamp(LATEST_EVENT_TIME, tz=timezone.utc) - timedelta(microseconds=1)
+# The contract's edges: dated 1970-01-02 to 2099-12-30 as written, with any offset.
+EARLIEST = datetime(1970, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59)))  # 1970-01-01T00:01Z
+LATEST = datetime(2099, 12, 30, 23, 59, 59, 999999, tzinfo=timezone(-timedelta(hours=23, minutes=59)))
 
 times = st.one_of(
-    st.datetimes(min_value=EARLIEST.replace(tzinfo=None), max_value=LATEST.replace(tzinfo=None),
+    st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2099, 12, 30, 23, 59, 59),
                  timezones=st.just(timezone.utc)),
     st.sampled_from([EARLIEST, LATEST, EARLIEST + timedelta(microseconds=1), LATEST - timedelta(days=1),
                      datetime(2026, 11, 22, tzinfo=timezone.utc)]),
@@ -56,7 +57,9 @@ quantities = st.one_of(
     st.floats(min_value=0, max_value=MAX_QUANTITY, allow_nan=False, allow_infinity=False),
     st.sampled_from([0.0, 5e-324, 2.2250738585072014e-308, 1e-300, 1.0, MAX_QUANTITY]),
 )
-ids = st.one_of(st.sampled_from(["c", "c" * 128, "ü" * 128]), st.text(min_size=1, max_size=128).filter(str.strip))
+ids = st.one_of(st.sampled_from(["c", "c" * 128, "ü" * 128]),
+                st.text(alphabet=st.characters(blacklist_categories=("Cc", "Cs")), min_size=1, max_size=128)
+                .map(lambda text: text.strip(" ") or "c"))  # the contract's ids (ID_PATTERN): no control, no edge space
 names = st.one_of(st.sampled_from(["m", "x" * 128]), st.text(min_size=1, max_size=128))
 props = st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**63), max_value=2**63),
@@ -64,7 +67,7 @@ props = st.dictionaries(st.text(min_size=1, max_size=8), st.one_of(
 
 
 def _kw(n: int, customer: str, when: datetime, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"event_id": f"e{n}", "customer_id": customer.strip() or "c", "occurred_at": when, **extra}
+    return {"event_id": f"e{n}", "customer_id": customer, "occurred_at": when, **extra}
 
 
 @st.composite

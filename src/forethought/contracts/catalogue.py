@@ -26,6 +26,7 @@ REPO_TOPICS_FILE = REPO_ROOT / "streams" / "topics.yaml"
 PACKAGED_TOPICS_FILE = Path(__file__).resolve().parent / "topics.yaml"
 INBOUND = ("events.clickstream", "events.errors", "events.usage")
 BEHAVIOUR_INPUTS = (*INBOUND, "customers.profile", "engagement.outcomes", "forethought.rekeyed")
+STRICT_ABLE = BEHAVIOUR_INPUTS[:-1]  # the re-key topic carries records already accepted by a tolerant topic
 
 
 def default_topics_file() -> Path:
@@ -53,6 +54,8 @@ class TopicSpec(BaseModel):
     value_schema: str
     kinds: list[str] = Field(min_length=1)
     description: str
+    strict: bool = Field(False, description="Reject (dead-letter as unknown_field) a record with a field the"
+                         " contract does not know, instead of ignoring and counting it. Inputs only.")
 
     @field_validator("retention")
     @classmethod
@@ -82,6 +85,10 @@ class Catalogue(BaseModel):
         missing = [n for n in BEHAVIOUR_INPUTS if n not in names]
         if missing:
             raise ValueError(f"catalogue lacks required topics {missing}")
+        loose = [t.name for t in self.topics if t.strict and t.name not in STRICT_ABLE]
+        if loose:
+            raise ValueError(f"strict applies to the topics the worker reads from producers {list(STRICT_ABLE)},"
+                             f" not {loose}")
         counts = {t.name: t.partitions for t in self.topics if t.name in BEHAVIOUR_INPUTS}
         if len(set(counts.values())) != 1:
             raise ValueError(f"behaviour inputs must share one partition count, got {counts}")
@@ -90,6 +97,11 @@ class Catalogue(BaseModel):
     @property
     def by_name(self) -> dict[str, TopicSpec]:
         return {t.name: t for t in self.topics}
+
+    @property
+    def strict_topics(self) -> frozenset[str]:
+        """The topics marked ``strict: true`` (catalogue names, without a deployment's prefix)."""
+        return frozenset(t.name for t in self.topics if t.strict)
 
     @property
     def partitions(self) -> int:

@@ -7,6 +7,16 @@
 'not_json'
 >>> decode_event(b'{"type":"click"}').reason
 'missing_customer'
+
+A field the contract does not know is ignored and reported (the tolerant reader), unless the
+topic is strict, where it dead-letters the record as ``unknown_field``:
+
+>>> late = b'{"event_id":"e","customer_id":"c","type":"click","occurred_at":"2026-11-22T10:00:00Z","ab":"b"}'
+>>> ignored = []
+>>> decode_event(late, ignored=ignored).type, ignored
+('click', ['ab'])
+>>> decode_event(late, strict=True).reason
+'unknown_field'
 """
 
 from __future__ import annotations
@@ -26,11 +36,29 @@ from forethought.contracts.bounded import (
     bound_letter,
     clean_text,
 )
-from forethought.contracts.events import EVENT_ADAPTER, EVENT_KINDS, InboundEvent
+from forethought.contracts.events import (
+    EVENT_ADAPTER,
+    EVENT_KINDS,
+    Click,
+    ErrorEvent,
+    FeatureUsed,
+    InboundEvent,
+    PageView,
+    SessionEnd,
+    SessionStart,
+    Usage,
+)
 from forethought.contracts.records import CONTROL_ADAPTER, DeadLetter, DeadLetterReason, Outcome, Profile
 
 CONTROL_KINDS = frozenset({"profile", "outcome"})
 Record = InboundEvent | Profile | Outcome
+
+FIELDS: dict[str, frozenset[str]] = {
+    model.model_fields["type"].default: frozenset(model.model_fields)
+    for model in (PageView, Click, SessionStart, SessionEnd, FeatureUsed, ErrorEvent, Usage, Profile, Outcome)
+}
+"""The top-level fields the contract knows, per record kind; any other is an unknown field."""
+UNKNOWN_SHOWN = 5  # unknown field names quoted in a dead letter's detail
 
 DEFAULT_MAX_BYTES = 64 * 1024
 MaxEventBytes = Annotated[int, Field(ge=256, le=1024 * 1024)]
@@ -89,9 +117,16 @@ def decode_event(
     raw: bytes | None,
     allowed_kinds: frozenset[str] = EVENT_KINDS,
     max_bytes: int = DEFAULT_MAX_BYTES,
+    *,
+    strict: bool = False,
+    ignored: list[str] | None = None,
 ) -> Record | Rejection:
     """Validate ``raw`` as one inbound record (an event, or a profile or outcome where the
-    topic allows them) of a kind allowed on the topic it came from."""
+    topic allows them) of a kind allowed on the topic it came from.
+
+    Top-level fields the contract does not know are dropped and their names appended to
+    ``ignored`` (when given, and only for a record that decodes); with ``strict`` they reject it
+    (``unknown_field``). Types are strict: no string for a number, no number for a time."""
     if raw is None or len(raw) > max_bytes:
         size = 0 if raw is None else len(raw)
         return Rejection("oversized" if size else "not_json", f"{size} bytes (limit {max_bytes})")
@@ -99,11 +134,13 @@ def decode_event(
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         return Rejection("not_json", str(exc))
-    return validate_event(data, allowed_kinds)
+    return validate_event(data, allowed_kinds, strict=strict, ignored=ignored)
 
 
-def validate_event(data: Any, allowed_kinds: frozenset[str] = EVENT_KINDS) -> Record | Rejection:
-    """Validate already-parsed JSON ``data`` as a record of one of ``allowed_kinds``."""
+def validate_event(
+    data: Any, allowed_kinds: frozenset[str] = EVENT_KINDS, *, strict: bool = False, ignored: list[str] | None = None,
+) -> Record | Rejection:
+    """Validate already-parsed JSON ``data`` as a record of one of ``allowed_kinds`` (see :func:`decode_event`)."""
     if not isinstance(data, dict):
         return Rejection("schema", f"expected a JSON object, got {type(data).__name__}")
     customer = data.get("customer_id")
@@ -114,10 +151,22 @@ def validate_event(data: Any, allowed_kinds: frozenset[str] = EVENT_KINDS) -> Re
         return Rejection("unknown_type", f"type {kind!r} is not one of {sorted(EVENT_KINDS | CONTROL_KINDS)}")
     if kind not in allowed_kinds:
         return Rejection("wrong_topic", f"type {kind!r} does not belong on this topic")
+    unknown = data.keys() - FIELDS[kind]
+    if unknown:
+        data = {name: value for name, value in data.items() if name not in unknown}
     try:
-        return CONTROL_ADAPTER.validate_python(data) if kind in CONTROL_KINDS else EVENT_ADAPTER.validate_python(data)
+        record = CONTROL_ADAPTER.validate_python(data) if kind in CONTROL_KINDS else EVENT_ADAPTER.validate_python(data)
     except ValidationError as exc:
         return Rejection("schema", summarize(exc))
+    if unknown:
+        names = sorted(unknown)
+        if strict:
+            shown = ", ".join(repr(name[:64]) for name in names[:UNKNOWN_SHOWN])
+            more = f" (+{len(names) - UNKNOWN_SHOWN} more)" if len(names) > UNKNOWN_SHOWN else ""
+            return Rejection("unknown_field", f"{kind}: fields not in the contract on a strict topic: {shown}{more}")
+        if ignored is not None:
+            ignored.extend(names)
+    return record
 
 
 def summarize(exc: ValidationError, limit: int = 3) -> str:

@@ -17,9 +17,20 @@ from datetime import date
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    TypeAdapter,
+    field_validator,
+)
 
-from forethought.contracts.events import TIME_RANGE, BoundedTime, Id, Name, PropertyValue
+from forethought.contracts.events import STRICT_INPUT, TIME_RANGE, BoundedTime, Id, Name, OutputId, PropertyValue
+from forethought.contracts.timetext import ANY_DATE, NO_CONTROL
 
 Channel = Literal["email", "in_app", "webhook", "cs_outreach", "sms", "push"]
 OutcomeStatus = Literal[
@@ -27,22 +38,31 @@ OutcomeStatus = Literal[
 ]
 DeadLetterReason = Literal[
     "not_json", "schema", "oversized", "missing_customer", "wrong_topic", "future_event",
-    "unknown_type", "undecodable_batch", "processing_error",
+    "unknown_type", "unknown_field", "undecodable_batch", "processing_error",
 ]
 _QUIET = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 
 
 def _quiet_window(text: str) -> str:
-    if not _QUIET.match(text):
+    if not _QUIET.fullmatch(text):
         raise ValueError(f"expected local quiet hours as HH:MM-HH:MM (e.g. 22:00-08:00), got {text!r}")
     return text
 
 
-QuietWindow = Annotated[str, AfterValidator(_quiet_window)]
+QuietWindow = Annotated[str, AfterValidator(_quiet_window),
+                        Field(json_schema_extra={"pattern": _QUIET.pattern, **NO_CONTROL})]
 """Local quiet hours ``HH:MM-HH:MM``; a start after the end wraps midnight (``22:00-08:00``)."""
 
 
 EARLIEST_DATE, LATEST_DATE = date(1970, 1, 1), date(2099, 12, 31)
+_DATE = re.compile(f"^{ANY_DATE}$")
+
+
+def _date_text(value: object) -> object:
+    """A date built in Python, or a ``YYYY-MM-DD`` string; never a number (no epoch coercion)."""
+    if isinstance(value, date) or (isinstance(value, str) and _DATE.fullmatch(value)):
+        return value
+    raise ValueError(f"must be a date as YYYY-MM-DD between {EARLIEST_DATE} and {LATEST_DATE}, got {value!r:.64}")
 
 
 def _date_in_range(value: date) -> date:
@@ -51,7 +71,8 @@ def _date_in_range(value: date) -> date:
     return value
 
 
-BoundedDate = Annotated[date, AfterValidator(_date_in_range)]
+BoundedDate = Annotated[date, Strict(False), BeforeValidator(_date_text), AfterValidator(_date_in_range),
+                        Field(json_schema_extra={"pattern": f"^{ANY_DATE}$", **NO_CONTROL})]
 """A calendar date the engine can compute with: 1970-01-01 to 2099-12-31."""
 
 
@@ -59,14 +80,21 @@ class _Record(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-class Profile(_Record):
+TIMEZONE_PATTERN = r"^[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+)*$"
+
+
+class Profile(BaseModel):
     """The latest known profile of a customer (compacted topic, keyed by customer_id)."""
+
+    model_config = STRICT_INPUT
 
     type: Literal["profile"] = "profile"
     customer_id: Id
     updated_at: BoundedTime = Field(description=f"When the profile changed, RFC 3339 with offset, {TIME_RANGE}.")
     plan: Name | None = None
-    timezone: str = "UTC"
+    timezone: str = Field("UTC", pattern=TIMEZONE_PATTERN, max_length=64, json_schema_extra=NO_CONTROL, description=(
+        "An IANA time zone name. Beyond the pattern, the worker checks the name exists in its time zone"
+        " database (a check no JSON Schema can make): an unknown zone is dead-lettered as schema."))
     locale: Name | None = None
     email: str | None = Field(
         None, max_length=320,
@@ -91,8 +119,10 @@ class Profile(_Record):
         return value
 
 
-class Outcome(_Record):
+class Outcome(BaseModel):
     """What a channel sender did with a trigger; closes the loop."""
+
+    model_config = STRICT_INPUT
 
     type: Literal["outcome"] = "outcome"
     outcome_id: Id
@@ -137,9 +167,9 @@ class Trigger(TolerantRecord):
 
     type: Literal["trigger"] = "trigger"
     schema_version: Literal[1] = 1
-    trigger_id: Id = Field(description="Deterministic: customer, playbook and episode.")
-    customer_id: Id
-    account_id: Id | None = None
+    trigger_id: OutputId = Field(description="Deterministic: customer, playbook and episode.")
+    customer_id: OutputId
+    account_id: OutputId | None = None
     playbook: Name
     detector: Name
     episode: Name = Field(description="Which silence or burst this is; fires at most once.")
@@ -153,7 +183,7 @@ class Trigger(TolerantRecord):
     mode: Literal["live", "shadow"] = Field("live", description="Shadow triggers go to the shadow topic only.")
     released_at: AwareDatetime | None = Field(
         None, description="Event time a deferred trigger was released (quiet hours); None: sent at once.")
-    fallback_of: Id | None = Field(None, description="The trigger whose delivery failed, for a fallback channel.")
+    fallback_of: OutputId | None = Field(None, description="The trigger whose delivery failed, for a fallback channel.")
     why: Why | None = None
 
 

@@ -13,6 +13,7 @@ True
 from __future__ import annotations
 
 import platform
+import re
 from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -72,6 +73,31 @@ def register_runtime(registry: CollectorRegistry) -> None:
     info = Gauge("forethought_build_info", "Always 1; the labels name the versions running.",
                  [*BUILD_PACKAGES, "python"], registry=registry)
     info.labels(**build_labels()).set(1)
+
+
+class FieldLabels:
+    """Label values for field names a producer chose: bounded, so a hostile producer cannot explode the
+    series count. A name is kept when it is a short identifier and among the first ``limit`` distinct ones.
+
+    >>> labels = FieldLabels(limit=2)
+    >>> [labels(name) for name in ("plan", "seats", "plan", "colour", "bad name", "x" * 65)]
+    ['plan', 'seats', 'plan', 'other', 'other', 'other']
+    """
+
+    OTHER = "other"
+    _IDENTIFIER = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+    def __init__(self, limit: int = 50) -> None:
+        self.limit = limit
+        self.seen: set[str] = set()
+
+    def __call__(self, name: str) -> str:
+        if name in self.seen:
+            return name
+        if len(self.seen) >= self.limit or not self._IDENTIFIER.fullmatch(name):
+            return self.OTHER
+        self.seen.add(name)
+        return name
 
 
 class Metrics:
@@ -185,6 +211,24 @@ class Metrics:
             "forethought_behaviour_threshold", "The partition's adaptive alert threshold on Half-Space Trees scores"
             " (NaN while cold).", ["partition"], registry=r,
         )
+
+        self.unknown_fields = Counter(
+            "forethought_unknown_fields", "Fields the contract does not know, ignored in accepted records (tolerant"
+            " reader), by record type and field name (the first 50 names seen; later ones, and names that are not"
+            " short identifiers, as 'other').", ["type", "field"], registry=r,
+        )
+        self._field_labels = FieldLabels()
+
+    def count_unknown_fields(self, kind: str, fields: list[str]) -> None:
+        """Count each ignored field of an accepted record of type ``kind``, with a bounded label set.
+
+        >>> m = Metrics()
+        >>> m.count_unknown_fields("click", ["ab_variant", "x" * 500])
+        >>> m.registry.get_sample_value("forethought_unknown_fields_total", {"type": "click", "field": "other"})
+        1.0
+        """
+        for field in fields:
+            self.unknown_fields.labels(type=kind, field=self._field_labels(field)).inc()
 
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""

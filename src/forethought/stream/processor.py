@@ -98,6 +98,7 @@ class BatchProcessor(ModelCheckpoints):
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
         self.models: dict[int, PartitionModels] = {}
         self._checkpoint_keys: dict[int, bytes] = {}
+        self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record
         self.signing_key: bytes | None = None  # when set, checkpoints are signed and only signed ones restored
 
     @property
@@ -307,12 +308,14 @@ class BatchProcessor(ModelCheckpoints):
 
     def _accept(self, record: RawRecord, wall: float, outbox: Outbox) -> Record | None:
         kinds = self.topic_kinds[record.topic]
-        decoded = decode_event(record.value, kinds, self.max_event_bytes)
+        ignored: list[str] = []  # fields the contract does not know (tolerant reader), counted once accepted
+        decoded = decode_event(record.value, kinds, self.max_event_bytes, strict=record.topic in self.strict_topics,
+                               ignored=ignored)
         if isinstance(decoded, Rejection):
             outbox.deadletters.append(dead_letter(record, decoded, wall, self.deadletter_max_bytes))
             return None
         if not isinstance(decoded, Envelope):
-            return self._accept_control(record, decoded, outbox)
+            return self._accept_control(record, decoded, outbox, ignored)
         if decoded.epoch > wall + self.config.max_future_seconds:
             rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
             outbox.deadletters.append(dead_letter(record, rejection, wall, self.deadletter_max_bytes))
@@ -328,15 +331,19 @@ class BatchProcessor(ModelCheckpoints):
             counted = self._events_in[(record.topic, decoded.type)] = self.metrics.events_in.labels(
                 topic=record.topic, type=decoded.type)
         counted.inc()
+        if ignored:
+            self.metrics.count_unknown_fields(decoded.type, ignored)
         self.clock(record.topic, record.partition).observe(decoded.epoch, wall)
         return decoded
 
-    def _accept_control(self, record: RawRecord, decoded: Profile | Outcome, outbox: Outbox) -> Record | None:
+    def _accept_control(self, record: RawRecord, decoded: Profile | Outcome, outbox: Outbox,
+                        ignored: list[str]) -> Record | None:
         key = decoded.customer_id.encode()
         if record.key != key or record.partition != self.partition_for(key):
             outbox.rekeyed.append((key, record.value or b""))  # co-partition with the customer's state
             return None
         self.metrics.control_in.labels(type=decoded.type).inc()
+        self.metrics.count_unknown_fields(decoded.type, ignored)
         return decoded
 
     def _collect(self, key: bytes, step: Step, outbox: Outbox, origin: Callable[[Trigger], float]) -> None:

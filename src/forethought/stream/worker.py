@@ -79,6 +79,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         cache_customers=settings.state_cache_customers,
     )
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
+    processor.strict_topics = frozenset(settings.topic(t) for t in catalogue.strict_topics)
     if settings.model_signing_key is not None:
         processor.signing_key = settings.model_signing_key.get_secret_value().encode()
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
