@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
+import structlog.testing
 from typer.testing import CliRunner
 
 from forethought.cli import app
@@ -91,14 +93,14 @@ def test_missing_or_broken_default_templates_are_reported_at_start(tmp_path: Pat
         Renderer(tmp_path).check()
 
 
-def test_an_unknown_playbook_gets_the_customer_safe_default_and_a_warning_once(
-        capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_unknown_playbook_gets_the_customer_safe_default_and_a_warning_once() -> None:
     renderer = Renderer()
-    mail = renderer.render(trigger(playbook="added_after_start"), ANA)
-    assert mail.template == "default" and mail.subject == "A quick note from the team"
-    assert mail.text.startswith("Hi Ana,") and ANALYST not in mail.text + mail.html
-    renderer.render(trigger(playbook="added_after_start"), ANA)
-    assert capsys.readouterr().out.count("template_missing") == 1
+    with structlog.testing.capture_logs() as logged:  # whatever the logging set-up other tests left behind
+        mail = renderer.render(trigger(playbook="added_after_start"), ANA)
+        assert mail.template == "default" and mail.subject == "A quick note from the team"
+        assert mail.text.startswith("Hi Ana,") and ANALYST not in mail.text + mail.html
+        renderer.render(trigger(playbook="added_after_start"), ANA)
+    assert [entry["event"] for entry in logged].count("template_missing") == 1
 
 
 def test_a_playbook_name_cannot_reach_outside_the_template_folders() -> None:
