@@ -44,9 +44,9 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
     def on_snapshot(row: dict[str, Any]) -> None:
         state = runner.states[row["customer_id"]]  # the state as of the snapshot
         mu, sd = silence.gap_model(state, config.section("silence"), config.prior_weight)
-        silence = SNAPSHOT_AT - state.last_seen
+        silent = SNAPSHOT_AT - state.last_seen
         rows[row["customer_id"]] = row | {
-            "z": (math.log(silence) - mu) / sd, "visits": state.visits,
+            "z": (math.log(silent) - mu) / sd, "visits": state.visits,
             "triggered": silence.of(state).silence_fired_for == state.last_seen,
         }
 
@@ -64,6 +64,7 @@ class EngineResult:
     runner: Replayer
     fired_by_snapshot: int
     dropoff: np.ndarray
+    learned: np.ndarray  # ``dropoff_learned`` at the snapshot (NaN while the partition's model was cold)
     z: np.ndarray
     triggered: np.ndarray
     visits: np.ndarray
@@ -86,6 +87,17 @@ def run_engine(purchases: list[Purchase], cust: Customers, config: EngineConfig,
         sys.exit(f"{len(missing)} customers missing from the snapshot (evicted?), e.g. {missing[:3]}")
     return EngineResult(runner, fired_by_snapshot,
                         dropoff=np.array([rows[k]["scores"]["dropoff"] for k in keys]),
+                        learned=np.array([_or_nan(rows[k]["scores"].get("dropoff_learned")) for k in keys]),
                         z=np.array([rows[k]["z"] for k in keys]),
                         triggered=np.array([rows[k]["triggered"] for k in keys]),
                         visits=np.array([rows[k]["visits"] for k in keys]))
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def labels(runner: Replayer) -> tuple[int, int]:
+    """Labels the learned drop-off models learned over the whole replay, and how many said "dropped"."""
+    report = runner.models_report().values()
+    return sum(m["labels"] for m in report), sum(m["dropped"] for m in report)
