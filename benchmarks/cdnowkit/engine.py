@@ -21,14 +21,16 @@ from .data import DAY, HOLDOUT_END, SNAPSHOT_AT, Customers, Purchase, write_even
 
 
 def engine_config(cust: Customers, visit_gap_days: float, prior_gap_days: float | None,
-                  prior_log_sd: float | None) -> EngineConfig:
-    """Purchase-data settings; the prior defaults to the median and SD of the calibration log gaps."""
+                  prior_log_sd: float | None, **more: Any) -> EngineConfig:
+    """Purchase-data settings; the prior defaults to the median and SD of the calibration log gaps;
+    ``more``: other engine settings (None: the default)."""
     log_gaps = np.log(np.array(cust.visit_gaps) * DAY)
     prior_gap = prior_gap_days * DAY if prior_gap_days else float(np.exp(np.median(log_gaps)))
     prior_sd = prior_log_sd if prior_log_sd else float(np.std(log_gaps))
     return EngineConfig(
         visit_gap_seconds=visit_gap_days * DAY, prior_gap_seconds=prior_gap, prior_log_sd=prior_sd,
         silence_min_seconds=DAY, silence_max_seconds=5 * 365 * DAY, idle_ttl_seconds=5 * 365 * DAY,
+        **{k: v for k, v in more.items() if v is not None},
     )
 
 
