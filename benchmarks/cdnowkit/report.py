@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 from dataclasses import asdict, dataclass
 from datetime import date
@@ -95,7 +96,8 @@ def learned_summary(ev: Evaluation) -> dict[str, Any]:
     total, dropped = labels(ev.engine.runner)
     s = ev.config.section("learned_dropoff")
     score, odd = np.nan_to_num(ev.engine.learned, nan=0.5), ev.cust.ids % 2 == 1
-    halves = {name: {"auc": auc(score[m], ev.y[m]), "ap": average_precision(score[m], ev.y[m]),
+    halves = {name: {"auc": auc(score[m], ev.y[m]) if 0 < ev.y[m].sum() < m.sum() else math.nan,
+                     "ap": average_precision(score[m], ev.y[m]) if ev.y[m].any() else math.nan,
                      "customers": int(m.sum())} for name, m in (("dev", odd), ("report", ~odd))}
     return {"labels": total, "dropped": dropped, "snapshot_backoff": getattr(s, "snapshot_backoff", 1.0),
             "snapshot_backoff_max_days": getattr(s, "snapshot_backoff_max_seconds", 0.0) / DAY, **halves}
