@@ -121,10 +121,11 @@ def both(rules: Rules, records: list[tuple[float, Any]], until: float, config: E
         yield Run(config.replace(look_every_day=every_day), rules).feed(records, until)
 
 
-BACKOFF = CONFIG.replace(snapshot_backoff=2.0, snapshot_backoff_max_seconds=40 * DAY)
+EVERY = CONFIG.replace(snapshot_backoff=1.0)  # a snapshot every label horizon (before snapshot_backoff)
+CAPPED = CONFIG.replace(snapshot_backoff_max_seconds=40 * DAY)
 
 
-@pytest.mark.parametrize("config", [CONFIG, BACKOFF], ids=["every-horizon", "backoff"])
+@pytest.mark.parametrize("config", [EVERY, CONFIG, CAPPED], ids=["every-horizon", "backoff", "capped-backoff"])
 def test_looking_only_when_due_changes_nothing_but_the_number_of_looks(config: EngineConfig) -> None:
     records = population()
     daily, due = both(SHIPPED, records, T0 + 90 * DAY, config)
@@ -142,17 +143,20 @@ def test_looking_only_when_due_changes_nothing_but_the_number_of_looks(config: E
 def test_without_lifecycle_playbooks_a_silent_customer_is_looked_at_once_per_label_horizon() -> None:
     first = PageView(event_id="e1", customer_id="c1", occurred_at=at(T0))
     second = PageView(event_id="e2", customer_id="c1", occurred_at=at(T0 + 3600))
-    run = Run(CONFIG, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
+    run = Run(EVERY, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
     labels = [s for s in run.seen if s[0] == "label"]
     # a snapshot the day after, then each horizon (14 days) resolves one "dropped" and takes the next
     assert run.looks == 1 + 100 // 14 and len(labels) == 100 // 14
     assert all(dict(s[2:])["label"] == 1 for s in labels)
+    spaced = Run(CONFIG, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
+    # the default backoff: snapshots on days 1, 15, 43 and 99; labels on days 15, 29 and 57
+    assert spaced.looks == 6 and [dict(s[2:])["label"] for s in spaced.seen if s[0] == "label"] == [1, 1, 1]
 
 
 def test_backoff_spaces_a_silent_customers_looks_out_and_gives_fewer_labels_than_every_horizon() -> None:
     records = population()
-    plain = Run(CONFIG, SHIPPED).feed(records, T0 + 200 * DAY)
-    spaced = Run(CONFIG.replace(snapshot_backoff=2.0), SHIPPED).feed(records, T0 + 200 * DAY)
+    plain = Run(EVERY, SHIPPED).feed(records, T0 + 200 * DAY)
+    spaced = Run(CONFIG, SHIPPED).feed(records, T0 + 200 * DAY)
     assert [s for s in spaced.seen if s[0] != "label"] == [s for s in plain.seen if s[0] != "label"], \
         "labels only: triggers and decisions do not depend on the learned model's snapshots"
     assert spaced.models.dropped < 0.7 * plain.models.dropped, (spaced.models.dropped, plain.models.dropped)

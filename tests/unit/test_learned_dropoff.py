@@ -134,7 +134,8 @@ def test_the_horizon_is_configurable() -> None:
 # ---- spacing snapshots out during a long silence (snapshot_backoff) ------------------------------
 
 LONG = EngineConfig(idle_ttl_seconds=5 * 365 * DAY)  # not evicted after 180 silent days
-BACKOFF = LONG.replace(snapshot_backoff=2.0)
+BACKOFF = LONG  # the default: snapshot_backoff 2
+EVERY = LONG.replace(snapshot_backoff=1.0)  # the behaviour before snapshot_backoff
 
 
 def silent_for(state: CustomerState, models: PartitionModels, days: int, config: EngineConfig,
@@ -154,10 +155,11 @@ def dropped_days(steps: Iterable[Step]) -> list[int]:
     return [round((t - taken[0]) / DAY) for t in taken]
 
 
-def test_without_backoff_a_silence_gives_a_dropped_label_every_horizon() -> None:
+def test_the_default_backoff_is_two_and_one_gives_a_dropped_label_every_horizon_as_before() -> None:
+    assert EngineConfig().section("learned_dropoff").snapshot_backoff == 2.0
     models = PartitionModels()
-    state, _ = active("c1", models, config=LONG)
-    assert dropped_days(silent_for(state, models, 300, LONG)) == list(range(0, 300 - 14, 14))
+    state, _ = active("c1", models, config=EVERY)
+    assert dropped_days(silent_for(state, models, 300, EVERY)) == list(range(0, 300 - 14, 14))
 
 
 def test_with_backoff_the_snapshots_of_a_silence_space_out_geometrically() -> None:

@@ -62,8 +62,9 @@ class LearnedSettings:
 
     label_horizon_seconds: float = 14 * 86_400.0
     model_min_labels: int = 200
-    # snapshots of one silence: the gap after the j-th is horizon * backoff**j (1: every horizon)
-    snapshot_backoff: float = 1.0
+    # snapshots of one silence: the gap after the j-th is horizon * backoff**j (1: every horizon); 2 was
+    # chosen on CDNOW's odd customer ids (docs/runtime/due-time.md)
+    snapshot_backoff: float = 2.0
     # the longest gap between two snapshots of one silence (never below the horizon); 0: no cap
     snapshot_backoff_max_seconds: float = 0.0
 
