@@ -6,7 +6,7 @@ import argparse
 import json
 import math
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from importlib import metadata
 from typing import Any
@@ -154,7 +154,7 @@ def json_report(ev: Evaluation) -> dict[str, Any]:
         "base_rate_repeat": float(y[repeat].mean()), "base_rate_one_time": float(y[~repeat].mean()),
         "calibration": [CAL_FIRST.isoformat(), CAL_LAST.isoformat()],
         "holdout": [date.fromordinal(CAL_LAST.toordinal() + 1).isoformat(), HOLDOUT_LAST.isoformat()],
-        "engine_config": asdict(ev.config), "dropoff_threshold": ev.threshold,
+        "engine_config": dict(ev.config), "dropoff_threshold": ev.threshold,
         "triggers_fired_by_snapshot": ev.engine.fired_by_snapshot, "triggers_live_at_snapshot": ev.k,
         "replay_counts": ev.engine.runner.counts.as_dict(), "learned_model": learned_summary(ev),
         "bgnbd": ev.fit, "scores": ev.metrics,
