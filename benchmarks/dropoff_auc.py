@@ -73,11 +73,13 @@ PIPELINES: dict[str, Any] = {
 }
 
 
-def run(events: Path, truth: Path, model: str, horizon: float) -> dict[str, Any]:
+def run(events: Path, truth: Path, model: str, horizon: float, backoff: float = 1.0,
+        backoff_max: float = 0.0) -> dict[str, Any]:
     """Replay ``events`` and collect every snapshot with its scores and (later) its label."""
     core_models.dropoff_pipeline = PIPELINES[model]  # type: ignore[assignment]
     # its "every daily check" rows need a look at every customer every day (core.due skips the idle ones)
-    config = EngineConfig(label_horizon_seconds=horizon, look_every_day=True)
+    config = EngineConfig(label_horizon_seconds=horizon, look_every_day=True, snapshot_backoff=backoff,
+                          snapshot_backoff_max_seconds=backoff_max)
     snaps: list[dict[str, Any]] = []
     labels: dict[tuple[str, float], int] = {}
 
@@ -210,11 +212,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=sorted(PIPELINES), default="lr")
     parser.add_argument("--horizon-days", type=float, default=14.0)
     parser.add_argument("--bootstrap", type=int, default=0)
+    parser.add_argument("--snapshot-backoff", type=float, default=1.0, help="the engine's snapshot_backoff")
+    parser.add_argument("--snapshot-backoff-max-days", type=float, default=0.0, help="its cap (0: none)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     horizon = args.horizon_days * DAY
-    result = run(args.events, args.truth, args.model, horizon)
-    report = {"model": args.model, "replay_seconds": round(result["seconds"], 1),
+    result = run(args.events, args.truth, args.model, horizon, args.snapshot_backoff,
+                 args.snapshot_backoff_max_days * DAY)
+    report = {"model": args.model, "snapshot_backoff": args.snapshot_backoff,
+              "snapshot_backoff_max_days": args.snapshot_backoff_max_days,
+              "replay_seconds": round(result["seconds"], 1),
+              "labels": sum(m.labels for m in result["replay"].models.values()),
+              "dropped": sum(m.dropped for m in result["replay"].models.values()),
               **score(result, horizon, args.bootstrap), **costs(result["replay"])}
     text = json.dumps(report, indent=2)
     print(text)

@@ -14,6 +14,7 @@ from .data import CAL_FIRST, CAL_LAST, DAY, RULE_DAYS, SNAPSHOT_AT, WEEK, Custom
 from .engine import EngineResult
 
 FORETHOUGHT = "Forethought dropoff"
+LEARNED = "Forethought learned"
 
 
 def bgnbd_loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -109,6 +110,7 @@ def all_scores(engine: EngineResult, cust: Customers, silence: np.ndarray, x: np
     return {
         FORETHOUGHT: engine.dropoff,
         "Forethought z (unrounded)": engine.z,
+        LEARNED: np.nan_to_num(engine.learned, nan=0.5),  # a cold model ranks nobody
         "Recency (days silent)": silence,
         "Recency / own mean gap": silence / np.where(np.isnan(cust.mean_gap), pop_mean_gap, cust.mean_gap),
         "Frequency (− repeats)": -x,

@@ -10,7 +10,7 @@ import numpy as np
 from rich.console import Console
 
 from .baselines import FORETHOUGHT, all_scores, bgnbd, bgnbd_inputs, bgnbd_p_zero, silence_days
-from .data import HOLDOUT_WEEKS, locate_cdnow, parse_cdnow, summarize
+from .data import DAY, HOLDOUT_WEEKS, locate_cdnow, parse_cdnow, summarize
 from .engine import engine_config, run_engine
 from .metrics import bootstrap_auc, operating_points, score_metrics
 from .report import Evaluation, print_report
@@ -26,8 +26,11 @@ def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
     parser.add_argument("--visit-gap-days", type=float, default=1.0)
     parser.add_argument("--prior-log-sd", type=float, help="default: estimated from calibration gaps")
     parser.add_argument("--prior-gap-days", type=float, help="default: median calibration gap")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples for AUC intervals (0: none)")
+    parser.add_argument("--bootstrap", type=int, default=200, 
+                        help="bootstrap resamples for AUC intervals (0: none)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--snapshot-backoff", type=float, help="learned_dropoff snapshot_backoff (default: the engine's)")
+    parser.add_argument("--snapshot-backoff-max-days", type=float, help="its cap in days (default: the engine's)")
     return parser.parse_args(argv)
 
 
@@ -54,7 +57,10 @@ def main(argv: list[str] | None, description: str) -> int:
     purchases = parse_cdnow(text)
     cust = summarize(purchases, args.visit_gap_days)
     watch.lap("load and summarise CDNOW")
-    config = engine_config(cust, args.visit_gap_days, args.prior_gap_days, args.prior_log_sd)
+    cap = args.snapshot_backoff_max_days
+    config = engine_config(cust, args.visit_gap_days, args.prior_gap_days, args.prior_log_sd,
+                           snapshot_backoff=args.snapshot_backoff,
+                           snapshot_backoff_max_seconds=None if cap is None else cap * DAY)
     engine = run_engine(purchases, cust, config, watch.lap)
 
     silence = silence_days(cust)

@@ -21,14 +21,16 @@ from .data import DAY, HOLDOUT_END, SNAPSHOT_AT, Customers, Purchase, write_even
 
 
 def engine_config(cust: Customers, visit_gap_days: float, prior_gap_days: float | None,
-                  prior_log_sd: float | None) -> EngineConfig:
-    """Purchase-data settings; the prior defaults to the median and SD of the calibration log gaps."""
+                  prior_log_sd: float | None, **more: Any) -> EngineConfig:
+    """Purchase-data settings; the prior defaults to the median and SD of the calibration log gaps;
+    ``more``: other engine settings (None: the default)."""
     log_gaps = np.log(np.array(cust.visit_gaps) * DAY)
     prior_gap = prior_gap_days * DAY if prior_gap_days else float(np.exp(np.median(log_gaps)))
     prior_sd = prior_log_sd if prior_log_sd else float(np.std(log_gaps))
     return EngineConfig(
         visit_gap_seconds=visit_gap_days * DAY, prior_gap_seconds=prior_gap, prior_log_sd=prior_sd,
         silence_min_seconds=DAY, silence_max_seconds=5 * 365 * DAY, idle_ttl_seconds=5 * 365 * DAY,
+        **{k: v for k, v in more.items() if v is not None},
     )
 
 
@@ -44,9 +46,9 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
     def on_snapshot(row: dict[str, Any]) -> None:
         state = runner.states[row["customer_id"]]  # the state as of the snapshot
         mu, sd = silence.gap_model(state, config.section("silence"), config.prior_weight)
-        silence = SNAPSHOT_AT - state.last_seen
+        silent = SNAPSHOT_AT - state.last_seen
         rows[row["customer_id"]] = row | {
-            "z": (math.log(silence) - mu) / sd, "visits": state.visits,
+            "z": (math.log(silent) - mu) / sd, "visits": state.visits,
             "triggered": silence.of(state).silence_fired_for == state.last_seen,
         }
 
@@ -64,6 +66,7 @@ class EngineResult:
     runner: Replayer
     fired_by_snapshot: int
     dropoff: np.ndarray
+    learned: np.ndarray  # ``dropoff_learned`` at the snapshot (NaN while the partition's model was cold)
     z: np.ndarray
     triggered: np.ndarray
     visits: np.ndarray
@@ -86,6 +89,17 @@ def run_engine(purchases: list[Purchase], cust: Customers, config: EngineConfig,
         sys.exit(f"{len(missing)} customers missing from the snapshot (evicted?), e.g. {missing[:3]}")
     return EngineResult(runner, fired_by_snapshot,
                         dropoff=np.array([rows[k]["scores"]["dropoff"] for k in keys]),
+                        learned=np.array([_or_nan(rows[k]["scores"].get("dropoff_learned")) for k in keys]),
                         z=np.array([rows[k]["z"] for k in keys]),
                         triggered=np.array([rows[k]["triggered"] for k in keys]),
                         visits=np.array([rows[k]["visits"] for k in keys]))
+
+
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def labels(runner: Replayer) -> tuple[int, int]:
+    """Labels the learned drop-off models learned over the whole replay, and how many said "dropped"."""
+    report = runner.models_report().values()
+    return sum(m["labels"] for m in report), sum(m["dropped"] for m in report)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date
 from importlib import metadata
 from typing import Any
@@ -16,9 +17,10 @@ from rich.table import Table
 
 from forethought.core.config import EngineConfig
 
-from .baselines import FORETHOUGHT
+from .baselines import FORETHOUGHT, LEARNED
 from .data import CAL_FIRST, CAL_LAST, DAY, HOLDOUT_LAST, HOLDOUT_WEEKS, Customers
-from .engine import EngineResult
+from .engine import EngineResult, labels
+from .metrics import auc, average_precision
 
 
 @dataclass
@@ -73,12 +75,32 @@ def _print_summary(console: Console, ev: Evaluation) -> None:
         f"prior_log_sd {config.prior_log_sd:.3f}, visit gap {ev.args.visit_gap_days:g} d, silence_z {config.silence_z}; "
         f"silence triggers fired by the snapshot {ev.engine.fired_by_snapshot:,}, live for the present silence {ev.k:,}; "
         f"dropoff scores tied at 1.0: {int((ev.engine.dropoff >= 1.0).sum()):,}")
+    learned = learned_summary(ev)
+    console.print(
+        f"learned model (snapshot_backoff {learned['snapshot_backoff']}, cap "
+        f"{learned['snapshot_backoff_max_days']} d): {learned['labels']:,} labels ({learned['dropped']:,} dropped); "
+        f"'{LEARNED}' at the snapshot: AUC/AP dev half (odd ids) "
+        f"{learned['dev']['auc']:.4f}/{learned['dev']['ap']:.4f}, "
+        f"report half (even ids) {learned['report']['auc']:.4f}/{learned['report']['ap']:.4f}")
     fit, p = ev.fit, ev.fit["params"]
     console.print(
         f"BG/NBD: {fit['implementation']}  r={p['r']:.4f} α={p['alpha']:.4f} a={p['a']:.4f} b={p['b']:.4f} "
         f"(weeks), log-lik {fit['loglik']:.1f}, fit {fit['seconds']:.1f} s"
         + (f"; own scipy fit agrees: max |ΔP(alive)| = {fit['scipy_check']['p_alive_max_abs_diff']:.2e} "
            f"({fit['scipy_check']['seconds']:.1f} s)" if "scipy_check" in fit else ""))
+
+
+def learned_summary(ev: Evaluation) -> dict[str, Any]:
+    """The learned model's labels and its score's AUC/AP on two halves of the customers: odd ids (used to
+    choose ``snapshot_backoff``'s default) and even ids (reported)."""
+    total, dropped = labels(ev.engine.runner)
+    s = ev.config.section("learned_dropoff")
+    score, odd = np.nan_to_num(ev.engine.learned, nan=0.5), ev.cust.ids % 2 == 1
+    halves = {name: {"auc": auc(score[m], ev.y[m]) if 0 < ev.y[m].sum() < m.sum() else math.nan,
+                     "ap": average_precision(score[m], ev.y[m]) if ev.y[m].any() else math.nan,
+                     "customers": int(m.sum())} for name, m in (("dev", odd), ("report", ~odd))}
+    return {"labels": total, "dropped": dropped, "snapshot_backoff": getattr(s, "snapshot_backoff", 1.0),
+            "snapshot_backoff_max_days": getattr(s, "snapshot_backoff_max_seconds", 0.0) / DAY, **halves}
 
 
 def _ranking_table(ev: Evaluation) -> Table:
@@ -132,9 +154,10 @@ def json_report(ev: Evaluation) -> dict[str, Any]:
         "base_rate_repeat": float(y[repeat].mean()), "base_rate_one_time": float(y[~repeat].mean()),
         "calibration": [CAL_FIRST.isoformat(), CAL_LAST.isoformat()],
         "holdout": [date.fromordinal(CAL_LAST.toordinal() + 1).isoformat(), HOLDOUT_LAST.isoformat()],
-        "engine_config": asdict(ev.config), "dropoff_threshold": ev.threshold,
+        "engine_config": dict(ev.config), "dropoff_threshold": ev.threshold,
         "triggers_fired_by_snapshot": ev.engine.fired_by_snapshot, "triggers_live_at_snapshot": ev.k,
-        "replay_counts": ev.engine.runner.counts.as_dict(), "bgnbd": ev.fit, "scores": ev.metrics,
+        "replay_counts": ev.engine.runner.counts.as_dict(), "learned_model": learned_summary(ev),
+        "bgnbd": ev.fit, "scores": ev.metrics,
         "operating_points": ev.operating, "operating_points_repeat_customers": ev.operating_repeat,
         "bootstrap_resamples": args.bootstrap, "seed": args.seed,
         "runtime_seconds": {**ev.timings, "total": ev.total},

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
+import pytest
+
 from forethought.contracts.events import ErrorEvent, FeatureUsed, PageView
 from forethought.contracts.records import Profile
 from forethought.core.config import EngineConfig
@@ -114,14 +116,19 @@ def states_without_look_times(run: Run) -> dict[str, bytes]:
     return {cid: replace(s, daily_at=None).to_bytes() for cid, s in sorted(run.states.items())}
 
 
-def both(rules: Rules, records: list[tuple[float, Any]], until: float) -> Iterator[Run]:
+def both(rules: Rules, records: list[tuple[float, Any]], until: float, config: EngineConfig = CONFIG) -> Iterator[Run]:
     for every_day in (True, False):
-        yield Run(CONFIG.replace(look_every_day=every_day), rules).feed(records, until)
+        yield Run(config.replace(look_every_day=every_day), rules).feed(records, until)
 
 
-def test_looking_only_when_due_changes_nothing_but_the_number_of_looks() -> None:
+EVERY = CONFIG.replace(snapshot_backoff=1.0)  # a snapshot every label horizon (before snapshot_backoff)
+CAPPED = CONFIG.replace(snapshot_backoff_max_seconds=40 * DAY)
+
+
+@pytest.mark.parametrize("config", [EVERY, CONFIG, CAPPED], ids=["every-horizon", "backoff", "capped-backoff"])
+def test_looking_only_when_due_changes_nothing_but_the_number_of_looks(config: EngineConfig) -> None:
     records = population()
-    daily, due = both(SHIPPED, records, T0 + 90 * DAY)
+    daily, due = both(SHIPPED, records, T0 + 90 * DAY, config)
     kinds = {s[0] for s in daily.seen}
     assert {"trigger", "decision", "label"} <= kinds
     assert {s[2] for s in daily.seen if s[0] == "trigger"} >= {"onboarding_stalled", "renewal_at_risk",
@@ -136,11 +143,25 @@ def test_looking_only_when_due_changes_nothing_but_the_number_of_looks() -> None
 def test_without_lifecycle_playbooks_a_silent_customer_is_looked_at_once_per_label_horizon() -> None:
     first = PageView(event_id="e1", customer_id="c1", occurred_at=at(T0))
     second = PageView(event_id="e2", customer_id="c1", occurred_at=at(T0 + 3600))
-    run = Run(CONFIG, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
+    run = Run(EVERY, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
     labels = [s for s in run.seen if s[0] == "label"]
     # a snapshot the day after, then each horizon (14 days) resolves one "dropped" and takes the next
     assert run.looks == 1 + 100 // 14 and len(labels) == 100 // 14
     assert all(dict(s[2:])["label"] == 1 for s in labels)
+    spaced = Run(CONFIG, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
+    # the default backoff: snapshots on days 1, 15, 43 and 99; labels on days 15, 29 and 57
+    assert spaced.looks == 6 and [dict(s[2:])["label"] for s in spaced.seen if s[0] == "label"] == [1, 1, 1]
+
+
+def test_backoff_spaces_a_silent_customers_looks_out_and_gives_fewer_labels_than_every_horizon() -> None:
+    records = population()
+    plain = Run(EVERY, SHIPPED).feed(records, T0 + 200 * DAY)
+    spaced = Run(CONFIG, SHIPPED).feed(records, T0 + 200 * DAY)
+    assert [s for s in spaced.seen if s[0] != "label"] == [s for s in plain.seen if s[0] != "label"], \
+        "labels only: triggers and decisions do not depend on the learned model's snapshots"
+    assert spaced.models.dropped < 0.7 * plain.models.dropped, (spaced.models.dropped, plain.models.dropped)
+    assert spaced.models.labels - spaced.models.dropped <= plain.models.labels - plain.models.dropped
+    assert spaced.looks < plain.looks
 
 
 def test_a_customer_without_models_or_lifecycle_playbooks_has_no_look_due() -> None:

@@ -131,6 +131,80 @@ def test_the_horizon_is_configurable() -> None:
     assert models.dropped == before + 1
 
 
+# ---- spacing snapshots out during a long silence (snapshot_backoff) ------------------------------
+
+LONG = EngineConfig(idle_ttl_seconds=5 * 365 * DAY)  # not evicted after 180 silent days
+BACKOFF = LONG  # the default: snapshot_backoff 2
+EVERY = LONG.replace(snapshot_backoff=1.0)  # the behaviour before snapshot_backoff
+
+
+def silent_for(state: CustomerState, models: PartitionModels, days: int, config: EngineConfig,
+               round_trip: bool = False) -> list[Step]:
+    """Tick once a day for ``days`` days of silence; ``round_trip``: through the state codec each day."""
+    steps, start = [], state.last_seen or T0
+    for d in range(1, days + 1):
+        if round_trip:
+            state = CustomerState.from_bytes(state.to_bytes(), config)
+        steps.append(tick(state, start + d * DAY, config, models=models))
+    return steps
+
+
+def dropped_days(steps: Iterable[Step]) -> list[int]:
+    """When the snapshots labelled "dropped" were taken, in days after the first of them."""
+    taken = [o.detail["taken_at"] for s in steps for o in s.observations if o.kind == "label" and o.detail["label"]]
+    return [round((t - taken[0]) / DAY) for t in taken]
+
+
+def test_the_default_backoff_is_two_and_one_gives_a_dropped_label_every_horizon_as_before() -> None:
+    assert EngineConfig().section("learned_dropoff").snapshot_backoff == 2.0
+    models = PartitionModels()
+    state, _ = active("c1", models, config=EVERY)
+    assert dropped_days(silent_for(state, models, 300, EVERY)) == list(range(0, 300 - 14, 14))
+
+
+def test_with_backoff_the_snapshots_of_a_silence_space_out_geometrically() -> None:
+    models = PartitionModels()
+    state, _ = active("c1", models, config=BACKOFF)
+    steps = silent_for(state, models, 300, BACKOFF)
+    assert dropped_days(steps) == [0, 14, 42, 98, 210], "gaps of 14, 28, 56 and 112 days"
+    looks = [o for s in steps for o in s.observations if o.kind == "daily_scores"]
+    days = [round((o.detail["at"] - looks[0].detail["at"]) / DAY) for o in looks]
+    assert days == [0, 14, 28, 42, 56, 98, 112, 210, 224], "a look per snapshot and per label, none in between"
+
+
+def test_the_backoff_gap_is_capped() -> None:
+    config = BACKOFF.replace(snapshot_backoff_max_seconds=30 * DAY)
+    models = PartitionModels()
+    state, _ = active("c1", models, config=config)
+    assert dropped_days(silent_for(state, models, 200, config)) == [0, 14, 42, 72, 102, 132, 162]
+
+
+def test_activity_restarts_the_spacing() -> None:
+    models = PartitionModels()
+    state, _ = active("c1", models, config=BACKOFF)
+    assert dropped_days(silent_for(state, models, 120, BACKOFF)) == [0, 14, 42, 98]
+    back = process(state, page("c1", 999, (state.last_seen or T0) + 120 * DAY), BACKOFF, models=models)
+    assert labels_of([back]) == [], "nothing pending: day 98's snapshot was labelled on day 112, the next is day 210"
+    assert dropped_days(silent_for(state, models, 120, BACKOFF)) == [0, 14, 42, 98], "as after the first activity"
+
+
+def test_the_spacing_survives_the_state_codec_without_a_new_field() -> None:
+    runs = []
+    for round_trip in (False, True):
+        models = PartitionModels()
+        state, _ = active("c1", models, config=BACKOFF)
+        runs.append((labels_of(silent_for(state, models, 250, BACKOFF, round_trip)), models.to_bytes()))
+    assert runs[0] == runs[1] and runs[0][0] == [1] * 5, "the schedule follows from last_seen alone"
+    assert [f.name for f in CustomerState.new("c1", BACKOFF).slice("learned_dropoff").FIELDS] == ["snapshot"]
+
+
+@pytest.mark.parametrize("bad", [{"snapshot_backoff": 0.5}, {"snapshot_backoff": 0.0},
+                                 {"snapshot_backoff": float("nan")}, {"snapshot_backoff_max_seconds": -1.0}])
+def test_a_backoff_below_one_or_a_negative_cap_is_refused(bad: dict[str, float]) -> None:
+    with pytest.raises(ValueError, match="snapshot_backoff"):
+        EngineConfig(**bad)
+
+
 # ---- cold start --------------------------------------------------------------------------------
 
 

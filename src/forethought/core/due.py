@@ -6,7 +6,8 @@ can change anything. Each detector says when it needs one
 (:meth:`~forethought.core.plugin.Detector.look_due`); the built-in ones ask for —
 
 * the learned drop-off model needs a snapshot (none pending, the customer has been active): the
-  next slot;
+  next slot, or with ``snapshot_backoff`` > 1 the silence's next snapshot time
+  (:func:`~forethought.core.detectors.learned_dropoff.snapshot_slot`);
 * a pending snapshot's label horizon passes (it is labelled "dropped"): the first slot at or after
   ``taken_at + label_horizon_seconds``;
 * a playbook listening to ``daily`` can hold: every slot inside the lifecycle span its condition

@@ -9,7 +9,14 @@ per customer, so the state stays small). The snapshot's label becomes known
 
 and the partition's model learns it once, at that moment; the snapshot is then cleared and the
 next daily check takes a new one. A customer who stays silent keeps one snapshot until the
-horizon passes, so every silence of at least the horizon gives exactly one "dropped" label.
+horizon passes, so every horizon of silence gives one "dropped" label.
+
+With ``snapshot_backoff`` = f > 1 the snapshots of one silence space out geometrically: the
+first is taken at the first slot after the customer's last activity, and the gap from the j-th
+snapshot (j = 0, 1, ...) to the next is ``label_horizon_seconds`` · f**j, capped at
+``snapshot_backoff_max_seconds`` (never below the horizon). With a 14-day horizon and f = 2 a
+customer silent for 545 days gives 6 "dropped" labels instead of 38. The schedule depends only on
+``last_seen`` (:func:`snapshot_slot`), so activity resets it and no state is added.
 
 >>> from forethought.core.config import EngineConfig
 >>> from forethought.core.models import PartitionModels
@@ -31,6 +38,7 @@ True
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
@@ -54,9 +62,16 @@ class LearnedSettings:
 
     label_horizon_seconds: float = 14 * 86_400.0
     model_min_labels: int = 200
+    # snapshots of one silence: the gap after the j-th is horizon * backoff**j (1: every horizon); 2 was
+    # chosen on CDNOW's odd customer ids (docs/runtime/due-time.md)
+    snapshot_backoff: float = 2.0
+    # the longest gap between two snapshots of one silence (never below the horizon); 0: no cap
+    snapshot_backoff_max_seconds: float = 0.0
 
     def __post_init__(self) -> None:
-        check_positive(self)
+        check_positive(self, {"snapshot_backoff_max_seconds"})
+        if not self.snapshot_backoff >= 1.0:
+            raise ValueError(f"snapshot_backoff must be >= 1, got {self.snapshot_backoff}")
 
 
 @dataclass(slots=True)
@@ -101,7 +116,7 @@ class LearnedDropoff(Detector):
             return NEVER
         snapshot = of(state).snapshot
         if snapshot is None:
-            return soon if state.last_seen is not None else NEVER
+            return NEVER if state.last_seen is None else snapshot_slot(state, soon, s)
         try:
             taken = snapshots.taken_at(snapshot)
         except ValueError:  # unreadable: the next look clears it
@@ -119,7 +134,7 @@ class LearnedDropoff(Detector):
             return
         found = look.facts(brief=True)
         data = snapshots.codes(found)
-        taken = take_snapshot(state, m.at, data)
+        taken = snapshot_slot(state, m.at, s) == m.at and take_snapshot(state, m.at, data)
         scores = found["scores"]
         scores["dropoff_learned"] = m.models.dropoff(snapshots.from_codes(data)) if m.models.warm else None
         m.observe("daily_scores", {"at": m.at, "silence_seconds": found["features"]["silence_seconds"],
@@ -171,6 +186,37 @@ def take_snapshot(state: CustomerState, at: float, data: bytes) -> bool:
         return False
     sl.snapshot = snapshots.encode(at, data)
     return True
+
+
+def snapshot_slot(state: CustomerState, soon: float, s: LearnedSettings) -> float:
+    """The first slot at or after ``soon`` (a slot) at which a snapshot may be taken: ``soon`` itself
+    without backoff, else ``soon`` when it falls inside the horizon that follows one of the
+    silence's snapshot times (the snapshot there has not been taken yet), or the next such time.
+
+    >>> from forethought.core.config import EngineConfig
+    >>> from forethought.core.state import CustomerState
+    >>> config = EngineConfig(snapshot_backoff=2.0)
+    >>> state = CustomerState.new("c1", config)
+    >>> state.last_seen = 1_790_000_000.0
+    >>> first = slot_after("c1", state.last_seen)
+    >>> s, days = config.section(NAME), []
+    >>> at = first
+    >>> for _ in range(5):
+    ...     at = snapshot_slot(state, at, s)
+    ...     days.append(round((at - first) / 86_400))
+    ...     at += s.label_horizon_seconds  # the look that labels it "dropped"
+    >>> days  # the gaps are 14, 28, 56, 112 days
+    [0, 14, 42, 98, 210]
+    """
+    factor = s.snapshot_backoff
+    if factor <= 1.0 or state.last_seen is None:
+        return soon
+    horizon, cap = s.label_horizon_seconds, s.snapshot_backoff_max_seconds or math.inf
+    at, gap = slot_after(state.customer_id, state.last_seen), horizon
+    while at + horizon <= soon:  # that snapshot's horizon is over: the next one
+        at = slot_at_or_after(state.customer_id, at + max(horizon, min(gap, cap)))
+        gap *= factor
+    return max(at, soon)
 
 
 def on_activity(state: CustomerState, ts: float, s: LearnedSettings, models: Any) -> Label | None:
