@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
-import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from forethought.devkafka.broker import LocalBroker, _pid_alive, _read, _signal_group
+from forethought.devkafka.broker import LocalBroker, _pid_alive, _read, terminate_group
 from forethought.devkafka.jars import DEFAULT_VERSION, BrokerError, cache_root
 
 __all__ = ["DEFAULT_PORT", "BrokerState", "PortInUse", "default_dir", "running", "start", "stop"]
@@ -109,15 +108,8 @@ def running(data_dir: Path) -> tuple[BrokerState | None, bool]:
 
 
 def _terminate(pid: int, timeout: float) -> None:
-    """SIGTERM the broker's process group, SIGKILL it after ``timeout`` seconds."""
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if _pid_alive(pid):
-        _signal_group(pid, signal.SIGKILL)
-        while _pid_alive(pid):
-            time.sleep(0.1)
+    """SIGTERM the broker's process group, SIGKILL it after ``timeout`` seconds, and wait until it is gone."""
+    terminate_group(pid, timeout, wait_killed=True)
 
 
 def check_port_free(port: int) -> None:

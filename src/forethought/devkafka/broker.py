@@ -135,14 +135,22 @@ def stop_pidfile(data_dir: Path, timeout: float = 20) -> bool:
     if not (_pid_alive(pid) and "kafka.Kafka" in _read(Path(f"/proc/{pid}/cmdline"))):
         pidfile.unlink(missing_ok=True)
         return False
+    terminate_group(pid, timeout)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def terminate_group(pid: int, timeout: float, *, wait_killed: bool = False) -> None:
+    """SIGTERM the process group of ``pid``, SIGKILL it after ``timeout`` seconds (then, with
+    ``wait_killed``, wait until it is gone)."""
     _signal_group(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while _pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     if _pid_alive(pid):
         _signal_group(pid, signal.SIGKILL)
-    pidfile.unlink(missing_ok=True)
-    return True
+        while wait_killed and _pid_alive(pid):
+            time.sleep(0.1)
 
 
 def _server_properties(data: Path, port: int, cport: int, extra: Mapping[str, str]) -> str:
