@@ -35,8 +35,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 # Inside the core, the policy decides on state, detections and facts: only the driver sits above it.
 POLICY = "forethought.core.policy"
-# the engine, its driver, and core.due (it schedules the engine's looks from the playbooks' lifecycle bounds)
-ABOVE_POLICY = ("forethought.core.engine", "forethought.core.runtime", "forethought.core.due", POLICY)
+# the engine and its driver (the detectors reach the playbooks only through what the engine hands their hooks;
+# the policy compiles playbooks against the registry's vocabulary, so the registry sits below it)
+ABOVE_POLICY = ("forethought.core.engine", "forethought.core.runtime", POLICY)
 # Third-party packages a layer never imports, directly or lazily.
 KAFKA_CLIENTS = ("aiokafka", "faust", "mode", "kafka", "confluent_kafka")
 DENIED: dict[str, tuple[str, ...]] = {

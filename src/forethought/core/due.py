@@ -32,7 +32,7 @@ import math
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from forethought.core.policy.timing import unit_hash
+from forethought.core.signals import unit_hash
 
 if TYPE_CHECKING:
     from forethought.core.plugin import Moment

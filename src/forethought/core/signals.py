@@ -121,3 +121,13 @@ def human(seconds: float) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f} {unit}"
     return f"{seconds:.0f} s"
+
+
+def unit_hash(*parts: str) -> float:
+    """A value in ``[0, 1)`` from BLAKE2b of the parts joined by ``"\\x1f"``; stable everywhere.
+
+    >>> unit_hash("exp-1", "cust-42") == unit_hash("exp-1", "cust-42")
+    True
+    """
+    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") >> 11) / 2.0**53  # 53 bits: exact, never 1.0

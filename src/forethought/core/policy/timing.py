@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
+
+from forethought.core.signals import unit_hash  # (in signals: core.due schedules looks with it too)
 
 _HOUR = 3600
 _SEARCH_DAYS = 4  # local dates after ``at`` searched for the window's end
@@ -171,16 +172,6 @@ def prune(times: list[float], now: float, keep: float) -> list[float]:
 
 
 # --- deterministic holdouts ----------------------------------------------------------------
-
-
-def unit_hash(*parts: str) -> float:
-    """A value in ``[0, 1)`` from BLAKE2b of the parts joined by ``"\\x1f"``; stable everywhere.
-
-    >>> unit_hash("exp-1", "cust-42") == unit_hash("exp-1", "cust-42")
-    True
-    """
-    digest = hashlib.blake2b("\x1f".join(parts).encode("utf-8"), digest_size=8).digest()
-    return (int.from_bytes(digest, "big") >> 11) / 2.0**53  # 53 bits: exact, never 1.0
 
 
 def in_holdout(customer_id: str, salt: str, share: float) -> bool:
