@@ -21,6 +21,7 @@ ValueError: unknown engine setting 'silence_zz' (did you mean 'silence_z'?)
 from __future__ import annotations
 
 import difflib
+import typing
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -164,10 +165,15 @@ def setting_owners(registry: Registry) -> dict[str, str]:
 
 
 def setting_types(registry: Registry | None = None) -> dict[str, Any]:
-    """Every engine setting name and its declared type (the settings layer coerces text to it)."""
+    """Every engine setting name and its declared type, resolved (the settings layer coerces text to it).
+
+    >>> setting_types()["silence_z"], setting_types()["look_every_day"]
+    (<class 'float'>, <class 'bool'>)
+    """
     registry = registry or builtin_registry()
     sections: list[Any] = [WindowSettings, *(d.Settings for d in registry if d.Settings is not None)]
-    return {spec.name: spec.type for section in sections for spec in fields(section)}
+    return {name: kind for section in sections for name, kind in typing.get_type_hints(section).items()
+            if not name.startswith("_")}
 
 
 def _overriding(plan: tuple[tuple[Detector, Any], ...], hook: str) -> tuple[tuple[Detector, Any], ...]:

@@ -68,9 +68,8 @@ def engine_config(value: Any) -> EngineConfig:
 
 
 def _coerce(kind: Any, raw: Any) -> Any:
-    """``raw`` as the declared type ``kind`` (annotations are strings under postponed evaluation)."""
-    declared: Any = {"int": int, "float": float, "bool": bool}.get(kind, kind) if isinstance(kind, str) else kind
-    return TypeAdapter(declared).validate_python(raw, strict=False)
+    """``raw`` (text from the environment or a file) as the setting's declared type ``kind``."""
+    return TypeAdapter(kind).validate_python(raw, strict=False)
 
 
 class Settings(BaseSettings, KafkaSecurity):
