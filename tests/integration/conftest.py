@@ -39,11 +39,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
 
 
-def unavailable(reason: str) -> NoReturn:
-    """Skip, or fail when running in CI (a silent skip there would hide a broken setup)."""
+def missing(what: str) -> NoReturn:
+    """Skip for want of ``what``, or fail when running in CI (a silent skip there would hide a broken setup)."""
     if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"no Kafka broker for integration tests (CI=true): {reason}", pytrace=False)
-    pytest.skip(f"no Kafka broker for integration tests: {reason}")
+        pytest.fail(f"{what} (CI=true)", pytrace=False)
+    pytest.skip(what)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """No broker: skip, or fail in CI."""
+    missing(f"no Kafka broker for integration tests: {reason}")
 
 
 def _docker_answers(timeout: float = 5.0) -> bool:

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from conftest import missing
 
 from forethought.devkafka import DEFAULT_VERSION, MARKER, broker_prerequisites_missing, port_open, stop_pidfile
 from forethought.devkafka.jars import tools_dir
@@ -68,10 +69,8 @@ class Running:
 
 def _need_java_and_jars() -> None:
     """Skip without java (or without Maven while jars are not cached); fail instead under CI=true."""
-    if missing := broker_prerequisites_missing(tools=True):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"cannot run the local broker (CI=true): {missing}", pytrace=False)
-        pytest.skip(missing)
+    if absent := broker_prerequisites_missing(tools=True):
+        missing(f"cannot run the local broker: {absent}")
 
 
 @pytest.fixture(scope="module")
