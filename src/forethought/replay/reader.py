@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 
@@ -77,7 +77,7 @@ def sorted_lines(paths: list[Path], chunk: int = 250_000, on_bytes: Callable[[in
 def _scan(paths: list[Path], on_bytes: Callable[[int], None] | None) -> Iterator[Line]:
     for source, path in enumerate(paths):
         with open_input(path) as handle:
-            stored = handle.fileobj if isinstance(handle, gzip.GzipFile) else handle  # its position: bytes as stored
+            stored: Any = handle.fileobj if isinstance(handle, gzip.GzipFile) else handle  # at: bytes as stored
             told = 0
             for line_no, raw in enumerate(handle, start=1):
                 if on_bytes is not None and not line_no % 1024:
@@ -95,8 +95,8 @@ def _scan(paths: list[Path], on_bytes: Callable[[int], None] | None) -> Iterator
                 on_bytes(max(0, path.stat().st_size - told))
 
 
-def _tell(stored: IO[bytes] | None, told: int, on_bytes: Callable[[int], None]) -> int:
-    position = stored.tell() if stored is not None else told
+def _tell(stored: IO[bytes], told: int, on_bytes: Callable[[int], None]) -> int:
+    position = stored.tell()
     if position > told:
         on_bytes(position - told)
     return max(position, told)

@@ -3,7 +3,7 @@
 The page has no external resource at all: charts are inline SVG drawn here (:mod:`.svg_charts`), the
 style sheet is inline, and its Content-Security-Policy forbids every fetch (``default-src 'none'``) and
 every script but its own (allowed by hash). That one small script only records, in ``data-*``
-attributes, how many marks of each chart the browser laid out with a size (the browser test reads
+attributes, how many marks of each chart the browser laid out with a size on the page (the browser test reads
 them); the page reads the same without it. Every value from data is escaped (Jinja2 autoescape and
 :class:`markupsafe.Markup` formatting).
 
@@ -29,7 +29,7 @@ SCRIPT = """(function () {
   document.querySelectorAll("svg.chart").forEach(function (svg) {
     var marks = 0;
     svg.querySelectorAll(".mark").forEach(function (mark) {
-      var box = mark.getBBox();
+      var box = mark.getBoundingClientRect();  // as laid out on the page: zero when hidden or empty
       if (box.width > 0 || box.height > 0) { marks += 1; }
     });
     var rect = svg.getBoundingClientRect();

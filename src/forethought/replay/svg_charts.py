@@ -13,7 +13,7 @@ class ``mark``; the page's check counts the marks that have a size once the brow
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup
 
@@ -81,7 +81,7 @@ def _legend(names: Sequence[str], y: float) -> list[Markup]:
     return parts
 
 
-def bar_chart(title: str, categories: Sequence[str], series: dict[str, Sequence[float]], *, stacked: bool = True,
+def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, stacked: bool = True,
               y_label: str = "count", name: str = "bars", fmt: str = "") -> Markup:
     """Vertical bars per category, one colour per series, stacked or side by side."""
     legend_rows = 1 + len(series) // 6
@@ -116,7 +116,8 @@ def bar_chart(title: str, categories: Sequence[str], series: dict[str, Sequence[
     return _frame(name, title, parts, height)
 
 
-def hbar_chart(title: str, rows: dict[str, dict[str, float]], *, name: str = "hbars", x_label: str = "count") -> Markup:
+def hbar_chart(title: str, rows: Mapping[str, Mapping[str, float]], *, name: str = "hbars",
+               x_label: str = "count") -> Markup:
     """One horizontal stacked bar per row (``{row: {series: value}}``), e.g. suppressions per reason."""
     keys = sorted({k for parts in rows.values() for k in parts})
     row_h, label_w = 26, 200
@@ -151,7 +152,7 @@ def hbar_chart(title: str, rows: dict[str, dict[str, float]], *, name: str = "hb
     return _frame(name, title, parts, height)
 
 
-def line_chart(title: str, series: dict[str, Sequence[tuple[float, float]]], *, x_label: str, y_label: str,
+def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float]]], *, x_label: str, y_label: str,
                reference: float | None = None, name: str = "lines") -> Markup:
     """Lines over [0, 1] × [0, 1] (e.g. precision against recall); ``reference`` draws a dashed
     horizontal line (a random score's precision)."""
