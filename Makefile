@@ -148,9 +148,10 @@ eval: install $(EVAL)/events.jsonl.gz
 	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/report.json --triggers-out $(EVAL)/triggers.jsonl --playbooks builtin --quiet
 	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/report.json')))"
 
-# The shipped playbooks and policy over the same population: triggers, suppressions by reason, lift.
+# The shipped playbooks and policy over the same population: triggers, suppressions by reason, lift; the
+# page to share is $(EVAL)/policy-report.html (docs/backtest-report.md).
 eval-policy: install $(EVAL)/events.jsonl.gz
-	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/policy-report.json --triggers-out $(EVAL)/policy-triggers.jsonl --quiet
+	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/policy-report.json --triggers-out $(EVAL)/policy-triggers.jsonl --html $(EVAL)/policy-report.html --quiet
 	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/policy-report.json')))"
 
 $(EVAL)/events.jsonl.gz: | install
