@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -132,22 +133,25 @@ def render_page(report: dict[str, Any], *, sources: list[str], details: dict[str
     suppressed_by = d.get("suppressions") or {}
     lift = d.get("lift") or {}
     measured = [(p, row) for p, row in lift.items() if row.get("lift_ci95") is not None]
+    colors = charts.colours_for([p for p, _, _ in _playbooks(report)] + sorted(
+        {p for parts in suppressed_by.values() for p in parts} | set(lift) | set(per_day["series"])))
     environment = Environment(autoescape=True)
     return environment.from_string(TEMPLATE).render(
         r=report, sources=sources, csp=_csp(), style=Markup(STYLE), script=Markup(SCRIPT),
-        period=f"{report.get('first_event_at') or '-'} → {report.get('last_event_at') or '-'}",
+        period=f"{_when(report.get('first_event_at'))} → {_when(report.get('last_event_at'))}",
         total_triggers=sum((report.get("triggers_by_playbook") or {}).values()),
         invalid=sorted((report.get("invalid_by_reason") or {}).items(), key=lambda kv: -kv[1]),
         missing=[] if truth else TRUTH_SECTIONS,
         per_day=charts.bar_chart("Triggers per day", per_day["days"], per_day["series"], name="triggers_per_day",
-                                 y_label="triggers") if per_day["series"] else None,
+                                 y_label="triggers", colors=colors) if per_day["series"] else None,
         playbooks=_playbooks(report),
         suppressed=[(reason, sum(parts.values())) for reason, parts in suppressed_by.items()],
         suppressed_chart=charts.hbar_chart("Suppressions by reason", suppressed_by, name="suppressions",
-                                           x_label="suppressed candidates"),
+                                           x_label="suppressed candidates", colors=colors),
         lift_rows=[_lift_row(p, row) for p, row in measured],
-        lift_chart=charts.interval_chart("Lift with 95 % interval", [(p, row["lift"], *row["lift_ci95"])
-                                                                    for p, row in measured], name="lift"),
+        lift_chart=charts.interval_chart("Lift with 95 % interval",
+                                         [(p, row["lift"], *row["lift_ci95"]) for p, row in measured],
+                                         name="lift", colors=colors),
         truth=truth, horizon_days=_fmt(d.get("horizon_days")),
         score_charts=[_score_chart(name, dist) for name, dist in (d.get("scores") or {}).items()],
         pr_chart=_pr_chart(d.get("pr") or {}), ap_note=_ap_note(d.get("pr") or {}),
@@ -217,6 +221,20 @@ def _quality(quality: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     names = {"dropoff": "drop-off", "error_burst": "error burst", "usage": "usage spike/drop",
              "behaviour": "multivariate (HST)"}
     return [(label, quality[key]) for key, label in names.items() if quality.get(key)]
+
+
+def _when(iso: str | None) -> str:
+    """An ISO time as ``2026-09-07 00:19 UTC`` (the report's times are UTC).
+
+    >>> _when("2026-09-07T00:19:49.905000+00:00"), _when(None)
+    ('2026-09-07 00:19 UTC', '-')
+    """
+    if not iso:
+        return "-"
+    try:
+        return datetime.fromisoformat(iso).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except ValueError:
+        return iso
 
 
 def _fmt(value: float | None) -> str:

@@ -28,6 +28,19 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+def colours_for(names: Sequence[str]) -> dict[str, str]:
+    """One colour per name (the first occurrence counts), so a playbook has the same colour in every chart.
+
+    >>> colours_for(["b", "a", "b"]) == {"b": PALETTE[0], "a": PALETTE[1]}
+    True
+    """
+    return {name: color(i) for i, name in enumerate(dict.fromkeys(names))}
+
+
+def _pick(colors: Mapping[str, str] | None, name: str, i: int) -> str:
+    return (colors or {}).get(name) or color(i)
+
+
 def nice_ticks(high: float, count: int = 5) -> list[float]:
     """Round tick values from 0 to at least ``high``.
 
@@ -68,13 +81,13 @@ def _y_axis(ticks: list[float], plot_h: float, label: str, fmt: str = "") -> lis
     return parts
 
 
-def _legend(names: Sequence[str], y: float) -> list[Markup]:
+def _legend(names: Sequence[str], y: float, colors: Mapping[str, str] | None = None) -> list[Markup]:
     parts, x = [], LEFT
     for i, name in enumerate(names):
         shown = name if len(name) <= 40 else name[:39] + "…"
         parts.append(Markup('<rect class="key" x="{}" y="{:.1f}" width="10" height="10" fill="{}"/>'
                             '<text class="legend" x="{}" y="{:.1f}">{}</text>').format(
-            x, y, color(i), x + 14, y + 9, shown))
+            x, y, _pick(colors, name, i), x + 14, y + 9, shown))
         x += 24 + 7 * len(shown)
         if x > WIDTH - 120 and i + 1 < len(names):
             x, y = LEFT, y + 16
@@ -82,7 +95,8 @@ def _legend(names: Sequence[str], y: float) -> list[Markup]:
 
 
 def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequence[float]], *, stacked: bool = True,
-              y_label: str = "count", name: str = "bars", fmt: str = "") -> Markup:
+              y_label: str = "count", name: str = "bars", fmt: str = "", colors: Mapping[str, str] | None = None,
+              ) -> Markup:
     """Vertical bars per category, one colour per series, stacked or side by side."""
     legend_rows = 1 + len(series) // 6
     height = HEIGHT + 16 * legend_rows
@@ -107,17 +121,17 @@ def bar_chart(title: str, categories: Sequence[str], series: Mapping[str, Sequen
             y = TOP + plot_h - plot_h * base / top - h
             parts.append(Markup('<rect class="mark" x="{:.1f}" y="{:.1f}" width="{:.1f}" height="{:.1f}" fill="{}">'
                                 '<title>{}: {}</title></rect>').format(
-                x, y, max(bar, 1.0), h, color(j), f"{key} · {category}", _label(value)))
+                x, y, max(bar, 1.0), h, _pick(colors, key, j), f"{key} · {category}", _label(value)))
             base += value if stacked else 0.0
         if i % every == 0:
             parts.append(Markup('<text class="tick" x="{:.1f}" y="{}" text-anchor="middle">{}</text>').format(
                 LEFT + (i + 0.5) * slot, TOP + plot_h + 16, category if len(category) <= 16 else category[:15] + "…"))
-    parts += _legend(list(series), HEIGHT - 28)
+    parts += _legend(list(series), HEIGHT - 28, colors)
     return _frame(name, title, parts, height)
 
 
 def hbar_chart(title: str, rows: Mapping[str, Mapping[str, float]], *, name: str = "hbars",
-               x_label: str = "count") -> Markup:
+               x_label: str = "count", colors: Mapping[str, str] | None = None) -> Markup:
     """One horizontal stacked bar per row (``{row: {series: value}}``), e.g. suppressions per reason."""
     keys = sorted({k for parts in rows.values() for k in parts})
     row_h, label_w = 26, 200
@@ -145,10 +159,10 @@ def hbar_chart(title: str, rows: Mapping[str, Mapping[str, float]], *, name: str
             w = plot_w * value / top
             parts.append(Markup('<rect class="mark" x="{:.1f}" y="{}" width="{:.1f}" height="{}" fill="{}">'
                                 '<title>{}: {}</title></rect>').format(
-                label_w + plot_w * base / top, y, max(w, 1.0), row_h - 8, color(keys.index(key)),
+                label_w + plot_w * base / top, y, max(w, 1.0), row_h - 8, _pick(colors, key, keys.index(key)),
                 f"{row} · {key}", _label(value)))
             base += value
-    parts += _legend(keys, bottom + 42)
+    parts += _legend(keys, bottom + 42, colors)
     return _frame(name, title, parts, height)
 
 
@@ -180,7 +194,7 @@ def line_chart(title: str, series: Mapping[str, Sequence[tuple[float, float]]], 
 
 
 def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], *, name: str = "intervals",
-                   x_label: str = "lift") -> Markup:
+                   x_label: str = "lift", colors: Mapping[str, str] | None = None) -> Markup:
     """One estimate with its interval per row (``(label, estimate, low, high)``) around a zero line."""
     row_h, label_w = 30, 200
     height = TOP + row_h * max(len(rows), 1) + 48
@@ -203,5 +217,5 @@ def interval_chart(title: str, rows: Sequence[tuple[str, float, float, float]], 
                             '<line class="whisker" x1="{:.1f}" x2="{:.1f}" y1="{:.1f}" y2="{:.1f}" stroke="{}"/>'
                             '<circle cx="{:.1f}" cy="{:.1f}" r="5" fill="{}"/></g>').format(
             label_w - 6, y + 4, label if len(label) <= 28 else label[:27] + "…", label, estimate, low, high,
-            scale(low), scale(high), y, y, color(i), scale(estimate), y, color(i)))
+            scale(low), scale(high), y, y, _pick(colors, label, i), scale(estimate), y, _pick(colors, label, i)))
     return _frame(name, title, parts, height)
