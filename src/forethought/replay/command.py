@@ -148,8 +148,8 @@ class _Progress:
     def __init__(self, inputs: list[Path], quiet: bool) -> None:
         self.bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), _Amount(), TimeRemainingColumn(),
                             console=console, disable=quiet)
-        self.reading = self.bar.add_task("reading", total=sum(p.stat().st_size for p in inputs) or None,
-                                         unit="bytes")
+        self.size = sum(p.stat().st_size for p in inputs)
+        self.reading = self.bar.add_task("reading", total=self.size or None, unit="bytes")
         self.processing = self.bar.add_task("processing", total=None, unit="records")
 
     def __enter__(self) -> _Progress:
@@ -162,7 +162,7 @@ class _Progress:
 
     def scanned(self, lines: int) -> None:
         """Every input was read: ``lines`` records to process in all."""
-        self.bar.update(self.reading, completed=self.bar.tasks[self.reading].total or 0)
+        self.bar.update(self.reading, completed=self.size)
         self.bar.update(self.processing, total=lines)
 
     def processed(self, done: int) -> None:
