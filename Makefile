@@ -16,7 +16,7 @@ SUPPORTED_PYTHONS := 3.11 3.12 3.13
 LOCK_STAMP    := $(VENV)/.lock-$(shell cksum < $(LOCK) 2>/dev/null | cut -d' ' -f1)
 PROJECT_STAMP := $(VENV)/.project-$(shell cksum < pyproject.toml 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
+.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools chromium kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
 
 # A venv made with another Python (version or interpreter) is removed first; a lock older than
 # pyproject.toml's dependencies stops the install (run `make lock`). The venv is made anew from the lock
@@ -87,6 +87,10 @@ tools:
 	$(call apt_tool,openssl,openssl,the secured-broker tests)
 	$(call apt_tool,promtool,prometheus,the alert-rule tests)
 
+# Debian's Chromium (/usr/bin/chromium), headless, for the browser test of the backtest report page.
+chromium:
+	$(call apt_tool,chromium,chromium,the browser test of the replay --html report)
+
 # Kubernetes manifests (deploy/k8s, docs/deploy.md). kustomize is built from source through the Go
 # module proxy (no GitHub download) into ~/.cache/forethought/bin, once per version.
 TOOLS_BIN          := $(HOME)/.cache/forethought/bin
@@ -122,7 +126,7 @@ lint: install
 	$(BIN)/ruff check src
 	$(BIN)/mypy
 
-test: install lint kafka-jars tools k8s-validate test-pythons
+test: install lint kafka-jars tools chromium k8s-validate test-pythons
 	$(BIN)/pytest
 
 test-unit: install kustomize
@@ -144,9 +148,10 @@ eval: install $(EVAL)/events.jsonl.gz
 	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/report.json --triggers-out $(EVAL)/triggers.jsonl --playbooks builtin --quiet
 	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/report.json')))"
 
-# The shipped playbooks and policy over the same population: triggers, suppressions by reason, lift.
+# The shipped playbooks and policy over the same population: triggers, suppressions by reason, lift; the
+# page to share is $(EVAL)/policy-report.html (docs/backtest-report.md).
 eval-policy: install $(EVAL)/events.jsonl.gz
-	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/policy-report.json --triggers-out $(EVAL)/policy-triggers.jsonl --quiet
+	$(BIN)/forethought replay $(EVAL)/events.jsonl.gz --truth $(EVAL)/truth.jsonl --report $(EVAL)/policy-report.json --triggers-out $(EVAL)/policy-triggers.jsonl --html $(EVAL)/policy-report.html --quiet
 	$(BIN)/python -c "from forethought.replay.command import print_summary; import json; print_summary(json.load(open('$(EVAL)/policy-report.json')))"
 
 $(EVAL)/events.jsonl.gz: | install

@@ -189,6 +189,7 @@ def replay(
     playbooks: str = typer.Option(None, help="Playbook file (default: the worker's); 'builtin': one pass-through"
                                   " playbook per detector, no suppression (for detection quality)."),
     quiet: bool = typer.Option(False, help="No progress bar or summary."),
+    html: Path = typer.Option(None, help="A self-contained page of charts (docs/backtest-report.md)."),
 ) -> None:
     """Backtest: run files through the worker's core and policy; triggers, dead letters and a report out."""
     from forethought.ops.playbooks import load_rules
@@ -203,13 +204,14 @@ def replay(
                       "--playbooks" if playbooks else "FORETHOUGHT_PLAYBOOKS_FILE":
                           playbook_path(playbook_file)})
     require_writable({"--triggers-out": triggers_out, "--deadletter-out": deadletter_out, "--report": report,
-                      "--snapshot-out": snapshot_out})
+                      "--snapshot-out": snapshot_out, "--html": html})
     try:
         rules = load_rules(playbook_file)
         partitions = load_catalogue(settings.topics_file).partitions  # models per partition, as in the worker
         run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
                    report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet,
-                   rules=rules, partitions=partitions, deadletter_max_bytes=settings.deadletter_max_bytes)
+                   rules=rules, partitions=partitions, deadletter_max_bytes=settings.deadletter_max_bytes,
+                   html_out=html)
     except ValueError as exc:  # the playbooks, the catalogue, --snapshot-at
         raise BadSetting(str(exc)) from None
 

@@ -313,6 +313,7 @@ def test_make_eval_and_eval_policy_run(tmp_path: Path) -> None:
         found = json.loads((tmp_path / "eval" / report).read_text())
         assert found["records_read"] > 0 and sum(found["triggers_by_playbook"].values()) > 0, found
         assert "triggers by playbook" in done.stderr, done.stderr[-2000:]  # the summary it prints (on stderr)
+    assert "<h1>Backtest report</h1>" in (tmp_path / "eval" / "policy-report.html").read_text()  # the page to share
 
 
 def test_exported_settings_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:

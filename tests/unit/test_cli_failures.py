@@ -130,7 +130,7 @@ def test_replay_refuses_an_unwritable_report_before_reading_any_input(tmp_path: 
     assert "records" not in out + err  # no progress, no summary: the replay did not run
 
 
-@pytest.mark.parametrize("option", ["--triggers-out", "--deadletter-out", "--snapshot-out"])
+@pytest.mark.parametrize("option", ["--triggers-out", "--deadletter-out", "--snapshot-out", "--html"])
 def test_replay_refuses_every_unwritable_output(option: str, tmp_path: Path) -> None:
     extra = ["--snapshot-at", "2026-09-08T00:00:00Z"] if option == "--snapshot-out" else []
     code, out, err = invoke("replay", str(jsonl(tmp_path)), option, "nodir/x.jsonl", *extra)

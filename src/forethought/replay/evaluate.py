@@ -54,8 +54,14 @@ def evaluate(
     }
 
 
-def _dropoff(triggers: list[Trigger], truth: dict[str, dict[str, Any]], end: float, horizon: float,
-             days: float) -> dict[str, Any]:
+def dropoff_leads(triggers: Iterable[Trigger], truth: dict[str, dict[str, Any]], *, end: float,
+                  horizon: float = 14 * DAY) -> tuple[dict[str, float], int, int]:
+    """Lead time in days of each detected eligible churner (by customer id), the number of true
+    alarms and of eligible churners (definitions in the module docstring).
+
+    >>> dropoff_leads([], {"c": {"dropoff_at": "2026-01-01T00:00:00Z"}}, end=0.0)
+    ({}, 0, 0)
+    """
     eligible = {cid for cid, row in truth.items() if row.get("dropoff_at") and _ts(row["dropoff_at"]) <= end - horizon
                 and row.get("last_activity_at")}
     first_true: dict[str, float] = {}
@@ -66,10 +72,16 @@ def _dropoff(triggers: list[Trigger], truth: dict[str, dict[str, Any]], end: flo
         if last is not None and t.fired_at.timestamp() >= last - horizon:
             true_alarms += 1
             first_true.setdefault(t.customer_id, t.fired_at.timestamp())
-    detected = [cid for cid in eligible if cid in first_true]
-    leads = [(_ts(truth[cid]["last_activity_at"]) - first_true[cid]) / DAY for cid in detected]
-    return _scores(len(triggers), true_alarms, len(detected), len(eligible), days) | {
-        "eligible_churners": len(eligible), "lead_time_days": _distribution(leads),
+    leads = {cid: (_ts(truth[cid]["last_activity_at"]) - first_true[cid]) / DAY
+             for cid in eligible if cid in first_true}
+    return leads, true_alarms, len(eligible)
+
+
+def _dropoff(triggers: list[Trigger], truth: dict[str, dict[str, Any]], end: float, horizon: float,
+             days: float) -> dict[str, Any]:
+    leads, true_alarms, eligible = dropoff_leads(triggers, truth, end=end, horizon=horizon)
+    return _scores(len(triggers), true_alarms, len(leads), eligible, days) | {
+        "eligible_churners": eligible, "lead_time_days": _distribution(list(leads.values())),
     }
 
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from io import BufferedReader
 from pathlib import Path
+from typing import IO, Any
 
 import orjson
 
@@ -43,13 +44,20 @@ def open_input(path: Path) -> gzip.GzipFile | BufferedReader:
     return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
-def sorted_lines(paths: list[Path], chunk: int = 250_000,
-                 on_bytes: Callable[[int], None] | None = None) -> Iterator[Line]:
-    """Every line of ``paths``: invalid ones as met, valid ones merged in (time, file, line) order."""
+def sorted_lines(paths: list[Path], chunk: int = 250_000, on_bytes: Callable[[int], None] | None = None,
+                 on_scanned: Callable[[int], None] | None = None) -> Iterator[Line]:
+    """Every line of ``paths``: invalid ones as met, valid ones merged in (time, file, line) order.
+
+    ``on_bytes(n)``: ``n`` more bytes of the files *as stored* were read (compressed bytes of a ``.gz``),
+    so progress over the sum of the files' sizes ends at 100 %. ``on_scanned(lines)``: every file has
+    been read, ``lines`` lines (blank ones aside) will have been returned in all.
+    """
     with tempfile.TemporaryDirectory(prefix="forethought-replay-") as spill:
         runs: list[Path] = []
         buffer: list[Line] = []
+        scanned = 0
         for line in _scan(paths, on_bytes):
+            scanned += 1
             if line.invalid is not None:
                 yield line
                 continue
@@ -58,6 +66,8 @@ def sorted_lines(paths: list[Path], chunk: int = 250_000,
                 runs.append(_spill(buffer, Path(spill), len(runs)))
                 buffer = []
         buffer.sort(key=_order)
+        if on_scanned is not None:
+            on_scanned(scanned)
         if not runs:
             yield from buffer
             return
@@ -67,9 +77,11 @@ def sorted_lines(paths: list[Path], chunk: int = 250_000,
 def _scan(paths: list[Path], on_bytes: Callable[[int], None] | None) -> Iterator[Line]:
     for source, path in enumerate(paths):
         with open_input(path) as handle:
+            stored: Any = handle.fileobj if isinstance(handle, gzip.GzipFile) else handle  # at: bytes as stored
+            told = 0
             for line_no, raw in enumerate(handle, start=1):
-                if on_bytes is not None:
-                    on_bytes(len(raw))
+                if on_bytes is not None and not line_no % 1024:
+                    told = _tell(stored, told, on_bytes)
                 raw = raw.strip()
                 if not raw:
                     continue
@@ -79,6 +91,15 @@ def _scan(paths: list[Path], on_bytes: Callable[[int], None] | None) -> Iterator
                     yield Line(0.0, source, line_no, raw, "not_json", str(exc))
                 except (ValueError, TypeError) as exc:
                     yield Line(0.0, source, line_no, raw, "schema", str(exc))
+            if on_bytes is not None:
+                on_bytes(max(0, path.stat().st_size - told))
+
+
+def _tell(stored: IO[bytes], told: int, on_bytes: Callable[[int], None]) -> int:
+    position = stored.tell()
+    if position > told:
+        on_bytes(position - told)
+    return max(position, told)
 
 
 def _order(line: Line) -> tuple[float, int, int]:
