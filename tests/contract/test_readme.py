@@ -292,13 +292,14 @@ def test_backtest_commands_run(tmp_path: Path) -> None:
     for words in commands:
         done = _run(_forethought(words), tmp_path)
         assert done.returncode == 0, f"{' '.join(words)}: {done.stdout}{done.stderr}"
-        for option in ("--output", "--truth", "--triggers-out", "--report"):
+        for option in ("--output", "--truth", "--triggers-out", "--report", "--html"):
             if option in words:
                 assert (tmp_path / words[words.index(option) + 1]).stat().st_size > 0, option
     replay = commands[1]
     report = json.loads((tmp_path / replay[replay.index("--report") + 1]).read_text())
     assert report["records_read"] > 0 and not report["invalid_by_reason"], report
     assert sum(report["triggers_by_playbook"].values()) > 0, report
+    assert "--html" in replay and "<svg" in (tmp_path / replay[replay.index("--html") + 1]).read_text()
 
 
 def test_make_eval_and_eval_policy_run(tmp_path: Path) -> None:
