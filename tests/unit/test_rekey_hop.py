@@ -6,7 +6,7 @@ The real broker and librdkafka producer: tests/integration/test_real_clients.py.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from forethought.core.config import EngineConfig
 from forethought.ops.metrics import Metrics
@@ -30,7 +30,7 @@ def processor() -> BatchProcessor:
 
 def error(customer: str, n: int, at: float) -> bytes:
     return json.dumps({"event_id": f"{customer}-{n}", "customer_id": customer, "type": "error", "code": "E500",
-                       "severity": "critical", "occurred_at": datetime.fromtimestamp(at, tz=timezone.utc).isoformat()
+                       "severity": "critical", "occurred_at": datetime.fromtimestamp(at, tz=UTC).isoformat()
                        }).encode()
 
 
