@@ -199,3 +199,27 @@ async def test_kcat_with_the_documented_setting_puts_every_record_home(deploymen
     assert len(again) == len(lines) and {h.key for h in again} == {c.encode() for c in customers}
     for hop in again:
         assert [h for h in hop.headers if h[0] != FROM_HEADER] == stored[0].headers
+
+
+async def test_a_record_with_a_megabyte_of_headers_takes_the_hop_bounded_and_never_stops_the_worker(
+    deployment: Deployment,
+) -> None:
+    # ~1 MB of headers: the broker stores it (max.message.bytes 1048588), but a copy with all of them
+    # would be over the worker's producer limit (1,000,000 bytes) and the failed send would stop the worker
+    flood = [(f"x-{n}", b"h" * 1000) for n in range(1005)]
+    now = time.time()
+    (_, heavy), (_, after) = event("rc-heavy", 0, "click", now - 2), event("rc-heavy", 1, "click", now - 1)
+    log = deployment.workdir / "worker.log"
+    with running_worker(deployment.env(), log, deployment.url) as worker:
+        await confluent_produce(deployment.bootstrap, deployment.topic("events.clickstream"),
+                                [(b"a-session-id", heavy, flood, None)], {"message.max.bytes": 1048576})
+        await confluent_produce(deployment.bootstrap, deployment.topic("events.clickstream"),
+                                [(b"rc-heavy", after, headers(0), None)], RECOMMENDED)
+        state = await deployment.wait_for("/customers/rc-heavy", lambda body: body["events"] == 2)
+        (hop,) = await confluent_read_all(deployment.bootstrap, deployment.topic("forethought.rekeyed"))
+        assert worker.poll() is None, "the worker is still running"
+    assert state["by_type"] == {"click": 2}
+    carried = hop.headers[:-1]
+    assert carried == flood[: len(carried)] and 0 < sum(len(n) + len(v) for n, v in carried) <= 16 * 1024
+    assert hop.headers[-1][0] == FROM_HEADER
+    assert "rekey_headers_dropped" in log.read_text()
