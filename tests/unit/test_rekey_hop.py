@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 from forethought.core.config import EngineConfig
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import parse_rules
-from forethought.ops.topics import partition_of
+from forethought.ops.topics import load_catalogue, partition_of
 from forethought.stream.processor import BatchProcessor, RawRecord
-from forethought.stream.rekey import FROM_HEADER, MAX_HEADER_BYTES, MAX_HEADERS
+from forethought.stream.rekey import FROM_HEADER, MAX_CARRIED_AGE, MAX_HEADER_BYTES, MAX_HEADERS
 
 ERRORS, PROFILES, REKEYED = "events.errors", "customers.profile", "forethought.rekeyed"
 KINDS = {ERRORS: frozenset({"error"}), PROFILES: frozenset({"profile"}), REKEYED: frozenset({"error", "profile"})}
@@ -90,3 +90,12 @@ def test_a_record_without_a_timestamp_is_stamped_by_the_producer() -> None:
     for missing in (None, -0.001):  # no timestamp; Kafka's -1 ms as Faust gives it
         (hop,) = work.handle([RawRecord(ERRORS, 0, 0, b"session", error("c5", 0, T0), missing)], T0).rekeyed
         assert hop.timestamp is None and hop.headers == ((FROM_HEADER, f"{ERRORS}:0:0".encode()),)
+
+
+def test_a_backfilled_record_older_than_half_the_re_key_topics_retention_is_stamped_anew() -> None:
+    work = processor()
+    old = T0 - 2 * 86400  # an event backfilled with its time as the record timestamp: the broker would delete
+    (hop,) = work.handle([RawRecord(ERRORS, 0, 0, b"session", error("c6", 0, old), old, (TRACE,))], T0).rekeyed
+    assert hop.timestamp is None and hop.headers[0] == TRACE
+    retention_ms = int(load_catalogue().by_name[REKEYED].config()["retention.ms"])
+    assert MAX_CARRIED_AGE <= retention_ms / 1000 / 2, "a carried timestamp leaves the worker half the retention"

@@ -317,7 +317,7 @@ class BatchProcessor(ModelCheckpoints):
             outbox.deadletters.append(dead_letter(record, decoded, wall, self.deadletter_max_bytes))
             return None
         if not isinstance(decoded, Envelope):
-            return self._accept_control(record, decoded, outbox, ignored)
+            return self._accept_control(record, decoded, outbox, ignored, wall)
         if decoded.epoch > wall + self.config.max_future_seconds:
             rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
             outbox.deadletters.append(dead_letter(record, rejection, wall, self.deadletter_max_bytes))
@@ -326,7 +326,7 @@ class BatchProcessor(ModelCheckpoints):
         if record.key != key or record.partition != self.partition_for(key):
             # keyed by something else, or placed by a non-murmur2 partitioner (librdkafka's
             # default): route through the re-key topic so state stays co-partitioned
-            outbox.rekeyed.append(rekeyed(record, key))  # headers and timestamp go along
+            outbox.rekeyed.append(rekeyed(record, key, wall))  # headers and timestamp go along
             return None
         counted = self._events_in.get((record.topic, decoded.type))
         if counted is None:
@@ -339,10 +339,10 @@ class BatchProcessor(ModelCheckpoints):
         return decoded
 
     def _accept_control(self, record: RawRecord, decoded: Profile | Outcome, outbox: Outbox,
-                        ignored: list[str]) -> Record | None:
+                        ignored: list[str], wall: float) -> Record | None:
         key = decoded.customer_id.encode()
         if record.key != key or record.partition != self.partition_for(key):
-            outbox.rekeyed.append(rekeyed(record, key))  # co-partition with the customer's state
+            outbox.rekeyed.append(rekeyed(record, key, wall))  # co-partition with the customer's state
             return None
         self.metrics.control_in.labels(type=decoded.type).inc()
         self.metrics.count_unknown_fields(decoded.type, ignored)

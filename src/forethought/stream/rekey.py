@@ -11,14 +11,17 @@ what the producer said about the record:
   SDK's): a record whose headers are larger keeps those that fit, the rest are dropped and logged,
   so that no producer's record can make the re-publication fail (which would stop the worker);
 * **its timestamp**: the record on ``forethought.rekeyed`` has the original record's timestamp, so
-  ``forethought_event_to_trigger_seconds`` measures from the original record, hop included;
+  ``forethought_event_to_trigger_seconds`` measures from the original record, hop included. Not when
+  it is older than :data:`MAX_CARRIED_AGE` (a backfill): the broker deletes by record timestamp, and a
+  copy stamped days back could be deleted with its segment before the worker reads it (Kafka Streams
+  purges its repartition topics itself for that reason). Such a copy is stamped when it is sent;
 * and one header of its own, :data:`FROM_HEADER`, ``<topic>:<partition>:<offset>`` of the record it
   copies (a header of that name from the producer is replaced, never trusted).
 
 >>> from forethought.stream.processor import RawRecord
 >>> record = RawRecord("events.clickstream", 2, 17, b"session-9", b"{}", 1764000000.25,
 ...                    (("traceparent", b"00-4bf9-01"), ("content-type", b"application/json")))
->>> hop = rekeyed(record, b"cust-42")
+>>> hop = rekeyed(record, b"cust-42", wall=1764000001.0)
 >>> hop.key, hop.timestamp
 (b'cust-42', 1764000000.25)
 >>> for name, value in hop.headers:
@@ -43,6 +46,7 @@ Header = tuple[str, bytes | None]  # as Kafka clients give them: a null value is
 FROM_HEADER = "forethought-rekeyed-from"
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 16 * 1024  # names and values together: the SDK's bound too
+MAX_CARRIED_AGE = 12 * 3600.0  # seconds; at most half of forethought.rekeyed's retention (a test checks)
 
 log = get_logger("worker")
 
@@ -58,15 +62,29 @@ class Rekeyed:
     timestamp: float | None
 
 
-def rekeyed(record: RawRecord, key: bytes) -> Rekeyed:
-    """``record`` keyed by ``key`` (its ``customer_id``), with its headers, timestamp and origin."""
+def rekeyed(record: RawRecord, key: bytes, wall: float) -> Rekeyed:
+    """``record`` keyed by ``key`` (its ``customer_id``), with its headers, timestamp and origin;
+    ``wall`` is now (POSIX seconds)."""
     kept = carried(record.headers)
     if dropped := sum(name != FROM_HEADER for name, _ in record.headers) - len(kept):
         log.warning("rekey_headers_dropped", topic=record.topic, partition=record.partition,
                     offset=record.offset, kept=len(kept), dropped=dropped)
     origin = f"{record.topic}:{record.partition}:{record.offset}".encode()
-    timestamp = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
-    return Rekeyed(key, record.value or b"", (*kept, (FROM_HEADER, origin)), timestamp)
+    return Rekeyed(key, record.value or b"", (*kept, (FROM_HEADER, origin)), carried_timestamp(record.timestamp, wall))
+
+
+def carried_timestamp(timestamp: float | None, wall: float) -> float | None:
+    """The copy's timestamp: the original's, unless it has none or is older than :data:`MAX_CARRIED_AGE`
+    (then None: the producer stamps the copy when it sends it).
+
+    >>> carried_timestamp(1000.0, wall=2000.0), carried_timestamp(1000.0, wall=1000.0 + 13 * 3600)
+    (1000.0, None)
+    >>> carried_timestamp(-0.001, wall=2000.0), carried_timestamp(None, wall=2000.0)  # Kafka's -1 ms: none
+    (None, None)
+    """
+    if timestamp is None or timestamp < 0 or timestamp < wall - MAX_CARRIED_AGE:
+        return None
+    return timestamp
 
 
 def carried(headers: Sequence[Header]) -> tuple[Header, ...]:
