@@ -116,8 +116,9 @@ def check_triggers(triggers: list[Stored], burst_customer: str) -> Trigger:
     for record in triggers:
         TRIGGER.validate(json.loads(record.value))
         assert record.key == Trigger.model_validate_json(record.value).customer_id.encode()
-    (burst,) = [Trigger.model_validate_json(t.value) for t in triggers if is_burst_of(burst_customer, t)]
-    return burst
+    bursts = [Trigger.model_validate_json(t.value) for t in triggers if is_burst_of(burst_customer, t)]
+    assert len(bursts) == 1, f"one error_burst trigger for {burst_customer}, got {len(bursts)}"
+    return bursts[0]
 
 
 def latency_counted_from_the_original(metrics: str, detector: str) -> None:
