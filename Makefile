@@ -1,6 +1,7 @@
 # Everything installs itself: a venv with the locked packages (requirements/dev.lock: exact versions,
-# sha256 hashes), the Kafka jars (cached under ~/.cache/forethought), openssl for the secured-broker tests
-# and promtool for the alert-rule tests where apt-get can install them. docs/installing.md tells more.
+# sha256 hashes), the Kafka jars (cached under ~/.cache/forethought), openssl for the secured-broker tests,
+# promtool for the alert-rule tests and kcat for its producer test where apt-get can install them.
+# docs/installing.md tells more.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -86,6 +87,7 @@ endef
 tools:
 	$(call apt_tool,openssl,openssl,the secured-broker tests)
 	$(call apt_tool,promtool,prometheus,the alert-rule tests)
+	$(call apt_tool,kcat,kcat,the kcat producer test)
 
 # Debian's Chromium (/usr/bin/chromium), headless, for the browser test of the backtest report page.
 chromium:

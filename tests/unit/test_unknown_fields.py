@@ -69,6 +69,6 @@ def test_a_record_keyed_otherwise_is_counted_once_after_its_re_key_hop() -> None
     work = processor()
     first = work.handle([record(CLICKS, 0, "click", key=b"session-9", ab_variant="B")], time.time())
     assert len(first.rekeyed) == 1 and unknown(work, "click", "ab_variant") == 0
-    key, value = first.rekeyed[0]
-    work.handle([RawRecord(REKEYED, 0, 0, key, value)], time.time())
+    hop = first.rekeyed[0]
+    work.handle([RawRecord(REKEYED, 0, 0, hop.key, hop.value)], time.time())
     assert unknown(work, "click", "ab_variant") == 1

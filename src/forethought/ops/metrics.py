@@ -122,7 +122,9 @@ class Metrics:
         self.duplicates = Counter("forethought_duplicate_events", "Events ignored as repeats.", registry=r)
         self.late = Counter("forethought_late_events", "Events older than the allowed lateness.", registry=r)
         self.rekeyed = Counter(
-            "forethought_rekeyed_events", "Events re-keyed by customer_id (producer keyed otherwise).", registry=r
+            "forethought_rekeyed_events", "Records sent round through forethought.rekeyed: keyed by something"
+            " other than customer_id, or on another partition than its murmur2 one (librdkafka's default"
+            " partitioner).", registry=r
         )
         self.triggers = Counter("forethought_triggers", "Triggers published, by playbook.", ["playbook"], registry=r)
         self.evicted = Counter("forethought_evicted_customers", "Customers evicted after idling past the TTL.",
@@ -144,7 +146,8 @@ class Metrics:
         )
         self.event_to_trigger = Histogram(
             "forethought_event_to_trigger_seconds",
-            "From the event's Kafka timestamp (or the silence deadline) to the trigger's publication.",
+            "From the event's Kafka timestamp (the original record's when it was re-keyed; or the silence"
+            " deadline) to the trigger's publication.",
             ["detector"], buckets=LATENCY_BUCKETS, registry=r,
         )
         self.consumer_lag = Gauge(

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.state import CustomerState
+from forethought.stream.rekey import Rekeyed
 
 
 @dataclass(slots=True)
@@ -14,7 +15,7 @@ class Outbox:
     """What one batch or sweep produced; the caller publishes it, then calls ``commit``."""
 
     deadletters: list[DeadLetter] = field(default_factory=list)
-    rekeyed: list[tuple[bytes, bytes]] = field(default_factory=list)
+    rekeyed: list[Rekeyed] = field(default_factory=list)
     triggers: list[tuple[Trigger, float]] = field(default_factory=list)
     shadow: list[Trigger] = field(default_factory=list)
     states: dict[bytes, CustomerState | None] = field(default_factory=dict)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from typing import cast
 
 import faust
 
@@ -45,9 +46,11 @@ class Outputs:
             metrics.invalid.labels(reason=letter.reason).inc()
             pending.append(await self.deadletter.send(
                 key=letter.source_topic.encode(), value=letter.model_dump_json().encode()))
-        for key, value in outbox.rekeyed:
+        for hop in outbox.rekeyed:  # the original headers and timestamp go along (stream/rekey.py)
             metrics.rekeyed.inc()
-            pending.append(await self.rekeyed.send(key=key, value=value))
+            headers = cast("list[tuple[str, bytes]]", list(hop.headers))  # a null value stays null (aiokafka)
+            pending.append(await self.rekeyed.send(key=hop.key, value=hop.value, headers=headers,
+                                                   timestamp=hop.timestamp))
         for trigger, _origin in outbox.triggers:
             pending.append(await self.triggers.send(
                 key=trigger.customer_id.encode(), value=trigger.model_dump_json().encode()))

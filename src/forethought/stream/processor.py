@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -42,6 +42,7 @@ from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.stream.model_checkpoints import ModelCheckpoints
 from forethought.stream.outbox import Outbox
+from forethought.stream.rekey import Header, rekeyed
 
 log = get_logger("policy")
 engine_log = get_logger("engine")  # records and ticks the engine raised on
@@ -49,7 +50,7 @@ engine_log = get_logger("engine")  # records and ticks the engine raised on
 
 @dataclass(frozen=True, slots=True)
 class RawRecord:
-    """One Kafka record as any driver reads it; ``timestamp`` in POSIX seconds."""
+    """One Kafka record as any driver reads it; ``timestamp`` in POSIX seconds, ``headers`` as read."""
 
     topic: str
     partition: int
@@ -57,6 +58,7 @@ class RawRecord:
     key: bytes | None
     value: bytes | None
     timestamp: float | None = None
+    headers: Sequence[Header] = ()
 
 
 class BatchProcessor(ModelCheckpoints):
@@ -315,7 +317,7 @@ class BatchProcessor(ModelCheckpoints):
             outbox.deadletters.append(dead_letter(record, decoded, wall, self.deadletter_max_bytes))
             return None
         if not isinstance(decoded, Envelope):
-            return self._accept_control(record, decoded, outbox, ignored)
+            return self._accept_control(record, decoded, outbox, ignored, wall)
         if decoded.epoch > wall + self.config.max_future_seconds:
             rejection = Rejection("future_event", f"occurred_at is {decoded.epoch - wall:.0f}s ahead of now")
             outbox.deadletters.append(dead_letter(record, rejection, wall, self.deadletter_max_bytes))
@@ -324,7 +326,7 @@ class BatchProcessor(ModelCheckpoints):
         if record.key != key or record.partition != self.partition_for(key):
             # keyed by something else, or placed by a non-murmur2 partitioner (librdkafka's
             # default): route through the re-key topic so state stays co-partitioned
-            outbox.rekeyed.append((key, record.value or b""))
+            outbox.rekeyed.append(rekeyed(record, key, wall))  # headers and timestamp go along
             return None
         counted = self._events_in.get((record.topic, decoded.type))
         if counted is None:
@@ -337,10 +339,10 @@ class BatchProcessor(ModelCheckpoints):
         return decoded
 
     def _accept_control(self, record: RawRecord, decoded: Profile | Outcome, outbox: Outbox,
-                        ignored: list[str]) -> Record | None:
+                        ignored: list[str], wall: float) -> Record | None:
         key = decoded.customer_id.encode()
         if record.key != key or record.partition != self.partition_for(key):
-            outbox.rekeyed.append((key, record.value or b""))  # co-partition with the customer's state
+            outbox.rekeyed.append(rekeyed(record, key, wall))  # co-partition with the customer's state
             return None
         self.metrics.control_in.labels(type=decoded.type).inc()
         self.metrics.count_unknown_fields(decoded.type, ignored)

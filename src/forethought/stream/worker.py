@@ -26,6 +26,7 @@ from forethought.stream.acks import finish_batch, refuse_stale_acks, stop_unackn
 from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, RawRecord
+from forethought.stream.rekey import headers_of
 from forethought.stream.running import Worker, count_playbooks
 from forethought.stream.web import register_views
 
@@ -303,7 +304,8 @@ async def _know_changelogs(app: faust.App, processor: BatchProcessor) -> None:
 
 def _raw(event: faust.EventT) -> RawRecord:
     message = event.message
-    return RawRecord(message.topic, message.partition, message.offset, message.key, message.value, message.timestamp)
+    return RawRecord(message.topic, message.partition, message.offset, message.key, message.value, message.timestamp,
+                     headers_of(message.headers))
 
 
 def _refresh_gauges(worker: Worker) -> None:
