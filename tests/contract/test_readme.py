@@ -53,7 +53,7 @@ RUN_HERE = {
 RUN_ELSEWHERE: dict[tuple[str, ...], list[tuple[str, str]]] = {
     ("make", "test"): [(".ci/run", "make test")],
     ("make", "demo"): [("tests/integration/test_demo.py", '[make, "demo"]')],
-    ("make", "k8s-validate"): [("Makefile", "test: install lint kafka-jars tools k8s-validate")],
+    ("make", "k8s-validate"): [("Makefile", "test: install lint kafka-jars tools chromium k8s-validate")],
     # at a small size: the same script, 200 events, no broker
     ("make", "bench"): [("Makefile", "$(BIN)/python benchmarks/bench.py"),
                         ("tests/unit/test_bench_pieces.py", 'str(BENCHMARKS / "bench.py"), "--events"')],
