@@ -140,8 +140,9 @@ def test_kept_decisions_survive_the_changelog_codec_and_the_json_form() -> None:
 
 
 def test_texts_the_codec_has_no_number_for_round_trip_through_the_state_word_list() -> None:
-    ledger = PolicyLedger(decisions=[Noted(T0, "a new playbook", "a future verdict", "a new reason", "pigeon", 3, T0 - 5),
-                                     Noted(T0 + 1.5, "a new playbook", "sent", None, "email")])
+    ledger = PolicyLedger(decisions=[
+        Noted(T0, "a new playbook", "a future verdict", "a new reason", "pigeon", 3, T0 - 5),
+        Noted(T0 + 1.5, "a new playbook", "sent", None, "email")])
     assert LEDGER.back(LEDGER.out(ledger, int(T0)), int(T0), CONFIG) == ledger
 
 
