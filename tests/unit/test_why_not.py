@@ -127,6 +127,12 @@ def test_a_repeated_decision_counts_instead_of_pushing_the_others_out() -> None:
     assert [n.playbook for n in ledger.decisions] == ["burst", "other", "burst"]
 
 
+def test_every_send_keeps_its_own_place() -> None:
+    ledger = PolicyLedger()
+    ledger.note([decision(T0 + i, verdict="sent", reason=None) for i in range(3)])
+    assert [(n.at, n.count) for n in ledger.decisions] == [(T0, 1), (T0 + 1, 1), (T0 + 2, 1)]
+
+
 def test_kept_decisions_survive_the_changelog_codec_and_the_json_form() -> None:
     customer = Customer(rules(BURST + "    cooldown: 1h\n    holdout: 0.0\n"))
     for at in (T0, T0 + 1800, T0 + 1900):

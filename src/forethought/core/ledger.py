@@ -30,6 +30,7 @@ MAX_SENT = 32
 MAX_RECENT = 2
 MAX_WATCH = 8
 MAX_DECISIONS = 16
+REPEATS = frozenset({"suppressed", "held_out", "shadow"})  # verdicts counted when they repeat (Noted.count)
 
 
 @dataclass(slots=True)
@@ -155,9 +156,10 @@ class PolicyLedger:
         return None
 
     def note(self, decisions: Iterable[Decided]) -> None:
-        """Keep ``decisions`` (newest last, at most :data:`MAX_DECISIONS`). A decision that repeats the
-        playbook's newest kept one (same verdict, reason and channel) counts it again instead of
-        taking a place; suppressions of shadow playbooks (which never message anyone) are not kept.
+        """Keep ``decisions`` (newest last, at most :data:`MAX_DECISIONS`). A suppression, holdout or
+        shadow send that repeats the playbook's newest kept decision (same verdict, reason and channel)
+        counts it again instead of taking a place (every send, deferral and release keeps its own);
+        suppressions of shadow playbooks (which never message anyone) are not kept.
 
         >>> from types import SimpleNamespace as D
         >>> ledger = PolicyLedger()
@@ -173,8 +175,8 @@ class PolicyLedger:
                 continue
             at = float(math.floor(d.at))
             last = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].playbook == d.playbook), None)
-            if last is not None and (kept[last].verdict, kept[last].reason, kept[last].channel) == (
-                    d.verdict, d.reason, d.channel):
+            if last is not None and d.verdict in REPEATS and (kept[last].verdict, kept[last].reason,
+                                                              kept[last].channel) == (d.verdict, d.reason, d.channel):
                 old = kept.pop(last)
                 kept.append(Noted(at, d.playbook, d.verdict, d.reason, d.channel, old.count + 1, old.first))
                 continue
