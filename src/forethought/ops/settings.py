@@ -99,7 +99,7 @@ class Settings(BaseSettings, KafkaSecurity):
         None, pattern=r"^https?://[^/\s]+/?$",
         description="How the group's other workers reach this one's web server (/customers/{id} asked of any"
                     " worker is forwarded to the one holding the customer); unset: http://WEB_HOST:WEB_PORT, with"
-                    " this host's name when WEB_HOST is a wildcard (0.0.0.0, ::).")
+                    " this host's address when WEB_HOST is a wildcard (0.0.0.0, ::).")
     web_token: SecretStr | None = Field(
         None, description="Bearer token for the views that show customer data (/customers); unset: open.")
     data_dir: Path = Path("var/worker")
@@ -185,9 +185,19 @@ class Settings(BaseSettings, KafkaSecurity):
         """
         if self.web_advertised_url:
             return self.web_advertised_url.rstrip("/")
-        if self.web_host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind is reached by this host's name
-            return f"http://{socket.gethostname()}:{self.web_port}"
+        if self.web_host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind: this host's own address
+            return f"http://{_own_address()}:{self.web_port}"
         return self.web_url
+
+
+def _own_address() -> str:
+    """This host's address as its name resolves here (a pod's IP in Kubernetes, a container's in
+    compose: reachable by the other workers), else its name."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return name
 
 
 def validation_message(exc: ValidationError) -> str:
