@@ -104,7 +104,7 @@ def fetch_view(base: str, customer: str, token: str | None) -> dict[str, Any]:
     request = urllib.request.Request(target, headers={"Accept": "application/json",
                                                       **({"Authorization": f"Bearer {token}"} if token else {})})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310 - http(s) checked
+        with _OPENER.open(request, timeout=TIMEOUT_SECONDS) as response:
             return _json(response.read(), base)
     except urllib.error.HTTPError as error:
         body = _json(error.read(), base, strict=False)
@@ -113,6 +113,16 @@ def fetch_view(base: str, customer: str, token: str | None) -> dict[str, Any]:
         reason = getattr(error, "reason", error)
         raise WorkerUnavailable(f"cannot reach the worker at {base}: {reason} (is it running? give its web root"
                                 " with --url, or set FORETHOUGHT_WEB_HOST and FORETHOUGHT_WEB_PORT)") from None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A worker never redirects: a redirect is answered as the HTTP error it is, not followed."""
+
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _refusal(status: int, body: dict[str, Any], base: str, customer: str, token: str | None) -> Failure:
