@@ -20,9 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
-from yarl import URL
 
 ROUTED_HEADER = "X-Forethought-Routed-From"
 FORWARD_TIMEOUT_SECONDS = 5.0
@@ -38,8 +38,12 @@ def owner_of(metadata: Mapping[str, Mapping[str, Sequence[int]]], topic: str, pa
 
 def same_worker(a: str, b: str) -> bool:
     """Whether two URLs name the same web server (scheme, host and port)."""
-    left, right = URL(a), URL(b)
-    return (left.scheme, left.host, left.port) == (right.scheme, right.host, right.port)
+    left, right = urlsplit(a), urlsplit(b)
+    return (left.scheme, left.hostname, _port(left)) == (right.scheme, right.hostname, _port(right))
+
+
+def _port(url: Any) -> int | None:
+    return url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def table_owner(app: Any, table: Any, partition: int) -> str | None:
@@ -54,7 +58,7 @@ def table_owner(app: Any, table: Any, partition: int) -> str | None:
 
 async def forward(app: Any, web: Any, request: Any, owner: str, me: str) -> Any:
     """GET the same path and query from ``owner``; its answer as it is, or a 502 saying who did not answer."""
-    target = URL(owner).join(request.rel_url)
+    target = owner.rstrip("/") + str(request.rel_url)  # the same path and query, encoded as received
     headers = {ROUTED_HEADER: me, "Accept": "application/json"}
     if "Authorization" in request.headers:
         headers["Authorization"] = request.headers["Authorization"]
