@@ -1,4 +1,4 @@
-"""One CLI: ``forethought worker | topics | schemas | simulate-traffic | demo | kafka``."""
+"""One CLI: ``forethought worker | topics | schemas | simulate-traffic | demo | kafka | explain``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from forethought.cli_explain import explain_command
 from forethought.cli_kafka import TOOL_CONTEXT, kafka_start, kafka_status, kafka_stop, kafka_tool
 from forethought.cli_send import send_command
 from forethought.ops.cli_failures import FailureGroup, root_options
@@ -245,6 +246,7 @@ kafka_app.command("stop")(kafka_stop)
 kafka_app.command("status")(kafka_status)
 kafka_app.command("tool", context_settings=TOOL_CONTEXT)(kafka_tool)
 app.command("send")(send_command)  # a light module; Kafka is imported when it runs
+app.command("explain")(explain_command)  # a light module: the replay or the HTTP client load when it runs
 
 if __name__ == "__main__":
     sys.exit(app())

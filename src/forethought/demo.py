@@ -11,6 +11,7 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -174,8 +175,8 @@ def _why_held(url: str, customer_id: str, books: tuple[str, ...], held: dict[str
     with contextlib.suppress(OSError, ValueError, KeyError, StopIteration):
         with urllib.request.urlopen(f"{url}/customers/{customer_id}", timeout=5) as response:
             deferred = json.loads(response.read())["policy"]["deferred"]
-        release = next(d["release_at"] for d in deferred if d["playbook"] in books)
-        return f"deferred by quiet hours until {time.strftime('%H:%M', time.gmtime(release))} UTC"
+        release = next(d["release_at"] for d in deferred if d["playbook"] in books)  # ISO-8601 UTC
+        return f"deferred by quiet hours until {datetime.fromisoformat(release).strftime('%H:%M')} UTC"
     return "deferred by quiet hours"
 
 

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from worker_kit import ENGINE, Deployment, metric
+from worker_kit import ENGINE, Deployment, epoch, metric
 
 from forethought.contracts.records import Trigger
 from forethought.ops.playbooks import load_rules
@@ -128,7 +128,7 @@ def _pending_snapshot(view: dict, last_event: float) -> str | None:
     """The worker's pending snapshot; one taken by a daily check after the last event (the worker's
     clock runs on once input idles) is one replay never reached."""
     pending = view["learned"]["pending_snapshot"]
-    return None if pending is None or pending["taken_at"] > last_event else pending["encoded"]
+    return None if pending is None or epoch(pending["taken_at"]) > last_event else pending["encoded"]
 
 
 def _runs(lines: list, topic_of: dict[str, str]) -> list[tuple[str, list[tuple[bytes, bytes]]]]:

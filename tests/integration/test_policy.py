@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
-from worker_kit import Deployment, event, metric
+from worker_kit import Deployment, epoch, event, metric
 
 from forethought.contracts.records import Trigger
 from forethought.ops.process import running_worker, spawn_worker, wait_ready
@@ -130,9 +130,9 @@ async def defer_overnight(deployment: Deployment, customer: str, night: float, m
     body = await deployment.wait_for(f"/customers/{customer}", lambda body: body["policy"]["deferred"])
     (deferred,) = body["policy"]["deferred"]
     assert deferred["playbook"] == "night_burst"
-    assert deferred["release_at"] == morning, "held until 08:00 the next morning in Tokyo"
+    assert epoch(deferred["release_at"]) == morning, "held until 08:00 the next morning in Tokyo"
     assert body["policy"]["sent"] == []
-    assert body["as_of"] < morning
+    assert epoch(body["as_of"]) < morning
     return body
 
 
@@ -159,8 +159,8 @@ async def test_quiet_hours_in_tokyo_hold_a_burst_trigger_until_eight_in_the_morn
 
         # 07:55 in Tokyo on the partition: still quiet, still held, nothing sent
         await deployment.produce("events.clickstream", [event(clock, 0, "page_view", morning - 300)])
-        dawn = await deployment.wait_for(f"/customers/{customer}", lambda body: body["as_of"] >= morning - 300)
-        assert dawn["as_of"] < morning
+        dawn = await deployment.wait_for(f"/customers/{customer}", lambda body: epoch(body["as_of"]) >= morning - 300)
+        assert epoch(dawn["as_of"]) < morning
         assert dawn["policy"]["deferred"] == deferral["policy"]["deferred"]
         assert await triggers_of(deployment, customer) == []
 
@@ -172,7 +172,8 @@ async def test_quiet_hours_in_tokyo_hold_a_burst_trigger_until_eight_in_the_morn
         _, metrics = deployment.get("/metrics")
     assert [t.trigger_id for t in published] == [first.trigger_id] == [deferral["policy"]["deferred"][0]["trigger_id"]]
     assert_released_at_eight(first, night, morning, morning_date)
-    assert after["policy"]["sent"] == [{"at": morning, "playbook": "night_burst", "channel": "in_app"}]
+    assert [{**s, "at": epoch(s["at"])} for s in after["policy"]["sent"]] == [
+        {"at": morning, "playbook": "night_burst", "channel": "in_app"}]
     assert metric(metrics, "forethought_decisions_total", playbook="night_burst", verdict="deferred") == 1
     assert metric(metrics, "forethought_decisions_total", playbook="night_burst", verdict="released") == 1
 
@@ -208,7 +209,7 @@ async def test_a_deferred_trigger_survives_a_hard_kill_of_the_worker_and_is_rele
         await deployment.produce("events.clickstream", [event(clock, 1, "page_view", morning + 120)])
         await deployment.wait_for(f"/customers/{clock}", lambda body: body["events"] == 2)
         await deployment.wait_for(f"/customers/{customer}",
-                                  lambda body: not body["policy"]["deferred"] and body["as_of"] >= morning + 120)
+                                  lambda body: not body["policy"]["deferred"] and epoch(body["as_of"]) >= morning + 120)
         published = await triggers_of(deployment, customer)
     assert len(published) == 1, f"released exactly once, got {[t.trigger_id for t in published]}"
     assert {t.trigger_id for t in published} == {deferral["policy"]["deferred"][0]["trigger_id"]}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from worker_kit import Deployment, event, metric
+from worker_kit import Deployment, epoch, event, metric
 
 from forethought.contracts.records import DeadLetter, Trigger
 from forethought.ops.process import running_worker
@@ -94,14 +94,14 @@ async def test_restart_resumes_from_committed_offsets_and_a_pending_silence_stil
     with running_worker(deployment.env(), log, deployment.url):
         await deployment.produce("events.clickstream", history)
         before = await deployment.wait_for("/customers/quiet-1", lambda body: body["events"] == 8)
-    deadline = before["silence_deadline"]
+    deadline = epoch(before["silence_deadline"])
     assert deadline is not None and deadline > time.time(), "the deadline must still be pending at the restart"
     early = await deployment.consume("engagement.triggers", until=1, timeout=2, match=lambda r: r.key == b"quiet-1")
     assert early == [], "nothing may fire before the restart"
 
     with running_worker(deployment.env(), log, deployment.url):
         restored = await deployment.wait_for("/customers/quiet-1", lambda body: True)
-        assert restored["events"] == 8 and restored["silence_deadline"] == pytest.approx(deadline)
+        assert restored["events"] == 8 and epoch(restored["silence_deadline"]) == pytest.approx(deadline)
         fired = await deployment.consume("engagement.triggers", until=1, timeout=90, match=lambda r: r.key == b"quiet-1")
         await deployment.produce("events.clickstream", [event("quiet-1", 100, "click", time.time())])
         after = await deployment.wait_for("/customers/quiet-1", lambda body: body["events"] == 9)
@@ -111,6 +111,6 @@ async def test_restart_resumes_from_committed_offsets_and_a_pending_silence_stil
     assert (trigger.detector, trigger.playbook) == ("silence", "long_inactivity")  # the shipped playbooks
     assert trigger.fired_at.timestamp() == pytest.approx(deadline, abs=1e-3)
     assert trigger.episode == f"silence-{start + 7:.3f}"
-    assert after["silence_deadline"] > deadline, "new activity re-arms the silence detector"
+    assert epoch(after["silence_deadline"]) > deadline, "new activity re-arms the silence detector"
     replayed = metric(metrics, "forethought_events_in_total", topic=deployment.topic("events.clickstream"), type="page_view")
     assert replayed == 0, "the restarted worker resumed after the committed offsets"

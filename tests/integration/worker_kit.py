@@ -103,6 +103,13 @@ def metric(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def epoch(text: str) -> float:
+    """POSIX seconds of an ISO-8601 time as the worker's views write them (``2026-11-22T12:00:00Z``)."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
+
+
 def event(customer: str, n: int, kind: str, at: float, **fields: Any) -> tuple[bytes, bytes]:
     """A keyed, valid inbound event at POSIX time ``at``."""
     from datetime import datetime, timezone

@@ -14,7 +14,7 @@ import pytest
 from imports_kit import Import, cycles, imports_of, internal_edges, modules
 
 CONTRACTS, CORE, OPS = "forethought.contracts", "forethought.core", "forethought.ops"
-APPS = ("forethought.cli", "forethought.cli_send", "forethought.cli_kafka", "forethought.demo", "forethought.testing",
+APPS = ("forethought.cli", "forethought.cli_send", "forethought.cli_kafka", "forethought.cli_explain", "forethought.demo", "forethought.testing",
         "forethought.testing_smtp")
 
 # Layer → the forethought packages or modules its modules may import (their own layer always).

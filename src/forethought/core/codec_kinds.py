@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import math
 import sys
 from array import array
@@ -25,14 +24,12 @@ from operator import add
 from typing import Any
 
 from forethought.core.baselines import EwStats
-from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.views import EngineView
 from forethought.core.windows import BucketRing
 
 HOUR_BUCKETS = 24  # the hour ring's size (events per hour of the last day)
 KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
 _BIG_ENDIAN = sys.byteorder == "big"  # ring counts are stored little-endian
-_MAX_NESTING = 64  # held trigger bodies (JSON text) nest at most this deep
 _NUMBER = {int, float}
 _EXACT = float(2**53)  # floats below this hold whole numbers exactly
 
@@ -258,49 +255,6 @@ def _ew_back(v: Plain, _anchor: int, _config: EngineView) -> EwStats:
     return EwStats(checked_int(n), _float(mean), _float(var))
 
 
-def _json_back(text: Plain) -> dict[str, Any]:
-    """A held trigger body, stored as JSON text (it is sent on as JSON)."""
-    raw = _str(text)
-    if raw.count("[") + raw.count("{") > _MAX_NESTING:
-        depth = deepest = 0
-        for c in raw:
-            depth += (c in "[{") - (c in "]}")
-            deepest = max(deepest, depth)
-        if deepest > _MAX_NESTING:
-            raise malformed("trigger (nested too deeply)")
-    body = json.loads(raw)
-    if type(body) is not dict:
-        raise malformed("trigger")
-    return body
-
-
-def _dumps(body: dict[str, Any]) -> str:
-    return json.dumps(body, separators=(",", ":"))
-
-
-def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
-    return [
-        [[time_out(s.at, anchor), s.playbook, s.channel, s.priority] for s in ledger.sent],
-        ledger.episodes,
-        [[time_out(p.release_at, anchor), p.signal, _dumps(p.trigger)] for p in ledger.pending],
-        [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor)] for w in ledger.watch],
-        [[time_out(at, anchor), _dumps(trigger)] for at, trigger in ledger.recent],
-    ]
-
-
-def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
-    sent, episodes, pending, watch, recent = _list(v)
-    ledger = PolicyLedger(episodes=_bytes(episodes))
-    for at, playbook, channel, priority in map(_list, _list(sent)):
-        ledger.sent.append(Sent(time_back(at, anchor), _str(playbook), _str(channel), checked_int(priority)))
-    for at, signal, trigger in map(_list, _list(pending)):
-        ledger.pending.append(Pending(time_back(at, anchor), _str(signal), _json_back(trigger)))
-    for playbook, group, since, until in map(_list, _list(watch)):
-        ledger.watch.append(Watch(_str(playbook), _str(group), time_back(since, anchor), time_back(until, anchor)))
-    ledger.recent = [(time_back(at, anchor), _json_back(trigger)) for at, trigger in map(_list, _list(recent))]
-    return ledger
-
-
 def _snapshot_out(text: str, _anchor: int) -> Plain:
     """The model snapshot is base64 text: stored as its bytes when that gives the same text back."""
     try:
@@ -337,5 +291,4 @@ TIMES = Kind(_timemap_out, _timemap_back)  # name → times
 EW = Kind(lambda s, _anchor: [s.n, float(s.mean), float(s.var)], _ew_back)
 RING = _ring(lambda config: config.ring_buckets)
 HOUR_RING = _ring(lambda _config: HOUR_BUCKETS)
-LEDGER = Kind(_ledger_out, _ledger_back)
 SNAPSHOT = Kind(_snapshot_out, _snapshot_back)

@@ -284,6 +284,8 @@ def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: flo
 
 def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),
           profile: ProfileState | None = None) -> Step:
+    if out.decisions:  # kept (bounded) for "why (not)?"
+        state.policy.note(out.decisions)
     return Step(state, tuple(out.live), observations, tuple(out.shadow), tuple(out.decisions), profile)
 
 

@@ -2,7 +2,9 @@
 
 It lives inside the changelogged customer state, so caps, cooldowns, deferred triggers and
 lift measurement survive restarts. A plain data type below :mod:`forethought.core.state` (which holds
-one) and :mod:`forethought.core.policy` (which reads and writes it). Everything is bounded:
+one) and :mod:`forethought.core.policy` (which reads and writes it). It also keeps the customer's
+recent decisions (:class:`Noted`: sent, deferred, held out, suppressed with its reason...), so
+"why (not)?" has an answer later (docs/why-not.md). Everything is bounded:
 
 >>> ledger = PolicyLedger()
 >>> ledger.mark_episode("error_burst", "burst-60")
@@ -17,14 +19,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 EPISODE_DIGEST_BYTES = 6
 MAX_EPISODES = 16
 MAX_SENT = 32
 MAX_RECENT = 2
 MAX_WATCH = 8
+MAX_DECISIONS = 16
+REPEATS = frozenset({"suppressed", "held_out", "shadow"})  # verdicts counted when they repeat (Noted.count)
 
 
 @dataclass(slots=True)
@@ -56,6 +62,42 @@ class Pending:
     trigger: dict[str, Any]
 
 
+class Decided(Protocol):
+    """What :meth:`PolicyLedger.note` reads of a decision (:class:`forethought.core.policy.decide.Decision`)."""
+
+    @property
+    def playbook(self) -> str: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def at(self) -> float: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def channel(self) -> str | None: ...
+    @property
+    def mode(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Noted:
+    """A decision kept for "why (not)?": what ``playbook`` decided (``verdict``: sent, shadow,
+    deferred, released, fallback, held_out or suppressed), why (``reason``) and on which
+    ``channel``, at ``at`` (whole seconds); ``count`` identical decisions in a row since ``since``."""
+
+    at: float
+    playbook: str
+    verdict: str
+    reason: str | None = None
+    channel: str | None = None
+    count: int = 1
+    since: float | None = None  # the first of ``count`` (None: ``at``)
+
+    @property
+    def first(self) -> float:
+        return self.at if self.since is None else self.since
+
+
 @dataclass(slots=True)
 class PolicyLedger:
     """Per-customer policy memory; see the module docstring."""
@@ -65,6 +107,7 @@ class PolicyLedger:
     pending: list[Pending] = field(default_factory=list)
     watch: list[Watch] = field(default_factory=list)
     recent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    decisions: list[Noted] = field(default_factory=list)  # newest last, at most MAX_DECISIONS
 
     def copy(self) -> PolicyLedger:
         """An independent copy: entries and held trigger bodies are copied, not shared."""
@@ -74,7 +117,7 @@ class PolicyLedger:
             sent=[Sent(s.at, s.playbook, s.channel, s.priority) for s in self.sent], episodes=self.episodes,
             pending=[Pending(p.release_at, p.signal, _json_copy(p.trigger)) for p in self.pending],
             watch=[Watch(w.playbook, w.group, w.since, w.until) for w in self.watch],
-            recent=[(at, _json_copy(t)) for at, t in self.recent],
+            recent=[(at, _json_copy(t)) for at, t in self.recent], decisions=list(self.decisions),
         )
 
     def mark_episode(self, playbook: str, episode: str) -> bool:
@@ -112,6 +155,34 @@ class PolicyLedger:
                 return self.recent.pop(i)[1]
         return None
 
+    def note(self, decisions: Iterable[Decided]) -> None:
+        """Keep ``decisions`` (newest last, at most :data:`MAX_DECISIONS`). A suppression, holdout or
+        shadow send that repeats the playbook's newest kept decision (same verdict, reason and channel)
+        counts it again instead of taking a place (every send, deferral and release keeps its own);
+        suppressions of shadow playbooks (which never message anyone) are not kept.
+
+        >>> from types import SimpleNamespace as D
+        >>> ledger = PolicyLedger()
+        >>> ledger.note([D(playbook="burst", verdict="sent", at=10.5, reason=None, channel="email", mode="live")])
+        >>> ledger.note([D(playbook="burst", verdict="suppressed", at=t, reason="cooldown", channel=None,
+        ...                mode="live") for t in (20, 30)])
+        >>> [(n.verdict, n.reason, n.count, n.first, n.at) for n in ledger.decisions]
+        [('sent', None, 1, 10.0, 10.0), ('suppressed', 'cooldown', 2, 20.0, 30.0)]
+        """
+        kept = self.decisions
+        for d in decisions:
+            if d.mode == "shadow" and d.verdict != "shadow":
+                continue
+            at = float(math.floor(d.at))
+            last = next((i for i in range(len(kept) - 1, -1, -1) if kept[i].playbook == d.playbook), None)
+            if last is not None and d.verdict in REPEATS and (kept[last].verdict, kept[last].reason,
+                                                              kept[last].channel) == (d.verdict, d.reason, d.channel):
+                old = kept.pop(last)
+                kept.append(Noted(at, d.playbook, d.verdict, d.reason, d.channel, old.count + 1, old.first))
+                continue
+            kept.append(Noted(at, d.playbook, d.verdict, d.reason, d.channel))
+            del kept[:-MAX_DECISIONS]
+
     def next_due(self) -> float | None:
         """The earliest time something here needs the engine: a release or a watch ending."""
         if not self.pending and not self.watch:
@@ -119,7 +190,7 @@ class PolicyLedger:
         return min([p.release_at for p in self.pending] + [w.until for w in self.watch])
 
     def is_empty(self) -> bool:
-        return not (self.sent or self.episodes or self.pending or self.watch or self.recent)
+        return not (self.sent or self.episodes or self.pending or self.watch or self.recent or self.decisions)
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-ready form."""
@@ -129,6 +200,7 @@ class PolicyLedger:
             "p": [[p.release_at, p.signal, p.trigger] for p in self.pending],
             "w": [[w.playbook, w.group, w.since, w.until] for w in self.watch],
             "r": [list(r) for r in self.recent],
+            "d": [[n.at, n.playbook, n.verdict, n.reason, n.channel, n.count, n.since] for n in self.decisions],
         }
 
     @classmethod
@@ -140,6 +212,7 @@ class PolicyLedger:
             pending=[Pending(*p) for p in data.get("p", [])],
             watch=[Watch(*w) for w in data.get("w", [])],
             recent=[(r[0], r[1]) for r in data.get("r", [])],
+            decisions=[Noted(*n) for n in data.get("d", [])],
         )
 
 

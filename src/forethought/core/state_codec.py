@@ -62,7 +62,6 @@ from forethought.core.codec_kinds import (
     INT,
     INTS,
     KIND_COUNTS,
-    LEDGER,
     NUMS,
     RING,
     SERIES,
@@ -78,6 +77,7 @@ from forethought.core.codec_kinds import (
     malformed,
 )
 from forethought.core.ledger import PolicyLedger
+from forethought.core.ledger_codec import LEDGER
 from forethought.core.views import EngineView
 from forethought.core.windows import BucketRing
 

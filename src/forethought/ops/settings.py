@@ -24,6 +24,7 @@ Kafka TLS/SASL and topic replication fields come from :class:`~forethought.ops.k
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -94,6 +95,11 @@ class Settings(BaseSettings, KafkaSecurity):
     playbook_reload_seconds: float = Field(5.0, gt=0, le=3600)
     web_host: str = "127.0.0.1"
     web_port: int = Field(6066, ge=1, le=65535)
+    web_advertised_url: str | None = Field(
+        None, pattern=r"^https?://[^/\s]+/?$",
+        description="How the group's other workers reach this one's web server (/customers/{id} asked of any"
+                    " worker is forwarded to the one holding the customer); unset: http://WEB_HOST:WEB_PORT, with"
+                    " this host's address when WEB_HOST is a wildcard (0.0.0.0, ::).")
     web_token: SecretStr | None = Field(
         None, description="Bearer token for the views that show customer data (/customers); unset: open.")
     data_dir: Path = Path("var/worker")
@@ -169,6 +175,29 @@ class Settings(BaseSettings, KafkaSecurity):
     def web_url(self) -> str:
         """Base URL of the worker's web server (metrics, health, customers)."""
         return f"http://{self.web_host}:{self.web_port}"
+
+    @property
+    def web_canonical_url(self) -> str:
+        """The URL this worker advertises to its group (Faust's ``canonical_url``).
+
+        >>> Settings(web_port=7001).web_canonical_url, Settings(web_advertised_url="http://w-1:6066").web_canonical_url
+        ('http://127.0.0.1:7001', 'http://w-1:6066')
+        """
+        if self.web_advertised_url:
+            return self.web_advertised_url.rstrip("/")
+        if self.web_host in ("0.0.0.0", "::", ""):  # noqa: S104 - a wildcard bind: this host's own address
+            return f"http://{_own_address()}:{self.web_port}"
+        return self.web_url
+
+
+def _own_address() -> str:
+    """This host's address as its name resolves here (a pod's IP in Kubernetes, a container's in
+    compose: reachable by the other workers), else its name."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return name
 
 
 def validation_message(exc: ValidationError) -> str:

@@ -1,6 +1,9 @@
 """Web views of the worker: /metrics, /health, /ready and /customers/{customer_id}.
 
-``/customers`` shows a customer's scores and profile (an e-mail address among them): with
+``/customers/{id}`` answers on any worker of the group: a customer another worker holds is asked of
+that worker (:mod:`forethought.stream.routing`, as Faust's ``table_route``). It shows the customer's
+scores, facts, recent decisions with their reasons (docs/why-not.md) and profile, every point in
+time as ISO-8601 UTC text. It shows customer data (an e-mail address among them): with
 ``FORETHOUGHT_WEB_TOKEN`` set it answers only ``Authorization: Bearer <token>``; the open views
 (:data:`OPEN_PATHS`) show nothing about any customer. Faust's own ``/router`` and ``/table`` pages
 are switched off where the app is created (:func:`forethought.stream.worker.web_settings`).
@@ -17,13 +20,16 @@ from __future__ import annotations
 
 import hmac
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
-from forethought.core.engine import explain
+from forethought.core.why import customer_view as why_view
+from forethought.core.why import iso, with_iso_times
 from forethought.ops.logs import get_logger
+from forethought.stream.routing import ROUTED_HEADER, forward, same_worker, table_owner
 
 if TYPE_CHECKING:
     import faust
@@ -47,6 +53,8 @@ class Served(Protocol):
     processor: BatchProcessor
     metrics: Metrics
     failure: str | None
+
+    def owner(self) -> Callable[[bytes], bool]: ...
 
 
 def authorized(header: str | None, token: SecretStr | None) -> bool:
@@ -96,10 +104,16 @@ def register_views(worker: Served) -> None:
     async def customer(web: Any, request: Any, customer_id: str) -> Any:
         if (refusal := denied(web, request)) is not None:
             return refusal
+        key, me = customer_id.encode(), str(app.conf.canonical_url)
+        if ROUTED_HEADER not in request.headers and not owns(worker, key):  # routed once at most
+            owner = table_owner(app, worker.processor.table, worker.processor.partition_for(key))
+            if owner is not None and not same_worker(owner, me):
+                return await forward(app, web, request, owner, me)
         try:
-            view = customer_view(worker, customer_id.encode())
+            view = customer_view(worker, key)
             if view is None:
-                return web.json({"error": f"no state for customer {customer_id!r} on this worker"}, status=404)
+                return web.json({"error": f"no state for customer {customer_id!r}", "served_by": me,
+                                 "partition": worker.processor.partition_for(key)}, status=404)
         except Exception as error:  # noqa: BLE001 - a stored state that cannot be read is this customer's problem
             log.error("customer_view_failed", customer_id=customer_id, error_type=type(error).__name__)
             return web.json({"error": "the stored state of this customer cannot be read",
@@ -107,9 +121,18 @@ def register_views(worker: Served) -> None:
         return web.json(view)
 
 
+def owns(worker: Served, key: bytes) -> bool:
+    """Whether this worker holds the active partition of ``key`` (False before any assignment)."""
+    try:
+        return worker.owner()(key)
+    except (AttributeError, KeyError):  # no assignor yet
+        return False
+
+
 def customer_view(worker: Served, key: bytes) -> dict[str, Any] | None:
-    """What ``/customers/{id}`` shows: :func:`explain` of the live state, its stored size and the
-    profile; None when this worker holds no state for ``key``.
+    """What ``/customers/{id}`` shows: :func:`forethought.core.why.customer_view` of the live state
+    (scores, facts, recent decisions), its stored size, the profile and which worker answered, every
+    point in time as ISO-8601 text; None when this worker holds no state for ``key``.
 
     Raises when the stored state or profile cannot be loaded (e.g. forged in its changelog).
     """
@@ -120,9 +143,11 @@ def customer_view(worker: Served, key: bytes) -> dict[str, Any] | None:
     partition = worker.processor.partition_for(key)
     now = worker.processor.stream_time(partition, time.time()) or time.time()
     profile = worker.processor.profile(key).to_dict()
+    profile["u"] = {channel: iso(at) for channel, at in profile["u"].items()}  # unsubscribed, since
     models = worker.processor.models.get(partition)
-    view = explain(state, now, worker.settings.engine, models)
-    return {**view, "state_bytes": len(raw), "profile": profile}
+    view = why_view(state, now, worker.settings.engine, models)
+    return {**with_iso_times(view), "state_bytes": len(raw), "profile": profile, "partition": partition,
+            "served_by": str(worker.app.conf.canonical_url)}
 
 
 def readiness(worker: Served) -> dict[str, Any]:

@@ -127,7 +127,8 @@ def web_settings(settings: Settings) -> dict[str, Any]:
     ``/performance`` pages are off (:data:`FAUST_PAGES_OFF`; :func:`_create_app` enforces them again
     over Faust's own ``APP_WEB_*_ENABLED`` environment variables)."""
     return {"web_enabled": True, "web_bind": settings.web_host, "web_host": settings.web_host,
-            "web_port": settings.web_port, **dict.fromkeys(FAUST_PAGES_OFF, False)}
+            "web_port": settings.web_port, "canonical_url": settings.web_canonical_url,  # advertised to the group
+            **dict.fromkeys(FAUST_PAGES_OFF, False)}
 
 
 def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types.AgentT, Outputs]:

@@ -1,0 +1,166 @@
+"""The state codec's kind for the policy ledger (:mod:`forethought.core.ledger`): what was sent, the
+episodes, held triggers, re-engagement watches, triggers kept for a fallback and the kept decisions,
+as a MessagePack list; on the way back every part is checked and anything else raises ValueError.
+
+The list has five parts, and a sixth, the kept decisions, only when there are some: a ledger
+without decisions is written exactly as before they were kept, and a reader that knows five parts
+refuses a sixth (ValueError), as the codec refuses any state of a newer writer.
+
+>>> from forethought.core.config import EngineConfig
+>>> ledger = PolicyLedger(decisions=[Noted(100.0, "burst", "sent", None, "email")])
+>>> LEDGER.back(LEDGER.out(ledger, 100), 100, EngineConfig()) == ledger
+True
+>>> LEDGER.out(PolicyLedger(), 0)
+[[], b'', [], [], []]
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from forethought.core.codec_kinds import (
+    _EXACT,
+    Kind,
+    Plain,
+    _bytes,
+    _float,
+    _list,
+    _str,
+    checked_int,
+    malformed,
+    time_back,
+    time_out,
+)
+from forethought.core.ledger import MAX_DECISIONS, Noted, Pending, PolicyLedger, Sent, Watch
+from forethought.core.views import EngineView
+
+_MAX_NESTING = 64  # held trigger bodies (JSON text) nest at most this deep
+
+
+def _json_back(text: Plain) -> dict[str, Any]:
+    """A held trigger body, stored as JSON text (it is sent on as JSON)."""
+    raw = _str(text)
+    if raw.count("[") + raw.count("{") > _MAX_NESTING:
+        depth = deepest = 0
+        for c in raw:
+            depth += (c in "[{") - (c in "]}")
+            deepest = max(deepest, depth)
+        if deepest > _MAX_NESTING:
+            raise malformed("trigger (nested too deeply)")
+    body = json.loads(raw)
+    if type(body) is not dict:
+        raise malformed("trigger")
+    return body
+
+
+def _dumps(body: dict[str, Any]) -> str:
+    return json.dumps(body, separators=(",", ":"))
+
+
+def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
+    return [
+        [[time_out(s.at, anchor), s.playbook, s.channel, s.priority] for s in ledger.sent],
+        ledger.episodes,
+        [[time_out(p.release_at, anchor), p.signal, _dumps(p.trigger)] for p in ledger.pending],
+        [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor)] for w in ledger.watch],
+        [[time_out(at, anchor), _dumps(trigger)] for at, trigger in ledger.recent],
+        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions else []),  # (left out: as before them)
+    ]
+
+
+def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
+    parts = _list(v)
+    if len(parts) not in (5, 6):
+        raise malformed("ledger")
+    sent, episodes, pending, watch, recent = parts[:5]
+    ledger = PolicyLedger(episodes=_bytes(episodes))
+    for at, playbook, channel, priority in map(_list, _list(sent)):
+        ledger.sent.append(Sent(time_back(at, anchor), _str(playbook), _str(channel), checked_int(priority)))
+    for at, signal, trigger in map(_list, _list(pending)):
+        ledger.pending.append(Pending(time_back(at, anchor), _str(signal), _json_back(trigger)))
+    for playbook, group, since, until in map(_list, _list(watch)):
+        ledger.watch.append(Watch(_str(playbook), _str(group), time_back(since, anchor), time_back(until, anchor)))
+    ledger.recent = [(time_back(at, anchor), _json_back(trigger)) for at, trigger in map(_list, _list(recent))]
+    if len(parts) == 6:
+        ledger.decisions = _decisions_back(parts[5], anchor)
+    return ledger
+
+
+# Texts a kept decision uses most (verdicts, reasons, channels), stored as their number here.
+# APPEND ONLY: the numbers are in stored states. Any other text goes in the state's own word list.
+DECISION_WORDS = (
+    "sent", "shadow", "deferred", "released", "fallback", "held_out", "suppressed", "episode", "cooldown",
+    "arbitration", "opted_out", "consent", "frequency_cap", "quiet_hours", "condition_error", "expired",
+    "playbook_removed", "no_fallback_channel", "holdout", "global_control", "email", "in_app", "webhook",
+    "cs_outreach", "sms", "push",
+)
+_WORD_NUMBER = {w: i for i, w in enumerate(DECISION_WORDS)}
+
+
+def _decisions_out(decisions: list[Noted], anchor: int) -> Plain:
+    """``[words, entries]``: each entry ``[at, playbook, verdict, reason, channel]``, then ``count,
+    since`` when a decision repeated. Times are whole seconds after ``anchor`` (a float otherwise);
+    a text is its number in :data:`DECISION_WORDS`, else ``-1 - i`` for ``words[i]`` (each other
+    text once: playbook names), None for none.
+
+    >>> kept = [Noted(100.0, "burst", "suppressed", "cooldown"), Noted(160.0, "burst", "sent", None, "email", 2, 130.0)]
+    >>> _decisions_out(kept, 160)
+    [['burst'], [[-60, -1, 6, 8, None], [0, -1, 0, None, 20, 2, -30]]]
+    >>> _decisions_back(_decisions_out(kept, 160), 160) == kept
+    True
+    """
+    words: dict[str, int] = {}
+
+    def number(text: str | None) -> int | None:
+        if text is None:
+            return None
+        known = _WORD_NUMBER.get(text)
+        return known if known is not None else -1 - words.setdefault(text, len(words))
+
+    entries: list[Plain] = []
+    for n in decisions:
+        entry = [_second_out(n.at, anchor), number(n.playbook), number(n.verdict), number(n.reason),
+                 number(n.channel)]
+        if n.count != 1 or n.since is not None:
+            entry += [n.count, _second_out(n.first, anchor)]
+        entries.append(entry)
+    return [list(words), entries]
+
+
+def _decisions_back(v: Plain, anchor: int) -> list[Noted]:
+    words_in, entries = _list(v)
+    words = [_str(w) for w in _list(words_in)]
+
+    def text(v: Plain) -> str | None:
+        if v is None:
+            return None
+        i = checked_int(v)
+        if 0 <= i < len(DECISION_WORDS):
+            return DECISION_WORDS[i]
+        if -len(words) <= i < 0:
+            return words[-1 - i]
+        raise malformed("decision")
+
+    kept = []
+    for entry in map(_list, _list(entries)[-MAX_DECISIONS:]):  # a longer list (a future bound): its newest
+        if len(entry) not in (5, 7) or entry[1] is None or entry[2] is None:
+            raise malformed("decision")
+        count, since = (checked_int(entry[5]), _second_back(entry[6], anchor)) if len(entry) == 7 else (1, None)
+        if count < 1:
+            raise malformed("decision")
+        kept.append(Noted(_second_back(entry[0], anchor), str(text(entry[1])), str(text(entry[2])), text(entry[3]),
+                          text(entry[4]), count, since))
+    return kept
+
+
+def _second_out(t: float, anchor: int) -> int | float:
+    """Whole seconds after ``anchor`` (what the ledger keeps), else the float itself."""
+    return int(t) - anchor if float(t).is_integer() and abs(t) < _EXACT else t
+
+
+def _second_back(v: Plain, anchor: int) -> float:
+    return float(checked_int(v) + anchor) if type(v) is int else _float(v)
+
+
+LEDGER = Kind(_ledger_out, _ledger_back)
