@@ -67,6 +67,8 @@ RUN_ELSEWHERE: dict[tuple[str, ...], list[tuple[str, str]]] = {
                                          '"senders", "run", "--channel", "webhook"')],
     ("forethought", "send"): [("tests/integration/test_client.py", '["send", str(path), "--bootstrap"')],
     ("make", "eval-real"): [("tests/integration/test_eval_real.py", '[make, "eval-real"')],
+    ("forethought", "explain"): [("tests/integration/test_why_not.py", '"explain", owned_by_first, "--url"'),
+                                 ("tests/unit/test_cli_explain.py", '"explain", "c1", "--from-replay"')],
 }
 
 # Shown but not run by any test, and why (with the file that checks what can be checked without running it).
