@@ -35,14 +35,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from forethought.ops.logs import get_logger
 
-if TYPE_CHECKING:
-    from forethought.stream.processor import RawRecord
-
 Header = tuple[str, bytes | None]  # as Kafka clients give them: a null value is allowed
+
+
+class Consumed(Protocol):
+    """What the hop reads of a consumed record (``stream.processor.RawRecord`` is one; no import of it
+    here, the processor imports this module)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> float | None: ...
+    @property
+    def headers(self) -> Sequence[Header]: ...
+
 FROM_HEADER = "forethought-rekeyed-from"
 MAX_HEADERS = 64
 MAX_HEADER_BYTES = 16 * 1024  # names and values together: the SDK's bound too
@@ -62,7 +78,7 @@ class Rekeyed:
     timestamp: float | None
 
 
-def rekeyed(record: RawRecord, key: bytes, wall: float) -> Rekeyed:
+def rekeyed(record: Consumed, key: bytes, wall: float) -> Rekeyed:
     """``record`` keyed by ``key`` (its ``customer_id``), with its headers, timestamp and origin;
     ``wall`` is now (POSIX seconds)."""
     kept = carried(record.headers)
