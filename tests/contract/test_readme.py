@@ -67,7 +67,7 @@ RUN_ELSEWHERE: dict[tuple[str, ...], list[tuple[str, str]]] = {
                                          '"senders", "run", "--channel", "webhook"')],
     ("forethought", "send"): [("tests/integration/test_client.py", '["send", str(path), "--bootstrap"')],
     ("make", "eval-real"): [("tests/integration/test_eval_real.py", '[make, "eval-real"')],
-    ("forethought", "explain"): [("tests/integration/test_why_not.py", '"explain", owned_by_first, "--url"'),
+    ("forethought", "explain"): [("tests/integration/test_why_not_two_workers.py", '"explain", owned_by_first, "--url"'),
                                  ("tests/unit/test_cli_explain.py", '"explain", "c1", "--from-replay"')],
 }
 

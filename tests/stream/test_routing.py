@@ -2,7 +2,7 @@
 group's assignment as Faust's assignor holds it), once, with the token; a silent owner is a clear 502.
 
 Two real worker apps serve on loopback ports; the assignment is what a rebalance would have left in
-worker A's assignor. tests/integration/test_why_not.py does the same with two worker processes in one
+worker A's assignor. tests/integration/test_why_not_two_workers.py does the same with two worker processes in one
 consumer group on the real broker.
 """
 

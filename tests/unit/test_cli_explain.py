@@ -2,7 +2,7 @@
 the worker would show them at --at, and one-line failures for what a user can get wrong.
 
 Against a running worker: tests/stream/test_explain_worker.py (the worker's web app, its token) and
-tests/integration/test_why_not.py (two worker processes on the real broker).
+tests/integration/test_why_not_two_workers.py (two worker processes on the real broker).
 """
 
 from __future__ import annotations
