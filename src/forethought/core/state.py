@@ -102,7 +102,7 @@ class CustomerState:
         (False, False, b'')
         """
         twin = self.draft()
-        twin.finish()
+        twin.slices = {name: piece.copy() for name, piece in self.slices.items()}
         return twin
 
     def draft(self) -> CustomerState:
