@@ -116,8 +116,10 @@ class PartitionRuntime:
         Returns the due ticks that fired on the way, then the record's own emission."""
         emitted: list[Emission] = []
         event = isinstance(record, Envelope)
-        if event and (self.now is None or min(record.epoch, self.limit) > self.now):
-            emitted = self.advance(min(record.epoch, self.limit))
+        if event:
+            at = min(record.epoch, self.limit)  # type: ignore[union-attr]  # an Envelope
+            if self.now is None or at > self.now:
+                emitted = self.advance(at)
         customer = record.customer_id
         try:  # the core mutates states in place: it runs on a draft, the held state stays as it was
             state = self._states.get(customer) or self.state(customer)  # an unreadable stored state raises here
