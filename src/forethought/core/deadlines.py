@@ -31,6 +31,10 @@ class DeadlineIndex(Generic[K]):
             self._due[key] = due
             heapq.heappush(self._heap, (due, key))
 
+    def due_by(self, now: float) -> bool:
+        """Whether some key may be due at ``now`` (cheap: :meth:`pop_due` tells for sure)."""
+        return bool(self._heap) and self._heap[0][0] <= now
+
     def pop_due(self, now: float) -> list[K]:
         """Keys whose deadline is at or before ``now``; they leave the index."""
         keys: list[K] = []

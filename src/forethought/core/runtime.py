@@ -114,11 +114,21 @@ class PartitionRuntime:
         """Run one record; an event first advances the clock to its time (capped by ``limit``).
 
         Returns the due ticks that fired on the way, then the record's own emission."""
-        emitted = self.advance(min(record.epoch, self.limit)) if isinstance(record, Envelope) else []
+        emitted: list[Emission] = []
+        event = isinstance(record, Envelope)
+        if event:
+            at = min(record.epoch, self.limit)  # type: ignore[union-attr]  # an Envelope
+            if self.now is None or at > self.now:
+                emitted = self.advance(at)
         customer = record.customer_id
-        try:  # the core mutates states in place: it runs on a copy, the held state stays as it was
-            state = self.state(customer)  # a stored state that cannot be read raises here
-            step = self._run(None if state is None else state.copy(), record)
+        try:  # the core mutates states in place: it runs on a draft, the held state stays as it was
+            state = self._states.get(customer) or self.state(customer)  # an unreadable stored state raises here
+            draft = None if state is None else state.draft()
+            if event:  # the common case, without _run's dispatch
+                profile = self._profiles.get(customer) or self.profile(customer)
+                step = process(draft, record, self.config, self.rules, profile, self.models)  # type: ignore[arg-type]
+            else:
+                step = self._run(draft, record)
         except Exception as error:  # noqa: BLE001 - one record never stops the engine (rule 6)
             emitted.append(Emission(customer, None, error=error))
             return emitted
@@ -135,11 +145,13 @@ class PartitionRuntime:
             return []
         self.now = now
         emitted: list[Emission] = []
+        if not self.deadlines.due_by(now):
+            return emitted
         for customer in self.deadlines.pop_due(now):
             try:
                 if (state := self.state(customer)) is None:
                     continue
-                step = tick(state.copy(), now, self.config, self.rules, self.profile(customer), self.models)
+                step = tick(state.draft(), now, self.config, self.rules, self.profile(customer), self.models)
             except Exception as error:  # noqa: BLE001 - one customer never stops the others' time
                 emitted.append(Emission(customer, None, due=True, error=error))
                 continue
@@ -211,13 +223,16 @@ class PartitionRuntime:
             self._profiles[customer] = step.profile
             self._dirty_profiles.add(customer)
         self._dirty.add(customer)
-        if step.state is None:
+        state = step.state
+        if state is None:
             self._states.pop(customer, None)
             self.deadlines.set(customer, None)
             return
-        self._states.pop(customer, None)  # re-inserted last: dict order is least recently changed first
-        self._states[customer] = step.state
-        self.deadlines.set(customer, next_due(step.state, self.config))
+        state.finish()  # a draft takes over the slices the step left untouched
+        if self.capacity is not None:  # re-inserted last: dict order is least recently changed first (_trim)
+            self._states.pop(customer, None)
+        self._states[customer] = state
+        self.deadlines.set(customer, next_due(state, self.config))
 
     def _trim(self) -> None:
         if self.capacity is None or len(self._states) <= self.capacity:

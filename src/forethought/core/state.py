@@ -95,20 +95,45 @@ class CustomerState:
     def copy(self) -> CustomerState:
         """An independent copy: running the engine on it leaves this state as it was.
 
-        The worker keeps one before each record so that a record the engine raises on leaves the
-        customer's state as it was before it (several times cheaper than a serialised snapshot).
-
         >>> from forethought.core.config import EngineConfig
         >>> state = CustomerState.new("c1", EngineConfig())
         >>> twin = state.copy()
         >>> twin.remember("e1"), twin == state, state.recent_ids
         (False, False, b'')
         """
+        twin = self.draft()
+        twin.slices = {name: piece.copy() for name, piece in self.slices.items()}
+        return twin
+
+    def draft(self) -> CustomerState:
+        """A copy to run the engine on, made cheaply: this state stays as it was, whatever the run does.
+
+        The runtime takes one before each record, so a record the engine raises on leaves no trace
+        (the draft is dropped). The shared windows, the counts and the policy ledger are copied at once;
+        each detector's slice only when the run first reads it (most records touch a few), so a
+        slice the run never reads is shared with this state. Call :meth:`finish` on a draft that is
+        kept: it takes the untouched slices over and lets go of this state.
+
+        >>> from forethought.core.config import EngineConfig
+        >>> state = CustomerState.new("c1", EngineConfig())
+        >>> twin = state.draft()
+        >>> twin.slice("silence") is state.slice("silence"), len(twin.slices)  # copied when first read
+        (False, 1)
+        >>> twin.finish(); twin == state, twin.slice("usage") is state.slice("usage")  # untouched: shared
+        (True, True)
+        """
         twin = CustomerState(*_ALL_FIELDS(self))  # immutable values (numbers, strings, bytes) are shared
         twin.activity, twin.hours, twin.by_type = self.activity.copy(), self.hours.copy(), dict(self.by_type)
         twin.policy = self.policy.copy()
-        twin.slices = {name: piece.copy() for name, piece in self.slices.items()}
+        twin.slices = _Slices(self.slices)
         return twin
+
+    def finish(self) -> None:
+        """Make a :meth:`draft` whole: slices it never read are taken over from the state it came from.
+        A no-op on any other state."""
+        slices = self.slices
+        if type(slices) is _Slices:
+            self.slices = slices.finish()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form that versions before the binary codec wrote (version 3: one flat set of
@@ -171,6 +196,28 @@ class CustomerState:
     def from_bytes(cls, raw: bytes, config: EngineView) -> CustomerState:
         """A state from its changelog value, binary or old JSON (:func:`decode_state`)."""
         return decode_state(raw, config)
+
+
+class _Slices(dict[str, Any]):
+    """The slices of a :meth:`CustomerState.draft`: empty at first, each detector's slice copied
+    from the origin's the first time the run reads it (``__missing__``: later reads are plain dict
+    lookups). Nothing iterates a draft's slices during a run; :meth:`finish` completes them."""
+
+    __slots__ = ("origin",)
+
+    def __init__(self, origin: dict[str, Any]) -> None:
+        super().__init__()
+        self.origin = origin
+
+    def __missing__(self, name: str) -> Any:
+        piece = self[name] = self.origin[name].copy()
+        return piece
+
+    def finish(self) -> dict[str, Any]:
+        """A plain dict of every slice: those read (copies) and those untouched (the origin's own)."""
+        whole = dict(self.origin)
+        whole.update(self)
+        return whole
 
 
 _FIELDS = tuple(f.name for f in fields(CustomerState))

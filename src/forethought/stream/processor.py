@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
 from forethought.contracts.decode import DEFAULT_DEADLETTER_MAX_BYTES, Record, Rejection, decode_event, describe
 from forethought.contracts.events import Envelope
 from forethought.contracts.records import DeadLetter, Outcome, Profile, Trigger
@@ -43,6 +41,7 @@ from forethought.ops.metrics import Metrics
 from forethought.stream.model_checkpoints import ModelCheckpoints
 from forethought.stream.outbox import Outbox
 from forethought.stream.rekey import Header, rekeyed
+from forethought.stream.state_store import StateStore
 
 log = get_logger("policy")
 engine_log = get_logger("engine")  # records and ticks the engine raised on
@@ -61,7 +60,7 @@ class RawRecord:
     headers: Sequence[Header] = ()
 
 
-class BatchProcessor(ModelCheckpoints):
+class BatchProcessor(ModelCheckpoints, StateStore):
     """The worker's logic between Kafka and the core; ``table`` maps key bytes → state bytes and
     ``profiles`` key bytes → profile bytes (both changelogged by the caller).
 
@@ -96,6 +95,8 @@ class BatchProcessor(ModelCheckpoints):
         self.clocks: dict[tuple[str, int], EventClock] = {}
         self._partition_clocks: dict[int, list[tuple[str, EventClock]]] = {}
         self.runtimes: dict[int, PartitionRuntime] = {}
+        self._unwritten: dict[str, CustomerState | None] = {}  # captured, not yet in the table (write-behind)
+        self._unwritten_profiles: dict[str, ProfileState] = {}
         self.processed: dict[tuple[str, int], int] = {}
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
         self.models: dict[int, PartitionModels] = {}
@@ -235,14 +236,6 @@ class BatchProcessor(ModelCheckpoints):
         self.metrics.event_time_lag.set(lag)
         return outbox
 
-    def load(self, raw: bytes) -> CustomerState:
-        """A state from its changelog bytes: the binary codec, or the JSON older versions wrote."""
-        return CustomerState.from_bytes(raw, self.config)
-
-    def dump(self, state: CustomerState) -> bytes:
-        """A state's changelog bytes (:mod:`forethought.core.state_codec`)."""
-        return state.to_bytes()
-
     def profile(self, key: bytes) -> ProfileState:
         """What is known of ``key``'s profile (an empty profile when nothing)."""
         return self.runtime(self.partition_for(key)).profile(key.decode())
@@ -250,36 +243,6 @@ class BatchProcessor(ModelCheckpoints):
     def state(self, key: bytes) -> CustomerState | None:
         """``key``'s live state (from memory, else the table), None when there is none."""
         return self.runtime(self.partition_for(key)).state(key.decode())
-
-    def commit(self, outbox: Outbox | None = None) -> int:
-        """Phase 3: write every state and profile changed since the last commit to the tables (the
-        caller then awaits their changelog writes before acknowledging the records behind them).
-        ``outbox`` is accepted for callers that commit per batch; all dirty customers are written.
-        Returns how many states were written or deleted."""
-        written = 0
-        for runtime in self.runtimes.values():
-            dirty = runtime.take_dirty()
-            for customer, profile in dirty.profiles.items():
-                self.profiles[customer.encode()] = orjson.dumps(profile.to_dict())
-            for customer, state in dirty.states.items():
-                if state is None:
-                    self.table.pop(customer.encode(), None)
-                else:
-                    self.table[customer.encode()] = self.dump(state)
-                written += 1
-        return written
-
-    def has_dirty(self) -> bool:
-        """Whether any held customer changed since the last :meth:`commit`."""
-        return any(runtime.has_dirty() for runtime in self.runtimes.values())
-
-    def _stored_state(self, customer: str) -> CustomerState | None:
-        raw = self.table.get(customer.encode())
-        return None if raw is None else self.load(raw)
-
-    def _stored_profile(self, customer: str) -> ProfileState | None:
-        raw = self.profiles.get(customer.encode())
-        return None if raw is None else _parse_profile(raw)
 
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
         """After a restart or rebalance: every owned stored state into its partition's runtime
@@ -377,12 +340,6 @@ class BatchProcessor(ModelCheckpoints):
                    "evicted": self.metrics.evicted}.get(kind)
         if counter is not None:
             counter.inc()
-
-
-@lru_cache(maxsize=4096)
-def _parse_profile(raw: bytes) -> ProfileState:
-    """Profiles change rarely and are read for every batch a customer is in: validate each version once."""
-    return ProfileState.from_dict(orjson.loads(raw))
 
 
 def _fired_at(trigger: Trigger) -> float:

@@ -15,19 +15,21 @@ import faust
 from faust.types import TP
 
 from forethought.contracts.decode import Rejection
+from forethought.core.runtime import Dirty
 from forethought.ops import batch_guard
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS
-from forethought.stream.acks import acknowledge
+from forethought.stream.acks import acknowledge, stop_unacknowledged
 from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox
 
 log = get_logger("worker")
 FLUSH_RECORDS = 20_000  # handled records that make the write-behind flush before its interval
+WRITE_CHUNK = 64  # states encoded and written between two chances for batches to run (a flush in the background)
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Worker:
     stopping: bool = False  # the app is stopping: the last flush runs
     unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
     flushed_at: float = field(default_factory=time.monotonic)
+    flushing: asyncio.Future[None] | None = None  # the flush under way in the background (flush_behind)
 
     def flush_due(self) -> bool:
         """Whether the write-behind state is due: a commit interval since the last flush, or many
@@ -67,30 +70,58 @@ class Worker:
         return self.settings.state_flush_seconds or self.settings.commit_interval_seconds
 
     async def flush(self) -> None:
-        """Write every customer changed since the last flush, await those changelog writes, then
-        acknowledge the records handled since (in the order they were read).
-
-        The order is the protocol: first every trigger, dead letter and re-keyed record published
-        since the last flush must be on the broker (a state that records a trigger as sent must never
-        be stored while the trigger is not), then the states are written and awaited, then the
-        records are acknowledged. Any failure raises before anything is acknowledged, and marks the
-        worker failed at once: no later flush (a timer's, the next batch's) may store or acknowledge
-        anything after it, not even while the worker is still stopping."""
+        """Flush and wait until it is done: every customer changed since the last flush written and
+        on the broker, and the records handled before it acknowledged (see :meth:`flush_behind`).
+        Raises when this or an earlier flush failed (nothing after the failure is acknowledged)."""
+        if self.flushing is not None:
+            await self.flushing
+        self.flush_behind()
+        if self.flushing is not None:
+            await self.flushing
         if self.failure is not None:
             raise RuntimeError(f"the worker is stopping after a failure: {self.failure}")
+
+    def flush_behind(self) -> None:
+        """Start a flush and return (the caller holds the lock): batches go on while it waits for the
+        broker, and run between its chunks of state writes. One flush at a time: while one is under
+        way this does nothing (the next batch or timer starts the next one once it is done).
+
+        What is flushed is fixed here, at once: the records handled so far, the triggers, dead
+        letters and re-keyed records published for them, and the states they left (the runtimes'
+        objects: no later record changes them, each runs on a draft). The order is the protocol:
+        first every one of those triggers must be on the broker (a state that records a trigger as
+        sent must never be stored while the trigger is not), then the states are written and
+        awaited, then the records are acknowledged. Any failure marks the worker failed at once and
+        stops it before anything is acknowledged (:func:`~forethought.stream.acks.stop_unacknowledged`):
+        no later flush may store or acknowledge anything after it."""
+        if self.failure is not None:
+            raise RuntimeError(f"the worker is stopping after a failure: {self.failure}")
+        if self.flushing is not None and not self.flushing.done():
+            return
+        delivered = list(self.in_flight)
+        self.in_flight.clear()
+        captured = self.processor.capture()
+        done, self.unflushed = self.unflushed, []
+        self.flushed_at = time.monotonic()
+        self.flushing = asyncio.ensure_future(self._complete(delivered, captured, done))
+
+    async def _complete(self, delivered: list[asyncio.Future[object]], captured: Dirty,
+                        done: list[faust.EventT]) -> None:
         try:
-            delivered = list(self.in_flight)
-            self.in_flight.clear()
             if delivered:
                 await asyncio.gather(*delivered)
-            self.processor.commit()
+            while True:
+                self.processor.write(captured, WRITE_CHUNK)
+                if not captured.states:
+                    break
+                await asyncio.sleep(0)  # batches run between chunks: a large flush is no long stall
             await self.settle()
-        except Exception as error:
-            self.failure = f"{type(error).__name__}: {error}"[:500]
-            raise
-        done, self.unflushed = self.unflushed, []
-        acknowledge(done)
-        self.flushed_at = time.monotonic()
+        except Exception as error:  # noqa: BLE001 - stop before acknowledging (as a failed batch)
+            self.failure = self.failure or f"{type(error).__name__}: {error}"[:500]
+            await stop_unacknowledged(self, done, error)
+            return
+        if self.failure is None:
+            acknowledge(done)
 
     async def last_flush(self) -> None:
         """At a clean stop: flush what was handled, so Faust's final commit covers it (a failure
@@ -98,7 +129,8 @@ class Worker:
         self.stopping = True  # its acknowledgements are not a rebalance's (refuse_stale_acks lets them through)
         try:
             async with self.lock:
-                if self.failure is None and (self.unflushed or self.in_flight or self.processor.has_dirty()):
+                pending = self.flushing is not None and not self.flushing.done()
+                if self.failure is None and (pending or self.unflushed or self.in_flight or self.processor.has_dirty()):
                     await self.flush()
                     log.info("state_flushed_at_stop")
         except Exception as error:  # noqa: BLE001 - stopping anyway; nothing unflushed was acknowledged

@@ -166,7 +166,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             if in_hand:
                 await process(in_hand)
             if worker.flush_due():
-                await worker.flush()
+                worker.flush_behind()  # awaited in the background: batches go on meanwhile
 
     @app.agent(source, name="behaviour", concurrency=1)
     async def behaviour(stream: faust.StreamT) -> None:
@@ -231,7 +231,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         try:
             async with worker.lock:
                 if worker.flush_due():
-                    await worker.flush()
+                    worker.flush_behind()
         except Exception as exc:  # noqa: BLE001 - a state write failed: stop before acknowledging
             await stop_unacknowledged(worker, [], exc)
 

@@ -1,0 +1,103 @@
+"""The write-behind side of :class:`~forethought.stream.processor.BatchProcessor` (a mixin): live
+states and profiles go to the changelogged tables once per flush, and are read back from them
+when a runtime does not hold the customer.
+
+A flush is :meth:`StateStore.capture` (what changed, fixed at once) then :meth:`StateStore.write`
+(encode and store it, possibly in chunks while batches go on: ``stream.running.Worker.flush_behind``).
+In between, a customer the runtime does not hold is read from what was captured, which is newer
+than the table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from functools import lru_cache
+
+import orjson
+
+from forethought.core.config import EngineConfig
+from forethought.core.policy.profiles import ProfileState
+from forethought.core.runtime import Dirty, PartitionRuntime
+from forethought.core.state import CustomerState
+from forethought.stream.outbox import Outbox
+
+
+class StateStore:
+    """Tables, runtimes and the captured-but-unwritten overlay (set up by ``BatchProcessor``)."""
+
+    config: EngineConfig
+    table: MutableMapping[bytes, bytes]
+    profiles: MutableMapping[bytes, bytes]
+    runtimes: dict[int, PartitionRuntime]
+    _unwritten: dict[str, CustomerState | None]
+    _unwritten_profiles: dict[str, ProfileState]
+
+    def load(self, raw: bytes) -> CustomerState:
+        """A state from its changelog bytes: the binary codec, or the JSON older versions wrote."""
+        return CustomerState.from_bytes(raw, self.config)
+
+    def dump(self, state: CustomerState) -> bytes:
+        """A state's changelog bytes (:mod:`forethought.core.state_codec`)."""
+        return state.to_bytes()
+
+    def commit(self, outbox: Outbox | None = None) -> int:
+        """Phase 3: write every state and profile changed since the last commit to the tables (the
+        caller then awaits their changelog writes before acknowledging the records behind them).
+        ``outbox`` is accepted for callers that commit per batch. Returns how many states were
+        written or deleted. :meth:`capture` and :meth:`write` are its two halves."""
+        return self.write(self.capture())
+
+    def capture(self) -> Dirty:
+        """What changed since the last capture, as of now: the states are the runtimes' own objects,
+        which no later record changes (each runs on a draft), so they can be written later. Until
+        :meth:`write` has stored them, the runtimes load those customers from them, not the tables."""
+        captured = Dirty()
+        for runtime in self.runtimes.values():
+            dirty = runtime.take_dirty()
+            captured.states.update(dirty.states)
+            captured.profiles.update(dirty.profiles)
+        self._unwritten.update(captured.states)
+        self._unwritten_profiles.update(captured.profiles)
+        return captured
+
+    def write(self, captured: Dirty, limit: int | None = None) -> int:
+        """Write (and remove from ``captured``) its profiles and up to ``limit`` of its states to the
+        tables; returns how many states were written or deleted."""
+        while captured.profiles:
+            customer, profile = captured.profiles.popitem()
+            self.profiles[customer.encode()] = orjson.dumps(profile.to_dict())
+            if self._unwritten_profiles.get(customer) is profile:
+                del self._unwritten_profiles[customer]
+        written = 0
+        while captured.states and (limit is None or written < limit):
+            customer, state = captured.states.popitem()
+            if state is None:
+                self.table.pop(customer.encode(), None)
+            else:
+                self.table[customer.encode()] = self.dump(state)
+            if customer in self._unwritten and self._unwritten[customer] is state:
+                del self._unwritten[customer]
+            written += 1
+        return written
+
+    def has_dirty(self) -> bool:
+        """Whether any held customer changed since the last :meth:`commit`."""
+        return any(runtime.has_dirty() for runtime in self.runtimes.values())
+
+    def _stored_state(self, customer: str) -> CustomerState | None:
+        if customer in self._unwritten:  # captured for a flush still under way: newer than the table
+            return self._unwritten[customer]
+        raw = self.table.get(customer.encode())
+        return None if raw is None else self.load(raw)
+
+    def _stored_profile(self, customer: str) -> ProfileState | None:
+        if customer in self._unwritten_profiles:
+            return self._unwritten_profiles[customer]
+        raw = self.profiles.get(customer.encode())
+        return None if raw is None else _parse_profile(raw)
+
+
+@lru_cache(maxsize=4096)
+def _parse_profile(raw: bytes) -> ProfileState:
+    """Profiles change rarely and are read for every batch a customer is in: validate each version once."""
+    return ProfileState.from_dict(orjson.loads(raw))
