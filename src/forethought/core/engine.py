@@ -228,12 +228,14 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
               models: PartitionModels | None) -> Step:
     """Everything due at ``due``: re-engagement windows end, deferred triggers go, each detector's own
     due time (a silence), then a look when one is due."""
-    config = _prior_at(config, models, due)
-    observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
-                         for w in state.policy.watch if w.until <= due)
-    state.policy.watch = [w for w in state.policy.watch if w.until > due]
+    config, ledger = _prior_at(config, models, due), state.policy
+    observations: tuple[Observation, ...] = ()
+    if ledger.watch:
+        observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
+                             for w in ledger.watch if w.until <= due)
+        ledger.watch = [w for w in ledger.watch if w.until > due]
     out = policy.Verdicts()
-    if any(p.release_at <= due for p in state.policy.pending):
+    if ledger.pending and any(p.release_at <= due for p in ledger.pending):
         policy.release(_context(state, profile, rules, due, config, models), due, out)
     m = Moment(due, config, models, rules, profile)
     for detector, settings in config.due_hooks:
@@ -241,7 +243,7 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     look = None
     if state.daily_at is not None and state.daily_at <= due:
         look = Look(daily=False, build=lambda brief: facts(state, due, config, None, brief), full=bool(m.detections))
-        for detector, settings in config.plan:
+        for detector, settings in config.look_actions:
             detector.on_look(state, settings, m, look)
     if m.detections:
         found = look.found if look is not None and look.full else None
@@ -274,7 +276,7 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     for detector, settings in config.before_hooks:
         detector.before_event(state, event, ts, settings, m)
     _record_activity(state, event, ts, config)
-    for detector, settings in config.event_hooks:
+    for detector, settings in config.event_hooks_by_type.get(event.type, config.event_hooks):
         detector.on_event(state, event, ts, settings, m)
     if not m.detections:  # the common case: no policy pass, no verdicts to collect
         state.daily_at = looks.next_look(state, ts, m)

@@ -96,6 +96,7 @@ class Behaviour(Detector):
     signals = ("behaviour_anomaly",)
     scores = ("behaviour_anomaly", "behaviour_threshold")
     needs = (error_burst.NAME, usage.NAME)
+    event_types = frozenset({"usage"})  # on_event acts on these only
 
     def check(self, config: EngineView) -> None:
         if not config.allowed_lateness_seconds < config.anomaly_window_seconds:

@@ -96,6 +96,7 @@ class ErrorBurst(Detector):
     State = BurstState
     signals = ("error_burst",)
     scores = ("anomaly", "error_burst_z")
+    event_types = frozenset({"error"})  # on_event acts on these only
     features = ("errors_in_current_bucket",)
 
     def before_event(self, state: CustomerState, event: InboundEvent, ts: float, s: BurstSettings,
