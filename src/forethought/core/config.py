@@ -61,8 +61,8 @@ class EngineConfig(Mapping[str, Any]):
 
     ``detectors`` is the registry of detectors to run (default: the built-in ones)."""
 
-    __slots__ = ("_flat", "before_hooks", "detectors", "due_hooks", "event_hooks", "event_hooks_by_type", "look_actions",
-                 "look_hooks", "plan", "sections", "windows")
+    __slots__ = ("_flat", "before_hooks", "detectors", "due_hooks", "event_hooks", "event_hooks_by_type",
+                 "look_actions", "look_hooks", "plan", "sections", "windows")
 
     def __init__(self, detectors: Registry | None = None, **settings: Any) -> None:
         registry = detectors or builtin_registry()
