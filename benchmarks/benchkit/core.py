@@ -58,9 +58,13 @@ def core_process_models(events: list[InboundEvent], config: EngineConfig, partit
     """``process()`` with each customer's partition's models (behaviour trees, learned drop-off), as the worker."""
     states: dict[str, CustomerState] = {}
     models = {p: PartitionModels(p, config.model_min_labels, config) for p in range(partitions)}
+    partition: dict[str, int] = {}  # murmur2 once per customer (as replay does), not per event: not the core's cost
     for event in events:
         key = event.customer_id
-        held = models[partition_of(key.encode(), partitions)]
+        p = partition.get(key)
+        if p is None:
+            p = partition[key] = partition_of(key.encode(), partitions)
+        held = models[p]
         states[key] = process(states.get(key), event, config, RULES, models=held).state  # type: ignore[assignment]
     return states
 

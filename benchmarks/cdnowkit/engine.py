@@ -44,7 +44,9 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
         fired_by_snapshot += trigger.fired_at.timestamp() <= SNAPSHOT_AT
 
     def on_snapshot(row: dict[str, Any]) -> None:
-        state = runner.states[row["customer_id"]]  # the state as of the snapshot
+        customer = row["customer_id"]
+        state = runner.runtime(customer).state(customer)  # the state as of the snapshot (``runner.states``
+        assert state is not None  # would build a dict of every customer per row: quadratic, minutes on CDNOW)
         mu, sd = silence.gap_model(state, config.section("silence"), config.prior_weight)
         silent = SNAPSHOT_AT - state.last_seen
         rows[row["customer_id"]] = row | {

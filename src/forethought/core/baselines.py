@@ -40,6 +40,20 @@ class EwStats:
         var = (1 - rate) * (self.var + rate * delta * delta)
         return EwStats(self.n + 1, mean, var)
 
+    def update_rounded(self, x: float, alpha: float) -> EwStats:
+        """:meth:`update` then :meth:`rounded`, as one new object (what every stored baseline does).
+
+        >>> EwStats(3, 0.25, 0.02).update_rounded(0.3, 0.2) == EwStats(3, 0.25, 0.02).update(0.3, 0.2).rounded()
+        True
+        """
+        if self.n == 0:
+            return EwStats(1, float(f"{x:.7g}"), 0.0)
+        rate = max(alpha, 1.0 / (self.n + 1))
+        delta = x - self.mean
+        mean = self.mean + rate * delta
+        var = (1 - rate) * (self.var + rate * delta * delta)
+        return EwStats(self.n + 1, float(f"{mean:.7g}"), float(f"{var:.7g}"))
+
     def update_repeated(self, x: float, times: int, alpha: float) -> EwStats:
         """Fold in ``x`` ``times`` times, in O(1) once the rate has settled at ``alpha``.
 

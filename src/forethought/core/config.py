@@ -26,6 +26,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from forethought.contracts.events import EVENT_KINDS
 from forethought.core.plugin import Detector, check_positive
 from forethought.core.registry import Registry, builtin_registry
 
@@ -60,8 +61,8 @@ class EngineConfig(Mapping[str, Any]):
 
     ``detectors`` is the registry of detectors to run (default: the built-in ones)."""
 
-    __slots__ = ("_flat", "before_hooks", "detectors", "due_hooks", "event_hooks", "look_hooks", "plan", "sections",
-                 "windows")
+    __slots__ = ("_flat", "before_hooks", "detectors", "due_hooks", "event_hooks", "event_hooks_by_type",
+                 "look_actions", "look_hooks", "plan", "sections", "windows")
 
     def __init__(self, detectors: Registry | None = None, **settings: Any) -> None:
         registry = detectors or builtin_registry()
@@ -90,6 +91,11 @@ class EngineConfig(Mapping[str, Any]):
         # only the detectors that override a per-event hook are called for it
         object.__setattr__(self, "before_hooks", _overriding(plan, "before_event"))
         object.__setattr__(self, "event_hooks", _overriding(plan, "on_event"))
+        # per event type, the on_event hooks that can act on it (Detector.event_types)
+        object.__setattr__(self, "event_hooks_by_type", {
+            kind: tuple((d, s) for d, s in self.event_hooks if d.event_types is None or kind in d.event_types)
+            for kind in EVENT_KINDS})
+        object.__setattr__(self, "look_actions", _overriding(plan, "on_look"))
         object.__setattr__(self, "due_hooks", _overriding(plan, "due"))
         looks = sorted(_overriding(plan, "look_due"), key=lambda pair: pair[0].look_cost)
         object.__setattr__(self, "look_hooks", tuple(looks))

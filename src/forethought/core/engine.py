@@ -74,23 +74,38 @@ def process(state: CustomerState | None, event: InboundEvent, config: EngineConf
     """
     rules = rules or builtin_rules()
     ts = event.epoch
-    earlier = tick(state, ts, config, rules, profile, models) if state is not None else Step(None)
-    state = earlier.state or _new(event.customer_id, ts, config)
+    earlier = None if state is None else _tick(state, ts, config, rules, profile, models)
+    if earlier is not None:
+        state = earlier.state
+    if state is None:
+        state = _new(event.customer_id, ts, config)
     if state.remember(event.event_id, config.windows.recent_ids):
-        return earlier.then(Step(state, observations=(Observation("duplicate", {"event_id": event.event_id}),)))
-    return earlier.then(_fold(state, event, ts, config, rules, profile, models))
+        step = Step(state, observations=(Observation("duplicate", {"event_id": event.event_id}),))
+    else:
+        step = _fold(state, event, ts, config, rules, profile, models)
+    return step if earlier is None else earlier.then(step)
 
 
 def tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules | None = None,
          profile: ProfileState = NO_PROFILE, models: PartitionModels | None = None) -> Step:
     """Advance ``state`` to event time ``now``: everything due fires in time order; evict when idle."""
-    rules = rules or builtin_rules()
+    return _tick(state, now, config, rules or builtin_rules(), profile, models) or Step(state)
+
+
+def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, profile: ProfileState,
+          models: PartitionModels | None) -> Step | None:
+    """:func:`tick`, or None when nothing was due by ``now`` (the state is unchanged): the common
+    case of an event, which then costs no :class:`Step` of its own."""
     idle_since = state.last_seen if state.last_seen is not None else state.created
     if idle_since is not None and now - idle_since >= config.windows.idle_ttl_seconds:
         return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}),))
+    due = _earliest_due(state, config)
+    if due is None or due > now:
+        return None
     step = Step(state)
-    while (due := _earliest_due(state, config)) is not None and due <= now:
+    while due is not None and due <= now:
         step = step.then(_fire_due(state, due, config, rules, profile, models))
+        due = _earliest_due(state, config)
     return step
 
 
@@ -213,12 +228,14 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
               models: PartitionModels | None) -> Step:
     """Everything due at ``due``: re-engagement windows end, deferred triggers go, each detector's own
     due time (a silence), then a look when one is due."""
-    config = _prior_at(config, models, due)
-    observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
-                         for w in state.policy.watch if w.until <= due)
-    state.policy.watch = [w for w in state.policy.watch if w.until > due]
+    config, ledger = _prior_at(config, models, due), state.policy
+    observations: tuple[Observation, ...] = ()
+    if ledger.watch:
+        observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
+                             for w in ledger.watch if w.until <= due)
+        ledger.watch = [w for w in ledger.watch if w.until > due]
     out = policy.Verdicts()
-    if any(p.release_at <= due for p in state.policy.pending):
+    if ledger.pending and any(p.release_at <= due for p in ledger.pending):
         policy.release(_context(state, profile, rules, due, config, models), due, out)
     m = Moment(due, config, models, rules, profile)
     for detector, settings in config.due_hooks:
@@ -226,7 +243,7 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     look = None
     if state.daily_at is not None and state.daily_at <= due:
         look = Look(daily=False, build=lambda brief: facts(state, due, config, None, brief), full=bool(m.detections))
-        for detector, settings in config.plan:
+        for detector, settings in config.look_actions:
             detector.on_look(state, settings, m, look)
     if m.detections:
         found = look.found if look is not None and look.full else None
@@ -259,17 +276,21 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     for detector, settings in config.before_hooks:
         detector.before_event(state, event, ts, settings, m)
     _record_activity(state, event, ts, config)
-    for detector, settings in config.event_hooks:
+    for detector, settings in config.event_hooks_by_type.get(event.type, config.event_hooks):
         detector.on_event(state, event, ts, settings, m)
+    if not m.detections:  # the common case: no policy pass, no verdicts to collect
+        state.daily_at = looks.next_look(state, ts, m)
+        return Step(state, (), observations + tuple(m.observations) if m.observations else observations)
     out = policy.Verdicts()
-    if m.detections:
-        policy.decide(m.detections, _context(state, profile, rules, ts, config, models), out)
+    policy.decide(m.detections, _context(state, profile, rules, ts, config, models), out)
     state.daily_at = looks.next_look(state, ts, m)
     return _step(state, out, observations + tuple(m.observations))
 
 
 def _reengaged(state: CustomerState, ts: float) -> tuple[Observation, ...]:
     """The customer came back: every decision being measured counts as re-engaged."""
+    if not state.policy.watch:
+        return ()
     back = [w for w in state.policy.watch if w.since < ts <= w.until]
     state.policy.watch = [w for w in state.policy.watch if w not in back]
     return tuple(Observation("reengaged", {"playbook": w.playbook, "group": w.group}) for w in back)

@@ -131,8 +131,13 @@ class PolicyLedger:
         return False
 
     def has_episode(self, playbook: str, episode: str) -> bool:
-        digest, size = _digest(playbook, episode), EPISODE_DIGEST_BYTES
-        return any(self.episodes[i:i + size] == digest for i in range(0, len(self.episodes), size))
+        digest, episodes = _digest(playbook, episode), self.episodes
+        at = episodes.find(digest)
+        while at >= 0:  # a match must start on a digest boundary
+            if at % EPISODE_DIGEST_BYTES == 0:
+                return True
+            at = episodes.find(digest, at + 1)
+        return False
 
     def record_send(self, sent: Sent, horizon: float, trigger: dict[str, Any] | None = None,
                     expires: float = 0.0) -> None:

@@ -183,6 +183,7 @@ class Detector:
     open_features: ClassVar[tuple[str, ...]] = ()
     needs: ClassVar[tuple[str, ...]] = ()  # detectors whose slices or settings this one reads
     look_cost: ClassVar[int] = 0  # the engine asks cheaper look_due hooks first (any may end the search)
+    event_types: ClassVar[frozenset[str] | None] = None  # the event types on_event acts on (None: every type)
 
     def check(self, config: EngineView) -> None:
         """Check settings across sections (``config`` has them all); raise ValueError."""

@@ -91,8 +91,8 @@ def raw(facts: Mapping[str, Any]) -> dict[str, float]:
 def codes(facts: Mapping[str, Any]) -> bytes:
     """One byte per feature, in :data:`FEATURES` order."""
     values = raw(facts)
-    return bytes(round((min(max(v, lo), hi) - lo) / span * 255) if (v := values[name]) == v else 0
-                 for name, lo, hi, span in _CLIPS)
+    return bytes([round((min(max(v, lo), hi) - lo) / span * 255) if (v := values[name]) == v else 0
+                  for name, lo, hi, span in _CLIPS])  # a list, not a generator: once a look, 11 items
 
 
 def from_codes(data: bytes) -> dict[str, float]:

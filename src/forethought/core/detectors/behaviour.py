@@ -96,6 +96,7 @@ class Behaviour(Detector):
     signals = ("behaviour_anomaly",)
     scores = ("behaviour_anomaly", "behaviour_threshold")
     needs = (error_burst.NAME, usage.NAME)
+    event_types = frozenset({"usage"})  # on_event acts on these only
 
     def check(self, config: EngineView) -> None:
         if not config.allowed_lateness_seconds < config.anomaly_window_seconds:
@@ -225,9 +226,12 @@ def close_bucket(state: CustomerState, bucket: int, at: float, s: BehaviourSetti
 def _usual_hour(state: CustomerState, at: float) -> float | None:
     """The customer's mean events per active hour over the hour ring, the present hour excluded
     (None with fewer than ``MIN_HISTORY`` active hours)."""
-    now = math.floor(at / HOUR)
-    counts = [state.hours.count(h) for h in range(now - state.hours.size + 1, now)]
-    active = [c for c in counts if c > 0]
+    now, ring = math.floor(at / HOUR), state.hours
+    if ring.head < 0:
+        return None
+    size, counts = ring.size, ring.counts  # BucketRing.count over the hours before ``now``, unrolled
+    low, high = max(now - size + 1, ring.head - size + 1), min(now - 1, ring.head)
+    active = [c for c in (counts[h % size] for h in range(low, high + 1)) if c > 0]
     return sum(active) / len(active) if len(active) >= MIN_HISTORY else None
 
 

@@ -137,7 +137,10 @@ def events_last_7_days(sl: DeclineState, now: float) -> int:
     if sl.day < 0:
         return 0
     first = max(math.floor(now / DAY), sl.day) - 6
-    return sum(sl.week[d % 7] for d in range(first, sl.day + 1))
+    if first > sl.day:  # a week or more since the newest day seen (most looks)
+        return 0
+    week = sl.week
+    return sum([week[d % 7] for d in range(first, sl.day + 1)])
 
 
 def usual_weekly(state: CustomerState, now: float) -> float | None:

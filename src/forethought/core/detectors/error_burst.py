@@ -96,17 +96,21 @@ class ErrorBurst(Detector):
     State = BurstState
     signals = ("error_burst",)
     scores = ("anomaly", "error_burst_z")
+    event_types = frozenset({"error"})  # on_event acts on these only
     features = ("errors_in_current_bucket",)
 
     def before_event(self, state: CustomerState, event: InboundEvent, ts: float, s: BurstSettings,
                      m: Moment) -> None:
         """Buckets closed by the event's bucket teach the baseline (runs of empty ones in one step)."""
-        bucket, ring_buckets = math.floor(ts / m.config.windows.bucket_seconds), m.config.windows.ring_buckets
-        sl = of(state)
+        windows = m.config.windows
+        bucket, sl = math.floor(ts / windows.bucket_seconds), of(state)
         old_head = sl.errors.head
+        if bucket <= old_head:
+            return  # the same bucket (or a late event's): nothing closed
+        ring_buckets = windows.ring_buckets
         folded = sl.errors.advance(bucket, max_closed=ring_buckets)
         skipped = 0 if old_head < 0 else max(0, bucket - old_head - len(folded))
-        fold_closed_buckets(sl, folded, skipped, s, m.config.windows.prior_weight)
+        fold_closed_buckets(sl, folded, skipped, s, windows.prior_weight)
 
     def on_event(self, state: CustomerState, event: InboundEvent, ts: float, s: BurstSettings, m: Moment) -> None:
         if isinstance(event, ErrorEvent):
@@ -190,7 +194,7 @@ def fold_closed_buckets(sl: BurstState, closed: list[tuple[int, float]], skipped
         _fold_zeros(sl, zeros, s)
         zeros = 0
         threshold = _threshold(sl, s, prior_weight)
-        sl.error_baseline = sl.error_baseline.update(min(count, threshold), s.burst_alpha).rounded()
+        sl.error_baseline = sl.error_baseline.update_rounded(min(count, threshold), s.burst_alpha)
         _track_quiet(sl, count < threshold, s)
     _fold_zeros(sl, zeros, s)
 

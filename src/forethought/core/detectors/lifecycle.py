@@ -79,6 +79,7 @@ class Lifecycle(Detector):
     signals = ("feature_first_use", "daily")
     features = ("features_used",)
     open_features = ("used", "days_since_used")
+    event_types = frozenset({"feature_used"})  # on_event acts on these only
     look_cost = 1  # reads the profile's lifecycle dates for every playbook listening to daily
 
     def on_event(self, state: CustomerState, event: InboundEvent, ts: float, s: LifecycleSettings,

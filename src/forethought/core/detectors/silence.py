@@ -104,7 +104,7 @@ class Silence(Detector):
         last = state.last_seen
         if last is not None and ts > last and (gap := ts - last) > m.config.windows.visit_gap_seconds:
             sl = of(state)  # a new visit: its gap teaches the customer's model
-            sl.gaps = sl.gaps.update(math.log(max(gap, 1.0)), s.gap_alpha).rounded()
+            sl.gaps = sl.gaps.update_rounded(math.log(max(gap, 1.0)), s.gap_alpha)
             if gap >= recent_long_gap(sl, ts, s):
                 sl.long_gap, sl.long_gap_at = gap, ts
 

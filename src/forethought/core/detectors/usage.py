@@ -82,6 +82,7 @@ class UsageAnomaly(Detector):
     Settings = UsageSettings
     State = UsageState
     signals = ("usage_anomaly",)
+    event_types = frozenset({"usage"})  # on_event acts on these only
     scores = ("usage_ratio",)
 
     def on_event(self, state: CustomerState, event: InboundEvent, ts: float, s: UsageSettings, m: Moment) -> None:
