@@ -14,6 +14,7 @@ import numpy as np
 
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import silence
+from forethought.ops.collector import tune_collector
 from forethought.replay.reader import sorted_lines
 from forethought.replay.runner import Replayer
 
@@ -54,6 +55,7 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
             "triggered": silence.of(state).silence_fired_for == state.last_seen,
         }
 
+    tune_collector()  # as `forethought replay` does
     runner = Replayer(config, on_trigger=count, snapshot_at=SNAPSHOT_AT, on_snapshot=on_snapshot)
     for line in sorted_lines([path]):
         runner.feed(line)

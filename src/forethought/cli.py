@@ -51,6 +51,7 @@ def worker() -> None:
     """Run the stream worker (Faust) until SIGTERM/SIGINT."""
     from faust.worker import Worker as FaustWorker
 
+    from forethought.ops.collector import tune_collector
     from forethought.ops.logs import configure_logging
     from forethought.ops.playbooks import PlaybookFileError
     from forethought.ops.topics import CatalogueError
@@ -69,6 +70,7 @@ def worker() -> None:
         raise BadSetting(f"invalid playbooks: {exc}") from None
     faust_worker = FaustWorker(built.app, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False)
     configure_logging(settings.log_level, settings.log_format)
+    tune_collector()  # the live states are long-lived: see forethought.ops.collector
     faust_worker.execute_from_commandline()
 
 
@@ -193,6 +195,7 @@ def replay(
     html: Path = typer.Option(None, help="A self-contained page of charts (docs/backtest-report.md)."),
 ) -> None:
     """Backtest: run files through the worker's core and policy; triggers, dead letters and a report out."""
+    from forethought.ops.collector import tune_collector
     from forethought.ops.playbooks import load_rules
     from forethought.ops.topics import load_catalogue
     from forethought.replay.command import run_replay
@@ -209,6 +212,7 @@ def replay(
     try:
         rules = load_rules(playbook_file)
         partitions = load_catalogue(settings.topics_file).partitions  # models per partition, as in the worker
+        tune_collector()  # many long-lived states: see forethought.ops.collector
         run_replay(inputs, settings.engine, triggers_out=triggers_out, deadletter_out=deadletter_out,
                    report_out=report, truth=truth, snapshot_at=snapshot_at, snapshot_out=snapshot_out, quiet=quiet,
                    rules=rules, partitions=partitions, deadletter_max_bytes=settings.deadletter_max_bytes,
