@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from codec_kit import polled
 from confluent_kafka import (
     OFFSET_BEGINNING,
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
-    KafkaException,
     Producer,
     TopicPartition,
 )
@@ -99,15 +99,12 @@ def _read_all(bootstrap: str, topic: str, partitions: int, timeout: float) -> li
         found: list[Stored] = []
         position = dict.fromkeys(ends, 0)
         deadline = time.monotonic() + timeout
-        while any(position[p] < end for p, end in ends.items()):
-            assert time.monotonic() < deadline, f"{topic}: read {position} of {ends}"
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().fatal():
-                    raise KafkaException(message.error())
-                continue
+        def more() -> bool:
+            behind = any(position[p] < end for p, end in ends.items())
+            assert not behind or time.monotonic() < deadline, f"{topic}: read {position} of {ends}"
+            return behind
+
+        for message in polled(consumer, more):
             found.append(_stored(message))
             position[message.partition()] = message.offset() + 1
         return found

@@ -7,7 +7,8 @@ import contextlib
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import aiokafka.codec
 from aiokafka import AIOKafkaConsumer
@@ -49,18 +50,25 @@ def _consume(bootstrap: str, topic: str, until: int, timeout: float) -> list[tup
     found: list[tuple[bytes | None, bytes]] = []
     deadline = time.monotonic() + timeout
     try:
-        while len(found) < until and time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is None:
-                continue
-            if message.error():
-                if message.error().fatal():
-                    raise KafkaException(message.error())
-                continue
+        for message in polled(consumer, lambda: len(found) < until and time.monotonic() < deadline):
             found.append((message.key(), message.value()))
     finally:
         consumer.close()
     return found
+
+
+def polled(consumer: Consumer, more: Callable[[], bool]) -> Iterator[Any]:
+    """confluent-kafka's records from ``consumer`` while ``more()``: empty polls and transient errors
+    skipped, a fatal error raised."""
+    while more():
+        message = consumer.poll(0.5)
+        if message is None:
+            continue
+        if message.error():
+            if message.error().fatal():
+                raise KafkaException(message.error())
+            continue
+        yield message
 
 
 async def confluent_consume(bootstrap: str, topic: str, until: int, timeout: float = 60) -> list[tuple[bytes | None, bytes]]:
