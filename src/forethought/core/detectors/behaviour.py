@@ -86,10 +86,10 @@ def of(state: CustomerState) -> BehaviourState:
     """The customer's behaviour slice."""
     return state.slices[NAME]  # type: ignore[no-any-return]
 
+
 def seen(state: CustomerState) -> BehaviourState:
     """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
     return state.peek(NAME)  # type: ignore[no-any-return]
-
 
 
 class Behaviour(Detector):

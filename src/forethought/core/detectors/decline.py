@@ -77,10 +77,10 @@ def of(state: CustomerState) -> DeclineState:
     """The customer's decline slice."""
     return state.slices[NAME]  # type: ignore[no-any-return]
 
+
 def seen(state: CustomerState) -> DeclineState:
     """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
     return state.peek(NAME)  # type: ignore[no-any-return]
-
 
 
 class Decline(Detector):

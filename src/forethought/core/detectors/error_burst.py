@@ -87,10 +87,10 @@ def of(state: CustomerState) -> BurstState:
     """The customer's error-burst slice."""
     return state.slices[NAME]  # type: ignore[no-any-return]
 
+
 def seen(state: CustomerState) -> BurstState:
     """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
     return state.peek(NAME)  # type: ignore[no-any-return]
-
 
 
 class ErrorBurst(Detector):

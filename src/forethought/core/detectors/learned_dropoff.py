@@ -91,10 +91,10 @@ def of(state: CustomerState) -> LearnedState:
     """The customer's learned drop-off slice."""
     return state.slices[NAME]  # type: ignore[no-any-return]
 
+
 def seen(state: CustomerState) -> LearnedState:
     """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
     return state.peek(NAME)  # type: ignore[no-any-return]
-
 
 
 class LearnedDropoff(Detector):

@@ -69,10 +69,10 @@ def of(state: CustomerState) -> LifecycleState:
     """The customer's lifecycle slice."""
     return state.slices[NAME]  # type: ignore[no-any-return]
 
+
 def seen(state: CustomerState) -> LifecycleState:
     """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
     return state.peek(NAME)  # type: ignore[no-any-return]
-
 
 
 class Lifecycle(Detector):

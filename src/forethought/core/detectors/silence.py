@@ -88,10 +88,10 @@ def of(state: CustomerState) -> SilenceState:
     """The customer's silence slice."""
     return state.slices[NAME]  # type: ignore[no-any-return]
 
+
 def seen(state: CustomerState) -> SilenceState:
     """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
     return state.peek(NAME)  # type: ignore[no-any-return]
-
 
 
 class Silence(Detector):

@@ -74,10 +74,10 @@ def of(state: CustomerState) -> UsageState:
     """The customer's usage slice."""
     return state.slices[NAME]  # type: ignore[no-any-return]
 
+
 def seen(state: CustomerState) -> UsageState:
     """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
     return state.peek(NAME)  # type: ignore[no-any-return]
-
 
 
 class UsageAnomaly(Detector):
