@@ -102,7 +102,8 @@ def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, 
     due = _earliest_due(state, config)
     if due is None or due > now:
         return None
-    step = Step(state)
+    step = _fire_due(state, due, config, rules, profile, models)  # usually the only one
+    due = _earliest_due(state, config)
     while due is not None and due <= now:
         step = step.then(_fire_due(state, due, config, rules, profile, models))
         due = _earliest_due(state, config)

@@ -76,6 +76,22 @@ class CustomerState:
         """Detector ``name``'s part of this state (KeyError when that detector does not run)."""
         return self.slices[name]
 
+    def peek(self, name: str) -> Any:
+        """Detector ``name``'s slice **to read only**: on a :meth:`draft` the run's copy when it made
+        one, else the origin's own, not copied (reading a slice must not cost a copy of it).
+
+        >>> from forethought.core.config import EngineConfig
+        >>> state = CustomerState.new("c1", EngineConfig())
+        >>> twin = state.draft()
+        >>> twin.peek("silence") is state.slice("silence"), twin.slice("silence") is twin.peek("silence")
+        (True, True)
+        """
+        slices = self.slices
+        if type(slices) is _Slices:
+            piece = dict.get(slices, name)
+            return slices.origin[name] if piece is None else piece
+        return slices[name]
+
     def remember(self, event_id: str, keep: int = 32) -> bool:
         """Record ``event_id``; True when it was already among the last ``keep`` ids.
 

@@ -92,6 +92,11 @@ def of(state: CustomerState) -> LearnedState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> LearnedState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class LearnedDropoff(Detector):
     """Offers ``scores.dropoff_learned`` (None while the partition's model is cold); learns from labels."""
 
@@ -114,7 +119,7 @@ class LearnedDropoff(Detector):
     def look_due(self, state: CustomerState, soon: float, s: LearnedSettings, m: Moment) -> float:
         if m.models is None:
             return NEVER
-        snapshot = of(state).snapshot
+        snapshot = seen(state).snapshot
         if snapshot is None:
             return NEVER if state.last_seen is None else snapshot_slot(state, soon, s)
         try:
@@ -152,7 +157,7 @@ class LearnedDropoff(Detector):
 
     def explain(self, state: CustomerState, now: float, s: LearnedSettings, m: Moment) -> dict[str, Any]:
         pending: dict[str, Any] | None = None
-        snapshot = of(state).snapshot
+        snapshot = seen(state).snapshot
         if snapshot is not None:
             at, x = snapshots.decode(snapshot)
             pending = {"taken_at": at, "encoded": snapshot, "features": {k: round(v, 4) for k, v in x.items()}}
