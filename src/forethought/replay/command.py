@@ -81,7 +81,8 @@ def run_replay(
     elapsed = time.perf_counter() - started
     report: dict[str, Any] = {**replay.counts.as_dict(), "seconds": round(elapsed, 2),
                               "records_per_second": round(replay.counts.read / elapsed) if elapsed else None,
-                              "customers_in_state": len(replay.states), "models": replay.models_report()}
+                              "customers_in_state": len(replay.states),
+                              "customers_summarised": len(replay.summaries), "models": replay.models_report()}
     report["lift"] = report_data.lift_intervals(report["lift"])
     truth_rows = _truth(truth) if truth is not None else None
     if truth_rows is not None:

@@ -36,6 +36,7 @@ from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.runtime import Emission, PartitionRuntime
 from forethought.core.state import CustomerState
+from forethought.core.summary import Summary
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.stream.model_checkpoints import ModelCheckpoints
@@ -95,7 +96,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self.clocks: dict[tuple[str, int], EventClock] = {}
         self._partition_clocks: dict[int, list[tuple[str, EventClock]]] = {}
         self.runtimes: dict[int, PartitionRuntime] = {}
-        self._unwritten: dict[str, CustomerState | None] = {}  # captured, not yet in the table (write-behind)
+        self._unwritten: dict[str, CustomerState | Summary | None] = {}  # captured, not yet in the table (write-behind)
         self._unwritten_profiles: dict[str, ProfileState] = {}
         self.processed: dict[tuple[str, int], int] = {}
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
@@ -243,6 +244,10 @@ class BatchProcessor(ModelCheckpoints, StateStore):
     def state(self, key: bytes) -> CustomerState | None:
         """``key``'s live state (from memory, else the table), None when there is none."""
         return self.runtime(self.partition_for(key)).state(key.decode())
+
+    def summary(self, key: bytes) -> Summary | None:
+        """``key``'s summary when it was evicted after idling (None: live, or never seen)."""
+        return self.runtime(self.partition_for(key)).summary(key.decode())
 
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
         """After a restart or rebalance: every owned stored state into its partition's runtime
