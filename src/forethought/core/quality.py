@@ -9,7 +9,9 @@ replay report and the worker's prequential gauge compute them the same way:
 - :func:`average_precision`: Σ (R_k − R_{k−1})·P_k over distinct thresholds, high to low
   (scikit-learn's definition; the share of positives for a random score);
 - :func:`brier`: the mean squared error of a probability;
-- :func:`calibration`: deciles of the predicted value, each with its mean prediction and observed rate.
+- :func:`calibration`: deciles of the predicted value, each with its mean prediction and observed rate;
+- :class:`Prequential`: a learned model's AUC on its last resolved labels (scored before learning each)
+  beside the prior's on the same labels (the worker's ``forethought_model_prequential_auc``).
 
 >>> pairs = [(0.9, 1), (0.8, 0), (0.7, 1), (0.1, 0)]
 >>> roc_auc(pairs), lift_quality(roc_auc(pairs)), grade(lift_quality(roc_auc(pairs)))
@@ -20,6 +22,7 @@ replay report and the worker's prequential gauge compute them the same way:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -149,3 +152,30 @@ def score_quality(pairs: Sequence[Pair], bins: int = 10) -> dict[str, Any]:
 
 def _round(value: float | None, digits: int = 4) -> float | None:
     return None if value is None else round(value, digits)
+
+
+class Prequential:
+    """A model's last ``window`` resolved labels, each with the score the model gave before learning it
+    and the prior's score (the silence score) of the same snapshot: the AUC of each on the same labels.
+
+    >>> track = Prequential(window=3)
+    >>> for score, prior, label in [(0.9, 0.2, 1), (0.1, 0.8, 0), (0.7, 0.6, 1), (0.2, 0.1, 0)]:
+    ...     track.add(label, score, prior)
+    >>> track.aucs()  # the first label has left the window
+    (1.0, 0.5, 3)
+    """
+
+    def __init__(self, window: int = 2000) -> None:
+        self.model: deque[Pair] = deque(maxlen=window)
+        self.prior: deque[Pair] = deque(maxlen=window)
+        self.added = 0
+
+    def add(self, label: int, score: float, prior: float) -> None:
+        """One resolved label with the model's and the prior's scores."""
+        self.model.append((score, label))
+        self.prior.append((prior, label))
+        self.added += 1
+
+    def aucs(self) -> tuple[float | None, float | None, int]:
+        """The model's AUC, the prior's AUC (None without both classes) and the labels in the window."""
+        return roc_auc(self.model), roc_auc(self.prior), len(self.model)

@@ -191,6 +191,18 @@ class Metrics:
             " checkpoints included); below the minimum the model is cold and scores are absent.", ["partition"],
             registry=r,
         )
+        self.model_prequential_auc = Gauge(
+            "forethought_model_prequential_auc", "ROC-AUC of the learned model on its last resolved labels, each"
+            " scored before it was learned (prequential), while the model serves scores.", ["model"], registry=r,
+        )
+        self.model_prior_auc = Gauge(
+            "forethought_model_prior_auc", "ROC-AUC of the prior (the silence drop-off score) on the same labels as"
+            " forethought_model_prequential_auc: the learned model should stay above it.", ["model"], registry=r,
+        )
+        self.model_prequential_labels = Gauge(
+            "forethought_model_prequential_labels", "Resolved labels behind forethought_model_prequential_auc (the"
+            " last ones, at most a window).", ["model"], registry=r,
+        )
         self.model_checkpoints = Counter(
             "forethought_model_checkpoints", "Partition model checkpoints, by result (written; failed: kept in"
             " memory and retried at the next checkpoint).", ["result"], registry=r,

@@ -40,6 +40,7 @@ from forethought.core.summary import Summary
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.stream.model_checkpoints import ModelCheckpoints
+from forethought.stream.model_quality import ModelQuality
 from forethought.stream.outbox import Outbox
 from forethought.stream.rekey import Header, rekeyed
 from forethought.stream.state_store import StateStore
@@ -104,6 +105,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self._checkpoint_keys: dict[int, bytes] = {}
         self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record
         self.signing_key: bytes | None = None  # when set, checkpoints are signed and only signed ones restored
+        self.model_quality = ModelQuality()  # prequential AUC of the learned models (gauges)
 
     @property
     def rules(self) -> Rules:
@@ -336,6 +338,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
             self.metrics.model_labels.labels(model=str(detail["model"]),
                                              label="dropped" if detail["label"] else "returned").inc()
             self.metrics.model_labels_seen.labels(partition=str(detail["partition"])).set(float(detail["labels_seen"]))  # type: ignore[arg-type]
+            self.model_quality.observe(detail, self.metrics)
             return
         if kind in ("reengaged", "not_reengaged"):
             self.metrics.reengagement.labels(playbook=str(detail["playbook"]), group=str(detail["group"]),
