@@ -83,7 +83,8 @@ def test_replay_reports_every_scores_quality_over_the_whole_base(tmp_path: Path,
     truth_file.write_text(truth_file.read_text() + json.dumps({"customer_id": "c3", "label": 1}) + "\n")
     config = EngineConfig(idle_ttl_seconds=15 * DAY, prior_gap_seconds=2 * DAY)
     report = run_replay([events], config, truth=truth_file, snapshot_at=_iso(T0 + 40 * DAY),
-                        snapshot_out=tmp_path / "scores.jsonl", report_out=tmp_path / "report.json")
+                        snapshot_out=tmp_path / "scores.jsonl", report_out=tmp_path / "report.json",
+                        html_out=tmp_path / "page.html")
     snapshot = report["prediction_quality"]["snapshot"]
     assert (snapshot["customers"], snapshot["summarised"], snapshot["missing_from_snapshot"]) == (4, 2, 0)
     dropoff = snapshot["scores"]["dropoff"]
@@ -96,3 +97,6 @@ def test_replay_reports_every_scores_quality_over_the_whole_base(tmp_path: Path,
     assert json.loads((tmp_path / "report.json").read_text())["prediction_quality"] == report["prediction_quality"]
     printed = capsys.readouterr().err
     assert "Prediction quality, snapshot scores" in printed and "Excellent" in printed
+    page = (tmp_path / "page.html").read_text()
+    section = page[page.index('id="prediction-quality"'):page.index('id="lead"')]
+    assert "snapshot scores" in section and "<td>Excellent</td>" in section and "Calibration of dropoff" in section
