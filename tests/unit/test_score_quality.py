@@ -100,3 +100,17 @@ def test_replay_reports_every_scores_quality_over_the_whole_base(tmp_path: Path,
     page = (tmp_path / "page.html").read_text()
     section = page[page.index('id="prediction-quality"'):page.index('id="lead"')]
     assert "snapshot scores" in section and "<td>Excellent</td>" in section and "Calibration of dropoff" in section
+
+
+def test_daily_labels_from_purchase_style_truth_use_the_last_activity() -> None:
+    """A truth row without ``dropoff_at`` (made from purchase data): gone when the last activity came
+    within the horizon after the look; looks in the last horizon of the data have no answer yet."""
+    from forethought.replay.score_quality import DailyScores, daily_quality
+
+    rows = [DailyScores("a", {"at": 0.0, "dropoff": 0.9, "snapshot": True}),
+            DailyScores("b", {"at": 0.0, "dropoff": 0.1, "dropoff_learned": None}),
+            DailyScores("b", {"at": 95 * DAY, "dropoff": 0.5})]  # within 14 days of the end: left out
+    truth = {"a": {"last_activity_at": _iso(5 * DAY)}, "b": {"last_activity_at": _iso(99 * DAY)}}
+    quality = daily_quality(rows, truth, end=100 * DAY)["scores"]
+    assert list(quality) == ["dropoff"], "only numbers are scores"
+    assert (quality["dropoff"]["n"], quality["dropoff"]["positives"], quality["dropoff"]["auc"]) == (2, 1, 1.0)

@@ -7,7 +7,9 @@ average precision, Brier score and calibration deciles):
 - **daily**: every score the engine took at a customer's daily look (the ``daily_scores``
   observation), labelled as :func:`forethought.replay.report_data.labelled_scores` defines it
   (1 when the customer churned and the look came no earlier than the horizon before their last
-  activity); looks within the horizon of the end of the data are left out (their answer is not known);
+  activity; a truth row without ``dropoff_at``, such as one made from purchase data, counts its
+  ``last_activity_at`` as the drop-off); looks within the horizon of the end of the data are left out
+  (their answer is not known);
 - **snapshot** (``--snapshot-at``): every customer's scores at the snapshot, evicted ones included,
   labelled 1 when the truth's ``last_activity_at`` is at or before the snapshot (no activity in the
   rest of the data), or by the truth's own ``label`` (0/1) when a row has one. The horizon is the
@@ -54,6 +56,7 @@ def daily_quality(rows: Iterable[DailyScores], truth: dict[str, dict[str, Any]],
                   horizon: float = 14 * DAY) -> dict[str, Any]:
     """Per score: the quality of the daily looks' scores (see the module docstring)."""
     pairs: dict[str, list[Pair]] = {}
+    truth = {c: r if "dropoff_at" in r else {**r, "dropoff_at": r.get("last_activity_at")} for c, r in truth.items()}
     for row, label in labelled_scores(rows, truth, end=end, horizon=horizon):  # type: ignore[arg-type]
         for name, value in row.scores.items():  # type: ignore[attr-defined]
             pairs.setdefault(name, []).append((float(value), label))
