@@ -35,9 +35,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="CDNOW_master.txt or a lifetimes wheel")
     parser.add_argument("--json", type=Path, default=None, help="write the replay report here")
+    parser.add_argument("--idle-ttl-days", type=float, default=None,
+                        help="another idle TTL (a long one keeps every state live: the comparison without summaries)")
     args = parser.parse_args()
     text, source = locate_cdnow(args.data)
     purchases = parse_cdnow(text)
+    ttl = {} if args.idle_ttl_days is None else {"idle_ttl_seconds": args.idle_ttl_days * 86_400}
+    config = EngineConfig(**ttl)  # type: ignore[arg-type]
     last: dict[int, float] = {}
     for p in purchases:
         last[p.customer] = max(last.get(p.customer, 0.0), noon(p.day))
@@ -47,12 +51,13 @@ def main() -> None:
         truth.write_bytes(b"".join(orjson.dumps({"customer_id": f"cdnow-{c}", "last_activity_at": _iso(t)}) + b"\n"
                                    for c, t in sorted(last.items())))
         started = time.process_time()
-        report = run_replay([events], EngineConfig(), truth=truth, snapshot_at=_iso(SNAPSHOT_AT),
+        report = run_replay([events], config, truth=truth, snapshot_at=_iso(SNAPSHOT_AT),
                             snapshot_out=scores, report_out=args.json, quiet=True)
         rows = sum(1 for _ in open(scores, "rb"))
     snapshot = report["prediction_quality"]["snapshot"]
-    ttl_days = EngineConfig().idle_ttl_seconds / 86_400
-    print(f"data: {source}; {len(last):,} customers, {len(purchases):,} purchases; default settings "
+    ttl_days = config.idle_ttl_seconds / 86_400
+    which = "default settings" if args.idle_ttl_days is None else "default settings but the TTL"
+    print(f"data: {source}; {len(last):,} customers, {len(purchases):,} purchases; {which} "
           f"(idle TTL {ttl_days:g} days); replay CPU {time.process_time() - started:.1f} s")
     print(f"snapshot at {_iso(SNAPSHOT_AT)}: {rows:,} rows, {snapshot['summarised']:,} of them evicted customers "
           f"scored from their summaries; {snapshot['missing_from_snapshot']:,} customers missing")

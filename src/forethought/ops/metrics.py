@@ -154,7 +154,8 @@ class Metrics:
             "forethought_consumer_lag", "Messages behind the end of each input partition.", ["topic", "partition"],
             registry=r
         )
-        self.customers = Gauge("forethought_customers", "Customers held in local state.", registry=r)
+        self.customers = Gauge("forethought_customers", "Customers held in local state (live, and idle ones as"
+                               " summaries).", registry=r)
         self.state_bytes = Gauge("forethought_state_bytes", "Mean serialized bytes per customer state.", registry=r)
         self.event_time_lag = Gauge(
             "forethought_event_clock_lag_seconds", "Wall clock minus the event-time clock.", registry=r
