@@ -92,6 +92,14 @@ def tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules | 
     return _tick(state, now, config, rules or builtin_rules(), profile, models) or Step(state)
 
 
+def resume(state: CustomerState, event: InboundEvent, config: EngineConfig, rules: Rules | None = None,
+           profile: ProfileState = NO_PROFILE, models: PartitionModels | None = None) -> Step:
+    """:func:`process` for a state revived from an idle customer's summary (:mod:`forethought.core.summary`):
+    no tick first (nothing is due on it, and its idle time would evict it again)."""
+    state.remember(event.event_id, config.windows.recent_ids)
+    return _fold(state, event, event.epoch, config, rules or builtin_rules(), profile, models)
+
+
 def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, profile: ProfileState,
           models: PartitionModels | None) -> Step | None:
     """:func:`tick`, or None when nothing was due by ``now`` (the state is unchanged): the common

@@ -154,7 +154,8 @@ class Metrics:
             "forethought_consumer_lag", "Messages behind the end of each input partition.", ["topic", "partition"],
             registry=r
         )
-        self.customers = Gauge("forethought_customers", "Customers held in local state.", registry=r)
+        self.customers = Gauge("forethought_customers", "Customers held in local state (live, and idle ones as"
+                               " summaries).", registry=r)
         self.state_bytes = Gauge("forethought_state_bytes", "Mean serialized bytes per customer state.", registry=r)
         self.event_time_lag = Gauge(
             "forethought_event_clock_lag_seconds", "Wall clock minus the event-time clock.", registry=r
@@ -190,6 +191,18 @@ class Metrics:
             "forethought_model_labels_seen", "Labels the partition's model has learned in its life (restored"
             " checkpoints included); below the minimum the model is cold and scores are absent.", ["partition"],
             registry=r,
+        )
+        self.model_prequential_auc = Gauge(
+            "forethought_model_prequential_auc", "ROC-AUC of the learned model on its last resolved labels, each"
+            " scored before it was learned (prequential), while the model serves scores.", ["model"], registry=r,
+        )
+        self.model_prior_auc = Gauge(
+            "forethought_model_prior_auc", "ROC-AUC of the prior (the silence drop-off score) on the same labels as"
+            " forethought_model_prequential_auc: the learned model should stay above it.", ["model"], registry=r,
+        )
+        self.model_prequential_labels = Gauge(
+            "forethought_model_prequential_labels", "Resolved labels behind forethought_model_prequential_auc (the"
+            " last ones, at most a window).", ["model"], registry=r,
         )
         self.model_checkpoints = Counter(
             "forethought_model_checkpoints", "Partition model checkpoints, by result (written; failed: kept in"

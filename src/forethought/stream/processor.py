@@ -36,9 +36,11 @@ from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.runtime import Emission, PartitionRuntime
 from forethought.core.state import CustomerState
+from forethought.core.summary import Summary
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.stream.model_checkpoints import ModelCheckpoints
+from forethought.stream.model_quality import ModelQuality
 from forethought.stream.outbox import Outbox
 from forethought.stream.rekey import Header, rekeyed
 from forethought.stream.state_store import StateStore
@@ -95,7 +97,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self.clocks: dict[tuple[str, int], EventClock] = {}
         self._partition_clocks: dict[int, list[tuple[str, EventClock]]] = {}
         self.runtimes: dict[int, PartitionRuntime] = {}
-        self._unwritten: dict[str, CustomerState | None] = {}  # captured, not yet in the table (write-behind)
+        self._unwritten: dict[str, CustomerState | Summary | None] = {}  # captured, not yet in the table (write-behind)
         self._unwritten_profiles: dict[str, ProfileState] = {}
         self.processed: dict[tuple[str, int], int] = {}
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
@@ -103,6 +105,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self._checkpoint_keys: dict[int, bytes] = {}
         self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record
         self.signing_key: bytes | None = None  # when set, checkpoints are signed and only signed ones restored
+        self.model_quality = ModelQuality()  # prequential AUC of the learned models (gauges)
 
     @property
     def rules(self) -> Rules:
@@ -244,6 +247,10 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         """``key``'s live state (from memory, else the table), None when there is none."""
         return self.runtime(self.partition_for(key)).state(key.decode())
 
+    def summary(self, key: bytes) -> Summary | None:
+        """``key``'s summary when it was evicted after idling (None: live, or never seen)."""
+        return self.runtime(self.partition_for(key)).summary(key.decode())
+
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
         """After a restart or rebalance: every owned stored state into its partition's runtime
         (deadlines, and the clock at its newest event). Commit first: held runtimes are replaced.
@@ -331,6 +338,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
             self.metrics.model_labels.labels(model=str(detail["model"]),
                                              label="dropped" if detail["label"] else "returned").inc()
             self.metrics.model_labels_seen.labels(partition=str(detail["partition"])).set(float(detail["labels_seen"]))  # type: ignore[arg-type]
+            self.model_quality.observe(detail, self.metrics)
             return
         if kind in ("reengaged", "not_reengaged"):
             self.metrics.reengagement.labels(playbook=str(detail["playbook"]), group=str(detail["group"]),

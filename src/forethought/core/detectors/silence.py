@@ -155,6 +155,18 @@ class Silence(Detector):
         }
 
 
+    def summarise(self, state: CustomerState, s: SilenceSettings) -> list[float | int] | None:
+        """The customer's gaps between visits (count, mean and variance of log gaps, to 1e-3 and 1e-4):
+        an idle customer's drop-off score stays their own (:mod:`forethought.core.summary`)."""
+        gaps = of(state).gaps
+        return None if gaps.n == 0 else [gaps.n, round(gaps.mean * 1000), round(gaps.var * 10_000)]
+
+    def revive(self, state: CustomerState, part: list[float | int], s: SilenceSettings) -> None:
+        if len(part) != 3 or any(type(v) is not int for v in part) or part[0] < 0 or part[2] < 0:
+            raise ValueError("a stored silence summary is malformed")
+        of(state).gaps = EwStats(int(part[0]), part[1] / 1000, part[2] / 10_000)
+
+
 def _teaches_prior(state: CustomerState, s: SilenceSettings, m: Moment) -> bool:
     """Whether this customer counts in the partition's learned population prior (``prior_learned``)."""
     return s.prior_learned and m.models is not None and seen(state).gaps.n >= s.prior_min_gaps
