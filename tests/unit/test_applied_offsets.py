@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,7 +27,7 @@ DATA = Path(__file__).parent / "data"
 def record(topic: str, partition: int, offset: int, customer: str, n: int) -> RawRecord:
     kind = "error" if topic == ERRORS else "page_view"
     body = {"event_id": f"{customer}-{kind}-{n}", "customer_id": customer, "type": kind,
-            "occurred_at": datetime.fromtimestamp(T0 + n, tz=timezone.utc).isoformat(),
+            "occurred_at": datetime.fromtimestamp(T0 + n, tz=UTC).isoformat(),
             **({"code": "E500"} if kind == "error" else {})}
     return RawRecord(topic, partition, offset, customer.encode(), json.dumps(body).encode(), T0 + n)
 
