@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 
 from forethought.contracts.events import Envelope, InboundEvent
 from forethought.contracts.records import Outcome, Profile
+from forethought.core.applied import advanced, seen
 from forethought.core.config import EngineConfig
 from forethought.core.deadlines import DeadlineIndex
 from forethought.core.engine import Step, next_due, observe_outcome, observe_profile, process, resume, tick
@@ -54,6 +55,7 @@ from forethought.core.state import CustomerState
 from forethought.core.summary import Summary, summarise
 
 Record = InboundEvent | Profile | Outcome
+Position = tuple[int, int, int]  # (lane, partition, offset) of a record: core.applied
 NO_PROFILE = ProfileState()
 
 
@@ -61,13 +63,15 @@ NO_PROFILE = ProfileState()
 class Emission:
     """What one record or one due tick of ``customer_id`` produced.
 
-    ``step`` is None exactly when the core raised (``error``): the customer keeps its prior state
-    and nothing of that record or tick is published. ``due`` is True for a tick (no record)."""
+    ``step`` is None when the core raised (``error``): the customer keeps its prior state and
+    nothing of that record or tick is published; or when the state had applied the record already
+    (``replayed``): nothing changed. ``due`` is True for a tick (no record)."""
 
     customer_id: str
     step: Step | None
     due: bool = False
     error: Exception | None = None
+    replayed: bool = False
 
     @property
     def failure(self) -> Exception:
@@ -118,10 +122,13 @@ class PartitionRuntime:
         self._dirty: set[str] = set()
         self._dirty_profiles: set[str] = set()
 
-    def feed(self, record: Record) -> list[Emission]:
+    def feed(self, record: Record, position: Position | None = None) -> list[Emission]:
         """Run one record; an event first advances the clock to its time (capped by ``limit``).
 
-        Returns the due ticks that fired on the way, then the record's own emission."""
+        Returns the due ticks that fired on the way, then the record's own emission. ``position``
+        (``(lane, partition, offset)``, :mod:`forethought.core.applied`) is where the driver read the
+        record: one the customer's state has applied already (re-delivered after a crash) changes
+        nothing and comes back with ``replayed`` set."""
         emitted: list[Emission] = []
         event = isinstance(record, Envelope)
         if event:
@@ -135,6 +142,9 @@ class PartitionRuntime:
                 state, record.epoch)  # type: ignore[union-attr]  # (a clock held back by ``limit``: evict here)
             if revived:  # back after idle eviction: continue from the summary (a garbled one raises here)
                 state = self._revive(customer, state)
+            if position is not None and state is not None and seen(state.applied, *position):
+                emitted.append(Emission(customer, None, replayed=True))
+                return emitted
             draft = None if state is None else state.draft()
             if event:  # the common case, without _run's dispatch
                 profile = self._profiles.get(customer) or self.profile(customer)
@@ -147,6 +157,8 @@ class PartitionRuntime:
             return emitted
         if revived:
             self._summaries.pop(customer, None)
+        if position is not None and step.state is not None:
+            step.state.applied = advanced(step.state.applied, *position)
         self._apply(customer, step)
         emitted.append(Emission(customer, step))
         return emitted

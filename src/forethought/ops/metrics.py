@@ -121,6 +121,19 @@ class Metrics:
         )
         self.duplicates = Counter("forethought_duplicate_events", "Events ignored as repeats.", registry=r)
         self.late = Counter("forethought_late_events", "Events older than the allowed lateness.", registry=r)
+        self.replayed = Counter(
+            "forethought_replayed_records", "Records read again (after a crash) that the customer's state had"
+            " applied already: skipped by offset, nothing changed (exactly-once effects).", registry=r
+        )
+        self.recovery = Gauge(
+            "forethought_recovery_seconds", "How long the last loss of readiness lasted, by cause (start: process"
+            " start to ready; rebalance: a rebalance and its state restore; broker: the broker unreachable).",
+            ["cause"], registry=r
+        )
+        self.broker_reachable = Gauge(
+            "forethought_broker_reachable", "1 while the Kafka cluster answers metadata requests, 0 while it does"
+            " not (/ready is then false).", registry=r
+        )
         self.rekeyed = Counter(
             "forethought_rekeyed_events", "Records sent round through forethought.rekeyed: keyed by something"
             " other than customer_id, or on another partition than its murmur2 one (librdkafka's default"

@@ -9,8 +9,11 @@ committed only after every state change and every trigger that depends on it is 
    last commit is written once to the state table (its changelog); the caller awaits those
    writes, and only then acknowledges the records handled since the last commit.
 A crash before 3 has completed reads those records again from the last committed offset and
-re-publishes the same trigger ids (consumers deduplicate by ``trigger_id``); a crash after it
-sees the events again as duplicates and publishes nothing new.
+re-publishes the same trigger ids (consumers deduplicate by ``trigger_id``); a crash after the
+states are written but before the offsets are committed reads records again whose effects the
+states already hold: each state remembers how far it applied each input topic-partition
+(:mod:`forethought.core.applied`), so those records change nothing and publish nothing
+(docs/durability.md).
 
 Each partition's River models are kept by :class:`~forethought.stream.model_checkpoints.ModelCheckpoints`.
 """
@@ -87,6 +90,9 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         cache_customers: int | None = None,
     ) -> None:
         self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
+        # each input's lane in the states' applied offsets (core.applied): its place in topic_kinds,
+        # which the worker builds in BEHAVIOUR_INPUTS order (append only)
+        self.lanes = {topic: lane for lane, topic in enumerate(topic_kinds)}
         self.profiles: MutableMapping[bytes, bytes] = {} if profiles is None else profiles
         self._rules = rules or builtin_rules()
         self.max_event_bytes, self.idle_grace = max_event_bytes, idle_grace
@@ -192,14 +198,16 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         runtime = self.runtime(record.partition)  # _accept re-keys records whose partition is not the key's
         runtime.limit = self._behind(record.partition)
         started = time.perf_counter()
-        emitted = runtime.feed(decoded)
+        emitted = runtime.feed(decoded, (self.lanes[record.topic], record.partition, record.offset))
         if isinstance(decoded, Envelope):
             self.metrics.processing.observe(time.perf_counter() - started)
         elif isinstance(decoded, Outcome):
             self.metrics.outcomes.labels(status=decoded.status, channel=decoded.channel).inc()
         self._collect_all(emitted, outbox, origin=lambda _t: record.timestamp or time.time())
-        if (failed := emitted[-1]).error is not None:
-            self._record_failed(record, failed.error, wall, outbox)
+        if (last := emitted[-1]).error is not None:
+            self._record_failed(record, last.error, wall, outbox)
+        elif last.replayed:
+            self.metrics.replayed.inc()
 
     def _collect_all(self, emitted: list[Emission], outbox: Outbox, origin: Callable[[Trigger], float]) -> None:
         for emission in emitted:

@@ -158,7 +158,8 @@ def customer_view(worker: Served, key: bytes) -> dict[str, Any] | None:
 
 
 def readiness(worker: Served) -> dict[str, Any]:
-    """Ready when partitions are assigned and neither rebalancing nor recovering.
+    """Ready when partitions are assigned, neither rebalancing nor recovering, and the broker answers
+    (``stream.recovery``: false from the second unanswered metadata request in a row).
 
     The open ``/ready`` and ``/health`` views name a failure by its exception type only: an
     exception's message may quote a record (the full message is in the worker's log).
@@ -166,9 +167,11 @@ def readiness(worker: Served) -> dict[str, Any]:
     app = worker.app
     assignor = getattr(app, "assignor", None)  # none before the app starts, whatever Faust's type says
     assigned = len(assignor.assigned_actives()) if assignor is not None else 0
-    ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None
+    recovery = getattr(worker, "recovery", None)
+    reachable = recovery is None or recovery.reachable
+    ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None and reachable
     return {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing),
-            "recovering": bool(app.in_recovery), "failure": worker.failure}
+            "recovering": bool(app.in_recovery), "broker_reachable": reachable, "failure": worker.failure}
 
 
 def _kind(failure: str | None) -> str | None:
