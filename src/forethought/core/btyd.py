@@ -37,6 +37,7 @@ from forethought.core.checkpoint import CheckpointError, floats
 NAMES = ("r", "alpha", "a", "b")
 MAX_REPEATS = 200  # summaries count at most this many repeat periods (the table stays small)
 MEMORY = 100_000.0  # the table's weights halve when they sum to more (it keeps learning)
+PULL = 0.5  # the fit's pull toward the configured prior: a log-normal with sd 1 on each log parameter
 
 
 class Params(NamedTuple):
@@ -50,8 +51,8 @@ class Params(NamedTuple):
 
 def p_alive(p: Params, x: int, tx: float, T: float) -> float:
     """P(the customer is still alive at age ``T`` | ``x`` repeats, the last at age ``tx``)."""
-    odds = p.a / (p.b + x) * math.exp((p.r + x) * (math.log(p.alpha + T) - math.log(p.alpha + tx)))
-    return 1.0 / (1.0 + odds)
+    log_odds = math.log(p.a / (p.b + x)) + (p.r + x) * (math.log(p.alpha + T) - math.log(p.alpha + tx))
+    return 0.0 if log_odds > 700 else 1.0 / (1.0 + math.exp(log_odds))
 
 
 def p_silent(p: Params, x: int, tx: float, T: float, horizon: float) -> float:
@@ -96,7 +97,8 @@ def loglik(p: Params, x: int, tx: float, T: float) -> float:
     lg = math.lgamma
     common = (lg(r + x) - lg(r) + r * math.log(alpha) + lg(b + x + 1) + lg(a + b) - lg(b) - lg(a + b + x + 1)
               - (r + x) * math.log(alpha + T))
-    return common + math.log1p(a / (b + x) * math.exp((r + x) * (math.log(alpha + T) - math.log(alpha + tx))))
+    log_odds = math.log(a / (b + x)) + (r + x) * (math.log(alpha + T) - math.log(alpha + tx))
+    return common + (log_odds + math.log1p(math.exp(-log_odds)) if log_odds > 0 else math.log1p(math.exp(log_odds)))
 
 
 def total_loglik(p: Params, table: dict[tuple[int, int, int], float]) -> float:
@@ -104,13 +106,20 @@ def total_loglik(p: Params, table: dict[tuple[int, int, int], float]) -> float:
     return sum(w * loglik(p, x, tx, T) for (x, tx, T), w in table.items())
 
 
-def maximise(start: Params, table: dict[tuple[int, int, int], float], evaluations: int = 400) -> Params:
-    """Maximum-likelihood parameters by Nelder–Mead on their logarithms, from ``start`` (stdlib only)."""
+def maximise(start: Params, table: dict[tuple[int, int, int], float], evaluations: int = 400,
+             centre: Params | None = None) -> Params:
+    """The most likely parameters (Nelder–Mead on their logarithms, from ``start``; stdlib only), with a
+    weak log-normal pull toward ``centre`` (the configured prior; worth about one customer per parameter):
+    with many customers it is maximum likelihood, with few or degenerate data (no heterogeneity, where
+    the likelihood runs off to infinite r and α) the parameters stay finite."""
+    anchor = [math.log(v) for v in (centre or start)]
+
     def cost(v: list[float]) -> float:
         if max(v) > 12 or min(v) < -12:
             return math.inf
+        pull = PULL * sum((a - b) ** 2 for a, b in zip(v, anchor))
         try:
-            return -total_loglik(Params(*map(math.exp, v)), table)
+            return pull - total_loglik(Params(*map(math.exp, v)), table)
         except (ValueError, OverflowError, ZeroDivisionError):
             return math.inf
 
@@ -197,7 +206,7 @@ class OnlineFit:
             self.fitted_at /= 2
             total /= 2
         if total >= self.min_samples and total >= 1.5 * self.fitted_at:
-            self.fitted = maximise(self.fitted or self.start, self.table)
+            self.fitted = maximise(self.fitted or self.start, self.table, centre=self.start)
             self.fitted_at = total
             return True
         return False

@@ -121,7 +121,9 @@ class Churn(Detector):
             sl.churn_repeats = 0
         elif math.floor(ts / s.churn_period_seconds) > math.floor(last / s.churn_period_seconds):
             sl.churn_repeats = repeats(state) + 1
-        else:
+        else:  # the same period: the silence starts later (on_due corrects the small rest, if any)
+            if sl.churn_deadline is not None and ts > last:
+                sl.churn_deadline += ts - last
             return
         sl.churn_deadline = None  # a new active period: on_event sets the new deadline
 
@@ -142,8 +144,9 @@ class Churn(Detector):
         if p >= s.churn_threshold - 1e-6:
             m.detect(detection(state, sl.churn_deadline, s, params, horizon, p))
             sl.churn_fired_for, sl.churn_deadline = state.last_seen, None
-        else:  # the prior was refit since: the deadline moved
-            sl.churn_deadline = deadline(state, s, params, horizon)
+        else:  # the prior was refit since, or activity later in the same period: the deadline moved
+            later = deadline(state, s, params, horizon)
+            sl.churn_deadline = None if later is None else max(later, due + 60.0)
 
     def look_due(self, state: CustomerState, soon: float, s: ChurnSettings, m: Moment) -> float:
         if m.models is None or not s.churn_learn_prior or of(state).churn_sampled or state.first_seen is None:
@@ -159,6 +162,7 @@ class Churn(Detector):
         sl.churn_sampled = 1
         fit = m.models.churn
         fit.min_samples = s.churn_min_samples
+        fit.start = btyd.Params(s.churn_prior_r, s.churn_prior_alpha_days, s.churn_prior_a, s.churn_prior_b)
         x, tx, T = summary(state, m.at)
         if fit.learn(x, tx, T):
             m.observe("churn_prior", {"at": m.at, "samples": fit.samples, **fit.fitted._asdict()})
