@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from forethought.contracts.records import Reason
@@ -142,7 +143,8 @@ class Churn(Detector):
         params, horizon = prior(s, m.models), horizon_days(s, m)
         p = score(state, sl.churn_deadline, s, params, horizon)
         if p >= s.churn_threshold - 1e-6:
-            m.detect(detection(state, sl.churn_deadline, s, params, horizon, p))
+            if m.rules is None or m.rules.by_signal.get("churn"):  # its reasons only when a playbook listens
+                m.detect(detection(state, sl.churn_deadline, s, params, horizon, p))
             sl.churn_fired_for, sl.churn_deadline = state.last_seen, None
         else:  # the prior was refit since, or activity later in the same period: the deadline moved
             later = deadline(state, s, params, horizon)
@@ -156,8 +158,9 @@ class Churn(Detector):
     def on_look(self, state: CustomerState, s: ChurnSettings, m: Moment, look: Look) -> None:
         """At the customer's sampling age: their summary goes into the partition's prior."""
         sl = of(state)
-        if (m.models is None or not s.churn_learn_prior or sl.churn_sampled or state.first_seen is None
-                or state.last_seen is None or m.at < sample_at(state, s, m.config)):
+        if sl.churn_sampled or m.models is None or not s.churn_learn_prior or state.first_seen is None:
+            return
+        if state.last_seen is None or m.at < sample_at(state, s, m.config):
             return
         sl.churn_sampled = 1
         fit = m.models.churn
@@ -170,12 +173,13 @@ class Churn(Detector):
 
     def facts(self, state: CustomerState, now: float, s: ChurnSettings, m: Moment, found: dict[str, Any],
               brief: bool) -> None:
+        if brief:  # the learned model's snapshot does not read it
+            return
         params, horizon = prior(s, m.models), horizon_days(s, m)
-        found["scores"]["churn"] = round(score(state, now, s, params, horizon), 6)
-        if not brief:
-            x, tx, T = summary(state, now)
-            found["features"]["p_alive"] = round(btyd.p_alive(params, x, tx, T), 6)
-            found["features"]["churn_horizon_days"] = horizon
+        x, tx, T = summary(state, now)
+        found["scores"]["churn"] = round(btyd.p_silent(params, x, tx, T, horizon), 6)
+        found["features"]["p_alive"] = round(btyd.p_alive(params, x, tx, T), 6)
+        found["features"]["churn_horizon_days"] = horizon
 
     def explain(self, state: CustomerState, now: float, s: ChurnSettings, m: Moment) -> dict[str, Any]:
         params, horizon = prior(s, m.models), horizon_days(s, m)
@@ -241,7 +245,12 @@ def sample_at(state: CustomerState, s: ChurnSettings, config: Any) -> float:
     assert state.first_seen is not None
     high = min(s.churn_sample_max_days, 0.9 * config.windows.idle_ttl_seconds / DAY)
     low = min(s.churn_sample_min_days, high)
-    return state.first_seen + (low + (high - low) * unit_hash("churn-age", state.customer_id)) * DAY
+    return state.first_seen + (low + (high - low) * _age_share(state.customer_id)) * DAY
+
+
+@lru_cache(maxsize=1 << 16)
+def _age_share(customer_id: str) -> float:
+    return unit_hash("churn-age", customer_id)
 
 
 def deadline(state: CustomerState, s: ChurnSettings, params: btyd.Params, horizon: float) -> float | None:
