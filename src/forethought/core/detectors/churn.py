@@ -243,7 +243,7 @@ def sample_at(state: CustomerState, s: ChurnSettings, config: Any) -> float:
     ``churn_sample_min_days`` and ``churn_sample_max_days`` but below 90 % of the idle TTL (an idle
     customer is never evicted before their summary is taken)."""
     assert state.first_seen is not None
-    high = min(s.churn_sample_max_days, 0.9 * config.windows.idle_ttl_seconds / DAY)
+    high: float = min(s.churn_sample_max_days, 0.9 * config.windows.idle_ttl_seconds / DAY)
     low = min(s.churn_sample_min_days, high)
     return state.first_seen + (low + (high - low) * _age_share(state.customer_id)) * DAY
 
