@@ -216,3 +216,17 @@ def test_the_slice_round_trips_and_a_state_written_without_it_loads() -> None:
     old_json = {k: v for k, v in state.to_dict().items() if k != "chn"}  # as written before the churn slice
     legacy = CustomerState.from_bytes(json.dumps(old_json).encode(), CONFIG)
     assert legacy.slice("churn") == ChurnState() and not math.isnan(explain(legacy, T0, CONFIG)["churn"]["score"])
+
+
+def test_an_idle_customers_summary_keeps_what_the_score_needs() -> None:
+    state = active_days("idle", [0, 3, 9], None)
+    detector, part = churn.Churn(), churn.Churn().summarise(state, S)
+    assert part == [2, 0]
+    fresh = CustomerState.new("idle", CONFIG)
+    fresh.first_seen, fresh.last_seen, fresh.visits = state.first_seen, state.last_seen, state.visits
+    detector.revive(fresh, part, S)
+    later = T0 + 300 * DAY
+    assert explain(fresh, later, CONFIG)["churn"]["score"] == explain(state, later, CONFIG)["churn"]["score"]
+    for bad in ([1], [-1, 0], [1, 2], [1.5, 0]):
+        with pytest.raises(ValueError):
+            detector.revive(fresh, bad, S)

@@ -196,6 +196,26 @@ class Churn(Detector):
             "reasons": [r.text for r in reasons(state, now, s, params, horizon)],
         }}
 
+    def summarise(self, state: CustomerState, s: ChurnSettings) -> list[float | int] | None:
+        """What idle eviction keeps (the idle summary of issue #13 point 2): repeat periods and whether
+        the prior has this customer; first and last activity are the summary's own."""
+        return _summarise(state)
+
+    def revive(self, state: CustomerState, part: list[float | int], s: ChurnSettings) -> None:
+        """Put :meth:`summarise`'s part back (ValueError when malformed)."""
+        _revive(state, part)
+
+
+def _summarise(state: CustomerState) -> list[float | int]:
+    return [repeats(state), of(state).churn_sampled]
+
+
+def _revive(state: CustomerState, part: list[float | int]) -> None:
+    if len(part) != 2 or not all(type(v) is int for v in part) or part[0] < 0 or part[1] not in (0, 1):
+        raise ValueError("a stored churn summary is malformed")
+    sl = of(state)
+    sl.churn_repeats, sl.churn_sampled = int(part[0]), int(part[1])
+
 
 def repeats(state: CustomerState) -> int:
     """Repeat active periods (``visits − 1`` for a state written before this detector)."""
