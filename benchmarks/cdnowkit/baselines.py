@@ -15,6 +15,10 @@ from .engine import EngineResult
 
 FORETHOUGHT = "Forethought dropoff"
 LEARNED = "Forethought learned"
+CHURN = "Forethought churn (scores.churn)"
+CHURN_39 = "Forethought churn, 39-week horizon"
+PARETO = "Pareto/NBD P(0 in holdout)"
+PROBABILITIES = (CHURN, CHURN_39, "BG/NBD P(0 in holdout)", PARETO)  # scores meant as P(truth): Brier
 
 
 def bgnbd_loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -90,6 +94,21 @@ def _bgnbd_lifetimes(x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> dict[str, 
             "p_alive_formula_max_abs_diff": float(np.max(np.abs(p_alive - bgnbd_p_alive(params, x, tx, T))))}
 
 
+def pareto_nbd(x: np.ndarray, tx: np.ndarray, T: np.ndarray, t: float) -> dict[str, Any]:
+    """Pareto/NBD (Schmittlein, Morrison & Colombo 1987) fitted with lifetimes' ParetoNBDFitter on the same
+    summaries; its own conditional P(no purchase in the next ``t`` weeks | history)."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifetimes import ParetoNBDFitter
+        fitter = ParetoNBDFitter(penalizer_coef=0.0).fit(x, tx, T)
+        p_zero = np.asarray(fitter.conditional_probability_of_n_purchases_up_to_time(0, t, x, tx, T), float)
+        p_alive = np.asarray(fitter.conditional_probability_alive(x, tx, T), float)
+    return {"implementation": f"lifetimes {metadata.version('lifetimes')} ParetoNBDFitter",
+            "params": {k: float(v) for k, v in fitter.params_.items()}, "p_zero": p_zero, "p_alive": p_alive,
+            "seconds": time.perf_counter() - started}
+
+
 def silence_days(cust: Customers) -> np.ndarray:
     """Days from the last calibration purchase to the snapshot (= the engine's silence, in days)."""
     return (SNAPSHOT_AT - noon(CAL_FIRST)) / DAY - cust.last
@@ -104,11 +123,13 @@ def bgnbd_inputs(cust: Customers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def all_scores(engine: EngineResult, cust: Customers, silence: np.ndarray, x: np.ndarray,
-               p_alive: np.ndarray, p_zero: np.ndarray) -> dict[str, np.ndarray]:
+               p_alive: np.ndarray, p_zero: np.ndarray, pareto_zero: np.ndarray) -> dict[str, np.ndarray]:
     """Every score by display name, Forethought's first (higher = more likely to drop off)."""
     pop_mean_gap = float(np.nanmean(cust.mean_gap))
     return {
         FORETHOUGHT: engine.dropoff,
+        CHURN: engine.churn,
+        CHURN_39: engine.churn_truth_horizon,
         "Forethought z (unrounded)": engine.z,
         LEARNED: np.nan_to_num(engine.learned, nan=0.5),  # a cold model ranks nobody
         "Recency (days silent)": silence,
@@ -116,5 +137,6 @@ def all_scores(engine: EngineResult, cust: Customers, silence: np.ndarray, x: np
         "Frequency (− repeats)": -x,
         "BG/NBD 1 − P(alive)": 1.0 - p_alive,
         "BG/NBD P(0 in holdout)": p_zero,
+        PARETO: pareto_zero,
         f"Silent > {RULE_DAYS:g} days (rule)": (silence > RULE_DAYS).astype(float),
     }

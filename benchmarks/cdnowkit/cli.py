@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
-from .baselines import FORETHOUGHT, all_scores, bgnbd, bgnbd_inputs, bgnbd_p_zero, silence_days
+from .baselines import FORETHOUGHT, PROBABILITIES, all_scores, bgnbd, bgnbd_inputs, bgnbd_p_zero, pareto_nbd, silence_days
 from .data import DAY, HOLDOUT_WEEKS, locate_cdnow, parse_cdnow, summarize
 from .engine import engine_config, run_engine
 from .metrics import bootstrap_auc, operating_points, score_metrics
@@ -69,14 +69,17 @@ def main(argv: list[str] | None, description: str) -> int:
     p_alive = fit.pop("p_alive")
     p_zero = bgnbd_p_zero(fit["params"], p_alive, x, T, HOLDOUT_WEEKS)
     watch.lap("fit BG/NBD" + (" (lifetimes + own scipy check)" if "scipy_check" in fit else ""))
+    pareto = pareto_nbd(x, tx, T, HOLDOUT_WEEKS)
+    fit["pareto_nbd"] = {k: v for k, v in pareto.items() if k not in ("p_zero", "p_alive")}
+    watch.lap("fit Pareto/NBD (lifetimes)")
 
     y = cust.dropped
-    scores = all_scores(engine, cust, silence, x, p_alive, p_zero)
+    scores = all_scores(engine, cust, silence, x, p_alive, p_zero, pareto["p_zero"])
     rng = np.random.default_rng(args.seed)
     intervals = bootstrap_auc(scores, y, FORETHOUGHT, args.bootstrap, rng)
     repeat = engine.visits >= config.min_visits_to_arm
     k = int(engine.triggered.sum())
-    metrics = score_metrics(scores, y, repeat, k, intervals, rng)
+    metrics = score_metrics(scores, y, repeat, k, intervals, rng, PROBABILITIES)
     threshold, operating, operating_repeat = operating_points(
         engine.triggered, engine.dropoff, silence, y, repeat, config.silence_z)
     watch.lap("metrics" + (f" (+{args.bootstrap} bootstrap resamples)" if args.bootstrap else ""))

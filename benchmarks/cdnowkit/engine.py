@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 
 from forethought.core.config import EngineConfig
-from forethought.core.detectors import silence
+from forethought.core.detectors import churn, silence
 from forethought.ops.collector import tune_collector
 from forethought.replay.reader import sorted_lines
 from forethought.replay.runner import Replayer
 
-from .data import DAY, HOLDOUT_END, SNAPSHOT_AT, Customers, Purchase, write_events
+from .data import DAY, HOLDOUT_END, HOLDOUT_WEEKS, SNAPSHOT_AT, Customers, Purchase, write_events
 
 
 def engine_config(cust: Customers, visit_gap_days: float, prior_gap_days: float | None,
@@ -50,7 +50,11 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
         assert state is not None  # would build a dict of every customer per row: quadratic, minutes on CDNOW)
         mu, sd = silence.gap_model(state, config.section("silence"), config.prior_weight)
         silent = SNAPSHOT_AT - state.last_seen
+        s = config.section("churn")  # the same model, asked about the truth's horizon (39 weeks)
+        params = churn.prior(s, runner.model(customer))
         rows[row["customer_id"]] = row | {
+            "churn_truth_horizon": churn.score(state, SNAPSHOT_AT, s, params, HOLDOUT_WEEKS * 7),
+            "churn_prior": dict(params._asdict()),
             "z": (math.log(silent) - mu) / sd, "visits": state.visits,
             "triggered": silence.of(state).silence_fired_for == state.last_seen,
         }
@@ -72,6 +76,9 @@ class EngineResult:
     dropoff: np.ndarray
     learned: np.ndarray  # ``dropoff_learned`` at the snapshot (NaN while the partition's model was cold)
     z: np.ndarray
+    churn: np.ndarray  # ``scores.churn`` at the snapshot (default horizon)
+    churn_truth_horizon: np.ndarray  # the same model's P(no activity in the holdout's 39 weeks)
+    churn_priors: list[dict[str, float]]  # the (r, α, a, b) each customer's score used
     triggered: np.ndarray
     visits: np.ndarray
 
@@ -95,6 +102,9 @@ def run_engine(purchases: list[Purchase], cust: Customers, config: EngineConfig,
                         dropoff=np.array([rows[k]["scores"]["dropoff"] for k in keys]),
                         learned=np.array([_or_nan(rows[k]["scores"].get("dropoff_learned")) for k in keys]),
                         z=np.array([rows[k]["z"] for k in keys]),
+                        churn=np.array([rows[k]["scores"]["churn"] for k in keys]),
+                        churn_truth_horizon=np.array([rows[k]["churn_truth_horizon"] for k in keys]),
+                        churn_priors=[rows[k]["churn_prior"] for k in keys],
                         triggered=np.array([rows[k]["triggered"] for k in keys]),
                         visits=np.array([rows[k]["visits"] for k in keys]))
 

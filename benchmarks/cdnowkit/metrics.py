@@ -70,12 +70,16 @@ def bootstrap_auc(scores: dict[str, np.ndarray], positive: np.ndarray, reference
 
 
 def score_metrics(scores: dict[str, np.ndarray], y: np.ndarray, repeat: np.ndarray, k: int,
-                  intervals: dict[str, dict[str, tuple[float, float]]], rng: np.random.Generator) -> dict[str, Any]:
-    """Per score: AUC and AP overall and per group, precision at the engine's alert volume ``k``."""
+                  intervals: dict[str, dict[str, tuple[float, float]]], rng: np.random.Generator,
+                  probabilities: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Per score: AUC, lift quality and AP overall and per group, precision at the engine's alert volume
+    ``k``; the Brier score of those in ``probabilities`` (meant as the probability of the truth)."""
     metrics: dict[str, Any] = {}
     for name, score in scores.items():
         metrics[name] = {
             "auc": auc(score, y), "average_precision": average_precision(score, y),
+            "lift_quality": 2 * auc(score, y) - 1,  # Braze's scale: "Excellent" from 0.60
+            "brier": float(np.mean((score - y) ** 2)) if name in probabilities else None,
             "auc_repeat_customers": auc(score[repeat], y[repeat]),
             "ap_repeat_customers": average_precision(score[repeat], y[repeat]),
             "auc_one_time_buyers": auc(score[~repeat], y[~repeat]),

@@ -108,7 +108,7 @@ def _ranking_table(ev: Evaluation) -> Table:
     table = Table(title=f"Ranking quality (positive = dropped off; base rate {int(y.sum()) / len(y):.3f} = AP of a random score); "
                   f"'rep.' = repeat customers only (base rate {y[repeat].mean():.3f}); "
                   f"@k = top k = {ev.k:,} (the engine's alert volume)", show_lines=False)
-    for col in ("score", "AUC", "AUC 95% CI", "ΔAUC vs FT (95%)", "AP", "AUC rep.", "AP rep.", "AUC 1-time",
+    for col in ("score", "AUC", "lift q.", "Brier", "AUC 95% CI", "ΔAUC vs FT (95%)", "AP", "AUC rep.", "AP rep.", "AUC 1-time",
                 "P@k", "P@k rep."):
         table.add_column(col, justify="left" if col == "score" else "right")
     for name, m in ev.metrics.items():
@@ -116,7 +116,7 @@ def _ranking_table(ev: Evaluation) -> Table:
         diff = m.get("auc_diff_vs_forethought_95ci")
         at_k = m["at_engine_alert_volume"]
         table.add_row(
-            name, f"{m['auc']:.4f}", f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "",
+            name, f"{m['auc']:.4f}", f"{m['lift_quality'] * 100:.1f}", _f(m["brier"]), f"{ci[0]:.3f}–{ci[1]:.3f}" if ci else "",
             "" if not diff or name == FORETHOUGHT else f"{diff[0]:+.3f}…{diff[1]:+.3f}",
             f"{m['average_precision']:.4f}", f"{m['auc_repeat_customers']:.4f}", f"{m['ap_repeat_customers']:.4f}",
             f"{m['auc_one_time_buyers']:.4f}", _f(at_k["precision"]),
@@ -157,13 +157,22 @@ def json_report(ev: Evaluation) -> dict[str, Any]:
         "engine_config": dict(ev.config), "dropoff_threshold": ev.threshold,
         "triggers_fired_by_snapshot": ev.engine.fired_by_snapshot, "triggers_live_at_snapshot": ev.k,
         "replay_counts": ev.engine.runner.counts.as_dict(), "learned_model": learned_summary(ev),
-        "bgnbd": ev.fit, "scores": ev.metrics,
+        "bgnbd": ev.fit, "scores": ev.metrics, "churn_priors_at_snapshot": _priors(ev),
         "operating_points": ev.operating, "operating_points_repeat_customers": ev.operating_repeat,
         "bootstrap_resamples": args.bootstrap, "seed": args.seed,
         "runtime_seconds": {**ev.timings, "total": ev.total},
         "environment": {"python": platform.python_version(), "numpy": np.__version__,
                         "scipy": metadata.version("scipy"), "machine": platform.machine()},
     }
+
+
+def _priors(ev: Evaluation) -> dict[str, Any]:
+    """The churn priors the snapshot used: how many customers scored with each (r, α, a, b)."""
+    counts: dict[str, int] = {}
+    for p in ev.engine.churn_priors:
+        key = json.dumps(p, sort_keys=True)
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def _f(value: float | None) -> str:

@@ -145,12 +145,13 @@ def test_without_lifecycle_playbooks_a_silent_customer_is_looked_at_once_per_lab
     second = PageView(event_id="e2", customer_id="c1", occurred_at=at(T0 + 3600))
     run = Run(EVERY, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
     labels = [s for s in run.seen if s[0] == "label"]
-    # a snapshot the day after, then each horizon (14 days) resolves one "dropped" and takes the next
-    assert run.looks == 1 + 100 // 14 and len(labels) == 100 // 14
+    # a snapshot the day after, then each horizon (14 days) resolves one "dropped" and takes the next; one
+    # more look: the churn prior's summary of this customer at their sampling age (core.detectors.churn)
+    assert run.looks == 1 + 100 // 14 + 1 and len(labels) == 100 // 14
     assert all(dict(s[2:])["label"] == 1 for s in labels)
     spaced = Run(CONFIG, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
-    # the default backoff: snapshots on days 1, 15, 43 and 99; labels on days 15, 29 and 57
-    assert spaced.looks == 6 and [dict(s[2:])["label"] for s in spaced.seen if s[0] == "label"] == [1, 1, 1]
+    # the default backoff: snapshots on days 1, 15, 43 and 99; labels on days 15, 29 and 57; the churn summary
+    assert spaced.looks == 7 and [dict(s[2:])["label"] for s in spaced.seen if s[0] == "label"] == [1, 1, 1]
 
 
 def test_backoff_spaces_a_silent_customers_looks_out_and_gives_fewer_labels_than_every_horizon() -> None:
@@ -167,7 +168,9 @@ def test_backoff_spaces_a_silent_customers_looks_out_and_gives_fewer_labels_than
 def test_a_customer_without_models_or_lifecycle_playbooks_has_no_look_due() -> None:
     state = process(None, PageView(event_id="e1", customer_id="c1", occurred_at=at(T0)), CONFIG).state
     assert state is not None and state.daily_at is None
-    assert state.slice("silence").deadline is None and next_due(state, CONFIG) == T0 + CONFIG.idle_ttl_seconds, "only eviction"
+    churn_at = state.slice("churn").churn_deadline  # when scores.churn reaches churn_threshold (a due time, no look)
+    assert churn_at is not None and T0 < churn_at < T0 + CONFIG.idle_ttl_seconds
+    assert state.slice("silence").deadline is None and next_due(state, CONFIG) == churn_at, "only churn's own time"
 
 
 def test_a_profile_brings_the_next_look_forward_and_its_dates_set_the_next_ones() -> None:

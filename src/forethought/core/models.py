@@ -62,6 +62,7 @@ from river import compose, linear_model, optim, preprocessing
 
 from forethought.core import snapshots
 from forethought.core.anomaly import Verdict, WindowedTrees
+from forethought.core.btyd import OnlineFit
 from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
@@ -101,6 +102,7 @@ class PartitionModels:
         self.dropoff_model: ScaledLogistic | compose.Pipeline = dropoff_pipeline()  # benchmarks may swap in River's
         self.behaviour = behaviour_trees(self.config)
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
+        self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
         self.dropped = 0
@@ -164,7 +166,7 @@ class PartitionModels:
         header = {"partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
-                   "population": self.population.to_data()}
+                   "population": self.population.to_data(), "churn": self.churn.to_data()}
         return seal(header, payload, key)
 
     @classmethod
@@ -190,6 +192,8 @@ class PartitionModels:
             models.behaviour.load_data(payload.get("behaviour"))
             models.behaviour_origin = "restored"
         models.population.load_data(payload.get("population", {}))
+        if "churn" in payload:  # checkpoints written before the churn score have none
+            models.churn.load_data(payload["churn"])
         models.labels = integer(header.get("labels"), "labels")
         models.dropped = integer(header.get("dropped"), "dropped")
         return models

@@ -22,6 +22,7 @@ from functools import cache
 from typing import Any
 
 from forethought.core.detectors.behaviour import Behaviour
+from forethought.core.detectors.churn import Churn
 from forethought.core.detectors.decline import Decline
 from forethought.core.detectors.error_burst import ErrorBurst
 from forethought.core.detectors.learned_dropoff import LearnedDropoff
@@ -39,7 +40,8 @@ BUILTIN: tuple[type[Detector], ...] = (
     ErrorBurst,
     UsageAnomaly,
     Lifecycle,
-    LearnedDropoff,  # last: its score reads the facts of all the others
+    LearnedDropoff,  # its score reads the facts of all the others
+    Churn,  # scores.churn: buy-till-you-die in closed form, its prior learned per partition
 )
 ENGINE_FEATURES = ("events", "visits", "error_total", "late_events", "days_since_first_seen",
                    "days_since_last_seen", "sessions", "session_seconds", "events_last_hour",

@@ -175,6 +175,8 @@ class CustomerState:
             "pol": None if v.policy.is_empty() else v.policy.to_dict(), "snap": v.snapshot,
             "hr": v.hours.to_list() if v.hours.head >= 0 else None, "ses": _whole(v.session_start),
             "am": v.active_minutes, "be": v.bucket_events, "mu": v.minute_usage, "odd": v.odd,
+            "chn": None if (churn := [v.churn_repeats, v.churn_sampled, v.churn_deadline, v.churn_fired_for]) == [
+                None, 0, None, None] else churn,
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
@@ -205,6 +207,7 @@ class CustomerState:
             session_start=get("ses"), active_minutes=get("am", 0), bucket_events=get("be", 0),
             minute_usage=get("mu", 0.0),
             odd=list(get("odd", [])),
+            **dict(zip(("churn_repeats", "churn_sampled", "churn_deadline", "churn_fired_for"), get("chn", []))),
         ), config)
 
     def to_bytes(self) -> bytes:
