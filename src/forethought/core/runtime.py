@@ -178,10 +178,12 @@ class PartitionRuntime:
 
     def restore(self, states: Iterable[CustomerState]) -> int:
         """Hold restored states (after a restart or a rebalance): their deadlines, and the clock at
-        the newest event among them. Returns how many were taken."""
+        the newest event among them; beyond ``capacity`` a state is not held (it stays in the
+        driver's store and comes back through ``load_state``). Returns how many were taken."""
         count = 0
         for state in states:
-            self._states[state.customer_id] = state
+            if self.capacity is None or len(self._states) < self.capacity:
+                self._states[state.customer_id] = state
             self.deadlines.set(state.customer_id, next_due(state, self.config))
             if state.last_seen is not None and (self.now is None or state.last_seen > self.now):
                 self.now = state.last_seen

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -102,6 +102,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self.models: dict[int, PartitionModels] = {}
         self._checkpoint_keys: dict[int, bytes] = {}
         self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record
+        self.table_on_disk = False  # RocksDB: read as it goes (a dict: copied first, it may change meanwhile)
         self.signing_key: bytes | None = None  # when set, checkpoints are signed and only signed ones restored
 
     @property
@@ -252,9 +253,19 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         an incompatible version) is skipped, logged and counted (``stage="restore"``): it gets no
         deadline, and each record of its customer is dead-lettered until the state is replaced.
         """
+        *_, count = self.rebuilding(owns)
+        return count
+
+    def rebuilding(self, owns: Callable[[bytes], bool], step: int = 2_000) -> Iterator[int]:
+        """:meth:`rebuild_index` in steps: yields how many states it has restored every ``step``
+        stored states read, and at the end. The table is read as it goes, one state at a time;
+        beyond the runtimes' capacity only the deadline and the clock of a state stay in memory."""
         self.runtimes = {}
-        count = 0
-        for key, raw in list(self.table.items()):
+        count = read = 0
+        for key, raw in self.table.items() if self.table_on_disk else list(self.table.items()):
+            read += 1
+            if read % step == 0:
+                yield count
             if not owns(key):
                 continue
             try:
@@ -269,7 +280,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
             if state.last_seen is not None:
                 self.clock("", partition).observe(state.last_seen, time.time())
             count += 1
-        return count
+        yield count
 
     def _accept(self, record: RawRecord, wall: float, outbox: Outbox) -> Record | None:
         kinds = self.topic_kinds[record.topic]
