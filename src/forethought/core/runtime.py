@@ -190,6 +190,13 @@ class PartitionRuntime:
             count += 1
         return count
 
+    def restore_due(self, customer_id: str, due: float | None, last_seen: float | None) -> None:
+        """What :meth:`restore` keeps of a state it does not hold, known without reading it: its
+        deadline and its newest event time (the state stays in the driver's store)."""
+        self.deadlines.set(customer_id, due)
+        if last_seen is not None and (self.now is None or last_seen > self.now):
+            self.now = last_seen
+
     def take_dirty(self) -> Dirty:
         """What changed since the last take; then, beyond ``capacity``, the oldest clean states leave
         memory (they are on the driver's store and come back through ``load_state``)."""

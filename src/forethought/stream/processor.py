@@ -41,7 +41,7 @@ from forethought.ops.metrics import Metrics
 from forethought.stream.model_checkpoints import ModelCheckpoints
 from forethought.stream.outbox import Outbox
 from forethought.stream.rekey import Header, rekeyed
-from forethought.stream.state_store import StateStore
+from forethought.stream.state_store import StateStore, due_hint, read_hint
 
 log = get_logger("policy")
 engine_log = get_logger("engine")  # records and ticks the engine raised on
@@ -103,6 +103,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self._checkpoint_keys: dict[int, bytes] = {}
         self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record
         self.table_on_disk = False  # RocksDB: read as it goes (a dict: copied first, it may change meanwhile)
+        self.due_hints: MutableMapping[bytes, bytes] | None = None  # see StateStore.write
         self.signing_key: bytes | None = None  # when set, checkpoints are signed and only signed ones restored
 
     @property
@@ -268,10 +269,15 @@ class BatchProcessor(ModelCheckpoints, StateStore):
                 yield count
             if not owns(key):
                 continue
+            if self._restore_hinted(key, raw):
+                count += 1
+                continue
             try:
                 state = self.load(raw)
                 partition = self.partition_for(key)
                 self.runtime(partition).restore([state])
+                if self.due_hints is not None:  # the next rebuild need not read it again
+                    self.due_hints[key] = due_hint(state, raw, self.config)
             except Exception as error:  # noqa: BLE001 - one unreadable state never stops a restart
                 self.metrics.processing_errors.labels(stage="restore").inc()
                 engine_log.error("state_unreadable", customer_id=key.decode(errors="replace"),
@@ -281,6 +287,19 @@ class BatchProcessor(ModelCheckpoints, StateStore):
                 self.clock("", partition).observe(state.last_seen, time.time())
             count += 1
         yield count
+
+    def _restore_hinted(self, key: bytes, raw: bytes) -> bool:
+        """Restore a stored state's deadline and time from its hint, when one was written for these
+        very bytes (a state restored from the changelog since has none that matches: it is read)."""
+        hint = None if self.due_hints is None else read_hint(self.due_hints.get(key), raw)
+        if hint is None:
+            return False
+        due, last_seen = hint
+        partition = self.partition_for(key)
+        self.runtime(partition).restore_due(key.decode(), due, last_seen)
+        if last_seen is not None:
+            self.clock("", partition).observe(last_seen, time.time())
+        return True
 
     def _accept(self, record: RawRecord, wall: float, outbox: Outbox) -> Record | None:
         kinds = self.topic_kinds[record.topic]

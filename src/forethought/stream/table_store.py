@@ -21,8 +21,10 @@ write and searches every database on a read. It also counts the changelog record
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from pathlib import Path
 from typing import Any, Literal
 
+import rocksdict
 from faust import stores
 from faust.stores import rocksdb as faust_rocksdb
 from faust.types import EventT
@@ -88,6 +90,45 @@ class PartitionedRocksStore(faust_rocksdb.Store):
     def estimate_len(self) -> int:
         """How many keys the held partitions have (RocksDB's estimate: counting them reads them all)."""
         return sum(int(db.property_int_value(ESTIMATE_KEYS) or 0) for db in self._dbs_for_actives())
+
+
+class DueHints(MutableMapping[bytes, bytes]):
+    """A local RocksDB database (``<data dir>/due-hints.db``, no changelog) of each stored state's
+    next due time and last event time, tied to the state's exact bytes
+    (:func:`forethought.stream.state_store.due_hint`): a restart rebuilds its deadline index from
+    these instead of decoding every state. A missing or outdated hint only costs that decoding."""
+
+    def __init__(self, path: Path, cache_mb: int = 8) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        options = rocksdict.Options(raw_mode=True)
+        options.create_if_missing(True)
+        options.set_write_buffer_size(4 * MIB)
+        table = rocksdict.BlockBasedOptions()
+        table.set_block_cache(rocksdict.Cache(cache_mb * MIB))
+        options.set_block_based_table_factory(table)
+        self._db = rocksdict.Rdict(str(path), options=options)
+
+    def __getitem__(self, key: bytes) -> bytes:
+        value = self._db.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value  # type: ignore[no-any-return]
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._db.put(key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        self._db.delete(key)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return (bytes(key) for key in self._db.keys())  # type: ignore[arg-type]  # raw mode: bytes
+
+    def __len__(self) -> int:
+        return int(self._db.property_int_value(ESTIMATE_KEYS) or 0)
+
+    def close(self) -> None:
+        """Release the database (its lock) before the process ends."""
+        self._db.close()
 
 
 def count_restored(table: object, count: Callable[[int], None]) -> None:

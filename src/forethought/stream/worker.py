@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -28,7 +29,7 @@ from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, RawRecord
 from forethought.stream.rekey import headers_of
 from forethought.stream.running import Worker, count_playbooks
-from forethought.stream.table_store import count_restored, rocksdb_options, store_url, stored_customers
+from forethought.stream.table_store import DueHints, count_restored, rocksdb_options, store_url, stored_customers
 from forethought.stream.web import register_views
 
 log = get_logger("worker")
@@ -85,7 +86,9 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         checkpoints=checkpoints, deadletter_max_bytes=settings.deadletter_max_bytes,
         cache_customers=settings.state_cache_customers,
     )
-    processor.table_on_disk = settings.state_store == "rocksdb"
+    if settings.state_store == "rocksdb":
+        processor.table_on_disk = True
+        processor.due_hints = DueHints(Path(settings.data_dir) / "due-hints.db")  # the index rebuild's shortcut
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     processor.strict_topics = frozenset(settings.topic(t) for t in catalogue.strict_topics)
     if settings.model_signing_key is not None:
