@@ -96,17 +96,25 @@ class DueHints(MutableMapping[bytes, bytes]):
     """A local RocksDB database (``<data dir>/due-hints.db``, no changelog) of each stored state's
     next due time and last event time, tied to the state's exact bytes
     (:func:`forethought.stream.state_store.due_hint`): a restart rebuilds its deadline index from
-    these instead of decoding every state. A missing or outdated hint only costs that decoding."""
+    these instead of decoding every state. A missing or outdated hint only costs that decoding.
+    Opened on first use (a worker that is only built, as in tests, takes no lock)."""
 
     def __init__(self, path: Path, cache_mb: int = 8) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        options = rocksdict.Options(raw_mode=True)
-        options.create_if_missing(True)
-        options.set_write_buffer_size(4 * MIB)
-        table = rocksdict.BlockBasedOptions()
-        table.set_block_cache(rocksdict.Cache(cache_mb * MIB))
-        options.set_block_based_table_factory(table)
-        self._db = rocksdict.Rdict(str(path), options=options)
+        self.path, self.cache_mb = path, cache_mb
+        self._opened: rocksdict.Rdict | None = None
+
+    @property
+    def _db(self) -> rocksdict.Rdict:
+        if self._opened is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            options = rocksdict.Options(raw_mode=True)
+            options.create_if_missing(True)
+            options.set_write_buffer_size(4 * MIB)
+            table = rocksdict.BlockBasedOptions()
+            table.set_block_cache(rocksdict.Cache(self.cache_mb * MIB))
+            options.set_block_based_table_factory(table)
+            self._opened = rocksdict.Rdict(str(self.path), options=options)
+        return self._opened
 
     def __getitem__(self, key: bytes) -> bytes:
         value = self._db.get(key)
@@ -128,7 +136,9 @@ class DueHints(MutableMapping[bytes, bytes]):
 
     def close(self) -> None:
         """Release the database (its lock) before the process ends."""
-        self._db.close()
+        if self._opened is not None:
+            self._opened.close()
+            self._opened = None
 
 
 def count_restored(table: object, count: Callable[[int], None]) -> None:
