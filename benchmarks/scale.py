@@ -44,7 +44,7 @@ import rocksdict
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchkit.common import console  # noqa: E402
-from benchkit.kafka import Deployment, new_deployment, produce_all, scrape  # noqa: E402
+from benchkit.kafka import Deployment, cpu_seconds, new_deployment, produce_all, scrape  # noqa: E402
 from benchkit.workload import build_workload  # noqa: E402
 
 from forethought.contracts.partitioning import partition_of  # noqa: E402
@@ -172,7 +172,8 @@ def start_on_store(env: dict[str, str], log: Path, url: str) -> tuple[Any, dict[
     wait_ready(url, proc, timeout=600)
     ready = time.monotonic() - started
     wait_log(log, "deadline_index_rebuilt", proc, timeout=900)
-    return proc, {"ready_s": ready, "index_rebuilt_s": time.monotonic() - started}
+    return proc, {"ready_s": ready, "index_rebuilt_s": time.monotonic() - started, "cpu_s": cpu_seconds(proc.pid),
+                  "load": load_average()}
 
 
 async def many_customers(dep: Deployment, customers: int, touch: int) -> dict[str, Any]:
@@ -211,24 +212,26 @@ async def many_customers(dep: Deployment, customers: int, touch: int) -> dict[st
     return result
 
 
-def report(scale: dict[str, Any], many: dict[str, Any] | None) -> None:
+def report(scale: dict[str, Any] | None, many: dict[str, Any] | None) -> None:
     """Print the figures."""
-    one, two = scale["one"], scale["two"]
-    console.print(f"load average: {scale['load_before']} before, {scale['load_after']} after (2 cores, shared)")
-    for run in (one, two):
-        console.print(f"{run['workers']} worker(s): {run['eps'] or 0:,.0f} events/s "
-                      f"({run['events']:,.0f} events in {run['seconds']:.1f} s once all were ready; "
-                      f"complete={run['complete']})")
-    if one["eps"] and two["eps"]:
-        console.print(f"two workers / one worker: {two['eps'] / one['eps']:.2f}x (target >= 1.5x)")
+    if scale:
+        one, two = scale["one"], scale["two"]
+        console.print(f"load average: {scale['load_before']} before, {scale['load_after']} after (2 cores, shared)")
+        for run in (one, two):
+            console.print(f"{run['workers']} worker(s): {run['eps'] or 0:,.0f} events/s "
+                          f"({run['events']:,.0f} events in {run['seconds']:.1f} s once all were ready; "
+                          f"complete={run['complete']})")
+        if one["eps"] and two["eps"]:
+            console.print(f"two workers / one worker: {two['eps'] / one['eps']:.2f}x (target >= 1.5x)")
     if many:
         store, first, restart = many["store"], many["first_start"], many["restart"]
         console.print(f"{store['customers']:,} customers on RocksDB ({store['state_bytes_mean']:.0f} B/state, "
                       f"built in {store['build_seconds']:.0f} s)")
         for name, times, mem in (("start on the store", first, many["after_rebuild_kib"]),
                                  ("restart", restart, many["restart_kib"])):
-            console.print(f"  {name}: ready {times['ready_s']:.1f} s, index rebuilt {times['index_rebuilt_s']:.1f} s,"
-                          f" RSS {mem['VmRSS'] / 1024:.0f} MiB (peak {mem['VmHWM'] / 1024:.0f} MiB)")
+            console.print(f"  {name}: ready {times['ready_s']:.1f} s, index rebuilt {times['index_rebuilt_s']:.1f} s"
+                          f" ({times['cpu_s']:.1f} CPU s, load {times['load']}), RSS {mem['VmRSS'] / 1024:.0f} MiB"
+                          f" (peak {mem['VmHWM'] / 1024:.0f} MiB)")
         touched = many["after_touch_kib"]
         console.print(f"  after {many['touched']:,.0f} events for random customers: RSS {touched['VmRSS'] / 1024:.0f}"
                       f" MiB (peak {touched['VmHWM'] / 1024:.0f} MiB); the restart restored"
@@ -237,13 +240,15 @@ def report(scale: dict[str, Any], many: dict[str, Any] | None) -> None:
 
 async def run(args: argparse.Namespace, bootstrap: str, root: Path) -> dict[str, Any]:
     """Both parts on one broker."""
-    dep = await new_deployment(bootstrap, root)
-    workload = build_workload(args.events, args.pool, time.time() - 120)
-    await produce_all(dep, workload.records)
-    scale = {"load_before": load_average()}
-    scale["one"] = run_group(dep, "one", 1, len(workload.records), args.timeout)
-    scale["two"] = run_group(dep, "two", 2, len(workload.records), args.timeout)
-    scale["load_after"] = load_average()
+    scale: dict[str, Any] | None = None
+    if args.events:
+        dep = await new_deployment(bootstrap, root)
+        workload = build_workload(args.events, args.pool, time.time() - 120)
+        await produce_all(dep, workload.records)
+        scale = {"load_before": load_average()}
+        scale["one"] = run_group(dep, "one", 1, len(workload.records), args.timeout)
+        scale["two"] = run_group(dep, "two", 2, len(workload.records), args.timeout)
+        scale["load_after"] = load_average()
     many = None
     if args.customers:  # its own topics: its worker must not read part 1's backlog
         many = await many_customers(await new_deployment(bootstrap, root), args.customers, args.touch)

@@ -267,7 +267,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
             read += 1
             if read % step == 0:
                 yield count
-            if not owns(key):
+            if not self.table_on_disk and not owns(key):  # RocksDB iterates the held partitions only
                 continue
             if self._restore_hinted(key, raw):
                 count += 1
