@@ -30,6 +30,9 @@ class DeadlineIndex(Generic[K]):
         if self._due.get(key) != due:
             self._due[key] = due
             heapq.heappush(self._heap, (due, key))
+            if len(self._heap) > 2 * len(self._due) + 1024:  # mostly superseded entries: bounded memory
+                self._heap = [(d, k) for k, d in self._due.items()]
+                heapq.heapify(self._heap)
 
     def due_by(self, now: float) -> bool:
         """Whether some key may be due at ``now`` (cheap: :meth:`pop_due` tells for sure)."""

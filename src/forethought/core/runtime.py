@@ -223,7 +223,8 @@ class PartitionRuntime:
 
     def restore(self, states: Iterable[CustomerState | Summary]) -> int:
         """Hold restored states (after a restart or a rebalance): their deadlines, and the clock at
-        the newest event among them. Returns how many were taken."""
+        the newest event among them; beyond ``capacity`` a state is not held (it stays in the
+        driver's store and comes back through ``load_state``). Returns how many were taken."""
         count = 0
         for state in states:
             if isinstance(state, Summary):  # evicted: no deadline; kept in memory unless the cache is bounded
@@ -231,12 +232,20 @@ class PartitionRuntime:
                     self._summaries[state.customer_id] = state.to_bytes()
                 count += 1
                 continue
-            self._states[state.customer_id] = state
+            if self.capacity is None or len(self._states) < self.capacity:
+                self._states[state.customer_id] = state
             self.deadlines.set(state.customer_id, next_due(state, self.config))
             if state.last_seen is not None and (self.now is None or state.last_seen > self.now):
                 self.now = state.last_seen
             count += 1
         return count
+
+    def restore_due(self, customer_id: str, due: float | None, last_seen: float | None) -> None:
+        """What :meth:`restore` keeps of a state it does not hold, known without reading it: its
+        deadline and its newest event time (the state stays in the driver's store)."""
+        self.deadlines.set(customer_id, due)
+        if last_seen is not None and (self.now is None or last_seen > self.now):
+            self.now = last_seen
 
     def take_dirty(self) -> Dirty:
         """What changed since the last take; then, beyond ``capacity``, the oldest clean states leave

@@ -169,6 +169,9 @@ class Metrics:
         )
         self.customers = Gauge("forethought_customers", "Customers held in local state (live, and idle ones as"
                                " summaries).", registry=r)
+        self.state_restored = Counter(
+            "forethought_state_restored_records", "Changelog records restored into the local RocksDB tables (at"
+            " start: only those past what the data directory held).", ["table"], registry=r)
         self.state_bytes = Gauge("forethought_state_bytes", "Mean serialized bytes per customer state.", registry=r)
         self.event_time_lag = Gauge(
             "forethought_event_clock_lag_seconds", "Wall clock minus the event-time clock.", registry=r

@@ -111,7 +111,11 @@ class Settings(BaseSettings, KafkaSecurity):
                     " this host's address when WEB_HOST is a wildcard (0.0.0.0, ::).")
     web_token: SecretStr | None = Field(
         None, description="Bearer token for the views that show customer data (/customers); unset: open.")
-    data_dir: Path = Path("var/worker")
+    data_dir: Path = Path("var/worker")  # the worker's local state (RocksDB): keep it across restarts
+    state_store: Literal["rocksdb", "memory"] = Field(
+        "rocksdb", description="Where the worker keeps its tables: rocksdb (on FORETHOUGHT_DATA_DIR; a restart"
+                               " replays only the changelog's tail) or memory (the whole changelog at every start).")
+    rocksdb_cache_mb: int = Field(16, ge=1, le=4096)  # block cache of each table partition's RocksDB database
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
     max_event_bytes: MaxEventBytes = DEFAULT_MAX_BYTES
@@ -144,7 +148,7 @@ class Settings(BaseSettings, KafkaSecurity):
                                       " checks in a row without an answer, until one is answered.")
     state_flush_seconds: float | None = Field(None, gt=0, le=600)  # write-behind of state; None: commit interval
     producer_linger_ms: int = Field(5, ge=0, le=1000)  # how long the worker's producer waits to fill a batch
-    state_cache_customers: int = Field(200_000, ge=100)  # live customer states kept in memory per partition
+    state_cache_customers: int = Field(10_000, ge=100)  # live customer states in memory per partition (~4.4 KiB each)
     model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
     model_signing_key: SecretStr | None = Field(None, min_length=32)  # HMAC key: sign checkpoints, load only signed
     engine: Annotated[EngineConfig, PlainValidator(engine_config), PlainSerializer(dict)] = EngineConfig()

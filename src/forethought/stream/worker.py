@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -29,6 +30,7 @@ from forethought.stream.processor import BatchProcessor, RawRecord
 from forethought.stream.recovery import Recovery, broker_answers
 from forethought.stream.rekey import headers_of
 from forethought.stream.running import Worker, count_playbooks
+from forethought.stream.table_store import DueHints, count_restored, rocksdb_options, store_url, stored_customers
 from forethought.stream.web import readiness, register_views
 
 log = get_logger("worker")
@@ -59,18 +61,23 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     playbooks = PlaybookSource.open(settings.playbooks_file)
     app = _create_app(settings, catalogue)
     metrics = Metrics()
+    options = rocksdb_options(settings.rocksdb_cache_mb) if settings.state_store == "rocksdb" else None
     table = app.Table(
         "customer_state", default=None, partitions=catalogue.partitions, use_partitioner=True,
-        key_type=bytes, value_type=bytes, help="CustomerState per customer_id (JSON).",
+        key_type=bytes, value_type=bytes, help="CustomerState per customer_id (JSON).", options=options,
     )
     profiles = app.Table(
         "customer_profile", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="Latest profile and unsubscribes per customer_id (JSON).",
+        options=options and dict(options),  # Faust's store takes keys out of the dict it is given
     )
     checkpoints = app.Table(  # keys hash to the partition they hold (BatchProcessor.checkpoint_key)
         "model_checkpoint", default=None, partitions=catalogue.partitions, use_partitioner=True,
         key_type=bytes, value_type=bytes, help="River models per input partition (versioned checkpoint).",
+        options=options and dict(options),
     )
+    for state_table in (table, profiles, checkpoints):  # RocksDB: how much of the changelog a start replays
+        count_restored(state_table, metrics.state_restored.labels(table=state_table.name).inc)
     configure_changelogs((table, profiles, checkpoints), settings)  # replication factor, min.insync.replicas
     kinds = {settings.topic(t): frozenset(catalogue.by_name[t].kinds) for t in BEHAVIOUR_INPUTS}
     processor = BatchProcessor(
@@ -80,6 +87,9 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         checkpoints=checkpoints, deadletter_max_bytes=settings.deadletter_max_bytes,
         cache_customers=settings.state_cache_customers,
     )
+    if settings.state_store == "rocksdb":
+        processor.table_on_disk = True
+        processor.due_hints = DueHints(Path(settings.data_dir) / "due-hints.db")  # the index rebuild's shortcut
     processor.pending = lambda topic, partition: has_pending(app, processor, topic, partition)
     processor.strict_topics = frozenset(settings.topic(t) for t in catalogue.strict_topics)
     if settings.model_signing_key is not None:
@@ -103,7 +113,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
     app = faust.App(
         settings.app_id,
         broker=faust_broker_url(settings.kafka_bootstrap),
-        store="memory://",
+        store=store_url(settings.state_store),  # rocksdb: forethought.stream.table_store
         datadir=str(settings.data_dir),
         topic_partitions=catalogue.partitions,
         topic_replication_factor=max(settings.kafka_replication_factor, 1),  # changelogs: configure_changelogs
@@ -229,7 +239,10 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                 owns = worker.owner()
                 if worker.index_stale:
                     await worker.flush()  # the rebuild replaces the live states
-                    count = processor.rebuild_index(owns)
+                    count = 0
+                    for done in processor.rebuilding(owns):  # in steps: heartbeats go on meanwhile
+                        count = done
+                        await asyncio.sleep(0)
                     worker.index_stale = False
                     log.info("deadline_index_rebuilt", customers=count)
                 outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
@@ -337,7 +350,7 @@ def _raw(event: faust.EventT) -> RawRecord:
 
 def _refresh_gauges(worker: Worker) -> None:
     table = worker.processor.table
-    worker.metrics.customers.set(len(table))
+    worker.metrics.customers.set(stored_customers(table))  # RocksDB: its estimate (len() reads every key)
     for partition, models in worker.processor.models.items():
         worker.metrics.model_labels_seen.labels(partition=str(partition)).set(models.labels)
     sample = [len(v) for _, v in zip(range(200), table.values())]
