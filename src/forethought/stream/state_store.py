@@ -112,10 +112,10 @@ class StateStore:
                     self.due_hints.pop(key, None)
             else:
                 self.table[key] = raw = self.dump(state)
-                if self.due_hints is not None and isinstance(state, Summary):  # no deadline: read at restart
-                    self.due_hints.pop(key, None)
-                elif self.due_hints is not None:
+                if self.due_hints is not None and isinstance(state, CustomerState):
                     self.due_hints[key] = due_hint(state, raw, self.config)
+                elif self.due_hints is not None:  # a summary has no deadline: read at restart
+                    self.due_hints.pop(key, None)
             if customer in self._unwritten and self._unwritten[customer] is state:
                 del self._unwritten[customer]
             written += 1
