@@ -51,7 +51,7 @@ async def test_faults_lose_nothing_duplicate_nothing_and_leave_every_state_as_an
     for r in results:
         assert r.settled, f"{r.name}: the group never committed every record"
         assert [f.recovery is not None for f in r.faults] == [True] * len(r.faults), f"{r.name}: no recovery"
-        assert r.tally.expected == len(expected.triggers) > 0 and r.tally.received >= r.tally.expected - r.tally.lost
+        assert r.tally.expected == len(expected.triggers) > 0
         assert (r.name, r.tally.lost, r.tally.dup_new_id, r.tally.extra) == (r.name, 0, 0, 0)
         assert r.tally.customers == len(workload.customers) + len(workload.sentinels)
         assert (r.name, r.tally.states_differ) == (r.name, 0), dict(r.tally.differing_fields)
