@@ -56,6 +56,7 @@ class WorkerProcess:
 
     @property
     def log(self) -> Path:
+        """The worker's log (JSON lines; every start of this worker appends to it)."""
         return self.deployment.workdir / f"{self.name}.log"
 
     def start(self) -> None:
@@ -64,6 +65,7 @@ class WorkerProcess:
         self.pids.append(self.proc.pid)
 
     def alive(self) -> bool:
+        """Whether its current process is running (a stopped one counts as running)."""
         return self.proc is not None and self.proc.poll() is None
 
     def signal(self, sig: signal.Signals) -> None:
@@ -107,15 +109,18 @@ class Cluster:
 
     @property
     def bootstrap(self) -> str:
+        """``127.0.0.1:<port>``: the same across broker restarts."""
         return self.broker.bootstrap
 
     def start_broker(self) -> str:
+        """Start the broker (again: same port, same data) and wait until it serves."""
         bootstrap = self.broker.start()
         assert self.broker.pid is not None
         self.pids.append(self.broker.pid)
         return bootstrap
 
     def stop_broker(self) -> None:
+        """Stop the broker (SIGTERM, SIGKILL after 20 s), keeping its data."""
         self.broker.stop()
 
     def add_worker(self, prefix: str, env: dict[str, str]) -> WorkerProcess:
@@ -127,6 +132,7 @@ class Cluster:
         return worker
 
     def live(self) -> list[WorkerProcess]:
+        """The workers whose process is running."""
         return [w for w in self.workers if w.alive()]
 
     def supervise(self) -> int:

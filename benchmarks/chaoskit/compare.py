@@ -53,6 +53,7 @@ class Tally:
         return [getattr(self, name) for name in COLUMNS]
 
     def as_dict(self) -> dict[str, Any]:
+        """The counts, the differing fields and the examples as JSON data."""
         return {**{name: getattr(self, name) for name in COLUMNS}, "customers": self.customers,
                 "differing_fields": dict(self.differing_fields), "examples": self.examples}
 

@@ -80,5 +80,6 @@ def as_json(results: list[ScenarioResult]) -> dict[str, Any]:
 
 
 def write_json(results: list[ScenarioResult], path: Path) -> None:
+    """Write :func:`as_json` to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(as_json(results), indent=2) + "\n")

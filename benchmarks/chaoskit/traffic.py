@@ -38,6 +38,7 @@ class Producer:
         await self._client.start()
 
     async def start(self) -> None:
+        """Connect and start sending in the background."""
         await self._connect()
         self._task = asyncio.create_task(self._run())
 
@@ -79,6 +80,7 @@ class Producer:
                 await self._connect()
 
     async def close(self) -> None:
+        """Stop sending and disconnect."""
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
