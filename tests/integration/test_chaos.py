@@ -54,5 +54,6 @@ async def test_faults_lose_nothing_duplicate_nothing_and_leave_every_state_as_an
         assert r.tally.expected == len(expected.triggers) > 0
         assert (r.name, r.tally.lost, r.tally.dup_new_id, r.tally.extra) == (r.name, 0, 0, 0)
         assert r.tally.customers == len(workload.customers) + len(workload.sentinels)
-        assert (r.name, r.tally.states_differ) == (r.name, 0), dict(r.tally.differing_fields)
     assert results[0].worker_starts == 3, "each SIGKILLed worker was replaced"
+    differing = {r.name: dict(r.tally.differing_fields) for r in results if r.tally.states_differ}
+    assert differing == {}, "customers whose state differs from the undisturbed run, by field (see the table)"
