@@ -26,6 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 
 from benchkit.common import engine_config  # noqa: E402
+from benchkit.core import core_runtime  # noqa: E402
 from benchkit.workload import build_workload  # noqa: E402
 
 from forethought.contracts.events import InboundEvent  # noqa: E402
@@ -39,6 +40,7 @@ from forethought.ops.topics import load_catalogue  # noqa: E402
 
 END = 1_780_000_000.0  # the events' last time: fixed, so every checkout replays the same events
 RULES = load_rules(Settings().playbooks_file)
+LINES = ("plain", "models", "runtime")  # runtime: the bench's PartitionRuntime line (its ratio to "models")
 
 
 def plain(events: list[InboundEvent], config: EngineConfig) -> None:
@@ -65,15 +67,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3, help="runs per line; the median is printed")
-    parser.add_argument("--only", choices=("plain", "models"), help="one line only")
-    parser.add_argument("--profile", choices=("plain", "models"), help="cProfile one run of a line instead")
+    parser.add_argument("--only", choices=LINES, help="one line only")
+    parser.add_argument("--profile", choices=LINES, help="cProfile one run of a line instead")
     args = parser.parse_args()
     work = build_workload(args.events, 2000, end=END)
     config, partitions, n = engine_config(), load_catalogue().partitions, len(work.events)
     for event in work.events:
         _ = event.epoch  # decoded events carry their epoch (the bench's later repeats see it cached)
-    lines: dict[str, Callable[[], None]] = {"plain": lambda: plain(work.events, config),
-                                            "models": lambda: with_models(work.events, config, partitions)}
+    lines: dict[str, Callable[[], Any]] = {"plain": lambda: plain(work.events, config),
+                                           "models": lambda: with_models(work.events, config, partitions),
+                                           "runtime": lambda: core_runtime(work.events, config, partitions)}
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(lines[args.profile])

@@ -27,14 +27,36 @@ from forethought.core.state import CustomerState  # noqa: E402
 
 
 def bench_states() -> tuple[list[CustomerState], EngineConfig]:
-    """The states ``make bench`` measures: 100,000 events of 2,000 customers through ``process()``."""
+    """The states ``make bench`` measures: 100,000 events of 2,000 customers through ``process()``, with
+    the applied offsets the worker's states hold (unless ``--no-offsets``)."""
     from benchkit.common import engine_config
     from benchkit.core import core_process
     from benchkit.workload import build_workload
 
     config = engine_config()
     work = build_workload(100_000, 2_000, time.time())
-    return list(core_process(work.events, config).values()), config
+    states = core_process(work.events, config)
+    if OFFSET_BASE >= 0:
+        with_offsets(states, work.records, OFFSET_BASE)
+    return list(states.values()), config
+
+
+OFFSET_BASE = 0  # --offset-base: where each input topic-partition's offsets start
+
+
+def with_offsets(states: dict[str, CustomerState], records: list[tuple[str, bytes, bytes]], base: int) -> None:
+    """Set each state's applied offsets (core.applied) as the worker's would be after reading
+    ``records`` in order from fresh topics (offsets from ``base``) with the catalogue's partitions."""
+    from forethought.core.applied import advanced
+    from forethought.ops.topics import BEHAVIOUR_INPUTS, load_catalogue, partition_of
+
+    partitions = load_catalogue().partitions
+    offsets: dict[tuple[str, int], int] = {}
+    for topic, key, _raw in records:
+        partition = partition_of(key, partitions)
+        offset = offsets[(topic, partition)] = offsets.get((topic, partition), base - 1) + 1
+        state = states[key.decode()]
+        state.applied = advanced(state.applied, BEHAVIOUR_INPUTS.index(topic), partition, offset)
 
 
 def replay_states(path: Path) -> tuple[list[CustomerState], EngineConfig]:
@@ -63,7 +85,12 @@ def _best(runs: dict[str, Callable[[], Any]], n: int, rounds: int = 15) -> dict[
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--replay", type=Path, help="replay this file and measure its final states")
+    parser.add_argument("--offset-base", type=int, default=0,
+                        help="input offsets start here (a long-running topic's are large: 1e9 → 5 bytes each)")
+    parser.add_argument("--no-offsets", action="store_true", help="states without applied offsets (before #12)")
     args = parser.parse_args()
+    global OFFSET_BASE
+    OFFSET_BASE = -1 if args.no_offsets else args.offset_base
     states, config = replay_states(args.replay) if args.replay else bench_states()
     binary = [s.to_bytes() for s in states]
     json_ = [orjson.dumps(s.to_dict()) for s in states]

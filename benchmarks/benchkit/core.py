@@ -88,8 +88,13 @@ def core_runtime(events: list[InboundEvent], config: EngineConfig, partitions: i
     due ticks, the dirty-state hand-off once per ``BATCH`` events as the worker's commit)."""
     runtimes = {p: PartitionRuntime(p, config, RULES, PartitionModels(p, config.model_min_labels, config))
                 for p in range(partitions)}
+    partition: dict[str, int] = {}  # murmur2 once per customer, as in core_process_models (and replay)
     for i, event in enumerate(events):
-        runtimes[partition_of(event.customer_id.encode(), partitions)].feed(event)
+        key = event.customer_id
+        p = partition.get(key)
+        if p is None:
+            p = partition[key] = partition_of(key.encode(), partitions)
+        runtimes[p].feed(event)
         if i % BATCH == 0:
             for runtime in runtimes.values():
                 runtime.take_dirty()

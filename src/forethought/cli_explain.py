@@ -152,6 +152,7 @@ def _json(raw: bytes, base: str, strict: bool = True) -> dict[str, Any]:
 def replay_view(customer: str, inputs: list[Path], until: float | None, playbooks: str | None) -> dict[str, Any]:
     """The customer's view as the worker would have shown it at ``until`` (default: the last event):
     ``inputs`` replayed in event-time order through the worker's core, playbooks and policy."""
+    from forethought.core.summary import summary_view
     from forethought.core.why import customer_view, iso, with_iso_times
     from forethought.ops.playbooks import BUILTIN, PlaybookFileError, load_rules
     from forethought.ops.startup import load_settings
@@ -176,13 +177,18 @@ def replay_view(customer: str, inputs: list[Path], until: float | None, playbook
             break  # in event-time order: nothing after this one is before --at
         replay.feed(line)
     replay.finish(until)
-    state = replay.runtime(customer).state(customer)
+    state, summary = replay.runtime(customer).state(customer), replay.runtime(customer).summary(customer)
     end = until if until is not None else replay.now
-    if state is None or end is None:
+    if (state is None and summary is None) or end is None:
         upto = f" up to {iso(until)}" if until is not None else ""
         raise UnknownCustomer(f"no state for customer {customer!r} in {', '.join(map(str, inputs))}{upto}:"
-                              " no event or profile of theirs, or evicted after being idle")
-    view = with_iso_times(customer_view(state, end, settings.engine, replay.model(customer)))
+                              " no event or profile of theirs")
+    if state is None and summary is not None:  # evicted after idling: scored from its summary
+        view = customer_view(summary.revive(settings.engine), end, settings.engine, replay.model(customer))
+        view |= summary_view(summary, end, settings.engine)
+    else:
+        view = customer_view(state, end, settings.engine, replay.model(customer))  # type: ignore[arg-type]
+    view = with_iso_times(view)
     profile = replay.runtime(customer).profile(customer).to_dict()
     return {**view, "profile": profile, "served_by": f"replay of {', '.join(str(p) for p in inputs)}"}
 

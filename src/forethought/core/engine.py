@@ -92,6 +92,14 @@ def tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules | 
     return _tick(state, now, config, rules or builtin_rules(), profile, models) or Step(state)
 
 
+def resume(state: CustomerState, event: InboundEvent, config: EngineConfig, rules: Rules | None = None,
+           profile: ProfileState = NO_PROFILE, models: PartitionModels | None = None) -> Step:
+    """:func:`process` for a state revived from an idle customer's summary (:mod:`forethought.core.summary`):
+    no tick first (nothing is due on it, and its idle time would evict it again)."""
+    state.remember(event.event_id, config.windows.recent_ids)
+    return _fold(state, event, event.epoch, config, rules or builtin_rules(), profile, models)
+
+
 def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, profile: ProfileState,
           models: PartitionModels | None) -> Step | None:
     """:func:`tick`, or None when nothing was due by ``now`` (the state is unchanged): the common
@@ -102,7 +110,8 @@ def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, 
     due = _earliest_due(state, config)
     if due is None or due > now:
         return None
-    step = Step(state)
+    step = _fire_due(state, due, config, rules, profile, models)  # usually the only one
+    due = _earliest_due(state, config)
     while due is not None and due <= now:
         step = step.then(_fire_due(state, due, config, rules, profile, models))
         due = _earliest_due(state, config)

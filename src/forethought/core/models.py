@@ -55,7 +55,6 @@ True
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
 from typing import Any
 
 import river
@@ -66,14 +65,25 @@ from forethought.core.anomaly import Verdict, WindowedTrees
 from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
+from forethought.core.dropoff_model import ScaledLogistic
 from forethought.core.population import PopulationPrior
 
-__all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "trees_spec"]
+__all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "river_pipeline", "trees_spec"]
 
 
-def dropoff_pipeline() -> compose.Pipeline:
-    """A fresh learned drop-off model (probability of no activity within the horizon)."""
-    return preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(0.002))
+LEARNING_RATE = 0.002
+
+
+def dropoff_pipeline() -> ScaledLogistic:
+    """A fresh learned drop-off model (probability of no activity within the horizon): River's
+    ``StandardScaler | LogisticRegression(SGD(0.002))``, computed without its per-dict pipeline
+    (:mod:`forethought.core.dropoff_model`: the same floats, a checkpoint of the same parameters)."""
+    return ScaledLogistic(LEARNING_RATE)
+
+
+def river_pipeline() -> compose.Pipeline:
+    """The River pipeline :func:`dropoff_pipeline` computes as (what the tests compare it with)."""
+    return preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(LEARNING_RATE))
 
 
 class PartitionModels:
@@ -88,7 +98,7 @@ class PartitionModels:
     def __init__(self, partition: int = 0, min_labels: int = 200, config: EngineConfig | None = None) -> None:
         self.partition, self.min_labels = partition, min_labels
         self.config = config or EngineConfig()
-        self.dropoff_model = dropoff_pipeline()
+        self.dropoff_model: ScaledLogistic | compose.Pipeline = dropoff_pipeline()  # benchmarks may swap in River's
         self.behaviour = behaviour_trees(self.config)
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
@@ -110,7 +120,10 @@ class PartitionModels:
         horizon; None while cold."""
         if not self.warm:
             return None
-        return round(float(self.dropoff_model.predict_proba_one(x).get(True, 0.0)), 6)
+        model = self.dropoff_model
+        if type(model) is ScaledLogistic:  # the common case, without River's answer dict
+            return round(model.proba(x), 6)
+        return round(float(model.predict_proba_one(x).get(True, 0.0)), 6)
 
     def learn_dropoff(self, x: dict[str, float], dropped: bool) -> None:
         """One resolved label: ``dropped`` is True when the horizon passed without activity."""
@@ -199,31 +212,32 @@ class PartitionModels:
         return models
 
 
-def dropoff_params(model: compose.Pipeline) -> dict[str, Any]:
+def dropoff_params(model: ScaledLogistic | compose.Pipeline) -> dict[str, Any]:
     """The learned drop-off model's parameters: the scaler's running statistics, the weights, the
     intercept and the optimiser's step count (everything :func:`dropoff_pipeline` learns)."""
+    if isinstance(model, ScaledLogistic):
+        return {"counts": dict(model.counts), "means": dict(model.means), "vars": dict(model.vars),
+                "weights": dict(model.weights), "intercept": model.intercept, "iterations": model.iterations}
     scaler, logistic = model.steps.values()
     return {"counts": dict(scaler.counts), "means": dict(scaler.means), "vars": dict(scaler.vars),
             "weights": dict(logistic._weights), "intercept": logistic.intercept,  # noqa: SLF001 - River keeps them private
             "iterations": logistic.optimizer.n_iterations}
 
 
-def dropoff_from_params(params: Any) -> compose.Pipeline:
+def dropoff_from_params(params: Any) -> ScaledLogistic:
     """A :func:`dropoff_pipeline` holding ``params`` (as :func:`dropoff_params` wrote them)."""
     if not isinstance(params, dict):
         raise CheckpointError("corrupt model checkpoint: the drop-off model is not a map")
     model = dropoff_pipeline()
-    scaler, logistic = model.steps.values()
     counts = floats(params.get("counts"), "scaler counts")
     if any(c != int(c) or c < 0 for c in counts.values()):
         raise CheckpointError("corrupt model checkpoint: scaler counts are not counts")
-    scaler.counts = Counter({name: int(c) for name, c in counts.items()})
-    scaler.means = defaultdict(float, floats(params.get("means"), "scaler means"))
-    scaler.vars = defaultdict(float, floats(params.get("vars"), "scaler variances"))
-    for name, weight in floats(params.get("weights"), "weights").items():
-        logistic._weights[name] = weight  # noqa: SLF001 - River's weights have no public setter
-    logistic.intercept = floats({"intercept": params.get("intercept")}, "intercept")["intercept"]
-    logistic.optimizer.n_iterations = integer(params.get("iterations"), "optimiser iterations")
+    model.counts = {name: int(c) for name, c in counts.items()}
+    model.means = dict(floats(params.get("means"), "scaler means"))
+    model.vars = dict(floats(params.get("vars"), "scaler variances"))
+    model.weights = dict(floats(params.get("weights"), "weights"))
+    model.intercept = floats({"intercept": params.get("intercept")}, "intercept")["intercept"]
+    model.iterations = integer(params.get("iterations"), "optimiser iterations")
     return model
 
 

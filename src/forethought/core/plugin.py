@@ -220,3 +220,14 @@ class Detector:
     def explain(self, state: CustomerState, now: float, s: Any, m: Moment) -> dict[str, Any]:
         """This detector's part of :func:`forethought.core.engine.explain` (for people and web views)."""
         return {}
+
+    def summarise(self, state: CustomerState, s: Any) -> list[float | int] | None:
+        """The few numbers of this detector's slice that outlive idle eviction (kept in the customer's
+        summary, :mod:`forethought.core.summary`: every idle customer carries them, so a handful of
+        small ints); None: nothing."""
+        return None
+
+    def revive(self, state: CustomerState, part: list[float | int], s: Any) -> None:
+        """Put ``part`` (from :meth:`summarise`) back into this detector's slice of ``state``, rebuilt
+        from a summary to score an idle customer or to carry on when they come back; ValueError when
+        ``part`` is malformed."""

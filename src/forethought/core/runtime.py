@@ -13,6 +13,10 @@ the benchmark — uses the same few calls:
 - :meth:`~PartitionRuntime.take_dirty` the states and profiles that changed since the last take, to
   persist them (the worker writes them to its changelogged tables once per commit interval).
 
+A customer idle past the TTL leaves the live states but not the base: a compact
+:class:`~forethought.core.summary.Summary` takes their state's place (:meth:`~PartitionRuntime.summary`,
+in the store too); their next record continues from it (:func:`~forethought.core.engine.resume`).
+
 Parity between the worker and replay is structural: both see the same emissions for the same
 records in the same order. A record or a due tick the core raises on leaves the customer's state as
 it was (the core runs on a copy) and comes back as an :class:`Emission` with its ``error``.
@@ -40,15 +44,18 @@ from dataclasses import dataclass, field
 
 from forethought.contracts.events import Envelope, InboundEvent
 from forethought.contracts.records import Outcome, Profile
+from forethought.core.applied import advanced, seen
 from forethought.core.config import EngineConfig
 from forethought.core.deadlines import DeadlineIndex
-from forethought.core.engine import Step, next_due, observe_outcome, observe_profile, process, tick
+from forethought.core.engine import Step, next_due, observe_outcome, observe_profile, process, resume, tick
 from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.state import CustomerState
+from forethought.core.summary import Summary, summarise
 
 Record = InboundEvent | Profile | Outcome
+Position = tuple[int, int, int]  # (lane, partition, offset) of a record: core.applied
 NO_PROFILE = ProfileState()
 
 
@@ -56,13 +63,15 @@ NO_PROFILE = ProfileState()
 class Emission:
     """What one record or one due tick of ``customer_id`` produced.
 
-    ``step`` is None exactly when the core raised (``error``): the customer keeps its prior state
-    and nothing of that record or tick is published. ``due`` is True for a tick (no record)."""
+    ``step`` is None when the core raised (``error``): the customer keeps its prior state and
+    nothing of that record or tick is published; or when the state had applied the record already
+    (``replayed``): nothing changed. ``due`` is True for a tick (no record)."""
 
     customer_id: str
     step: Step | None
     due: bool = False
     error: Exception | None = None
+    replayed: bool = False
 
     @property
     def failure(self) -> Exception:
@@ -78,9 +87,10 @@ class Emission:
 
 @dataclass(slots=True)
 class Dirty:
-    """States (None: the customer was evicted, delete it) and profiles changed since the last take."""
+    """States (a :class:`Summary`: the customer was evicted, store it in the state's place; None: delete
+    it) and profiles changed since the last take."""
 
-    states: dict[str, CustomerState | None] = field(default_factory=dict)
+    states: dict[str, CustomerState | Summary | None] = field(default_factory=dict)
     profiles: dict[str, ProfileState] = field(default_factory=dict)
 
 
@@ -88,7 +98,8 @@ class PartitionRuntime:
     """The core's driver for one partition (see the module docstring).
 
     ``load_state``/``load_profile`` read what the cache does not hold (the worker's tables after a
-    restart or when the cache dropped a clean customer); ``capacity`` bounds the live states kept
+    restart or when the cache dropped a clean customer; a :class:`Summary` for an evicted one);
+    ``capacity`` bounds the live states kept
     in memory (None: all). ``limit`` caps how far events may push the clock: a driver that knows
     some input is still behind (records on the broker not yet read) sets it, so no one is judged
     silent on the strength of one topic alone.
@@ -96,7 +107,7 @@ class PartitionRuntime:
 
     def __init__(self, partition: int, config: EngineConfig, rules: Rules | None = None,
                  models: PartitionModels | None = None, *,
-                 load_state: Callable[[str], CustomerState | None] = lambda _c: None,
+                 load_state: Callable[[str], CustomerState | Summary | None] = lambda _c: None,
                  load_profile: Callable[[str], ProfileState | None] = lambda _c: None,
                  capacity: int | None = None) -> None:
         self.partition, self.config, self.models = partition, config, models
@@ -106,14 +117,18 @@ class PartitionRuntime:
         self.limit = math.inf
         self.deadlines: DeadlineIndex[str] = DeadlineIndex()
         self._states: dict[str, CustomerState] = {}
+        self._summaries: dict[str, bytes] = {}  # evicted customers' summaries, encoded (tens of bytes each)
         self._profiles: dict[str, ProfileState] = {}
         self._dirty: set[str] = set()
         self._dirty_profiles: set[str] = set()
 
-    def feed(self, record: Record) -> list[Emission]:
+    def feed(self, record: Record, position: Position | None = None) -> list[Emission]:
         """Run one record; an event first advances the clock to its time (capped by ``limit``).
 
-        Returns the due ticks that fired on the way, then the record's own emission."""
+        Returns the due ticks that fired on the way, then the record's own emission. ``position``
+        (``(lane, partition, offset)``, :mod:`forethought.core.applied`) is where the driver read the
+        record: one the customer's state has applied already (re-delivered after a crash) changes
+        nothing and comes back with ``replayed`` set."""
         emitted: list[Emission] = []
         event = isinstance(record, Envelope)
         if event:
@@ -123,15 +138,27 @@ class PartitionRuntime:
         customer = record.customer_id
         try:  # the core mutates states in place: it runs on a draft, the held state stays as it was
             state = self._states.get(customer) or self.state(customer)  # an unreadable stored state raises here
+            revived = state is None and customer in self._summaries or event and at < record.epoch and self._idle(  # type: ignore[union-attr]
+                state, record.epoch)  # type: ignore[union-attr]  # (a clock held back by ``limit``: evict here)
+            if revived:  # back after idle eviction: continue from the summary (a garbled one raises here)
+                state = self._revive(customer, state)
+            if position is not None and state is not None and seen(state.applied, *position):
+                emitted.append(Emission(customer, None, replayed=True))
+                return emitted
             draft = None if state is None else state.draft()
             if event:  # the common case, without _run's dispatch
                 profile = self._profiles.get(customer) or self.profile(customer)
-                step = process(draft, record, self.config, self.rules, profile, self.models)  # type: ignore[arg-type]
+                step = (resume if revived else process)(draft, record, self.config, self.rules, profile,  # type: ignore[arg-type]
+                                                        self.models)
             else:
                 step = self._run(draft, record)
         except Exception as error:  # noqa: BLE001 - one record never stops the engine (rule 6)
             emitted.append(Emission(customer, None, error=error))
             return emitted
+        if revived:
+            self._summaries.pop(customer, None)
+        if position is not None and step.state is not None:
+            step.state.applied = advanced(step.state.applied, *position)
         self._apply(customer, step)
         emitted.append(Emission(customer, step))
         return emitted
@@ -155,18 +182,36 @@ class PartitionRuntime:
             except Exception as error:  # noqa: BLE001 - one customer never stops the others' time
                 emitted.append(Emission(customer, None, due=True, error=error))
                 continue
-            self._apply(customer, step)
+            self._apply(customer, step, state)
             emitted.append(Emission(customer, step, due=True))
         return emitted
 
     def state(self, customer_id: str) -> CustomerState | None:
         """The customer's live state (loaded through ``load_state`` on a miss), None when unknown."""
         state = self._states.get(customer_id)
-        if state is None and customer_id in self._dirty:
-            return None  # evicted: the store still has it until the driver takes the deletion
-        if state is None and (state := self.load_state(customer_id)) is not None:
-            self._states[customer_id] = state
+        if state is None and (customer_id in self._summaries or customer_id in self._dirty):
+            return None  # evicted: summarised (the store has the state until the driver takes the summary)
+        if state is None and (stored := self.load_state(customer_id)) is not None:
+            if type(stored) is Summary:
+                self._summaries[customer_id] = stored.to_bytes()
+                return None
+            state = self._states[customer_id] = stored  # type: ignore[assignment]
         return state
+
+    def summary(self, customer_id: str) -> Summary | None:
+        """The summary of a customer evicted after idling past the TTL (None: live, or never seen)."""
+        if customer_id not in self._summaries and self.state(customer_id) is not None:
+            return None
+        raw = self._summaries.get(customer_id)
+        return None if raw is None else Summary.from_bytes(raw, self.config)
+
+    def summaries(self) -> Iterable[Summary]:
+        """The summaries held in memory (every evicted customer when there is no ``capacity``)."""
+        return (Summary.from_bytes(raw, self.config) for raw in list(self._summaries.values()))
+
+    def summary_bytes(self) -> int:
+        """The encoded size of the summaries held in memory (what each costs: docs/churn-quality.md)."""
+        return sum(map(len, self._summaries.values()))
 
     def profile(self, customer_id: str) -> ProfileState:
         """The customer's profile and unsubscribes (an empty profile when nothing is known)."""
@@ -176,11 +221,16 @@ class PartitionRuntime:
             self._profiles[customer_id] = profile
         return profile
 
-    def restore(self, states: Iterable[CustomerState]) -> int:
+    def restore(self, states: Iterable[CustomerState | Summary]) -> int:
         """Hold restored states (after a restart or a rebalance): their deadlines, and the clock at
         the newest event among them. Returns how many were taken."""
         count = 0
         for state in states:
+            if isinstance(state, Summary):  # evicted: no deadline; kept in memory unless the cache is bounded
+                if self.capacity is None:
+                    self._summaries[state.customer_id] = state.to_bytes()
+                count += 1
+                continue
             self._states[state.customer_id] = state
             self.deadlines.set(state.customer_id, next_due(state, self.config))
             if state.last_seen is not None and (self.now is None or state.last_seen > self.now):
@@ -191,10 +241,12 @@ class PartitionRuntime:
     def take_dirty(self) -> Dirty:
         """What changed since the last take; then, beyond ``capacity``, the oldest clean states leave
         memory (they are on the driver's store and come back through ``load_state``)."""
-        dirty = Dirty({c: self._states.get(c) for c in self._dirty},
+        dirty = Dirty({c: self._states.get(c) or self._stored_summary(c) for c in self._dirty},
                       {c: self._profiles[c] for c in self._dirty_profiles})
         self._dirty, self._dirty_profiles = set(), set()
         self._trim()
+        if self.capacity is not None:  # taken: the driver's store has them (load_state brings one back)
+            self._summaries.clear()
         return dirty
 
     def has_dirty(self) -> bool:
@@ -218,7 +270,7 @@ class PartitionRuntime:
         assert state is None or state.customer_id == customer
         return process(state, record, self.config, self.rules, profile, self.models)
 
-    def _apply(self, customer: str, step: Step) -> None:
+    def _apply(self, customer: str, step: Step, before: CustomerState | None = None) -> None:
         if step.profile is not None:
             self._profiles[customer] = step.profile
             self._dirty_profiles.add(customer)
@@ -227,12 +279,29 @@ class PartitionRuntime:
         if state is None:
             self._states.pop(customer, None)
             self.deadlines.set(customer, None)
+            if before is not None:  # evicted after idling: a summary takes the state's place
+                self._summaries[customer] = summarise(before, self.now or 0.0, self.config).to_bytes()
             return
         state.finish()  # a draft takes over the slices the step left untouched
         if self.capacity is not None:  # re-inserted last: dict order is least recently changed first (_trim)
             self._states.pop(customer, None)
         self._states[customer] = state
         self.deadlines.set(customer, next_due(state, self.config))
+
+    def _stored_summary(self, customer: str) -> Summary | None:
+        raw = self._summaries.get(customer)
+        return None if raw is None else Summary.from_bytes(raw, self.config)
+
+    def _idle(self, state: CustomerState | None, at: float) -> bool:
+        """Whether ``state`` is idle past the TTL at ``at`` (as the engine's tick judges it)."""
+        since = None if state is None else state.last_seen if state.last_seen is not None else state.created
+        return since is not None and at - since >= self.config.windows.idle_ttl_seconds
+
+    def _revive(self, customer: str, state: CustomerState | None) -> CustomerState:
+        """The state to continue from: the summary's (a held state idle past the TTL is summarised first)."""
+        summary = Summary.from_bytes(self._summaries[customer], self.config) if state is None else \
+            summarise(state, self.now or 0.0, self.config)
+        return summary.revive(self.config)
 
     def _trim(self) -> None:
         if self.capacity is None or len(self._states) <= self.capacity:

@@ -70,29 +70,33 @@ _VALUES = tuple(tuple(f.value(code) for code in range(256)) for f in FEATURES)  
 
 def raw(facts: Mapping[str, Any]) -> dict[str, float]:
     """The unclipped feature values from :func:`forethought.core.engine.facts` output."""
+    return dict(zip(NAMES, _raw_values(facts)))
+
+
+def _raw_values(facts: Mapping[str, Any]) -> list[float]:
+    """:func:`raw`'s values in :data:`FEATURES` order (once a look: no dict in between)."""
     f, scores = facts["features"], facts["scores"]
     events, gap = f.get("events") or 0, max(f.get("typical_gap_seconds") or 1.0, 1.0)
     week, usual = f.get("events_last_7_days") or 0, f.get("usual_events_per_7_days")
-    return {
-        "silence_ratio": math.log1p((f.get("silence_seconds") or 0.0) / gap),
-        "dropoff": scores.get("dropoff") or 0.0,
-        "log_typical_gap": math.log(gap),
-        "log_events": math.log1p(events),
-        "log_visits": math.log1p(f.get("visits") or 0),
-        "log_events_7d": math.log1p(week),
-        "week_vs_usual": math.log1p(week / usual) if usual else math.log(2.0),
-        "usual_known": 1.0 if usual else 0.0,
-        "log_tenure_days": math.log1p(max(f.get("days_since_first_seen") or 0.0, 0.0)),
-        "error_rate": (f.get("error_total") or 0) / events if events else 0.0,
-        "log_features_used": math.log1p(f.get("features_used") or 0),
-    }
+    return [
+        math.log1p((f.get("silence_seconds") or 0.0) / gap),
+        scores.get("dropoff") or 0.0,
+        math.log(gap),
+        math.log1p(events),
+        math.log1p(f.get("visits") or 0),
+        math.log1p(week),
+        math.log1p(week / usual) if usual else math.log(2.0),
+        1.0 if usual else 0.0,
+        math.log1p(max(f.get("days_since_first_seen") or 0.0, 0.0)),
+        (f.get("error_total") or 0) / events if events else 0.0,
+        math.log1p(f.get("features_used") or 0),
+    ]
 
 
 def codes(facts: Mapping[str, Any]) -> bytes:
     """One byte per feature, in :data:`FEATURES` order."""
-    values = raw(facts)
-    return bytes([round((min(max(v, lo), hi) - lo) / span * 255) if (v := values[name]) == v else 0
-                  for name, lo, hi, span in _CLIPS])  # a list, not a generator: once a look, 11 items
+    return bytes([round((min(max(v, lo), hi) - lo) / span * 255) if v == v else 0
+                  for v, (_, lo, hi, span) in zip(_raw_values(facts), _CLIPS)])  # a list: once a look, 11 items
 
 
 def from_codes(data: bytes) -> dict[str, float]:

@@ -29,6 +29,7 @@ import operator
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from forethought.core.applied import NOTHING, Applied
 from forethought.core.baselines import EwStats
 from forethought.core.ledger import PolicyLedger
 from forethought.core.state_codec import FIELDS, FIELDS_V1, HOUR_BUCKETS, MAGIC_V1, decode_fields, encode_fields
@@ -65,6 +66,7 @@ class CustomerState:
     error_total: int = 0
     created: float | None = None
     policy: PolicyLedger = field(default_factory=PolicyLedger)
+    applied: Applied = NOTHING  # how far each input was applied to this state (core.applied: exactly-once effects)
 
     @classmethod
     def new(cls, customer_id: str, config: EngineView) -> CustomerState:
@@ -75,6 +77,22 @@ class CustomerState:
     def slice(self, name: str) -> Any:
         """Detector ``name``'s part of this state (KeyError when that detector does not run)."""
         return self.slices[name]
+
+    def peek(self, name: str) -> Any:
+        """Detector ``name``'s slice **to read only**: on a :meth:`draft` the run's copy when it made
+        one, else the origin's own, not copied (reading a slice must not cost a copy of it).
+
+        >>> from forethought.core.config import EngineConfig
+        >>> state = CustomerState.new("c1", EngineConfig())
+        >>> twin = state.draft()
+        >>> twin.peek("silence") is state.slice("silence"), twin.slice("silence") is twin.peek("silence")
+        (True, True)
+        """
+        slices = self.slices
+        if type(slices) is _Slices:
+            piece = dict.get(slices, name)
+            return slices.origin[name] if piece is None else piece
+        return slices[name]
 
     def remember(self, event_id: str, keep: int = 32) -> bool:
         """Record ``event_id``; True when it was already among the last ``keep`` ids.
@@ -138,7 +156,8 @@ class CustomerState:
     def to_dict(self) -> dict[str, Any]:
         """The JSON form that versions before the binary codec wrote (version 3: one flat set of
         fields, short keys, empty or default parts left out); :meth:`from_dict` reads it back. For
-        people and for tests of reading old states: the changelog holds :meth:`to_bytes`."""
+        people and for tests of reading old states: the changelog holds :meth:`to_bytes`. The applied
+        offsets (``applied``), which those versions did not have, are left out."""
         v: Any = _Flat(self)  # every slice's fields beside the core's
         data = {
             "v": STATE_VERSION, "id": v.customer_id, "acct": v.account_id,

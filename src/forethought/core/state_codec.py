@@ -50,6 +50,8 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from forethought.core import applied as applied_codec
+from forethought.core.applied import NOTHING, Applied
 from forethought.core.baselines import EwStats
 from forethought.core.codec_kinds import (
     BYTES,
@@ -137,6 +139,15 @@ def _new_slices(config: EngineView, _fields: dict[str, Any]) -> dict[str, Any]:
 
 SLICES = Kind(_slices_out, _slices_back)
 
+
+def _applied_back(v: Plain, _anchor: int, _config: EngineView) -> Applied:
+    if type(v) is not bytes:
+        raise malformed("applied offsets list")
+    return applied_codec.decode(v)
+
+
+APPLIED = Kind(lambda v, _anchor: applied_codec.encode(v), _applied_back)  # varints (core.applied)
+
 # The field table of version 2, in CustomerState's order. APPEND ONLY: see the versioning rule above.
 # What belongs to one detector is in its slice (``slices``: forethought.core.plugin.Slice).
 FIELDS: tuple[Field, ...] = (  # the most often present first: their presence bits fit one byte
@@ -157,6 +168,7 @@ FIELDS: tuple[Field, ...] = (  # the most often present first: their presence bi
     Field("error_total", INT, 0),
     Field("created", TIME, skip=lambda v, s: v == s.first_seen, fill=lambda _c, f: f.get("first_seen")),
     Field("policy", LEDGER, PolicyLedger(), skip=lambda v, _s: v.is_empty()),
+    Field("applied", APPLIED, NOTHING),
 )
 
 # Version 1 (one flat table, before detectors had slices): read only, then split into slices.

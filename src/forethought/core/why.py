@@ -28,7 +28,7 @@ from forethought.core.state import CustomerState
 
 TIME_KEYS = frozenset({
     "as_of", "at", "since", "first_seen", "last_seen", "release_at", "until", "next_daily_check",
-    "silence_deadline", "taken_at", "first", "last", "first_bucket_start", "last_bucket_start",
+    "silence_deadline", "taken_at", "evicted_at", "first", "last", "first_bucket_start", "last_bucket_start",
 })
 """Keys whose number is a point in time (POSIX seconds) wherever they occur in a view."""
 

@@ -121,6 +121,19 @@ class Metrics:
         )
         self.duplicates = Counter("forethought_duplicate_events", "Events ignored as repeats.", registry=r)
         self.late = Counter("forethought_late_events", "Events older than the allowed lateness.", registry=r)
+        self.replayed = Counter(
+            "forethought_replayed_records", "Records read again (after a crash) that the customer's state had"
+            " applied already: skipped by offset, nothing changed (exactly-once effects).", registry=r
+        )
+        self.recovery = Gauge(
+            "forethought_recovery_seconds", "How long the last loss of readiness lasted, by cause (start: process"
+            " start to ready; rebalance: a rebalance and its state restore; broker: the broker unreachable).",
+            ["cause"], registry=r
+        )
+        self.broker_reachable = Gauge(
+            "forethought_broker_reachable", "1 while the Kafka cluster answers metadata requests, 0 while it does"
+            " not (/ready is then false).", registry=r
+        )
         self.rekeyed = Counter(
             "forethought_rekeyed_events", "Records sent round through forethought.rekeyed: keyed by something"
             " other than customer_id, or on another partition than its murmur2 one (librdkafka's default"
@@ -154,7 +167,8 @@ class Metrics:
             "forethought_consumer_lag", "Messages behind the end of each input partition.", ["topic", "partition"],
             registry=r
         )
-        self.customers = Gauge("forethought_customers", "Customers held in local state.", registry=r)
+        self.customers = Gauge("forethought_customers", "Customers held in local state (live, and idle ones as"
+                               " summaries).", registry=r)
         self.state_bytes = Gauge("forethought_state_bytes", "Mean serialized bytes per customer state.", registry=r)
         self.event_time_lag = Gauge(
             "forethought_event_clock_lag_seconds", "Wall clock minus the event-time clock.", registry=r
@@ -190,6 +204,18 @@ class Metrics:
             "forethought_model_labels_seen", "Labels the partition's model has learned in its life (restored"
             " checkpoints included); below the minimum the model is cold and scores are absent.", ["partition"],
             registry=r,
+        )
+        self.model_prequential_auc = Gauge(
+            "forethought_model_prequential_auc", "ROC-AUC of the learned model on its last resolved labels, each"
+            " scored before it was learned (prequential), while the model serves scores.", ["model"], registry=r,
+        )
+        self.model_prior_auc = Gauge(
+            "forethought_model_prior_auc", "ROC-AUC of the prior (the silence drop-off score) on the same labels as"
+            " forethought_model_prequential_auc: the learned model should stay above it.", ["model"], registry=r,
+        )
+        self.model_prequential_labels = Gauge(
+            "forethought_model_prequential_labels", "Resolved labels behind forethought_model_prequential_auc (the"
+            " last ones, at most a window).", ["model"], registry=r,
         )
         self.model_checkpoints = Counter(
             "forethought_model_checkpoints", "Partition model checkpoints, by result (written; failed: kept in"

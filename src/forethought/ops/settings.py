@@ -29,7 +29,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, PlainSerializer, PlainValidator, SecretStr, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from forethought.contracts.catalogue import DEFAULT_TOPICS_FILE, REPO_ROOT
@@ -123,6 +132,20 @@ class Settings(BaseSettings, KafkaSecurity):
                     " received yet, before records of the same partition number from other topics go to the engine"
                     " ahead of them (Kafka Streams' max.task.idle.ms); 0: never wait (arrival order).")
     commit_interval_seconds: float = Field(1.0, gt=0, le=60)
+    # group membership: how soon a dead worker's partitions move (docs/durability.md)
+    kafka_session_timeout_seconds: float = Field(
+        10.0, ge=1, le=300, description="A worker that sends no heartbeat for this long is dropped from the group"
+        " and its partitions move (within the broker's group.min/max.session.timeout.ms: 6-1800 s by default).")
+    kafka_heartbeat_seconds: float = Field(2.0, gt=0, le=100, description="How often the worker heartbeats to its"
+                                           " group coordinator; below the session timeout (a third or less).")
+    kafka_group_instance_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="Static group membership (KIP-345): a stable id unique in the group (a StatefulSet pod's name);"
+                    " a worker restarted with the same id takes its partitions back at once, without waiting for the"
+                    " session timeout. Unset: dynamic membership.")
+    broker_check_seconds: float = Field(
+        2.0, gt=0, le=60, description="How often the worker asks the cluster for metadata; /ready is false after two"
+                                      " checks in a row without an answer, until one is answered.")
     state_flush_seconds: float | None = Field(None, gt=0, le=600)  # write-behind of state; None: commit interval
     producer_linger_ms: int = Field(5, ge=0, le=1000)  # how long the worker's producer waits to fill a batch
     state_cache_customers: int = Field(200_000, ge=100)  # live customer states kept in memory per partition
@@ -146,6 +169,13 @@ class Settings(BaseSettings, KafkaSecurity):
         if isinstance(value, dict) and (unknown := unknown_section_key(value, engine_keys())):
             raise ValueError(f"unknown engine setting {unknown}")
         return value
+
+    @model_validator(mode="after")
+    def _heartbeat_below_session(self) -> Settings:
+        if self.kafka_heartbeat_seconds >= self.kafka_session_timeout_seconds:
+            raise ValueError("FORETHOUGHT_KAFKA_HEARTBEAT_SECONDS must be below"
+                             " FORETHOUGHT_KAFKA_SESSION_TIMEOUT_SECONDS")
+        return self
 
     @field_validator("kafka_bootstrap")
     @classmethod

@@ -29,6 +29,7 @@ from forethought.replay import report_data
 from forethought.replay.evaluate import evaluate
 from forethought.replay.reader import open_input, sorted_lines
 from forethought.replay.runner import Replayer
+from forethought.replay.score_quality import DailyScores, daily_quality, print_quality, snapshot_quality
 
 console = Console(stderr=True, highlight=False)
 
@@ -46,11 +47,20 @@ def run_replay(
         raise ValueError("--snapshot-at needs --snapshot-out")
     kept: list[Trigger] = []
     scores: list[report_data.ScoreRow] = []  # the engine's daily scores, for the page's truth sections
+    daily: list[DailyScores] = []  # every score of every daily look, for the prediction quality
+    snapshot: list[dict[str, Any]] = []  # the snapshot's rows, likewise
 
     def seen(customer: str, observation: Observation) -> None:
         if observation.kind == "daily_scores":
             d = observation.detail
-            scores.append(report_data.ScoreRow(customer, d["at"], d["dropoff"], d["dropoff_learned"]))
+            daily.append(DailyScores(customer, d))
+            if html_out is not None:
+                scores.append(report_data.ScoreRow(customer, d["at"], d["dropoff"], d["dropoff_learned"]))
+
+    def snapshot_row(row: dict[str, Any]) -> None:
+        _write(out.get("snapshot"), row)
+        if truth is not None:
+            snapshot.append({k: row[k] for k in ("customer_id", "scores", "summarised") if k in row})
 
     started = time.perf_counter()
     with ExitStack() as stack:
@@ -65,9 +75,9 @@ def run_replay(
             config, on_trigger=keep,
             on_deadletter=lambda d: _write(out.get("dead"), d.model_dump(mode="json")),
             sources=[str(p) for p in inputs], snapshot_at=at,
-            on_snapshot=lambda row: _write(out.get("snapshot"), row), rules=rules, partitions=partitions,
+            on_snapshot=snapshot_row, rules=rules, partitions=partitions,
             deadletter_max_bytes=deadletter_max_bytes,
-            on_observation=seen if html_out is not None and truth is not None else lambda _c, _o: None,
+            on_observation=seen if truth is not None else lambda _c, _o: None,
             on_tick_error=lambda customer, error: console.print(f"[yellow]tick failed[/] for {customer!r}: {error}"),
         )
         with _Progress(inputs, quiet) as bar:
@@ -81,12 +91,17 @@ def run_replay(
     elapsed = time.perf_counter() - started
     report: dict[str, Any] = {**replay.counts.as_dict(), "seconds": round(elapsed, 2),
                               "records_per_second": round(replay.counts.read / elapsed) if elapsed else None,
-                              "customers_in_state": len(replay.states), "models": replay.models_report()}
+                              "customers_in_state": len(replay.states),
+                              "customers_summarised": len(replay.summaries), "models": replay.models_report()}
     report["lift"] = report_data.lift_intervals(report["lift"])
     truth_rows = _truth(truth) if truth is not None else None
     if truth_rows is not None:
-        report["quality"] = evaluate(kept, truth_rows, start=replay.counts.first_event or 0.0,
-                                     end=replay.counts.last_event or 0.0)
+        end = replay.counts.last_event or 0.0
+        report["quality"] = evaluate(kept, truth_rows, start=replay.counts.first_event or 0.0, end=end)
+        by_id = {row["customer_id"]: row for row in truth_rows}
+        report["prediction_quality"] = {"daily": daily_quality(daily, by_id, end=end)}
+        if at is not None:
+            report["prediction_quality"]["snapshot"] = snapshot_quality(snapshot, by_id, at=at, end=end)
     if report_out is not None:
         report_out.write_text(json.dumps(report, indent=2) + "\n")
     if html_out is not None:
@@ -184,6 +199,7 @@ def print_summary(report: dict[str, Any]) -> None:
     if report.get("shadow_by_playbook"):
         console.print(f"shadow triggers by playbook: {_counts(report['shadow_by_playbook'])}")
     _print_lift(report.get("lift") or {})
+    print_quality(console, report.get("prediction_quality") or {})
     quality = report.get("quality")
     if not quality:
         return

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from forethought.contracts.records import Trigger
+from forethought.core.quality import average_precision
 from forethought.replay.evaluate import DAY, dropoff_leads
 
 Z95 = 1.959964  # the normal quantile of a two-sided 95 % interval
@@ -121,18 +122,15 @@ def pr_curve(pairs: list[tuple[float, int]], points: int = 200) -> dict[str, Any
     ordered = sorted(pairs, key=lambda p: -p[0])
     curve: list[list[float]] = []
     tp = fp = 0
-    average, last_recall = 0.0, 0.0
     for i, (score, label) in enumerate(ordered):
         tp, fp = tp + label, fp + (1 - label)
         if i + 1 < len(ordered) and ordered[i + 1][0] == score:
             continue  # ties: one point per threshold
-        precision, recall = tp / (tp + fp), tp / positives
-        average += (recall - last_recall) * precision
-        last_recall = recall
-        curve.append([round(score, 4), round(precision, 4), round(recall, 4)])
+        curve.append([round(score, 4), round(tp / (tp + fp), 4), round(tp / positives, 4)])
     step = max(1, math.ceil(len(curve) / points))
     kept = curve[::step] + ([curve[-1]] if (len(curve) - 1) % step else [])
-    return {"points": kept, "average_precision": round(average, 4), "positives": positives, "n": len(pairs)}
+    return {"points": kept, "average_precision": round(average_precision(ordered) or 0.0, 4), "positives": positives,
+            "n": len(pairs)}
 
 
 def lead_times(triggers: Iterable[Trigger], truth: dict[str, dict[str, Any]], *, end: float,

@@ -106,6 +106,20 @@ score. Bars are shares of each group, so groups of different sizes compare.</p>
 threshold, recall = share of churned scores above it. Dashed: a random score. {{ ap_note }}</p>
 {% if pr_chart %}{{ pr_chart }}{% else %}<p class="note">Needs both churned and retained scores.</p>{% endif %}
 
+<h2 id="prediction-quality">Prediction quality</h2>
+<p class="note">Per score against the truth: ROC-AUC, lift quality (Braze's scale: 2·AUC − 1 in percent, graded
+Excellent from 60, Good from 40, Fair from 20), average precision and, for probabilities, the Brier score and the
+mean predicted / observed rate per decile of the prediction. Definitions in docs/churn-quality.md.</p>
+{% for view, part in prediction %}<h3>{{ view }} scores (horizon {{ fmt(part.horizon_days) }} days)</h3>
+<table><tr><th>score</th><th>n</th><th>base rate</th><th>ROC-AUC</th><th>lift quality</th><th>grade</th><th>AP</th>
+<th>Brier</th></tr>
+{% for name, q in part.scores.items() %}<tr><td>{{ name }}</td><td>{{ num(q.n) }}</td><td>{{ fmt(q.base_rate) }}</td>
+<td>{{ fmt(q.auc) }}</td><td>{{ fmt(q.lift_quality) }}</td><td>{{ q.grade or "-" }}</td>
+<td>{{ fmt(q.average_precision) }}</td><td>{{ fmt(q.brier) }}</td></tr>{% endfor %}</table>
+{% for name, q in part.scores.items() if q.calibration %}<p class="note">Calibration of {{ name }}:
+{% for b in q.calibration %}{{ fmt(b.predicted) }}/{{ fmt(b.observed) }}{{ " · " if not loop.last }}{% endfor %}</p>
+{% endfor %}{% else %}<p class="note">No score could be labelled.</p>{% endfor %}
+
 <h2 id="lead">Lead time of drop-off alarms</h2>
 <p class="note">For each detected churner ({{ lead.detected }} of {{ lead.eligible }} eligible), days from the first
 true drop-off trigger to their last activity: positive = warned before the customer went quiet.</p>
@@ -156,7 +170,9 @@ def render_page(report: dict[str, Any], *, sources: list[str], details: dict[str
         score_charts=[_score_chart(name, dist) for name, dist in (d.get("scores") or {}).items()],
         pr_chart=_pr_chart(d.get("pr") or {}), ap_note=_ap_note(d.get("pr") or {}),
         lead=d.get("lead") or {"detected": 0, "eligible": 0}, lead_chart=_lead_chart(d.get("lead") or {}),
-        quality=_quality(report.get("quality") or {}), fmt=_fmt, num=lambda n: f"{n or 0:,}",
+        quality=_quality(report.get("quality") or {}), fmt=_fmt,
+        prediction=[(view, part) for view, part in (report.get("prediction_quality") or {}).items() if part["scores"]],
+        num=lambda n: f"{n or 0:,}",
     )
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -42,6 +42,7 @@ from forethought.core.models import PartitionModels
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.runtime import Emission, PartitionRuntime, Record
 from forethought.core.state import CustomerState
+from forethought.core.summary import Summary, summary_view
 from forethought.replay.reader import Line
 
 ALL_KINDS = EVENT_KINDS | CONTROL_KINDS
@@ -141,6 +142,11 @@ class Replayer:
         """Every live customer state, by customer id."""
         return {s.customer_id: s for r in self.runtimes for s in r.customers()}
 
+    @property
+    def summaries(self) -> list[Summary]:
+        """Every customer evicted after idling past the TTL, as their summary."""
+        return [s for r in self.runtimes for s in r.summaries()]
+
     def feed(self, line: Line) -> None:
         """One input line: invalid → dead letter; valid → its partition's runtime."""
         self.counts.read += 1
@@ -238,18 +244,23 @@ class Replayer:
     def _snapshot(self) -> None:
         at, self.snapshot_at = self.snapshot_at, None
         assert at is not None
-        for row in snapshot_rows(self.states.values(), at, self.config, lambda s: self.model(s.customer_id)):
+        for row in snapshot_rows(self.states.values(), at, self.config, lambda s: self.model(s.customer_id),
+                                 self.summaries):
             self.on_snapshot(row)
 
 
 def snapshot_rows(states: Any, at: float, config: EngineConfig,
                   models: Callable[[CustomerState], PartitionModels | None] = lambda _s: None,
-                  ) -> Iterator[dict[str, Any]]:
+                  summaries: Iterable[Summary] = ()) -> Iterator[dict[str, Any]]:
     """Each customer's scores (``dropoff_learned`` from their partition's ``models``) and reasons
-    as of event time ``at``."""
-    for state in sorted(states, key=lambda s: s.customer_id):
+    as of event time ``at``: the live ``states`` and the ``summaries`` of customers evicted after
+    idling (scored on the state their summary revives, marked ``summarised``, with the idle reason)."""
+    held: list[CustomerState | Summary] = [*states, *summaries]
+    for kept in sorted(held, key=lambda k: k.customer_id):  # a summary is revived only when its row is due
+        summary = kept if isinstance(kept, Summary) else None
+        state = kept if isinstance(kept, CustomerState) else kept.revive(config)
         view = explain(state, at, config, models(state))
-        yield {
+        row = {
             "customer_id": state.customer_id, "as_of": _iso(at), "scores": view["scores"],
             "reasons": [
                 {"signal": "silence_seconds", "observed": round(view["silence_seconds"], 3),
@@ -258,6 +269,11 @@ def snapshot_rows(states: Any, at: float, config: EngineConfig,
                  "baseline": round(view["error_baseline_per_bucket"], 4), "unit": f"errors/{config.bucket_seconds}s"},
             ],
         }
+        if summary is not None:
+            idle = summary_view(summary, at, config)
+            row |= {"summarised": True, "evicted_at": _iso(summary.evicted_at)}
+            row["reasons"].insert(0, idle["reason"])
+        yield row
 
 
 def _iso(epoch: float | None) -> str | None:

@@ -9,8 +9,11 @@ committed only after every state change and every trigger that depends on it is 
    last commit is written once to the state table (its changelog); the caller awaits those
    writes, and only then acknowledges the records handled since the last commit.
 A crash before 3 has completed reads those records again from the last committed offset and
-re-publishes the same trigger ids (consumers deduplicate by ``trigger_id``); a crash after it
-sees the events again as duplicates and publishes nothing new.
+re-publishes the same trigger ids (consumers deduplicate by ``trigger_id``); a crash after the
+states are written but before the offsets are committed reads records again whose effects the
+states already hold: each state remembers how far it applied each input topic-partition
+(:mod:`forethought.core.applied`), so those records change nothing and publish nothing
+(docs/durability.md).
 
 Each partition's River models are kept by :class:`~forethought.stream.model_checkpoints.ModelCheckpoints`.
 """
@@ -36,9 +39,11 @@ from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.runtime import Emission, PartitionRuntime
 from forethought.core.state import CustomerState
+from forethought.core.summary import Summary
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
 from forethought.stream.model_checkpoints import ModelCheckpoints
+from forethought.stream.model_quality import ModelQuality
 from forethought.stream.outbox import Outbox
 from forethought.stream.rekey import Header, rekeyed
 from forethought.stream.state_store import StateStore
@@ -85,6 +90,9 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         cache_customers: int | None = None,
     ) -> None:
         self.config, self.table, self.topic_kinds, self.metrics = config, table, topic_kinds, metrics
+        # each input's lane in the states' applied offsets (core.applied): its place in topic_kinds,
+        # which the worker builds in BEHAVIOUR_INPUTS order (append only)
+        self.lanes = {topic: lane for lane, topic in enumerate(topic_kinds)}
         self.profiles: MutableMapping[bytes, bytes] = {} if profiles is None else profiles
         self._rules = rules or builtin_rules()
         self.max_event_bytes, self.idle_grace = max_event_bytes, idle_grace
@@ -95,7 +103,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self.clocks: dict[tuple[str, int], EventClock] = {}
         self._partition_clocks: dict[int, list[tuple[str, EventClock]]] = {}
         self.runtimes: dict[int, PartitionRuntime] = {}
-        self._unwritten: dict[str, CustomerState | None] = {}  # captured, not yet in the table (write-behind)
+        self._unwritten: dict[str, CustomerState | Summary | None] = {}  # captured, not yet in the table (write-behind)
         self._unwritten_profiles: dict[str, ProfileState] = {}
         self.processed: dict[tuple[str, int], int] = {}
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
@@ -103,6 +111,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         self._checkpoint_keys: dict[int, bytes] = {}
         self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record
         self.signing_key: bytes | None = None  # when set, checkpoints are signed and only signed ones restored
+        self.model_quality = ModelQuality()  # prequential AUC of the learned models (gauges)
 
     @property
     def rules(self) -> Rules:
@@ -189,14 +198,16 @@ class BatchProcessor(ModelCheckpoints, StateStore):
         runtime = self.runtime(record.partition)  # _accept re-keys records whose partition is not the key's
         runtime.limit = self._behind(record.partition)
         started = time.perf_counter()
-        emitted = runtime.feed(decoded)
+        emitted = runtime.feed(decoded, (self.lanes[record.topic], record.partition, record.offset))
         if isinstance(decoded, Envelope):
             self.metrics.processing.observe(time.perf_counter() - started)
         elif isinstance(decoded, Outcome):
             self.metrics.outcomes.labels(status=decoded.status, channel=decoded.channel).inc()
         self._collect_all(emitted, outbox, origin=lambda _t: record.timestamp or time.time())
-        if (failed := emitted[-1]).error is not None:
-            self._record_failed(record, failed.error, wall, outbox)
+        if (last := emitted[-1]).error is not None:
+            self._record_failed(record, last.error, wall, outbox)
+        elif last.replayed:
+            self.metrics.replayed.inc()
 
     def _collect_all(self, emitted: list[Emission], outbox: Outbox, origin: Callable[[Trigger], float]) -> None:
         for emission in emitted:
@@ -243,6 +254,10 @@ class BatchProcessor(ModelCheckpoints, StateStore):
     def state(self, key: bytes) -> CustomerState | None:
         """``key``'s live state (from memory, else the table), None when there is none."""
         return self.runtime(self.partition_for(key)).state(key.decode())
+
+    def summary(self, key: bytes) -> Summary | None:
+        """``key``'s summary when it was evicted after idling (None: live, or never seen)."""
+        return self.runtime(self.partition_for(key)).summary(key.decode())
 
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
         """After a restart or rebalance: every owned stored state into its partition's runtime
@@ -331,6 +346,7 @@ class BatchProcessor(ModelCheckpoints, StateStore):
             self.metrics.model_labels.labels(model=str(detail["model"]),
                                              label="dropped" if detail["label"] else "returned").inc()
             self.metrics.model_labels_seen.labels(partition=str(detail["partition"])).set(float(detail["labels_seen"]))  # type: ignore[arg-type]
+            self.model_quality.observe(detail, self.metrics)
             return
         if kind in ("reengaged", "not_reengaged"):
             self.metrics.reengagement.labels(playbook=str(detail["playbook"]), group=str(detail["group"]),

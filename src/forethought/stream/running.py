@@ -26,6 +26,7 @@ from forethought.stream.acks import acknowledge, stop_unacknowledged
 from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox
+from forethought.stream.recovery import Recovery
 
 log = get_logger("worker")
 FLUSH_RECORDS = 20_000  # handled records that make the write-behind flush before its interval
@@ -55,6 +56,7 @@ class Worker:
     unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
     flushed_at: float = field(default_factory=time.monotonic)
     flushing: asyncio.Future[None] | None = None  # the flush under way in the background (flush_behind)
+    recovery: Recovery | None = None  # the broker's reachability and recovery times (stream.recovery)
 
     def flush_due(self) -> bool:
         """Whether the write-behind state is due: a commit interval since the last flush, or many

@@ -19,6 +19,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.runtime import Dirty, PartitionRuntime
 from forethought.core.state import CustomerState
+from forethought.core.summary import Summary, decode_stored
 from forethought.stream.outbox import Outbox
 
 
@@ -29,15 +30,16 @@ class StateStore:
     table: MutableMapping[bytes, bytes]
     profiles: MutableMapping[bytes, bytes]
     runtimes: dict[int, PartitionRuntime]
-    _unwritten: dict[str, CustomerState | None]
+    _unwritten: dict[str, CustomerState | Summary | None]
     _unwritten_profiles: dict[str, ProfileState]
 
-    def load(self, raw: bytes) -> CustomerState:
-        """A state from its changelog bytes: the binary codec, or the JSON older versions wrote."""
-        return CustomerState.from_bytes(raw, self.config)
+    def load(self, raw: bytes) -> CustomerState | Summary:
+        """A state from its changelog bytes (the binary codec, or the JSON older versions wrote), or
+        the summary of a customer evicted after idling (:mod:`forethought.core.summary`)."""
+        return decode_stored(raw, self.config)
 
-    def dump(self, state: CustomerState) -> bytes:
-        """A state's changelog bytes (:mod:`forethought.core.state_codec`)."""
+    def dump(self, state: CustomerState | Summary) -> bytes:
+        """A state's (or summary's) changelog bytes (:mod:`forethought.core.state_codec`)."""
         return state.to_bytes()
 
     def commit(self, outbox: Outbox | None = None) -> int:
@@ -84,7 +86,7 @@ class StateStore:
         """Whether any held customer changed since the last :meth:`commit`."""
         return any(runtime.has_dirty() for runtime in self.runtimes.values())
 
-    def _stored_state(self, customer: str) -> CustomerState | None:
+    def _stored_state(self, customer: str) -> CustomerState | Summary | None:
         if customer in self._unwritten:  # captured for a flush still under way: newer than the table
             return self._unwritten[customer]
         raw = self.table.get(customer.encode())

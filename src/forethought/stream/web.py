@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import SecretStr
 
+from forethought.core.summary import summary_view
 from forethought.core.why import customer_view as why_view
 from forethought.core.why import iso, with_iso_times
 from forethought.ops.logs import get_logger
@@ -132,26 +133,33 @@ def owns(worker: Served, key: bytes) -> bool:
 def customer_view(worker: Served, key: bytes) -> dict[str, Any] | None:
     """What ``/customers/{id}`` shows: :func:`forethought.core.why.customer_view` of the live state
     (scores, facts, recent decisions), its stored size, the profile and which worker answered, every
-    point in time as ISO-8601 text; None when this worker holds no state for ``key``.
+    point in time as ISO-8601 text; None when this worker holds no state for ``key``. A customer
+    evicted after idling is shown from their summary (scored as the summary revives them), marked
+    ``summarised``, with the idle reason.
 
     Raises when the stored state or profile cannot be loaded (e.g. forged in its changelog).
     """
-    state = worker.processor.state(key)
+    state, summary = worker.processor.state(key), None
     if state is None:
-        return None
-    raw = worker.processor.dump(state)
+        if (summary := worker.processor.summary(key)) is None:
+            return None
+        state = summary.revive(worker.settings.engine)
+    raw = worker.processor.dump(summary or state)
     partition = worker.processor.partition_for(key)
     now = worker.processor.stream_time(partition, time.time()) or time.time()
     profile = worker.processor.profile(key).to_dict()
     profile["u"] = {channel: iso(at) for channel, at in profile["u"].items()}  # unsubscribed, since
     models = worker.processor.models.get(partition)
     view = why_view(state, now, worker.settings.engine, models)
+    if summary is not None:
+        view |= summary_view(summary, now, worker.settings.engine)
     return {**with_iso_times(view), "state_bytes": len(raw), "profile": profile, "partition": partition,
             "served_by": str(worker.app.conf.canonical_url)}
 
 
 def readiness(worker: Served) -> dict[str, Any]:
-    """Ready when partitions are assigned and neither rebalancing nor recovering.
+    """Ready when partitions are assigned, neither rebalancing nor recovering, and the broker answers
+    (``stream.recovery``: false from the second unanswered metadata request in a row).
 
     The open ``/ready`` and ``/health`` views name a failure by its exception type only: an
     exception's message may quote a record (the full message is in the worker's log).
@@ -159,9 +167,11 @@ def readiness(worker: Served) -> dict[str, Any]:
     app = worker.app
     assignor = getattr(app, "assignor", None)  # none before the app starts, whatever Faust's type says
     assigned = len(assignor.assigned_actives()) if assignor is not None else 0
-    ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None
+    recovery = getattr(worker, "recovery", None)
+    reachable = recovery is None or recovery.reachable
+    ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None and reachable
     return {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing),
-            "recovering": bool(app.in_recovery), "failure": worker.failure}
+            "recovering": bool(app.in_recovery), "broker_reachable": reachable, "failure": worker.failure}
 
 
 def _kind(failure: str | None) -> str | None:

@@ -26,9 +26,10 @@ from forethought.stream.acks import finish_batch, refuse_stale_acks, stop_unackn
 from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, RawRecord
+from forethought.stream.recovery import Recovery, broker_answers
 from forethought.stream.rekey import headers_of
 from forethought.stream.running import Worker, count_playbooks
-from forethought.stream.web import register_views
+from forethought.stream.web import readiness, register_views
 
 log = get_logger("worker")
 FAUST_PAGES_OFF = ("web_router_enabled", "web_tables_enabled", "web_graph_enabled", "web_stats_enabled",
@@ -84,6 +85,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     if settings.model_signing_key is not None:
         processor.signing_key = settings.model_signing_key.get_secret_value().encode()
     worker = Worker(settings, app, processor, metrics, catalogue.partitions, asyncio.Lock(), playbooks)
+    worker.recovery = Recovery(metrics)
     worker.ordered = OrderedBatches(  # event-time order across the inputs of each partition number
         lambda: app.consumer, kinds, settings.max_task_idle_seconds, max_buffered=20 * settings.batch_size,
         max_event_bytes=settings.max_event_bytes, processed=processor.processed,
@@ -108,6 +110,7 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
         topic_disable_leader=True,
         **web_settings(settings),
         broker_commit_interval=settings.commit_interval_seconds,
+        **membership_settings(settings),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_linger=settings.producer_linger_ms / 1000,  # many changelog/trigger records per produce request
@@ -119,6 +122,18 @@ def _create_app(settings: Settings, catalogue: Catalogue) -> faust.App:
     for flag in FAUST_PAGES_OFF:  # Faust's APP_WEB_*_ENABLED variables outrank keyword arguments
         setattr(app.conf, flag, False)
     return app
+
+
+def membership_settings(settings: Settings) -> dict[str, Any]:
+    """Faust's group membership options: a short session so a dead worker's partitions move within
+    seconds, and static membership when ``kafka_group_instance_id`` is set (docs/durability.md).
+
+    >>> membership_settings(Settings(kafka_group_instance_id="worker-0"))["consumer_group_instance_id"]
+    'worker-0'
+    """
+    return {"broker_session_timeout": settings.kafka_session_timeout_seconds,
+            "broker_heartbeat_interval": settings.kafka_heartbeat_seconds,
+            "consumer_group_instance_id": settings.kafka_group_instance_id}
 
 
 def web_settings(settings: Settings) -> dict[str, Any]:
@@ -248,6 +263,17 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             return
         async with worker.lock:
             worker.checkpoint_models()
+
+    recovery, probe = worker.recovery, next(iter(kinds))
+    assert recovery is not None
+
+    @app.timer(settings.broker_check_seconds)
+    async def check_broker() -> None:  # /ready is false while the cluster does not answer
+        recovery.broker_answered(await broker_answers(app, probe, timeout=max(settings.broker_check_seconds, 2.0)))
+
+    @app.timer(0.5)
+    async def follow_readiness() -> None:  # forethought_recovery_seconds{cause}
+        recovery.observe(readiness(worker)["ready"])
 
     @app.timer(settings.playbook_reload_seconds)
     async def reload_playbooks() -> None:

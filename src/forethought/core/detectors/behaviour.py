@@ -87,6 +87,11 @@ def of(state: CustomerState) -> BehaviourState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> BehaviourState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class Behaviour(Detector):
     """Fires ``behaviour_anomaly`` when a closed bucket starts an anomalous run (needs the partition's models)."""
 
@@ -117,7 +122,7 @@ class Behaviour(Detector):
         """A usage report's distance from the customer's usual counts in the newest bucket."""
         if not isinstance(event, Usage):
             return
-        followed, settings = usage.of(state).usage, m.config.section(usage.NAME)
+        followed, settings = usage.seen(state).usage, m.config.section(usage.NAME)
         if event.metric not in followed and len(followed) >= settings.usage_metrics:
             return
         shift = usage.distance(followed.get(event.metric, []), event.quantity, settings)
@@ -126,7 +131,7 @@ class Behaviour(Detector):
             sl.minute_usage = max(sl.minute_usage, round(shift, 3))
 
     def explain(self, state: CustomerState, now: float, s: BehaviourSettings, m: Moment) -> dict[str, Any]:
-        odd, width = of(state).odd, m.config.windows.bucket_seconds
+        odd, width = seen(state).odd, m.config.windows.bucket_seconds
         run = None if not odd else {"first_bucket_start": odd[0] * width, "last_bucket_start": odd[1] * width}
         if m.models is None:
             return {"behaviour": {"anomalous_run": run, "reference_size": None, "threshold": None, "origin": None}}
@@ -188,7 +193,7 @@ def window_features(state: CustomerState, bucket: int, m: Moment) -> dict[str, f
     Ratios to the customer's own usual level are 1 (neutral) until ``MIN_HISTORY`` of their own
     active buckets or hours are known: a newcomer is judged by the partition-wide features only.
     """
-    burst, sl = error_burst.of(state), of(state)
+    burst, sl = error_burst.seen(state), seen(state)
     events, errors = state.activity.count(bucket), burst.errors.count(bucket)
     mean, spread = error_burst.error_baseline(burst, m.config.section(error_burst.NAME), m.config.windows.prior_weight)
     own_bucket = sl.bucket_events / sl.active_minutes if sl.active_minutes >= MIN_HISTORY else None

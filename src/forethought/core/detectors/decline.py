@@ -78,6 +78,11 @@ def of(state: CustomerState) -> DeclineState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> DeclineState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class Decline(Detector):
     """Fires ``decline``; offers ``features.events_last_7_days`` and ``usual_events_per_7_days``."""
 
@@ -95,7 +100,7 @@ class Decline(Detector):
     def facts(self, state: CustomerState, now: float, s: DeclineSettings, m: Moment, found: dict[str, Any],
               brief: bool) -> None:
         features = found["features"]
-        features["events_last_7_days"] = events_last_7_days(of(state), now)
+        features["events_last_7_days"] = events_last_7_days(seen(state), now)
         features["usual_events_per_7_days"] = usual_weekly(state, now)
 
 
@@ -146,7 +151,7 @@ def events_last_7_days(sl: DeclineState, now: float) -> int:
 def usual_weekly(state: CustomerState, now: float) -> float | None:
     """The customer's usual events per 7 days: the decline test's level when it runs, else the
     lifetime average once two weeks of history exist (None before)."""
-    level = usual_level(of(state).decline)
+    level = usual_level(seen(state).decline)
     if level is not None or state.first_seen is None or now - state.first_seen < 14 * DAY:
         return level
     return round(state.events * 7 * DAY / (now - state.first_seen), 3)

@@ -88,6 +88,11 @@ def of(state: CustomerState) -> BurstState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> BurstState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class ErrorBurst(Detector):
     """Fires ``error_burst``; offers ``scores.anomaly`` and ``features.errors_in_current_bucket``."""
 
@@ -120,12 +125,12 @@ class ErrorBurst(Detector):
               brief: bool) -> None:
         if brief:
             return
-        errors_now = of(state).errors.count(math.floor(now / m.config.windows.bucket_seconds))
-        found["scores"]["anomaly"] = round(burst_score(errors_now, of(state), s, m.config.windows.prior_weight), 6)
+        errors_now = seen(state).errors.count(math.floor(now / m.config.windows.bucket_seconds))
+        found["scores"]["anomaly"] = round(burst_score(errors_now, seen(state), s, m.config.windows.prior_weight), 6)
         found["features"]["errors_in_current_bucket"] = errors_now
 
     def explain(self, state: CustomerState, now: float, s: BurstSettings, m: Moment) -> dict[str, Any]:
-        sl, weight = of(state), m.config.windows.prior_weight
+        sl, weight = seen(state), m.config.windows.prior_weight
         return {
             "errors_in_current_bucket": sl.errors.count(math.floor(now / m.config.windows.bucket_seconds)),
             "error_baseline_per_bucket": error_baseline(sl, s, weight)[0],
@@ -169,7 +174,7 @@ def error_baseline(sl: BurstState, s: BurstSettings, prior_weight: float) -> tup
 
 def burst_threshold(state: CustomerState, s: BurstSettings, prior_weight: float) -> float:
     """Errors in one bucket that count as a burst for this customer."""
-    return _threshold(of(state), s, prior_weight)
+    return _threshold(seen(state), s, prior_weight)
 
 
 def _threshold(sl: BurstState, s: BurstSettings, prior_weight: float) -> float:

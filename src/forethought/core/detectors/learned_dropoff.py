@@ -31,7 +31,7 @@ True
 >>> take_snapshot(state, 1_790_136_400.0, x)  # one pending at a time
 False
 >>> on_activity(state, 1_790_060_000.0, s, models), of(state).snapshot, models.labels
-(Label(label=0, taken_at=1790050000.0), None, 1)
+(Label(label=0, taken_at=1790050000.0, predicted=None, prior=0.0), None, 1)
 >>> on_activity(state, 1_790_070_000.0, s, models) is None  # nothing pending: no label
 True
 """
@@ -92,6 +92,11 @@ def of(state: CustomerState) -> LearnedState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> LearnedState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class LearnedDropoff(Detector):
     """Offers ``scores.dropoff_learned`` (None while the partition's model is cold); learns from labels."""
 
@@ -114,7 +119,7 @@ class LearnedDropoff(Detector):
     def look_due(self, state: CustomerState, soon: float, s: LearnedSettings, m: Moment) -> float:
         if m.models is None:
             return NEVER
-        snapshot = of(state).snapshot
+        snapshot = seen(state).snapshot
         if snapshot is None:
             return NEVER if state.last_seen is None else snapshot_slot(state, soon, s)
         try:
@@ -152,7 +157,7 @@ class LearnedDropoff(Detector):
 
     def explain(self, state: CustomerState, now: float, s: LearnedSettings, m: Moment) -> dict[str, Any]:
         pending: dict[str, Any] | None = None
-        snapshot = of(state).snapshot
+        snapshot = seen(state).snapshot
         if snapshot is not None:
             at, x = snapshots.decode(snapshot)
             pending = {"taken_at": at, "encoded": snapshot, "features": {k: round(v, 4) for k, v in x.items()}}
@@ -168,14 +173,19 @@ class LearnedDropoff(Detector):
 def observation(label: Label, models: Any) -> tuple[str, dict[str, Any]]:
     """The ``label`` observation (kind and detail) a driver counts."""
     return "label", {"model": "dropoff", "label": label.label, "taken_at": label.taken_at,
-                     "partition": models.partition, "labels_seen": models.labels}
+                     "partition": models.partition, "labels_seen": models.labels,
+                     "predicted": label.predicted, "prior": label.prior}
 
 
 class Label(NamedTuple):
-    """A resolved label: 1 when the customer dropped (no activity within the horizon), else 0."""
+    """A resolved label: 1 when the customer dropped (no activity within the horizon), else 0;
+    ``predicted``: the model's score of the snapshot just before learning it (None while cold), and
+    ``prior``: the silence score in the snapshot (prequential quality, docs/churn-quality.md)."""
 
     label: int
     taken_at: float
+    predicted: float | None = None
+    prior: float | None = None
 
 
 def take_snapshot(state: CustomerState, at: float, data: bytes) -> bool:
@@ -249,5 +259,6 @@ def _pending(state: CustomerState) -> tuple[float, dict[str, float]] | None:
 def _learn(state: CustomerState, pending: tuple[float, dict[str, float]], dropped: bool,
            models: Any) -> Label:
     of(state).snapshot = None
+    predicted = models.dropoff(pending[1])  # test, then train
     models.learn_dropoff(pending[1], dropped)
-    return Label(int(dropped), pending[0])
+    return Label(int(dropped), pending[0], predicted, pending[1].get("dropoff"))

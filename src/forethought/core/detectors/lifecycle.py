@@ -70,6 +70,11 @@ def of(state: CustomerState) -> LifecycleState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> LifecycleState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class Lifecycle(Detector):
     """Fires ``feature_first_use``, and ``daily`` at the looks where a lifecycle playbook may hold."""
 
@@ -99,14 +104,14 @@ class Lifecycle(Detector):
 
     def facts(self, state: CustomerState, now: float, s: LifecycleSettings, m: Moment, found: dict[str, Any],
               brief: bool) -> None:
-        features, used = found["features"], of(state).features
+        features, used = found["features"], seen(state).features
         features["features_used"] = len(used)
         if not brief:
             features["used"] = {name: True for name in used}
             features["days_since_used"] = {name: _days(times[1], now) for name, times in used.items()}
 
     def explain(self, state: CustomerState, now: float, s: LifecycleSettings, m: Moment) -> dict[str, Any]:
-        return {"features_used": {name: {"first": t[0], "last": t[1]} for name, t in of(state).features.items()}}
+        return {"features_used": {name: {"first": t[0], "last": t[1]} for name, t in seen(state).features.items()}}
 
 
 def check_feature(sl: LifecycleState, event: FeatureUsed, ts: float, s: LifecycleSettings) -> Detection | None:

@@ -89,6 +89,11 @@ def of(state: CustomerState) -> SilenceState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> SilenceState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class Silence(Detector):
     """Fires ``silence`` once per silence, at its deadline; offers ``scores.dropoff``."""
 
@@ -112,11 +117,12 @@ class Silence(Detector):
         of(state).deadline = silence_deadline(state, s, m.config.windows.prior_weight)
 
     def due(self, state: CustomerState, s: SilenceSettings) -> float | None:
-        return of(state).deadline
+        return seen(state).deadline
 
     def on_due(self, state: CustomerState, due: float, s: SilenceSettings, m: Moment) -> None:
-        sl = of(state)
-        if sl.deadline is not None and sl.deadline <= due:
+        deadline = seen(state).deadline
+        if deadline is not None and deadline <= due:
+            sl = of(state)
             m.detect(silence(state, s, m.config.windows.prior_weight))
             sl.silence_fired_for, sl.deadline = state.last_seen, None
 
@@ -125,7 +131,7 @@ class Silence(Detector):
 
     def on_look(self, state: CustomerState, s: SilenceSettings, m: Moment, look: Any) -> None:
         if m.models is not None and _teaches_prior(state, s, m):
-            gaps = of(state).gaps
+            gaps = seen(state).gaps
             m.models.learn_population(gaps.mean, gaps.var, m.at)
 
     def facts(self, state: CustomerState, now: float, s: SilenceSettings, m: Moment, found: dict[str, Any],
@@ -144,19 +150,31 @@ class Silence(Detector):
         return {
             "silence_seconds": 0.0 if state.last_seen is None else max(0.0, now - state.last_seen),
             "typical_gap_seconds": typical_gap(state, s, weight),
-            "silence_threshold_seconds": silence_threshold(state, s, weight), "silence_deadline": of(state).deadline,
+            "silence_threshold_seconds": silence_threshold(state, s, weight), "silence_deadline": seen(state).deadline,
             "population_prior": {"typical_gap_seconds": round(s.prior_gap_seconds, 3), "log_sd": s.prior_log_sd},
         }
 
 
+    def summarise(self, state: CustomerState, s: SilenceSettings) -> list[float | int] | None:
+        """The customer's gaps between visits (count, mean and variance of log gaps, to 1e-3 and 1e-4):
+        an idle customer's drop-off score stays their own (:mod:`forethought.core.summary`)."""
+        gaps = of(state).gaps
+        return None if gaps.n == 0 else [gaps.n, round(gaps.mean * 1000), round(gaps.var * 10_000)]
+
+    def revive(self, state: CustomerState, part: list[float | int], s: SilenceSettings) -> None:
+        if len(part) != 3 or any(type(v) is not int for v in part) or part[0] < 0 or part[2] < 0:
+            raise ValueError("a stored silence summary is malformed")
+        of(state).gaps = EwStats(int(part[0]), part[1] / 1000, part[2] / 10_000)
+
+
 def _teaches_prior(state: CustomerState, s: SilenceSettings, m: Moment) -> bool:
     """Whether this customer counts in the partition's learned population prior (``prior_learned``)."""
-    return s.prior_learned and m.models is not None and of(state).gaps.n >= s.prior_min_gaps
+    return s.prior_learned and m.models is not None and seen(state).gaps.n >= s.prior_min_gaps
 
 
 def gap_model(state: CustomerState, s: SilenceSettings, prior_weight: float) -> tuple[float, float]:
     """Mean and sd of the customer's log gap between visits, shrunk toward the prior."""
-    return of(state).gaps.shrunk(math.log(s.prior_gap_seconds), s.prior_log_sd, prior_weight)
+    return seen(state).gaps.shrunk(math.log(s.prior_gap_seconds), s.prior_log_sd, prior_weight)
 
 
 def silence_threshold(state: CustomerState, s: SilenceSettings, prior_weight: float) -> float:
@@ -165,7 +183,7 @@ def silence_threshold(state: CustomerState, s: SilenceSettings, prior_weight: fl
     mu, sd = gap_model(state, s, prior_weight)
     raw = math.exp(mu + s.silence_z * sd)
     if state.last_seen is not None:
-        raw = max(raw, s.long_gap_factor * recent_long_gap(of(state), state.last_seen, s))
+        raw = max(raw, s.long_gap_factor * recent_long_gap(seen(state), state.last_seen, s))
     return min(max(raw, s.silence_min_seconds), s.silence_max_seconds)
 
 
@@ -178,7 +196,7 @@ def silence_deadline(state: CustomerState, s: SilenceSettings, prior_weight: flo
     """When the present silence becomes unusual, or None while unarmed or already fired."""
     if state.last_seen is None or state.visits < s.min_visits_to_arm:
         return None
-    if of(state).silence_fired_for == state.last_seen:
+    if seen(state).silence_fired_for == state.last_seen:
         return None
     return state.last_seen + silence_threshold(state, s, prior_weight)
 

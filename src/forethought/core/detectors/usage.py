@@ -75,6 +75,11 @@ def of(state: CustomerState) -> UsageState:
     return state.slices[NAME]  # type: ignore[no-any-return]
 
 
+def seen(state: CustomerState) -> UsageState:
+    """The slice to read only (:meth:`~forethought.core.state.CustomerState.peek`: no draft copy)."""
+    return state.peek(NAME)  # type: ignore[no-any-return]
+
+
 class UsageAnomaly(Detector):
     """Fires ``usage_anomaly`` (a spike or a drop of one metric); offers ``scores.usage_ratio``."""
 
