@@ -17,7 +17,7 @@ SUPPORTED_PYTHONS := 3.11 3.12 3.13
 LOCK_STAMP    := $(VENV)/.lock-$(shell cksum < $(LOCK) 2>/dev/null | cut -d' ' -f1)
 PROJECT_STAMP := $(VENV)/.project-$(shell cksum < pyproject.toml 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools chromium kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench bench-scale eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
+.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools chromium kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench bench-scale chaos eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
 
 # A venv made with another Python (version or interpreter) is removed first; a lock older than
 # pyproject.toml's dependencies stops the install (run `make lock`). The venv is made anew from the lock
@@ -141,10 +141,17 @@ demo: install
 bench: install kafka-jars
 	$(BIN)/python benchmarks/bench.py
 
-# Issue #12's scale figures (not part of `make test` or `make bench`; docs/operations/scaling.md):
+# Issue #12's scale figures (not part of `make test` or `make bench`; docs/durability-storage.md):
 # one worker vs two in one group, and a worker on 1M customers in RocksDB (RSS, restart to ready).
 bench-scale: install kafka-jars
 	$(BIN)/python benchmarks/scale.py
+
+# Faults against real workers on a local broker of its own, compared with an undisturbed replay (docs/chaos.md):
+# 10 SIGKILLs, a broker stop/start, a 30 s SIGSTOP, a second worker joining and leaving (about 20 minutes).
+# `make chaos CHAOS_ARGS=--short` runs the integration test's small version; --only sigkill one scenario.
+CHAOS_ARGS :=
+chaos: install kafka-jars
+	$(BIN)/python benchmarks/chaos.py --json var/chaos.json $(CHAOS_ARGS)
 
 # Detection quality on a fixed synthetic population (10k customers x 60 days, ~2.7M events); a smaller one
 # with e.g. `make eval EVAL=/tmp/small EVAL_CUSTOMERS=60 EVAL_DAYS=14` (what tests/contract/test_readme.py runs).

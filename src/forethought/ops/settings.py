@@ -126,6 +126,10 @@ class Settings(BaseSettings, KafkaSecurity):
     batch_size: int = Field(500, ge=1, le=10_000)
     batch_within_seconds: float = Field(0.05, gt=0, le=5)
     sweep_interval_seconds: float = Field(5.0, gt=0, le=3600)
+    idle_grace_seconds: float | None = Field(
+        None, ge=0, description="How long input may idle before the event clock follows the wall clock (silence"
+                                " noticed with no events at all); unset: twice the sweep interval, at least 2 s. The"
+                                " chaos harness sets it far beyond a run so the clock follows events only.")
     max_task_idle_seconds: float = Field(
         1.0, ge=0, le=60,
         description="Longest wait for an input topic-partition with records on the broker that the worker has not"
@@ -204,6 +208,17 @@ class Settings(BaseSettings, KafkaSecurity):
         't1.events.errors'
         """
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def idle_grace(self) -> float:
+        """Seconds of idle input before the event clock follows the wall clock.
+
+        >>> Settings(sweep_interval_seconds=5).idle_grace, Settings(idle_grace_seconds=86400).idle_grace
+        (10.0, 86400.0)
+        """
+        if self.idle_grace_seconds is not None:
+            return self.idle_grace_seconds
+        return max(2 * self.sweep_interval_seconds, 2.0)
 
     @property
     def web_url(self) -> str:

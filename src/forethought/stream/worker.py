@@ -82,7 +82,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
     kinds = {settings.topic(t): frozenset(catalogue.by_name[t].kinds) for t in BEHAVIOUR_INPUTS}
     processor = BatchProcessor(
         settings.engine, table, kinds, metrics, settings.max_event_bytes,
-        idle_grace=max(2 * settings.sweep_interval_seconds, 2.0),
+        idle_grace=settings.idle_grace,
         partition_for=lambda key: partition_of(key, catalogue.partitions), profiles=profiles, rules=playbooks.rules,
         checkpoints=checkpoints, deadletter_max_bytes=settings.deadletter_max_bytes,
         cache_customers=settings.state_cache_customers,
