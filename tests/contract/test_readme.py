@@ -67,6 +67,11 @@ RUN_ELSEWHERE: dict[tuple[str, ...], list[tuple[str, str]]] = {
                                          '"senders", "run", "--channel", "webhook"')],
     ("forethought", "send"): [("tests/integration/test_client.py", '["send", str(path), "--bootstrap"')],
     ("make", "eval-real"): [("tests/integration/test_eval_real.py", '[make, "eval-real"')],
+    # the short profile of the same harness (benchmarks/chaoskit), and the smallest sizes of scale.py
+    ("make", "chaos"): [("Makefile", "$(BIN)/python benchmarks/chaos.py"),
+                        ("tests/integration/test_chaos.py", "run_profile(SHORT,")],
+    ("make", "bench-scale"): [("Makefile", "$(BIN)/python benchmarks/scale.py"),
+                              ("tests/integration/test_bench_scale.py", '"scale.py"), "--smoke"')],
     ("forethought", "explain"): [("tests/integration/test_why_not_two_workers.py", '"explain", owned_by_first, "--url"'),
                                  ("tests/unit/test_cli_explain.py", '"explain", "c1", "--from-replay"')],
 }
