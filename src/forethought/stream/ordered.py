@@ -4,8 +4,8 @@ Faust hands the agent records in arrival order; with a backlog spread over the i
 small topics drain first. :class:`OrderedBatches` keeps what ``take_events`` yields in a
 :class:`~forethought.core.ordering.PartitionGroups` and gives back, per partition, the earliest
 record among the heads of its topic-partitions, waiting up to ``max_idle`` seconds for a
-topic-partition whose records are on the broker but not received yet (Kafka Streams'
-``max.task.idle.ms``). See docs/runtime/ordered-inputs.md.
+topic-partition whose records are on the broker but not received yet, or whose lag is unknown (Kafka
+Streams' ``max.task.idle.ms``, KIP-695). See docs/runtime/ordered-inputs.md.
 
 Acknowledgement: every event is held (:func:`~forethought.stream.acks.hold`) as it enters the buffer,
 so ``take_events`` acknowledging its batch makes nothing committable; the caller acknowledges the
@@ -59,15 +59,18 @@ class OrderedBatches:
         events = list(events)
         hold(events)
         generation = self.generation()
+        consumer = self.consumer()
+        polls: dict[tuple[str, int], int | None] = {}  # last fetch answer per topic-partition of the batch
         for event in events:
             message = event.message
             if getattr(message, "generation_id", None) not in (None, generation):
                 continue  # never acknowledged; read again from the committed offset
             where = (message.topic, message.partition)
             self.received[where] = max(self.received.get(where, 0), message.offset + 1)
-            polled = last_poll(self.consumer(), TP(*where))
-            if polled is not None:
-                self.polled[message.partition] = max(self.polled.get(message.partition, 0), polled)
+            if where not in polls:  # once per topic-partition and batch
+                polls[where] = polled = last_poll(consumer, TP(*where))
+                if polled is not None:
+                    self.polled[message.partition] = max(self.polled.get(message.partition, 0), polled)
             self.groups.add(message.topic, message.partition, self.event_time(message.value), event)
 
     def release(self) -> list[faust.EventT]:
