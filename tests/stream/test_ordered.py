@@ -104,3 +104,54 @@ def test_events_read_before_a_rebalance_are_not_buffered() -> None:
     generation[0] = 2
     ordered.add([old])
     assert len(ordered) == 0
+
+
+class PollingConsumer(Consumer):
+    """Also answers, as Faust's aiokafka consumer does through its thread, when each partition's high
+    watermark was last fetched (wall ms)."""
+
+    def __init__(self, highwaters: dict[TP, int | None], polled: dict[TP, int]) -> None:
+        super().__init__(highwaters)
+        self.polled = polled
+        self._thread = SimpleNamespace(_ensure_consumer=lambda: SimpleNamespace(last_poll_timestamp=self.polled.get))
+
+
+def test_a_high_watermark_older_than_the_records_held_is_an_unknown_lag() -> None:
+    """After a stall the first topic fetched again must wait for the others' next fetch."""
+    clicks, errors = TP("clicks", 0), TP("errors", 0)
+    consumer = PollingConsumer({clicks: 1, errors: 1}, polled={clicks: 1_000, errors: 1_000})
+    ordered = batches(consumer)
+    ordered.add([event("errors", 0, error("c1", 0, T0))])
+    ordered.add([event("clicks", 0, click("c1", 0, T0 + 1))])
+    assert len(ordered.release()) == 2 and not ordered.unfetched("errors", 0)  # caught up as of the same fetch
+    consumer.polled[clicks], consumer.highwaters[clicks] = 31_000, 2  # resumed: clicks fetched again, errors not yet
+    ordered.add([event("clicks", 1, click("c1", 1, T0 + 60))])
+    assert ordered.unfetched("errors", 0) and ordered.release() == []  # held for errors' next fetch
+    consumer.polled[errors] = 31_200  # errors answered: nothing new
+    assert not ordered.unfetched("errors", 0) and len(ordered.release()) == 1
+
+
+def test_offsets_processed_before_a_rebalance_are_expected_again() -> None:
+    """Records processed but not committed are read again after a rebalance: they are awaited."""
+    errors = TP("errors", 0)
+    processed = {("errors", 0): 10}
+    ordered = batches(Consumer({errors: 10}, committed={errors: 6}), processed=processed)
+    assert not ordered.unfetched("errors", 0)
+    ordered.forget()
+    assert ordered.unfetched("errors", 0)  # committed at 6: offsets 6..9 come again
+    ordered.add([event("errors", 9, None)])
+    processed[("errors", 0)] = 10
+    assert not ordered.unfetched("errors", 0)
+
+
+def test_a_wait_under_way_when_the_process_stalls_does_not_end_at_once_when_it_resumes() -> None:
+    now = [0.0]
+    errors = TP("errors", 0)
+    consumer = Consumer({errors: 5})
+    ordered = OrderedBatches(lambda: consumer, ["clicks", "errors"], 1.0, 100, 1024, {}, clock=lambda: now[0])
+    ordered.add([event("clicks", 0, click("c1", 0, T0))])
+    assert ordered.release() == []  # errors has records on the broker: the click waits
+    now[0] = 30.0  # SIGSTOP for 30 s
+    assert ordered.release() == []
+    ordered.add([event("errors", n, error("c1", n, T0 - 10 + n)) for n in range(5)])
+    assert [e.message.topic for e in ordered.release()] == ["errors"] * 5 + ["clicks"]

@@ -41,10 +41,12 @@ FAUST_PAGES_OFF = ("web_router_enabled", "web_tables_enabled", "web_graph_enable
 def has_pending(app: faust.App, processor: BatchProcessor, topic: str, partition: int) -> bool:
     """Whether the broker holds records of ``topic``/``partition`` this worker has not processed."""
     try:
-        highwater = app.consumer.highwater(TP(topic, partition))
+        highwater: int | None = app.consumer.highwater(TP(topic, partition))  # None before the first fetch
     except Exception:  # noqa: BLE001 - no consumer yet, or the partition is not assigned
         return False
-    return highwater is not None and highwater > processor.processed.get((topic, partition), highwater)  # type: ignore[redundant-expr]  # None before the first fetch, whatever Faust's type says
+    if highwater is None:
+        return True  # its lag is unknown (assigned, no fetch answered yet): possibly pending, as in KIP-695
+    return highwater > processor.processed.get((topic, partition), highwater)
 
 
 def faust_broker_url(bootstrap: str) -> str:
