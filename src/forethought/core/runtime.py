@@ -114,6 +114,7 @@ class PartitionRuntime:
         self.rules = rules or builtin_rules()
         self.load_state, self.load_profile, self.capacity = load_state, load_profile, capacity
         self.now: float | None = None
+        self.fed: float | None = None  # the newest event time records have moved the clock to (not restore)
         self.limit = math.inf
         self.deadlines: DeadlineIndex[str] = DeadlineIndex()
         self._states: dict[str, CustomerState] = {}
@@ -133,6 +134,8 @@ class PartitionRuntime:
         event = isinstance(record, Envelope)
         if event:
             at = min(record.epoch, self.limit)  # type: ignore[union-attr]  # an Envelope
+            if self.fed is None or at > self.fed:
+                self.fed = at
             if self.now is None or at > self.now:
                 emitted = self.advance(at)
         customer = record.customer_id
@@ -271,9 +274,9 @@ class PartitionRuntime:
 
     def _run(self, state: CustomerState | None, record: Record) -> Step:
         customer, profile = record.customer_id, self.profile(record.customer_id)
-        if isinstance(record, Profile):  # the later of its own time and the partition's event time
-            at = record.updated_at.timestamp()
-            return observe_profile(state, profile, record, max(at, self.now or at), self.config)
+        if isinstance(record, Profile):  # the later of its own time and the event time records reached
+            at = record.updated_at.timestamp()  # (not a clock restored from states flushed after this record)
+            return observe_profile(state, profile, record, max(at, self.fed or at), self.config)
         if isinstance(record, Outcome):
             return observe_outcome(state, profile, record, self.config, self.rules, self.models)
         assert state is None or state.customer_id == customer
