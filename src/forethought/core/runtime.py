@@ -146,6 +146,7 @@ class PartitionRuntime:
             if revived:  # back after idle eviction: continue from the summary (a garbled one raises here)
                 state = self._revive(customer, state)
             if position is not None and state is not None and seen(state.applied, *position):
+                self._rewrite(customer, record)
                 emitted.append(Emission(customer, None, replayed=True))
                 return emitted
             draft = None if state is None else state.draft()
@@ -299,6 +300,17 @@ class PartitionRuntime:
             self._states.pop(customer, None)
         self._states[customer] = state
         self.deadlines.set(customer, next_due(state, self.config))
+
+    def _rewrite(self, customer: str, record: Record) -> None:
+        """A record the state had applied: mark what it changed dirty, so the driver writes it again.
+
+        The driver's local store can be ahead of its changelog after a crash (written locally, the
+        changelog write lost with the process, the offset not committed): writing the same state again
+        is what brings the changelog, which a restore elsewhere reads, up to what the record did."""
+        if customer in self._states:
+            self._dirty.add(customer)
+        if isinstance(record, Profile) and customer in self._profiles:
+            self._dirty_profiles.add(customer)
 
     def _stored_summary(self, customer: str) -> Summary | None:
         raw = self._summaries.get(customer)
