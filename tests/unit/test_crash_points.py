@@ -132,3 +132,37 @@ def test_a_crash_at_any_point_ends_in_the_undisturbed_states(committed: int, flu
     restarted = store.restart()
     _feed(restarted, STREAM[committed:])
     assert _final(restarted) == UNDISTURBED
+
+
+class LocalStore(Store):
+    """A local store (RocksDB) in front of the changelog: a flush writes every state locally and sends
+    it to the changelog; the crash loses the sends after the first ``only``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changelog: dict[str, bytes] = {}
+
+    def flush(self, runtime: PartitionRuntime, only: int | None = None) -> None:
+        before = dict(self.states)
+        super().flush(runtime)
+        sent = sorted(c for c in self.states if self.states[c] is not before.get(c))[:only]
+        self.changelog.update({c: self.states[c] for c in sent})
+
+
+@pytest.mark.parametrize("committed,flushed,crash,cut", [p for p in POINTS if p[3] == 0])
+def test_the_changelog_catches_up_with_a_local_store_ahead_of_it(committed: int, flushed: int, crash: int,
+                                                                  cut: int) -> None:
+    """The crash lost the changelog writes of some states the local store holds: the records behind
+    them come again and are skipped, and their states are written again, so the changelog (what a
+    restore on another worker reads) ends equal to the undisturbed states."""
+    store, runtime = LocalStore(), PartitionRuntime(0, CONFIG)
+    _feed(runtime, STREAM[:flushed])
+    store.flush(runtime)
+    _feed(runtime, STREAM[flushed:crash])
+    store.flush(runtime, only=cut)
+    restarted = store.restart()
+    _feed(restarted, STREAM[committed:])
+    expected = _final(restarted)
+    store.flush(restarted)
+    assert {c: CustomerState.from_bytes(raw, CONFIG).to_dict() for c, raw in store.changelog.items()} == expected
+    assert expected == UNDISTURBED
