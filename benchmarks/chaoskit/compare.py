@@ -97,6 +97,16 @@ def differing_fields(want: dict[str, Any], have: dict[str, Any], ignore: frozens
     return names
 
 
+def values(want: dict[str, Any], have: dict[str, Any], names: list[str], width: int = 60) -> str:
+    """The undisturbed and the worker's values of the first differing top-level fields, shortened.
+
+    >>> values({"daily": 100, "n": 3}, {"daily": 200, "n": 3}, ["daily"])
+    'daily 100 (undisturbed) vs 200 (worker)'
+    """
+    return "; ".join(f"{n} {str(want.get(n))[:width]} (undisturbed) vs {str(have.get(n))[:width]} (worker)"
+                     for n in names[:3] if "." not in n and not n.startswith("("))
+
+
 def compare_states(expected: Expected, changelog: dict[bytes, bytes | None], config: EngineConfig,
                    tally: Tally, ignore: frozenset[str] = frozenset()) -> None:
     """Fill the state columns of ``tally`` from the customer_state changelog's last value per key."""
@@ -118,4 +128,5 @@ def compare_states(expected: Expected, changelog: dict[bytes, bytes | None], con
             tally.states_differ += 1
             tally.differing_fields.update(names)
             if len(tally.examples) < 6:
-                tally.examples.append(f"state of {customer} differs in {', '.join(names)}")
+                tally.examples.append(f"state of {customer} differs in {', '.join(names)}: "
+                                      + values(want.to_dict(), got.to_dict(), names))

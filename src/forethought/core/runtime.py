@@ -114,6 +114,7 @@ class PartitionRuntime:
         self.rules = rules or builtin_rules()
         self.load_state, self.load_profile, self.capacity = load_state, load_profile, capacity
         self.now: float | None = None
+        self.fed: float | None = None  # the newest event time records have moved the clock to (not restore)
         self.limit = math.inf
         self.deadlines: DeadlineIndex[str] = DeadlineIndex()
         self._states: dict[str, CustomerState] = {}
@@ -133,6 +134,8 @@ class PartitionRuntime:
         event = isinstance(record, Envelope)
         if event:
             at = min(record.epoch, self.limit)  # type: ignore[union-attr]  # an Envelope
+            if self.fed is None or at > self.fed:
+                self.fed = at
             if self.now is None or at > self.now:
                 emitted = self.advance(at)
         customer = record.customer_id
@@ -143,6 +146,7 @@ class PartitionRuntime:
             if revived:  # back after idle eviction: continue from the summary (a garbled one raises here)
                 state = self._revive(customer, state)
             if position is not None and state is not None and seen(state.applied, *position):
+                self._rewrite(customer, record)
                 emitted.append(Emission(customer, None, replayed=True))
                 return emitted
             draft = None if state is None else state.draft()
@@ -271,9 +275,9 @@ class PartitionRuntime:
 
     def _run(self, state: CustomerState | None, record: Record) -> Step:
         customer, profile = record.customer_id, self.profile(record.customer_id)
-        if isinstance(record, Profile):  # the later of its own time and the partition's event time
-            at = record.updated_at.timestamp()
-            return observe_profile(state, profile, record, max(at, self.now or at), self.config)
+        if isinstance(record, Profile):  # the later of its own time and the event time records reached
+            at = record.updated_at.timestamp()  # (not a clock restored from states flushed after this record)
+            return observe_profile(state, profile, record, max(at, self.fed or at), self.config)
         if isinstance(record, Outcome):
             return observe_outcome(state, profile, record, self.config, self.rules, self.models)
         assert state is None or state.customer_id == customer
@@ -296,6 +300,17 @@ class PartitionRuntime:
             self._states.pop(customer, None)
         self._states[customer] = state
         self.deadlines.set(customer, next_due(state, self.config))
+
+    def _rewrite(self, customer: str, record: Record) -> None:
+        """A record the state had applied: mark what it changed dirty, so the driver writes it again.
+
+        The driver's local store can be ahead of its changelog after a crash (written locally, the
+        changelog write lost with the process, the offset not committed): writing the same state again
+        is what brings the changelog, which a restore elsewhere reads, up to what the record did."""
+        if customer in self._states:
+            self._dirty.add(customer)
+        if isinstance(record, Profile) and customer in self._profiles:
+            self._dirty_profiles.add(customer)
 
     def _stored_summary(self, customer: str) -> Summary | None:
         raw = self._summaries.get(customer)
