@@ -124,14 +124,21 @@ def test_a_crash_at_any_point_ends_in_the_undisturbed_states(committed: int, flu
                                                               cut: int) -> None:
     """Records up to ``flushed`` are flushed whole; the flush of the records up to ``crash`` writes the
     profiles and only ``cut`` states; offsets are committed up to ``committed``."""
-    store, runtime = Store(), PartitionRuntime(0, CONFIG)
+    restarted = _crash_and_restart(Store(), committed, flushed, crash, cut)
+    assert _final(restarted) == UNDISTURBED
+
+
+def _crash_and_restart(store: Store, committed: int, flushed: int, crash: int, cut: int) -> PartitionRuntime:
+    """Run the stream into ``store`` up to the crash (see the test above), restart from the store and
+    feed again every record after the committed offset."""
+    runtime = PartitionRuntime(0, CONFIG)
     _feed(runtime, STREAM[:flushed])
     store.flush(runtime)
     _feed(runtime, STREAM[flushed:crash])
     store.flush(runtime, only=cut)
     restarted = store.restart()
     _feed(restarted, STREAM[committed:])
-    assert _final(restarted) == UNDISTURBED
+    return restarted
 
 
 class LocalStore(Store):
@@ -155,13 +162,8 @@ def test_the_changelog_catches_up_with_a_local_store_ahead_of_it(committed: int,
     """The crash lost the changelog writes of some states the local store holds: the records behind
     them come again and are skipped, and their states are written again, so the changelog (what a
     restore on another worker reads) ends equal to the undisturbed states."""
-    store, runtime = LocalStore(), PartitionRuntime(0, CONFIG)
-    _feed(runtime, STREAM[:flushed])
-    store.flush(runtime)
-    _feed(runtime, STREAM[flushed:crash])
-    store.flush(runtime, only=cut)
-    restarted = store.restart()
-    _feed(restarted, STREAM[committed:])
+    store = LocalStore()
+    restarted = _crash_and_restart(store, committed, flushed, crash, cut)
     expected = _final(restarted)
     store.flush(restarted)
     assert {c: CustomerState.from_bytes(raw, CONFIG).to_dict() for c, raw in store.changelog.items()} == expected
