@@ -141,8 +141,7 @@ class PartitionRuntime:
         customer = record.customer_id
         try:  # the core mutates states in place: it runs on a draft, the held state stays as it was
             state = self._states.get(customer) or self.state(customer)  # an unreadable stored state raises here
-            revived = state is None and customer in self._summaries or event and at < record.epoch and self._idle(  # type: ignore[union-attr]
-                state, record.epoch)  # type: ignore[union-attr]  # (a clock held back by ``limit``: evict here)
+            revived = self._comes_back(customer, state, record)
             if revived:  # back after idle eviction: continue from the summary (a garbled one raises here)
                 state = self._revive(customer, state)
             if position is not None and state is not None and seen(state.applied, *position):
@@ -300,6 +299,14 @@ class PartitionRuntime:
             self._states.pop(customer, None)
         self._states[customer] = state
         self.deadlines.set(customer, next_due(state, self.config))
+
+    def _comes_back(self, customer: str, state: CustomerState | None, record: Record) -> bool:
+        """Whether ``record`` brings back a customer evicted after idling: one held as a summary, or
+        (the clock held back by ``limit``, so no tick evicted them yet) an event after a held state's TTL."""
+        if state is None:
+            return customer in self._summaries
+        return isinstance(record, Envelope) and min(record.epoch, self.limit) < record.epoch and \
+            self._idle(state, record.epoch)
 
     def _rewrite(self, customer: str, record: Record) -> None:
         """A record the state had applied: mark what it changed dirty, so the driver writes it again.
