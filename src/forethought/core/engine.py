@@ -32,11 +32,13 @@ from forethought.contracts.events import ErrorEvent, InboundEvent
 from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core import due as looks
 from forethought.core.config import EngineConfig
+from forethought.core.detectors import active_hours
 from forethought.core.models import PartitionModels
 from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
+from forethought.core.sendtime import Activity, waits_for_activity
 from forethought.core.signals import Observation
 from forethought.core.state import HOUR, CustomerState
 from forethought.core.windows import BucketRing
@@ -287,11 +289,15 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     _record_activity(state, event, ts, config)
     for detector, settings in config.event_hooks_by_type.get(event.type, config.event_hooks):
         detector.on_event(state, event, ts, settings, m)
-    if not m.detections:  # the common case: no policy pass, no verdicts to collect
+    waiting = not is_error and _waits_for_activity(state)  # a send window's trigger: they are active now
+    if not m.detections and not waiting:  # the common case: no policy pass, no verdicts to collect
         state.daily_at = looks.next_look(state, ts, m)
         return Step(state, (), observations + tuple(m.observations) if m.observations else observations)
-    out = policy.Verdicts()
-    policy.decide(m.detections, _context(state, profile, rules, ts, config, models), out)
+    out, ctx = policy.Verdicts(), _context(state, profile, rules, ts, config, models)
+    if waiting:
+        policy.release_active(ctx, ts, out)
+    if m.detections:
+        policy.decide(m.detections, ctx, out)
     state.daily_at = looks.next_look(state, ts, m)
     return _step(state, out, observations + tuple(m.observations))
 
@@ -309,7 +315,14 @@ def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: flo
              models: PartitionModels | None = None, found: dict[str, Any] | None = None) -> policy.Context:
     """What playbooks see; ``found``: :func:`facts` as of ``now`` when already built."""
     env = {**(found or facts(state, now, config, models)), "profile": profile.facts(now)}
-    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env)
+    activity = Activity(active_hours.seen(state), None if models is None else models.hours)
+    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env, activity)
+
+
+def _waits_for_activity(state: CustomerState) -> bool:
+    """Whether a trigger is held for this customer's likely active hour (send windows, core.sendtime)."""
+    pending = state.policy.pending
+    return bool(pending) and any(waits_for_activity(p.trigger) for p in pending)
 
 
 def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),

@@ -68,6 +68,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
 from forethought.core.dropoff_model import ScaledLogistic
 from forethought.core.population import PopulationPrior
+from forethought.core.sendtime import PopulationHours
 
 __all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "river_pipeline", "trees_spec"]
 
@@ -103,6 +104,7 @@ class PartitionModels:
         self.behaviour = behaviour_trees(self.config)
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
+        self.hours = PopulationHours()  # active hours by local hour, the send-time fallback (core.sendtime)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
         self.dropped = 0
@@ -155,6 +157,11 @@ class PartitionModels:
         self.population.learn(mean, var, at)
         self.unsaved += 1
 
+    def learn_hour(self, hour: int) -> None:
+        """One customer's new active hour at local ``hour`` (:mod:`forethought.core.sendtime`)."""
+        self.hours.learn(hour)
+        self.unsaved += 1
+
     def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
         """Score one customer-bucket's window features (:mod:`forethought.core.detectors.behaviour`) and learn them."""
         self.unsaved += 1
@@ -166,7 +173,8 @@ class PartitionModels:
         header = {"partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
-                   "population": self.population.to_data(), "churn": self.churn.to_data()}
+                   "population": self.population.to_data(), "churn": self.churn.to_data(),
+                   "hours": self.hours.to_data()}
         return seal(header, payload, key)
 
     @classmethod
@@ -194,6 +202,8 @@ class PartitionModels:
         models.population.load_data(payload.get("population", {}))
         if "churn" in payload:  # checkpoints written before the churn score have none
             models.churn.load_data(payload["churn"])
+        if "hours" in payload:  # checkpoints written before send windows have none
+            models.hours.load_data(payload["hours"])
         models.labels = integer(header.get("labels"), "labels")
         models.dropped = integer(header.get("dropped"), "dropped")
         return models

@@ -27,6 +27,7 @@ from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
+from forethought.core import sendtime
 from forethought.core.signals import Detection, bounded_text, build_trigger, utc
 
 SUPPRESSION_REASONS = ("episode", "cooldown", "arbitration", "opted_out", "consent", "frequency_cap",
@@ -65,6 +66,7 @@ class Context:
     profile: ProfileState
     rules: Rules
     env: dict[str, Any]
+    activity: sendtime.Activity | None = None  # the customer's and the population's active hours (send windows)
 
 
 def decide(detections: list[Detection], ctx: Context, out: Verdicts) -> None:
@@ -121,7 +123,8 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
         if book is None:
             out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
-        kept = [c for c in (trigger.why.checks if trigger.why else []) if c.startswith(("episode", "holdout", "quiet"))]
+        kept = [c for c in (trigger.why.checks if trigger.why else [])
+                if c.startswith(("episode", "holdout", "quiet", sendtime.CHECK))]
         channels = book.channels
         if trigger.channel in channels:
             channels = channels[channels.index(trigger.channel):]
@@ -185,6 +188,12 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
         return Plan("suppress", checks, "frequency_cap")
     checks += [f"consent: {channel}", f"caps: {_caps_text(book, channel, ledger, rules, now)}"]
     window, zone = _quiet_window(book, ctx)
+    if book.send_window and not any(c.startswith((sendtime.CHECK, "fallback")) for c in checks):
+        hold, check = sendtime.hold(now, book.send_window, ctx.profile.timezone, ctx.activity, window, zone,
+                                    "deferred" if book.mode == "live" else "would defer")
+        checks.append(check)
+        if hold is not None:
+            return Plan("defer" if book.mode == "live" else "send", checks, channel=channel, release_at=hold)
     if window is None or zone is None:
         return Plan("send", checks, channel=channel)
     if not window.contains(now, zone):
@@ -197,6 +206,26 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
     verb = "deferred" if book.mode == "live" else "would defer"
     checks.append(f"quiet hours: {verb} from {_local(now, zone)} to {_local(opens, zone)} {zone}")
     return Plan("defer" if book.mode == "live" else "send", checks, channel=channel, release_at=opens)
+
+
+def release_active(ctx: Context, now: float, out: Verdicts) -> None:
+    """The customer is active at ``now``: triggers waiting for their likely active hour go now (they
+    face the policy again, quiet hours included), since the hour they waited for is here in fact."""
+    ledger = ctx.ledger
+    early = [p for p in ledger.pending
+             if p.release_at > now and sendtime.waits_for_activity(p.trigger) and not _quiet_now(p, ctx, now)]
+    if not early:
+        return
+    note = sendtime.active_note(now, ctx.profile.timezone)
+    ledger.pending = [Pending(now, p.signal, sendtime.with_check(p.trigger, note)) if p in early else p
+                      for p in ledger.pending]
+    release(ctx, now, out)
+
+
+def _quiet_now(pending: Pending, ctx: Context, now: float) -> bool:
+    book = ctx.rules.by_name.get(pending.trigger["playbook"])
+    window, zone = (None, None) if book is None else _quiet_window(book, ctx)
+    return window is not None and zone is not None and window.contains(now, zone)
 
 
 def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: Context, out: Verdicts,

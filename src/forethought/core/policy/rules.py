@@ -84,6 +84,7 @@ class Playbook:
     episode: Expression | None = None
     context: tuple[tuple[str, Expression], ...] = ()
     ttl: float = 86_400.0
+    send_window: float | None = None  # seconds: released at the likely active hour within it (core.sendtime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +160,7 @@ def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry) -> Pla
         holdout=spec.holdout, mode=spec.mode,
         episode=expression(spec.episode, "episode") if spec.episode else None,
         context=tuple((name, expression(src, "context", name)) for name, src in spec.context.items()),
-        ttl=seconds(spec.ttl),
+        ttl=seconds(spec.ttl), send_window=spec.send_window_seconds,
     )
 
 

@@ -1,0 +1,283 @@
+"""Send time: each customer's active hours of the day, learned in their local time, and the hour a
+trigger with a send window is released at (issue #16 point 3; docs/playbooks.md, "Send windows").
+
+**What is learned.** An *active hour* is a clock hour in which the customer had at least one event
+(their first event of that hour counts, the rest of the hour costs nothing). It is counted under its
+local hour of the day (0-23) in the customer's profile time zone (UTC without a profile), as 24
+four-bit counts in 12 bytes of the customer's state: when an hour's count would pass 15 every count
+is halved, so the profile follows the customer's recent habits (a daily 09:00 visitor fills their
+09 count in 15 days, then every halving keeps the shape and forgets half the past). Hour of the
+day rather than hour of the week: 12 bytes instead of 84, a usable profile after about a week of
+visits instead of months, and a send window of at most a few days rarely needs the weekday to tell
+its hours apart. The partition learns the same counts over all its customers
+(:class:`PopulationHours`, checkpointed with its models): the fallback for a customer with fewer
+than :data:`MIN_OWN` active hours of their own.
+
+>>> own = b""
+>>> for _ in range(9):
+...     own = counted(own, 9)            # nine days active at 09:00
+>>> own = counted(counted(own, 20), 8)  # once at 20:00, once at 08:00
+>>> hours(own)[8:11], total(own)
+([1, 9, 0], 11)
+>>> at = 1_795_998_000.0                # 2026-11-30 00:20 UTC
+>>> choice = choose(at, 86_400.0, "UTC", Activity(own, None))
+>>> choice.hour, choice.source, choice.at - at   # released at 09:00, 8 h 40 min later
+(9, 'own', 31200.0)
+>>> choose(at, 86_400.0, "UTC", Activity(b"", None)) is None   # nothing learned: send at once
+True
+
+Event time only, integer counts, whole seconds: the same records give the same choice in the
+worker, in replay and after a restart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta
+from functools import cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from forethought.core.checkpoint import CheckpointError, integers
+from forethought.core.policy.timing import QuietHours
+
+HOUR = 3600
+SLOTS = 24
+MIN_OWN = 8  # active hours of their own before a customer's profile is used (else the population's)
+MIN_POPULATION = 100  # active hours a partition must have seen before its profile is used
+POPULATION_CAP = 1 << 20  # a population count reaching this halves them all
+_NIBBLES = 12
+_LOW = tuple(b & 15 for b in range(256))
+_HIGH = tuple(b >> 4 for b in range(256))
+_HALF = bytes(((b >> 5) << 4) | ((b & 15) >> 1) for b in range(256))  # both nibbles of a byte halved
+
+
+def local_hour(at: float, zone: str | None) -> int:
+    """The hour of the day (0-23) of instant ``at`` in IANA zone ``zone`` (None: UTC).
+
+    >>> local_hour(1_795_998_000.0, None), local_hour(1_795_998_000.0, "Asia/Tokyo")
+    (0, 9)
+    """
+    if zone is None or zone == "UTC":
+        return int(at // HOUR) % SLOTS
+    return datetime.fromtimestamp(at, ZoneInfo(zone)).hour
+
+
+def counted(own: bytes, hour: int) -> bytes:
+    """``own`` (12 bytes of 4-bit counts, or b"" for none) with one more active hour at ``hour``;
+    every count is halved first when this one is full (15).
+
+    >>> hours(counted(bytes([0xF0] * 12), 1))[:4]   # hour 1 was full: all halved, then counted
+    [0, 8, 0, 7]
+    """
+    packed = bytearray(own) if len(own) == _NIBBLES else bytearray(_NIBBLES)
+    index, shift = hour >> 1, (hour & 1) << 2
+    if (packed[index] >> shift) & 15 == 15:
+        packed = bytearray(packed.translate(_HALF))
+    packed[index] += 1 << shift
+    return bytes(packed)
+
+
+def hours(own: bytes) -> list[int]:
+    """The 24 counts of ``own`` (zeros for b"")."""
+    if len(own) != _NIBBLES:
+        return [0] * SLOTS
+    out: list[int] = []
+    for byte in own:
+        out += (_LOW[byte], _HIGH[byte])
+    return out
+
+
+def total(own: bytes) -> int:
+    """How many active hours ``own`` holds (after halvings)."""
+    return sum(hours(own))
+
+
+@dataclass(slots=True)
+class PopulationHours:
+    """A partition's active hours by local hour of the day, over all its customers (integers, halved
+    together when one reaches :data:`POPULATION_CAP`): the fallback profile.
+
+    >>> population = PopulationHours()
+    >>> for hour in (9, 9, 14):
+    ...     population.learn(hour)
+    >>> population.counts[9], population.total
+    (2, 3)
+    >>> again = PopulationHours(); again.load_data(population.to_data()); again == population
+    True
+    """
+
+    counts: list[int] = field(default_factory=lambda: [0] * SLOTS)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts)
+
+    def learn(self, hour: int) -> None:
+        """One active hour of some customer at local ``hour``."""
+        counts = self.counts
+        counts[hour] += 1
+        if counts[hour] >= POPULATION_CAP:
+            counts[:] = [c >> 1 for c in counts]
+
+    def to_data(self) -> list[int]:
+        """The counts as plain data (a checkpoint's part); :meth:`load_data` reads it back."""
+        return list(self.counts)
+
+    def load_data(self, data: object) -> None:
+        """Replace the counts by those of :meth:`to_data` (checked: :class:`CheckpointError`)."""
+        numbers = integers(data, "population hours", SLOTS)
+        if min(numbers) < 0:
+            raise CheckpointError("corrupt model checkpoint: population hours are negative")
+        self.counts = numbers
+
+
+@dataclass(frozen=True, slots=True)
+class Activity:
+    """What the policy reads to choose a send time: the customer's own counts (:func:`counted`'s
+    bytes) and their partition's (None: no models, so no population)."""
+
+    own: bytes
+    population: PopulationHours | None
+
+
+@dataclass(frozen=True, slots=True)
+class SendTime:
+    """The chosen release: at ``at`` (whole seconds, ``>= now``), the local ``hour``; ``source`` is
+    ``own`` or ``population``, ``seen`` the active hours of the customer's own profile."""
+
+    at: float
+    hour: int
+    source: str
+    seen: int
+
+
+def choose(now: float, window: float, zone: str | None, activity: Activity,
+           quiet: QuietHours | None = None) -> SendTime | None:
+    """When to release a trigger decided at ``now`` with a send window of ``window`` seconds: the
+    start of the first local hour within ``[now, now + window]`` whose weight is highest (the current
+    hour means now), leaving out hours that begin inside ``quiet`` hours (local times in ``zone``).
+    Weights: the customer's own counts, each with half of each neighbour's (a visit at 08:59 and one
+    at 09:01 are the same habit), when they have :data:`MIN_OWN` active hours; else the
+    population's. None when neither is known yet: send at once. When every hour of the window is
+    quiet the choice is now (and the quiet-hours check defers the trigger to their end, as any).
+
+    >>> night = Activity(b"", PopulationHours([0] * 18 + [300, 0, 500, 0, 0, 0]))   # most are on at 20:00
+    >>> choice = choose(1_795_998_000.0, 86_400.0, "Asia/Tokyo", night)       # 09:20 in Tokyo
+    >>> choice.hour, choice.source, (choice.at - 1_795_998_000.0) / 3600      # 20:00 Tokyo
+    (20, 'population', 10.666666666666666)
+    >>> choose(1_795_998_000.0, 86_400.0, "Asia/Tokyo", night, QuietHours.parse("19:00-08:00")).hour
+    18
+    """
+    counts = hours(activity.own)
+    seen = sum(counts)
+    if seen >= MIN_OWN:
+        weights, source = [2 * counts[h] + counts[h - 1] + counts[(h + 1) % SLOTS] for h in range(SLOTS)], "own"
+    elif activity.population is not None and activity.population.total >= MIN_POPULATION:
+        weights, source = list(activity.population.counts), "population"
+    else:
+        return None
+    tz = ZoneInfo(zone or "UTC")
+    local = datetime.fromtimestamp(now, tz)
+    h0 = local.hour
+    top = weights[h0]
+    if quiet is not None:
+        for h in _quiet_hours(quiet):
+            weights[h] = -1
+        top = -1 if _quiet_at(quiet, local.time()) else weights[h0]
+    first = math.floor(now) - local.minute * 60 - local.second + HOUR  # the next local hour begins
+    steps = min(SLOTS, math.floor((now + window - first) / HOUR) + 1)  # whole hours that begin in the window
+    best = 0
+    for k in range(1, steps + 1):
+        weight = weights[(h0 + k) % SLOTS]
+        if weight > top:
+            best, top = k, weight
+    if best == 0:
+        return SendTime(now, h0, source, seen)
+    at = first + (best - 1) * HOUR
+    shift = (local.utcoffset() or timedelta()) - (datetime.fromtimestamp(at, tz).utcoffset() or timedelta())
+    at = min(max(at + shift.total_seconds(), now), now + window)  # the wall hour across a DST change
+    return SendTime(float(at), (h0 + best) % SLOTS, source, seen)
+
+
+def _quiet_at(quiet: QuietHours, local: time) -> bool:
+    """Is local wall time ``local`` inside ``quiet`` (as :meth:`QuietHours.contains` decides)?"""
+    if quiet.start <= quiet.end:
+        return quiet.start <= local < quiet.end
+    return local >= quiet.start or local < quiet.end
+
+
+@cache
+def _quiet_hours(quiet: QuietHours) -> tuple[int, ...]:
+    """The hours of the day that begin inside ``quiet``.
+
+    >>> _quiet_hours(QuietHours.parse("22:00-07:30"))
+    (0, 1, 2, 3, 4, 5, 6, 7, 22, 23)
+    """
+    return tuple(h for h in range(SLOTS) if _quiet_at(quiet, time(h)))
+
+
+# --- what the policy writes (core.policy.decide) ------------------------------------------------
+
+CHECK = "send time:"  # the check a send window's choice writes into the trigger's ``why``
+
+
+def hold(now: float, window: float, zone: str | None, activity: Activity | None, quiet: QuietHours | None,
+         quiet_zone: str | None, verb: str = "deferred") -> tuple[float | None, str]:
+    """``(release instant or None for now, the check for the trigger's why)`` of a trigger decided at
+    ``now`` by a playbook with a send window of ``window`` seconds. Hours that begin inside the
+    customer's quiet hours are not chosen (a release that still lands inside them, across a DST
+    change, moves to their end).
+
+    >>> hold(1_795_998_000.0, 86_400.0, None, Activity(b"", None), None, None)
+    (None, 'send time: now (within 24h; no activity profile yet)')
+    >>> late = Activity(bytes([0] * 11 + [0x90]), None)    # nine active hours at 23:00
+    >>> at, check = hold(1_795_998_000.0, 86_400.0, "UTC", late, QuietHours.parse("22:00-08:00"), "UTC")
+    >>> check   # 23:00 is quiet: the first hour after them (the others are all 0)
+    "send time: 08:00 UTC, this customer's likeliest active hour outside quiet hours 22:00-08:00 (9 active hours of their own), within 24h: deferred to 2026-11-30 08:00"
+    """
+    span = f"{window / HOUR:g}h"
+    mask = quiet if quiet_zone is not None else None
+    choice = None if activity is None else choose(now, window, zone, activity, mask)
+    if choice is None:
+        return None, f"{CHECK} now (within {span}; no activity profile yet)"
+    shown = zone or "UTC"
+    outside = "" if mask is None else f" outside quiet hours {mask}"
+    why = (f"{choice.hour:02d}:00 {shown}, this customer's likeliest active hour{outside}"
+           f" ({choice.seen} active hours of their own)" if choice.source == "own" else
+           f"{choice.hour:02d}:00 {shown}, the population's likeliest active hour{outside}"
+           f" (this customer has {choice.seen} active hours, fewer than {MIN_OWN})")
+    if choice.at <= now:
+        return None, f"{CHECK} now, {why}, within {span}"
+    at, moved = choice.at, ""
+    if mask is not None and quiet_zone is not None and mask.contains(at, quiet_zone):  # (a DST change)
+        at, moved = mask.next_open(at, quiet_zone), ", moved to the end of quiet hours"
+    return at, f"{CHECK} {why}, within {span}: {verb} to {_clock(at, shown)}{moved}"
+
+
+def waits_for_activity(trigger: dict[str, Any]) -> bool:
+    """Whether a held trigger (its JSON form) waits for its send time, not for quiet hours to end.
+
+    >>> waits_for_activity({"why": {"checks": ["send time: ... within 24h: deferred to 2026-11-30 09:00"]}})
+    True
+    """
+    checks = (trigger.get("why") or {}).get("checks") or ()
+    return any(c.startswith(CHECK) and ": deferred to" in c for c in checks) and not any(
+        c.startswith("quiet hours: deferred") for c in checks)
+
+
+def with_check(trigger: dict[str, Any], check: str) -> dict[str, Any]:
+    """A copy of a held trigger (its JSON form) with one more check in its why."""
+    why = dict(trigger.get("why") or {})
+    why["checks"] = [*(why.get("checks") or []), check]
+    return {**trigger, "why": why}
+
+
+def active_note(now: float, zone: str | None) -> str:
+    """The check of a trigger released because its customer became active before its planned hour."""
+    return f"{CHECK} active at {_clock(now, zone or 'UTC')}, released before the planned hour"
+
+
+def _clock(at: float, zone: str) -> str:
+    return datetime.fromtimestamp(at, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
