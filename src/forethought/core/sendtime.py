@@ -179,14 +179,15 @@ def choose(now: float, window: float, zone: str | None, activity: Activity,
     else:
         return None
     tz = ZoneInfo(zone or "UTC")
-    local = datetime.fromtimestamp(now, tz)
+    second = math.floor(now)
+    local = datetime.fromtimestamp(second, tz)  # (of the whole second: a fraction may round up to the next)
     h0 = local.hour
     top = weights[h0]
     if quiet is not None:
         for h in _quiet_hours(quiet):
             weights[h] = -1
         top = -1 if _quiet_at(quiet, local.time()) else weights[h0]
-    first = math.floor(now) - local.minute * 60 - local.second + HOUR  # the next local hour begins
+    first = second - local.minute * 60 - local.second + HOUR  # the next local hour begins
     steps = min(SLOTS, math.floor((now + window - first) / HOUR) + 1)  # whole hours that begin in the window
     best = 0
     for k in range(1, steps + 1):
