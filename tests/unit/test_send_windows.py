@@ -158,7 +158,9 @@ def test_a_customer_active_before_the_planned_hour_gets_it_then() -> None:
     runtime.feed(profile("c1"))
     feed(runtime, habit("c1", 9, range(1, 11)))
     feed(runtime, [feature("c1", tokyo(11, 15))])
-    back = feed(runtime, [page("c1", tokyo(12, 7, 30), 99)])  # up early
+    same_visit = feed(runtime, [page("c1", tokyo(11, 15, 20), 98)])  # the visit it was decided in goes on
+    assert verdicts(same_visit) == [] and runtime.state("c1").policy.pending  # type: ignore[union-attr]
+    back = feed(runtime, [page("c1", tokyo(12, 7, 30), 99)])  # a new visit, before 09:00
     assert verdicts(back) == [("tip", "released", None)]
     [tip] = triggers(back)
     assert tip.released_at == tokyo(12, 7, 30)

@@ -247,7 +247,7 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
         ledger.watch = [w for w in ledger.watch if w.until > due]
     out = policy.Verdicts()
     if ledger.pending and any(p.release_at <= due for p in ledger.pending):
-        policy.release(_context(state, profile, rules, due, config, models), due, out)
+        policy.release(_held_context(state, profile, rules, models), due, out)
     m = Moment(due, config, models, rules, profile)
     for detector, settings in config.due_hooks:
         detector.on_due(state, due, settings, m)
@@ -289,15 +289,15 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     _record_activity(state, event, ts, config)
     for detector, settings in config.event_hooks_by_type.get(event.type, config.event_hooks):
         detector.on_event(state, event, ts, settings, m)
-    waiting = not is_error and _waits_for_activity(state)  # a send window's trigger: they are active now
+    waiting = _back_for_a_held_trigger(state, ts, is_error)
     if not m.detections and not waiting:  # the common case: no policy pass, no verdicts to collect
         state.daily_at = looks.next_look(state, ts, m)
         return Step(state, (), observations + tuple(m.observations) if m.observations else observations)
-    out, ctx = policy.Verdicts(), _context(state, profile, rules, ts, config, models)
+    out = policy.Verdicts()
     if waiting:
-        policy.release_active(ctx, ts, out)
+        policy.release_active(_held_context(state, profile, rules, models), ts, out)
     if m.detections:
-        policy.decide(m.detections, ctx, out)
+        policy.decide(m.detections, _context(state, profile, rules, ts, config, models), out)
     state.daily_at = looks.next_look(state, ts, m)
     return _step(state, out, observations + tuple(m.observations))
 
@@ -319,10 +319,19 @@ def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: flo
     return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env, activity)
 
 
-def _waits_for_activity(state: CustomerState) -> bool:
-    """Whether a trigger is held for this customer's likely active hour (send windows, core.sendtime)."""
+def _held_context(state: CustomerState, profile: ProfileState, rules: Rules,
+                  models: PartitionModels | None) -> policy.Context:
+    """What releasing held triggers needs: no facts (their conditions were judged when they were decided)."""
+    activity = Activity(active_hours.seen(state), None if models is None else models.hours)
+    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, {}, activity)
+
+
+def _back_for_a_held_trigger(state: CustomerState, ts: float, is_error: bool) -> bool:
+    """Whether this event begins a visit (a session) of a customer with a trigger held for their likely
+    active hour (send windows, core.sendtime): they are active now, so it goes now."""
     pending = state.policy.pending
-    return bool(pending) and any(waits_for_activity(p.trigger) for p in pending)
+    return (bool(pending) and not is_error and state.session_start == math.floor(ts)
+            and any(waits_for_activity(p.trigger) for p in pending))
 
 
 def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),

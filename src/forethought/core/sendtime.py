@@ -36,6 +36,7 @@ import math
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cache
+from itertools import chain
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -48,8 +49,7 @@ MIN_OWN = 8  # active hours of their own before a customer's profile is used (el
 MIN_POPULATION = 100  # active hours a partition must have seen before its profile is used
 POPULATION_CAP = 1 << 20  # a population count reaching this halves them all
 _NIBBLES = 12
-_LOW = tuple(b & 15 for b in range(256))
-_HIGH = tuple(b >> 4 for b in range(256))
+_PAIRS = tuple((b & 15, b >> 4) for b in range(256))  # a byte's two counts, low nibble first
 _HALF = bytes(((b >> 5) << 4) | ((b & 15) >> 1) for b in range(256))  # both nibbles of a byte halved
 
 
@@ -83,10 +83,7 @@ def hours(own: bytes) -> list[int]:
     """The 24 counts of ``own`` (zeros for b"")."""
     if len(own) != _NIBBLES:
         return [0] * SLOTS
-    out: list[int] = []
-    for byte in own:
-        out += (_LOW[byte], _HIGH[byte])
-    return out
+    return list(chain.from_iterable(map(_PAIRS.__getitem__, own)))
 
 
 def total(own: bytes) -> int:
@@ -151,6 +148,7 @@ class SendTime:
     hour: int
     source: str
     seen: int
+    local: datetime  # ``at`` in the customer's zone
 
 
 def choose(now: float, window: float, zone: str | None, activity: Activity,
@@ -173,7 +171,8 @@ def choose(now: float, window: float, zone: str | None, activity: Activity,
     counts = hours(activity.own)
     seen = sum(counts)
     if seen >= MIN_OWN:
-        weights, source = [2 * counts[h] + counts[h - 1] + counts[(h + 1) % SLOTS] for h in range(SLOTS)], "own"
+        padded = [counts[-1], *counts, counts[0]]
+        weights, source = [a + b + b + c for a, b, c in zip(padded, counts, padded[2:])], "own"
     elif activity.population is not None and activity.population.total >= MIN_POPULATION:
         weights, source = list(activity.population.counts), "population"
     else:
@@ -182,24 +181,26 @@ def choose(now: float, window: float, zone: str | None, activity: Activity,
     second = math.floor(now)
     local = datetime.fromtimestamp(second, tz)  # (of the whole second: a fraction may round up to the next)
     h0 = local.hour
-    top = weights[h0]
+    now_weight = weights[h0]
     if quiet is not None:
         for h in _quiet_hours(quiet):
             weights[h] = -1
-        top = -1 if _quiet_at(quiet, local.time()) else weights[h0]
+        if _quiet_at(quiet, local.time()):
+            now_weight = -1
     first = second - local.minute * 60 - local.second + HOUR  # the next local hour begins
     steps = min(SLOTS, math.floor((now + window - first) / HOUR) + 1)  # whole hours that begin in the window
-    best = 0
-    for k in range(1, steps + 1):
-        weight = weights[(h0 + k) % SLOTS]
-        if weight > top:
-            best, top = k, weight
+    ahead = (weights[h0 + 1:] + weights[:h0 + 1])[:steps]  # the weights of the hours k = 1..steps from now
+    top = max(ahead, default=-1)
+    best = 1 + ahead.index(top) if top > now_weight else 0  # the earliest of the best; now on a tie
     if best == 0:
-        return SendTime(now, h0, source, seen)
+        return SendTime(now, h0, source, seen, local)
     at = first + (best - 1) * HOUR
-    shift = (local.utcoffset() or timedelta()) - (datetime.fromtimestamp(at, tz).utcoffset() or timedelta())
-    at = min(max(at + shift.total_seconds(), now), now + window)  # the wall hour across a DST change
-    return SendTime(float(at), (h0 + best) % SLOTS, source, seen)
+    then = datetime.fromtimestamp(at, tz)
+    if then.utcoffset() != local.utcoffset():  # a DST change on the way: the same wall hour
+        shift = (local.utcoffset() or timedelta()) - (then.utcoffset() or timedelta())
+        at = min(max(at + int(shift.total_seconds()), second), math.floor(now + window))
+        then = datetime.fromtimestamp(at, tz)
+    return SendTime(float(at), (h0 + best) % SLOTS, source, seen, then)
 
 
 def _quiet_at(quiet: QuietHours, local: time) -> bool:
@@ -251,10 +252,11 @@ def hold(now: float, window: float, zone: str | None, activity: Activity | None,
            f" (this customer has {choice.seen} active hours, fewer than {MIN_OWN})")
     if choice.at <= now:
         return None, f"{CHECK} now, {why}, within {span}"
-    at, moved = choice.at, ""
-    if mask is not None and quiet_zone is not None and mask.contains(at, quiet_zone):  # (a DST change)
+    at, local, moved = choice.at, choice.local, ""
+    if mask is not None and quiet_zone is not None and _quiet_at(mask, local.time()):  # (a DST change)
         at, moved = mask.next_open(at, quiet_zone), ", moved to the end of quiet hours"
-    return at, f"{CHECK} {why}, within {span}: {verb} to {_clock(at, shown)}{moved}"
+        local = datetime.fromtimestamp(at, ZoneInfo(quiet_zone))
+    return at, f"{CHECK} {why}, within {span}: {verb} to {_clock(local)}{moved}"
 
 
 def waits_for_activity(trigger: dict[str, Any]) -> bool:
@@ -277,8 +279,10 @@ def with_check(trigger: dict[str, Any], check: str) -> dict[str, Any]:
 
 def active_note(now: float, zone: str | None) -> str:
     """The check of a trigger released because its customer became active before its planned hour."""
-    return f"{CHECK} active at {_clock(now, zone or 'UTC')}, released before the planned hour"
+    return f"{CHECK} active at {_clock(datetime.fromtimestamp(now, ZoneInfo(zone or 'UTC')))}, released before" \
+        " the planned hour"
 
 
-def _clock(at: float, zone: str) -> str:
-    return datetime.fromtimestamp(at, ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+def _clock(local: datetime) -> str:
+    """``2026-11-30 09:00`` (what strftime gives, a few times faster)."""
+    return f"{local.year}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"
