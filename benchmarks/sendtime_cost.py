@@ -21,12 +21,12 @@ import statistics
 import sys
 import time
 import zlib
-from types import SimpleNamespace
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -108,8 +108,9 @@ def hook_cost(events: list[InboundEvent], repeats: int) -> tuple[float, float]:
         customer_id="x", updated_at=datetime(2026, 1, 1, tzinfo=UTC), timezone=zone))) for zone in ZONES}
     for event in sorted(events, key=lambda e: e.epoch):
         key = event.customer_id
-        state = states.get(key) or SimpleNamespace(last_seen=None, slices={active_hours.NAME: active_hours.ActiveHoursState()})
-        states[key] = state
+        state = states.get(key)
+        if state is None:
+            state = states[key] = SimpleNamespace(slices={active_hours.NAME: active_hours.ActiveHoursState()})
         rows.append((SimpleNamespace(last_seen=last.get(key), slices=state.slices), event, event.epoch,
                      moments[ZONES[zlib.crc32(key.encode()) % len(ZONES)]]))
         last[key] = max(last.get(key, event.epoch), event.epoch)
@@ -178,7 +179,8 @@ def per_event_lines(events: list[InboundEvent], config: EngineConfig, without: E
     for name, (cpu, (_fired, size, states)) in per_event.items():
         print(f"{name}: {cpu / n * 1e6:.2f} µs/event CPU (median of {repeats}), mean state {size / states:.0f} B")
     (a, ra), (b, rb) = per_event.values()
-    print(f"per event added: {(b - a) / n * 1e6:+.3f} µs ({b / a - 1:+.1%}); mean state {rb[1] / rb[2] - ra[1] / ra[2]:+.1f} B")
+    grown = rb[1] / rb[2] - ra[1] / ra[2]
+    print(f"per event added: {(b - a) / n * 1e6:+.3f} µs ({b / a - 1:+.1%}); mean state {grown:+.1f} B")
 
 
 def per_trigger_lines(events: list[InboundEvent], config: EngineConfig, rules: Rules, windowed: Rules,

@@ -22,12 +22,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from forethought.contracts.records import Trigger, Why
+from forethought.core import sendtime
 from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
-from forethought.core import sendtime
 from forethought.core.signals import Detection, bounded_text, build_trigger, utc
 
 SUPPRESSION_REASONS = ("episode", "cooldown", "arbitration", "opted_out", "consent", "frequency_cap",
