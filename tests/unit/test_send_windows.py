@@ -445,3 +445,15 @@ def test_without_a_send_window_the_shipped_playbooks_decide_exactly_as_without_a
                      [(e.customer_id, d) for e in emissions if e.step for d in e.step.decisions]))
     assert runs[0] == runs[1]
     assert len(runs[0][0]) >= 10 and {d.verdict for _, d in runs[0][1]} >= {"sent", "deferred", "released"}
+
+
+def test_learning_can_be_switched_off_then_states_carry_nothing_and_windows_send_at_once() -> None:
+    off = EngineConfig(active_hours_learn=False)
+    runtime = PartitionRuntime(0, off, rules(), PartitionModels(0, config=off))
+    runtime.feed(profile("c1"))
+    feed(runtime, habit("c1", 9, range(1, 11)))
+    state = runtime.state("c1")
+    assert state is not None and active_hours.seen(state) == b"" and runtime.models.hours.total == 0  # type: ignore[union-attr]
+    assert b"\xa1h" not in state.to_bytes()  # no slice key "h" in the changelog value
+    sent = triggers(runtime.feed(feature("c1", tokyo(11, 15))))
+    assert len(sent) == 1 and send_time_check(sent[0]) == "send time: now (within 24h; no activity profile yet)"

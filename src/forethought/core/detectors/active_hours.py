@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from forethought.core.codec_kinds import BYTES
-from forethought.core.plugin import Detector, Moment, Slice
+from forethought.core.plugin import Detector, Moment, Slice, check_positive
 from forethought.core.sendtime import HOUR, counted, hours, local_hour
 from forethought.core.state_codec import Field
 
@@ -34,6 +34,18 @@ if TYPE_CHECKING:
     from forethought.core.state import CustomerState
 
 NAME = "active_hours"
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveHoursSettings:
+    """``active_hours_learn``: learn each customer's and the population's active hours (default). Off,
+    states carry no active hours (12 bytes less for an active customer, about 19 with the slice's own
+    bytes) and a send window finds no profile: its triggers go at once, as without a window."""
+
+    active_hours_learn: bool = True
+
+    def __post_init__(self) -> None:
+        check_positive(self, {"active_hours_learn"})
 
 
 @dataclass(slots=True)
@@ -66,11 +78,13 @@ class ActiveHours(Detector):
     """Counts each customer's active hours in their local time, and the partition's."""
 
     name: ClassVar[str] = NAME
+    Settings = ActiveHoursSettings
     State = ActiveHoursState
 
-    def before_event(self, state: CustomerState, event: InboundEvent, ts: float, s: Any, m: Moment) -> None:
+    def before_event(self, state: CustomerState, event: InboundEvent, ts: float, s: ActiveHoursSettings,
+                     m: Moment) -> None:
         last = state.last_seen  # (the shared windows move to ts after this hook)
-        if last is not None and ts // HOUR <= last // HOUR:
+        if last is not None and ts // HOUR <= last // HOUR or not s.active_hours_learn:
             return  # this hour was counted already: the common case
         profile = m.profile
         hour = local_hour(ts, None if profile is None else profile.timezone)
