@@ -20,6 +20,7 @@ import argparse
 import statistics
 import sys
 import time
+import timeit
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -27,17 +28,20 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
+from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from benchkit.common import engine_config  # noqa: E402
 from benchkit.workload import build_workload  # noqa: E402
 
-from forethought.contracts.events import InboundEvent  # noqa: E402
+from forethought.contracts.events import FeatureUsed, InboundEvent, PageView  # noqa: E402
 from forethought.contracts.partitioning import partition_of  # noqa: E402
 from forethought.contracts.records import Profile  # noqa: E402
 from forethought.core.config import EngineConfig  # noqa: E402
 from forethought.core.detectors import active_hours  # noqa: E402
+from forethought.core.engine import process, tick  # noqa: E402
 from forethought.core.models import PartitionModels  # noqa: E402
 from forethought.core.plugin import Moment  # noqa: E402
 from forethought.core.policy.profiles import ProfileState  # noqa: E402
@@ -46,7 +50,7 @@ from forethought.core.policy.timing import QuietHours  # noqa: E402
 from forethought.core.registry import Registry, builtin_registry  # noqa: E402
 from forethought.core.runtime import PartitionRuntime  # noqa: E402
 from forethought.core.sendtime import Activity, counted, hold  # noqa: E402
-from forethought.ops.playbooks import load_rules  # noqa: E402
+from forethought.ops.playbooks import load_rules, parse_rules  # noqa: E402
 from forethought.ops.settings import Settings  # noqa: E402
 from forethought.ops.topics import load_catalogue  # noqa: E402
 
@@ -86,10 +90,10 @@ def run(events: list[InboundEvent], config: EngineConfig, rules: Rules, partitio
     return fired, sum(len(s.to_bytes()) for s in states), len(states)
 
 
-def interleaved(lines: dict[str, Callable[[], Result]], repeats: int) -> dict[str, tuple[float, Result]]:
+def interleaved(lines: dict[str, Callable[[], Any]], repeats: int) -> dict[str, tuple[float, Any]]:
     """CPU seconds (median) and the last result of each line, the lines run in turn ``repeats`` times."""
     times: dict[str, list[float]] = {name: [] for name in lines}
-    results: dict[str, Result] = {}
+    results: dict[str, Any] = {}
     for _ in range(repeats):
         for name, line in lines.items():
             started = time.process_time()
@@ -102,7 +106,7 @@ def hook_cost(events: list[InboundEvent], repeats: int) -> tuple[float, float]:
     """Microseconds of CPU per event of the active-hours hook alone (called as the engine calls it, on
     the events in time order with each customer's previous event time and zone), net of an empty loop
     over the same calls; and the share of events that open a new active hour."""
-    hook, states, rows = active_hours.ActiveHours(), {}, []
+    hook, settings, states, rows = active_hours.ActiveHours(), active_hours.ActiveHoursSettings(), {}, []
     last: dict[str, float] = {}
     moments = {zone: Moment(0.0, None, PartitionModels(0), profile=ProfileState().with_profile(Profile(
         customer_id="x", updated_at=datetime(2026, 1, 1, tzinfo=UTC), timezone=zone))) for zone in ZONES}
@@ -127,9 +131,41 @@ def hook_cost(events: list[InboundEvent], repeats: int) -> tuple[float, float]:
         bare = time.process_time() - started
         started = time.process_time()
         for state, event, ts, m in rows:
-            hook.before_event(state, event, ts, None, m)  # type: ignore[arg-type]
+            hook.before_event(state, event, ts, settings, m)  # type: ignore[arg-type]
         times.append(time.process_time() - started - bare)
     return statistics.median(times) / len(rows) * 1e6, new / len(rows)
+
+
+def held_trigger_cost(repeats: int, calls: int = 2000) -> tuple[float, float]:
+    """Microseconds of CPU a trigger costs when it is sent at once (a playbook without a window) and
+    when it is held for the customer's hour and released by a later tick (with a 24h window): one
+    customer in Tokyo with ten mornings at 09:10, then a first use at 15:00, on copies of the state."""
+    tokyo = ZoneInfo("Asia/Tokyo")
+    held = ProfileState().with_profile(Profile(customer_id="c1", updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+                                               timezone="Asia/Tokyo"))
+    models, config, state = PartitionModels(0), EngineConfig(), None
+    for day in range(1, 11):
+        event = PageView(event_id=f"p{day}", customer_id="c1", occurred_at=datetime(2026, 11, day, 9, 10, tzinfo=tokyo))
+        state = process(state, event, config, profile=held, models=models).state
+    use = FeatureUsed(event_id="f", customer_id="c1", feature="export",
+                      occurred_at=datetime(2026, 11, 11, 15, tzinfo=tokyo))
+    release = datetime(2026, 11, 12, 9, tzinfo=tokyo).timestamp()
+    book = "policy:\n  arbitration_window: 1h\nplaybooks:\n  - {name: tip, on: [feature_first_use], channels: [in_app],"
+    at_once, windowed = parse_rules(book + " priority: 40}"), parse_rules(book + " priority: 40, send_window: 24h}")
+    assert state is not None
+
+    def now() -> None:
+        for _ in range(calls):
+            assert process(state.copy(), use, config, at_once, held, models).triggers
+
+    def later() -> None:
+        for _ in range(calls):
+            step = process(state.copy(), use, config, windowed, held, models)
+            assert step.state is not None and not step.triggers
+            assert tick(step.state, release, config, windowed, held, models).triggers
+
+    times = interleaved({"now": now, "held": later}, repeats)
+    return times["now"][0] / calls * 1e6, times["held"][0] / calls * 1e6
 
 
 def hold_cost(calls: int) -> float:
@@ -165,6 +201,11 @@ def main() -> int:
         per_trigger_lines(events, config, rules, windowed, partitions, args.repeats)
     if args.only in (None, "pieces"):
         print(f"sendtime.hold alone: {hold_cost(20_000):.2f} µs per call")
+        sent, held = held_trigger_cost(args.repeats)
+        print(f"a trigger sent at once: {sent:.1f} µs; held for the customer's hour and released by a tick:"
+              f" {held:.1f} µs; added per held trigger: {held - sent:+.1f} µs (process() and tick() included)")
+        reference = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
+        print(f"machine speed reference: sum(range(1000)) takes {reference:.1f} µs here")
         hook, share = hook_cost(events, args.repeats)
         print(f"active-hours hook alone: {hook:.3f} µs per event (median of {args.repeats}); {share:.1%} of events"
               " open a new active hour")
