@@ -9,7 +9,7 @@ are compared. Also the mean encoded state size at the end of each.
 Per trigger: the shipped playbooks (C) against the same with a 24h ``send_window`` on
 ``feature_welcome`` (D), interleaved likewise; the extra CPU divided by that playbook's triggers
 (choosing the hour, holding the trigger in state, the release at the due time and its second
-policy pass). And ``sendtime.hold`` alone, per call::
+policy pass). And ``sendwindow.hold`` alone, per call::
 
     .venv/bin/python benchmarks/sendtime_cost.py [--events 100000] [--repeats 5]
 """
@@ -46,10 +46,11 @@ from forethought.core.models import PartitionModels  # noqa: E402
 from forethought.core.plugin import Moment  # noqa: E402
 from forethought.core.policy.profiles import ProfileState  # noqa: E402
 from forethought.core.policy.rules import Rules  # noqa: E402
+from forethought.core.policy.sendwindow import hold  # noqa: E402
 from forethought.core.policy.timing import QuietHours  # noqa: E402
 from forethought.core.registry import Registry, builtin_registry  # noqa: E402
 from forethought.core.runtime import PartitionRuntime  # noqa: E402
-from forethought.core.sendtime import Activity, counted, hold  # noqa: E402
+from forethought.core.sendtime import Activity, counted  # noqa: E402
 from forethought.ops.playbooks import load_rules, parse_rules  # noqa: E402
 from forethought.ops.settings import Settings  # noqa: E402
 from forethought.ops.topics import load_catalogue  # noqa: E402
@@ -200,7 +201,7 @@ def main() -> int:
     if args.only in (None, "triggers"):
         per_trigger_lines(events, config, rules, windowed, partitions, args.repeats)
     if args.only in (None, "pieces"):
-        print(f"sendtime.hold alone: {hold_cost(20_000):.2f} µs per call")
+        print(f"sendwindow.hold alone: {hold_cost(20_000):.2f} µs per call")
         sent, held = held_trigger_cost(args.repeats)
         print(f"a trigger sent at once: {sent:.1f} µs; held for the customer's hour and released by a tick:"
               f" {held:.1f} µs; added per held trigger: {held - sent:+.1f} µs (process() and tick() included)")

@@ -23,10 +23,11 @@ from forethought.core.config import EngineConfig
 from forethought.core.detectors import active_hours
 from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
+from forethought.core.policy.sendwindow import hold
 from forethought.core.policy.timing import QuietHours
 from forethought.core.registry import Registry, builtin_registry
 from forethought.core.runtime import Emission, PartitionRuntime, Record
-from forethought.core.sendtime import Activity, PopulationHours, choose, counted, hold, hours
+from forethought.core.sendtime import Activity, PopulationHours, choose, counted, hours
 from forethought.core.state import CustomerState
 from forethought.ops.playbooks import PlaybookFileError, load_rules, parse_rules
 

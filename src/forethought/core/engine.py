@@ -38,7 +38,8 @@ from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
-from forethought.core.sendtime import Activity, waits_for_activity
+from forethought.core.policy.sendwindow import waits_for_activity
+from forethought.core.sendtime import Activity
 from forethought.core.signals import Observation
 from forethought.core.state import HOUR, CustomerState
 from forethought.core.windows import BucketRing

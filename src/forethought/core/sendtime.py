@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cache
 from itertools import chain
-from typing import Any
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 from forethought.core.checkpoint import CheckpointError, integers
-from forethought.core.policy.timing import QuietHours
 
 HOUR = 3600
 SLOTS = 24
@@ -89,6 +88,16 @@ def hours(own: bytes) -> list[int]:
 def total(own: bytes) -> int:
     """How many active hours ``own`` holds (after halvings)."""
     return sum(hours(own))
+
+
+class Quiet(Protocol):
+    """Quiet hours as :class:`forethought.core.policy.timing.QuietHours` holds them: a daily local
+    ``[start, end)``, wrapping midnight when ``start > end``."""
+
+    @property
+    def start(self) -> time: ...
+    @property
+    def end(self) -> time: ...
 
 
 @dataclass(slots=True)
@@ -152,7 +161,7 @@ class SendTime:
 
 
 def choose(now: float, window: float, zone: str | None, activity: Activity,
-           quiet: QuietHours | None = None) -> SendTime | None:
+           quiet: Quiet | None = None) -> SendTime | None:
     """When to release a trigger decided at ``now`` with a send window of ``window`` seconds: the
     start of the first local hour within ``[now, now + window]`` whose weight is highest (the current
     hour means now), leaving out hours that begin inside ``quiet`` hours (local times in ``zone``).
@@ -165,6 +174,7 @@ def choose(now: float, window: float, zone: str | None, activity: Activity,
     >>> choice = choose(1_795_998_000.0, 86_400.0, "Asia/Tokyo", night)       # 09:20 in Tokyo
     >>> choice.hour, choice.source, (choice.at - 1_795_998_000.0) / 3600      # 20:00 Tokyo
     (20, 'population', 10.666666666666666)
+    >>> from forethought.core.policy.timing import QuietHours
     >>> choose(1_795_998_000.0, 86_400.0, "Asia/Tokyo", night, QuietHours.parse("19:00-08:00")).hour
     18
     """
@@ -183,9 +193,9 @@ def choose(now: float, window: float, zone: str | None, activity: Activity,
     h0 = local.hour
     now_weight = weights[h0]
     if quiet is not None:
-        for h in _quiet_hours(quiet):
+        for h in _quiet_hours(quiet.start, quiet.end):
             weights[h] = -1
-        if _quiet_at(quiet, local.time()):
+        if quiet_at(quiet, local.time()):
             now_weight = -1
     first = second - local.minute * 60 - local.second + HOUR  # the next local hour begins
     steps = min(SLOTS, math.floor((now + window - first) / HOUR) + 1)  # whole hours that begin in the window
@@ -203,90 +213,18 @@ def choose(now: float, window: float, zone: str | None, activity: Activity,
     return SendTime(float(at), (h0 + best) % SLOTS, source, seen, then)
 
 
-def _quiet_at(quiet: QuietHours, local: time) -> bool:
-    """Is local wall time ``local`` inside ``quiet`` (as :meth:`QuietHours.contains` decides)?"""
+def quiet_at(quiet: Quiet, local: time) -> bool:
+    """Is local wall time ``local`` inside ``quiet`` (as ``QuietHours.contains`` decides)?"""
     if quiet.start <= quiet.end:
         return quiet.start <= local < quiet.end
     return local >= quiet.start or local < quiet.end
 
 
 @cache
-def _quiet_hours(quiet: QuietHours) -> tuple[int, ...]:
-    """The hours of the day that begin inside ``quiet``.
+def _quiet_hours(start: time, end: time) -> tuple[int, ...]:
+    """The hours of the day that begin inside quiet hours ``[start, end)``.
 
-    >>> _quiet_hours(QuietHours.parse("22:00-07:30"))
+    >>> _quiet_hours(time(22), time(7, 30))
     (0, 1, 2, 3, 4, 5, 6, 7, 22, 23)
     """
-    return tuple(h for h in range(SLOTS) if _quiet_at(quiet, time(h)))
-
-
-# --- what the policy writes (core.policy.decide) ------------------------------------------------
-
-CHECK = "send time:"  # the check a send window's choice writes into the trigger's ``why``
-
-
-def hold(now: float, window: float, zone: str | None, activity: Activity | None, quiet: QuietHours | None,
-         quiet_zone: str | None, verb: str = "deferred") -> tuple[float | None, str]:
-    """``(release instant or None for now, the check for the trigger's why)`` of a trigger decided at
-    ``now`` by a playbook with a send window of ``window`` seconds. Hours that begin inside the
-    customer's quiet hours are not chosen (a release that still lands inside them, across a DST
-    change, moves to their end).
-
-    >>> hold(1_795_998_000.0, 86_400.0, None, Activity(b"", None), None, None)
-    (None, 'send time: now (within 24h; no activity profile yet)')
-    >>> late = Activity(bytes([0] * 11 + [0x90]), None)    # nine active hours at 23:00
-    >>> at, check = hold(1_795_998_000.0, 86_400.0, "UTC", late, QuietHours.parse("22:00-08:00"), "UTC")
-    >>> check.split(", ")  # doctest: +NORMALIZE_WHITESPACE
-    ['send time: 08:00 UTC',
-     "this customer's likeliest active hour outside quiet hours 22:00-08:00 (9 active hours of their own)",
-     'within 24h: deferred to 2026-11-30 08:00']
-
-    (23:00 is quiet: the first hour after them, as every other hour weighs 0.)
-    """
-    span = f"{window / HOUR:g}h"
-    mask = quiet if quiet_zone is not None else None
-    choice = None if activity is None else choose(now, window, zone, activity, mask)
-    if choice is None:
-        return None, f"{CHECK} now (within {span}; no activity profile yet)"
-    shown = zone or "UTC"
-    outside = "" if mask is None else f" outside quiet hours {mask}"
-    why = (f"{choice.hour:02d}:00 {shown}, this customer's likeliest active hour{outside}"
-           f" ({choice.seen} active hours of their own)" if choice.source == "own" else
-           f"{choice.hour:02d}:00 {shown}, the population's likeliest active hour{outside}"
-           f" (this customer has {choice.seen} active hours, fewer than {MIN_OWN})")
-    if choice.at <= now:
-        return None, f"{CHECK} now, {why}, within {span}"
-    at, local, moved = choice.at, choice.local, ""
-    if mask is not None and quiet_zone is not None and _quiet_at(mask, local.time()):  # (a DST change)
-        at, moved = mask.next_open(at, quiet_zone), ", moved to the end of quiet hours"
-        local = datetime.fromtimestamp(at, ZoneInfo(quiet_zone))
-    return at, f"{CHECK} {why}, within {span}: {verb} to {_clock(local)}{moved}"
-
-
-def waits_for_activity(trigger: dict[str, Any]) -> bool:
-    """Whether a held trigger (its JSON form) waits for its send time, not for quiet hours to end.
-
-    >>> waits_for_activity({"why": {"checks": ["send time: ... within 24h: deferred to 2026-11-30 09:00"]}})
-    True
-    """
-    checks = (trigger.get("why") or {}).get("checks") or ()
-    return any(c.startswith(CHECK) and ": deferred to" in c for c in checks) and not any(
-        c.startswith("quiet hours: deferred") for c in checks)
-
-
-def with_check(trigger: dict[str, Any], check: str) -> dict[str, Any]:
-    """A copy of a held trigger (its JSON form) with one more check in its why."""
-    why = dict(trigger.get("why") or {})
-    why["checks"] = [*(why.get("checks") or []), check]
-    return {**trigger, "why": why}
-
-
-def active_note(now: float, zone: str | None) -> str:
-    """The check of a trigger released because its customer became active before its planned hour."""
-    return f"{CHECK} active at {_clock(datetime.fromtimestamp(now, ZoneInfo(zone or 'UTC')))}, released before" \
-        " the planned hour"
-
-
-def _clock(local: datetime) -> str:
-    """``2026-11-30 09:00`` (what strftime gives, a few times faster)."""
-    return f"{local.year}-{local.month:02d}-{local.day:02d} {local.hour:02d}:{local.minute:02d}"
+    return tuple(h for h in range(SLOTS) if (start <= time(h) < end if start <= end else not end <= time(h) < start))

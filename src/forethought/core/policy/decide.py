@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 from forethought.contracts.records import Trigger, Why
 from forethought.core import sendtime
 from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.policy import sendwindow
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
@@ -124,7 +125,7 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
             out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
         kept = [c for c in (trigger.why.checks if trigger.why else [])
-                if c.startswith(("episode", "holdout", "quiet", sendtime.CHECK))]
+                if c.startswith(("episode", "holdout", "quiet", sendwindow.CHECK))]
         channels = book.channels
         if trigger.channel in channels:
             channels = channels[channels.index(trigger.channel):]
@@ -188,8 +189,8 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
         return Plan("suppress", checks, "frequency_cap")
     checks += [f"consent: {channel}", f"caps: {_caps_text(book, channel, ledger, rules, now)}"]
     window, zone = _quiet_window(book, ctx)
-    if book.send_window and not any(c.startswith((sendtime.CHECK, "fallback")) for c in checks):
-        hold, check = sendtime.hold(now, book.send_window, ctx.profile.timezone, ctx.activity, window, zone,
+    if book.send_window and not any(c.startswith((sendwindow.CHECK, "fallback")) for c in checks):
+        hold, check = sendwindow.hold(now, book.send_window, ctx.profile.timezone, ctx.activity, window, zone,
                                     "deferred" if book.mode == "live" else "would defer")
         checks.append(check)
         if hold is not None:
@@ -213,11 +214,11 @@ def release_active(ctx: Context, now: float, out: Verdicts) -> None:
     face the policy again, quiet hours included), since the hour they waited for is here in fact."""
     ledger = ctx.ledger
     early = [p for p in ledger.pending
-             if p.release_at > now and sendtime.waits_for_activity(p.trigger) and not _quiet_now(p, ctx, now)]
+             if p.release_at > now and sendwindow.waits_for_activity(p.trigger) and not _quiet_now(p, ctx, now)]
     if not early:
         return
-    note = sendtime.active_note(now, ctx.profile.timezone)
-    ledger.pending = [Pending(now, p.signal, sendtime.with_check(p.trigger, note)) if p in early else p
+    note = sendwindow.active_note(now, ctx.profile.timezone)
+    ledger.pending = [Pending(now, p.signal, sendwindow.with_check(p.trigger, note)) if p in early else p
                       for p in ledger.pending]
     release(ctx, now, out)
 
