@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from forethought.contracts.events import ErrorEvent, FeatureUsed, PageView
 from forethought.contracts.playbooks import PlaybookSpec
-from forethought.contracts.records import Profile, Trigger
+from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core.checkpoint import open_checkpoint, seal
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import active_hours
@@ -458,3 +458,27 @@ def test_learning_can_be_switched_off_then_states_carry_nothing_and_windows_send
     assert b"\xa1h" not in state.to_bytes()  # no slice key "h" in the changelog value
     sent = triggers(runtime.feed(feature("c1", tokyo(11, 15))))
     assert len(sent) == 1 and send_time_check(sent[0]) == "send time: now (within 24h; no activity profile yet)"
+
+
+def test_the_learned_wall_hour_holds_across_a_dst_change() -> None:
+    york = ZoneInfo("America/New_York")
+    runtime = PartitionRuntime(0, CONFIG, rules(), PartitionModels(0))
+    runtime.feed(profile("c1", zone="America/New_York"))
+    feed(runtime, [page("c1", datetime(2026, 10, day, 9, 10, tzinfo=york), day) for day in range(20, 31)])
+    feed(runtime, [feature("c1", datetime(2026, 10, 31, 15, tzinfo=york))])  # clocks fall back that night
+    released = triggers(runtime.advance(datetime(2026, 11, 2, tzinfo=york).timestamp()))
+    assert [t.released_at for t in released] == [datetime(2026, 11, 1, 9, tzinfo=york)]  # 09:00 EST, not 08:00
+    assert released[0].released_at.astimezone(york).utcoffset() == timedelta(hours=-5)  # type: ignore[union-attr]
+
+
+def test_a_fallback_after_a_failed_delivery_goes_at_once() -> None:
+    runtime = PartitionRuntime(0, CONFIG, rules(), PartitionModels(0))
+    runtime.feed(profile("c1"))
+    feed(runtime, habit("c1", 9, range(1, 11)))
+    feed(runtime, [feature("c1", tokyo(11, 15))])
+    [tip] = triggers(runtime.advance(tokyo(12, 9).timestamp()))
+    failed = Outcome(outcome_id="o1", trigger_id=tip.trigger_id, customer_id="c1", channel="in_app", status="failed",
+                     occurred_at=tokyo(12, 9, 5))
+    [fallback] = triggers(runtime.feed(failed))
+    assert fallback.channel == "email" and fallback.fallback_of == tip.trigger_id
+    assert fallback.why is not None and not any(c.startswith("send time:") for c in fallback.why.checks)
