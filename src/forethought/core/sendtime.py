@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from functools import cache
 from itertools import chain
-from typing import Protocol
+from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
 from forethought.core.checkpoint import CheckpointError, integers
@@ -139,8 +139,7 @@ class PopulationHours:
         self.counts = numbers
 
 
-@dataclass(frozen=True, slots=True)
-class Activity:
+class Activity(NamedTuple):
     """What the policy reads to choose a send time: the customer's own counts (:func:`counted`'s
     bytes) and their partition's (None: no models, so no population)."""
 
@@ -148,8 +147,7 @@ class Activity:
     population: PopulationHours | None
 
 
-@dataclass(frozen=True, slots=True)
-class SendTime:
+class SendTime(NamedTuple):
     """The chosen release: at ``at`` (whole seconds, ``>= now``), the local ``hour``; ``source`` is
     ``own`` or ``population``, ``seen`` the active hours of the customer's own profile."""
 

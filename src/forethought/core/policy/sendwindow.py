@@ -6,6 +6,7 @@ The hour itself is chosen by :func:`forethought.core.sendtime.choose`.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,13 +34,13 @@ def hold(now: float, window: float, zone: str | None, activity: Activity | None,
 
     (23:00 is quiet: the first hour after them, as every other hour weighs 0.)
     """
-    span = f"{window / HOUR:g}h"
+    span = _span(window)
     mask = quiet if quiet_zone is not None else None
     choice = None if activity is None else choose(now, window, zone, activity, mask)
     if choice is None:
         return None, f"{CHECK} now (within {span}; no activity profile yet)"
     shown = zone or "UTC"
-    outside = "" if mask is None else f" outside quiet hours {mask}"
+    outside = "" if mask is None else _outside(mask)
     why = (f"{choice.hour:02d}:00 {shown}, this customer's likeliest active hour{outside}"
            f" ({choice.seen} active hours of their own)" if choice.source == "own" else
            f"{choice.hour:02d}:00 {shown}, the population's likeliest active hour{outside}"
@@ -51,6 +52,16 @@ def hold(now: float, window: float, zone: str | None, activity: Activity | None,
         at, moved = mask.next_open(at, quiet_zone), ", moved to the end of quiet hours"
         local = datetime.fromtimestamp(at, ZoneInfo(quiet_zone))
     return at, f"{CHECK} {why}, within {span}: {verb} to {_clock(local)}{moved}"
+
+
+@cache
+def _span(window: float) -> str:
+    return f"{window / HOUR:g}h"
+
+
+@cache
+def _outside(quiet: QuietHours) -> str:
+    return f" outside quiet hours {quiet}"
 
 
 def waits_for_activity(trigger: dict[str, Any]) -> bool:
