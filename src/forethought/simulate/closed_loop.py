@@ -28,6 +28,7 @@ import orjson
 
 from forethought.contracts.records import Trigger
 from forethought.core.config import EngineConfig
+from forethought.core.engine import Observation
 from forethought.core.policy.rules import Rules
 from forethought.replay.reader import Line
 from forethought.replay.runner import Replayer, ReplayCounts
@@ -49,6 +50,7 @@ class LoopResult:
     responder: Responder
     records: Counter[str] = field(default_factory=Counter)
     triggers: list[Trigger] = field(default_factory=list, repr=False)
+    by_type: Counter[tuple[str, str, str, str]] = field(default_factory=Counter)  # playbook, type, group, kind
 
     def report(self) -> dict[str, Any]:
         """Per playbook: triggers, decisions, outcomes and returns, re-engagement of treated vs
@@ -59,10 +61,24 @@ class LoopResult:
         names = sorted(set(counts.triggers) | set(lift) | set(decisions))
         playbooks = {name: {"triggers": counts.triggers.get(name, 0), "decisions": decisions.get(name, {}),
                             "responses": answers["responses_by_playbook"].get(name, {}),
-                            "reengagement": lift.get(name)} for name in names}
+                            "reengagement": lift.get(name), "reengagement_by_type": self.by_response_type(name)}
+                     for name in names}
         return {"playbooks": playbooks, "records": dict(sorted(self.records.items())),
                 "skipped_triggers": answers["skipped_triggers"], "invalid": dict(counts.invalid),
                 "tick_errors": counts.tick_errors}
+
+
+    def by_response_type(self, playbook: str) -> dict[str, dict[str, dict[str, float]]]:
+        """``{type: {group: {"measured", "reengaged", "rate"}}}``: the engine's re-engagement
+        measurement split by the customers' hidden response type (what no real system can see)."""
+        table: dict[str, dict[str, dict[str, float]]] = {}
+        for (book, kind, group, _), _n in sorted(self.by_type.items()):
+            if book != playbook or group in table.get(kind, {}):
+                continue
+            back, gone = self.by_type[(book, kind, group, "reengaged")], self.by_type[(book, kind, group, "not_reengaged")]
+            table.setdefault(kind, {})[group] = {"measured": back + gone, "reengaged": back,
+                                                 "rate": round(back / (back + gone), 4)}
+        return table
 
 
 class ClosedLoop:
@@ -76,7 +92,7 @@ class ClosedLoop:
         self.responder = Responder(config, model, self.population)
         self.fired: list[Trigger] = []
         self.replay = Replayer(engine or EngineConfig(), on_trigger=self.fired.append, rules=rules,
-                               partitions=partitions)
+                               partitions=partitions, on_observation=self._observed)
         self.result = LoopResult(self.replay.counts, self.responder)
         self.heap: list[tuple[int, int, int, int, Any]] = []
         self.order = itertools.count()
@@ -94,6 +110,13 @@ class ClosedLoop:
         self.clock = self.config.end_ms
         self._answer()  # triggers of the last tick: their answers fall beyond the horizon
         return self.result
+
+    def _observed(self, customer_id: str, observation: Observation) -> None:
+        if observation.kind in ("reengaged", "not_reengaged"):
+            plan = self.responder.by_id.get(customer_id)
+            kind = "unknown" if plan is None else self.responder.model.traits(plan).kind
+            detail = observation.detail
+            self.result.by_type[(detail["playbook"], kind, detail["group"], observation.kind)] += 1
 
     def _merged(self) -> Iterator[tuple[int, str, dict[str, Any]]]:
         """The population's own records and the heap's, in event-time order (the own first on a tie)."""

@@ -173,20 +173,19 @@ class ResponseModel:
         return Reaction(at_ms, opened, clicked)
 
     def truth(self, plan: CustomerPlan) -> dict[str, Any]:
-        """The ``response`` part of a truth record: type, traits and the true uplift per channel and
-        variant at the customer's busiest and quietest hour."""
+        """The ``response`` part of a truth record: type, traits, and the true uplift per channel and
+        variant for a message at the customer's busiest (``uplift``) and quietest half hour."""
         traits = self.traits(plan)
-        low = OFF_HOUR_FLOOR  # the hour factor at their quietest half hour
-        uplift: dict[str, dict[str, dict[str, float]]] = {}
-        for channel in self.channels:
-            uplift[channel] = {name: {"uplift": round(self.uplift(plan, channel, name), 4),
-                                      "uplift_off_hours": round(self.uplift(plan, channel, name, low), 4),
-                                      "p_open": round(self.p_open(plan, channel, name, 1.0), 4),
-                                      "p_click_given_open": round(self.p_click(plan, channel, name), 4)}
-                               for name in sorted(self.variants)}
+        names = sorted(self.variants)
+
+        def table(hour: float) -> dict[str, dict[str, float]]:
+            return {channel: {name: round(self.uplift(plan, channel, name, hour), 4) for name in names}
+                    for channel in self.channels}
+
         return {"type": traits.kind, "responsiveness": round(traits.responsiveness, 4),
                 "persuaded_after_open": round(traits.persuaded_after_open, 4),
-                "leaves_after_open": round(traits.leaves_after_open, 4), "uplift": uplift}
+                "leaves_after_open": round(traits.leaves_after_open, 4),
+                "uplift": table(1.0), "uplift_off_hours": table(OFF_HOUR_FLOOR)}
 
 
 def _traits(seed: int, plan: CustomerPlan) -> Traits:
