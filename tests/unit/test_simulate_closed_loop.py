@@ -17,6 +17,7 @@ from forethought.simulate.plans import SimulationConfig
 from forethought.simulate.population import simulate
 from forethought.simulate.responder import Responder
 from forethought.simulate.response import ResponseModel, Variant
+from forethought.simulate.timeline import iso
 
 PLAYBOOK = """
 version: 1
@@ -101,21 +102,25 @@ def test_a_message_brings_persuadables_back_and_pushes_sleeping_dogs_away(loop: 
     assert loop.report["invalid"] == {} and loop.report["tick_errors"] == 0
 
 
-def test_a_leaving_customer_has_no_activity_after_leaving(loop: Run) -> None:
-    model = loop.result.responder.model
-    plans = {p.customer_id: p for p in loop.result.responder.population}
-    gone = {i for i, fate in loop.result.responder.fates.items() if fate.gone}
-    assert gone, "a sleeping dog should have left"
-    assert all(model.traits(loop.result.responder.population[i]).kind == "sleeping_dog" for i in gone)
-    left_at: dict[str, str] = {}
+def test_a_leaving_customer_has_no_activity_after_leaving_and_a_returning_one_comes_back(loop: Run) -> None:
+    responder = loop.result.responder
+    gone = {i: f for i, f in responder.fates.items() if f.gone}
+    back = {i: f for i, f in responder.fates.items() if f.back}
+    assert gone and back
+    assert all(responder.model.traits(responder.population[i]).kind == "sleeping_dog" for i in gone)
+    assert all(responder.model.traits(responder.population[i]).kind == "persuadable" for i in back)
+    activity: dict[str, list[str]] = defaultdict(list)
     for record in loop.records:
-        if record["type"] == "outcome" and record["status"] == "opened":
-            left_at.setdefault(record["customer_id"], record["occurred_at"])
-    for index in gone:
-        customer = loop.result.responder.population[index].customer_id
-        last = max(r["occurred_at"] for r in loop.records if r["customer_id"] == customer and r["type"] != "outcome"
-                   and r["type"] != "profile")
-        assert last < left_at[customer] or plans[customer].dropoff is not None
+        if record["type"] not in ("outcome", "profile"):
+            activity[record["customer_id"]].append(record["occurred_at"])
+    for index, fate in gone.items():
+        assert fate.changed_at is not None
+        assert max(activity[responder.population[index].customer_id]) < iso(fate.changed_at)
+    for index, fate in back.items():
+        plan = responder.population[index]
+        assert fate.changed_at is not None
+        after = [t for t in activity[plan.customer_id] if t >= iso(fate.changed_at)]
+        assert after and (plan.dropoff is None or fate.changed_at < plan.stop or after[-1] > iso(plan.stop))
     ids = [r["event_id"] for r in loop.records if "event_id" in r]
     assert len(ids) == len(set(ids)), "a returning customer's events have their own ids"
 

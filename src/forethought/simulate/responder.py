@@ -57,6 +57,7 @@ class Fate:
     generation: int = 0  # 0: their own planned activity; n: the n-th resumption after a message
     back: bool = False
     gone: bool = False
+    changed_at: int | None = None  # when they came back or left (epoch ms)
 
 
 class Responder:
@@ -115,9 +116,10 @@ class Responder:
         tally.update(status for _, record in answer.outcomes for status in (record["status"],))
         if reaction.left is not None and not fate.gone and reaction.left < end:
             fate.gone, answer.cut_at = True, reaction.left
+            fate.changed_at = reaction.left
             tally["left"] += 1
         elif reaction.returned is not None and not fate.back and not fate.gone and reaction.returned < end:
-            fate.back, fate.generation = True, fate.generation + 1
+            fate.back, fate.generation, fate.changed_at = True, fate.generation + 1, reaction.returned
             answer.cut_at, answer.generation = reaction.returned, fate.generation
             answer.resumed = self.resume(plan, reaction.returned, fate.generation)
             tally["returned"] += 1
