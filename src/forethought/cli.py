@@ -169,15 +169,15 @@ def simulate(customers: int = typer.Option(1000, help="How many customers."),
 
     require_writable({"--output": output, "--truth": truth, "--report": report})
     if closed_loop or respond:
-        from forethought.simulate.loop_cli import run_loop_cli
+        from forethought.cli_simulate import run_loop_cli
 
-        settings = load_settings()
-        playbook_file = Path(playbooks) if playbooks else settings.playbooks_file
+        loop_settings = load_settings()
+        playbook_file = Path(playbooks) if playbooks else loop_settings.playbooks_file
         require_readable({"--playbooks" if playbooks else "FORETHOUGHT_PLAYBOOKS_FILE": playbook_path(playbook_file),
-                          "FORETHOUGHT_TOPICS_FILE": settings.topics_file})
+                          "FORETHOUGHT_TOPICS_FILE": loop_settings.topics_file})
         if respond:
-            require_kafka_access(settings)
-        raise typer.Exit(run_loop_cli(console, settings, respond=respond, report=report, output=output,
+            require_kafka_access(loop_settings)
+        raise typer.Exit(run_loop_cli(console, loop_settings, respond=respond, report=report, output=output,
                                       truth_path=truth, playbooks=playbook_file, respond_seconds=respond_seconds,
                                       quiet=quiet, customers=customers, days=days, seed=seed, start=start,
                                       churn_rate=churn_rate, anomaly_rate=anomaly_rate,

@@ -12,7 +12,7 @@ import pytest
 
 from forethought.contracts.records import Trigger
 from forethought.ops.playbooks import parse_rules
-from forethought.simulate.closed_loop import LoopResult, run_closed_loop
+from forethought.closed_loop import LoopResult, run_closed_loop
 from forethought.simulate.plans import SimulationConfig
 from forethought.simulate.population import simulate
 from forethought.simulate.responder import Responder

@@ -7,7 +7,7 @@ when the customer comes back or leaves, from when their own activity changes. A 
 JSON, not a trigger, a customer the population does not have, a variant the response model does
 not know) is skipped and counted by reason, never raised: one trigger never stops the loop.
 
-Both drivers use it: the in-process closed loop (:mod:`forethought.simulate.closed_loop`) and the
+Both drivers use it: the in-process closed loop (:mod:`forethought.closed_loop`) and the
 live responder against a broker (:mod:`forethought.simulate.respond_live`).
 
 >>> from forethought.simulate.plans import SimulationConfig
@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -157,5 +158,5 @@ def outcome_record(trigger: Trigger, status: str, at_ms: int) -> dict[str, Any]:
             "occurred_at": iso(at_ms), "detail": "simulated"}
 
 
-def _ms(moment: Any) -> int:
+def _ms(moment: datetime) -> int:
     return round(moment.timestamp() * 1000)

@@ -1,4 +1,5 @@
-"""``forethought simulate --closed-loop`` and ``--respond``: the command-line side of the closed loop.
+"""``forethought simulate --closed-loop`` and ``--respond``: the command-line side of the closed loop (an app
+module: it joins the simulator and replay's engine, two adapters that never import each other).
 
 ``--closed-loop`` runs the engine in-process over the population (the worker's engine settings,
 playbooks and partition count, as ``replay`` does) with the customers answering its triggers, and
@@ -13,15 +14,15 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from rich.console import Console
 
+from forethought.closed_loop import LoopResult, run_closed_loop
 from forethought.ops.settings import Settings
-from forethought.simulate.closed_loop import LoopResult, run_closed_loop
 from forethought.simulate.population import open_lines, truth
 from forethought.simulate.sinks import parse_config
 
@@ -34,9 +35,9 @@ def run_loop_cli(console: Console, settings: Settings, *, respond: bool, report:
     if config is None:
         return 2
     if truth_path is not None:
-        with open_lines(truth_path) as out:
+        with open_lines(truth_path) as lines:
             for row in truth(config):
-                out.write(orjson.dumps(row) + b"\n")
+                lines.write(orjson.dumps(row) + b"\n")
     if respond:
         return _respond(console, config, settings, respond_seconds, quiet)
     from forethought.ops.playbooks import load_rules
@@ -45,8 +46,13 @@ def run_loop_cli(console: Console, settings: Settings, *, respond: bool, report:
     rules = load_rules(playbooks)
     partitions = load_catalogue(settings.topics_file).partitions
     started = time.perf_counter()
-    with open_lines(output) if output is not None else nullcontext(None) as out:
-        write = (lambda record: out.write(orjson.dumps(record) + b"\n")) if out is not None else (lambda _r: None)
+    sink: AbstractContextManager[IO[bytes] | None] = open_lines(output) if output is not None else nullcontext()
+    with sink as out:
+
+        def write(record: dict[str, Any]) -> None:
+            if out is not None:
+                out.write(orjson.dumps(record) + b"\n")
+
         result = run_closed_loop(config, settings.engine, rules, partitions=partitions, on_record=write)
     data = result.report()
     if report is not None:

@@ -31,7 +31,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.engine import Observation
 from forethought.core.policy.rules import Rules
 from forethought.replay.reader import Line
-from forethought.replay.runner import Replayer, ReplayCounts
+from forethought.replay.runner import ReplayCounts, Replayer
 from forethought.simulate.behaviour import Customer
 from forethought.simulate.plans import SimulationConfig
 from forethought.simulate.population import items, plans
@@ -75,7 +75,8 @@ class LoopResult:
         for (book, kind, group, _), _n in sorted(self.by_type.items()):
             if book != playbook or group in table.get(kind, {}):
                 continue
-            back, gone = self.by_type[(book, kind, group, "reengaged")], self.by_type[(book, kind, group, "not_reengaged")]
+            back = self.by_type[(book, kind, group, "reengaged")]
+            gone = self.by_type[(book, kind, group, "not_reengaged")]
             table.setdefault(kind, {})[group] = {"measured": back + gone, "reengaged": back,
                                                  "rate": round(back / (back + gone), 4)}
         return table
