@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from typer.testing import CliRunner
 
 from forethought.contracts.records import Trigger
 from forethought.ops.playbooks import parse_rules
+from forethought.cli import app
 from forethought.closed_loop import LoopResult, run_closed_loop
 from forethought.simulate.plans import SimulationConfig
 from forethought.simulate.population import simulate
@@ -161,3 +164,23 @@ def test_a_loop_whose_triggers_cannot_be_answered_still_runs_and_counts_them() -
     sent = sum(row["triggers"] for row in run.report["playbooks"].values())
     assert sent > 0 and run.report["skipped_triggers"] == {"unknown_variant": sent}
     assert run.report["records"] == {"base": sum(1 for _ in simulate(config))}
+
+
+def test_the_command_runs_the_loop_and_writes_report_records_and_truth(tmp_path: Path) -> None:
+    playbooks = tmp_path / "playbooks.yaml"
+    playbooks.write_text(PLAYBOOK)
+    report, records, truth_file = tmp_path / "report.json", tmp_path / "records.jsonl", tmp_path / "truth.jsonl"
+    args = ["simulate", "--closed-loop", "--customers", "120", "--days", "10", "--seed", "8", "--churn-rate", "0.5",
+            "--playbooks", str(playbooks), "--report", str(report), "--output", str(records), "--truth",
+            str(truth_file)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "nudge" in result.output and "holdout" in result.output
+    data = orjson.loads(report.read_bytes())
+    fed = [orjson.loads(line) for line in records.read_bytes().splitlines()]
+    assert sum(data["records"].values()) == len(fed)
+    assert data["playbooks"]["nudge"]["triggers"] > 0 and any(r["type"] == "outcome" for r in fed)
+    rows = [orjson.loads(line) for line in truth_file.read_bytes().splitlines()]
+    assert len(rows) == 120 and all(row["response"]["type"] for row in rows)
+    bad = CliRunner().invoke(app, ["simulate", "--closed-loop", "--customers", "0", "--playbooks", str(playbooks)])
+    assert bad.exit_code == 2 and "--customers" in bad.output
