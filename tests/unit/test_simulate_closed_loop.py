@@ -12,10 +12,10 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from forethought.contracts.records import Trigger
-from forethought.ops.playbooks import parse_rules
 from forethought.cli import app
 from forethought.closed_loop import LoopResult, run_closed_loop
+from forethought.contracts.records import Trigger
+from forethought.ops.playbooks import parse_rules
 from forethought.simulate.plans import SimulationConfig
 from forethought.simulate.population import simulate
 from forethought.simulate.responder import Responder
