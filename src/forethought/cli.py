@@ -169,7 +169,12 @@ def simulate(customers: int = typer.Option(1000, help="How many customers."),
 
     require_writable({"--output": output, "--truth": truth, "--report": report})
     if closed_loop or respond:
-        from forethought.cli_simulate import run_loop_cli
+        from forethought.cli_simulate import conflicting, run_loop_cli
+
+        if problem := conflicting(closed_loop=closed_loop, respond=respond, to_kafka=to_kafka, output=output,
+                                  report=report):
+            console.print(f"[red]Invalid option[/] {problem}")
+            raise typer.Exit(2)
 
         loop_settings = load_settings()
         playbook_file = Path(playbooks) if playbooks else loop_settings.playbooks_file

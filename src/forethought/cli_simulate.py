@@ -27,6 +27,23 @@ from forethought.simulate.population import open_lines, truth
 from forethought.simulate.sinks import parse_config
 
 
+def conflicting(*, closed_loop: bool, respond: bool, to_kafka: bool, output: Path | None,
+                report: Path | None) -> str | None:
+    """What is wrong with the combination of options (None: nothing).
+
+    >>> conflicting(closed_loop=True, respond=False, to_kafka=True, output=None, report=None)
+    '--closed-loop runs in-process: not with --respond or --to-kafka'
+    >>> conflicting(closed_loop=False, respond=True, to_kafka=False, output=None, report=None) is None
+    True
+    """
+    if closed_loop and (respond or to_kafka):
+        return "--closed-loop runs in-process: not with --respond or --to-kafka"
+    if respond and (to_kafka or output is not None or report is not None):
+        return ("--respond answers a running worker's triggers: produce the population first with"
+                " --to-kafka in a separate run; --output and --report go with --closed-loop")
+    return None
+
+
 def run_loop_cli(console: Console, settings: Settings, *, respond: bool, report: Path | None, output: Path | None,
                  truth_path: Path | None, playbooks: Path, respond_seconds: float | None, quiet: bool,
                  **options: Any) -> int:

@@ -184,3 +184,5 @@ def test_the_command_runs_the_loop_and_writes_report_records_and_truth(tmp_path:
     assert len(rows) == 120 and all(row["response"]["type"] for row in rows)
     bad = CliRunner().invoke(app, ["simulate", "--closed-loop", "--customers", "0", "--playbooks", str(playbooks)])
     assert bad.exit_code == 2 and "--customers" in bad.output
+    both = CliRunner().invoke(app, ["simulate", "--closed-loop", "--to-kafka", "--playbooks", str(playbooks)])
+    assert both.exit_code == 2 and "--closed-loop runs in-process" in both.output
