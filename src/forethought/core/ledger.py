@@ -219,7 +219,8 @@ class PolicyLedger:
             sent=[Sent(*s) for s in data.get("s", [])],
             episodes=base64.b64decode(data.get("e", "")),
             pending=[Pending(*p) for p in data.get("p", [])],
-            watch=[Watch(*w[:4], bytes.fromhex(w[4]) if len(w) > 4 else b"") for w in data.get("w", [])],
+            watch=[Watch(w[0], w[1], w[2], w[3], bytes.fromhex(w[4]) if len(w) > 4 else b"")
+                   for w in data.get("w", [])],
             recent=[(r[0], r[1]) for r in data.get("r", [])],
             decisions=[Noted(*n) for n in data.get("d", [])],
         )

@@ -137,7 +137,7 @@ class PartitionModels:
         self.unsaved += 1
 
     def learn_uplift(self, playbook: str, group: str, x: bytes, reengaged: bool) -> None:
-        """A re-engagement watch resolved: the playbook's uplift estimator learns it (:mod:`forethought.core.uplift`)."""
+        """A re-engagement watch resolved: its playbook's uplift estimator learns it (core.uplift)."""
         if x:
             self.uplift.learn(playbook, group, x, reengaged)
             self.unsaved += 1

@@ -133,7 +133,8 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
         if book is None:
             out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
-        kept = [c for c in (trigger.why.checks if trigger.why else []) if c.startswith(("episode", "uplift", "holdout", "quiet"))]
+        kept = [c for c in (trigger.why.checks if trigger.why else [])
+                if c.startswith(("episode", "uplift", "holdout", "quiet"))]
         channels = book.channels
         if trigger.channel in channels:
             channels = channels[channels.index(trigger.channel):]
