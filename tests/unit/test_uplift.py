@@ -19,7 +19,7 @@ from forethought.core.models import PartitionModels
 from forethought.core.policy.rules import RuleError, Rules
 from forethought.core.policy.timing import in_holdout
 from forethought.core.state import CustomerState
-from forethought.core.uplift import FEATURES, UpliftModels, snapshot
+from forethought.core.uplift import FEATURES, UpliftModels, snapshot, vector
 from forethought.core.why import decisions_view
 from forethought.ops.playbooks import PlaybookFileError, load_rules, parse_rules
 
@@ -130,7 +130,7 @@ def labels(models: PartitionModels) -> list[int]:
 
 
 def test_a_label_is_learned_only_when_the_customer_comes_back_or_the_window_closes() -> None:
-    rules, models = parse_rules(rules_text(holdout=0.5)), PartitionModels()
+    rules, models = parse_rules(rules_text(when="scores.uplift.burst > -1", holdout=0.5)), PartitionModels()
     customers = [f"c{i}" for i in range(12)]
     states = {}
     for c in customers:
@@ -330,9 +330,34 @@ def test_the_condition_splits_into_base_and_uplift_terms() -> None:
     assert book.condition.source.startswith("scores.anomaly >= 3 and scores.uplift")  # what `why` shows
 
 
+def test_only_playbooks_whose_uplift_a_condition_reads_keep_features_in_their_watches() -> None:
+    twin = """  - name: burst_targeted
+    on: [usage_anomaly]
+    when: scores.uplift.burst > 0
+    channels: [in_app]
+    priority: 10
+    mode: shadow
+"""
+    alone, read = parse_rules(rules_text()), parse_rules(rules_text() + twin)
+    assert alone.uplift_learned == frozenset() and read.uplift_learned == {"burst"}
+    (watch,) = burst(None, "w1", T0, alone, PartitionModels())[0].state.policy.watch
+    assert watch.x == b""  # no state growth and nothing to learn for a playbook nobody targets by
+    (watch,) = burst(None, "w1", T0, read, PartitionModels())[0].state.policy.watch
+    assert len(watch.x) == len(FEATURES)
+
+
+def test_the_shortcut_score_is_the_two_classifiers_difference() -> None:
+    models, sample = planted_stream(seed=2, n=1500)
+    arms = models.playbooks["nudge"]
+    for _, raw in sample[::20]:
+        x = vector(raw)
+        assert models.score("nudge", raw) == pytest.approx(arms.treated.proba(x) - arms.control.proba(x), abs=1e-6)
+
+
 def test_the_shipped_playbooks_have_no_uplift_condition_and_fire_exactly_as_without_uplift() -> None:
     shipped = load_rules(ROOT / "streams" / "playbooks.yaml")
     assert all(book.uplift is None and book.base is book.condition for book in shipped.playbooks)
+    assert shipped.uplift_learned == frozenset()
     # a warm estimator that no playbook reads changes no decision and no trigger
     cold, hot = PartitionModels(), PartitionModels()
     warm(hot)
@@ -344,3 +369,38 @@ def test_the_shipped_playbooks_have_no_uplift_condition_and_fire_exactly_as_with
         b = burst(None, c, T0, shipped, hot)
         assert [t.model_dump() for t in a[0].triggers] == [t.model_dump() for t in b[0].triggers]
         assert a[1] == b[1]
+        assert all(w.x == b"" for w in b[0].state.policy.watch)  # the state is as it was before uplift
+
+
+# --- the customer's state and "why (not)?" -----------------------------------------------------------
+
+def test_a_watch_keeps_its_snapshot_through_both_state_forms_and_a_bad_one_is_refused() -> None:
+    from forethought.core.ledger import PolicyLedger, Watch
+    from forethought.core.ledger_codec import LEDGER
+
+    ledger = PolicyLedger(watch=[Watch("burst", "treated", T0, T0 + DAY, snapshot(PERSUADABLE)),
+                                 Watch("old", "holdout", T0, T0 + DAY)])
+    assert PolicyLedger.from_dict(json.loads(json.dumps(ledger.to_dict()))) == ledger
+    packed = LEDGER.out(ledger, int(T0))
+    assert LEDGER.back(packed, int(T0), CONFIG) == ledger
+    assert len(packed[3][1]) == 4  # a watch without a snapshot is written as before uplift existed
+    for bad in ("not bytes", b"x" * 33):
+        packed[3][0][4] = bad
+        with pytest.raises(ValueError):
+            LEDGER.back(packed, int(T0), CONFIG)
+
+
+def test_explain_shows_each_estimators_score_or_why_there_is_none() -> None:
+    from forethought.cli_explain import render
+
+    rules, models = parse_rules(rules_text(holdout=0.5)), PartitionModels()
+    step, _ = burst(None, "e1", T0, rules, models)
+    models.uplift.learn("burst", "treated", snapshot(PERSUADABLE), True)
+    warm_one = PartitionModels()
+    warm(warm_one)
+    cold_view = explain(step.state, T0 + 5, CONFIG, models)
+    assert cold_view["uplift"] == {"burst": {"score": None, "ready": False, "treated_labels": 1, "holdout_labels": 0}}
+    assert "uplift: burst - (cold: 1 treated, 0 held-out labels)" in render(cold_view)
+    hot = explain(step.state, T0 + 5, CONFIG, warm_one)
+    assert f"uplift: burst {hot['uplift']['burst']['score']:+.4f}" in render(hot)
+    assert "uplift" not in explain(step.state, T0 + 5, CONFIG, PartitionModels())  # no estimator: no line

@@ -62,13 +62,21 @@ def snapshot(env: Mapping[str, Any]) -> bytes:
     >>> snapshot({"scores": {"dropoff": 0.5}, "features": {"visits": 3, "days_since_last_seen": None}}).hex()
     '800000230000'
     """
-    out = bytearray(len(_SOURCES))
-    for i, (section, name, top) in enumerate(_SOURCES):
-        value = (env.get(section) or {}).get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
-            scaled = value if top == 1.0 else math.log1p(value)
-            out[i] = min(255, round(scaled / top * 255))
+    scores: Mapping[str, Any] = env.get("scores") or {}
+    features: Mapping[str, Any] = env.get("features") or {}
+    out = bytearray(6)
+    value: Any
+    for i, value in enumerate((scores.get("dropoff"), scores.get("churn"), features.get("days_since_last_seen"),
+                               features.get("visits"), features.get("days_since_first_seen"),
+                               features.get("events_last_7_days"))):
+        if value is not None and value.__class__ in _NUMBERS and value > 0:
+            out[i] = min(255, round((value if i < 2 else math.log1p(value)) * _STEPS[i]))
     return bytes(out)
+
+
+_NUMBERS = frozenset({int, float})
+_STEPS = tuple(255 / top for _, _, top in _SOURCES)
+_LEVELS = tuple(tuple(round(b / 255 * top, 4) for b in range(256)) for _, _, top in _SOURCES)
 
 
 def vector(raw: bytes) -> dict[str, float]:
@@ -77,23 +85,59 @@ def vector(raw: bytes) -> dict[str, float]:
     >>> vector(bytes([255, 0, 0, 0, 0, 51]))["recent_events"]
     1.6
     """
-    return {name: round(b / 255 * top, 4) for name, b, (_, _, top) in zip(FEATURES, raw, _SOURCES)}
+    return {name: levels[b] for name, b, levels in zip(FEATURES, raw, _LEVELS)}
+
+
+def _linear(model: ScaledLogistic) -> tuple[tuple[float, ...], float]:
+    """The classifier's logit as ``sum(a[i] * level[i]) + c`` over the snapshot's feature levels:
+    the scaler folded into the weights, so a score costs six multiplications (the same answer as
+    :meth:`ScaledLogistic.logit` up to rounding)."""
+    slopes, constant = [], model.intercept
+    for name in FEATURES:
+        v, w = model.vars.get(name, 0.0), model.weights.get(name, 0.0)
+        if not v:
+            slopes.append(0.0)
+            continue
+        sd = v**0.5
+        slopes.append(w / sd)
+        constant -= w * model.means.get(name, 0.0) / sd
+    return tuple(slopes), constant
+
+
+def _proba(line: tuple[tuple[float, ...], float], raw: bytes) -> float:
+    slopes, z = line
+    for a, b, levels in zip(slopes, raw, _LEVELS):
+        z += a * levels[b]
+    return 0.0 if z < -30 else 1.0 if z > 30 else 1 / (1 + math.exp(-z))
 
 
 class Arms:
     """One playbook's two classifiers and their label counts: ``counts`` is
     ``[treated, treated re-engaged, held out, held out re-engaged]``."""
 
-    __slots__ = ("treated", "control", "counts")
+    __slots__ = ("treated", "control", "counts", "_lines", "_warm")
 
     def __init__(self) -> None:
         self.treated, self.control = ScaledLogistic(LEARNING_RATE), ScaledLogistic(LEARNING_RATE)
         self.counts = [0, 0, 0, 0]
+        self._lines: tuple[Any, Any] | None = None  # both arms' :func:`_linear`, until the next label
+        self._warm: tuple[int, int, bool] | None = None  # (min_labels, min_each, ready) until the next label
+
+    def uplift(self, raw: bytes) -> float:
+        """P(re-engaged | messaged) - P(re-engaged | not) for snapshot ``raw``."""
+        if self._lines is None:
+            self._lines = (_linear(self.treated), _linear(self.control))
+        return _proba(self._lines[0], raw) - _proba(self._lines[1], raw)
 
     def ready(self, min_labels: int, min_each: int) -> bool:
         """Enough labelled outcomes of both kinds in both arms."""
+        known = self._warm
+        if known is not None and known[0] == min_labels and known[1] == min_each:
+            return known[2]
         n_t, back_t, n_c, back_c = self.counts
-        return all(n >= min_labels and min(back, n - back) >= min_each for n, back in ((n_t, back_t), (n_c, back_c)))
+        ready = all(n >= min_labels and min(back, n - back) >= min_each for n, back in ((n_t, back_t), (n_c, back_c)))
+        self._warm = (min_labels, min_each, ready)
+        return ready
 
 
 class UpliftModels:
@@ -116,6 +160,7 @@ class UpliftModels:
         if not treated and group not in CONTROL_GROUPS:
             return
         (arms.treated if treated else arms.control).learn_one(vector(raw), reengaged)
+        arms._lines = arms._warm = None  # noqa: SLF001 - what was worked out from the parameters is stale
         at = 0 if treated else 2
         arms.counts[at] += 1
         arms.counts[at + 1] += int(reengaged)
@@ -130,8 +175,7 @@ class UpliftModels:
         arms = self.playbooks.get(playbook)
         if arms is None or not arms.ready(self.min_labels, self.min_each):
             return None
-        x = vector(raw)
-        return round(arms.treated.proba(x) - arms.control.proba(x), 6)
+        return round(arms.uplift(raw), 6)
 
     def view(self, raw: bytes) -> dict[str, dict[str, Any]]:
         """Per playbook: the customer's score (None while cold) and the labels each arm has."""

@@ -95,8 +95,10 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
             out.decisions.append(Decision(book.name, "suppressed", now, "episode", mode=book.mode))
         return
     checks = [f"episode: first for {episode}"]
+    # the features uplift learns from (core.uplift), for playbooks whose uplift a condition reads
+    x = snapshot(env) if book.uplift is not None or book.name in ctx.rules.uplift_learned else b""
     if book.uplift is not None:  # not worth sending: the episode stays open, as for any suppression
-        passed, check = judge_uplift(book.uplift, env, ctx.uplift)
+        passed, check = judge_uplift(book.uplift, x, ctx.uplift)
         if not passed:
             out.decisions.append(Decision(book.name, "suppressed", now, LOW_UPLIFT, mode=book.mode))
             return
@@ -109,7 +111,6 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
     group = _holdout_group(book, ctx)
     if book.mode == "live":  # held-out customers are those who *would* have received it: lift is fair
         since = float(math.floor(now))  # whole seconds keep the state small
-        x = snapshot(env) if book.holdout or ctx.rules.global_holdout else b""  # what uplift learns from (core.uplift)
         ledger.start_watch(Watch(book.name, group or "treated", since, since + ctx.rules.reengagement_window, x))
     if group is not None:
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))

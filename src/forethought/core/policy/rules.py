@@ -109,6 +109,7 @@ class Rules:
     by_signal: dict[str, tuple[Playbook, ...]] = field(default_factory=dict, compare=False)
     memory: float = field(default=0.0, compare=False)
     daily_bounds: tuple[Bounds | None, ...] = field(default=(), compare=False)
+    uplift_learned: frozenset[str] = field(default=frozenset(), compare=False)  # playbooks whose uplift is read
 
     def __post_init__(self) -> None:
         self.by_name.update({p.name: p for p in self.playbooks})
@@ -117,6 +118,8 @@ class Rules:
         object.__setattr__(self, "memory", self._memory())
         # when each playbook listening to "daily" can hold (None: at any time), see core.policy.lifecycle
         object.__setattr__(self, "daily_bounds", tuple(bounds(p.condition.source) for p in self.listening("daily")))
+        read = frozenset(n for p in self.playbooks if p.uplift for n in p.uplift.reads)  # core.policy.uplift_gate
+        object.__setattr__(self, "uplift_learned", read)
 
     def listening(self, signal: str) -> tuple[Playbook, ...]:
         """Playbooks evaluated on ``signal`` (worked out once, at compile time)."""

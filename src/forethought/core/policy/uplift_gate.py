@@ -30,10 +30,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
 
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
-from forethought.core.uplift import UpliftModels, snapshot
+from forethought.core.uplift import UpliftModels
 
 PREFIX = "scores.uplift."
 REASON = "low_uplift"
@@ -123,8 +122,7 @@ def unknown_playbook(error: ExpressionError, playbooks: list[str]) -> str | None
     return f"unknown playbook '{name}' in '{PREFIX}{name}' (playbooks of this file: {', '.join(playbooks)})"
 
 
-def judge_uplift(gate: UpliftGate, env: Mapping[str, Any], models: UpliftModels | None) -> tuple[bool, str]:
-    """:meth:`UpliftGate.check` with the customer's scores from ``models`` (None: all unknown), read
-    from the same features the decision's watch keeps (:func:`forethought.core.uplift.snapshot`)."""
-    raw = snapshot(env)
+def judge_uplift(gate: UpliftGate, raw: bytes, models: UpliftModels | None) -> tuple[bool, str]:
+    """:meth:`UpliftGate.check` with the customer's scores from ``models`` (None: all unknown), from
+    the features the decision's watch keeps (``raw``: :func:`forethought.core.uplift.snapshot`)."""
     return gate.check({name: None if models is None else models.score(name, raw) for name in gate.reads})
