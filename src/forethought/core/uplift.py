@@ -65,12 +65,12 @@ def snapshot(env: Mapping[str, Any]) -> bytes:
     scores: Mapping[str, Any] = env.get("scores") or {}
     features: Mapping[str, Any] = env.get("features") or {}
     out = bytearray(6)
-    value: Any
-    for i, value in enumerate((scores.get("dropoff"), scores.get("churn"), features.get("days_since_last_seen"),
+    values: tuple[Any, ...] = (scores.get("dropoff"), scores.get("churn"), features.get("days_since_last_seen"),
                                features.get("visits"), features.get("days_since_first_seen"),
-                               features.get("events_last_7_days"))):
-        if value is not None and value.__class__ in _NUMBERS and value > 0:
-            out[i] = min(255, round((value if i < 2 else math.log1p(value)) * _STEPS[i]))
+                               features.get("events_last_7_days"))
+    for i, value in enumerate(values):
+        if value.__class__ in _NUMBERS and (number := float(value)) > 0:  # None, text and bool are not numbers
+            out[i] = min(255, round((number if i < 2 else math.log1p(number)) * _STEPS[i]))
     return bytes(out)
 
 
