@@ -69,12 +69,11 @@ def snapshot(env: Mapping[str, Any]) -> bytes:
                                features.get("visits"), features.get("days_since_first_seen"),
                                features.get("events_last_7_days"))
     for i, value in enumerate(values):
-        if value.__class__ in _NUMBERS and (number := float(value)) > 0:  # None, text and bool are not numbers
+        if isinstance(value, (int, float)) and value is not True and (number := float(value)) > 0:  # not text, None
             out[i] = min(255, round((number if i < 2 else math.log1p(number)) * _STEPS[i]))
     return bytes(out)
 
 
-_NUMBERS = frozenset({int, float})
 _STEPS = tuple(255 / top for _, _, top in _SOURCES)
 _LEVELS = tuple(tuple(round(b / 255 * top, 4) for b in range(256)) for _, _, top in _SOURCES)
 
