@@ -64,14 +64,26 @@ def snapshot(env: Mapping[str, Any]) -> bytes:
     """
     scores: Mapping[str, Any] = env.get("scores") or {}
     features: Mapping[str, Any] = env.get("features") or {}
-    out = bytearray(6)
-    values: tuple[Any, ...] = (scores.get("dropoff"), scores.get("churn"), features.get("days_since_last_seen"),
-                               features.get("visits"), features.get("days_since_first_seen"),
-                               features.get("events_last_7_days"))
-    for i, value in enumerate(values):
-        if isinstance(value, (int, float)) and value is not True and (number := float(value)) > 0:  # not text, None
-            out[i] = min(255, round((number if i < 2 else math.log1p(number)) * _STEPS[i]))
-    return bytes(out)
+    score, feature = scores.get, features.get
+    steps = _STEPS
+    return bytes((_level(score("dropoff"), steps[0]), _level(score("churn"), steps[1]),
+                  _log_level(feature("days_since_last_seen"), steps[2]), _log_level(feature("visits"), steps[3]),
+                  _log_level(feature("days_since_first_seen"), steps[4]),
+                  _log_level(feature("events_last_7_days"), steps[5])))
+
+
+def _level(value: Any, step: float) -> int:
+    """A positive number as 1..255 (``value * step``, capped); anything else (None, text, bool) as 0."""
+    if value.__class__ is float or value.__class__ is int:
+        return 0 if value <= 0 else min(255, round(value * step))
+    return 0
+
+
+def _log_level(value: Any, step: float) -> int:
+    """:func:`_level` of log(1 + value)."""
+    if value.__class__ is float or value.__class__ is int:
+        return 0 if value <= 0 else min(255, round(math.log1p(value) * step))
+    return 0
 
 
 _STEPS = tuple(255 / top for _, _, top in _SOURCES)
