@@ -404,3 +404,39 @@ def test_explain_shows_each_estimators_score_or_why_there_is_none() -> None:
     hot = explain(step.state, T0 + 5, CONFIG, warm_one)
     assert f"uplift: burst {hot['uplift']['burst']['score']:+.4f}" in render(hot)
     assert "uplift" not in explain(step.state, T0 + 5, CONFIG, PartitionModels())  # no estimator: no line
+
+
+# --- closed loop through the engine: learned online from the stream, then targeting -------------------
+
+def history(customer: str, segment: str, rules: Rules, models: PartitionModels) -> CustomerState:
+    """A persuadable: new (first seen 6 days ago, 2 visits); a sleeping dog: 60 days of visits every 3 days."""
+    visits = [T0 - 6 * DAY, T0 - 2 * DAY] if segment == "persuadable" else [T0 - 60 * DAY + 3 * DAY * i
+                                                                           for i in range(20)]
+    state = None
+    for at in visits:
+        state = page(state, customer, at, rules, models).state  # type: ignore[arg-type]
+    assert state is not None
+    return state
+
+
+def test_in_the_stream_the_gate_learns_to_skip_sleeping_dogs_and_keep_persuadables() -> None:
+    rng = random.Random(7)
+    learning = parse_rules(rules_text(when="scores.uplift.burst > -1", holdout=0.3, window="2d"))
+    models = PartitionModels()
+    for i in range(500):  # phase 1: every candidate is messaged or held out; labels come from the stream
+        c, segment = f"L{i}", ("persuadable", "sleeping_dog")[i % 2]
+        state = history(c, segment, learning, models)
+        step, _ = burst(state, c, T0, learning, models)
+        (watch,) = step.state.policy.watch
+        if rng.random() < RATES[segment, watch.group == "treated"]:
+            page(step.state, c, T0 + DAY, learning, models)
+        else:
+            tick(step.state, T0 + 2 * DAY + 10, CONFIG, learning, models=models)
+    assert models.uplift.ready("burst")
+    targeting = parse_rules(rules_text(when="scores.uplift.burst > 0", holdout=0.3, window="2d"))
+    skipped = {"persuadable": 0, "sleeping_dog": 0}
+    for i in range(200):  # phase 2: new customers of both kinds, gated on what was learned
+        c, segment = f"T{i}", ("persuadable", "sleeping_dog")[i % 2]
+        _, decisions = burst(history(c, segment, targeting, models), c, T0 + 3 * DAY, targeting, models, n=99)
+        skipped[segment] += [d.reason for d in decisions] == ["low_uplift"]
+    assert skipped["sleeping_dog"] >= 90 and skipped["persuadable"] <= 10, skipped  # of 100 each
