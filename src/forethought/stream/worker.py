@@ -234,25 +234,29 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     async def sweep() -> None:
         if app.rebalancing or app.in_recovery or not app.assignor.assigned_actives() or worker.failure:
             return
+        if not worker.index_ready:  # rebuild_index comes first
+            return
         in_hand: list[faust.EventT] = []
         try:
             await release([], in_hand)  # what the ordering may release first: the sweep's stream time sees it
             async with worker.lock:
-                owns = worker.owner()
-                if worker.index_stale:
-                    await worker.flush()  # the rebuild replaces the live states
-                    count = 0
-                    for done in processor.rebuilding(owns):  # in steps: heartbeats go on meanwhile
-                        count = done
-                        await asyncio.sleep(0)
-                    worker.index_stale = False
-                    log.info("deadline_index_rebuilt", customers=count)
-                outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
+                outbox = processor.sweep(time.time(), worker.owner())  # a tick that raises is skipped and counted
                 await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
             await stop_unacknowledged(worker, in_hand, exc)
             return
         _refresh_gauges(worker)
+
+    @app.timer(0.25)
+    async def rebuild_index() -> None:  # after a start or a rebalance; /ready waits for it
+        if not worker.index_stale or app.rebalancing or app.in_recovery or not app.assignor.assigned_actives():
+            return
+        try:
+            async with worker.lock:
+                if not worker.failure:
+                    await worker.rebuild_index()
+        except Exception as exc:  # noqa: BLE001 - the flush before it failed: stop, as for a batch
+            await stop_unacknowledged(worker, [], exc)
 
     @app.timer(min(worker.flush_seconds, 1.0))
     async def flush_states() -> None:  # write-behind: also when no batch comes to do it
