@@ -74,6 +74,6 @@ def test_the_rebuild_reads_hints_written_for_the_exact_stored_bytes_and_decodes_
                                                                       if c != "c3"}
     changed = CustomerState.from_bytes(table[b"c3"], CONFIG)
     assert got._due["c3"] == next_due(changed, CONFIG) != want._due["c3"], "a stale hint is not believed"
-    assert read_hint(hints[b"c9"], table[b"c9"]) is not None, "a state read in full gets its hint again"
+    assert read_hint(hints[b"c9"], table[b"c9"], CONFIG) is not None, "a state read in full gets its hint again"
     assert hinted.runtime(0).now == decoded.runtime(0).now
     assert len(hinted.runtime(0)) < len(CUSTOMERS), "hinted customers stay on disk until they are needed"

@@ -10,8 +10,9 @@ next due, last event time, CRC-32 of the state's exact bytes). The rebuild:
 1. reads each held partition's RocksDB database straight through the binding (raw bytes, no Faust
    layers; the partition is the database's, no key is hashed), in chunks of ``step`` rows;
 2. fetches the chunk's hints in one multi-get and believes a hint only when its CRC matches the
-   stored bytes; any other state (restored from the changelog tail, written by an older version,
-   a corrupt hint) is decoded as before and gets its hint again;
+   stored bytes, the engine settings and the release (``hint_seed``); any other state (restored
+   from the changelog tail, written by another version or under other settings, a corrupt hint)
+   is decoded as before and gets its hint again;
 3. collects the believed deadlines and builds each partition's index in one bulk operation
    (one heapify instead of a push per customer), and moves the partition's clock once, to its
    newest event time.
@@ -39,7 +40,7 @@ from forethought.core.state import CustomerState
 from forethought.core.summary import Summary
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
-from forethought.stream.state_store import HINT, due_hint
+from forethought.stream.state_store import HINT, due_hint, hint_seed
 from forethought.stream.table_store import DueHints, held_partitions
 
 engine_log = get_logger("engine")
@@ -64,15 +65,16 @@ class Restored:
             clock.observe(newest, time.time())
 
 
-def believe_hints(rows: Sequence[Row], hints: Sequence[bytes | None], restored: Restored) -> list[Row]:
-    """Take into ``restored`` every row whose hint was written for its exact bytes; return the others.
+def believe_hints(rows: Sequence[Row], hints: Sequence[bytes | None], restored: Restored, seed: int) -> list[Row]:
+    """Take into ``restored`` every row whose hint was written for its exact bytes (the CRC-32
+    from ``seed``: :func:`~forethought.stream.state_store.hint_seed`); return the others.
 
     >>> from forethought.core.config import EngineConfig
     >>> state = CustomerState.new("c1", EngineConfig())
     >>> raw = state.to_bytes()
-    >>> hint = HINT.pack(50.0, 40.0, zlib.crc32(raw))
+    >>> hint = HINT.pack(50.0, 40.0, zlib.crc32(raw, 7))
     >>> restored = Restored()
-    >>> others = believe_hints([(b"c1", raw), (b"c2", raw), (b"c3", raw + b"x")], [hint, None, hint], restored)
+    >>> others = believe_hints([(b"c1", raw), (b"c2", raw), (b"c3", raw + b"x")], [hint, None, hint], restored, 7)
     >>> [key for key, _ in others]   # no hint; a hint written for other bytes
     [b'c2', b'c3']
     >>> restored
@@ -83,7 +85,7 @@ def believe_hints(rows: Sequence[Row], hints: Sequence[bytes | None], restored: 
     for row, hint in zip(rows, hints, strict=True):
         if hint is not None and len(hint) == HINT_SIZE:
             due, seen, crc = _unpack(hint)
-            if crc == crc32(row[1]):
+            if crc == crc32(row[1], seed):
                 if due == due:  # not NaN: something is due
                     dues[row[0].decode()] = due
                 if seen > newest:  # NaN (no event yet) compares false
@@ -139,11 +141,11 @@ class IndexRebuild:
         ``step`` stored states read, and at the end. Beyond the runtimes' capacity only the
         deadline of a state stays in memory."""
         self.runtimes = {}
-        count = 0
+        count, seed = 0, hint_seed(self.config)
         for partition, rows in self._stored_partitions(owns):
             restored = Restored()
             while chunk := list(islice(rows, step)):
-                others = believe_hints(chunk, hints_for(self.due_hints, [key for key, _ in chunk]), restored)
+                others = believe_hints(chunk, hints_for(self.due_hints, [key for key, _ in chunk]), restored, seed)
                 count += len(chunk) - len(others) + self._decode(partition, others, restored)
                 yield count
             restored.apply(self.runtime(partition), self.clock("", partition))
