@@ -105,8 +105,19 @@ def hints_for(hints: MutableMapping[bytes, bytes] | None, keys: list[bytes]) -> 
     return [hints.get(key) for key in keys]
 
 
+@dataclass(frozen=True, slots=True)
+class Rebuilt:
+    """How the last rebuild restored the stored states: from their hint, or decoded (unreadable
+    ones are neither: they are logged and counted in ``forethought_processing_errors``)."""
+
+    hinted: int = 0
+    decoded: int = 0
+
+
 class IndexRebuild:
     """The rebuild side of ``BatchProcessor`` (see the module docstring)."""
+
+    rebuilt: Rebuilt = Rebuilt()
 
     config: EngineConfig
     metrics: Metrics
@@ -141,15 +152,18 @@ class IndexRebuild:
         ``step`` stored states read, and at the end. Beyond the runtimes' capacity only the
         deadline of a state stays in memory."""
         self.runtimes = {}
-        count, seed = 0, hint_seed(self.config)
+        hinted = decoded = 0
+        seed = hint_seed(self.config)
         for partition, rows in self._stored_partitions(owns):
             restored = Restored()
             while chunk := list(islice(rows, step)):
                 others = believe_hints(chunk, hints_for(self.due_hints, [key for key, _ in chunk]), restored, seed)
-                count += len(chunk) - len(others) + self._decode(partition, others, restored)
-                yield count
+                hinted += len(chunk) - len(others)
+                decoded += self._decode(partition, others, restored)
+                yield hinted + decoded
             restored.apply(self.runtime(partition), self.clock("", partition))
-        yield count
+        self.rebuilt = Rebuilt(hinted, decoded)
+        yield hinted + decoded
 
     def _stored_partitions(self, owns: Callable[[bytes], bool]) -> Iterator[tuple[int, Iterator[Row]]]:
         """Each held partition's stored states: straight from its RocksDB database (only the held

@@ -169,7 +169,8 @@ class Worker:
                 await asyncio.sleep(0)
         finally:
             self.index_building = False
-        log.info("deadline_index_rebuilt", customers=count, **rebuild_cost(started))
+        log.info("deadline_index_rebuilt", customers=count, hinted=self.processor.rebuilt.hinted,
+                 decoded=self.processor.rebuilt.decoded, **rebuild_cost(started))
         return count
 
     def owner(self) -> Callable[[bytes], bool]:
