@@ -180,11 +180,18 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         worker.unflushed.extend(events)
 
+    async def rebuild_index() -> None:
+        """After an assignment, before any record or tick (the caller holds the lock): every stored
+        state's deadline in its runtime (``Worker.rebuild_index``; ``/ready`` waits for it)."""
+        if worker.index_stale:
+            await worker.rebuild_index()
+
     async def release(fresh: list[faust.EventT], in_hand: list[faust.EventT]) -> None:
         """Buffer ``fresh`` events and process what the ordering releases (``in_hand`` collects it)."""
         async with worker.lock:
             if not app.flow_control.is_active():  # a rebalance: Faust reads all this again from the committed offsets
                 return
+            await rebuild_index()
             ordered.add(fresh)
             in_hand += ordered.release()
             worker.metrics.ordering_buffered.set(len(ordered))
@@ -234,13 +241,13 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
     async def sweep() -> None:
         if app.rebalancing or app.in_recovery or not app.assignor.assigned_actives() or worker.failure:
             return
-        if not worker.index_ready:  # rebuild_index comes first
-            return
         in_hand: list[faust.EventT] = []
         try:
             await release([], in_hand)  # what the ordering may release first: the sweep's stream time sees it
             async with worker.lock:
-                outbox = processor.sweep(time.time(), worker.owner())  # a tick that raises is skipped and counted
+                owns = worker.owner()
+                await rebuild_index()
+                outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
                 await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
             await stop_unacknowledged(worker, in_hand, exc)
@@ -248,13 +255,13 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         _refresh_gauges(worker)
 
     @app.timer(0.25)
-    async def rebuild_index() -> None:  # after a start or a rebalance; /ready waits for it
+    async def rebuild_when_assigned() -> None:  # no record or sweep need come first: /ready waits for it
         if not worker.index_stale or app.rebalancing or app.in_recovery or not app.assignor.assigned_actives():
             return
         try:
             async with worker.lock:
                 if not worker.failure:
-                    await worker.rebuild_index()
+                    await rebuild_index()
         except Exception as exc:  # noqa: BLE001 - the flush before it failed: stop, as for a batch
             await stop_unacknowledged(worker, [], exc)
 
