@@ -169,10 +169,13 @@ def wait_log(log: Path, text: str, proc: Any, timeout: float) -> float:
 
 
 def rebuild_cost(log: Path) -> dict[str, float]:
-    """The last ``deadline_index_rebuilt`` line's own wall and CPU seconds (JSON or console log)."""
+    """The last ``deadline_index_rebuilt`` line's own wall and CPU seconds, and how many states came
+    from their hint or were decoded (JSON or console log)."""
     line = [text for text in log.read_text(errors="replace").splitlines() if "deadline_index_rebuilt" in text][-1]
-    found = {name: float(value) for name, value in re.findall(r'"?(seconds|cpu_seconds)"?[=:] ?([0-9.]+)', line)}
-    return {"rebuild_s": found.get("seconds", math.nan), "rebuild_cpu_s": found.get("cpu_seconds", math.nan)}
+    found = {name: float(value) for name, value
+             in re.findall(r'"?(seconds|cpu_seconds|hinted|decoded)"?[=:] ?([0-9.]+)', line)}
+    return {"rebuild_s": found.get("seconds", math.nan), "rebuild_cpu_s": found.get("cpu_seconds", math.nan),
+            "hinted": found.get("hinted", math.nan), "decoded": found.get("decoded", math.nan)}
 
 
 def start_on_store(env: dict[str, str], log: Path, url: str) -> tuple[Any, dict[str, Any]]:
@@ -243,7 +246,8 @@ def report(scale: dict[str, Any] | None, many: dict[str, Any] | None) -> None:
                                  ("restart", restart, many["restart_kib"])):
             console.print(f"  {name}: ready (index rebuilt) {times['ready_s']:.1f} s wall, {times['ready_cpu_s']:.1f}"
                           f" CPU s of the worker; the rebuild itself {times['rebuild_s']:.1f} s wall,"
-                          f" {times['rebuild_cpu_s']:.1f} CPU s (load {times['load']}); RSS"
+                          f" {times['rebuild_cpu_s']:.1f} CPU s ({times['hinted']:,.0f} from hints,"
+                          f" {times['decoded']:,.0f} decoded; load {times['load']}); RSS"
                           f" {mem['VmRSS'] / 1024:.0f} MiB (peak {mem['VmHWM'] / 1024:.0f} MiB)")
         touched = many["after_touch_kib"]
         console.print(f"  after {many['touched']:,.0f} events for random customers: RSS {touched['VmRSS'] / 1024:.0f}"
