@@ -32,6 +32,7 @@ Signal = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", examples=list(S
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, "w": 604_800.0}
 PLAYBOOK_NAME = r"^[a-z][a-z0-9_]{0,63}$"
+SEND_WINDOW_MIN, SEND_WINDOW_MAX = 3600.0, 7 * 86_400.0  # a send window's bounds (1h .. 7d)
 
 
 def seconds(text: str) -> float:
@@ -88,6 +89,22 @@ class PlaybookSpec(_Spec):
     context: dict[Name, str] = Field(
         default_factory=dict, description="Sender context: name (1 to 128 characters, as a trigger's) → expression.")
     ttl: Duration = "1d"
+    # -- send time (issue #16 point 3): its own block ------------------------------------------------
+    send_window: Duration | None = Field(None, description=(
+        "Send within this window at the customer's most likely active hour (e.g. 24h; 1h to 7d);"
+        " absent: send at once."))
+
+    @field_validator("send_window")
+    @classmethod
+    def _send_window_bounds(cls, value: str | None) -> str | None:
+        if value is not None and not SEND_WINDOW_MIN <= seconds(value) <= SEND_WINDOW_MAX:
+            raise ValueError(f"send_window must be between 1h and 7d, got {value!r}")
+        return value
+
+    @property
+    def send_window_seconds(self) -> float | None:
+        return None if self.send_window is None else seconds(self.send_window)
+    # -- end of send time ----------------------------------------------------------------------------
 
     @field_validator("channels")
     @classmethod

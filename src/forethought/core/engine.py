@@ -32,12 +32,15 @@ from forethought.contracts.events import ErrorEvent, InboundEvent
 from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core import due as looks
 from forethought.core.config import EngineConfig
+from forethought.core.detectors import active_hours
 from forethought.core.ledger import Watch
 from forethought.core.models import PartitionModels
 from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
+from forethought.core.policy.sendwindow import waits_for_activity
+from forethought.core.sendtime import Activity
 from forethought.core.signals import Observation
 from forethought.core.state import HOUR, CustomerState
 from forethought.core.uplift import snapshot
@@ -250,7 +253,7 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
         _learn_uplift(models, ended, reengaged=False)
     out = policy.Verdicts()
     if ledger.pending and any(p.release_at <= due for p in ledger.pending):
-        policy.release(_context(state, profile, rules, due, config, models), due, out)
+        policy.release(_held_context(state, profile, rules, models), due, out)
     m = Moment(due, config, models, rules, profile)
     for detector, settings in config.due_hooks:
         detector.on_due(state, due, settings, m)
@@ -292,11 +295,15 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     _record_activity(state, event, ts, config)
     for detector, settings in config.event_hooks_by_type.get(event.type, config.event_hooks):
         detector.on_event(state, event, ts, settings, m)
-    if not m.detections:  # the common case: no policy pass, no verdicts to collect
+    waiting = _back_for_a_held_trigger(state, ts, is_error)
+    if not m.detections and not waiting:  # the common case: no policy pass, no verdicts to collect
         state.daily_at = looks.next_look(state, ts, m)
         return Step(state, (), observations + tuple(m.observations) if m.observations else observations)
     out = policy.Verdicts()
-    policy.decide(m.detections, _context(state, profile, rules, ts, config, models), out)
+    if waiting:
+        policy.release_active(_held_context(state, profile, rules, models), ts, out)
+    if m.detections:
+        policy.decide(m.detections, _context(state, profile, rules, ts, config, models), out)
     state.daily_at = looks.next_look(state, ts, m)
     return _step(state, out, observations + tuple(m.observations))
 
@@ -323,8 +330,25 @@ def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: flo
              models: PartitionModels | None = None, found: dict[str, Any] | None = None) -> policy.Context:
     """What playbooks see; ``found``: :func:`facts` as of ``now`` when already built."""
     env = {**(found or facts(state, now, config, models)), "profile": profile.facts(now)}
+    activity = Activity(active_hours.seen(state), None if models is None else models.hours)
     return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env,
-                          None if models is None else models.uplift)
+                          uplift=None if models is None else models.uplift, activity=activity)
+
+
+def _held_context(state: CustomerState, profile: ProfileState, rules: Rules,
+                  models: PartitionModels | None) -> policy.Context:
+    """What releasing held triggers needs: no facts (their conditions were judged when they were decided)."""
+    activity = Activity(active_hours.seen(state), None if models is None else models.hours)
+    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, {},
+                          uplift=None if models is None else models.uplift, activity=activity)
+
+
+def _back_for_a_held_trigger(state: CustomerState, ts: float, is_error: bool) -> bool:
+    """Whether this event begins a visit (a session) of a customer with a trigger held for their likely
+    active hour (send windows, core.sendtime): they are active now, so it goes now."""
+    pending = state.policy.pending
+    return (bool(pending) and not is_error and state.session_start == math.floor(ts)
+            and any(waits_for_activity(p.trigger) for p in pending))
 
 
 def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),

@@ -68,6 +68,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
 from forethought.core.dropoff_model import ScaledLogistic
 from forethought.core.population import PopulationPrior
+from forethought.core.sendtime import PopulationHours
 from forethought.core.uplift import UpliftModels
 
 __all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "river_pipeline", "trees_spec"]
@@ -104,6 +105,7 @@ class PartitionModels:
         self.behaviour = behaviour_trees(self.config)
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
+        self.hours = PopulationHours()  # active hours by local hour, the send-time fallback (core.sendtime)
         self.uplift = UpliftModels()  # per playbook: whom its message helps (core.uplift)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
@@ -163,6 +165,11 @@ class PartitionModels:
         self.population.learn(mean, var, at)
         self.unsaved += 1
 
+    def learn_hour(self, hour: int) -> None:
+        """One customer's new active hour at local ``hour`` (:mod:`forethought.core.sendtime`)."""
+        self.hours.learn(hour)
+        self.unsaved += 1
+
     def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
         """Score one customer-bucket's window features (:mod:`forethought.core.detectors.behaviour`) and learn them."""
         self.unsaved += 1
@@ -175,7 +182,7 @@ class PartitionModels:
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
                    "population": self.population.to_data(), "churn": self.churn.to_data(),
-                   "uplift": self.uplift.to_data()}
+                   "hours": self.hours.to_data(), "uplift": self.uplift.to_data()}
         return seal(header, payload, key)
 
     @classmethod
@@ -203,6 +210,8 @@ class PartitionModels:
         models.population.load_data(payload.get("population", {}))
         if "churn" in payload:  # checkpoints written before the churn score have none
             models.churn.load_data(payload["churn"])
+        if "hours" in payload:  # checkpoints written before send windows have none
+            models.hours.load_data(payload["hours"])
         if "uplift" in payload:  # nor before the uplift estimators
             models.uplift = UpliftModels.from_data(payload["uplift"])
         models.labels = integer(header.get("labels"), "labels")

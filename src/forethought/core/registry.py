@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+from forethought.core.detectors.active_hours import ActiveHours
 from forethought.core.detectors.behaviour import Behaviour
 from forethought.core.detectors.churn import Churn
 from forethought.core.detectors.decline import Decline
@@ -42,6 +43,7 @@ BUILTIN: tuple[type[Detector], ...] = (
     Lifecycle,
     LearnedDropoff,  # its score reads the facts of all the others
     Churn,  # scores.churn: buy-till-you-die in closed form, its prior learned per partition
+    ActiveHours,  # no signal: each customer's active hours of the day, for send windows (core.sendtime)
 )
 ENGINE_FEATURES = ("events", "visits", "error_total", "late_events", "days_since_first_seen",
                    "days_since_last_seen", "sessions", "session_seconds", "events_last_hour",

@@ -177,6 +177,7 @@ class CustomerState:
             "am": v.active_minutes, "be": v.bucket_events, "mu": v.minute_usage, "odd": v.odd,
             "chn": None if (churn := [v.churn_repeats, v.churn_sampled, v.churn_deadline, v.churn_fired_for]) == [
                 None, 0, None, None] else churn,
+            "lh": base64.b64encode(v.local_hours).decode(),  # active hours of the day (send windows)
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
@@ -206,7 +207,7 @@ class CustomerState:
             snapshot=get("snap"), hours=BucketRing.from_list(HOUR_BUCKETS, get("hr", [-1])),
             session_start=get("ses"), active_minutes=get("am", 0), bucket_events=get("be", 0),
             minute_usage=get("mu", 0.0),
-            odd=list(get("odd", [])),
+            odd=list(get("odd", [])), local_hours=base64.b64decode(get("lh", "")),
             **dict(zip(("churn_repeats", "churn_sampled", "churn_deadline", "churn_fired_for"), get("chn", []))),
         ), config)
 

@@ -22,7 +22,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from forethought.contracts.records import Trigger, Why
+from forethought.core import sendtime
 from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.policy import sendwindow
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
@@ -69,6 +71,7 @@ class Context:
     rules: Rules
     env: dict[str, Any]
     uplift: UpliftModels | None = None  # the partition's uplift estimators (None: every uplift score unknown)
+    activity: sendtime.Activity | None = None  # the customer's and the population's active hours (send windows)
 
 
 def decide(detections: list[Detection], ctx: Context, out: Verdicts) -> None:
@@ -135,7 +138,7 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
             out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
         kept = [c for c in (trigger.why.checks if trigger.why else [])
-                if c.startswith(("episode", "uplift", "holdout", "quiet"))]
+                if c.startswith(("episode", "uplift", "holdout", "quiet", sendwindow.CHECK))]
         channels = book.channels
         if trigger.channel in channels:
             channels = channels[channels.index(trigger.channel):]
@@ -199,6 +202,12 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
         return Plan("suppress", checks, "frequency_cap")
     checks += [f"consent: {channel}", f"caps: {_caps_text(book, channel, ledger, rules, now)}"]
     window, zone = _quiet_window(book, ctx)
+    if book.send_window and not any(c.startswith((sendwindow.CHECK, "fallback")) for c in checks):
+        hold, check = sendwindow.hold(now, book.send_window, ctx.profile.timezone, ctx.activity, window, zone,
+                                    "deferred" if book.mode == "live" else "would defer")
+        checks.append(check)
+        if hold is not None:
+            return Plan("defer" if book.mode == "live" else "send", checks, channel=channel, release_at=hold)
     if window is None or zone is None:
         return Plan("send", checks, channel=channel)
     if not window.contains(now, zone):
@@ -211,6 +220,26 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
     verb = "deferred" if book.mode == "live" else "would defer"
     checks.append(f"quiet hours: {verb} from {_local(now, zone)} to {_local(opens, zone)} {zone}")
     return Plan("defer" if book.mode == "live" else "send", checks, channel=channel, release_at=opens)
+
+
+def release_active(ctx: Context, now: float, out: Verdicts) -> None:
+    """The customer is active at ``now``: triggers waiting for their likely active hour go now (they
+    face the policy again, quiet hours included), since the hour they waited for is here in fact."""
+    ledger = ctx.ledger
+    early = [p for p in ledger.pending
+             if p.release_at > now and sendwindow.waits_for_activity(p.trigger) and not _quiet_now(p, ctx, now)]
+    if not early:
+        return
+    note = sendwindow.active_note(now, ctx.profile.timezone)
+    ledger.pending = [Pending(now, p.signal, sendwindow.with_check(p.trigger, note)) if p in early else p
+                      for p in ledger.pending]
+    release(ctx, now, out)
+
+
+def _quiet_now(pending: Pending, ctx: Context, now: float) -> bool:
+    book = ctx.rules.by_name.get(pending.trigger["playbook"])
+    window, zone = (None, None) if book is None else _quiet_window(book, ctx)
+    return window is not None and zone is not None and window.contains(now, zone)
 
 
 def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: Context, out: Verdicts,

@@ -85,6 +85,7 @@ class Playbook:
     episode: Expression | None = None
     context: tuple[tuple[str, Expression], ...] = ()
     ttl: float = 86_400.0
+    send_window: float | None = None  # seconds: released at the likely active hour within it (core.sendtime)
     uplift: UpliftGate | None = None  # the uplift terms of ``condition`` (core.policy.uplift_gate)
 
     @property
@@ -172,6 +173,7 @@ def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry, file: 
         episode=expression(spec.episode, "episode") if spec.episode else None,
         context=tuple((name, expression(src, "context", name)) for name, src in spec.context.items()),
         ttl=seconds(spec.ttl), uplift=_uplift_gate(index, condition, schema, names, file),
+        send_window=spec.send_window_seconds,
     )
 
 
