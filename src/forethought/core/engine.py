@@ -31,10 +31,12 @@ from typing import Any
 from forethought.contracts.events import ErrorEvent, InboundEvent
 from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core import due as looks
+from forethought.core.bandit import Bandits
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
+from forethought.core.policy import rewards
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.signals import Observation
@@ -146,6 +148,8 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
     if outcome.status in ("failed", "bounced"):
         policy.fallback(_context(state, updated, rules, now, config, models), outcome.trigger_id, outcome.channel,
                         now, out)
+    if state.policy.pulls:  # a variant's reward (core.bandit)
+        seen += rewards.on_outcome(state.policy, outcome.trigger_id, outcome.status, rules, _bandits(models))
     if outcome.status in ENGAGED_OUTCOMES:
         m = Moment(now, config, models, rules, updated)
         for detector, settings in config.plan:
@@ -243,6 +247,8 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
         observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
                              for w in ledger.watch if w.until <= due)
         ledger.watch = [w for w in ledger.watch if w.until > due]
+    if ledger.pulls:
+        observations += rewards.on_due(ledger, due, rules, _bandits(models))
     out = policy.Verdicts()
     if ledger.pending and any(p.release_at <= due for p in ledger.pending):
         policy.release(_context(state, profile, rules, due, config, models), due, out)
@@ -281,6 +287,8 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
         state.late += 1
         return Step(state, observations=(Observation("late", {"lag": state.last_seen - ts}),))
     observations = () if is_error else _reengaged(state, ts)
+    if state.policy.pulls and not is_error:
+        observations += rewards.on_activity(state.policy, ts, rules, _bandits(models))
     m = Moment(ts, config, models, rules, profile)
     for detector, settings in config.before_hooks:
         detector.before_event(state, event, ts, settings, m)
@@ -309,13 +317,19 @@ def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: flo
              models: PartitionModels | None = None, found: dict[str, Any] | None = None) -> policy.Context:
     """What playbooks see; ``found``: :func:`facts` as of ``now`` when already built."""
     env = {**(found or facts(state, now, config, models)), "profile": profile.facts(now)}
-    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env)
+    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env, _bandits(models))
+
+
+def _bandits(models: PartitionModels | None) -> Bandits | None:
+    return None if models is None else models.bandits
 
 
 def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),
           profile: ProfileState | None = None) -> Step:
     if out.decisions:  # kept (bounded) for "why (not)?"
         state.policy.note(out.decisions)
+    if out.observations:
+        observations += tuple(out.observations)
     return Step(state, tuple(out.live), observations, tuple(out.shadow), tuple(out.decisions), profile)
 
 

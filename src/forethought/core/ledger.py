@@ -30,6 +30,8 @@ MAX_SENT = 32
 MAX_RECENT = 2
 MAX_WATCH = 8
 MAX_DECISIONS = 16
+MAX_PULLS = 4
+PULL_DIGEST_BYTES = 6
 REPEATS = frozenset({"suppressed", "held_out", "shadow"})  # verdicts counted when they repeat (Noted.count)
 
 
@@ -60,6 +62,22 @@ class Pending:
     release_at: float
     signal: str
     trigger: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """A sent trigger with a variant whose reward is awaited until ``until`` (:mod:`forethought.core.bandit`);
+    ``trigger`` is a digest of its trigger id (:func:`pull_digest`)."""
+
+    trigger: bytes
+    playbook: str
+    variant: str
+    until: float
+
+
+def pull_digest(trigger_id: str) -> bytes:
+    """The few bytes of a trigger id a :class:`Pull` keeps."""
+    return hashlib.blake2b(trigger_id.encode(), digest_size=PULL_DIGEST_BYTES).digest()
 
 
 class Decided(Protocol):
@@ -108,6 +126,7 @@ class PolicyLedger:
     watch: list[Watch] = field(default_factory=list)
     recent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     decisions: list[Noted] = field(default_factory=list)  # newest last, at most MAX_DECISIONS
+    pulls: list[Pull] = field(default_factory=list)  # variants awaiting their reward, at most MAX_PULLS
 
     def copy(self) -> PolicyLedger:
         """An independent copy: its lists are copied; their entries are shared, as nothing changes
@@ -121,7 +140,7 @@ class PolicyLedger:
         (1, 2, True)
         """
         return PolicyLedger(list(self.sent), self.episodes, list(self.pending), list(self.watch), list(self.recent),
-                            list(self.decisions))
+                            list(self.decisions), list(self.pulls) if self.pulls else [])
 
     def mark_episode(self, playbook: str, episode: str) -> bool:
         """Remember that ``playbook`` acted on ``episode``; True when it already had."""
@@ -155,6 +174,20 @@ class PolicyLedger:
 
     def start_watch(self, watch: Watch) -> None:
         self.watch = [*self.watch[-(MAX_WATCH - 1):], watch]
+
+    def start_pull(self, pull: Pull) -> Pull | None:
+        """Await ``pull``'s reward; returns the oldest pull it pushed out (beyond :data:`MAX_PULLS`)."""
+        self.pulls.append(pull)
+        return self.pulls.pop(0) if len(self.pulls) > MAX_PULLS else None
+
+    def take_pull(self, trigger_id: str) -> Pull | None:
+        """Remove and return the pull of ``trigger_id`` (None: none awaited)."""
+        if self.pulls:
+            digest = pull_digest(trigger_id)
+            for i, pull in enumerate(self.pulls):
+                if pull.trigger == digest:
+                    return self.pulls.pop(i)
+        return None
 
     def take_recent(self, trigger_id: str) -> dict[str, Any] | None:
         """Remove and return a recent trigger by id (a failed delivery is acted on once)."""
@@ -192,13 +225,14 @@ class PolicyLedger:
             del kept[:-MAX_DECISIONS]
 
     def next_due(self) -> float | None:
-        """The earliest time something here needs the engine: a release or a watch ending."""
-        if not self.pending and not self.watch:
+        """The earliest time something here needs the engine: a release, a watch or a reward window ending."""
+        if not self.pending and not self.watch and not self.pulls:
             return None
-        return min([p.release_at for p in self.pending] + [w.until for w in self.watch])
+        return min([p.release_at for p in self.pending] + [w.until for w in self.watch] + [u.until for u in self.pulls])
 
     def is_empty(self) -> bool:
-        return not (self.sent or self.episodes or self.pending or self.watch or self.recent or self.decisions)
+        return not (self.sent or self.episodes or self.pending or self.watch or self.recent or self.decisions
+                    or self.pulls)
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-ready form."""
@@ -209,6 +243,8 @@ class PolicyLedger:
             "w": [[w.playbook, w.group, w.since, w.until] for w in self.watch],
             "r": [list(r) for r in self.recent],
             "d": [[n.at, n.playbook, n.verdict, n.reason, n.channel, n.count, n.since] for n in self.decisions],
+            **({"u": [[base64.b64encode(u.trigger).decode(), u.playbook, u.variant, u.until] for u in self.pulls]}
+               if self.pulls else {}),
         }
 
     @classmethod
@@ -221,6 +257,7 @@ class PolicyLedger:
             watch=[Watch(*w) for w in data.get("w", [])],
             recent=[(r[0], r[1]) for r in data.get("r", [])],
             decisions=[Noted(*n) for n in data.get("d", [])],
+            pulls=[Pull(base64.b64decode(u[0]), u[1], u[2], u[3]) for u in data.get("u", [])],
         )
 
 

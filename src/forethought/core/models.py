@@ -62,6 +62,7 @@ from river import compose, linear_model, optim, preprocessing
 
 from forethought.core import snapshots
 from forethought.core.anomaly import Verdict, WindowedTrees
+from forethought.core.bandit import Bandits
 from forethought.core.btyd import OnlineFit
 from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
 from forethought.core.config import EngineConfig
@@ -103,13 +104,23 @@ class PartitionModels:
         self.behaviour = behaviour_trees(self.config)
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
+        self.bandits = Bandits()  # the playbooks' variant bandits (core.bandit)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
         self.dropped = 0
-        self.unsaved = 0
+        self._unsaved = 0
         self.origin = "fresh"
         self.behaviour_origin = "fresh"
         self.problem: str | None = None
+
+    @property
+    def unsaved(self) -> int:
+        """What was learned since the last checkpoint (the bandits' pulls and settles included)."""
+        return self._unsaved + self.bandits.changes
+
+    @unsaved.setter
+    def unsaved(self, value: int) -> None:
+        self._unsaved, self.bandits.changes = value, 0
 
     @property
     def warm(self) -> bool:
@@ -132,7 +143,7 @@ class PartitionModels:
         self.dropoff_model.learn_one(x, dropped)
         self.labels += 1
         self.dropped += int(dropped)
-        self.unsaved += 1
+        self._unsaved += 1
 
     def config_at(self, config: EngineConfig, at: float) -> EngineConfig:
         """``config`` with the partition's learned population prior for time ``at`` (unchanged while
@@ -153,11 +164,11 @@ class PartitionModels:
     def learn_population(self, mean: float, var: float, at: float) -> None:
         """One customer's own log-gap statistics at their daily check (:mod:`forethought.core.population`)."""
         self.population.learn(mean, var, at)
-        self.unsaved += 1
+        self._unsaved += 1
 
     def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
         """Score one customer-bucket's window features (:mod:`forethought.core.detectors.behaviour`) and learn them."""
-        self.unsaved += 1
+        self._unsaved += 1
         return self.behaviour.observe(x, at)
 
     def to_bytes(self, key: bytes | None = None) -> bytes:
@@ -166,7 +177,8 @@ class PartitionModels:
         header = {"partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
-                   "population": self.population.to_data(), "churn": self.churn.to_data()}
+                   "population": self.population.to_data(), "churn": self.churn.to_data(),
+                   **({"bandits": self.bandits.to_data()} if self.bandits.by_playbook else {})}
         return seal(header, payload, key)
 
     @classmethod
@@ -194,6 +206,8 @@ class PartitionModels:
         models.population.load_data(payload.get("population", {}))
         if "churn" in payload:  # checkpoints written before the churn score have none
             models.churn.load_data(payload["churn"])
+        if "bandits" in payload:  # only when a playbook has variants
+            models.bandits.load_data(payload["bandits"])
         models.labels = integer(header.get("labels"), "labels")
         models.dropped = integer(header.get("dropped"), "dropped")
         return models

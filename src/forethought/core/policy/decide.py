@@ -21,13 +21,14 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from forethought.contracts.records import Trigger, Why
-from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.contracts.records import Choice, Trigger, Why
+from forethought.core.bandit import Bandits, uniform
+from forethought.core.ledger import Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
-from forethought.core.signals import Detection, bounded_text, build_trigger, utc
+from forethought.core.signals import Detection, Observation, bounded_text, build_trigger, utc
 
 SUPPRESSION_REASONS = ("episode", "cooldown", "arbitration", "opted_out", "consent", "frequency_cap",
                        "quiet_hours", "condition_error", "expired")
@@ -44,6 +45,7 @@ class Decision:
     trigger_id: str | None = None
     channel: str | None = None
     mode: str = "live"
+    variant: str | None = None  # the playbook variant a sent trigger carries (core.bandit)
 
 
 @dataclass(slots=True)
@@ -53,6 +55,7 @@ class Verdicts:
     live: list[Trigger] = field(default_factory=list)
     shadow: list[Trigger] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ class Context:
     profile: ProfileState
     rules: Rules
     env: dict[str, Any]
+    bandits: Bandits | None = None  # the partition's (None: variants are chosen uniformly, nothing learns)
 
 
 def decide(detections: list[Detection], ctx: Context, out: Verdicts) -> None:
@@ -102,12 +106,14 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
     if group is not None:
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))
         return
-    plan.checks.append(f"holdout: treated (playbook share {book.holdout:g}, global {ctx.rules.global_holdout:g})")
     trigger = build_trigger(
         detection, playbook=book.name, channel=book.channels[0], priority=book.priority,
         customer_id=ctx.customer_id, account_id=ctx.account_id, episode=episode, ttl=book.ttl,
         context=_context(book, env, detection), mode=book.mode,
     )
+    if book.variants:  # chosen only now: holdout was decided exactly as without variants
+        trigger, plan = choose_variant(book, trigger, plan, [f"episode: first for {episode}"], ctx, now)
+    plan.checks.append(f"holdout: treated (playbook share {book.holdout:g}, global {ctx.rules.global_holdout:g})")
     _carry_out(book, plan, trigger, detection.signal, ctx, out, now, verdict="sent")
 
 
@@ -122,7 +128,7 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
             out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
         kept = [c for c in (trigger.why.checks if trigger.why else []) if c.startswith(("episode", "holdout", "quiet"))]
-        channels = book.channels
+        channels = book.channels_for(trigger.variant)
         if trigger.channel in channels:
             channels = channels[channels.index(trigger.channel):]
         plan = _plan(book, kept, ctx, now, channels)
@@ -133,10 +139,11 @@ def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out
     """A delivery failed: offer the same trigger on the next preferred channel that may be used."""
     raw = ctx.ledger.take_recent(trigger_id)
     book = None if raw is None else ctx.rules.by_name.get(raw["playbook"])
-    if raw is None or book is None or failed_channel not in book.channels:
+    channels = () if book is None or raw is None else book.channels_for(raw.get("variant"))
+    if raw is None or book is None or failed_channel not in channels:
         return
     original = Trigger.model_validate(raw)
-    rest = book.channels[book.channels.index(failed_channel) + 1:]
+    rest = channels[channels.index(failed_channel) + 1:]
     if not rest:
         out.decisions.append(Decision(book.name, "suppressed", now, "no_fallback_channel", trigger_id))
         return
@@ -205,7 +212,8 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
     if plan.verdict == "suppress":
         out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, trigger.trigger_id, mode=book.mode))
         return
-    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks)
+    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks,
+              choice=trigger.why.choice if trigger.why is not None else None)
     if plan.verdict == "defer":
         held = trigger.model_copy(update={"channel": plan.channel, "why": why})
         ctx.ledger.pending.append(Pending(plan.release_at or now, signal, held.model_dump(mode="json")))
@@ -219,14 +227,65 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
         out.shadow.append(final)
         out.decisions.append(Decision(book.name, "shadow", now, None, final.trigger_id, plan.channel, "shadow"))
         return
-    can_fall_back = book.channels.index(final.channel) < len(book.channels) - 1  # keep it for a fallback
+    channels = book.channels_for(final.variant)
+    can_fall_back = channels.index(final.channel) < len(channels) - 1  # keep it for a fallback
     kept = None
     if can_fall_back:
         kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal}}
     ctx.ledger.record_send(Sent(float(math.floor(now)), book.name, final.channel, book.priority), ctx.rules.memory,
                            kept, final.expires_at.timestamp())
+    if final.variant is not None:
+        _pulled(book, final, ctx, now, verdict, out)
     out.live.append(final)
-    out.decisions.append(Decision(book.name, verdict, now, None, final.trigger_id, final.channel))
+    out.decisions.append(Decision(book.name, verdict, now, None, final.trigger_id, final.channel,
+                                  variant=final.variant))
+
+
+def choose_variant(book: Playbook, trigger: Trigger, plan: Plan, checks: list[str], ctx: Context,
+                   now: float) -> tuple[Trigger, Plan]:
+    """The playbook's bandit picks the trigger's variant (:mod:`forethought.core.bandit`); a variant's
+    own channel comes first, so the plan is worked out again when that changes the channel."""
+    names = tuple(v.name for v in book.variants)
+    settings = book.bandit
+    if ctx.bandits is None or settings is None:  # no partition models (a test, a tool): uniform, nothing learns
+        policy, name = "uniform", names[int(uniform(trigger.trigger_id, 0) * len(names))]
+        probabilities = {n: round(1.0 / len(names), 4) for n in names}
+    else:
+        policy = settings.policy
+        name, probabilities = ctx.bandits.of(book.name, names, policy).choose(trigger.trigger_id)
+    variant = book.variant(name)
+    assert variant is not None  # chosen among the playbook's own
+    if variant.channel is not None and variant.channel != plan.channel:
+        again = _plan(book, checks, ctx, now, book.channels_for(name))
+        plan = again if again.verdict != "suppress" else plan
+    choice = Choice(policy=policy, variant=name, probabilities=probabilities)
+    why = Why(rule=book.condition.source, signal=trigger.detector, choice=choice)
+    return trigger.model_copy(update={"variant": name, "template": variant.template, "why": why}), plan
+
+
+def _pulled(book: Playbook, final: Trigger, ctx: Context, now: float, verdict: str, out: Verdicts) -> None:
+    """A trigger with a variant went out: its reward is awaited (a fallback takes over its pull)."""
+    if verdict == "fallback":
+        if final.fallback_of is not None and (pull := ctx.ledger.take_pull(final.fallback_of)) is not None:
+            ctx.ledger.start_pull(Pull(pull_digest(final.trigger_id), pull.playbook, pull.variant, pull.until))
+        return
+    if book.bandit is None or final.variant is None:
+        return
+    pull = Pull(pull_digest(final.trigger_id), book.name, final.variant, float(math.floor(now)) + book.bandit.window)
+    if ctx.bandits is not None:
+        ctx.bandits.of(book.name, tuple(v.name for v in book.variants), book.bandit.policy).pulled(final.variant)
+    pushed = ctx.ledger.start_pull(pull)
+    if pushed is not None:  # more pulls awaited than a state keeps: the oldest ends now, unrewarded
+        out.observations.append(settle(pushed, False, ctx.rules, ctx.bandits))
+
+
+def settle(pull: Pull, success: bool, rules: Rules, bandits: Bandits | None) -> Observation:
+    """A pull ends: its playbook's bandit learns ``success``; what a driver counts."""
+    book = rules.by_name.get(pull.playbook)
+    if bandits is not None and book is not None and book.bandit is not None:
+        bandits.of(book.name, tuple(v.name for v in book.variants), book.bandit.policy).settle(pull.variant, success)
+    return Observation("variant_reward", {"playbook": pull.playbook, "variant": pull.variant,
+                                          "result": "success" if success else "failure"})
 
 
 def _caps(book: Playbook, rules: Rules) -> Iterator[tuple[Cap, bool]]:

@@ -21,8 +21,9 @@ import difflib
 from dataclasses import dataclass, field, replace
 from functools import cache
 
-from forethought.contracts.playbooks import CapSpec, PlaybookFile, PlaybookSpec, seconds
+from forethought.contracts.playbooks import BanditSpec, CapSpec, PlaybookFile, PlaybookSpec, seconds
 from forethought.contracts.records import Channel
+from forethought.core.bandit import BanditSettings, Variant
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
 from forethought.core.policy.lifecycle import Bounds, bounds
 from forethought.core.policy.timing import QuietHours
@@ -84,6 +85,20 @@ class Playbook:
     episode: Expression | None = None
     context: tuple[tuple[str, Expression], ...] = ()
     ttl: float = 86_400.0
+    variants: tuple[Variant, ...] = ()  # chosen by a bandit (core.bandit); none: the playbook as written
+    bandit: BanditSettings | None = None  # set when there are variants
+
+    def variant(self, name: str | None) -> Variant | None:
+        """The variant called ``name`` (None: none, or no longer listed after a reload)."""
+        return next((v for v in self.variants if v.name == name), None) if name is not None else None
+
+    def channels_for(self, variant: str | None) -> tuple[Channel, ...]:
+        """The channels in order of preference for ``variant``: its own first, then the playbook's."""
+        chosen = self.variant(variant)
+        if chosen is None or chosen.channel is None:
+            return self.channels
+        first: Channel = chosen.channel  # type: ignore[assignment]  # a Channel, checked by the contract
+        return (first, *(c for c in self.channels if c != first))
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +175,14 @@ def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry) -> Pla
         episode=expression(spec.episode, "episode") if spec.episode else None,
         context=tuple((name, expression(src, "context", name)) for name, src in spec.context.items()),
         ttl=seconds(spec.ttl),
+        variants=tuple(Variant(v.name, v.template, v.channel) for v in spec.variants),
+        bandit=_bandit(spec) if spec.variants else None,
     )
+
+
+def _bandit(spec: PlaybookSpec) -> BanditSettings:
+    bandit = spec.bandit or BanditSpec()
+    return BanditSettings(bandit.policy, frozenset(bandit.reward), bandit.window_seconds)
 
 
 @cache
