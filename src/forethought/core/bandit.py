@@ -158,6 +158,7 @@ class VariantBandit:
             if not isinstance(basis, dict) or set(basis) != set(arms):
                 raise CheckpointError("corrupt model checkpoint: a bandit's basis does not match its variants")
             bandit.basis = {n: (c[0], c[1]) for n, c in ((n, _counts(basis[n], 2)) for n in bandit.names)}
+            bandit._basis_settled = sum(s + f for s, f in bandit.basis.values())  # noqa: SLF001 - its own class
         return bandit
 
 
