@@ -14,6 +14,7 @@ from forethought.contracts.events import ErrorEvent, PageView
 from forethought.contracts.records import Outcome, Trigger
 from forethought.core.bandit import VariantBandit, thompson_probabilities
 from forethought.core.config import EngineConfig
+from forethought.core.due import slot_at_or_after
 from forethought.core.engine import Step
 from forethought.core.models import PartitionModels
 from forethought.core.runtime import PartitionRuntime
@@ -134,10 +135,11 @@ def test_a_trigger_carries_its_variant_template_channel_and_the_choice_in_why() 
     rt = runtime(book(TWO))
     sent = triggers([s for c in range(20) for s in burst(rt, f"c{c}", T0 + 60 * c)])
     assert len(sent) == 20 and {t.variant for t in sent} == {"short", "by_mail"}
+    assert sent[0].why.choice.probabilities == {"short": 0.5, "by_mail": 0.5}  # type: ignore[union-attr]  # nothing known
     for trigger in sent:
         assert trigger.why is not None and trigger.why.choice is not None
         assert trigger.why.choice.variant == trigger.variant and trigger.why.choice.policy == "thompson"
-        assert trigger.why.choice.probabilities == {"short": 0.5, "by_mail": 0.5}  # nothing settled yet
+        assert sum(trigger.why.choice.probabilities.values()) == pytest.approx(1.0, abs=1e-3)
         assert (trigger.template, trigger.channel) == (
             ("help_short", "in_app") if trigger.variant == "short" else ("help_long", "email"))
         assert "consent: " + trigger.channel in trigger.why.checks
@@ -179,9 +181,11 @@ def test_a_counted_outcome_is_a_success_and_no_success_within_the_window_a_failu
     clicked = [e.step for e in rt.feed(outcome(first, "clicked", T0 + 700)) if e.step]
     assert rewards(opened) == [] and rewards(clicked) == [(first.variant, "success")]
     assert rewards([e.step for e in rt.feed(outcome(first, "clicked", T0 + 800)) if e.step]) == []  # once
-    sent_at = second.fired_at.timestamp()  # the window runs from the whole second it was sent
-    assert rewards([e.step for e in rt.advance(sent_at + DAY - 1) if e.step]) == []
-    assert rewards([e.step for e in rt.advance(sent_at + DAY) if e.step]) == [(second.variant, "failure")]
+    (pull,) = rt.state("c2").policy.pulls  # type: ignore[union-attr]
+    sent_at = second.fired_at.timestamp()  # the window ends at the first daily look a day after the send
+    assert pull.until == slot_at_or_after("c2", sent_at + DAY) and sent_at + DAY <= pull.until < sent_at + 2 * DAY
+    assert rewards([e.step for e in rt.advance(pull.until - 1) if e.step]) == []
+    assert rewards([e.step for e in rt.advance(pull.until) if e.step]) == [(second.variant, "failure")]
     late = [e.step for e in rt.feed(outcome(second, "clicked", T0 + 2 * DAY)) if e.step]
     assert rewards(late) == []  # too late: it already counted as a failure
     arms = rt.models.bandits.by_playbook["burst_help"].arms  # type: ignore[union-attr]

@@ -72,7 +72,11 @@ class CapSpec(_Spec):
 
 # --- variants chosen by a bandit (issue #16 point 2; docs/playbooks.md "Variants and the bandit") ---
 MAX_VARIANTS = 8
-REWARDS = ("opened", "clicked", "converted", "came_back")  # outcome statuses, and the customer's own return
+Reward = Literal["opened", "clicked", "converted", "came_back"]  # outcome statuses, and the customer's return
+
+
+def _default_rewards() -> list[Reward]:
+    return ["clicked", "converted"]
 
 
 class VariantSpec(_Spec):
@@ -88,8 +92,8 @@ class BanditSpec(_Spec):
     """How a playbook's variants are chosen and what counts as a success."""
 
     policy: Literal["thompson", "ucb"] = "thompson"
-    reward: list[Literal["opened", "clicked", "converted", "came_back"]] = Field(
-        default_factory=lambda: ["clicked", "converted"], min_length=1,
+    reward: list[Reward] = Field(
+        default_factory=_default_rewards, min_length=1,
         description="Outcome statuses that count as a success; came_back: active again within the window.")
     reward_window: Duration = Field("3d", description="A pull with no success by then counts as a failure.")
 

@@ -6,15 +6,22 @@ is settled later by the customer's outcomes: a success (an outcome status the pl
 one, or the customer active again when ``came_back`` counts) or a failure (an unsubscribe, or no
 success by the end of the reward window). Each arm keeps ``[pulls, successes, failures]``.
 
-**Thompson sampling** chooses each variant with the probability that it is the best one under the
-Beta(1 + successes, 1 + failures) posteriors. Those probabilities are computed, not sampled: on a
-grid around the posteriors (:func:`thompson_probabilities`), recomputed once the settled pulls
-have grown by a 32nd since the last time (every settle while young, rarely once the bandit has
-seen thousands), so a choice costs one hash. **UCB** (UCB1) chooses the variant of highest
-``mean + sqrt(2 ln N / n)`` over settled pulls (unsettled arms first).
+A success is learned as it arrives; a pull still waiting counts as a failure until then, so a
+variant's posterior is Beta(1 + successes, 1 + pulls - successes). Counting only settled pulls
+instead would credit successes (which come early) before failures (which come only when a window
+ends): the variant with the most pulls waiting would look best, and be pulled more. Waiting pulls
+counted as failures err the other way, mildly (most successes come soon after the send) and
+self-correcting (a variant pulled much looks a little worse, and is explored less).
+
+**Thompson sampling** chooses each variant with the probability that it is the best one under
+those posteriors. The probabilities are computed, not sampled: on a grid around the posteriors
+(:func:`thompson_probabilities`), again once pulls and successes have grown by an eighth since
+the last time (at least 8, at most 500 of them: the allocation moves in steps, as Braze's
+re-allocation twice a day does), so a choice costs one hash. **UCB** (UCB1) chooses the variant of highest ``mean + sqrt(2 ln N / n)`` over
+pulls (variants not pulled yet first).
 
 Determinism: the only randomness is a uniform number hashed from the trigger id and the bandit's
-settled count; there is no random generator whose state a replay would have to match. River's
+counts; there is no random generator whose state a replay would have to match. River's
 bandit policies (``river.bandit.ThompsonSampling``) were not used for that reason: they draw from a
 ``random.Random`` advanced by every pull (so a choice depends on how many came before, and a
 checkpoint would carry generator states), update at once with no pending pulls, and do not say
@@ -24,7 +31,7 @@ with which probability they chose (docs/playbooks.md, "Variants and the bandit")
 >>> bandit.choose("trigger-1")
 ('long', {'short': 0.5, 'long': 0.5})
 >>> for _ in range(30):
-...     bandit.settle("long", True); bandit.settle("short", False)
+...     bandit.pulled("long"); bandit.settle("long", True); bandit.pulled("short"); bandit.settle("short", False)
 >>> bandit.choose("trigger-1")
 ('long', {'short': 0.0, 'long': 1.0})
 >>> VariantBandit.from_data(bandit.to_data()).choose("trigger-1") == bandit.choose("trigger-1")
@@ -36,15 +43,17 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+from itertools import accumulate
 from dataclasses import dataclass
 from typing import Any
 
 from forethought.core.checkpoint import CheckpointError, integers
 
 POLICIES = ("thompson", "ucb")
-GRID = 96  # cells of the grid Thompson's probabilities are computed on
+GRID = 64  # cells of the grid Thompson's probabilities are computed on
 SPREAD = 6.0  # the grid spans every posterior's mean +- this many standard deviations
-REFRESH = 32  # Thompson's probabilities are recomputed once settled pulls grew by 1/REFRESH
+REFRESH = (8, 8, 500)  # Thompson's probabilities are recomputed once pulls and successes grew by an eighth,
+                       # at least 8 and at most 500 of them
 MAX_BANDITS = 1024  # playbooks a checkpoint may hold bandits for
 NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _SCALE = float(2**64)
@@ -74,14 +83,14 @@ class VariantBandit:
     def __init__(self, names: tuple[str, ...], policy: str = "thompson") -> None:
         self.names, self.policy = names, policy
         self.arms: dict[str, list[int]] = {name: [0, 0, 0] for name in names}
-        self.basis: dict[str, tuple[int, int]] | None = None  # the settled counts the probabilities are of
-        self._basis_settled = 0
+        self.basis: dict[str, tuple[int, int]] | None = None  # the (successes, others) the probabilities are of
+        self._basis_seen = 0  # ``seen`` when the probabilities were computed
         self._probabilities: dict[str, float] = {}
-        self.settled = 0  # pulls settled so far (successes and failures of every arm)
+        self.seen = 0  # pulls and successes so far, of every arm: what moves the posteriors
 
     def choose(self, key: str) -> tuple[str, dict[str, float]]:
         """The variant for the trigger ``key`` and the probability each variant had."""
-        u = uniform(key, self.settled)
+        u = uniform(key, self.seen)
         probabilities = self._ucb() if self.policy == "ucb" else self._thompson()
         total = 0.0
         for name in self.names:
@@ -94,13 +103,15 @@ class VariantBandit:
         """A trigger with variant ``name`` was sent (it is settled later)."""
         if name in self.arms:
             self.arms[name][0] += 1
+            self.seen += 1
 
     def settle(self, name: str, success: bool) -> None:
-        """A pull of ``name`` ended in a success or a failure."""
+        """A pull of ``name`` ended in a success or a failure (a failure changes no posterior: a pull
+        waiting counted as one already)."""
         arm = self.arms.get(name)
         if arm is not None:
             arm[1 if success else 2] += 1
-            self.settled += 1
+            self.seen += success
 
     def reshaped(self, names: tuple[str, ...], policy: str) -> VariantBandit:
         """This bandit for a reloaded playbook: variants kept by name keep what they learned."""
@@ -108,22 +119,23 @@ class VariantBandit:
             return self
         again = VariantBandit(names, policy)
         again.arms.update({n: list(a) for n, a in self.arms.items() if n in again.arms})
-        again.settled = sum(a[1] + a[2] for a in again.arms.values())
+        again.seen = sum(a[0] + a[1] for a in again.arms.values())
         return again
 
     def _thompson(self) -> dict[str, float]:
-        settled, basis = self.settled, self.basis
-        if basis is None or settled - self._basis_settled >= max(1, settled // REFRESH):
-            basis = self.basis = {n: (a[1], a[2]) for n, a in self.arms.items()}
+        seen, basis = self.seen, self.basis
+        least, part, most = REFRESH
+        if basis is None or seen - self._basis_seen >= min(max(least, seen // part), most):
+            basis = self.basis = {n: (a[1], max(0, a[0] - a[1])) for n, a in self.arms.items()}
             self._probabilities = {}
         if not self._probabilities:
-            self._basis_settled = sum(s + f for s, f in basis.values())
+            self._basis_seen = sum(2 * s + f for s, f in basis.values())
             values = thompson_probabilities([basis[n] for n in self.names])
             self._probabilities = dict(zip(self.names, values, strict=True))
         return self._probabilities
 
     def _ucb(self) -> dict[str, float]:
-        counts = {n: a[1] + a[2] for n, a in self.arms.items()}
+        counts = {n: a[0] for n, a in self.arms.items()}
         fresh = [n for n in self.names if counts[n] == 0]
         if fresh:
             best = fresh
@@ -152,13 +164,13 @@ class VariantBandit:
         bandit = cls(tuple(arms), data["policy"])
         for name, counts in arms.items():
             bandit.arms[name] = _counts(counts, 3)
-        bandit.settled = sum(a[1] + a[2] for a in bandit.arms.values())
+        bandit.seen = sum(a[0] + a[1] for a in bandit.arms.values())
         basis = data.get("basis")
         if basis is not None:
             if not isinstance(basis, dict) or set(basis) != set(arms):
                 raise CheckpointError("corrupt model checkpoint: a bandit's basis does not match its variants")
             bandit.basis = {n: (c[0], c[1]) for n, c in ((n, _counts(basis[n], 2)) for n in bandit.names)}
-            bandit._basis_settled = sum(s + f for s, f in bandit.basis.values())  # noqa: SLF001 - its own class
+            bandit._basis_seen = sum(2 * s + f for s, f in bandit.basis.values())  # noqa: SLF001 - its own class
         return bandit
 
 
@@ -207,17 +219,14 @@ def thompson_probabilities(posteriors: list[tuple[int, int]], cells: int = GRID)
     logs = [(math.log(x), math.log1p(-x)) for x in xs]
     masses, below = [], []
     for a, b in params:
-        weights = [(a - 1.0) * lx + (b - 1.0) * l1x for lx, l1x in logs]
+        am, bm = a - 1.0, b - 1.0
+        weights = [am * lx + bm * l1x for lx, l1x in logs]
         top = max(weights)
         mass = [math.exp(w - top) for w in weights]
         scale = 1.0 / sum(mass)
         mass = [m * scale for m in mass]
-        acc, cdf = 0.0, []
-        for m in mass:  # P(this arm's value is below the cell's middle): ties within a cell split evenly
-            cdf.append(acc + 0.5 * m)
-            acc += m
-        masses.append(mass)
-        below.append(cdf)
+        masses.append(mass)  # below: P(this arm's value is below the cell's middle); ties in a cell split evenly
+        below.append([c - 0.5 * m for c, m in zip(accumulate(mass), mass, strict=True)])
     everyone = [math.prod(column) for column in zip(*below, strict=True)]
     wins = [sum(m * e / c for m, e, c in zip(mass, everyone, cdf, strict=True) if m > 1e-12)
             for mass, cdf in zip(masses, below, strict=True)]

@@ -77,7 +77,7 @@ def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
         [[time_out(p.release_at, anchor), p.signal, _dumps(p.trigger)] for p in ledger.pending],
         [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor)] for w in ledger.watch],
         [[time_out(at, anchor), _dumps(trigger)] for at, trigger in ledger.recent],
-        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions or ledger.pulls else []),  # (left out: as before them)
+        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions or ledger.pulls else []),  # (as before them)
         *([[[u.trigger, u.playbook, u.variant, time_out(u.until, anchor)] for u in ledger.pulls]]
           if ledger.pulls else []),  # variants awaiting their reward (core.bandit): a seventh part, when any
     ]

@@ -21,8 +21,9 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from forethought.contracts.records import Choice, Trigger, Why
+from forethought.contracts.records import Trigger, Why
 from forethought.core.bandit import Bandits, uniform
+from forethought.core.due import slot_at_or_after
 from forethought.core.ledger import Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
@@ -111,10 +112,9 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
         customer_id=ctx.customer_id, account_id=ctx.account_id, episode=episode, ttl=book.ttl,
         context=_context(book, env, detection), mode=book.mode,
     )
-    if book.variants:  # chosen only now: holdout was decided exactly as without variants
-        trigger, plan = choose_variant(book, trigger, plan, [f"episode: first for {episode}"], ctx, now)
+    chosen = choose_variant(book, trigger.trigger_id, plan, ctx, now) if book.variants else None  # after holdout
     plan.checks.append(f"holdout: treated (playbook share {book.holdout:g}, global {ctx.rules.global_holdout:g})")
-    _carry_out(book, plan, trigger, detection.signal, ctx, out, now, verdict="sent")
+    _carry_out(book, plan, trigger, detection.signal, ctx, out, now, verdict="sent", chosen=chosen)
 
 
 def release(ctx: Context, now: float, out: Verdicts) -> None:
@@ -207,19 +207,20 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
 
 
 def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: Context, out: Verdicts,
-               now: float, verdict: str) -> None:
-    """Apply a plan: suppress (with its reason), hold until quiet hours end, or send."""
+               now: float, verdict: str, chosen: dict[str, Any] | None = None) -> None:
+    """Apply a plan: suppress (with its reason), hold until quiet hours end, or send; ``chosen``: the
+    variant's fields (:func:`choose_variant`)."""
     if plan.verdict == "suppress":
         out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, trigger.trigger_id, mode=book.mode))
         return
-    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks,
-              choice=trigger.why.choice if trigger.why is not None else None)
+    choice = chosen.pop("choice") if chosen else trigger.why.choice if trigger.why is not None else None
+    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks, choice=choice)  # type: ignore[arg-type]
     if plan.verdict == "defer":
-        held = trigger.model_copy(update={"channel": plan.channel, "why": why})
+        held = trigger.model_copy(update={"channel": plan.channel, "why": why, **(chosen or {})})
         ctx.ledger.pending.append(Pending(plan.release_at or now, signal, held.model_dump(mode="json")))
         out.decisions.append(Decision(book.name, "deferred", now, None, trigger.trigger_id, plan.channel))
         return
-    update: dict[str, Any] = {"channel": plan.channel, "why": why}
+    update: dict[str, Any] = {"channel": plan.channel, "why": why, **(chosen or {})}
     if verdict == "released":
         update |= {"released_at": utc(now), "expires_at": utc(now) + timedelta(seconds=book.ttl)}
     final = trigger.model_copy(update=update)
@@ -241,26 +242,27 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
                                   variant=final.variant))
 
 
-def choose_variant(book: Playbook, trigger: Trigger, plan: Plan, checks: list[str], ctx: Context,
-                   now: float) -> tuple[Trigger, Plan]:
-    """The playbook's bandit picks the trigger's variant (:mod:`forethought.core.bandit`); a variant's
-    own channel comes first, so the plan is worked out again when that changes the channel."""
-    names = tuple(v.name for v in book.variants)
-    settings = book.bandit
+def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, now: float) -> dict[str, Any]:
+    """The trigger's variant, picked by the playbook's bandit (:mod:`forethought.core.bandit`), as the
+    trigger fields it sets. A variant's own channel replaces the plan's when consent and caps allow it."""
+    names, settings = book.variant_names, book.bandit
     if ctx.bandits is None or settings is None:  # no partition models (a test, a tool): uniform, nothing learns
-        policy, name = "uniform", names[int(uniform(trigger.trigger_id, 0) * len(names))]
+        policy, name = "uniform", names[int(uniform(trigger_id, 0) * len(names))]
         probabilities = {n: round(1.0 / len(names), 4) for n in names}
     else:
         policy = settings.policy
-        name, probabilities = ctx.bandits.of(book.name, names, policy).choose(trigger.trigger_id)
+        name, probabilities = ctx.bandits.of(book.name, names, policy).choose(trigger_id)
     variant = book.variant(name)
     assert variant is not None  # chosen among the playbook's own
-    if variant.channel is not None and variant.channel != plan.channel:
-        again = _plan(book, checks, ctx, now, book.channels_for(name))
-        plan = again if again.verdict != "suppress" else plan
-    choice = Choice(policy=policy, variant=name, probabilities=probabilities)
-    why = Why(rule=book.condition.source, signal=trigger.detector, choice=choice)
-    return trigger.model_copy(update={"variant": name, "template": variant.template, "why": why}), plan
+    channel = variant.channel
+    if channel is not None and channel != plan.channel and not ctx.rules.passthrough \
+            and ctx.profile.allows(channel, ctx.rules.consent_required) and _caps_allow(book, channel, ctx.ledger,
+                                                                                       ctx.rules, now):
+        at = next(i for i, c in enumerate(plan.checks) if c.startswith("consent: "))
+        plan.checks[at:at + 2] = [f"consent: {channel}", f"caps: {_caps_text(book, channel, ctx.ledger, ctx.rules, now)}"]
+        plan.channel = channel
+    choice = {"policy": policy, "variant": name, "probabilities": probabilities}  # validated with the Why
+    return {"variant": name, "template": variant.template, "choice": choice}
 
 
 def _pulled(book: Playbook, final: Trigger, ctx: Context, now: float, verdict: str, out: Verdicts) -> None:
@@ -271,9 +273,10 @@ def _pulled(book: Playbook, final: Trigger, ctx: Context, now: float, verdict: s
         return
     if book.bandit is None or final.variant is None:
         return
-    pull = Pull(pull_digest(final.trigger_id), book.name, final.variant, float(math.floor(now)) + book.bandit.window)
+    until = slot_at_or_after(ctx.customer_id, float(math.floor(now)) + book.bandit.window)  # with a daily look
+    pull = Pull(pull_digest(final.trigger_id), book.name, final.variant, until)
     if ctx.bandits is not None:
-        ctx.bandits.of(book.name, tuple(v.name for v in book.variants), book.bandit.policy).pulled(final.variant)
+        ctx.bandits.of(book.name, book.variant_names, book.bandit.policy).pulled(final.variant)
     pushed = ctx.ledger.start_pull(pull)
     if pushed is not None:  # more pulls awaited than a state keeps: the oldest ends now, unrewarded
         out.observations.append(settle(pushed, False, ctx.rules, ctx.bandits))
@@ -283,7 +286,7 @@ def settle(pull: Pull, success: bool, rules: Rules, bandits: Bandits | None) -> 
     """A pull ends: its playbook's bandit learns ``success``; what a driver counts."""
     book = rules.by_name.get(pull.playbook)
     if bandits is not None and book is not None and book.bandit is not None:
-        bandits.of(book.name, tuple(v.name for v in book.variants), book.bandit.policy).settle(pull.variant, success)
+        bandits.of(book.name, book.variant_names, book.bandit.policy).settle(pull.variant, success)
     return Observation("variant_reward", {"playbook": pull.playbook, "variant": pull.variant,
                                           "result": "success" if success else "failure"})
 

@@ -87,6 +87,7 @@ class Playbook:
     ttl: float = 86_400.0
     variants: tuple[Variant, ...] = ()  # chosen by a bandit (core.bandit); none: the playbook as written
     bandit: BanditSettings | None = None  # set when there are variants
+    variant_names: tuple[str, ...] = ()
 
     def variant(self, name: str | None) -> Variant | None:
         """The variant called ``name`` (None: none, or no longer listed after a reload)."""
@@ -176,7 +177,7 @@ def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry) -> Pla
         context=tuple((name, expression(src, "context", name)) for name, src in spec.context.items()),
         ttl=seconds(spec.ttl),
         variants=tuple(Variant(v.name, v.template, v.channel) for v in spec.variants),
-        bandit=_bandit(spec) if spec.variants else None,
+        bandit=_bandit(spec) if spec.variants else None, variant_names=tuple(v.name for v in spec.variants),
     )
 
 
