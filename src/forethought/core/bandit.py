@@ -17,8 +17,8 @@ self-correcting (a variant pulled much looks a little worse, and is explored les
 those posteriors. The probabilities are computed, not sampled: on a grid around the posteriors
 (:func:`thompson_probabilities`), again once pulls and successes have grown by an eighth since
 the last time (at least 8, at most 500 of them: the allocation moves in steps, as Braze's
-re-allocation twice a day does), so a choice costs one hash. **UCB** (UCB1) chooses the variant of highest ``mean + sqrt(2 ln N / n)`` over
-pulls (variants not pulled yet first).
+re-allocation twice a day does), so a choice costs one hash. **UCB** (UCB1) chooses the variant
+of highest ``mean + sqrt(2 ln N / n)`` over pulls (variants not pulled yet first).
 
 Determinism: the only randomness is a uniform number hashed from the trigger id and the bandit's
 counts; there is no random generator whose state a replay would have to match. River's
