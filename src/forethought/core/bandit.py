@@ -43,8 +43,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from itertools import accumulate
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from forethought.core.checkpoint import CheckpointError, integers
