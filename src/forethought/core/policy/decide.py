@@ -259,7 +259,8 @@ def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, no
             and ctx.profile.allows(channel, ctx.rules.consent_required) and _caps_allow(book, channel, ctx.ledger,
                                                                                        ctx.rules, now):
         at = next(i for i, c in enumerate(plan.checks) if c.startswith("consent: "))
-        plan.checks[at:at + 2] = [f"consent: {channel}", f"caps: {_caps_text(book, channel, ctx.ledger, ctx.rules, now)}"]
+        caps = _caps_text(book, channel, ctx.ledger, ctx.rules, now)
+        plan.checks[at:at + 2] = [f"consent: {channel}", f"caps: {caps}"]
         plan.channel = channel
     choice = {"policy": policy, "variant": name, "probabilities": probabilities}  # validated with the Why
     return {"variant": name, "template": variant.template, "choice": choice}
