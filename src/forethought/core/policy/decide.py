@@ -214,7 +214,7 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
         out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, trigger.trigger_id, mode=book.mode))
         return
     choice = chosen.pop("choice") if chosen else trigger.why.choice if trigger.why is not None else None
-    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks, choice=choice)  # type: ignore[arg-type]
+    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks, choice=choice)
     if plan.verdict == "defer":
         held = trigger.model_copy(update={"channel": plan.channel, "why": why, **(chosen or {})})
         ctx.ledger.pending.append(Pending(plan.release_at or now, signal, held.model_dump(mode="json")))
