@@ -6,7 +6,7 @@ each), an outcome per trigger (``clicked`` with a chance that depends on the var
 B's is the same playbook with three variants chosen by Thompson sampling (or ``--policy ucb``).
 Chunks of customers alternate A, B, A, B... so both see the same machine load; each record's
 ``feed`` is timed alone with ``time.process_time`` (CPU seconds, a loaded machine's waits do not
-count). Printed: per trigger (the burst's last error, which fires it), per outcome, and per pull
+count), with the garbage collector off inside a chunk (a collection between chunks). Printed: per trigger (the burst's last error, which fires it), per outcome, and per pull
 settled at the end of its window, A and B and what B adds::
 
     .venv/bin/python benchmarks/variant_cost.py [--customers 6000] [--policy thompson]
@@ -17,6 +17,7 @@ Results and the machine's load are in docs/playbooks.md ("Variants and the bandi
 from __future__ import annotations
 
 import argparse
+import gc
 import random
 import statistics
 import time
@@ -102,8 +103,12 @@ def main() -> None:
     for first in range(0, args.customers, args.chunk):
         start = T0 + first
         for side in (a, b) if (first // args.chunk) % 2 == 0 else (b, a):
+            gc.collect()  # a collection lands in neither side's chunk
+            gc.disable()
             side.chunk(first, args.chunk, start)
+            gc.enable()
     end = T0 + args.customers + 2 * 86_400.0
+    gc.collect()
     (cpu_a, _), (cpu_b, settled) = a.window_end(end), b.window_end(end)
     bandit = b.runtime.models.bandits.by_playbook["burst_help"]  # type: ignore[union-attr]
     print(f"{args.customers} customers per side, chunks of {args.chunk}, policy {args.policy}; arms "

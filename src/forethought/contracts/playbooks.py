@@ -95,7 +95,7 @@ class BanditSpec(_Spec):
     reward: list[Reward] = Field(
         default_factory=_default_rewards, min_length=1,
         description="Outcome statuses that count as a success; came_back: active again within the window.")
-    reward_window: Duration = Field("3d", description="A pull with no success by then counts as a failure.")
+    reward_window: Duration = Field("1d", description="A pull with no success by then counts as a failure.")
 
     @property
     def window_seconds(self) -> float:

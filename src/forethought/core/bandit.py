@@ -74,7 +74,7 @@ class BanditSettings:
 
     policy: str = "thompson"
     rewards: frozenset[str] = frozenset({"clicked", "converted"})
-    window: float = 3 * 86_400.0
+    window: float = 86_400.0
 
 
 class VariantBandit:

@@ -252,8 +252,7 @@ def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, no
     else:
         policy = settings.policy
         name, probabilities = ctx.bandits.of(book.name, names, policy).choose(trigger_id)
-    variant = book.variant(name)
-    assert variant is not None  # chosen among the playbook's own
+    variant = book.variants[names.index(name)]
     channel = variant.channel
     if channel is not None and channel != plan.channel and not ctx.rules.passthrough \
             and ctx.profile.allows(channel, ctx.rules.consent_required) and _caps_allow(book, channel, ctx.ledger,
