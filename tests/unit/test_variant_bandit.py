@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from datetime import datetime, timezone
 
@@ -14,7 +15,6 @@ from forethought.contracts.events import ErrorEvent, PageView
 from forethought.contracts.records import Outcome, Trigger
 from forethought.core.bandit import VariantBandit, thompson_probabilities
 from forethought.core.config import EngineConfig
-from forethought.core.due import slot_at_or_after
 from forethought.core.engine import Step
 from forethought.core.models import PartitionModels
 from forethought.core.runtime import PartitionRuntime
@@ -175,6 +175,8 @@ def test_a_variant_channel_without_consent_falls_back_to_the_playbooks_channels(
 
 
 def test_a_counted_outcome_is_a_success_and_no_success_within_the_window_a_failure() -> None:
+    """A window's end is settled at the customer's next due time after it (here: the re-engagement
+    watch's end, 7 days after the send), or by an outcome that comes too late."""
     rt = runtime(book(TWO, "    bandit: {reward: [clicked], reward_window: 1d}\n"))
     first, second = (triggers(burst(rt, c, T0 + 60 * n))[0] for n, c in enumerate(("c1", "c2")))
     opened = [e.step for e in rt.feed(outcome(first, "opened", T0 + 600)) if e.step]
@@ -182,15 +184,15 @@ def test_a_counted_outcome_is_a_success_and_no_success_within_the_window_a_failu
     assert rewards(opened) == [] and rewards(clicked) == [(first.variant, "success")]
     assert rewards([e.step for e in rt.feed(outcome(first, "clicked", T0 + 800)) if e.step]) == []  # once
     (pull,) = rt.state("c2").policy.pulls  # type: ignore[union-attr]
-    sent_at = second.fired_at.timestamp()  # the window ends at the first daily look a day after the send
-    assert pull.until == slot_at_or_after("c2", sent_at + DAY) and sent_at + DAY <= pull.until < sent_at + 2 * DAY
-    assert rewards([e.step for e in rt.advance(pull.until - 1) if e.step]) == []
-    assert rewards([e.step for e in rt.advance(pull.until) if e.step]) == [(second.variant, "failure")]
-    late = [e.step for e in rt.feed(outcome(second, "clicked", T0 + 2 * DAY)) if e.step]
-    assert rewards(late) == []  # too late: it already counted as a failure
+    assert pull.until == math.floor(second.fired_at.timestamp()) + DAY
+    late = [e.step for e in rt.feed(outcome(second, "clicked", pull.until + 1)) if e.step]
+    assert rewards(late) == [(second.variant, "failure")]  # after its window: no success
+    third = triggers(burst(rt, "c3", T0 + 120))[0]
+    ended = [e.step for e in rt.advance(T0 + 120 + 8 * DAY) if e.step]  # the next due time after the window
+    assert rewards(ended) == [(third.variant, "failure")]
+    assert not rt.state("c3").policy.pulls  # type: ignore[union-attr]
     arms = rt.models.bandits.by_playbook["burst_help"].arms  # type: ignore[union-attr]
-    assert sum(a[1] for a in arms.values()) == 1 and sum(a[2] for a in arms.values()) == 1
-    assert arms[first.variant][1] == 1 and arms[second.variant][2] == 1
+    assert sum(a[1] for a in arms.values()) == 1 and sum(a[2] for a in arms.values()) == 2
 
 
 def test_an_unsubscribe_is_a_failure_and_coming_back_a_success_when_it_counts() -> None:

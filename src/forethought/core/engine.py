@@ -108,7 +108,8 @@ def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, 
     case of an event, which then costs no :class:`Step` of its own."""
     idle_since = state.last_seen if state.last_seen is not None else state.created
     if idle_since is not None and now - idle_since >= config.windows.idle_ttl_seconds:
-        return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}),))
+        ended = rewards.on_due(state.policy, math.inf, rules, _bandits(models)) if state.policy.pulls else ()
+        return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}), *ended))
     due = _earliest_due(state, config)
     if due is None or due > now:
         return None
@@ -149,7 +150,7 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
         policy.fallback(_context(state, updated, rules, now, config, models), outcome.trigger_id, outcome.channel,
                         now, out)
     if state.policy.pulls:  # a variant's reward (core.bandit)
-        seen += rewards.on_outcome(state.policy, outcome.trigger_id, outcome.status, rules, _bandits(models))
+        seen += rewards.on_outcome(state.policy, outcome.trigger_id, outcome.status, now, rules, _bandits(models))
     if outcome.status in ENGAGED_OUTCOMES:
         m = Moment(now, config, models, rules, updated)
         for detector, settings in config.plan:

@@ -225,10 +225,11 @@ class PolicyLedger:
             del kept[:-MAX_DECISIONS]
 
     def next_due(self) -> float | None:
-        """The earliest time something here needs the engine: a release, a watch or a reward window ending."""
-        if not self.pending and not self.watch and not self.pulls:
+        """The earliest time something here needs the engine: a release or a watch ending (a variant's pull
+        ending needs no time of its own: it is settled at the customer's next due time, core.policy.rewards)."""
+        if not self.pending and not self.watch:
             return None
-        return min([p.release_at for p in self.pending] + [w.until for w in self.watch] + [u.until for u in self.pulls])
+        return min([p.release_at for p in self.pending] + [w.until for w in self.watch])
 
     def is_empty(self) -> bool:
         return not (self.sent or self.episodes or self.pending or self.watch or self.recent or self.decisions

@@ -23,7 +23,6 @@ from zoneinfo import ZoneInfo
 
 from forethought.contracts.records import Trigger, Why
 from forethought.core.bandit import Bandits, uniform
-from forethought.core.due import slot_at_or_after
 from forethought.core.ledger import Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
@@ -273,8 +272,7 @@ def _pulled(book: Playbook, final: Trigger, ctx: Context, now: float, verdict: s
         return
     if book.bandit is None or final.variant is None:
         return
-    until = slot_at_or_after(ctx.customer_id, float(math.floor(now)) + book.bandit.window)  # with a daily look
-    pull = Pull(pull_digest(final.trigger_id), book.name, final.variant, until)
+    pull = Pull(pull_digest(final.trigger_id), book.name, final.variant, float(math.floor(now)) + book.bandit.window)
     if ctx.bandits is not None:
         ctx.bandits.of(book.name, book.variant_names, book.bandit.policy).pulled(final.variant)
     pushed = ctx.ledger.start_pull(pull)

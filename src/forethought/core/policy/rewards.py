@@ -2,10 +2,15 @@
 
 A pull is settled as a **success** by the first outcome of its trigger whose status the playbook
 counts (``bandit.reward``, default clicked or converted), or, with ``came_back`` among them, by
-the customer's next event that is not an error; as a **failure** by an ``unsubscribed`` outcome,
-or when its reward window ends first. Other outcomes (delivered, opened when not counted, failed,
-bounced...) leave it waiting. Each settled pull is an observation a driver counts
-(``variant_reward``).
+the customer's next event that is not an error, within its reward window; as a **failure** by an
+``unsubscribed`` outcome, or once its window has ended without a success. Other outcomes
+(delivered, opened when not counted, failed, bounced...) leave it waiting. Each settled pull is an
+observation a driver counts (``variant_reward``).
+
+A window's end has no due time of its own (a tick per pull would cost more than the rest of the
+bandit): the failure is settled at the customer's next due time after it — at the latest the end of
+the re-engagement window every live decision watches, or the customer's idle eviction. The bandit
+loses nothing by the wait: a pull waiting already counts as a failure (:mod:`forethought.core.bandit`).
 
 >>> from forethought.contracts.playbooks import PlaybookFile
 >>> from forethought.core.bandit import Bandits
@@ -29,9 +34,10 @@ from forethought.core.policy.rules import Rules
 from forethought.core.signals import Observation
 
 
-def on_outcome(ledger: PolicyLedger, trigger_id: str, status: str, rules: Rules,
+def on_outcome(ledger: PolicyLedger, trigger_id: str, status: str, at: float, rules: Rules,
                bandits: Bandits | None) -> tuple[Observation, ...]:
-    """An outcome of ``trigger_id``: a counted status settles its pull as a success, an unsubscribe as a failure."""
+    """An outcome of ``trigger_id`` at ``at``: a counted status within the window settles its pull as a
+    success, an unsubscribe (or a counted status too late) as a failure."""
     if not ledger.pulls:
         return ()
     digest = pull_digest(trigger_id)
@@ -43,7 +49,7 @@ def on_outcome(ledger: PolicyLedger, trigger_id: str, status: str, rules: Rules,
     if not counted and status != "unsubscribed":
         return ()
     ledger.pulls = [p for p in ledger.pulls if p is not pull]
-    return (settle(pull, counted, rules, bandits),)
+    return (settle(pull, counted and at <= pull.until, rules, bandits),)
 
 
 def on_activity(ledger: PolicyLedger, ts: float, rules: Rules, bandits: Bandits | None) -> tuple[Observation, ...]:
@@ -56,7 +62,8 @@ def on_activity(ledger: PolicyLedger, ts: float, rules: Rules, bandits: Bandits 
 
 
 def on_due(ledger: PolicyLedger, due: float, rules: Rules, bandits: Bandits | None) -> tuple[Observation, ...]:
-    """Event time reached ``due``: pulls whose window ended without a success are failures."""
+    """Event time reached ``due`` (any of the customer's due times; their eviction: ``math.inf``): pulls
+    whose window ended without a success are failures."""
     ended = [p for p in ledger.pulls if p.until <= due]
     if not ended:
         return ()
