@@ -320,3 +320,25 @@ def test_replay_is_deterministic_and_a_restart_from_checkpoints_continues_the_sa
     assert before + stream(restarted, range(100, 200), rng) == expected
     arms = whole.models.bandits.by_playbook["burst_help"].arms  # type: ignore[union-attr]
     assert arms["by_mail"][0] > arms["short"][0]  # it learned that the mail variant is clicked more
+
+
+def test_a_customer_evicted_while_a_pull_waits_settles_it_as_a_failure() -> None:
+    rt = runtime(book(TWO, "    bandit: {reward_window: 30d}\n"))
+    sent = triggers(burst(rt, "c1", T0))[0]
+    evicted = [e.step for e in rt.advance(T0 + CONFIG.windows.idle_ttl_seconds + DAY) if e.step]
+    last = next(s for s in evicted if any(o.kind == "evicted" for o in s.observations))
+    assert rewards(evicted) == rewards([last]) == [(sent.variant, "failure")]
+
+
+def test_waiting_pulls_survive_the_state_codec_and_a_garbled_one_is_refused() -> None:
+    from forethought.core.ledger import Pull, pull_digest
+    rt = runtime(book(TWO))
+    burst(rt, "c1", T0)
+    state = rt.state("c1")
+    assert state is not None and [p.playbook for p in state.policy.pulls] == ["burst_help"]
+    again = decode_state(encode_state(state), CONFIG)
+    assert again.policy.pulls == state.policy.pulls and again.policy.pulls[0].trigger == pull_digest(
+        triggers(burst(runtime(book(TWO)), "c1", T0))[0].trigger_id)
+    state.policy.pulls = [Pull(b"12345", "burst_help", "short", T0)]  # a digest one byte short
+    with pytest.raises(ValueError, match="pull"):
+        decode_state(encode_state(state), CONFIG)
