@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from itertools import accumulate
 from typing import Any
 
+from forethought.contracts.records import Choice
 from forethought.core.checkpoint import CheckpointError, integers
 
 POLICIES = ("thompson", "ucb")
@@ -86,6 +87,7 @@ class VariantBandit:
         self.basis: dict[str, tuple[int, int]] | None = None  # the (successes, others) the probabilities are of
         self._basis_seen = 0  # ``seen`` when the probabilities were computed
         self._probabilities: dict[str, float] = {}
+        self._choices: dict[tuple[str, tuple[float, ...]], Choice] = {}  # built once per allocation
         self.seen = 0  # pulls and successes so far, of every arm: what moves the posteriors
 
     def choose(self, key: str) -> tuple[str, dict[str, float]]:
@@ -98,6 +100,21 @@ class VariantBandit:
             if u < total:
                 return name, probabilities
         return max(self.names, key=probabilities.__getitem__), probabilities  # rounding left u above the sum
+
+    def choice(self, key: str) -> Choice:
+        """:meth:`choose` as the trigger's ``why.choice`` (one object per variant and allocation).
+
+        >>> VariantBandit(("a", "b"), "ucb").choice("t1")
+        Choice(policy='ucb', variant='a', probabilities={'a': 0.5, 'b': 0.5})
+        """
+        name, probabilities = self.choose(key)
+        cache = (name, tuple(probabilities.values()))
+        made = self._choices.get(cache)
+        if made is None:
+            if len(self._choices) > 4 * len(self.names):
+                self._choices.clear()
+            made = self._choices[cache] = Choice(policy=self.policy, variant=name, probabilities=probabilities)
+        return made
 
     def pulled(self, name: str) -> None:
         """A trigger with variant ``name`` was sent (it is settled later)."""

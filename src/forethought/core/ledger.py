@@ -76,7 +76,17 @@ class Pull:
 
 
 def pull_digest(trigger_id: str) -> bytes:
-    """The few bytes of a trigger id a :class:`Pull` keeps."""
+    """The few bytes of a trigger id a :class:`Pull` keeps: its first 48 bits when it is a UUID (a
+    trigger's id is a name-based UUID: hash bits), else a hash of it.
+
+    >>> pull_digest("016012ec-957a-56f9-b0b5-664f443d011e").hex(), len(pull_digest("not a uuid"))
+    ('016012ec957a', 6)
+    """
+    if len(trigger_id) == 36 and trigger_id[8] == "-":
+        try:
+            return bytes.fromhex(trigger_id[:8] + trigger_id[9:13])
+        except ValueError:
+            pass
     return hashlib.blake2b(trigger_id.encode(), digest_size=PULL_DIGEST_BYTES).digest()
 
 

@@ -21,7 +21,7 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from forethought.contracts.records import Trigger, Why
+from forethought.contracts.records import Choice, Trigger, Why
 from forethought.core.bandit import Bandits, uniform
 from forethought.core.ledger import Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy.expr import EvaluationError
@@ -246,11 +246,11 @@ def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, no
     trigger fields it sets. A variant's own channel replaces the plan's when consent and caps allow it."""
     names, settings = book.variant_names, book.bandit
     if ctx.bandits is None or settings is None:  # no partition models (a test, a tool): uniform, nothing learns
-        policy, name = "uniform", names[int(uniform(trigger_id, 0) * len(names))]
-        probabilities = {n: round(1.0 / len(names), 4) for n in names}
+        name = names[int(uniform(trigger_id, 0) * len(names))]
+        choice = Choice(policy="uniform", variant=name, probabilities={n: round(1.0 / len(names), 4) for n in names})
     else:
-        policy = settings.policy
-        name, probabilities = ctx.bandits.of(book.name, names, policy).choose(trigger_id)
+        choice = ctx.bandits.of(book.name, names, settings.policy).choice(trigger_id)
+        name = choice.variant
     variant = book.variants[names.index(name)]
     channel = variant.channel
     if channel is not None and channel != plan.channel and not ctx.rules.passthrough \
@@ -260,7 +260,6 @@ def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, no
         caps = _caps_text(book, channel, ctx.ledger, ctx.rules, now)
         plan.checks[at:at + 2] = [f"consent: {channel}", f"caps: {caps}"]
         plan.channel = channel
-    choice = {"policy": policy, "variant": name, "probabilities": probabilities}  # validated with the Why
     return {"variant": name, "template": variant.template, "choice": choice}
 
 
