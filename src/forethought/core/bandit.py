@@ -51,7 +51,7 @@ from forethought.contracts.records import Choice
 from forethought.core.checkpoint import CheckpointError, integers
 
 POLICIES = ("thompson", "ucb")
-GRID = 64  # cells of the grid Thompson's probabilities are computed on
+GRID = 32  # cells of the grid Thompson's probabilities are computed on
 SPREAD = 6.0  # the grid spans every posterior's mean +- this many standard deviations
 REFRESH = (8, 8, 500)  # Thompson's probabilities are recomputed once pulls and successes grew by an eighth,
                        # at least 8 and at most 500 of them
