@@ -69,6 +69,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
 from forethought.core.dropoff_model import ScaledLogistic
 from forethought.core.population import PopulationPrior
+from forethought.core.uplift import UpliftModels
 
 __all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "river_pipeline", "trees_spec"]
 
@@ -104,6 +105,7 @@ class PartitionModels:
         self.behaviour = behaviour_trees(self.config)
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
+        self.uplift = UpliftModels()  # per playbook: whom its message helps (core.uplift)
         self.bandits = Bandits()  # the playbooks' variant bandits (core.bandit)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
@@ -145,6 +147,12 @@ class PartitionModels:
         self.dropped += int(dropped)
         self._unsaved += 1
 
+    def learn_uplift(self, playbook: str, group: str, x: bytes, reengaged: bool) -> None:
+        """A re-engagement watch resolved: its playbook's uplift estimator learns it (core.uplift)."""
+        if x:
+            self.uplift.learn(playbook, group, x, reengaged)
+            self.unsaved += 1
+
     def config_at(self, config: EngineConfig, at: float) -> EngineConfig:
         """``config`` with the partition's learned population prior for time ``at`` (unchanged while
         none is learned, or with ``prior_learned`` off). Cached per day and base config."""
@@ -178,6 +186,7 @@ class PartitionModels:
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
                    "population": self.population.to_data(), "churn": self.churn.to_data(),
+                   "uplift": self.uplift.to_data(),
                    **({"bandits": self.bandits.to_data()} if self.bandits.by_playbook else {})}
         return seal(header, payload, key)
 
@@ -206,6 +215,8 @@ class PartitionModels:
         models.population.load_data(payload.get("population", {}))
         if "churn" in payload:  # checkpoints written before the churn score have none
             models.churn.load_data(payload["churn"])
+        if "uplift" in payload:  # nor before the uplift estimators
+            models.uplift = UpliftModels.from_data(payload["uplift"])
         if "bandits" in payload:  # only when a playbook has variants
             models.bandits.load_data(payload["bandits"])
         models.labels = integer(header.get("labels"), "labels")
