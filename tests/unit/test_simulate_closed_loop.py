@@ -148,7 +148,7 @@ def test_bad_triggers_are_counted_and_skipped_and_the_next_one_is_answered() -> 
         decoded = responder.decode(raw)
         if decoded is not None:
             answers.append(responder.answer(decoded[0], 0, decoded[1]))
-    assert answers == [None, None, None]
+    assert answers == [None, None]  # variant 7 is refused by the trigger contract itself (a Name), in decode
     assert dict(responder.skipped) == {"malformed": 4, "unknown_customer": 1, "unknown_variant": 1}
     decoded = responder.decode(orjson.dumps(_trigger(variant="short")))
     assert decoded is not None

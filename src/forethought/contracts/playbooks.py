@@ -71,6 +71,38 @@ class CapSpec(_Spec):
         return seconds(self.per)
 
 
+# --- variants chosen by a bandit (issue #16 point 2; docs/playbooks.md "Variants and the bandit") ---
+MAX_VARIANTS = 8
+Reward = Literal["opened", "clicked", "converted", "came_back"]  # outcome statuses, and the customer's return
+
+
+def _default_rewards() -> list[Reward]:
+    return ["clicked", "converted"]
+
+
+class VariantSpec(_Spec):
+    """One variant of a playbook's message: a ``template`` a sender renders, and/or a ``channel``
+    tried before the playbook's own (which stay the fallbacks, in their order)."""
+
+    name: str = Field(pattern=PLAYBOOK_NAME)
+    template: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]{1,128}$", description="A sender's template name.")
+    channel: Channel | None = Field(None, description="Replaces the playbook's first-choice channel.")
+
+
+class BanditSpec(_Spec):
+    """How a playbook's variants are chosen and what counts as a success."""
+
+    policy: Literal["thompson", "ucb"] = "thompson"
+    reward: list[Reward] = Field(
+        default_factory=_default_rewards, min_length=1,
+        description="Outcome statuses that count as a success; came_back: active again within the window.")
+    reward_window: Duration = Field("1d", description="A pull with no success by then counts as a failure.")
+
+    @property
+    def window_seconds(self) -> float:
+        return seconds(self.reward_window)
+
+
 class PlaybookSpec(_Spec):
     """One playbook: a condition over one or more signals, and how to act on it."""
 
@@ -105,6 +137,20 @@ class PlaybookSpec(_Spec):
     def send_window_seconds(self) -> float | None:
         return None if self.send_window is None else seconds(self.send_window)
     # -- end of send time ----------------------------------------------------------------------------
+    variants: list[VariantSpec] = Field(default_factory=list, max_length=MAX_VARIANTS, description=(
+        "Message variants a bandit chooses between (none: the playbook as written)."))
+    bandit: BanditSpec | None = Field(None, description="How variants are chosen (default: Thompson sampling).")
+
+    @field_validator("variants")
+    @classmethod
+    def _variants(cls, value: list[VariantSpec]) -> list[VariantSpec]:
+        names = [v.name for v in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"variant names must be unique; repeated: {', '.join(twice)}")
+        if len(value) == 1:
+            raise ValueError("list at least two variants (or none)")
+        return value
 
     @field_validator("channels")
     @classmethod

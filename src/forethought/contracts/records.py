@@ -150,12 +150,27 @@ class Reason(TolerantRecord):
     text: str = Field(description="One readable sentence a sender can show or paraphrase.")
 
 
+def _unset(value: object) -> bool:
+    """Fields added for variants are left out of a trigger without one: it is written as before them."""
+    return value is None
+
+
+class Choice(TolerantRecord):
+    """A bandit's choice of a playbook's variant, and the probability it gave each variant."""
+
+    policy: Name = Field(description="thompson, ucb, or uniform (no partition models).")
+    variant: Name
+    probabilities: dict[Name, float] = Field(description="Per variant: the probability it had of being chosen.")
+
+
 class Why(TolerantRecord):
     """Which rule fired and which checks the trigger passed on its way out."""
 
     rule: str = Field(description="The playbook's condition, as written.")
     signal: Name = Field(description="The signal that made the engine evaluate it, e.g. 'silence'.")
     checks: list[str] = Field(default_factory=list, description="Checks passed, in order, e.g. 'consent: email'.")
+    choice: Choice | None = Field(None, description="How the variant was chosen (playbooks with variants).",
+                                  exclude_if=_unset)
 
 
 class Trigger(TolerantRecord):
@@ -185,6 +200,10 @@ class Trigger(TolerantRecord):
         None, description="Event time a deferred trigger was released (quiet hours); None: sent at once.")
     fallback_of: OutputId | None = Field(None, description="The trigger whose delivery failed, for a fallback channel.")
     why: Why | None = None
+    variant: Name | None = Field(None, description="The playbook variant chosen (playbooks with variants).",
+                                 exclude_if=_unset)
+    template: Name | None = Field(None, description="The chosen variant's template, for the sender.",
+                                  exclude_if=_unset)
 
 
 class DeadLetter(_Record):

@@ -31,12 +31,14 @@ from typing import Any
 from forethought.contracts.events import ErrorEvent, InboundEvent
 from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core import due as looks
+from forethought.core.bandit import Bandits
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import active_hours
 from forethought.core.ledger import Watch
 from forethought.core.models import PartitionModels
 from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
+from forethought.core.policy import rewards
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.policy.sendwindow import waits_for_activity
@@ -111,7 +113,8 @@ def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, 
     case of an event, which then costs no :class:`Step` of its own."""
     idle_since = state.last_seen if state.last_seen is not None else state.created
     if idle_since is not None and now - idle_since >= config.windows.idle_ttl_seconds:
-        return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}),))
+        ended = rewards.on_due(state.policy, math.inf, rules, _bandits(models)) if state.policy.pulls else ()
+        return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}), *ended))
     due = _earliest_due(state, config)
     if due is None or due > now:
         return None
@@ -151,6 +154,8 @@ def observe_outcome(state: CustomerState | None, held: ProfileState, outcome: Ou
     if outcome.status in ("failed", "bounced"):
         policy.fallback(_context(state, updated, rules, now, config, models), outcome.trigger_id, outcome.channel,
                         now, out)
+    if state.policy.pulls:  # a variant's reward (core.bandit)
+        seen += rewards.on_outcome(state.policy, outcome.trigger_id, outcome.status, now, rules, _bandits(models))
     if outcome.status in ENGAGED_OUTCOMES:
         m = Moment(now, config, models, rules, updated)
         for detector, settings in config.plan:
@@ -251,6 +256,8 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
         observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group}) for w in ended)
         ledger.watch = [w for w in ledger.watch if w.until > due]
         _learn_uplift(models, ended, reengaged=False)
+    if ledger.pulls:
+        observations += rewards.on_due(ledger, due, rules, _bandits(models))
     out = policy.Verdicts()
     if ledger.pending and any(p.release_at <= due for p in ledger.pending):
         policy.release(_held_context(state, profile, rules, models), due, out)
@@ -289,6 +296,8 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
         state.late += 1
         return Step(state, observations=(Observation("late", {"lag": state.last_seen - ts}),))
     observations = () if is_error else _reengaged(state, ts, models)
+    if state.policy.pulls and not is_error:
+        observations += rewards.on_activity(state.policy, ts, rules, _bandits(models))
     m = Moment(ts, config, models, rules, profile)
     for detector, settings in config.before_hooks:
         detector.before_event(state, event, ts, settings, m)
@@ -332,7 +341,8 @@ def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: flo
     env = {**(found or facts(state, now, config, models)), "profile": profile.facts(now)}
     activity = Activity(active_hours.seen(state), None if models is None else models.hours)
     return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env,
-                          uplift=None if models is None else models.uplift, activity=activity)
+                          uplift=None if models is None else models.uplift, activity=activity,
+                          bandits=_bandits(models))
 
 
 def _held_context(state: CustomerState, profile: ProfileState, rules: Rules,
@@ -340,7 +350,8 @@ def _held_context(state: CustomerState, profile: ProfileState, rules: Rules,
     """What releasing held triggers needs: no facts (their conditions were judged when they were decided)."""
     activity = Activity(active_hours.seen(state), None if models is None else models.hours)
     return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, {},
-                          uplift=None if models is None else models.uplift, activity=activity)
+                          uplift=None if models is None else models.uplift, activity=activity,
+                          bandits=_bandits(models))
 
 
 def _back_for_a_held_trigger(state: CustomerState, ts: float, is_error: bool) -> bool:
@@ -351,10 +362,16 @@ def _back_for_a_held_trigger(state: CustomerState, ts: float, is_error: bool) ->
             and any(waits_for_activity(p.trigger) for p in pending))
 
 
+def _bandits(models: PartitionModels | None) -> Bandits | None:
+    return None if models is None else models.bandits
+
+
 def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),
           profile: ProfileState | None = None) -> Step:
     if out.decisions:  # kept (bounded) for "why (not)?"
         state.policy.note(out.decisions)
+    if out.observations:
+        observations += tuple(out.observations)
     return Step(state, tuple(out.live), observations, tuple(out.shadow), tuple(out.decisions), profile)
 
 

@@ -30,6 +30,8 @@ MAX_SENT = 32
 MAX_RECENT = 2
 MAX_WATCH = 8
 MAX_DECISIONS = 16
+MAX_PULLS = 4
+PULL_DIGEST_BYTES = 6
 REPEATS = frozenset({"suppressed", "held_out", "shadow"})  # verdicts counted when they repeat (Noted.count)
 
 
@@ -61,6 +63,32 @@ class Pending:
     release_at: float
     signal: str
     trigger: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Pull:
+    """A sent trigger with a variant whose reward is awaited until ``until`` (:mod:`forethought.core.bandit`);
+    ``trigger`` is a digest of its trigger id (:func:`pull_digest`)."""
+
+    trigger: bytes
+    playbook: str
+    variant: str
+    until: float
+
+
+def pull_digest(trigger_id: str) -> bytes:
+    """The few bytes of a trigger id a :class:`Pull` keeps: its first 48 bits when it is a UUID (a
+    trigger's id is a name-based UUID: hash bits), else a hash of it.
+
+    >>> pull_digest("016012ec-957a-56f9-b0b5-664f443d011e").hex(), len(pull_digest("not a uuid"))
+    ('016012ec957a', 6)
+    """
+    if len(trigger_id) == 36 and trigger_id[8] == "-":
+        try:
+            return bytes.fromhex(trigger_id[:8] + trigger_id[9:13])
+        except ValueError:
+            pass
+    return hashlib.blake2b(trigger_id.encode(), digest_size=PULL_DIGEST_BYTES).digest()
 
 
 class Decided(Protocol):
@@ -109,6 +137,7 @@ class PolicyLedger:
     watch: list[Watch] = field(default_factory=list)
     recent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     decisions: list[Noted] = field(default_factory=list)  # newest last, at most MAX_DECISIONS
+    pulls: list[Pull] = field(default_factory=list)  # variants awaiting their reward, at most MAX_PULLS
 
     def copy(self) -> PolicyLedger:
         """An independent copy: its lists are copied; their entries are shared, as nothing changes
@@ -122,7 +151,7 @@ class PolicyLedger:
         (1, 2, True)
         """
         return PolicyLedger(list(self.sent), self.episodes, list(self.pending), list(self.watch), list(self.recent),
-                            list(self.decisions))
+                            list(self.decisions), list(self.pulls) if self.pulls else [])
 
     def mark_episode(self, playbook: str, episode: str) -> bool:
         """Remember that ``playbook`` acted on ``episode``; True when it already had."""
@@ -156,6 +185,20 @@ class PolicyLedger:
 
     def start_watch(self, watch: Watch) -> None:
         self.watch = [*self.watch[-(MAX_WATCH - 1):], watch]
+
+    def start_pull(self, pull: Pull) -> Pull | None:
+        """Await ``pull``'s reward; returns the oldest pull it pushed out (beyond :data:`MAX_PULLS`)."""
+        self.pulls.append(pull)
+        return self.pulls.pop(0) if len(self.pulls) > MAX_PULLS else None
+
+    def take_pull(self, trigger_id: str) -> Pull | None:
+        """Remove and return the pull of ``trigger_id`` (None: none awaited)."""
+        if self.pulls:
+            digest = pull_digest(trigger_id)
+            for i, pull in enumerate(self.pulls):
+                if pull.trigger == digest:
+                    return self.pulls.pop(i)
+        return None
 
     def take_recent(self, trigger_id: str) -> dict[str, Any] | None:
         """Remove and return a recent trigger by id (a failed delivery is acted on once)."""
@@ -193,13 +236,15 @@ class PolicyLedger:
             del kept[:-MAX_DECISIONS]
 
     def next_due(self) -> float | None:
-        """The earliest time something here needs the engine: a release or a watch ending."""
+        """The earliest time something here needs the engine: a release or a watch ending (a variant's pull
+        ending needs no time of its own: it is settled at the customer's next due time, core.policy.rewards)."""
         if not self.pending and not self.watch:
             return None
         return min([p.release_at for p in self.pending] + [w.until for w in self.watch])
 
     def is_empty(self) -> bool:
-        return not (self.sent or self.episodes or self.pending or self.watch or self.recent or self.decisions)
+        return not (self.sent or self.episodes or self.pending or self.watch or self.recent or self.decisions
+                    or self.pulls)
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-ready form."""
@@ -210,6 +255,8 @@ class PolicyLedger:
             "w": [[w.playbook, w.group, w.since, w.until, *([w.x.hex()] if w.x else [])] for w in self.watch],
             "r": [list(r) for r in self.recent],
             "d": [[n.at, n.playbook, n.verdict, n.reason, n.channel, n.count, n.since] for n in self.decisions],
+            **({"u": [[base64.b64encode(u.trigger).decode(), u.playbook, u.variant, u.until] for u in self.pulls]}
+               if self.pulls else {}),
         }
 
     @classmethod
@@ -223,6 +270,7 @@ class PolicyLedger:
                    for w in data.get("w", [])],
             recent=[(r[0], r[1]) for r in data.get("r", [])],
             decisions=[Noted(*n) for n in data.get("d", [])],
+            pulls=[Pull(base64.b64decode(u[0]), u[1], u[2], u[3]) for u in data.get("u", [])],
         )
 
 

@@ -4,7 +4,9 @@ as a MessagePack list; on the way back every part is checked and anything else r
 
 The list has five parts, and a sixth, the kept decisions, only when there are some: a ledger
 without decisions is written exactly as before they were kept, and a reader that knows five parts
-refuses a sixth (ValueError), as the codec refuses any state of a newer writer.
+refuses a sixth (ValueError), as the codec refuses any state of a newer writer. A seventh, the
+variants awaiting their reward (:class:`Pull`: 6 bytes of trigger id, playbook, variant, window end),
+is there only while some are: a ledger without is written exactly as before.
 
 >>> from forethought.core.config import EngineConfig
 >>> ledger = PolicyLedger(decisions=[Noted(100.0, "burst", "sent", None, "email")])
@@ -32,7 +34,17 @@ from forethought.core.codec_kinds import (
     time_back,
     time_out,
 )
-from forethought.core.ledger import MAX_DECISIONS, Noted, Pending, PolicyLedger, Sent, Watch
+from forethought.core.ledger import (
+    MAX_DECISIONS,
+    MAX_PULLS,
+    PULL_DIGEST_BYTES,
+    Noted,
+    Pending,
+    PolicyLedger,
+    Pull,
+    Sent,
+    Watch,
+)
 from forethought.core.views import EngineView
 
 _MAX_NESTING = 64  # held trigger bodies (JSON text) nest at most this deep
@@ -67,13 +79,15 @@ def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
         [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor), *([w.x] if w.x else [])]
          for w in ledger.watch],  # the uplift snapshot only when there is one: a watch without it is as before
         [[time_out(at, anchor), _dumps(trigger)] for at, trigger in ledger.recent],
-        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions else []),  # (left out: as before them)
+        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions or ledger.pulls else []),  # (as before them)
+        *([[[u.trigger, u.playbook, u.variant, time_out(u.until, anchor)] for u in ledger.pulls]]
+          if ledger.pulls else []),  # variants awaiting their reward (core.bandit): a seventh part, when any
     ]
 
 
 def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
     parts = _list(v)
-    if len(parts) not in (5, 6):
+    if len(parts) not in (5, 6, 7):
         raise malformed("ledger")
     sent, episodes, pending, watch, recent = parts[:5]
     ledger = PolicyLedger(episodes=_bytes(episodes))
@@ -90,9 +104,18 @@ def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
             raise malformed("watch snapshot")
         ledger.watch.append(Watch(_str(playbook), _str(group), time_back(since, anchor), time_back(until, anchor), x))
     ledger.recent = [(time_back(at, anchor), _json_back(trigger)) for at, trigger in map(_list, _list(recent))]
-    if len(parts) == 6:
+    if len(parts) >= 6:
         ledger.decisions = _decisions_back(parts[5], anchor)
+    if len(parts) == 7:
+        ledger.pulls = [_pull_back(u, anchor) for u in _list(parts[6])[-MAX_PULLS:]]
     return ledger
+
+
+def _pull_back(v: Plain, anchor: int) -> Pull:
+    trigger, playbook, variant, until = _list(v)
+    if len(digest := _bytes(trigger)) != PULL_DIGEST_BYTES:
+        raise malformed("pull")
+    return Pull(digest, _str(playbook), _str(variant), time_back(until, anchor))
 
 
 # Texts a kept decision uses most (verdicts, reasons, channels), stored as their number here.

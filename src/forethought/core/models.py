@@ -62,6 +62,7 @@ from river import compose, linear_model, optim, preprocessing
 
 from forethought.core import snapshots
 from forethought.core.anomaly import Verdict, WindowedTrees
+from forethought.core.bandit import Bandits
 from forethought.core.btyd import OnlineFit
 from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
 from forethought.core.config import EngineConfig
@@ -107,13 +108,23 @@ class PartitionModels:
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
         self.hours = PopulationHours()  # active hours by local hour, the send-time fallback (core.sendtime)
         self.uplift = UpliftModels()  # per playbook: whom its message helps (core.uplift)
+        self.bandits = Bandits()  # the playbooks' variant bandits (core.bandit)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
         self.dropped = 0
-        self.unsaved = 0
+        self._unsaved = 0
         self.origin = "fresh"
         self.behaviour_origin = "fresh"
         self.problem: str | None = None
+
+    @property
+    def unsaved(self) -> int:
+        """What was learned since the last checkpoint (the bandits' pulls and settles included)."""
+        return self._unsaved + self.bandits.changes
+
+    @unsaved.setter
+    def unsaved(self, value: int) -> None:
+        self._unsaved, self.bandits.changes = value, 0
 
     @property
     def warm(self) -> bool:
@@ -136,13 +147,13 @@ class PartitionModels:
         self.dropoff_model.learn_one(x, dropped)
         self.labels += 1
         self.dropped += int(dropped)
-        self.unsaved += 1
+        self._unsaved += 1
 
     def learn_uplift(self, playbook: str, group: str, x: bytes, reengaged: bool) -> None:
         """A re-engagement watch resolved: its playbook's uplift estimator learns it (core.uplift)."""
         if x:
             self.uplift.learn(playbook, group, x, reengaged)
-            self.unsaved += 1
+            self._unsaved += 1
 
     def config_at(self, config: EngineConfig, at: float) -> EngineConfig:
         """``config`` with the partition's learned population prior for time ``at`` (unchanged while
@@ -163,16 +174,16 @@ class PartitionModels:
     def learn_population(self, mean: float, var: float, at: float) -> None:
         """One customer's own log-gap statistics at their daily check (:mod:`forethought.core.population`)."""
         self.population.learn(mean, var, at)
-        self.unsaved += 1
+        self._unsaved += 1
 
     def learn_hour(self, hour: int) -> None:
         """One customer's new active hour at local ``hour`` (:mod:`forethought.core.sendtime`)."""
         self.hours.learn(hour)
-        self.unsaved += 1
+        self._unsaved += 1
 
     def observe_behaviour(self, x: dict[str, float], at: float) -> Verdict:
         """Score one customer-bucket's window features (:mod:`forethought.core.detectors.behaviour`) and learn them."""
-        self.unsaved += 1
+        self._unsaved += 1
         return self.behaviour.observe(x, at)
 
     def to_bytes(self, key: bytes | None = None) -> bytes:
@@ -182,7 +193,8 @@ class PartitionModels:
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
                    "population": self.population.to_data(), "churn": self.churn.to_data(),
-                   "hours": self.hours.to_data(), "uplift": self.uplift.to_data()}
+                   "hours": self.hours.to_data(), "uplift": self.uplift.to_data(),
+                   **({"bandits": self.bandits.to_data()} if self.bandits.by_playbook else {})}
         return seal(header, payload, key)
 
     @classmethod
@@ -214,6 +226,8 @@ class PartitionModels:
             models.hours.load_data(payload["hours"])
         if "uplift" in payload:  # nor before the uplift estimators
             models.uplift = UpliftModels.from_data(payload["uplift"])
+        if "bandits" in payload:  # only when a playbook has variants
+            models.bandits.load_data(payload["bandits"])
         models.labels = integer(header.get("labels"), "labels")
         models.dropped = integer(header.get("dropped"), "dropped")
         return models

@@ -187,6 +187,13 @@ class Metrics:
             "Measured decisions by playbook, group (treated, holdout, global_control) and result"
             " (reengaged: active again within the window).", ["playbook", "group", "result"], registry=r,
         )
+        self.variant_pulls = Counter(
+            "forethought_variant_pulls", "Triggers sent with a playbook variant a bandit chose, by playbook and"
+            " variant.", ["playbook", "variant"], registry=r)
+        self.variant_rewards = Counter(
+            "forethought_variant_rewards", "Variant pulls settled, by playbook, variant and result (success:"
+            " a counted outcome or the customer's return; failure: unsubscribed or no success in the window).",
+            ["playbook", "variant", "result"], registry=r)
         self.control_in = Counter(
             "forethought_control_records_in", "Valid profiles and outcomes read, by type.", ["type"], registry=r
         )

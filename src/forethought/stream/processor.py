@@ -310,6 +310,8 @@ class BatchProcessor(ModelCheckpoints, StateStore, IndexRebuild):
         for decision in step.decisions:
             self.metrics.decisions.labels(playbook=decision.playbook, verdict=decision.verdict,
                                           reason=decision.reason or "", mode=decision.mode).inc()
+            if decision.variant is not None and decision.verdict in ("sent", "released"):
+                self.metrics.variant_pulls.labels(playbook=decision.playbook, variant=decision.variant).inc()
             if decision.verdict not in ("sent", "released", "fallback"):  # those are logged as triggers
                 emit = log.debug if decision.verdict == "suppressed" else log.info  # suppressions are counted
                 emit("decision", customer_id=key.decode(), playbook=decision.playbook, verdict=decision.verdict,
@@ -327,6 +329,10 @@ class BatchProcessor(ModelCheckpoints, StateStore, IndexRebuild):
         if kind in ("reengaged", "not_reengaged"):
             self.metrics.reengagement.labels(playbook=str(detail["playbook"]), group=str(detail["group"]),
                                              result=kind).inc()
+            return
+        if kind == "variant_reward":
+            self.metrics.variant_rewards.labels(playbook=str(detail["playbook"]), variant=str(detail["variant"]),
+                                                result=str(detail["result"])).inc()
             return
         counter = {"duplicate": self.metrics.duplicates, "late": self.metrics.late,
                    "evicted": self.metrics.evicted}.get(kind)

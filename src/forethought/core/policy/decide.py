@@ -21,9 +21,10 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from forethought.contracts.records import Trigger, Why
+from forethought.contracts.records import Choice, Trigger, Why
 from forethought.core import sendtime
-from forethought.core.ledger import Pending, PolicyLedger, Sent, Watch
+from forethought.core.bandit import Bandits, uniform
+from forethought.core.ledger import Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy import sendwindow
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
@@ -31,7 +32,7 @@ from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
 from forethought.core.policy.uplift_gate import REASON as LOW_UPLIFT
 from forethought.core.policy.uplift_gate import judge_uplift
-from forethought.core.signals import Detection, bounded_text, build_trigger, utc
+from forethought.core.signals import Detection, Observation, bounded_text, build_trigger, utc
 from forethought.core.uplift import UpliftModels, snapshot
 
 SUPPRESSION_REASONS = ("episode", "cooldown", "arbitration", "opted_out", "consent", "frequency_cap",
@@ -49,6 +50,7 @@ class Decision:
     trigger_id: str | None = None
     channel: str | None = None
     mode: str = "live"
+    variant: str | None = None  # the playbook variant a sent trigger carries (core.bandit)
 
 
 @dataclass(slots=True)
@@ -58,6 +60,7 @@ class Verdicts:
     live: list[Trigger] = field(default_factory=list)
     shadow: list[Trigger] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,7 @@ class Context:
     env: dict[str, Any]
     uplift: UpliftModels | None = None  # the partition's uplift estimators (None: every uplift score unknown)
     activity: sendtime.Activity | None = None  # the customer's and the population's active hours (send windows)
+    bandits: Bandits | None = None  # the partition's (None: variants are chosen uniformly, nothing learns)
 
 
 def decide(detections: list[Detection], ctx: Context, out: Verdicts) -> None:
@@ -118,13 +122,14 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
     if group is not None:
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))
         return
-    plan.checks.append(f"holdout: treated (playbook share {book.holdout:g}, global {ctx.rules.global_holdout:g})")
     trigger = build_trigger(
         detection, playbook=book.name, channel=book.channels[0], priority=book.priority,
         customer_id=ctx.customer_id, account_id=ctx.account_id, episode=episode, ttl=book.ttl,
         context=_context(book, env, detection), mode=book.mode,
     )
-    _carry_out(book, plan, trigger, detection.signal, ctx, out, now, verdict="sent")
+    chosen = choose_variant(book, trigger.trigger_id, plan, ctx, now) if book.variants else None  # after holdout
+    plan.checks.append(f"holdout: treated (playbook share {book.holdout:g}, global {ctx.rules.global_holdout:g})")
+    _carry_out(book, plan, trigger, detection.signal, ctx, out, now, verdict="sent", chosen=chosen)
 
 
 def release(ctx: Context, now: float, out: Verdicts) -> None:
@@ -139,7 +144,7 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
             continue
         kept = [c for c in (trigger.why.checks if trigger.why else [])
                 if c.startswith(("episode", "uplift", "holdout", "quiet", sendwindow.CHECK))]
-        channels = book.channels
+        channels = book.channels_for(trigger.variant)
         if trigger.channel in channels:
             channels = channels[channels.index(trigger.channel):]
         plan = _plan(book, kept, ctx, now, channels)
@@ -150,10 +155,11 @@ def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out
     """A delivery failed: offer the same trigger on the next preferred channel that may be used."""
     raw = ctx.ledger.take_recent(trigger_id)
     book = None if raw is None else ctx.rules.by_name.get(raw["playbook"])
-    if raw is None or book is None or failed_channel not in book.channels:
+    channels = () if book is None or raw is None else book.channels_for(raw.get("variant"))
+    if raw is None or book is None or failed_channel not in channels:
         return
     original = Trigger.model_validate(raw)
-    rest = book.channels[book.channels.index(failed_channel) + 1:]
+    rest = channels[channels.index(failed_channel) + 1:]
     if not rest:
         out.decisions.append(Decision(book.name, "suppressed", now, "no_fallback_channel", trigger_id))
         return
@@ -243,18 +249,20 @@ def _quiet_now(pending: Pending, ctx: Context, now: float) -> bool:
 
 
 def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: Context, out: Verdicts,
-               now: float, verdict: str) -> None:
-    """Apply a plan: suppress (with its reason), hold until quiet hours end, or send."""
+               now: float, verdict: str, chosen: dict[str, Any] | None = None) -> None:
+    """Apply a plan: suppress (with its reason), hold until quiet hours end, or send; ``chosen``: the
+    variant's fields (:func:`choose_variant`)."""
     if plan.verdict == "suppress":
         out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, trigger.trigger_id, mode=book.mode))
         return
-    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks)
+    choice = chosen.pop("choice") if chosen else trigger.why.choice if trigger.why is not None else None
+    why = Why(rule=book.condition.source, signal=signal, checks=plan.checks, choice=choice)
     if plan.verdict == "defer":
-        held = trigger.model_copy(update={"channel": plan.channel, "why": why})
+        held = trigger.model_copy(update={"channel": plan.channel, "why": why, **(chosen or {})})
         ctx.ledger.pending.append(Pending(plan.release_at or now, signal, held.model_dump(mode="json")))
         out.decisions.append(Decision(book.name, "deferred", now, None, trigger.trigger_id, plan.channel))
         return
-    update: dict[str, Any] = {"channel": plan.channel, "why": why}
+    update: dict[str, Any] = {"channel": plan.channel, "why": why, **(chosen or {})}
     if verdict == "released":
         update |= {"released_at": utc(now), "expires_at": utc(now) + timedelta(seconds=book.ttl)}
     final = trigger.model_copy(update=update)
@@ -262,14 +270,65 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
         out.shadow.append(final)
         out.decisions.append(Decision(book.name, "shadow", now, None, final.trigger_id, plan.channel, "shadow"))
         return
-    can_fall_back = book.channels.index(final.channel) < len(book.channels) - 1  # keep it for a fallback
+    channels = book.channels_for(final.variant)
+    can_fall_back = channels.index(final.channel) < len(channels) - 1  # keep it for a fallback
     kept = None
     if can_fall_back:
         kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal}}
     ctx.ledger.record_send(Sent(float(math.floor(now)), book.name, final.channel, book.priority), ctx.rules.memory,
                            kept, final.expires_at.timestamp())
+    if final.variant is not None:
+        _pulled(book, final, ctx, now, verdict, out)
     out.live.append(final)
-    out.decisions.append(Decision(book.name, verdict, now, None, final.trigger_id, final.channel))
+    out.decisions.append(Decision(book.name, verdict, now, None, final.trigger_id, final.channel,
+                                  variant=final.variant))
+
+
+def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, now: float) -> dict[str, Any]:
+    """The trigger's variant, picked by the playbook's bandit (:mod:`forethought.core.bandit`), as the
+    trigger fields it sets. A variant's own channel replaces the plan's when consent and caps allow it."""
+    names, settings = book.variant_names, book.bandit
+    if ctx.bandits is None or settings is None:  # no partition models (a test, a tool): uniform, nothing learns
+        name = names[int(uniform(trigger_id, 0) * len(names))]
+        choice = Choice(policy="uniform", variant=name, probabilities={n: round(1.0 / len(names), 4) for n in names})
+    else:
+        choice = ctx.bandits.of(book.name, names, settings.policy).choice(trigger_id)
+        name = choice.variant
+    variant = book.variants[names.index(name)]
+    channel = variant.channel
+    if channel is not None and channel != plan.channel and not ctx.rules.passthrough \
+            and ctx.profile.allows(channel, ctx.rules.consent_required) and _caps_allow(book, channel, ctx.ledger,
+                                                                                       ctx.rules, now):
+        at = next(i for i, c in enumerate(plan.checks) if c.startswith("consent: "))
+        caps = _caps_text(book, channel, ctx.ledger, ctx.rules, now)
+        plan.checks[at:at + 2] = [f"consent: {channel}", f"caps: {caps}"]
+        plan.channel = channel
+    return {"variant": name, "template": variant.template, "choice": choice}
+
+
+def _pulled(book: Playbook, final: Trigger, ctx: Context, now: float, verdict: str, out: Verdicts) -> None:
+    """A trigger with a variant went out: its reward is awaited (a fallback takes over its pull)."""
+    if verdict == "fallback":
+        if final.fallback_of is not None and (pull := ctx.ledger.take_pull(final.fallback_of)) is not None:
+            ctx.ledger.start_pull(Pull(pull_digest(final.trigger_id), pull.playbook, pull.variant, pull.until))
+        return
+    if book.bandit is None or final.variant is None:
+        return
+    pull = Pull(pull_digest(final.trigger_id), book.name, final.variant, float(math.floor(now)) + book.bandit.window)
+    if ctx.bandits is not None:
+        ctx.bandits.of(book.name, book.variant_names, book.bandit.policy).pulled(final.variant)
+    pushed = ctx.ledger.start_pull(pull)
+    if pushed is not None:  # more pulls awaited than a state keeps: the oldest ends now, unrewarded
+        out.observations.append(settle(pushed, False, ctx.rules, ctx.bandits))
+
+
+def settle(pull: Pull, success: bool, rules: Rules, bandits: Bandits | None) -> Observation:
+    """A pull ends: its playbook's bandit learns ``success``; what a driver counts."""
+    book = rules.by_name.get(pull.playbook)
+    if bandits is not None and book is not None and book.bandit is not None:
+        bandits.of(book.name, book.variant_names, book.bandit.policy).settle(pull.variant, success)
+    return Observation("variant_reward", {"playbook": pull.playbook, "variant": pull.variant,
+                                          "result": "success" if success else "failure"})
 
 
 def _caps(book: Playbook, rules: Rules) -> Iterator[tuple[Cap, bool]]:

@@ -21,8 +21,9 @@ import difflib
 from dataclasses import dataclass, field, replace
 from functools import cache
 
-from forethought.contracts.playbooks import CapSpec, PlaybookFile, PlaybookSpec, seconds
+from forethought.contracts.playbooks import BanditSpec, CapSpec, PlaybookFile, PlaybookSpec, seconds
 from forethought.contracts.records import Channel
+from forethought.core.bandit import BanditSettings, Variant
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
 from forethought.core.policy.lifecycle import Bounds, bounds
 from forethought.core.policy.timing import QuietHours
@@ -87,11 +88,26 @@ class Playbook:
     ttl: float = 86_400.0
     send_window: float | None = None  # seconds: released at the likely active hour within it (core.sendtime)
     uplift: UpliftGate | None = None  # the uplift terms of ``condition`` (core.policy.uplift_gate)
+    variants: tuple[Variant, ...] = ()  # chosen by a bandit (core.bandit); none: the playbook as written
+    bandit: BanditSettings | None = None  # set when there are variants
+    variant_names: tuple[str, ...] = ()
 
     @property
     def base(self) -> Expression:
         """What picks candidates: the condition without its uplift terms."""
         return self.condition if self.uplift is None else self.uplift.base
+
+    def variant(self, name: str | None) -> Variant | None:
+        """The variant called ``name`` (None: none, or no longer listed after a reload)."""
+        return next((v for v in self.variants if v.name == name), None) if name is not None else None
+
+    def channels_for(self, variant: str | None) -> tuple[Channel, ...]:
+        """The channels in order of preference for ``variant``: its own first, then the playbook's."""
+        chosen = self.variant(variant)
+        if chosen is None or chosen.channel is None:
+            return self.channels
+        first: Channel = chosen.channel  # type: ignore[assignment]  # a Channel, checked by the contract
+        return (first, *(c for c in self.channels if c != first))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +190,14 @@ def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry, file: 
         context=tuple((name, expression(src, "context", name)) for name, src in spec.context.items()),
         ttl=seconds(spec.ttl), uplift=_uplift_gate(index, condition, schema, names, file),
         send_window=spec.send_window_seconds,
+        variants=tuple(Variant(v.name, v.template, v.channel) for v in spec.variants),
+        bandit=_bandit(spec) if spec.variants else None, variant_names=tuple(v.name for v in spec.variants),
     )
+
+
+def _bandit(spec: PlaybookSpec) -> BanditSettings:
+    bandit = spec.bandit or BanditSpec()
+    return BanditSettings(bandit.policy, frozenset(bandit.reward), bandit.window_seconds)
 
 
 def _uplift_gate(index: int, condition: Expression, schema: Schema, names: list[str],
