@@ -64,6 +64,7 @@ from forethought.core import snapshots
 from forethought.core.anomaly import Verdict, WindowedTrees
 from forethought.core.btyd import OnlineFit
 from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
+from forethought.core.churn_learned import Correction
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
 from forethought.core.dropoff_model import ScaledLogistic
@@ -103,6 +104,7 @@ class PartitionModels:
         self.behaviour = behaviour_trees(self.config)
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
+        self.churn_learned = Correction()  # its learned correction (core.detectors.churn_learned)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
         self.dropped = 0
@@ -166,7 +168,8 @@ class PartitionModels:
         header = {"partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
-                   "population": self.population.to_data(), "churn": self.churn.to_data()}
+                   "population": self.population.to_data(), "churn": self.churn.to_data(),
+                   "churn_learned": self.churn_learned.to_data()}
         return seal(header, payload, key)
 
     @classmethod
@@ -194,6 +197,8 @@ class PartitionModels:
         models.population.load_data(payload.get("population", {}))
         if "churn" in payload:  # checkpoints written before the churn score have none
             models.churn.load_data(payload["churn"])
+        if "churn_learned" in payload:  # nor before its correction
+            models.churn_learned.load_data(payload["churn_learned"])
         models.labels = integer(header.get("labels"), "labels")
         models.dropped = integer(header.get("dropped"), "dropped")
         return models
