@@ -104,6 +104,7 @@ def main() -> None:
                           idle_ttl_seconds=5 * 365 * DAY, **more)
     rows: dict[str, dict[str, Any]] = {}
     snaps: list[dict[str, Any]] = []
+    sizes: list[tuple[int, int]] = []
     examples: list[dict[str, Any]] = []
 
     def on_observation(cid: str, o: Any) -> None:
@@ -123,6 +124,9 @@ def main() -> None:
             x, tx, T = ch.summary(state, snap)
             snaps.append({"id": cid, "x": x, "tx": tx, "T": T, "events": state.events, "visits": state.visits,
                           "prior": list(ch.prior(config.section("churn"), runner.model(cid)))})
+        bare = state.copy()
+        bare.slices["churn_learned"] = churn_learned.ChurnLearnedState()
+        sizes.append((len(state.to_bytes()), len(bare.to_bytes())))
         rows[cid] = {"churn": row["scores"]["churn"], "learned": row["scores"]["churn_learned"],
                      "churn_h": b_long, "learned_h": p_long}
 
@@ -146,6 +150,8 @@ def main() -> None:
         "split": args.split, "calibration_end": cal_last.isoformat(), "holdout_days": horizon,
         "customers": len(ids), "base_rate": round(float(y.mean()), 4), "settings": more,
         "replay_cpu_s": round(cpu, 2),
+        "state_bytes_mean": round(sum(a for a, _ in sizes) / len(sizes), 1),
+        "state_bytes_mean_without_the_example": round(sum(b for _, b in sizes) / len(sizes), 1),
         "correction": [{"labels": m.churn_learned.labels, "silent": m.churn_learned.positives,
                         "warm": m.churn_learned.warm,
                         "weights": {k: round(v, 4) for k, v in m.churn_learned.weights.items()},

@@ -120,7 +120,7 @@ class Correction:
 
     __slots__ = ("counts", "means", "vars", "weights", "intercept", "labels", "positives", "lr", "min_labels")
 
-    def __init__(self, lr: float = 0.01, min_labels: int = 200) -> None:
+    def __init__(self, lr: float = 0.003, min_labels: int = 200) -> None:
         self.lr, self.min_labels = lr, min_labels
         self.counts: dict[str, int] = {}
         self.means: dict[str, float] = {}

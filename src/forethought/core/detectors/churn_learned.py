@@ -21,11 +21,11 @@ the horizon, whatever it is (:mod:`forethought.core.churn_learned` says why).
 >>> state.first_seen = state.last_seen = 1_790_000_000.0
 >>> churn.of(state).churn_repeats = 0
 >>> m = Moment(at=1_790_050_000.0, config=config, models=models)
->>> start(state, m, s), of(state).example_days  # a one-time customer, gap ~11 days: 2 gaps
-(True, 22)
->>> learn(state, 1_790_050_000.0 + 21 * DAY, m) is None  # not known yet
+>>> start(state, m, s), of(state).example_days  # a one-time customer, gap ~11 days: 4 gaps
+(True, 45)
+>>> learn(state, 1_790_050_000.0 + 44 * DAY, m) is None  # not known yet
 True
->>> label = learn(state, 1_790_050_000.0 + 22 * DAY, m)
+>>> label = learn(state, 1_790_050_000.0 + 45 * DAY, m)
 >>> label["label"], models.churn_learned.labels, of(state).example_days
 (1, 1, 0)
 """
@@ -57,11 +57,11 @@ class ChurnLearnedSettings:
     """The learned correction of the churn score: example horizons relative to the customer's cadence."""
 
     churn_learn_correction: bool = True  # false: scores.churn_learned is scores.churn, nothing is learned
-    churn_label_gap_multiple: float = 2.0  # an example's horizon: this many expected gaps between active days
+    churn_label_gap_multiple: float = 4.0  # an example's horizon: this many expected gaps between active days (dev split)
     churn_label_min_days: float = 1.0  # ... in whole days within these bounds
     churn_label_max_days: float = 90.0
     churn_correction_min_labels: int = 200  # labels (a tenth of each kind) before the correction is applied
-    churn_correction_rate: float = 0.01  # its SGD learning rate
+    churn_correction_rate: float = 0.003  # its SGD learning rate (chosen on the dev split)
 
     def __post_init__(self) -> None:
         check_positive(self, {"churn_learn_correction"})
