@@ -20,7 +20,8 @@ CHURN_39 = "Forethought churn, 39-week horizon"
 CHURN_LEARNED = "Forethought churn_learned (scores.churn_learned)"
 CHURN_LEARNED_39 = "Forethought churn_learned, 39-week horizon"
 PARETO = "Pareto/NBD P(0 in holdout)"
-PROBABILITIES = (CHURN, CHURN_39, CHURN_LEARNED, CHURN_LEARNED_39, "BG/NBD P(0 in holdout)", PARETO)  # scores meant as P(truth): Brier
+# scores meant as P(truth): they get a Brier score
+PROBABILITIES = (CHURN, CHURN_39, CHURN_LEARNED, CHURN_LEARNED_39, "BG/NBD P(0 in holdout)", PARETO)
 
 
 def bgnbd_loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:

@@ -221,3 +221,24 @@ def test_settings_are_checked() -> None:
     with pytest.raises(ValueError):
         EngineConfig(churn_correction_rate=0)
     assert set(Correction().to_data()["features"]) == set(NAMES)
+
+
+def test_playbooks_can_read_the_learned_score_and_misspelt_names_are_refused() -> None:
+    from forethought.contracts.playbooks import PlaybookFile
+    from forethought.core.policy.rules import compile_rules
+
+    def book(when: str) -> object:
+        return compile_rules(PlaybookFile.model_validate({"playbooks": [
+            {"name": "churn_risk", "on": ["churn"], "when": when, "channels": ["email"], "priority": 50,
+             "context": {"learned": "scores.churn_learned"}}], "policy": {"arbitration_window": "0s"}}))
+
+    rules = book("scores.churn_learned >= 0.9")
+    models = _warm()
+    config = EngineConfig(churn_learn_prior=False)
+    state = active_days("book", [0], None)
+    due = churn.of(state).churn_deadline
+    assert due is not None
+    fired = [t for t in tick(state, due + 20 * DAY, config, rules, models=models).triggers if t.playbook == "churn_risk"]
+    assert fired and 0.9 <= fired[0].context["learned"] <= 1.0
+    with pytest.raises(ValueError):
+        book("scores.churn_lerned >= 0.9")

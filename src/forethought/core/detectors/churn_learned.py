@@ -57,7 +57,7 @@ class ChurnLearnedSettings:
     """The learned correction of the churn score: example horizons relative to the customer's cadence."""
 
     churn_learn_correction: bool = True  # false: scores.churn_learned is scores.churn, nothing is learned
-    churn_label_gap_multiple: float = 4.0  # an example's horizon: this many expected gaps between active days (dev split)
+    churn_label_gap_multiple: float = 4.0  # an example's horizon: this many expected gaps between active days
     churn_label_min_days: float = 1.0  # ... in whole days within these bounds
     churn_label_max_days: float = 90.0
     churn_correction_min_labels: int = 200  # labels (a tenth of each kind) before the correction is applied
