@@ -6,7 +6,7 @@ is relative to each customer's own cadence and labelled only once the answer is 
 features and the label rules: :mod:`forethought.core.churn_learned`; docs/churn.md). While the
 partition's correction is cold, ``scores.churn_learned`` equals ``scores.churn``.
 
-This slice (key ``k``) is the pending example: its start and horizon in days and, once the customer
+This slice (key ``c``) is the pending example: its start and horizon in days and, once the customer
 came back within it, their repeat count and last activity as of the start (a few bytes). The answer
 is noted in :meth:`ChurnLearned.before_event` (before the event is folded in: the churn detector's
 repeat count is taken back to what it was at the start) and learned at the first look at or after
@@ -77,7 +77,7 @@ class ChurnLearnedState(Slice):
     minutes after the first) as of the start (None: not back, or none pending). Minutes keep each a
     small integer: 3 bytes for six weeks, 5 for ever."""
 
-    KEY: ClassVar[str] = "k"
+    KEY: ClassVar[str] = "c"
     FIELDS: ClassVar[tuple[Field, ...]] = (  # append only
         Field("example_min", INT), Field("example_days", INT, 0), Field("back_repeats", INT), Field("back_min", INT),
     )
