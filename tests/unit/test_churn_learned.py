@@ -66,11 +66,11 @@ def test_a_customer_who_comes_back_is_not_learned_before_the_horizon_passes() ->
     state = active_days("back", [0], models)
     step = tick(state, T0 + 1.5 * DAY, CONFIG, models=models)  # the first look: an example starts
     sl = cl.of(step.state)
-    begun, days = sl.example_at(T0), sl.example_days
+    begun, days = cl.example_at(step.state), sl.example_days
     assert begun is not None and days > 2 and models.churn_learned.labels == 0
     back = process(step.state, page("back", 9, begun + DAY), CONFIG, models=models)
     assert models.churn_learned.labels == 0 and not labels_of(back.observations)
-    assert cl.of(back.state).back_repeats == 0  # noted: came back, with the start's repeat count
+    assert cl.of(back.state).back_repeats == 0 and cl.of(back.state).back_hours == round((begun - T0) / 3600)  # noted
     before = tick(back.state, begun + days * DAY - 2 * DAY, CONFIG, models=models)
     assert models.churn_learned.labels == 0 and not labels_of(before.observations)
     after = tick(before.state, begun + days * DAY + DAY, CONFIG, models=models)
@@ -82,14 +82,14 @@ def test_a_silent_customer_is_labelled_silent_only_once_the_horizon_passed() -> 
     models = PartitionModels()
     state = active_days("quiet", [0], models)
     step = tick(state, T0 + 1.5 * DAY, CONFIG, models=models)
-    begun, days = cl.of(step.state).example_at(T0), cl.of(step.state).example_days
+    begun, days = cl.example_at(step.state), cl.of(step.state).example_days
     assert begun is not None and days > 0
     early = tick(step.state, begun + days * DAY - 1, CONFIG, models=models)
     assert models.churn_learned.labels == 0 and not labels_of(early.observations)
     late = tick(early.state, begun + days * DAY + DAY, CONFIG, models=models)
     (label,) = labels_of(late.observations)
     assert label["label"] == 1 and models.churn_learned.positives == 1
-    assert cl.of(late.state).example_at(T0) is not None  # the next example starts at the end of this one
+    assert cl.example_at(late.state) is not None  # the next example starts at the end of this one
 
 
 def test_the_learned_features_are_those_of_the_start_not_of_the_future() -> None:
@@ -98,7 +98,7 @@ def test_the_learned_features_are_those_of_the_start_not_of_the_future() -> None
     models = PartitionModels()
     state = active_days("leak", [0], models)
     step = tick(state, T0 + 1.5 * DAY, CONFIG, models=models)
-    begun, days = cl.of(step.state).example_at(T0), cl.of(step.state).example_days
+    begun, days = cl.example_at(step.state), cl.of(step.state).example_days
     assert begun is not None
     later = step.state
     for n, d in enumerate((1.0, 2.0, 3.0)):
@@ -108,8 +108,11 @@ def test_the_learned_features_are_those_of_the_start_not_of_the_future() -> None
     (label,) = labels_of(done.observations)
     T = (begun - T0) / DAY
     expected = features(0, 0.0, T, btyd.p_silent(PRIOR, 0, 0.0, T, float(days)))
-    assert label["features"] == expected  # x = 0 repeats, silent since the first day, the start's age
-    assert models.churn_learned.means == {k: v for k, v in expected.items()}  # one example: its own values
+    # x = 0 repeats, silent since the first day (the silence is kept in whole hours), the start's age
+    assert label["features"]["log_repeats"] == 0.0 and label["features"]["one_time"] == 1.0
+    assert label["features"]["log_age_days"] == expected["log_age_days"]
+    assert label["features"] == pytest.approx(expected, abs=0.01)
+    assert models.churn_learned.means == label["features"]  # one example: its own values
 
 
 def test_a_label_resolved_early_would_bias_the_model_and_is_not() -> None:
@@ -123,7 +126,7 @@ def test_a_label_resolved_early_would_bias_the_model_and_is_not() -> None:
         states[i] = tick(state, T0 + 1.5 * DAY, CONFIG, models=models).state
     for i in range(0, 10, 2):
         states[i] = process(states[i], page(f"b{i}", 5, T0 + 2.5 * DAY), CONFIG, models=models).state
-    shortest = min(cl.of(s).example_at(T0) + cl.of(s).example_days * DAY for s in states.values())
+    shortest = min(cl.example_at(s) + cl.of(s).example_days * DAY for s in states.values())
     for i in states:
         states[i] = tick(states[i], shortest - DAY, CONFIG, models=models).state
     assert models.churn_learned.labels == 0
@@ -238,7 +241,8 @@ def test_playbooks_can_read_the_learned_score_and_misspelt_names_are_refused() -
     state = active_days("book", [0], None)
     due = churn.of(state).churn_deadline
     assert due is not None
-    fired = [t for t in tick(state, due + 20 * DAY, config, rules, models=models).triggers if t.playbook == "churn_risk"]
+    step = tick(state, due + 20 * DAY, config, rules, models=models)
+    fired = [t for t in step.triggers if t.playbook == "churn_risk"]
     assert fired and 0.9 <= fired[0].context["learned"] <= 1.0
     with pytest.raises(ValueError):
         book("scores.churn_lerned >= 0.9")

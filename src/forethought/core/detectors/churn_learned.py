@@ -71,33 +71,24 @@ class ChurnLearnedSettings:
 
 @dataclass(slots=True)
 class ChurnLearnedState(Slice):
-    """The pending example's start in whole minutes after the customer's first activity, and its
-    horizon in whole days (0: none pending; ``example_min`` is then when the next may start, None: at
-    the next look); once the customer came back within it, their repeat count and last activity (in
-    minutes after the first) as of the start (None: not back, or none pending). Minutes keep each a
-    small integer: 3 bytes for six weeks, 5 for ever."""
+    """The pending example's start as the day after the customer's first activity whose daily slot
+    it is (looks are slots: one a day), and its horizon in whole days (0: none pending; ``example_day``
+    is then the day the next may start, None: at the next look); once the customer came back within
+    it, their repeat count and silence in whole hours as of the start (None: not back, or none
+    pending). Each is a small integer: 1-3 bytes."""
 
     KEY: ClassVar[str] = "c"
     FIELDS: ClassVar[tuple[Field, ...]] = (  # append only
-        Field("example_min", INT), Field("example_days", INT, 0), Field("back_repeats", INT), Field("back_min", INT),
+        Field("example_day", INT), Field("example_days", INT, 0), Field("back_repeats", INT), Field("back_hours", INT),
     )
 
-    example_min: int | None = None
+    example_day: int | None = None
     example_days: int = 0
     back_repeats: int | None = None
-    back_min: int | None = None
+    back_hours: int | None = None
 
     def copy(self) -> ChurnLearnedState:
-        return ChurnLearnedState(self.example_min, self.example_days, self.back_repeats, self.back_min)
-
-    def example_at(self, first: float) -> float | None:
-        """The example's start (or the next one's) as event time, for a customer first seen at ``first``."""
-        return None if self.example_min is None else first + 60.0 * self.example_min
-
-
-def minutes(at: float, first: float) -> int:
-    """``at`` in whole minutes after ``first`` (rounded down: never after ``at``)."""
-    return max(0, int((at - first) // 60))
+        return ChurnLearnedState(self.example_day, self.example_days, self.back_repeats, self.back_hours)
 
 
 def of(state: CustomerState) -> ChurnLearnedState:
@@ -120,16 +111,16 @@ class ChurnLearned(Detector):
         sl = of(state)
         if not sl.example_days or sl.back_repeats is not None or state.first_seen is None or state.last_seen is None:
             return
-        begun = sl.example_at(state.first_seen)
+        begun = example_at(state)
         if begun is not None and begun < ts < begun + sl.example_days * DAY:
             sl.back_repeats = max(0, churn.repeats(state) - int(_new_period(state, ts, m)))  # as of the start
-            sl.back_min = minutes(state.last_seen, state.first_seen)
+            sl.back_hours = max(0, round((begun - state.last_seen) / 3600))
 
     def look_due(self, state: CustomerState, soon: float, s: ChurnLearnedSettings, m: Moment) -> float:
         if m.models is None or not s.churn_learn_correction or state.last_seen is None or state.first_seen is None:
             return NEVER
         sl = of(state)
-        at = sl.example_at(state.first_seen)
+        at = example_at(state)
         if at is None:
             return max(soon, slot_after(state.customer_id, state.last_seen))
         return max(soon, slot_at_or_after(state.customer_id, at + sl.example_days * DAY))
@@ -141,7 +132,7 @@ class ChurnLearned(Detector):
         sl = of(state)
         if sl.example_days and learn(state, m.at, m) is None:
             return
-        at = sl.example_at(state.first_seen)
+        at = example_at(state)
         if m.at > state.last_seen and (at is None or m.at >= at):
             start(state, m, s)
 
@@ -160,10 +151,16 @@ class ChurnLearned(Detector):
             "score": round(p, 6), "btyd": round(p_btyd, 6),
             "correction": round(sum(terms.values()), 6) if terms else 0.0,
             "model": None if model is None else {"labels": model.labels, "silent": model.positives, "warm": model.warm},
-            "pending_example": {"started_at": sl.example_at(state.first_seen or 0.0), "horizon_days": sl.example_days,
+            "pending_example": {"started_at": example_at(state), "horizon_days": sl.example_days,
                                 "came_back": sl.back_repeats is not None} if sl.example_days else None,
             "reasons": reasons(terms, p, p_btyd),
         }}
+
+
+def example_at(state: CustomerState) -> float | None:
+    """The pending (or next) example's start: the customer's daily slot on its day."""
+    day, first = of(state).example_day, state.first_seen
+    return None if day is None or first is None else slot_at_or_after(state.customer_id, first + day * DAY)
 
 
 def _new_period(state: CustomerState, ts: float, m: Moment) -> bool:
@@ -180,7 +177,7 @@ def start(state: CustomerState, m: Moment, s: ChurnLearnedSettings) -> bool:
     params = churn.prior(m.config.section(churn.NAME), m.models)
     x, _, T = churn.summary(state, m.at)
     sl = of(state)
-    sl.example_min, sl.back_repeats, sl.back_min = minutes(m.at, state.first_seen), None, None
+    sl.example_day, sl.back_repeats, sl.back_hours = int((m.at - state.first_seen) // DAY), None, None
     sl.example_days = horizon_days(x, T, params.r, params.alpha, s.churn_label_gap_multiple,
                                    s.churn_label_min_days, s.churn_label_max_days)
     return True
@@ -192,16 +189,17 @@ def learn(state: CustomerState, now: float, m: Moment) -> dict[str, Any] | None:
     may start at once (the next start is the end of this one)."""
     sl = of(state)
     first = state.first_seen
-    if not sl.example_days or sl.example_min is None or first is None or state.last_seen is None:
+    begun = example_at(state)
+    if not sl.example_days or begun is None or first is None or sl.example_day is None or state.last_seen is None:
         return None
-    begun, days = first + 60.0 * sl.example_min, sl.example_days
+    days = sl.example_days
     if now < begun + days * DAY:
         return None
-    silent = sl.back_repeats is None or sl.back_min is None
+    silent = sl.back_repeats is None or sl.back_hours is None
     x = churn.repeats(state) if silent or sl.back_repeats is None else sl.back_repeats
-    last = state.last_seen if silent or sl.back_min is None else first + 60.0 * sl.back_min
-    sl.example_min, sl.example_days = sl.example_min + days * 1440, 0
-    sl.back_repeats = sl.back_min = None
+    last = state.last_seen if silent or sl.back_hours is None else begun - 3600.0 * sl.back_hours
+    sl.example_day, sl.example_days = sl.example_day + days, 0
+    sl.back_repeats = sl.back_hours = None
     T = max(0.0, begun - first) / DAY
     tx = min(T, max(0.0, last - first) / DAY)
     params = churn.prior(m.config.section(churn.NAME), m.models)
