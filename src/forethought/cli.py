@@ -155,11 +155,38 @@ def simulate(customers: int = typer.Option(1000, help="How many customers."),
              anomaly_rate: float = typer.Option(0.08, help="Share of customers with an injected anomaly."),
              new_signup_rate: float = typer.Option(0.1, help="Share of customers who sign up mid-horizon."),
              to_kafka: bool = typer.Option(False, help="Also produce to the catalogue topics (FORETHOUGHT_*)."),
-             quiet: bool = typer.Option(False, help="No progress bar or summary.")) -> None:
+             quiet: bool = typer.Option(False, help="No progress bar or summary."),
+             closed_loop: bool = typer.Option(False, help="Run the engine in-process; the customers answer its"
+                                              " triggers (docs/simulator-response.md)."),
+             respond: bool = typer.Option(False, help="Answer a live worker's triggers from Kafka: outcomes and"
+                                          " the customers' reactions back (docs/simulator-response.md)."),
+             report: Path = typer.Option(None, help="--closed-loop: the report as JSON."),
+             playbooks: str = typer.Option(None, help="--closed-loop: playbook file (default: the worker's)."),
+             respond_seconds: float = typer.Option(None, help="--respond: stop after this long (default: on"
+                                                   " SIGINT/SIGTERM).")) -> None:
     """Synthetic customers (profiles, then events sorted by time) with ground truth, for backtests."""
     from forethought.simulate.sinks import run_cli
 
-    require_writable({"--output": output, "--truth": truth})
+    require_writable({"--output": output, "--truth": truth, "--report": report})
+    if closed_loop or respond:
+        from forethought.cli_simulate import conflicting, run_loop_cli
+
+        if problem := conflicting(closed_loop=closed_loop, respond=respond, to_kafka=to_kafka, output=output,
+                                  report=report):
+            console.print(f"[red]Invalid option[/] {problem}")
+            raise typer.Exit(2)
+
+        loop_settings = load_settings()
+        playbook_file = Path(playbooks) if playbooks else loop_settings.playbooks_file
+        require_readable({"--playbooks" if playbooks else "FORETHOUGHT_PLAYBOOKS_FILE": playbook_path(playbook_file),
+                          "FORETHOUGHT_TOPICS_FILE": loop_settings.topics_file})
+        if respond:
+            require_kafka_access(loop_settings)
+        raise typer.Exit(run_loop_cli(console, loop_settings, respond=respond, report=report, output=output,
+                                      truth_path=truth, playbooks=playbook_file, respond_seconds=respond_seconds,
+                                      quiet=quiet, customers=customers, days=days, seed=seed, start=start,
+                                      churn_rate=churn_rate, anomaly_rate=anomaly_rate,
+                                      new_signup_rate=new_signup_rate))
     settings = load_settings() if to_kafka else None
     if settings is not None:
         require_kafka_access(settings)

@@ -214,10 +214,19 @@ def render(view: dict[str, Any], until: float | None = None) -> list[str]:
         lines.append(f"measuring: {watch['playbook']} ({watch['group']}) until {watch['until']}")
     scores = view.get("scores") or {}
     lines.append("scores: " + (", ".join(f"{k} {_number(v)}" for k, v in sorted(scores.items())) or "-"))
+    if view.get("uplift"):  # scores.uplift.<playbook> (docs/uplift.md)
+        lines.append("uplift: " + ", ".join(_uplift(name, u) for name, u in sorted(view["uplift"].items())))
     facts = [f"{label} {_span(view[key]) if key.endswith('_seconds') else _number(view[key])}"
              for key, label in SHOWN_FACTS if view.get(key) is not None]
     lines.append("facts: " + (", ".join(facts) or "-"))
     return lines
+
+
+def _uplift(playbook: str, u: dict[str, Any]) -> str:
+    """``playbook +0.042``, or why there is no score yet (labels per arm so far)."""
+    if u.get("score") is not None:
+        return f"{playbook} {u['score']:+.4f}"
+    return f"{playbook} - (cold: {u.get('treated_labels')} treated, {u.get('holdout_labels')} held-out labels)"
 
 
 def _decision(d: dict[str, Any]) -> str:

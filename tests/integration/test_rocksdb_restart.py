@@ -4,12 +4,17 @@ data directory and replays only the changelog records written since it stopped.
 Worker A (its own data directory) processes a first backlog and stops. Worker B, same group, an
 empty data directory, restores the whole changelog, processes a second backlog for some of the
 customers and stops. A again: it restores only what B wrote (the changelog's tail), and serves
-exactly the states B served."""
+exactly the states B served. Each worker answers ``/ready`` only once its deadline index is rebuilt
+(its log line is there by then): B decodes the states it restored from the changelog (B's own
+writes since have hints, a second rebalance may find some), A believes its due hints only for the
+states B left unchanged."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
@@ -49,6 +54,16 @@ def restored(deployment: Deployment) -> float:
     return metric(text, RESTORED, table="customer_state")
 
 
+def rebuilt(log: Path) -> dict[str, Any]:
+    """The worker's ``deadline_index_rebuilt`` log line (JSON); fails when there is none yet."""
+    found = []
+    for line in log.read_text(errors="replace").splitlines():
+        if '"deadline_index_rebuilt"' in line:
+            found.append(json.loads(line))
+    assert found, f"no deadline_index_rebuilt in {log.name} once /ready answered"
+    return found[-1]
+
+
 async def states(deployment: Deployment, customers: list[str], views: int) -> dict[str, object]:
     """What the records made of every customer's state, once it has ``views`` page views."""
     found = {c: await deployment.wait_for(f"/customers/{c}", lambda body: body["by_type"].get("page_view") == views)
@@ -77,13 +92,19 @@ async def test_a_restart_on_rocksdb_replays_only_the_changelog_tail_and_keeps_id
 
     with running_worker(env_b, other.workdir / "b.log", other.url):
         assert restored(other) == kept, "an empty data directory restores the whole changelog"
+        index = rebuilt(other.workdir / "b.log")
+        assert index["customers"] == index["hinted"] + index["decoded"] == len(CUSTOMERS)
+        assert index["decoded"] > 0, "states restored from the changelog have no hint here: decoded"
         await other.produce("events.clickstream", second)
         served = {**await states(other, later, 6), **await states(other, CUSTOMERS[10:], 3)}
     total = await changelog_records(deployment)
     tail = total - kept
     assert 0 < tail < kept
 
-    with running_worker(env_a, deployment.workdir / "a.log", deployment.url):
+    with running_worker(env_a, deployment.workdir / "a-again.log", deployment.url):
+        index = rebuilt(deployment.workdir / "a-again.log")
+        assert index["customers"] == index["hinted"] + index["decoded"] == len(CUSTOMERS)
+        assert index["decoded"] >= len(later), "a state B changed is not believed from A's old hint"
         again = {**await states(deployment, later, 6), **await states(deployment, CUSTOMERS[10:], 3)}
         replayed = restored(deployment)
     assert replayed == tail, f"the restart read {replayed:.0f} changelog records, not only the {tail} past its own"

@@ -13,7 +13,7 @@ from faust.types import TP
 
 from forethought.ops.settings import Settings
 from forethought.ops.topics import partition_of
-from forethought.stream.table_store import PartitionedRocksStore
+from forethought.stream.table_store import PartitionedRocksStore, held_partitions
 from forethought.stream.worker import build_worker
 
 KEYS = [f"cust-{i}".encode() for i in range(40)]
@@ -55,3 +55,25 @@ async def test_states_written_outside_an_event_stay_in_their_partition_database_
             db.close()
         assert held == {k for k in KEYS[1:] if partition_of(k, partitions) == partition}
 
+
+
+async def test_the_index_rebuild_reads_the_held_partitions_raw_and_never_faust_s_offset_key(tmp_path: Path) -> None:
+    built = build_worker(Settings(topic_prefix="t.", data_dir=tmp_path, state_store="rocksdb"))
+    table = built.processor.table
+    store = table.data
+    assert isinstance(store, PartitionedRocksStore)
+    partitions = table.partitions
+    await open_all(store, partitions)
+    topic = store.table.changelog_topic.get_topic_name()
+    for key in KEYS:
+        store[key] = b"state of " + key
+    for partition in range(partitions):
+        store.set_persisted_offset(TP(topic, partition), 41)  # Faust's row beside the states
+    held = {0, partitions - 1}
+    built.app.assignor.assigned_actives = lambda: {TP(topic, p) for p in held}  # type: ignore[method-assign]  # this worker's share
+    rows = {partition: list(found) for partition, found in held_partitions(table) or []}
+    assert set(rows) == held, "only the partitions this worker holds"
+    for partition, found in rows.items():
+        assert found == sorted((k, b"state of " + k) for k in KEYS if partition_of(k, partitions) == partition)
+    assert held_partitions({}) is None, "any other table is read as a mapping"
+    await store.stop()

@@ -73,6 +73,7 @@ BROKER_VERBS = [
     ["topics", "create"],
     ["simulate-traffic", "--seconds", "1"],
     ["simulate", "--to-kafka", "--customers", "10", "--days", "1"],
+    ["simulate", "--respond", "--customers", "10", "--days", "1"],
     ["send", "events.jsonl"],
     ["senders", "run", "--channel", "console"],
     ["demo", "--seconds", "1"],

@@ -15,7 +15,7 @@ from imports_kit import Import, cycles, imports_of, internal_edges, modules
 
 CONTRACTS, CORE, OPS = "forethought.contracts", "forethought.core", "forethought.ops"
 APPS = ("forethought.cli", "forethought.cli_send", "forethought.cli_kafka", "forethought.cli_explain", "forethought.demo", "forethought.testing",
-        "forethought.testing_smtp")
+        "forethought.testing_smtp", "forethought.closed_loop", "forethought.cli_simulate")
 
 # Layer → the forethought packages or modules its modules may import (their own layer always).
 # Reading down the table is reading up the stack: contracts <- core <- ops <- the adapters <- the apps.

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import heapq
+from collections.abc import Mapping
 from typing import Generic, TypeVar
 
 K = TypeVar("K", str, bytes)
@@ -33,6 +34,18 @@ class DeadlineIndex(Generic[K]):
             if len(self._heap) > 2 * len(self._due) + 1024:  # mostly superseded entries: bounded memory
                 self._heap = [(d, k) for k, d in self._due.items()]
                 heapq.heapify(self._heap)
+
+    def update(self, dues: Mapping[K, float]) -> None:
+        """Set many deadlines at once (a rebuild): one heapify over every entry instead of a push each.
+
+        >>> index = DeadlineIndex()
+        >>> index.set("a", 30.0); index.update({"b": 10.0, "a": 20.0})
+        >>> index.pop_due(25.0), len(index)
+        (['b', 'a'], 0)
+        """
+        self._due.update(dues)
+        self._heap = [(d, k) for k, d in self._due.items()]
+        heapq.heapify(self._heap)
 
     def due_by(self, now: float) -> bool:
         """Whether some key may be due at ``now`` (cheap: :meth:`pop_due` tells for sure)."""

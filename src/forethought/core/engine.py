@@ -32,6 +32,7 @@ from forethought.contracts.events import ErrorEvent, InboundEvent
 from forethought.contracts.records import Outcome, Profile, Trigger
 from forethought.core import due as looks
 from forethought.core.config import EngineConfig
+from forethought.core.ledger import Watch
 from forethought.core.models import PartitionModels
 from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
@@ -39,6 +40,7 @@ from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Rules, builtin_rules
 from forethought.core.signals import Observation
 from forethought.core.state import HOUR, CustomerState
+from forethought.core.uplift import snapshot
 from forethought.core.windows import BucketRing
 
 DAY = 86_400.0
@@ -206,6 +208,8 @@ def explain(state: CustomerState, now: float, config: EngineConfig,
             "next_daily_check": state.daily_at,  # the next look (core.due): not necessarily tomorrow
         },
     }
+    if models is not None and models.uplift.playbooks:  # scores.uplift.<playbook>, with each estimator's labels
+        view["uplift"] = models.uplift.view(snapshot(found))
     m = Moment(now, config, models)
     for detector, settings in config.plan:
         view.update(detector.explain(state, now, settings, m))
@@ -240,9 +244,10 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
     config, ledger = _prior_at(config, models, due), state.policy
     observations: tuple[Observation, ...] = ()
     if ledger.watch:
-        observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group})
-                             for w in ledger.watch if w.until <= due)
+        ended = [w for w in ledger.watch if w.until <= due]
+        observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group}) for w in ended)
         ledger.watch = [w for w in ledger.watch if w.until > due]
+        _learn_uplift(models, ended, reengaged=False)
     out = policy.Verdicts()
     if ledger.pending and any(p.release_at <= due for p in ledger.pending):
         policy.release(_context(state, profile, rules, due, config, models), due, out)
@@ -280,7 +285,7 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     if state.last_seen is not None and ts < state.last_seen - config.windows.allowed_lateness_seconds:
         state.late += 1
         return Step(state, observations=(Observation("late", {"lag": state.last_seen - ts}),))
-    observations = () if is_error else _reengaged(state, ts)
+    observations = () if is_error else _reengaged(state, ts, models)
     m = Moment(ts, config, models, rules, profile)
     for detector, settings in config.before_hooks:
         detector.before_event(state, event, ts, settings, m)
@@ -296,20 +301,30 @@ def _fold(state: CustomerState, event: InboundEvent, ts: float, config: EngineCo
     return _step(state, out, observations + tuple(m.observations))
 
 
-def _reengaged(state: CustomerState, ts: float) -> tuple[Observation, ...]:
+def _reengaged(state: CustomerState, ts: float, models: PartitionModels | None = None) -> tuple[Observation, ...]:
     """The customer came back: every decision being measured counts as re-engaged."""
     if not state.policy.watch:
         return ()
     back = [w for w in state.policy.watch if w.since < ts <= w.until]
     state.policy.watch = [w for w in state.policy.watch if w not in back]
+    _learn_uplift(models, back, reengaged=True)
     return tuple(Observation("reengaged", {"playbook": w.playbook, "group": w.group}) for w in back)
+
+
+def _learn_uplift(models: PartitionModels | None, resolved: list[Watch], reengaged: bool) -> None:
+    """Watches whose label is now known teach their playbook's uplift estimator (the label only
+    exists once the customer came back or the window closed: no look-ahead)."""
+    if models is not None:
+        for w in resolved:
+            models.learn_uplift(w.playbook, w.group, w.x, reengaged)
 
 
 def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: float, config: EngineConfig,
              models: PartitionModels | None = None, found: dict[str, Any] | None = None) -> policy.Context:
     """What playbooks see; ``found``: :func:`facts` as of ``now`` when already built."""
     env = {**(found or facts(state, now, config, models)), "profile": profile.facts(now)}
-    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env)
+    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env,
+                          None if models is None else models.uplift)
 
 
 def _step(state: CustomerState, out: policy.Verdicts, observations: tuple[Observation, ...] = (),

@@ -48,9 +48,10 @@ class Watch:
     """A decision whose effect is being measured: did the customer come back before ``until``?"""
 
     playbook: str
-    group: str  # "treated" or "holdout"
+    group: str  # "treated", "holdout" or "global_control"
     since: float
     until: float
+    x: bytes = b""  # the features at decision time, for the uplift estimator (core.uplift.snapshot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +207,7 @@ class PolicyLedger:
             "s": [[s.at, s.playbook, s.channel, s.priority] for s in self.sent],
             "e": base64.b64encode(self.episodes).decode(),
             "p": [[p.release_at, p.signal, p.trigger] for p in self.pending],
-            "w": [[w.playbook, w.group, w.since, w.until] for w in self.watch],
+            "w": [[w.playbook, w.group, w.since, w.until, *([w.x.hex()] if w.x else [])] for w in self.watch],
             "r": [list(r) for r in self.recent],
             "d": [[n.at, n.playbook, n.verdict, n.reason, n.channel, n.count, n.since] for n in self.decisions],
         }
@@ -218,7 +219,8 @@ class PolicyLedger:
             sent=[Sent(*s) for s in data.get("s", [])],
             episodes=base64.b64decode(data.get("e", "")),
             pending=[Pending(*p) for p in data.get("p", [])],
-            watch=[Watch(*w) for w in data.get("w", [])],
+            watch=[Watch(w[0], w[1], w[2], w[3], bytes.fromhex(w[4]) if len(w) > 4 else b"")
+                   for w in data.get("w", [])],
             recent=[(r[0], r[1]) for r in data.get("r", [])],
             decisions=[Noted(*n) for n in data.get("d", [])],
         )

@@ -36,6 +36,7 @@ from forethought.core.ledger import MAX_DECISIONS, Noted, Pending, PolicyLedger,
 from forethought.core.views import EngineView
 
 _MAX_NESTING = 64  # held trigger bodies (JSON text) nest at most this deep
+_MAX_SNAPSHOT = 32  # bytes of a watch's uplift snapshot (6 today)
 
 
 def _json_back(text: Plain) -> dict[str, Any]:
@@ -63,7 +64,8 @@ def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
         [[time_out(s.at, anchor), s.playbook, s.channel, s.priority] for s in ledger.sent],
         ledger.episodes,
         [[time_out(p.release_at, anchor), p.signal, _dumps(p.trigger)] for p in ledger.pending],
-        [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor)] for w in ledger.watch],
+        [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor), *([w.x] if w.x else [])]
+         for w in ledger.watch],  # the uplift snapshot only when there is one: a watch without it is as before
         [[time_out(at, anchor), _dumps(trigger)] for at, trigger in ledger.recent],
         *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions else []),  # (left out: as before them)
     ]
@@ -79,8 +81,14 @@ def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
         ledger.sent.append(Sent(time_back(at, anchor), _str(playbook), _str(channel), checked_int(priority)))
     for at, signal, trigger in map(_list, _list(pending)):
         ledger.pending.append(Pending(time_back(at, anchor), _str(signal), _json_back(trigger)))
-    for playbook, group, since, until in map(_list, _list(watch)):
-        ledger.watch.append(Watch(_str(playbook), _str(group), time_back(since, anchor), time_back(until, anchor)))
+    for entry in map(_list, _list(watch)):
+        if len(entry) not in (4, 5):
+            raise malformed("watch")
+        playbook, group, since, until = entry[:4]
+        x = _bytes(entry[4]) if len(entry) == 5 else b""
+        if len(x) > _MAX_SNAPSHOT:
+            raise malformed("watch snapshot")
+        ledger.watch.append(Watch(_str(playbook), _str(group), time_back(since, anchor), time_back(until, anchor), x))
     ledger.recent = [(time_back(at, anchor), _json_back(trigger)) for at, trigger in map(_list, _list(recent))]
     if len(parts) == 6:
         ledger.decisions = _decisions_back(parts[5], anchor)

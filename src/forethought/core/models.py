@@ -69,6 +69,7 @@ from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
 from forethought.core.dropoff_model import ScaledLogistic
 from forethought.core.population import PopulationPrior
+from forethought.core.uplift import UpliftModels
 
 __all__ = ["CheckpointError", "PartitionModels", "behaviour_trees", "dropoff_pipeline", "river_pipeline", "trees_spec"]
 
@@ -105,6 +106,7 @@ class PartitionModels:
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
         self.churn_learned = Correction()  # its learned correction (core.detectors.churn_learned)
+        self.uplift = UpliftModels()  # per playbook: whom its message helps (core.uplift)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
         self.labels = 0
         self.dropped = 0
@@ -135,6 +137,12 @@ class PartitionModels:
         self.labels += 1
         self.dropped += int(dropped)
         self.unsaved += 1
+
+    def learn_uplift(self, playbook: str, group: str, x: bytes, reengaged: bool) -> None:
+        """A re-engagement watch resolved: its playbook's uplift estimator learns it (core.uplift)."""
+        if x:
+            self.uplift.learn(playbook, group, x, reengaged)
+            self.unsaved += 1
 
     def config_at(self, config: EngineConfig, at: float) -> EngineConfig:
         """``config`` with the partition's learned population prior for time ``at`` (unchanged while
@@ -169,7 +177,7 @@ class PartitionModels:
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
                    "population": self.population.to_data(), "churn": self.churn.to_data(),
-                   "churn_learned": self.churn_learned.to_data()}
+                   "churn_learned": self.churn_learned.to_data(), "uplift": self.uplift.to_data()}
         return seal(header, payload, key)
 
     @classmethod
@@ -199,6 +207,8 @@ class PartitionModels:
             models.churn.load_data(payload["churn"])
         if "churn_learned" in payload:  # nor before its correction
             models.churn_learned.load_data(payload["churn_learned"])
+        if "uplift" in payload:  # nor before the uplift estimators
+            models.uplift = UpliftModels.from_data(payload["uplift"])
         models.labels = integer(header.get("labels"), "labels")
         models.dropped = integer(header.get("dropped"), "dropped")
         return models

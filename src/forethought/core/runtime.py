@@ -39,7 +39,7 @@ it was (the core runs on a copy) and comes back as an :class:`Emission` with its
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from forethought.contracts.events import Envelope, InboundEvent
@@ -249,6 +249,13 @@ class PartitionRuntime:
         self.deadlines.set(customer_id, due)
         if last_seen is not None and (self.now is None or last_seen > self.now):
             self.now = last_seen
+
+    def restore_dues(self, dues: Mapping[str, float], newest: float | None) -> None:
+        """:meth:`restore_due` for many customers at once (the index built in one bulk operation):
+        each due customer's deadline, and the newest event time among them all."""
+        self.deadlines.update(dues)
+        if newest is not None and (self.now is None or newest > self.now):
+            self.now = newest
 
     def take_dirty(self) -> Dirty:
         """What changed since the last take; then, beyond ``capacity``, the oldest clean states leave

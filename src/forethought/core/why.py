@@ -43,6 +43,7 @@ WHY = {
     "condition_error": "the playbook's condition could not be evaluated",
     "playbook_removed": "the playbook was removed while the trigger waited",
     "no_fallback_channel": "the delivery failed and no further channel is allowed",
+    "low_uplift": "the playbook's uplift condition says its message would not help this customer",
     "holdout": "in the playbook's holdout group (measured, not messaged)",
     "global_control": "in the global control group (measured, not messaged)",
 }

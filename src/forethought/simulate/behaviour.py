@@ -39,9 +39,12 @@ def customer_stream(plan: CustomerPlan, seed: int) -> Iterator[Item]:
 class Customer:
     """One customer's generator; call :meth:`day` for each day from first_day to last_day."""
 
-    def __init__(self, plan: CustomerPlan, seed: int) -> None:
+    def __init__(self, plan: CustomerPlan, seed: int, stream: str = "events", tag: str = "") -> None:
+        """``stream`` names the random stream; ``tag`` goes into event and session ids (a customer's
+        resumed activity after a message, :mod:`forethought.simulate.responder`, has its own of both)."""
         self.p = plan
-        self.rng = random.Random(f"{seed}/{plan.index}/events")
+        self.tag = tag
+        self.rng = random.Random(f"{seed}/{plan.index}/{stream}")
         self.first_day = day_of(plan.active_from)
         self.last_day = max(self.first_day, day_of(plan.stop - 1))
         self.seq = 0
@@ -70,6 +73,10 @@ class Customer:
         done = pending[:cut]
         del pending[:cut]
         return done
+
+    def visit(self, t: int) -> None:
+        """One visit at ``t`` (a customer coming back after a message), besides their own."""
+        self._visit(t)
 
     # -- visits on the activity clock -------------------------------------------------------
 
@@ -124,7 +131,7 @@ class Customer:
         p, rng, seg, emit = self.p, self.rng, self.p.segment, self._emit
         random_ = rng.random
         self.sessions += 1
-        sid = f"{p.customer_id}-s{self.sessions}"
+        sid = f"{p.customer_id}-{self.tag}s{self.sessions}"
         emit(t, "session_start", sid, {"properties": {"device": self.device, "app_version": "5.2.0"}})
         steps = self._onboarding_steps()
         error_p = self._error_p(t)
@@ -200,7 +207,7 @@ class Customer:
         if t >= self.p.stop:
             return
         self.seq = seq = self.seq + 1
-        record = {"event_id": f"{self.p.customer_id}-{seq}", "type": kind, "occurred_at": iso(t), **self.base}
+        record = {"event_id": f"{self.p.customer_id}-{self.tag}{seq}", "type": kind, "occurred_at": iso(t), **self.base}
         if sid is not None:
             record["session_id"] = sid
         if fields:

@@ -30,6 +30,7 @@ import orjson
 
 from forethought.simulate.behaviour import Customer, Item, customer_stream
 from forethought.simulate.plans import SEGMENTS, CustomerPlan, SimulationConfig, plan_customer
+from forethought.simulate.response import ResponseModel
 from forethought.simulate.timeline import DAY_MS, day_of, iso
 
 __all__ = ["SEGMENTS", "SimulationConfig", "Summary", "plans", "simulate", "truth", "write"]
@@ -69,16 +70,18 @@ def simulate(config: SimulationConfig) -> Iterator[dict[str, Any]]:
 
 def truth(config: SimulationConfig) -> Iterator[dict[str, Any]]:
     """The ground truth of every customer, in customer order (re-runs each customer alone)."""
+    response = ResponseModel(config.seed)
     for plan in plans(config):
         last = None
         for ms, _, seq, _ in customer_stream(plan, config.seed):
             if seq:
                 last = ms
-        yield truth_record(plan, last)
+        yield truth_record(plan, last, response)
 
 
-def truth_record(plan: CustomerPlan, last_ms: int | None) -> dict[str, Any]:
-    """One customer's ground truth; ``last_ms`` is the time of their last event (None: none)."""
+def truth_record(plan: CustomerPlan, last_ms: int | None, response: ResponseModel | None = None) -> dict[str, Any]:
+    """One customer's ground truth; ``last_ms`` is the time of their last event (None: none) when
+    no message reaches them; ``response``: their hidden answer to messages (docs/simulator-response.md)."""
     anomalies = []
     if plan.anomaly is not None:
         a = plan.anomaly
@@ -94,6 +97,7 @@ def truth_record(plan: CustomerPlan, last_ms: int | None) -> dict[str, Any]:
         "precursors_from": None if plan.decline_from is None else iso(plan.decline_from),
         "anomalies": anomalies, "signup_at": iso(plan.signup),
         "new_signup": plan.signup == plan.active_from,
+        **({} if response is None else {"response": response.truth(plan)}),
     }
 
 
@@ -143,16 +147,18 @@ def write(config: SimulationConfig, output: Path | str, truth_path: Path | str |
         _flush(out, buffer)
     summary.output_bytes = Path(output).stat().st_size
     if truth_path is not None:
-        write_truth(truth_path, population, summary)
+        write_truth(truth_path, population, summary, config.seed)
     summary.seconds = time.perf_counter() - started
     return summary
 
 
-def write_truth(path: Path | str, population: Iterable[CustomerPlan], summary: Summary) -> None:
-    """Ground truth, one JSON line per customer, with the last activity seen in ``summary``."""
+def write_truth(path: Path | str, population: Iterable[CustomerPlan], summary: Summary, seed: int) -> None:
+    """Ground truth, one JSON line per customer, with the last activity seen in ``summary`` and the
+    response model of ``seed``."""
+    response = ResponseModel(seed)
     with open_lines(path) as out:
         for plan in population:
-            out.write(orjson.dumps(truth_record(plan, summary.last_ms.get(plan.index))) + b"\n")
+            out.write(orjson.dumps(truth_record(plan, summary.last_ms.get(plan.index), response)) + b"\n")
 
 
 def _flush(out: IO[bytes], buffer: list[bytes]) -> None:

@@ -78,7 +78,7 @@ async def produce(config: SimulationConfig, settings: Settings, output: Path | N
     if output is not None:
         summary.output_bytes = output.stat().st_size
     if truth_path is not None:
-        write_truth(truth_path, population, summary)
+        write_truth(truth_path, population, summary, config.seed)
     summary.seconds = time.perf_counter() - started
     return summary
 
@@ -94,11 +94,8 @@ async def _settle(pending: list[asyncio.Future[Any]], lines: list[bytes], out: I
 def run_cli(console: Console, settings: Settings | None, *, output: Path | None, truth_path: Path | None,
             quiet: bool = False, **options: Any) -> int:
     """``forethought simulate``: returns the exit code (2 for bad options, naming the option)."""
-    try:
-        config = SimulationConfig(**{k: v for k, v in options.items() if v is not None})
-    except ValidationError as exc:
-        problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
-        console.print(f"[red]Invalid option[/] {problems}")
+    config = parse_config(console, options)
+    if config is None:
         return 2
     if output is None and settings is None:
         console.print("[red]Nothing to do[/]: give --output FILE and/or --to-kafka")
@@ -116,6 +113,16 @@ def run_cli(console: Console, settings: Settings | None, *, output: Path | None,
                       f" {config.customers:,} customers over {config.days:g} days in {summary.seconds:.1f} s"
                       f" → {', '.join(where)}")
     return 0
+
+
+def parse_config(console: Console, options: dict[str, Any]) -> SimulationConfig | None:
+    """The configuration from the command's options; None (the problem printed, naming the option)."""
+    try:
+        return SimulationConfig(**{k: v for k, v in options.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        console.print(f"[red]Invalid option[/] {problems}")
+        return None
 
 
 def _size(n: int) -> str:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
+from collections.abc import Callable, Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -42,11 +42,12 @@ from forethought.core.state import CustomerState
 from forethought.core.summary import Summary
 from forethought.ops.logs import get_logger
 from forethought.ops.metrics import Metrics
+from forethought.stream.index_rebuild import IndexRebuild
 from forethought.stream.model_checkpoints import ModelCheckpoints
 from forethought.stream.model_quality import ModelQuality
 from forethought.stream.outbox import Outbox
 from forethought.stream.rekey import Header, rekeyed
-from forethought.stream.state_store import StateStore, due_hint, read_hint
+from forethought.stream.state_store import StateStore
 
 log = get_logger("policy")
 engine_log = get_logger("engine")  # records and ticks the engine raised on
@@ -65,7 +66,7 @@ class RawRecord:
     headers: Sequence[Header] = ()
 
 
-class BatchProcessor(ModelCheckpoints, StateStore):
+class BatchProcessor(ModelCheckpoints, StateStore, IndexRebuild):
     """The worker's logic between Kafka and the core; ``table`` maps key bytes → state bytes and
     ``profiles`` key bytes → profile bytes (both changelogged by the caller).
 
@@ -260,61 +261,6 @@ class BatchProcessor(ModelCheckpoints, StateStore):
     def summary(self, key: bytes) -> Summary | None:
         """``key``'s summary when it was evicted after idling (None: live, or never seen)."""
         return self.runtime(self.partition_for(key)).summary(key.decode())
-
-    def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
-        """After a restart or rebalance: every owned stored state into its partition's runtime
-        (deadlines, and the clock at its newest event). Commit first: held runtimes are replaced.
-
-        A stored state that cannot be loaded (forged or corrupted in the changelog, or written by
-        an incompatible version) is skipped, logged and counted (``stage="restore"``): it gets no
-        deadline, and each record of its customer is dead-lettered until the state is replaced.
-        """
-        *_, count = self.rebuilding(owns)
-        return count
-
-    def rebuilding(self, owns: Callable[[bytes], bool], step: int = 2_000) -> Iterator[int]:
-        """:meth:`rebuild_index` in steps: yields how many states it has restored every ``step``
-        stored states read, and at the end. The table is read as it goes, one state at a time;
-        beyond the runtimes' capacity only the deadline and the clock of a state stay in memory."""
-        self.runtimes = {}
-        count = read = 0
-        for key, raw in self.table.items() if self.table_on_disk else list(self.table.items()):
-            read += 1
-            if read % step == 0:
-                yield count
-            if not self.table_on_disk and not owns(key):  # RocksDB iterates the held partitions only
-                continue
-            if self._restore_hinted(key, raw):
-                count += 1
-                continue
-            try:
-                state = self.load(raw)
-                partition = self.partition_for(key)
-                self.runtime(partition).restore([state])
-                if self.due_hints is not None and isinstance(state, CustomerState):  # the next rebuild need not read it
-                    self.due_hints[key] = due_hint(state, raw, self.config)
-            except Exception as error:  # noqa: BLE001 - one unreadable state never stops a restart
-                self.metrics.processing_errors.labels(stage="restore").inc()
-                engine_log.error("state_unreadable", customer_id=key.decode(errors="replace"),
-                                 error_type=type(error).__name__, error=describe(error), bytes=len(raw))
-                continue
-            if state.last_seen is not None:
-                self.clock("", partition).observe(state.last_seen, time.time())
-            count += 1
-        yield count
-
-    def _restore_hinted(self, key: bytes, raw: bytes) -> bool:
-        """Restore a stored state's deadline and time from its hint, when one was written for these
-        very bytes (a state restored from the changelog since has none that matches: it is read)."""
-        hint = None if self.due_hints is None else read_hint(self.due_hints.get(key), raw)
-        if hint is None:
-            return False
-        due, last_seen = hint
-        partition = self.partition_for(key)
-        self.runtime(partition).restore_due(key.decode(), due, last_seen)
-        if last_seen is not None:
-            self.clock("", partition).observe(last_seen, time.time())
-        return True
 
     def _accept(self, record: RawRecord, wall: float, outbox: Outbox) -> Record | None:
         kinds = self.topic_kinds[record.topic]

@@ -23,6 +23,7 @@ from forethought.ops.playbooks import PlaybookSource
 from forethought.ops.settings import Settings
 from forethought.ops.topics import BEHAVIOUR_INPUTS
 from forethought.stream.acks import acknowledge, stop_unacknowledged
+from forethought.stream.index_rebuild import rebuild_cost
 from forethought.stream.ordered import OrderedBatches
 from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, Outbox
@@ -47,7 +48,8 @@ class Worker:
     agent: faust.types.AgentT | None = None
     ordered: OrderedBatches | None = None
     outputs: Outputs | None = None
-    index_stale: bool = True
+    index_stale: bool = True  # partitions were assigned since the deadline index was last rebuilt
+    index_building: bool = False  # the rebuild is under way (in steps)
     failure: str | None = None
     changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)  # state writes since the flush
     in_flight: list[asyncio.Future[object]] = field(default_factory=list)  # triggers etc. published since the flush
@@ -149,6 +151,27 @@ class Worker:
         self.changelog_pending.clear()
         if pending:
             await asyncio.gather(*pending)
+
+    @property
+    def index_ready(self) -> bool:
+        """Whether the deadline index covers every held customer (``/ready`` waits for it)."""
+        return not self.index_stale and not self.index_building
+
+    async def rebuild_index(self) -> int:
+        """Rebuild the held partitions' deadline index from the store (the caller holds ``lock``),
+        in steps so the consumer's heartbeats go on; logs ``deadline_index_rebuilt`` with its wall
+        and CPU seconds. An assignment while it runs marks the index stale again."""
+        await self.flush()  # the rebuild replaces the live states
+        started, count = (time.monotonic(), time.process_time()), 0
+        self.index_stale, self.index_building = False, True
+        try:
+            for count in self.processor.rebuilding(self.owner()):  # noqa: B007 - the last count is logged
+                await asyncio.sleep(0)
+        finally:
+            self.index_building = False
+        log.info("deadline_index_rebuilt", customers=count, hinted=self.processor.rebuilt.hinted,
+                 decoded=self.processor.rebuilt.decoded, **rebuild_cost(started))
+        return count
 
     def owner(self) -> Callable[[bytes], bool]:
         """A test of "this worker holds the active partition of ``key``", as of this assignment."""

@@ -15,6 +15,7 @@ import struct
 import zlib
 from collections.abc import MutableMapping
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 
 import orjson
 
@@ -26,32 +27,67 @@ from forethought.core.state import CustomerState
 from forethought.core.summary import Summary, decode_stored
 from forethought.stream.outbox import Outbox
 
-HINT = struct.Struct("<ddI")  # next due, last seen (NaN: none), CRC-32 of the state's bytes
+HINT = struct.Struct("<ddI")  # next due, last seen (NaN: none), CRC-32 of the state's bytes (from hint_seed)
+HINT_FORMAT = 2  # bump when the meaning of a hint changes: every older hint is then not believed
+
+
+_SEEDS: dict[int, tuple[EngineConfig, int]] = {}  # by the config's identity: hashing a config costs ~8 µs
+
+
+def hint_seed(config: EngineConfig) -> int:
+    """Where a hint's CRC-32 starts: the engine settings, the detectors and the release that computed
+    its due time. A hint written under other settings or by another release is not believed (its
+    state is decoded once more), so a changed setting never leaves a stale deadline behind.
+
+    >>> hint_seed(EngineConfig()) == hint_seed(EngineConfig()) != hint_seed(EngineConfig().replace(silence_z=9.0))
+    True
+    """
+    found = _SEEDS.get(id(config))
+    if found is not None and found[0] is config:
+        return found[1]
+    detectors = [f"{type(detector).__module__}.{type(detector).__qualname__}" for detector, _ in config.plan]
+    seed = zlib.crc32(repr((HINT_FORMAT, _release(), detectors, sorted(config.items()))).encode())
+    if len(_SEEDS) >= 8:
+        _SEEDS.clear()
+    _SEEDS[id(config)] = (config, seed)
+    return seed
 
 
 def due_hint(state: CustomerState, raw: bytes, config: EngineConfig) -> bytes:
-    """What a restart needs of a stored state without decoding it, tied to its exact bytes.
+    """What a restart needs of a stored state without decoding it, tied to its exact bytes and to
+    the settings that computed it (:func:`hint_seed`).
 
     >>> from forethought.core.config import EngineConfig
     >>> state = CustomerState.new("c1", EngineConfig())
     >>> raw = state.to_bytes()
-    >>> read_hint(due_hint(state, raw, EngineConfig()), raw)
+    >>> read_hint(due_hint(state, raw, EngineConfig()), raw, EngineConfig())
     (None, None)
-    >>> read_hint(due_hint(state, raw, EngineConfig()), raw + b"x") is None   # another version of the state
+    >>> read_hint(due_hint(state, raw, EngineConfig()), raw + b"x", EngineConfig()) is None  # other bytes
+    True
+    >>> read_hint(due_hint(state, raw, EngineConfig()), raw, EngineConfig().replace(silence_z=9.0)) is None
     True
     """
     due, seen = next_due(state, config), state.last_seen
-    return HINT.pack(math.nan if due is None else due, math.nan if seen is None else seen, zlib.crc32(raw))
+    return HINT.pack(math.nan if due is None else due, math.nan if seen is None else seen,
+                     zlib.crc32(raw, hint_seed(config)))
 
 
-def read_hint(hint: bytes | None, raw: bytes) -> tuple[float | None, float | None] | None:
-    """(next due, last seen) from a hint written for exactly ``raw``; None when it is not."""
+def read_hint(hint: bytes | None, raw: bytes, config: EngineConfig) -> tuple[float | None, float | None] | None:
+    """(next due, last seen) from a hint written for exactly ``raw`` under ``config``; None when it is not."""
     if hint is None or len(hint) != HINT.size:
         return None
     due, seen, crc = HINT.unpack(hint)
-    if crc != zlib.crc32(raw):
+    if crc != zlib.crc32(raw, hint_seed(config)):
         return None
     return (None if math.isnan(due) else due), (None if math.isnan(seen) else seen)
+
+
+def _release() -> str:
+    """The installed release of forethought (its due logic may differ from another's)."""
+    try:
+        return version("forethought")
+    except PackageNotFoundError:  # run from a source tree without an install
+        return "unknown"
 
 
 class StateStore:

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import rocksdict
 from faust import stores
 from faust.stores import rocksdb as faust_rocksdb
-from faust.types import EventT
+from faust.types import TP, EventT
 
 from forethought.contracts.partitioning import partition_of
 
@@ -87,6 +87,14 @@ class PartitionedRocksStore(faust_rocksdb.Store):
         """The held partitions' databases, as of now (a rebalance may change them while a reader waits)."""
         return iter(list(super()._dbs_for_actives()))
 
+    def held_items(self) -> list[tuple[int, Iterator[tuple[bytes, bytes]]]]:
+        """Each held partition's number and its raw rows, read straight from its database (no
+        per-row Faust layers), without Faust's offset key: what the index rebuild reads."""
+        topic = self.table.changelog_topic_name  # type: ignore[attr-defined]  # the concrete Table has it
+        actives = self.app.assignor.assigned_actives()
+        return [(partition, _without_offset(db.items(), self.offset_key)) for partition, db in list(self._dbs.items())
+                if TP(topic=topic, partition=partition) in actives]
+
     def estimate_len(self) -> int:
         """How many keys the held partitions have (RocksDB's estimate: counting them reads them all)."""
         return sum(int(db.property_int_value(ESTIMATE_KEYS) or 0) for db in self._dbs_for_actives())
@@ -128,6 +136,12 @@ class DueHints(MutableMapping[bytes, bytes]):
     def __delitem__(self, key: bytes) -> None:
         self._db.delete(key)
 
+    def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """The hints of ``keys`` (None where there is none) in one multi-get."""
+        if not keys:
+            return []
+        return cast("list[bytes | None]", self._db.get(cast("list[str | int | float | bytes | bool]", keys)))
+
     def __iter__(self) -> Iterator[bytes]:
         return (bytes(key) for key in self._db.keys())  # type: ignore[arg-type]  # raw mode: bytes
 
@@ -147,6 +161,18 @@ def count_restored(table: object, count: Callable[[int], None]) -> None:
     store = getattr(table, "data", None)
     if isinstance(store, PartitionedRocksStore):
         store.on_restored = count
+
+
+def _without_offset(rows: Iterable[tuple[bytes, bytes]], offset_key: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """``rows`` without the row where Faust keeps the database's changelog offset."""
+    return (row for row in rows if row[0] != offset_key)
+
+
+def held_partitions(table: object) -> list[tuple[int, Iterator[tuple[bytes, bytes]]]] | None:
+    """The held partitions' raw rows of a RocksDB-backed table (:meth:`PartitionedRocksStore.held_items`);
+    None for any other table (read it as a mapping)."""
+    store = getattr(table, "data", None)
+    return store.held_items() if isinstance(store, PartitionedRocksStore) else None
 
 
 def stored_customers(table: MutableMapping[bytes, bytes]) -> int:

@@ -55,6 +55,9 @@ class Served(Protocol):
     metrics: Metrics
     failure: str | None
 
+    @property
+    def index_ready(self) -> bool: ...
+
     def owner(self) -> Callable[[bytes], bool]: ...
 
 
@@ -158,8 +161,10 @@ def customer_view(worker: Served, key: bytes) -> dict[str, Any] | None:
 
 
 def readiness(worker: Served) -> dict[str, Any]:
-    """Ready when partitions are assigned, neither rebalancing nor recovering, and the broker answers
-    (``stream.recovery``: false from the second unanswered metadata request in a row).
+    """Ready when partitions are assigned, neither rebalancing nor recovering, the deadline index
+    rebuilt for the held partitions (``stream.index_rebuild``: every held customer's due looks can
+    fire), and the broker answers (``stream.recovery``: false from the second unanswered metadata
+    request in a row).
 
     The open ``/ready`` and ``/health`` views name a failure by its exception type only: an
     exception's message may quote a record (the full message is in the worker's log).
@@ -169,9 +174,12 @@ def readiness(worker: Served) -> dict[str, Any]:
     assigned = len(assignor.assigned_actives()) if assignor is not None else 0
     recovery = getattr(worker, "recovery", None)
     reachable = recovery is None or recovery.reachable
-    ready = assigned > 0 and not app.rebalancing and not app.in_recovery and worker.failure is None and reachable
+    indexed = worker.index_ready
+    ready = (assigned > 0 and not app.rebalancing and not app.in_recovery and indexed and worker.failure is None
+             and reachable)
     return {"ready": ready, "assigned_partitions": assigned, "rebalancing": bool(app.rebalancing),
-            "recovering": bool(app.in_recovery), "broker_reachable": reachable, "failure": worker.failure}
+            "recovering": bool(app.in_recovery), "index_rebuilt": indexed, "broker_reachable": reachable,
+            "failure": worker.failure}
 
 
 def _kind(failure: str | None) -> str | None:

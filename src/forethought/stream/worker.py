@@ -180,11 +180,18 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         worker.unflushed.extend(events)
 
+    async def rebuild_index() -> None:
+        """After an assignment, before any record or tick (the caller holds the lock): every stored
+        state's deadline in its runtime (``Worker.rebuild_index``; ``/ready`` waits for it)."""
+        if worker.index_stale:
+            await worker.rebuild_index()
+
     async def release(fresh: list[faust.EventT], in_hand: list[faust.EventT]) -> None:
         """Buffer ``fresh`` events and process what the ordering releases (``in_hand`` collects it)."""
         async with worker.lock:
             if not app.flow_control.is_active():  # a rebalance: Faust reads all this again from the committed offsets
                 return
+            await rebuild_index()
             ordered.add(fresh)
             in_hand += ordered.release()
             worker.metrics.ordering_buffered.set(len(ordered))
@@ -239,20 +246,24 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             await release([], in_hand)  # what the ordering may release first: the sweep's stream time sees it
             async with worker.lock:
                 owns = worker.owner()
-                if worker.index_stale:
-                    await worker.flush()  # the rebuild replaces the live states
-                    count = 0
-                    for done in processor.rebuilding(owns):  # in steps: heartbeats go on meanwhile
-                        count = done
-                        await asyncio.sleep(0)
-                    worker.index_stale = False
-                    log.info("deadline_index_rebuilt", customers=count)
+                await rebuild_index()
                 outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
                 await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
             await stop_unacknowledged(worker, in_hand, exc)
             return
         _refresh_gauges(worker)
+
+    @app.timer(0.25)
+    async def rebuild_when_assigned() -> None:  # no record or sweep need come first: /ready waits for it
+        if not worker.index_stale or app.rebalancing or app.in_recovery or not app.assignor.assigned_actives():
+            return
+        try:
+            async with worker.lock:
+                if not worker.failure:
+                    await rebuild_index()
+        except Exception as exc:  # noqa: BLE001 - the flush before it failed: stop, as for a batch
+            await stop_unacknowledged(worker, [], exc)
 
     @app.timer(min(worker.flush_seconds, 1.0))
     async def flush_states() -> None:  # write-behind: also when no batch comes to do it

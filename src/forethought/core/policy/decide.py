@@ -27,10 +27,13 @@ from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
+from forethought.core.policy.uplift_gate import REASON as LOW_UPLIFT
+from forethought.core.policy.uplift_gate import judge_uplift
 from forethought.core.signals import Detection, bounded_text, build_trigger, utc
+from forethought.core.uplift import UpliftModels, snapshot
 
 SUPPRESSION_REASONS = ("episode", "cooldown", "arbitration", "opted_out", "consent", "frequency_cap",
-                       "quiet_hours", "condition_error", "expired")
+                       "quiet_hours", "condition_error", "expired", LOW_UPLIFT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ class Context:
     profile: ProfileState
     rules: Rules
     env: dict[str, Any]
+    uplift: UpliftModels | None = None  # the partition's uplift estimators (None: every uplift score unknown)
 
 
 def decide(detections: list[Detection], ctx: Context, out: Verdicts) -> None:
@@ -75,7 +79,7 @@ def decide(detections: list[Detection], ctx: Context, out: Verdicts) -> None:
                "context": detection.context}
         for book in ctx.rules.listening(detection.signal):
             try:
-                if book.condition.holds(env):
+                if book.base.holds(env):  # the condition without its uplift terms (core.policy.uplift_gate)
                     candidates.append((book, detection, env))
             except EvaluationError:
                 out.decisions.append(Decision(book.name, "suppressed", detection.at, "condition_error", mode=book.mode))
@@ -90,7 +94,16 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
         if detection.signal != "daily":  # a daily re-check of a condition that already fired is not news
             out.decisions.append(Decision(book.name, "suppressed", now, "episode", mode=book.mode))
         return
-    plan = _plan(book, [f"episode: first for {episode}"], ctx, now, book.channels)
+    checks = [f"episode: first for {episode}"]
+    # the features uplift learns from (core.uplift), for playbooks whose uplift a condition reads
+    x = snapshot(env) if book.uplift is not None or book.name in ctx.rules.uplift_learned else b""
+    if book.uplift is not None:  # not worth sending: the episode stays open, as for any suppression
+        passed, check = judge_uplift(book.uplift, x, ctx.uplift)
+        if not passed:
+            out.decisions.append(Decision(book.name, "suppressed", now, LOW_UPLIFT, mode=book.mode))
+            return
+        checks.append(check)
+    plan = _plan(book, checks, ctx, now, book.channels)
     if plan.verdict == "suppress":  # the episode stays open: a later look (e.g. tomorrow's) may send
         out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, mode=book.mode))
         return
@@ -98,7 +111,7 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
     group = _holdout_group(book, ctx)
     if book.mode == "live":  # held-out customers are those who *would* have received it: lift is fair
         since = float(math.floor(now))  # whole seconds keep the state small
-        ledger.start_watch(Watch(book.name, group or "treated", since, since + ctx.rules.reengagement_window))
+        ledger.start_watch(Watch(book.name, group or "treated", since, since + ctx.rules.reengagement_window, x))
     if group is not None:
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))
         return
@@ -121,7 +134,8 @@ def release(ctx: Context, now: float, out: Verdicts) -> None:
         if book is None:
             out.decisions.append(Decision(trigger.playbook, "suppressed", now, "playbook_removed", trigger.trigger_id))
             continue
-        kept = [c for c in (trigger.why.checks if trigger.why else []) if c.startswith(("episode", "holdout", "quiet"))]
+        kept = [c for c in (trigger.why.checks if trigger.why else [])
+                if c.startswith(("episode", "uplift", "holdout", "quiet"))]
         channels = book.channels
         if trigger.channel in channels:
             channels = channels[channels.index(trigger.channel):]
@@ -140,7 +154,7 @@ def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out
     if not rest:
         out.decisions.append(Decision(book.name, "suppressed", now, "no_fallback_channel", trigger_id))
         return
-    kept = [c for c in (original.why.checks if original.why else []) if c.startswith(("episode", "holdout"))]
+    kept = [c for c in (original.why.checks if original.why else []) if c.startswith(("episode", "uplift", "holdout"))]
     retry = original.model_copy(update={
         "trigger_id": str(uuid.uuid5(uuid.UUID(original.trigger_id), "fallback:" + ",".join(rest))),
         "fallback_of": original.trigger_id,

@@ -26,6 +26,7 @@ from forethought.contracts.records import Channel
 from forethought.core.policy.expr import Expression, ExpressionError, Schema, compile_expression
 from forethought.core.policy.lifecycle import Bounds, bounds
 from forethought.core.policy.timing import QuietHours
+from forethought.core.policy.uplift_gate import UpliftGate, learnable, split, unknown_playbook, with_uplift
 from forethought.core.registry import Registry, builtin_registry
 
 PROFILE = ("plan", "timezone", "locale", "signup_date", "renewal_date", "days_since_signup",
@@ -84,6 +85,12 @@ class Playbook:
     episode: Expression | None = None
     context: tuple[tuple[str, Expression], ...] = ()
     ttl: float = 86_400.0
+    uplift: UpliftGate | None = None  # the uplift terms of ``condition`` (core.policy.uplift_gate)
+
+    @property
+    def base(self) -> Expression:
+        """What picks candidates: the condition without its uplift terms."""
+        return self.condition if self.uplift is None else self.uplift.base
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +109,7 @@ class Rules:
     by_signal: dict[str, tuple[Playbook, ...]] = field(default_factory=dict, compare=False)
     memory: float = field(default=0.0, compare=False)
     daily_bounds: tuple[Bounds | None, ...] = field(default=(), compare=False)
+    uplift_learned: frozenset[str] = field(default=frozenset(), compare=False)  # playbooks whose uplift is read
 
     def __post_init__(self) -> None:
         self.by_name.update({p.name: p for p in self.playbooks})
@@ -110,6 +118,8 @@ class Rules:
         object.__setattr__(self, "memory", self._memory())
         # when each playbook listening to "daily" can hold (None: at any time), see core.policy.lifecycle
         object.__setattr__(self, "daily_bounds", tuple(bounds(p.condition.source) for p in self.listening("daily")))
+        read = frozenset(n for p in self.playbooks if p.uplift for n in p.uplift.reads)  # core.policy.uplift_gate
+        object.__setattr__(self, "uplift_learned", read)
 
     def listening(self, signal: str) -> tuple[Playbook, ...]:
         """Playbooks evaluated on ``signal`` (worked out once, at compile time)."""
@@ -127,7 +137,7 @@ def compile_rules(spec: PlaybookFile, registry: Registry | None = None) -> Rules
     raises :class:`RuleError` naming the field at fault."""
     policy, registry = spec.policy, registry or builtin_registry()
     return Rules(
-        playbooks=tuple(_compile_playbook(i, book, registry) for i, book in enumerate(spec.playbooks)),
+        playbooks=tuple(_compile_playbook(i, book, registry, spec) for i, book in enumerate(spec.playbooks)),
         arbitration_window=seconds(policy.arbitration_window),
         caps=tuple(Cap.of(c) for c in policy.caps),
         quiet_hours=QuietHours.parse(policy.quiet_hours) if policy.quiet_hours else None,
@@ -137,14 +147,15 @@ def compile_rules(spec: PlaybookFile, registry: Registry | None = None) -> Rules
     )
 
 
-def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry) -> Playbook:
+def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry, file: PlaybookFile) -> Playbook:
     schema = schema_of(registry)
+    names = [book.name for book in file.playbooks]
 
-    def expression(source: str, *where: str) -> Expression:
+    def expression(source: str, *where: str, known: Schema = schema) -> Expression:
         try:
-            return compile_expression(source, schema)
+            return compile_expression(source, known)
         except ExpressionError as error:
-            raise RuleError(("playbooks", index, *where), str(error)) from None
+            raise RuleError(("playbooks", index, *where), unknown_playbook(error, names) or str(error)) from None
 
     for at, signal in enumerate(spec.on):
         if signal not in registry.signals:
@@ -152,15 +163,31 @@ def _compile_playbook(index: int, spec: PlaybookSpec, registry: Registry) -> Pla
             hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(registry.signals)}"
             raise RuleError(("playbooks", index, "on", at), f"unknown signal '{signal}' ({hint})")
 
+    condition = expression(spec.when, "when", known=with_uplift(schema, names))
     return Playbook(
-        name=spec.name, signals=frozenset(spec.on), condition=expression(spec.when, "when"),
+        name=spec.name, signals=frozenset(spec.on), condition=condition,
         channels=tuple(spec.channels), priority=spec.priority, description=spec.description,
         cooldown=spec.cooldown_seconds, caps=tuple(Cap.of(c) for c in spec.caps), quiet_hours=spec.quiet_hours,
         holdout=spec.holdout, mode=spec.mode,
         episode=expression(spec.episode, "episode") if spec.episode else None,
         context=tuple((name, expression(src, "context", name)) for name, src in spec.context.items()),
-        ttl=seconds(spec.ttl),
+        ttl=seconds(spec.ttl), uplift=_uplift_gate(index, condition, schema, names, file),
     )
+
+
+def _uplift_gate(index: int, condition: Expression, schema: Schema, names: list[str],
+                 file: PlaybookFile) -> UpliftGate | None:
+    """The condition's uplift terms, checked: each playbook read must be one whose uplift can be learned."""
+    try:
+        gate = split(condition, with_uplift(schema, names))
+    except ExpressionError as error:
+        raise RuleError(("playbooks", index, "when"), str(error)) from None
+    for name in gate.reads if gate else ():
+        book = file.playbooks[names.index(name)]
+        problem = learnable(name, book.mode, book.holdout, file.policy.global_holdout)
+        if problem:
+            raise RuleError(("playbooks", index, "when"), problem)
+    return gate
 
 
 @cache
