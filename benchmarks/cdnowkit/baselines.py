@@ -17,8 +17,11 @@ FORETHOUGHT = "Forethought dropoff"
 LEARNED = "Forethought learned"
 CHURN = "Forethought churn (scores.churn)"
 CHURN_39 = "Forethought churn, 39-week horizon"
+CHURN_LEARNED = "Forethought churn_learned (scores.churn_learned)"
+CHURN_LEARNED_39 = "Forethought churn_learned, 39-week horizon"
 PARETO = "Pareto/NBD P(0 in holdout)"
-PROBABILITIES = (CHURN, CHURN_39, "BG/NBD P(0 in holdout)", PARETO)  # scores meant as P(truth): Brier
+# scores meant as P(truth): they get a Brier score
+PROBABILITIES = (CHURN, CHURN_39, CHURN_LEARNED, CHURN_LEARNED_39, "BG/NBD P(0 in holdout)", PARETO)
 
 
 def bgnbd_loglik(params: np.ndarray, x: np.ndarray, tx: np.ndarray, T: np.ndarray) -> np.ndarray:
@@ -130,6 +133,8 @@ def all_scores(engine: EngineResult, cust: Customers, silence: np.ndarray, x: np
         FORETHOUGHT: engine.dropoff,
         CHURN: engine.churn,
         CHURN_39: engine.churn_truth_horizon,
+        CHURN_LEARNED: engine.churn_learned,
+        CHURN_LEARNED_39: engine.churn_learned_truth_horizon,
         "Forethought z (unrounded)": engine.z,
         LEARNED: np.nan_to_num(engine.learned, nan=0.5),  # a cold model ranks nobody
         "Recency (days silent)": silence,

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 
 from forethought.core.config import EngineConfig
-from forethought.core.detectors import churn, silence
+from forethought.core.detectors import churn, churn_learned, silence
+from forethought.core.plugin import Moment
 from forethought.ops.collector import tune_collector
 from forethought.replay.reader import sorted_lines
 from forethought.replay.runner import Replayer
@@ -52,13 +53,16 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
         silent = SNAPSHOT_AT - state.last_seen
         s = config.section("churn")  # the same model, asked about the truth's horizon (39 weeks)
         params = churn.prior(s, runner.model(customer))
+        at_truth = Moment(SNAPSHOT_AT, truth_horizon, runner.model(customer))
         rows[row["customer_id"]] = row | {
+            "churn_learned_truth_horizon": churn_learned.score(state, SNAPSHOT_AT, at_truth)[0],
             "churn_truth_horizon": churn.score(state, SNAPSHOT_AT, s, params, HOLDOUT_WEEKS * 7),
             "churn_prior": dict(params._asdict()),
             "z": (math.log(silent) - mu) / sd, "visits": state.visits,
             "triggered": silence.of(state).silence_fired_for == state.last_seen,
         }
 
+    truth_horizon = config.replace(churn_horizon_seconds=HOLDOUT_WEEKS * 7 * DAY)
     tune_collector()  # as `forethought replay` does
     runner = Replayer(config, on_trigger=count, snapshot_at=SNAPSHOT_AT, on_snapshot=on_snapshot)
     for line in sorted_lines([path]):
@@ -78,6 +82,8 @@ class EngineResult:
     z: np.ndarray
     churn: np.ndarray  # ``scores.churn`` at the snapshot (default horizon)
     churn_truth_horizon: np.ndarray  # the same model's P(no activity in the holdout's 39 weeks)
+    churn_learned: np.ndarray  # ``scores.churn_learned`` at the snapshot (default horizon)
+    churn_learned_truth_horizon: np.ndarray  # the same, asked about the holdout's 39 weeks
     churn_priors: list[dict[str, float]]  # the (r, α, a, b) each customer's score used
     triggered: np.ndarray
     visits: np.ndarray
@@ -104,6 +110,8 @@ def run_engine(purchases: list[Purchase], cust: Customers, config: EngineConfig,
                         z=np.array([rows[k]["z"] for k in keys]),
                         churn=np.array([rows[k]["scores"]["churn"] for k in keys]),
                         churn_truth_horizon=np.array([rows[k]["churn_truth_horizon"] for k in keys]),
+                        churn_learned=np.array([rows[k]["scores"]["churn_learned"] for k in keys]),
+                        churn_learned_truth_horizon=np.array([rows[k]["churn_learned_truth_horizon"] for k in keys]),
                         churn_priors=[rows[k]["churn_prior"] for k in keys],
                         triggered=np.array([rows[k]["triggered"] for k in keys]),
                         visits=np.array([rows[k]["visits"] for k in keys]))

@@ -25,6 +25,7 @@ MUST_HAVE_EXAMPLES = {
     "forethought.contracts.playbooks", "forethought.core.policy.rules", "forethought.core.policy.profiles",
     "forethought.core.ledger", "forethought.core.policy.expr", "forethought.core.policy.timing",
     "forethought.core.models", "forethought.core.snapshots",
+    "forethought.core.churn_learned", "forethought.core.detectors.churn_learned",
 }
 
 

@@ -144,14 +144,20 @@ def test_without_lifecycle_playbooks_a_silent_customer_is_looked_at_once_per_lab
     first = PageView(event_id="e1", customer_id="c1", occurred_at=at(T0))
     second = PageView(event_id="e2", customer_id="c1", occurred_at=at(T0 + 3600))
     run = Run(EVERY, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
-    labels = [s for s in run.seen if s[0] == "label"]
+    labels = [s for s in run.seen if s[0] == "label" and dict(s[2:])["model"] == "dropoff"]
     # a snapshot the day after, then each horizon (14 days) resolves one "dropped" and takes the next; one
-    # more look: the churn prior's summary of this customer at their sampling age (core.detectors.churn)
-    assert run.looks == 1 + 100 // 14 + 1 and len(labels) == 100 // 14
+    # more look: the churn prior's summary of this customer at their sampling age (core.detectors.churn);
+    # one more: the end of the churn correction's first example (day ~46: 4 expected gaps of ~11 days,
+    # core.detectors.churn_learned), whose next one ends after day 100
+    assert run.looks == 1 + 100 // 14 + 1 + 1 and len(labels) == 100 // 14
     assert all(dict(s[2:])["label"] == 1 for s in labels)
+    churn = [dict(s[2:]) for s in run.seen if s[0] == "label" and dict(s[2:])["model"] == "churn"]
+    assert [(c["label"], c["horizon_days"]) for c in churn] == [(1, 45)]
     spaced = Run(CONFIG, builtin_rules()).feed([(T0, first), (T0 + 3600, second)], T0 + 100 * DAY)
-    # the default backoff: snapshots on days 1, 15, 43 and 99; labels on days 15, 29 and 57; the churn summary
-    assert spaced.looks == 7 and [dict(s[2:])["label"] for s in spaced.seen if s[0] == "label"] == [1, 1, 1]
+    # the default backoff: snapshots on days 1, 15, 43 and 99; labels on days 15, 29 and 57; the churn summary;
+    # the churn correction's example end (day ~46)
+    assert spaced.looks == 8 and [dict(s[2:])["label"] for s in spaced.seen
+                                  if s[0] == "label" and dict(s[2:])["model"] == "dropoff"] == [1, 1, 1]
 
 
 def test_backoff_spaces_a_silent_customers_looks_out_and_gives_fewer_labels_than_every_horizon() -> None:

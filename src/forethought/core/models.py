@@ -65,6 +65,7 @@ from forethought.core.anomaly import Verdict, WindowedTrees
 from forethought.core.bandit import Bandits
 from forethought.core.btyd import OnlineFit
 from forethought.core.checkpoint import CheckpointError, floats, integer, open_checkpoint, seal
+from forethought.core.churn_learned import Correction
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import behaviour
 from forethought.core.dropoff_model import ScaledLogistic
@@ -107,6 +108,7 @@ class PartitionModels:
         self.population = PopulationPrior(min_customers=self.config.prior_min_customers)
         self.churn = OnlineFit()  # the churn score's population prior (core.detectors.churn)
         self.hours = PopulationHours()  # active hours by local hour, the send-time fallback (core.sendtime)
+        self.churn_learned = Correction()  # its learned correction (core.detectors.churn_learned)
         self.uplift = UpliftModels()  # per playbook: whom its message helps (core.uplift)
         self.bandits = Bandits()  # the playbooks' variant bandits (core.bandit)
         self._priors: tuple[EngineConfig, int, int, EngineConfig] | None = None
@@ -193,7 +195,8 @@ class PartitionModels:
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
                    "population": self.population.to_data(), "churn": self.churn.to_data(),
-                   "hours": self.hours.to_data(), "uplift": self.uplift.to_data(),
+                   "hours": self.hours.to_data(),
+                   "churn_learned": self.churn_learned.to_data(), "uplift": self.uplift.to_data(),
                    **({"bandits": self.bandits.to_data()} if self.bandits.by_playbook else {})}
         return seal(header, payload, key)
 
@@ -224,6 +227,8 @@ class PartitionModels:
             models.churn.load_data(payload["churn"])
         if "hours" in payload:  # checkpoints written before send windows have none
             models.hours.load_data(payload["hours"])
+        if "churn_learned" in payload:  # nor before its correction
+            models.churn_learned.load_data(payload["churn_learned"])
         if "uplift" in payload:  # nor before the uplift estimators
             models.uplift = UpliftModels.from_data(payload["uplift"])
         if "bandits" in payload:  # only when a playbook has variants

@@ -24,6 +24,7 @@ from typing import Any
 from forethought.core.detectors.active_hours import ActiveHours
 from forethought.core.detectors.behaviour import Behaviour
 from forethought.core.detectors.churn import Churn
+from forethought.core.detectors.churn_learned import ChurnLearned
 from forethought.core.detectors.decline import Decline
 from forethought.core.detectors.error_burst import ErrorBurst
 from forethought.core.detectors.learned_dropoff import LearnedDropoff
@@ -44,6 +45,7 @@ BUILTIN: tuple[type[Detector], ...] = (
     LearnedDropoff,  # its score reads the facts of all the others
     Churn,  # scores.churn: buy-till-you-die in closed form, its prior learned per partition
     ActiveHours,  # no signal: each customer's active hours of the day, for send windows (core.sendtime)
+    ChurnLearned,  # scores.churn_learned: scores.churn corrected by a model learned online (after Churn)
 )
 ENGINE_FEATURES = ("events", "visits", "error_total", "late_events", "days_since_first_seen",
                    "days_since_last_seen", "sessions", "session_seconds", "events_last_hour",

@@ -178,6 +178,8 @@ class CustomerState:
             "chn": None if (churn := [v.churn_repeats, v.churn_sampled, v.churn_deadline, v.churn_fired_for]) == [
                 None, 0, None, None] else churn,
             "lh": base64.b64encode(v.local_hours).decode(),  # active hours of the day (send windows)
+            "chl": None if (example := [v.example_day, v.example_days, v.back_repeats, v.back_hours]) == [
+                None, 0, None, None] else example,
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
@@ -209,6 +211,7 @@ class CustomerState:
             minute_usage=get("mu", 0.0),
             odd=list(get("odd", [])), local_hours=base64.b64decode(get("lh", "")),
             **dict(zip(("churn_repeats", "churn_sampled", "churn_deadline", "churn_fired_for"), get("chn", []))),
+            **dict(zip(("example_day", "example_days", "back_repeats", "back_hours"), get("chl", []))),
         ), config)
 
     def to_bytes(self) -> bytes:
