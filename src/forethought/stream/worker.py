@@ -103,7 +103,8 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         max_event_bytes=settings.max_event_bytes, processed=processor.processed,
         generation=lambda: app.consumer_generation_id)
     refuse_stale_acks(app, stopping=lambda: worker.stopping)
-    for state_table in (table, profiles):
+    processor.checkpoint_every = settings.model_checkpoint_seconds  # models are checkpointed with the flushes
+    for state_table in (table, profiles, checkpoints):
         track_changelog(state_table, worker.changelog_pending)
     count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
@@ -180,11 +181,26 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
         await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         worker.unflushed.extend(events)
 
+    async def rebuild_index() -> None:
+        """After an assignment, before any record or tick (the caller holds the lock): every stored
+        state's deadline in its runtime; records handled before it would move the clock past the due
+        looks of customers not loaded yet, and those would fire late or never (issue #12)."""
+        if not worker.index_stale:
+            return
+        await worker.flush()  # the rebuild replaces the live states
+        count = 0
+        for done in processor.rebuilding(worker.owner()):  # in steps: heartbeats go on meanwhile
+            count = done
+            await asyncio.sleep(0)
+        worker.index_stale = False
+        log.info("deadline_index_rebuilt", customers=count)
+
     async def release(fresh: list[faust.EventT], in_hand: list[faust.EventT]) -> None:
         """Buffer ``fresh`` events and process what the ordering releases (``in_hand`` collects it)."""
         async with worker.lock:
             if not app.flow_control.is_active():  # a rebalance: Faust reads all this again from the committed offsets
                 return
+            await rebuild_index()
             ordered.add(fresh)
             in_hand += ordered.release()
             worker.metrics.ordering_buffered.set(len(ordered))
@@ -239,14 +255,7 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             await release([], in_hand)  # what the ordering may release first: the sweep's stream time sees it
             async with worker.lock:
                 owns = worker.owner()
-                if worker.index_stale:
-                    await worker.flush()  # the rebuild replaces the live states
-                    count = 0
-                    for done in processor.rebuilding(owns):  # in steps: heartbeats go on meanwhile
-                        count = done
-                        await asyncio.sleep(0)
-                    worker.index_stale = False
-                    log.info("deadline_index_rebuilt", customers=count)
+                await rebuild_index()
                 outbox = processor.sweep(time.time(), owns)  # a tick that raises is skipped and counted
                 await outputs.publish(outbox, worker.metrics, worker.in_flight)  # awaited at the flush
         except Exception as exc:  # noqa: BLE001 - a send or state write failed: stop, as for a batch
@@ -271,13 +280,6 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             async with worker.lock:
                 await outputs.publish(worker.undecodable(letters), worker.metrics)
                 worker.skip_past(skipped)
-
-    @app.timer(settings.model_checkpoint_seconds)
-    async def checkpoint_models() -> None:
-        if app.rebalancing or app.in_recovery or worker.failure:
-            return
-        async with worker.lock:
-            worker.checkpoint_models()
 
     recovery, probe = worker.recovery, next(iter(kinds))
     assert recovery is not None
