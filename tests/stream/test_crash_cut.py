@@ -122,3 +122,30 @@ def test_a_sigkill_with_the_store_ahead_of_the_commit_ends_in_the_undisturbed_st
     _run(second, again)
     assert _final(second) == UNDISTURBED
     assert _models(second) == UNDISTURBED_MODELS
+
+
+async def test_a_restarted_worker_rebuilds_its_index_before_the_first_record() -> None:
+    """A stored customer's next look is due before the first record the restarted worker reads (of
+    another customer of the partition): it fires as that record moves the clock past it, not later (at
+    the first sweep's rebuild, when the clock has run on) or never (no record after that sweep)."""
+    from test_agent import put, recorded, settle, stored
+
+    from forethought.contracts.records import Profile
+    from forethought.core.engine import observe_profile
+    from forethought.core.policy.profiles import ProfileState
+
+    built, _ = recorded(Settings(topic_prefix="t.", batch_within_seconds=0.01, commit_interval_seconds=0.001))
+    built.owner = lambda: (lambda _key: True)  # type: ignore[method-assign]  # test_context assigns nothing
+    quiet, busy = "s1", next(f"o{n}" for n in range(100) if partition_of(f"o{n}".encode(), 4) == partition_of(b"s1", 4))
+    t0 = (time.time() // 86_400 - 20) * 86_400
+    seen = Profile(customer_id=quiet, updated_at=datetime.fromtimestamp(t0, tz=UTC), plan="pro")
+    before = observe_profile(None, ProfileState(), seen, t0, built.settings.engine).state
+    assert before is not None and before.daily_at is not None
+    built.processor.table[quiet.encode()] = before.to_bytes()  # what the crashed worker had flushed
+    view = {"event_id": "v1", "customer_id": busy, "type": "page_view",
+            "occurred_at": datetime.fromtimestamp(before.daily_at + 3600, tz=UTC).isoformat()}
+    async with built.agent.test_context() as agent:
+        await put(agent, "t.events.clickstream", busy.encode(), orjson.dumps(view), offset=0)
+        await settle(lambda: built.processor.processed.get(("t.events.clickstream", partition_of(b"s1", 4))) == 1)
+        await built.flush()
+    assert stored(built, quiet.encode()).get("daily") != before.daily_at, "the look fired at the record"
