@@ -5,8 +5,8 @@ partition's models equal those of a run that never crashed (issue #12, the chaos
 
 What the crash leaves, as on a real broker: the tables hold the last flush whole, which the offset commit
 has not reached yet (it lags a flush: the store is ahead of the committed offset); the models hold
-whatever was checkpointed. The restarted processor rebuilds its index from the tables (as the worker's
-first sweep does), its timer runs once, and it reads again from the committed offsets.
+whatever was checkpointed. The restarted processor rebuilds its index from the tables (as the worker does
+before its first record), its timer runs once, and it reads again from the committed offsets.
 """
 
 from __future__ import annotations
