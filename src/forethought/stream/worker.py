@@ -201,6 +201,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             if not app.flow_control.is_active():  # a rebalance: Faust reads all this again from the committed offsets
                 return
             await rebuild_index()
+            if not app.flow_control.is_active():  # one began while the rebuild awaited
+                return
             ordered.add(fresh)
             in_hand += ordered.release()
             worker.metrics.ordering_buffered.set(len(ordered))
