@@ -168,3 +168,22 @@ def test_the_changelog_catches_up_with_a_local_store_ahead_of_it(committed: int,
     store.flush(restarted)
     assert {c: CustomerState.from_bytes(raw, CONFIG).to_dict() for c, raw in store.changelog.items()} == expected
     assert expected == UNDISTURBED
+
+
+def test_a_restored_state_overdue_at_the_restored_clock_fires_at_the_next_sweep() -> None:
+    """A worker that read on past a customer's due look without holding their state (a restart that had
+    not rebuilt its index yet) leaves that state stale: the next restart's clock (the newest stored event)
+    is past its look, and the first sweep, to that very time, must fire it (not wait for a later event)."""
+    runtime = PartitionRuntime(0, CONFIG)
+    _feed(runtime, STREAM)
+    stale = CustomerState.from_bytes(runtime.state("c0").to_bytes(), CONFIG)  # type: ignore[union-attr]
+    due = stale.daily_at
+    assert due is not None
+    later = PageView(event_id="late", customer_id="c9", occurred_at=_at(due - T0 + HOUR))
+    other = PartitionRuntime(0, CONFIG)
+    other.feed(later)
+    restarted = PartitionRuntime(0, CONFIG)
+    restarted.restore([stale, other.state("c9")])  # type: ignore[list-item]
+    assert restarted.now == later.epoch
+    fired = restarted.advance(restarted.now)  # the sweep: stream time is the restored clock
+    assert [e.customer_id for e in fired] == ["c0"] and restarted.state("c0").daily_at != due  # type: ignore[union-attr]

@@ -115,6 +115,10 @@ class PartitionModels:
         self.labels = 0
         self.dropped = 0
         self._unsaved = 0
+        # the partition's event clock (runtime ``now``/``fed``) when the checkpoint was taken: the models and
+        # the states of one flush are one cut, and a restart resumes the clock there (docs/durability.md)
+        self.clock: float | None = None
+        self.fed: float | None = None
         self.origin = "fresh"
         self.behaviour_origin = "fresh"
         self.problem: str | None = None
@@ -193,6 +197,7 @@ class PartitionModels:
         (:mod:`forethought.core.checkpoint`), signed with ``key`` when one is given."""
         header = {"partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
+        header.update({name: at for name, at in (("clock", self.clock), ("fed", self.fed)) if at is not None})
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
                    "population": self.population.to_data(), "churn": self.churn.to_data(),
                    "hours": self.hours.to_data(),
@@ -235,6 +240,8 @@ class PartitionModels:
             models.bandits.load_data(payload["bandits"])
         models.labels = integer(header.get("labels"), "labels")
         models.dropped = integer(header.get("dropped"), "dropped")
+        models.clock, models.fed = (floats({n: header[n]}, n)[n] if header.get(n) is not None else None
+                                    for n in ("clock", "fed"))
         return models
 
     @classmethod

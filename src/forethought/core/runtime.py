@@ -170,8 +170,10 @@ class PartitionRuntime:
         """Move the clock to ``now`` (never back) and tick every customer due by then.
 
         A customer whose tick raises keeps its state and leaves the deadline index (it is not tried
-        again at every advance); its next record, or the next :meth:`restore`, tries again."""
-        if self.now is not None and now <= self.now:
+        again at every advance); its next record, or the next :meth:`restore`, tries again. A restored
+        state may be due at or before the clock :meth:`restore` set (its ticks were missed before the
+        restart): the next advance, to that very time too, fires them."""
+        if self.now is not None and now < self.now:
             return []
         self.now = now
         emitted: list[Emission] = []

@@ -153,7 +153,7 @@ class Settings(BaseSettings, KafkaSecurity):
     state_flush_seconds: float | None = Field(None, gt=0, le=600)  # write-behind of state; None: commit interval
     producer_linger_ms: int = Field(5, ge=0, le=1000)  # how long the worker's producer waits to fill a batch
     state_cache_customers: int = Field(10_000, ge=100)  # live customer states in memory per partition (~4.4 KiB each)
-    model_checkpoint_seconds: float = Field(60.0, gt=0, le=86_400)
+    model_checkpoint_seconds: float = Field(0.0, ge=0, le=86_400)  # at flushes; 0: every flush (exact after a crash)
     model_signing_key: SecretStr | None = Field(None, min_length=32)  # HMAC key: sign checkpoints, load only signed
     engine: Annotated[EngineConfig, PlainValidator(engine_config), PlainSerializer(dict)] = EngineConfig()
 

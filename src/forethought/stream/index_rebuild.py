@@ -137,6 +137,9 @@ class IndexRebuild:
     def load(self, raw: bytes) -> CustomerState | Summary:
         raise NotImplementedError
 
+    def restore_clocks(self) -> None:
+        raise NotImplementedError
+
     def rebuild_index(self, owns: Callable[[bytes], bool]) -> int:
         """After a restart or rebalance: every owned stored state into its partition's runtime
         (deadlines, and the clock at its newest event). Commit first: held runtimes are replaced.
@@ -166,6 +169,7 @@ class IndexRebuild:
                 yield hinted + decoded
             restored.apply(self.runtime(partition), self.clock("", partition))
         self.rebuilt = Rebuilt(hinted, decoded)
+        self.restore_clocks()  # the clock of the models' checkpoint, the flush's cut (model_checkpoints)
         yield hinted + decoded
 
     def _stored_partitions(self, owns: Callable[[bytes], bool]) -> Iterator[tuple[int, Iterator[Row]]]:

@@ -1,17 +1,26 @@
 """Each held partition's River models: restored from the checkpoint table on first use, written
-back by :meth:`ModelCheckpoints.checkpoint_models` (a timer, and when partitions leave).
+back with the states of a flush (:meth:`ModelCheckpoints.capture_models`, then
+:meth:`ModelCheckpoints.write_models` before the states) and when partitions leave.
 
-Labels learned after the last checkpoint are lost in a crash; a batch retried without a crash may
-teach its labels (and its customer-minutes, to the behaviour trees) twice. Both only nudge a model.
+The models are partition-wide: every customer's records teach them, and what they learned is read
+at every customer's next look. So after a crash they must be where the stored states are: a model
+checkpoint is taken at the moment a flush captures the states (never at another point of the stream),
+carries the partition's event clock of that moment, and is written before those states. A restart
+then finds models, states and clock of one cut, and reads again from the committed offset records
+whose customers' states have applied them already (docs/durability.md, "Models and clock travel with
+the flush"). ``checkpoint_every`` (``FORETHOUGHT_MODEL_CHECKPOINT_SECONDS``) > 0 checkpoints less
+often, at flushes still: the models may then be behind the states after a crash (labels lost).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import time
 from collections.abc import Callable, Collection, Iterable, MutableMapping
 from typing import TYPE_CHECKING
 
+from forethought.core.clock import EventClock
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
 from forethought.ops.logs import get_logger
@@ -34,6 +43,10 @@ class ModelCheckpoints:
     partition_for: Callable[[bytes], int]
     signing_key: bytes | None
     _checkpoint_keys: dict[int, bytes]
+    clocks: dict[tuple[str, int], EventClock]
+    checkpoint_every: float = 0.0  # seconds between two checkpoints of one partition (0: at every flush)
+    _models_captured: dict[int, bytes]  # fixed by a flush's capture, written before its states
+    _models_checkpointed_at: dict[int, float]  # monotonic time of each partition's last checkpoint
 
     def stream_time(self, partition: int, wall: float) -> float | None:
         raise NotImplementedError
@@ -61,25 +74,67 @@ class ModelCheckpoints:
 
     def checkpoint_models(self, partitions: Collection[int] | None = None) -> int:
         """Write the models that learned something since their last checkpoint (of ``partitions``,
-        default all held); returns how many were written."""
-        written = 0
-        self._gauge_behaviour(time.time())
+        default all held) as they are now: call it where the states are flushed (a flush, a
+        revocation after its flush); returns how many were written."""
+        self.capture_models(partitions, every=0.0)
+        return self.write_models()
+
+    def capture_models(self, partitions: Collection[int] | None = None, every: float | None = None) -> int:
+        """Fix the checkpoint of every partition's models that learned since the last one, with the
+        partition's clock, as of now (a flush capturing its states); :meth:`write_models` stores them.
+        ``every``: at most one per partition per that many seconds (default ``checkpoint_every``)."""
+        captured, wall = self._models_captured, time.monotonic()
+        every = self.checkpoint_every if every is None else every
         for partition, models in sorted(self.models.items()):
             if not models.unsaved or (partitions is not None and partition not in partitions):
                 continue
-            raw = models.to_bytes(self.signing_key)
+            if every and wall - self._models_checkpointed_at.get(partition, -math.inf) < every:
+                continue
+            runtime = self.runtimes.get(partition)
+            if runtime is not None:
+                models.clock, models.fed = runtime.now, runtime.fed
+            captured[partition] = models.to_bytes(self.signing_key)
+            models.unsaved = 0
+            self._models_checkpointed_at[partition] = wall
+        return len(captured)
+
+    def write_models(self) -> int:
+        """Store the checkpoints :meth:`capture_models` fixed (before the states of the same flush);
+        returns how many were written. A failed write is logged and counted, never raised: the
+        models go on, and the next checkpoint carries what they learned."""
+        captured, written = self._models_captured, 0
+        if captured:
+            self._gauge_behaviour(time.time())
+        while captured:
+            partition, raw = captured.popitem()
             try:
                 self.checkpoints[self.checkpoint_key(partition)] = raw
             except Exception as error:  # noqa: BLE001 - a checkpoint must never stop the worker; retried next time
                 self.metrics.model_checkpoints.labels(result="failed").inc()
                 model_log.error("model_checkpoint_failed", partition=partition,
                                 error=f"{type(error).__name__}: {error}")
+                if (models := self.models.get(partition)) is not None:
+                    models.unsaved += 1  # captured again at the next flush
                 continue
-            models.unsaved = 0
             self.metrics.model_checkpoints.labels(result="written").inc()
             self.metrics.model_checkpoint_bytes.labels(partition=str(partition)).set(len(raw))
             written += 1
         return written
+
+    def restore_clocks(self) -> None:
+        """After the stored states are restored: each runtime's clock back to where its models'
+        checkpoint was taken, not at the newest event among the states (which a crash can leave ahead
+        of that cut and of the committed offset): records read again move it on as they did before."""
+        for partition, runtime in self.runtimes.items():
+            models = self.models.get(partition)
+            if models is None or models.clock is None:
+                continue  # no checkpoint with a clock (fresh models, or written by an older version)
+            runtime.now, runtime.fed = models.clock, models.fed
+            restored = self.clock("", partition)  # the stream time of an idle partition starts there too
+            restored.event_max, restored.arrived_wall = runtime.now, time.time()
+
+    def clock(self, topic: str, partition: int) -> EventClock:
+        raise NotImplementedError
 
     def _gauge_behaviour(self, wall: float) -> None:
         """The behaviour trees' reference size and threshold per held partition, at its stream time."""

@@ -110,6 +110,8 @@ class BatchProcessor(ModelCheckpoints, StateStore, IndexRebuild):
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
         self.models: dict[int, PartitionModels] = {}
         self._checkpoint_keys: dict[int, bytes] = {}
+        self._models_captured: dict[int, bytes] = {}
+        self._models_checkpointed_at: dict[int, float] = {}
         self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record
         self.table_on_disk = False  # RocksDB: read as it goes (a dict: copied first, it may change meanwhile)
         self.due_hints: MutableMapping[bytes, bytes] | None = None  # see StateStore.write

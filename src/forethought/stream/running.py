@@ -114,6 +114,8 @@ class Worker:
         try:
             if delivered:
                 await asyncio.gather(*delivered)
+            if self.processor.write_models():  # the models of this cut on the broker before its states
+                await self.settle()
             while True:
                 self.processor.write(captured, WRITE_CHUNK)
                 if not captured.states:
@@ -182,13 +184,6 @@ class Worker:
         """The partitions of the behaviour inputs among ``tps`` (all inputs share partition numbers)."""
         topic = self.settings.topic(BEHAVIOUR_INPUTS[0])
         return {tp.partition for tp in tps if tp.topic == topic}
-
-    def checkpoint_models(self) -> int:
-        """Checkpoint every held partition model that learned since its last checkpoint."""
-        written = self.processor.checkpoint_models()
-        if written:
-            log.info("models_checkpointed", partitions=written)
-        return written
 
     def release_models(self, revoked: Iterable[TP]) -> None:
         """Partitions are leaving this worker: checkpoint their models, then forget them (a

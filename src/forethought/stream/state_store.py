@@ -122,6 +122,7 @@ class StateStore:
         which no later record changes (each runs on a draft), so they can be written later. Until
         :meth:`write` has stored them, the runtimes load those customers from them, not the tables."""
         captured = Dirty()
+        self.capture_models()  # the models of this very cut, written before its states
         for runtime in self.runtimes.values():
             dirty = runtime.take_dirty()
             captured.states.update(dirty.states)
@@ -132,7 +133,9 @@ class StateStore:
 
     def write(self, captured: Dirty, limit: int | None = None) -> int:
         """Write (and remove from ``captured``) its profiles and up to ``limit`` of its states to the
-        tables; returns how many states were written or deleted."""
+        tables; returns how many states were written or deleted. The models' checkpoints captured
+        with them go first (a restart never finds states ahead of the models that learned from them)."""
+        self.write_models()
         while captured.profiles:
             customer, profile = captured.profiles.popitem()
             self.profiles[customer.encode()] = orjson.dumps(profile.to_dict())
@@ -156,6 +159,12 @@ class StateStore:
                 del self._unwritten[customer]
             written += 1
         return written
+
+    def capture_models(self) -> int:
+        raise NotImplementedError  # ModelCheckpoints
+
+    def write_models(self) -> int:
+        raise NotImplementedError  # ModelCheckpoints
 
     def has_dirty(self) -> bool:
         """Whether any held customer changed since the last :meth:`commit`."""

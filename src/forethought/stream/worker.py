@@ -103,7 +103,8 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         max_event_bytes=settings.max_event_bytes, processed=processor.processed,
         generation=lambda: app.consumer_generation_id)
     refuse_stale_acks(app, stopping=lambda: worker.stopping)
-    for state_table in (table, profiles):
+    processor.checkpoint_every = settings.model_checkpoint_seconds  # models are checkpointed with the flushes
+    for state_table in (table, profiles, checkpoints):
         track_changelog(state_table, worker.changelog_pending)
     count_playbooks(worker)
     worker.agent, worker.outputs = _wire(worker, kinds)
@@ -192,6 +193,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             if not app.flow_control.is_active():  # a rebalance: Faust reads all this again from the committed offsets
                 return
             await rebuild_index()
+            if not app.flow_control.is_active():  # one began while the rebuild awaited
+                return
             ordered.add(fresh)
             in_hand += ordered.release()
             worker.metrics.ordering_buffered.set(len(ordered))
@@ -282,13 +285,6 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             async with worker.lock:
                 await outputs.publish(worker.undecodable(letters), worker.metrics)
                 worker.skip_past(skipped)
-
-    @app.timer(settings.model_checkpoint_seconds)
-    async def checkpoint_models() -> None:
-        if app.rebalancing or app.in_recovery or worker.failure:
-            return
-        async with worker.lock:
-            worker.checkpoint_models()
 
     recovery, probe = worker.recovery, next(iter(kinds))
     assert recovery is not None
