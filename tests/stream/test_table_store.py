@@ -11,6 +11,7 @@ from pathlib import Path
 import rocksdict
 from faust.types import TP
 
+from forethought.core.state import CustomerState
 from forethought.ops.settings import Settings
 from forethought.ops.topics import partition_of
 from forethought.stream.table_store import PartitionedRocksStore, held_partitions
@@ -76,4 +77,23 @@ async def test_the_index_rebuild_reads_the_held_partitions_raw_and_never_faust_s
     for partition, found in rows.items():
         assert found == sorted((k, b"state of " + k) for k in KEYS if partition_of(k, partitions) == partition)
     assert held_partitions({}) is None, "any other table is read as a mapping"
+    await store.stop()
+
+
+async def test_a_rebuild_over_held_partitions_with_no_stored_state_adds_no_runtime_and_no_clock(tmp_path: Path) -> None:
+    """A fresh worker's first rebuild must leave its partitions as replay starts them: an empty
+    restored-time clock would take part in the partition's stream time (test_parity found the
+    learned snapshots moving when it did)."""
+    built = build_worker(Settings(topic_prefix="t.", data_dir=tmp_path, state_store="rocksdb"))
+    table = built.processor.table
+    store = table.data
+    assert isinstance(store, PartitionedRocksStore)
+    await open_all(store, table.partitions)
+    topic = store.table.changelog_topic.get_topic_name()
+    built.app.assignor.assigned_actives = lambda: {TP(topic, p) for p in range(table.partitions)}  # type: ignore[method-assign]
+    assert built.processor.rebuild_index(lambda key: True) == 0
+    assert built.processor.runtimes == {} and built.processor.clocks == {}
+    store["c1".encode()] = CustomerState.new("c1", built.processor.config).to_bytes()
+    built.processor.rebuild_index(lambda key: True)
+    assert list(built.processor.runtimes) == [partition_of(b"c1", table.partitions)]
     await store.stop()

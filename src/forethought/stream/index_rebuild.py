@@ -65,6 +65,11 @@ class Restored:
         if newest is not None:
             clock.observe(newest, time.time())
 
+    @property
+    def empty(self) -> bool:
+        """Nothing was gathered: no deadline and no event time (a partition with no stored state)."""
+        return not self.dues and self.newest == -math.inf
+
 
 def believe_hints(rows: Sequence[Row], hints: Sequence[bytes | None], restored: Restored, seed: int) -> list[Row]:
     """Take into ``restored`` every row whose hint was written for its exact bytes (the CRC-32
@@ -167,7 +172,9 @@ class IndexRebuild:
                     decoded += self._decode(partition, others[start:start + DECODE_STEP], restored)
                     yield hinted + decoded
                 yield hinted + decoded
-            restored.apply(self.runtime(partition), self.clock("", partition))
+            if not restored.empty:  # a partition with no stored state gets no runtime and no restored-time
+                # clock here: an empty clock would take part in its stream time, unlike in replay
+                restored.apply(self.runtime(partition), self.clock("", partition))
         self.rebuilt = Rebuilt(hinted, decoded)
         self.restore_clocks()  # the clock of the models' checkpoint, the flush's cut (model_checkpoints)
         yield hinted + decoded
