@@ -124,6 +124,18 @@ def relative(new: float | None, old: float | None) -> float | None:
     return round(new / old - 1, 4)
 
 
+def at_volume(rows: Sequence[tuple[float, float, str]], n: int) -> dict[str, Any]:
+    """Risk-score targeting at a volume of ``n`` customers: of ``rows`` (risk, true uplift, response
+    type) per customer messaged, the ``n`` of highest risk; their summed true uplift and sleeping dogs.
+
+    >>> at_volume([(0.9, -0.2, "sleeping_dog"), (0.8, 0.3, "persuadable"), (0.5, 0.1, "persuadable")], 2)
+    {'customers': 2, 'true_incremental': 0.1, 'sleeping_dogs': 1}
+    """
+    top = sorted(rows, key=lambda row: -row[0])[:n]
+    return {"customers": len(top), "true_incremental": round(sum(row[1] for row in top), 3),
+            "sleeping_dogs": sum(1 for row in top if row[2] == "sleeping_dog")}
+
+
 # --- playbook files ---------------------------------------------------------------------------
 
 def playbook_file(kind: str) -> dict[str, Any]:
@@ -232,8 +244,10 @@ def uplift_metrics(result: LoopResult, playbook: str) -> dict[str, Any]:
         if trigger.playbook == playbook and trigger.mode == "live":
             first.setdefault(trigger.customer_id, trigger)
     kinds = Counter(model.traits(by_id[c]).kind for c in first)
-    true_uplift = sum(model.uplift(by_id[c], t.channel, t.variant, hour_factor(by_id[c], _arrival(t)))
-                      for c, t in first.items())
+    rows = [(max(t.scores.get("dropoff", 0.0), t.scores.get("churn", 0.0)),
+             model.uplift(by_id[c], t.channel, t.variant, hour_factor(by_id[c], _arrival(t))),
+             model.traits(by_id[c]).kind) for c, t in first.items()]
+    true_uplift = sum(row[1] for row in rows)
     decisions = result.report()["playbooks"].get(playbook, {}).get("decisions", {})
     return {"sent": sum(1 for t in result.triggers if t.playbook == playbook and t.mode == "live"),
             "customers_messaged": len(first), "kinds_messaged": dict(sorted(kinds.items())),
@@ -242,7 +256,7 @@ def uplift_metrics(result: LoopResult, playbook: str) -> dict[str, Any]:
             "treated": treated, "holdout": holdout,
             "incremental": incremental(treated.get("measured", 0), treated.get("reengaged", 0),
                                        holdout.get("measured", 0), holdout.get("reengaged", 0)),
-            "true_incremental": round(true_uplift, 3)}
+            "true_incremental": round(true_uplift, 3), "rows": rows}
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -261,6 +275,17 @@ def evaluate(customers: int, days: float, seed: int, partitions: int, kinds: Seq
         print(f"  seed {seed} {kind}: {cpu:.0f} CPU s", file=sys.stderr, flush=True)
     out: dict[str, Any] = {"seed": seed, "customers": customers, "days": days, "partitions": partitions,
                            "runs": runs}
+    if "base" in runs and "uplift" in runs:
+        out["uplift_vs_risk_at_volume"] = {}
+        for name in UPLIFT_PLAYBOOKS:
+            gated = runs["uplift"]["uplift"][name]
+            risk = at_volume(runs["base"]["uplift"][name]["rows"], gated["customers_messaged"])
+            out["uplift_vs_risk_at_volume"][name] = {
+                "gated": {"customers": gated["customers_messaged"], "true_incremental": gated["true_incremental"],
+                          "sleeping_dogs": gated["sleeping_dogs_messaged"]}, "risk_top": risk}
+    for data in runs.values():
+        for metrics in data["uplift"].values():
+            metrics.pop("rows")
     if "base" in runs and "sendtime" in runs:
         out["sendtime_relative"] = relative(runs["sendtime"]["sendtime"]["rate_24h"],
                                             runs["base"]["sendtime"]["rate_24h"])
@@ -285,6 +310,8 @@ def table(report: dict[str, Any]) -> str:
                          f"{u['treated'].get('reengaged')}/{u['treated'].get('measured')}, holdout "
                          f"{u['holdout'].get('reengaged')}/{u['holdout'].get('measured')}, incremental "
                          f"{u['incremental']}, true incremental {u['true_incremental']}")
+    for name, pair in report.get("uplift_vs_risk_at_volume", {}).items():
+        lines.append(f"  {name} at equal volume: gated {pair['gated']} vs base's highest-risk {pair['risk_top']}")
     if "sendtime_relative" in report:
         lines.append(f"  send time: re-engagement within 24 h, relative change {report['sendtime_relative']}")
     return "\n".join(lines)

@@ -79,3 +79,10 @@ def test_each_runs_playbook_file_loads(kind: str) -> None:
     assert gated == (list(cle.UPLIFT_PLAYBOOKS) if kind == "uplift" else [])
     windows = [name for name, book in books.items() if "send_window" in book]
     assert (kind == "sendtime") == bool(windows)
+
+
+def test_risk_targeting_at_a_volume_takes_the_highest_risks() -> None:
+    rows = [(0.95, -0.3, "sleeping_dog"), (0.9, 0.2, "persuadable"), (0.85, 0.0, "lost_cause"),
+            (0.6, 0.4, "persuadable")]
+    assert cle.at_volume(rows, 3) == {"customers": 3, "true_incremental": pytest.approx(-0.1), "sleeping_dogs": 1}
+    assert cle.at_volume(rows, 10)["customers"] == 4  # fewer customers than the volume: all of them
