@@ -17,7 +17,7 @@ SUPPORTED_PYTHONS := 3.11 3.12 3.13
 LOCK_STAMP    := $(VENV)/.lock-$(shell cksum < $(LOCK) 2>/dev/null | cut -d' ' -f1)
 PROJECT_STAMP := $(VENV)/.project-$(shell cksum < pyproject.toml 2>/dev/null | cut -d' ' -f1)
 
-.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools chromium kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench bench-scale chaos eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
+.PHONY: install client-wheel lock lock-upgrade pythons test-pythons kafka-jars tools chromium kustomize k8s-validate k8s-rules k8s-crds lint test test-unit demo bench bench-scale closed-loop-eval chaos eval eval-policy eval-real schemas asyncapi-spec check-schemas clean
 
 # A venv made with another Python (version or interpreter) is removed first; a lock older than
 # pyproject.toml's dependencies stops the install (run `make lock`). The venv is made anew from the lock
@@ -145,6 +145,11 @@ bench: install kafka-jars
 # one worker vs two in one group, and a worker on 1M customers in RocksDB (RSS, restart to ready).
 bench-scale: install kafka-jars
 	$(BIN)/python benchmarks/scale.py
+
+# Issue #16's closed-loop figures (not part of `make test` or `make bench`; docs/closed-loop-results.md):
+# the bandit's regret, send windows and uplift gating on the closed-loop simulator (about 5 CPU minutes).
+closed-loop-eval: install
+	$(BIN)/python benchmarks/closed_loop_eval.py --customers 2000 --days 45 --seed 8
 
 # Faults against real workers on a local broker of its own, compared with an undisturbed replay (docs/chaos.md):
 # 10 SIGKILLs, a broker stop/start, a 30 s SIGSTOP, a second worker joining and leaving (about 20 minutes).

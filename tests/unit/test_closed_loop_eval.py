@@ -1,0 +1,88 @@
+"""The closed-loop evaluation's metric functions compute what they claim, on hand-made inputs
+(benchmarks/closed_loop_eval.py; nothing here times anything), and its playbook files load."""
+
+from __future__ import annotations
+
+import doctest
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+if str(BENCHMARKS) not in sys.path:
+    sys.path.insert(0, str(BENCHMARKS))
+
+import closed_loop_eval as cle  # noqa: E402 - after the path is set
+
+from forethought.ops.playbooks import parse_rules  # noqa: E402
+
+
+def test_the_examples_hold() -> None:
+    result = doctest.testmod(cle, verbose=False)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_regret_of_a_known_sequence_against_the_best_fixed_variant_and_uniform() -> None:
+    # variant b is best overall (0.9 + 0.5 = 1.4 against a's 0.1 + 0.7 = 0.8)
+    rows = [({"a": 0.1, "b": 0.9}, "a"), ({"a": 0.7, "b": 0.5}, "b"), ({"a": 0.1, "b": 0.9}, "b")]
+    out = cle.regret(rows)
+    assert out["best_fixed"] == "b"
+    assert out["bandit"] == pytest.approx(2.3 - 1.5)  # b fixed earns 0.9+0.5+0.9; the choices 0.1+0.5+0.9
+    assert out["uniform"] == pytest.approx(2.3 - (0.5 + 0.6 + 0.5))
+    assert out["ratio"] == pytest.approx(0.8 / 0.7, abs=1e-3)
+
+
+def test_always_choosing_the_best_fixed_variant_has_no_regret() -> None:
+    rows = [({"a": 0.2, "b": 0.3, "c": 0.1}, "b")] * 10
+    out = cle.regret(rows)
+    assert out["bandit"] == 0 and out["uniform"] == pytest.approx(1.0) and out["ratio"] == 0
+
+
+def test_no_triggers_no_regret_and_no_ratio() -> None:
+    assert cle.regret([])["ratio"] is None and cle.most_pulled([]) is None
+
+
+def test_most_pulled_looks_at_the_last_choices_only() -> None:
+    assert cle.most_pulled(["a"] * 10 + ["b"] * 6, tail=1 / 3) == "b"
+    assert cle.most_pulled(["a"] * 10 + ["b"] * 6, tail=1.0) == "a"
+
+
+def test_incremental_reengagements_of_a_toy_table() -> None:
+    # 200 treated, 130 back; holdout 50, 25 back (rate 0.5): 130 - 100 = 30 caused by the messages
+    assert cle.incremental(200, 130, 50, 25) == 30
+    assert cle.incremental(200, 80, 50, 25) == -20  # messaging hurt
+    assert cle.incremental(200, 130, 0, 0) is None  # no holdout: nothing to compare with
+
+
+def test_reengaged_within_is_strictly_after_and_inclusive_at_the_window_end() -> None:
+    times = [100, 200, 300]
+    assert cle.reengaged_within(times, 100, 100)  # 200 is within (100, 200]
+    assert not cle.reengaged_within(times, 300, 1000)  # nothing after the last
+    assert not cle.reengaged_within([], 0, 10)
+
+
+def test_relative_change() -> None:
+    assert cle.relative(0.33, 0.30) == pytest.approx(0.1)
+    assert cle.relative(None, 0.3) is None and cle.relative(0.3, 0) is None
+
+
+@pytest.mark.parametrize("kind", ["base", "sendtime", "uplift"])
+def test_each_runs_playbook_file_loads(kind: str) -> None:
+    data = cle.playbook_file(kind)
+    rules = parse_rules(yaml.safe_dump(data), f"<{kind}>")
+    assert rules is not None
+    books = {book["name"]: book for book in data["playbooks"]}
+    assert [v["name"] for v in books[cle.BANDIT_PLAYBOOK]["variants"]] == list(cle.VARIANTS)
+    gated = [name for name in cle.UPLIFT_PLAYBOOKS if "scores.uplift." in books[name]["when"]]
+    assert gated == (list(cle.UPLIFT_PLAYBOOKS) if kind == "uplift" else [])
+    windows = [name for name, book in books.items() if "send_window" in book]
+    assert (kind == "sendtime") == bool(windows)
+
+
+def test_risk_targeting_at_a_volume_takes_the_highest_risks() -> None:
+    rows = [(0.95, -0.3, "sleeping_dog"), (0.9, 0.2, "persuadable"), (0.85, 0.0, "lost_cause"),
+            (0.6, 0.4, "persuadable")]
+    assert cle.at_volume(rows, 3) == {"customers": 3, "true_incremental": pytest.approx(-0.1), "sleeping_dogs": 1}
+    assert cle.at_volume(rows, 10)["customers"] == 4  # fewer customers than the volume: all of them
