@@ -170,7 +170,8 @@ async def test_cs_outreach_goes_to_the_team_with_the_reasons(case: tuple[str, st
 
 def test_the_cases_cover_every_shipped_channel_a_customer_sees() -> None:
     assert {c[0] for c in EMAIL} == {"error_burst", "dropoff_risk_high", "long_inactivity", "onboarding_stalled",
-                                     "key_feature_unused", "renewal_at_risk", "silence_dropoff", "activity_decline"}
+                                     "key_feature_unused", "renewal_at_risk", "silence_dropoff", "activity_decline",
+                                     "long_inactivity_learning"}
     assert {c[0] for c in SHORT} >= {"error_burst", "long_inactivity", "onboarding_stalled", "key_feature_unused",
                                      "feature_welcome"}
     assert {(c[0], c[2]) for c in EMAIL} >= {("dropoff_risk_high", "silence"), ("dropoff_risk_high", "decline")}

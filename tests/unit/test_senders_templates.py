@@ -40,7 +40,7 @@ def trigger(**changes: Any) -> Trigger:
 def test_the_shipped_templates_pass_the_start_up_check_for_every_shipped_email_playbook() -> None:
     email_playbooks = playbooks_using(DEFAULT_PLAYBOOKS_FILE, ["email"])
     assert set(email_playbooks) == {"error_burst", "dropoff_risk_high", "long_inactivity", "onboarding_stalled",
-                                    "key_feature_unused", "renewal_at_risk"}
+                                    "key_feature_unused", "renewal_at_risk", "long_inactivity_learning"}
     Renderer().check(email_playbooks + playbooks_using(Path("builtin"), ["email"]))
 
 

@@ -354,8 +354,26 @@ def test_the_shortcut_score_is_the_two_classifiers_difference() -> None:
         assert models.score("nudge", raw) == pytest.approx(arms.treated.proba(x) - arms.control.proba(x), abs=1e-6)
 
 
-def test_the_shipped_playbooks_have_no_uplift_condition_and_fire_exactly_as_without_uplift() -> None:
+def _without_the_example(path: Path) -> str:
+    """The shipped playbook file without its shadow example of issue #16 (``long_inactivity_learning``,
+    the file's last block)."""
+    text = path.read_text()
+    assert EXAMPLE_MARK in text
+    return text.split(EXAMPLE_MARK)[0]
+
+
+EXAMPLE_MARK = "\n  # Issue #16, an example in shadow mode"
+
+
+def test_only_the_shipped_shadow_example_reads_an_uplift_and_it_only_marks_long_inactivity_for_learning() -> None:
     shipped = load_rules(ROOT / "streams" / "playbooks.yaml")
+    gated = [book for book in shipped.playbooks if book.uplift is not None]
+    assert [(book.name, book.mode) for book in gated] == [("long_inactivity_learning", "shadow")]
+    assert shipped.uplift_learned == frozenset({"long_inactivity"})
+
+
+def test_the_shipped_playbooks_have_no_uplift_condition_and_fire_exactly_as_without_uplift() -> None:
+    shipped = parse_rules(_without_the_example(ROOT / "streams" / "playbooks.yaml"))
     assert all(book.uplift is None and book.base is book.condition for book in shipped.playbooks)
     assert shipped.uplift_learned == frozenset()
     # a warm estimator that no playbook reads changes no decision and no trigger
