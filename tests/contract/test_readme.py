@@ -72,6 +72,9 @@ RUN_ELSEWHERE: dict[tuple[str, ...], list[tuple[str, str]]] = {
                         ("tests/integration/test_chaos.py", "run_profile(SHORT,")],
     ("make", "bench-scale"): [("Makefile", "$(BIN)/python benchmarks/scale.py"),
                               ("tests/integration/test_bench_scale.py", '"scale.py"), "--smoke"')],
+    # on 40 customers over 7 days: the same script and runs
+    ("make", "closed-loop-eval"): [("Makefile", "$(BIN)/python benchmarks/closed_loop_eval.py"),
+                                   ("tests/unit/test_closed_loop_eval.py", '"closed_loop_eval.py"), "--customers", "40"')],
     ("forethought", "explain"): [("tests/integration/test_why_not_two_workers.py", '"explain", owned_by_first, "--url"'),
                                  ("tests/unit/test_cli_explain.py", '"explain", "c1", "--from-replay"')],
 }

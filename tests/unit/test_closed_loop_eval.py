@@ -86,3 +86,18 @@ def test_risk_targeting_at_a_volume_takes_the_highest_risks() -> None:
             (0.6, 0.4, "persuadable")]
     assert cle.at_volume(rows, 3) == {"customers": 3, "true_incremental": pytest.approx(-0.1), "sleeping_dogs": 1}
     assert cle.at_volume(rows, 10)["customers"] == 4  # fewer customers than the volume: all of them
+
+
+def test_the_harness_runs_end_to_end_on_a_tiny_population(tmp_path: Path) -> None:
+    """What `make closed-loop-eval` runs, on 40 customers over 7 days: every run and its figures in the JSON."""
+    import json
+    import subprocess
+
+    out = tmp_path / "loop.json"
+    done = subprocess.run([sys.executable, str(BENCHMARKS / "closed_loop_eval.py"), "--customers", "40", "--days", "7",
+                           "--seed", "3", "--out", str(out)], capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    [seed] = json.loads(out.read_text())["seeds"]
+    assert (seed["seed"], seed["customers"]) == (3, 40)
+    assert set(seed["runs"]) == {"base", "sendtime", "uplift"}
+    assert seed["runs"]["base"]["bandit"]["triggers"] > 0, "the variant playbook fired on these customers"
