@@ -257,17 +257,6 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             return
         _refresh_gauges(worker)
 
-    @app.timer(0.25)
-    async def rebuild_when_assigned() -> None:  # no record or sweep need come first: /ready waits for it
-        if not worker.index_stale or app.rebalancing or app.in_recovery or not app.assignor.assigned_actives():
-            return
-        try:
-            async with worker.lock:
-                if not worker.failure:
-                    await rebuild_index()
-        except Exception as exc:  # noqa: BLE001 - the flush before it failed: stop, as for a batch
-            await stop_unacknowledged(worker, [], exc)
-
     @app.timer(min(worker.flush_seconds, 1.0))
     async def flush_states() -> None:  # write-behind: also when no batch comes to do it
         if worker.failure:
