@@ -53,7 +53,8 @@ class OrderedBatches:
         """Hold ``events`` (they are acknowledged only after processing) and buffer them.
 
         An event read before the last rebalance is held but dropped: after a rebalance Faust seeks
-        every partition back to its committed offset and reads it again (in a new generation), so
+        every partition back to its committed offset (or its beginning when none:
+        :mod:`forethought.stream.rewind`) and reads it again (in a new generation), so
         processing the old copy would put records of one topic-partition out of offset order.
         """
         events = list(events)
