@@ -18,6 +18,7 @@ cooldown
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -45,6 +46,19 @@ def seconds(text: str) -> float:
     if match is None:
         raise ValueError(f"expected a duration such as 90s, 10m, 36h or 7d, got {text!r}")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def repeated(names: Iterable[str]) -> list[str]:
+    """The names that occur more than once, sorted.
+
+    >>> repeated(["a", "b", "a", "c", "b"])
+    ['a', 'b']
+    """
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for name in names:
+        (twice if name in seen else seen).add(name)
+    return sorted(twice)
 
 
 def _duration(text: str) -> str:
@@ -144,9 +158,7 @@ class PlaybookSpec(_Spec):
     @field_validator("variants")
     @classmethod
     def _variants(cls, value: list[VariantSpec]) -> list[VariantSpec]:
-        names = [v.name for v in value]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
+        if twice := repeated(v.name for v in value):
             raise ValueError(f"variant names must be unique; repeated: {', '.join(twice)}")
         if len(value) == 1:
             raise ValueError("list at least two variants (or none)")
@@ -187,8 +199,6 @@ class PlaybookFile(_Spec):
     @field_validator("playbooks")
     @classmethod
     def _unique_names(cls, playbooks: list[PlaybookSpec]) -> list[PlaybookSpec]:
-        names = [p.name for p in playbooks]
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
+        if twice := repeated(p.name for p in playbooks):
             raise ValueError(f"playbook names must be unique; repeated: {', '.join(twice)}")
         return playbooks
