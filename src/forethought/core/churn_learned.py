@@ -49,6 +49,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from forethought.core.checkpoint import CheckpointError, floats, integer
+from forethought.core.dropoff_model import learn_scaled
 
 NAMES: tuple[str, ...] = (
     "btyd_logit",  # the BTYD log-odds at the horizon (also the offset: the model may rescale it)
@@ -157,16 +158,8 @@ class Correction:
     def learn(self, x: Mapping[str, float], p_btyd: float, silent: bool) -> float | None:
         """One resolved example; returns what the model predicted for it first (None while cold)."""
         predicted = self.blend(p_btyd, x) if self.warm else None
-        counts, means, vars_, weights = self.counts, self.means, self.vars, self.weights
-        scaled, total = [], 0.0
-        for i, xi in x.items():
-            n = counts[i] = counts.get(i, 0) + 1
-            old = means.get(i, 0.0)
-            mean = means[i] = old + (xi - old) / n
-            v = vars_[i] = vars_.get(i, 0.0) + ((xi - old) * (xi - mean) - vars_.get(i, 0.0)) / n
-            xs = (xi - mean) / v**0.5 if v else 0.0
-            scaled.append((i, xs))
-            total += weights.setdefault(i, 0.0) * xs
+        scaled, total = learn_scaled(x, self.counts, self.means, self.vars, self.weights)
+        weights = self.weights
         p = sigmoid(logit(p_btyd) + total + self.intercept)
         gradient = float(min(max(p - (1.0 if silent else 0.0), -CLIP), CLIP))
         self.intercept -= self.lr * gradient

@@ -32,6 +32,36 @@ CLIP = 1e12  # River's LogisticRegression clip_gradient
 INTERCEPT_LR = 0.01  # River's LogisticRegression intercept_lr (a constant schedule)
 
 
+def learn_scaled(x: Mapping[str, float], counts: dict[str, int], means: dict[str, float], vars_: dict[str, float],
+                 weights: dict[str, float]) -> tuple[list[tuple[str, float]], float]:
+    """River's ``StandardScaler.learn_one`` then ``transform_one`` on ``x``, in one pass (each feature's
+    scaling reads only its own running count, mean and variance); returns each feature scaled and the
+    weights' dot product with them, a missing weight added at zero first (River's learn mode).
+
+    >>> counts, means, vars_, weights = {}, {}, {}, {"a": 2.0}
+    >>> learn_scaled({"a": 1.0}, counts, means, vars_, weights)
+    ([('a', 0.0)], 0.0)
+    >>> learn_scaled({"a": 3.0, "b": 5.0}, counts, means, vars_, weights)
+    ([('a', 1.0), ('b', 0.0)], 2.0)
+    >>> counts, means, vars_, weights["b"]
+    ({'a': 2, 'b': 1}, {'a': 2.0, 'b': 5.0}, {'a': 1.0, 'b': 0.0}, 0.0)
+    """
+    scaled, total = [], 0.0
+    for i, xi in x.items():
+        n = counts[i] = counts.get(i, 0) + 1
+        old = means.get(i, 0.0)
+        mean = means[i] = old + (xi - old) / n
+        v = vars_.get(i, 0.0)
+        v = vars_[i] = v + ((xi - old) * (xi - mean) - v) / n
+        xs = (xi - mean) / v**0.5 if v else 0.0
+        scaled.append((i, xs))
+        w = weights.get(i)
+        if w is None:
+            w = weights[i] = 0.0
+        total += w * xs
+    return scaled, total
+
+
 class ScaledLogistic:
     """Standard scaling then logistic regression with plain SGD at ``lr`` (see the module docstring).
 
@@ -76,20 +106,7 @@ class ScaledLogistic:
     def learn_one(self, x: Mapping[str, float], y: bool) -> None:
         """One labelled example: the scaler learns it, then the regression learns it scaled (each
         feature's scaling reads only its own statistics, so one pass does both)."""
-        counts, means, vars_, weights = self.counts, self.means, self.vars, self.weights
-        scaled, total = [], 0.0
-        for i, xi in x.items():
-            n = counts[i] = counts.get(i, 0) + 1
-            old = means.get(i, 0.0)
-            mean = means[i] = old + (xi - old) / n
-            v = vars_.get(i, 0.0)
-            v = vars_[i] = v + ((xi - old) * (xi - mean) - v) / n
-            xs = (xi - mean) / v**0.5 if v else 0.0
-            scaled.append((i, xs))
-            w = weights.get(i)
-            if w is None:  # River's learn mode adds a missing weight (zero) before the prediction
-                w = weights[i] = 0.0
-            total += w * xs
+        scaled, total = learn_scaled(x, self.counts, self.means, self.vars, self.weights)
         sign = 1 if y else -1
         z = (total + self.intercept) * sign
         if z > 18.0:
@@ -100,7 +117,7 @@ class ScaledLogistic:
             gradient = 1.0 * -sign / (math.exp(z) + 1.0)
         gradient = float(min(max(gradient, -CLIP), CLIP))
         self.intercept -= INTERCEPT_LR * gradient
-        lr = self.lr
+        lr, weights = self.lr, self.weights
         for i, xs in scaled:
             weights[i] -= lr * (xs * gradient)
         self.iterations += 1
