@@ -339,17 +339,15 @@ def _context(state: CustomerState, profile: ProfileState, rules: Rules, now: flo
              models: PartitionModels | None = None, found: dict[str, Any] | None = None) -> policy.Context:
     """What playbooks see; ``found``: :func:`facts` as of ``now`` when already built."""
     env = {**(found or facts(state, now, config, models)), "profile": profile.facts(now)}
-    activity = Activity(active_hours.seen(state), None if models is None else models.hours)
-    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env,
-                          uplift=None if models is None else models.uplift, activity=activity,
-                          bandits=_bandits(models))
+    return _held_context(state, profile, rules, models, env)
 
 
-def _held_context(state: CustomerState, profile: ProfileState, rules: Rules,
-                  models: PartitionModels | None) -> policy.Context:
-    """What releasing held triggers needs: no facts (their conditions were judged when they were decided)."""
+def _held_context(state: CustomerState, profile: ProfileState, rules: Rules, models: PartitionModels | None,
+                  env: dict[str, Any] | None = None) -> policy.Context:
+    """The policy's context; without ``env`` what releasing held triggers needs (no facts: their
+    conditions were judged when they were decided)."""
     activity = Activity(active_hours.seen(state), None if models is None else models.hours)
-    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, {},
+    return policy.Context(state.customer_id, state.account_id, state.policy, profile, rules, env or {},
                           uplift=None if models is None else models.uplift, activity=activity,
                           bandits=_bandits(models))
 
