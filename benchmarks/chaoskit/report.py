@@ -63,7 +63,8 @@ def table(results: list[ScenarioResult]) -> str:
         each = ", ".join(f"{f.kind}@{f.at_record}: {'-' if f.recovery is None else f'{f.recovery:.1f}'}"
                          + (f" ({f.restarts} restarts)" if f.restarts else "") for f in r.faults)
         lines.append(f"\n{r.name}: {each}; {r.worker_starts} worker starts, {r.seconds:.0f} s"
-                     + ("" if r.settled else "; NOT SETTLED (the group never committed every input record)"))
+                     + ("" if r.settled else "; NOT SETTLED (the group never committed every input record;"
+                                           f" uncommitted: {r.behind})"))
         if r.tally.differing_fields:
             fields = ", ".join(f"{name} x{n}" for name, n in r.tally.differing_fields.most_common())
             lines.append(f"  state fields that differ: {fields}")

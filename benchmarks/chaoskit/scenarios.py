@@ -31,7 +31,7 @@ from .cluster import Cluster
 from .compare import Tally, compare_states, compare_triggers
 from .expected import Expected, worker_settings
 from .faults import FaultResult, Faults, Timing
-from .traffic import Producer, lag, read_all
+from .traffic import Producer, lag, lag_by_partition, read_all
 from .workload import Workload
 
 # The worker's settings for every scenario: due times checked twice a second; the event clock follows
@@ -78,6 +78,7 @@ class ScenarioResult:
     tally: Tally = field(default_factory=Tally)
     seconds: float = 0.0
     settled: bool = True
+    behind: dict[str, int] = field(default_factory=dict)  # when not settled: uncommitted records per partition
     worker_starts: int = 0
 
 
@@ -86,17 +87,20 @@ def legs(total: int, faults: int) -> list[int]:
     return [round(total * i / (faults + 1)) for i in range(faults + 2)]
 
 
-async def settle(cluster: Cluster, group: str, topics: list[str], partitions: int, timeout: float) -> bool:
+async def settle(cluster: Cluster, group: str, topics: list[str], partitions: int,
+                 timeout: float) -> dict[str, int]:
     """Wait until the group has committed every input record (its states and triggers are then on the
-    broker); workers that exit on their own are started again meanwhile."""
-    deadline = time.monotonic() + timeout
+    broker); workers that exit on their own are started again meanwhile. Returns what is still
+    uncommitted per partition at the deadline (empty: settled)."""
+    deadline, behind = time.monotonic() + timeout, {"?": -1}
     while time.monotonic() < deadline:
         cluster.supervise()
         with contextlib.suppress(KafkaError):
-            if await lag(cluster.bootstrap, group, topics, partitions) == 0:
-                return True
+            behind = await lag_by_partition(cluster.bootstrap, group, topics, partitions)
+            if not behind:
+                return behind
         await asyncio.sleep(1.0)
-    return False
+    return behind
 
 
 async def run_scenario(cluster: Cluster, scenario: Scenario, workload: Workload, expected: Expected,
@@ -129,8 +133,9 @@ async def run_scenario(cluster: Cluster, scenario: Scenario, workload: Workload,
             producer.limit = bounds[i + 2]
             result.faults.append(await faults.inject(kind))
         await producer.reached(len(workload.records))
-        result.settled = await settle(cluster, first.deployment.app_id, inputs, workload.partitions,
-                                      profile.settle_timeout)
+        result.behind = await settle(cluster, first.deployment.app_id, inputs, workload.partitions,
+                                     profile.settle_timeout)
+        result.settled = not result.behind
         result.worker_starts = sum(w.starts for w in cluster.workers)
     finally:
         await producer.close()

@@ -108,6 +108,12 @@ async def read_all(bootstrap: str, topic: str, partitions: int) -> list[Consumer
 
 async def lag(bootstrap: str, group: str, topics: list[str], partitions: int) -> int:
     """Records of ``topics`` the consumer group ``group`` has not committed yet."""
+    return sum((await lag_by_partition(bootstrap, group, topics, partitions)).values())
+
+
+async def lag_by_partition(bootstrap: str, group: str, topics: list[str], partitions: int) -> dict[str, int]:
+    """Per ``topic/partition`` of ``topics``: the records ``group`` has not committed yet (those behind
+    only)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await admin.start()
@@ -117,7 +123,8 @@ async def lag(bootstrap: str, group: str, topics: list[str], partitions: int) ->
         tps = [TopicPartition(t, p) for t in topics for p in range(partitions)]
         ends = await consumer.end_offsets(tps)
         done = {tp: meta.offset for tp, meta in committed.items()}
-        return sum(max(0, end - max(0, done.get(tp, 0))) for tp, end in ends.items())
+        behind = {f"{tp.topic}/{tp.partition}": end - max(0, done.get(tp, 0)) for tp, end in ends.items()}
+        return {name: n for name, n in behind.items() if n > 0}
     finally:
         await consumer.stop()
         await admin.close()
