@@ -35,3 +35,11 @@ def test_partitions_keep_separate_time_and_an_unseen_partition_has_none() -> Non
     proc.clock("clicks", 0).observe(5_000.0, wall=100.0)
     proc.clock("clicks", 1).observe(2_000.0, wall=100.0)
     assert (proc.stream_time(0, 100.0), proc.stream_time(1, 100.0), proc.stream_time(2, 100.0)) == (5_000.0, 2_000.0, None)
+
+
+def test_a_clock_that_has_seen_no_event_does_not_move_its_partition_to_the_wall_clock() -> None:
+    proc = processor(set())
+    proc.clock("", 0)  # e.g. a restored-time clock created before any time was known
+    assert proc.stream_time(0, wall=1_000_000.0) is None
+    proc.clock("clicks", 0).observe(5_000.0, wall=100.0)
+    assert proc.stream_time(0, wall=100.0) == 5_000.0

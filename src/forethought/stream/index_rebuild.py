@@ -58,12 +58,13 @@ class Restored:
     dues: dict[str, float] = field(default_factory=dict)
     newest: float = -math.inf
 
-    def apply(self, runtime: PartitionRuntime, clock: EventClock) -> None:
-        """Put the gathered deadlines into ``runtime``'s index (in bulk) and the newest time on its clock."""
+    def apply(self, runtime: PartitionRuntime, clock: Callable[[], EventClock]) -> None:
+        """Put the gathered deadlines into ``runtime``'s index (in bulk) and the newest time on its
+        restored-time clock (``clock()``: made only when there is a time to put on it)."""
         newest = None if self.newest == -math.inf else self.newest
         runtime.restore_dues(self.dues, newest)
         if newest is not None:
-            clock.observe(newest, time.time())
+            clock().observe(newest, time.time())
 
     @property
     def empty(self) -> bool:
@@ -174,7 +175,7 @@ class IndexRebuild:
                 yield hinted + decoded
             if not restored.empty:  # a partition with no stored state gets no runtime and no restored-time
                 # clock here: an empty clock would take part in its stream time, unlike in replay
-                restored.apply(self.runtime(partition), self.clock("", partition))
+                restored.apply(self.runtime(partition), lambda p=partition: self.clock("", p))
         self.rebuilt = Rebuilt(hinted, decoded)
         self.restore_clocks()  # the clock of the models' checkpoint, the flush's cut (model_checkpoints)
         yield hinted + decoded

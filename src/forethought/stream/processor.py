@@ -156,13 +156,15 @@ class BatchProcessor(ModelCheckpoints, StateStore, IndexRebuild):
 
         While any of its input topic-partitions still has records waiting, the slowest of those
         sets the time, so a customer whose next event is queued on a lagging topic is not seen as
-        silent. When all are caught up, the freshest clock rules and advances once input idles.
+        silent. When all are caught up, the freshest clock rules and advances once input idles. A
+        clock that has seen no event yet takes no part (alone, :meth:`EventClock.now` reads the wall
+        clock, which would fire every deadline of the partition up to today).
         """
         clocks = self._partition_clocks.get(partition, ())
         behind = self._behind(partition)
         if behind < math.inf:
             return behind
-        return max((clock.now(wall) for _, clock in clocks), default=None)
+        return max((clock.now(wall) for _, clock in clocks if clock.event_max is not None), default=None)
 
     def _behind(self, partition: int) -> float:
         """The earliest newest-event-time among ``partition``'s topics that still have records
