@@ -51,3 +51,42 @@ async def test_input_partitions_all_committed_are_only_sought_to_their_commits()
     thread = consumer._thread = Thread({TP("t.events.usage", 0): 3, TP("t.events.errors", 1): 1})
     await consumer.perform_seek()
     assert thread.to_beginning == []
+
+
+class WatchedThread(Thread):
+    """Also notes whether Faust's flow was on when the seek reached the broker."""
+
+    def __init__(self, consumer: Any, committed: dict[TP, int | None]) -> None:
+        super().__init__(committed)
+        self.consumer, self.flow_during_seek = consumer, list[bool]()
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        self.flow_during_seek.append(self.consumer.flow_active)
+        return await super().seek_to_committed()
+
+
+async def test_no_record_is_handed_out_while_faust_seeks_to_the_committed_offsets() -> None:
+    """At the end of a rebalance that restored a table, Faust seeks with its flow on (it was turned on for
+    the changelogs): its delivery loop then marked records of the new fetch as already read, and one was
+    never processed while the commit passed it (the join-leave chaos loss). The seek runs with the flow
+    stopped, and the flow is on again after it."""
+    worker = build_worker(Settings(topic_prefix="t."))
+    consumer: Any = worker.app.consumer
+    thread = consumer._thread = WatchedThread(consumer, {TP("t.events.usage", 1): 289})
+    consumer.resume_flow()  # as during a table recovery
+    consumer._read_offset[TP("t.events.usage", 1)] = 317  # Faust handed out records past the commit
+
+    await consumer.perform_seek()
+
+    assert thread.flow_during_seek == [False], "the delivery loop was stopped while the seek ran"
+    assert consumer.flow_active, "the flow is on again afterwards"
+    assert consumer._read_offset[TP("t.events.usage", 1)] == 289, "everything after the commit is read again"
+
+
+async def test_a_seek_while_the_flow_is_stopped_leaves_it_stopped() -> None:
+    worker = build_worker(Settings(topic_prefix="t."))
+    consumer: Any = worker.app.consumer
+    consumer._thread = WatchedThread(consumer, {TP("t.events.usage", 0): 5})
+    consumer.stop_flow()  # a rebalance: Faust turns the flow on itself when it is over
+    await consumer.perform_seek()
+    assert not consumer.flow_active

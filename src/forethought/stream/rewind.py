@@ -14,8 +14,11 @@ while the rebalance was finishing). See docs/runtime/ordered-inputs.md, "Acknowl
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
+
+SETTLE_STEPS = 3  # event-loop turns for Faust's delivery loop to notice a stopped flow and park
 
 
 def rewind_uncommitted(consumer: Any, topics: Iterable[str],
@@ -51,3 +54,27 @@ def rewind_faust(app: Any, topics: Iterable[str]) -> None:
         await consumer._thread.seek_to_beginning(*partitions)
 
     rewind_uncommitted(consumer, topics, seek_to_beginning)
+
+
+def seek_quietly(consumer: Any, settle_steps: int = SETTLE_STEPS) -> None:
+    """Wrap ``consumer.perform_seek`` (Faust's "seek every partition to its committed offset") so
+    that no fetched record is handed out while it runs: the flow is stopped first (Faust's delivery
+    loop stops at the next record and waits for the flow), and turned on again afterwards only if it
+    was on. Records handed out before the seek are older than the committed offset or equal to what
+    is read again after it, so the records of each topic-partition arrive without a hole.
+    """
+    perform_seek = consumer.perform_seek
+
+    async def perform_seek_with_flow_stopped() -> None:
+        flowing = bool(consumer.flow_active)
+        if flowing:
+            consumer.stop_flow()
+            for _ in range(settle_steps):  # the delivery loop runs, sees the stop and parks
+                await asyncio.sleep(0)
+        try:
+            await perform_seek()
+        finally:
+            if flowing and not consumer.flow_active:
+                consumer.resume_flow()
+
+    consumer.perform_seek = perform_seek_with_flow_stopped

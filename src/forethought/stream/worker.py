@@ -29,7 +29,7 @@ from forethought.stream.outputs import Outputs
 from forethought.stream.processor import BatchProcessor, RawRecord
 from forethought.stream.recovery import Recovery, broker_answers
 from forethought.stream.rekey import headers_of
-from forethought.stream.rewind import rewind_faust
+from forethought.stream.rewind import rewind_faust, seek_quietly
 from forethought.stream.running import Worker, count_playbooks
 from forethought.stream.table_store import DueHints, count_restored, rocksdb_options, store_url, stored_customers
 from forethought.stream.web import readiness, register_views
@@ -105,6 +105,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         generation=lambda: app.consumer_generation_id)
     refuse_stale_acks(app, stopping=lambda: worker.stopping)
     rewind_faust(app, kinds)  # records dropped around a rebalance are read again, committed or not
+    seek_quietly(app.consumer)  # and no record is handed out while Faust seeks (no hole, no double)
     processor.checkpoint_every = settings.model_checkpoint_seconds  # models are checkpointed with the flushes
     for state_table in (table, profiles, checkpoints):
         track_changelog(state_table, worker.changelog_pending)
