@@ -65,10 +65,9 @@ async def test_faults_lose_nothing_duplicate_nothing_and_leave_every_state_as_an
     assert kills.tally.extra <= len(expected.triggers) // 4, "extra triggers after SIGKILLs (see the table)"
     assert kills.tally.states_differ <= kills.tally.customers // 4, "states differing after SIGKILLs"
     assert [(r.name, r.tally.extra) for r in results[1:]] == [(r.name, 0) for r in results[1:]]
-    # A second known shortfall (docs/chaos.md): in the fresh-clone CI run a worker joining and leaving left
-    # one customer one event short (1/44: counts n, am, be one lower), a record not applied although the
-    # group committed it; cause open. Bounded the same way; the broker restart and the SIGSTOP stay exact.
-    leaving = results[3]
-    assert leaving.tally.states_differ <= leaving.tally.customers // 4, "states differing after join/leave"
-    differing = {r.name: dict(r.tally.differing_fields) for r in results[1:3] if r.tally.states_differ}
+    # A worker joining and leaving once left a customer one event short, or the group never committed every
+    # record: Faust sought to the committed offsets while handing out records and dropped one of the new
+    # fetch (docs/chaos.md, "join-leave"; fixed by stream/rewind.py seek_quietly). Exact again, as are the
+    # broker restart and the SIGSTOP.
+    differing = {r.name: dict(r.tally.differing_fields) for r in results[1:] if r.tally.states_differ}
     assert differing == {}, "customers whose state differs from the undisturbed run, by field (see the table)"
