@@ -30,6 +30,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 
 from forethought.contracts.decode import describe
@@ -175,7 +176,7 @@ class IndexRebuild:
                 yield hinted + decoded
             if not restored.empty:  # a partition with no stored state gets no runtime and no restored-time
                 # clock here: an empty clock would take part in its stream time, unlike in replay
-                restored.apply(self.runtime(partition), lambda p=partition: self.clock("", p))
+                restored.apply(self.runtime(partition), partial(self.clock, "", partition))
         self.rebuilt = Rebuilt(hinted, decoded)
         self.restore_clocks()  # the clock of the models' checkpoint, the flush's cut (model_checkpoints)
         yield hinted + decoded
