@@ -150,6 +150,50 @@ def test_a_sigkill_after_a_flush_wrote_its_models_but_before_its_states_ends_in_
     assert _models(second) == UNDISTURBED_MODELS
 
 
+def _crash_after_models(processor: BatchProcessor, records: list[RawRecord]) -> None:
+    """Handle ``records``, begin their flush, write its models' checkpoint and die before its states."""
+    processor.handle(records, WALL)
+    processor.sweep(WALL)
+    processor.capture()
+    assert processor.write_models() > 0
+
+
+def test_two_sigkills_each_after_a_flush_wrote_its_models_end_in_the_undisturbed_run() -> None:
+    """After the first restart passed over a checkpoint whose states were never stored, its next
+    checkpoint takes that slot (with a higher number), so a second such SIGKILL resumes the second
+    worker's last complete flush, not the first worker's stale one."""
+    tables = Tables()
+    first, cuts = tables.processor(), [2 * len(RECORDS) // 5, 3 * len(RECORDS) // 5]
+    committed: list[dict[tuple[str, int], int]] = [{}]
+    _run(first, RECORDS[:cuts[0]], on_flush=lambda: committed.append(dict(first.processed)))
+    _crash_after_models(first, RECORDS[cuts[0]:cuts[0] + FLUSH])
+    second = tables.processor()
+    second.rebuild_index(lambda _key: True)
+    again = [r for r in RECORDS if r.offset >= committed[-1].get((r.topic, r.partition), 0)]
+    upto = next(i for i, r in enumerate(again) if r is RECORDS[cuts[1]])
+    _run(second, again[:upto], on_flush=lambda: committed.append(dict(second.processed)))
+    _crash_after_models(second, again[upto:upto + FLUSH])
+    third = tables.processor()
+    third.rebuild_index(lambda _key: True)
+    third.sweep(WALL)
+    _run(third, [r for r in RECORDS if r.offset >= committed[-1].get((r.topic, r.partition), 0)])
+    assert _final(third) == UNDISTURBED
+    assert _models(third) == UNDISTURBED_MODELS
+
+
+def test_a_first_checkpoint_whose_states_were_never_stored_gives_fresh_models_and_no_clock() -> None:
+    tables = Tables()
+    first = tables.processor()
+    _crash_after_models(first, RECORDS[:FLUSH])  # the very first flush dies between models and states
+    assert tables.checkpoints and not tables.states
+    second = tables.processor()
+    second.rebuild_index(lambda _key: True)
+    assert all(second.model(p).origin == "fresh" and second.model(p).clock is None for p in range(PARTITIONS))
+    _run(second, RECORDS)
+    assert _final(second) == UNDISTURBED
+    assert _models(second) == UNDISTURBED_MODELS
+
+
 async def test_a_restarted_worker_rebuilds_its_index_before_the_first_record() -> None:
     """A stored customer's next look is due before the first record the restarted worker reads (of
     another customer of the partition): it fires as that record moves the clock past it, not later (at
