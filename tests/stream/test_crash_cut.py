@@ -89,7 +89,7 @@ def _final(processor: BatchProcessor) -> dict[str, dict[str, object]]:
 def _models(processor: BatchProcessor) -> dict[int, bytes]:
     out = {}
     for partition, models in processor.models.items():
-        models.clock = models.fed = None  # where it was checkpointed, not what it learned
+        models.clock = models.fed = models.cut = None  # where it was checkpointed, not what it learned
         out[partition] = models.to_bytes()
     return out
 
@@ -120,6 +120,76 @@ def test_a_sigkill_with_the_store_ahead_of_the_commit_ends_in_the_undisturbed_st
     second.sweep(WALL)  # the new worker's first sweep, before it reads anything
     again = [r for r in RECORDS if r.offset >= restart_at.get((r.topic, r.partition), 0)]
     _run(second, again)
+    assert _final(second) == UNDISTURBED
+    assert _models(second) == UNDISTURBED_MODELS
+
+
+@pytest.mark.parametrize("crash", [len(RECORDS) * n // 5 for n in (1, 2, 3, 4)])
+def test_a_sigkill_after_a_flush_wrote_its_models_but_before_its_states_ends_in_the_undisturbed_run(
+        crash: int) -> None:
+    """The flush writes (and awaits) the models' checkpoint, with its clock, before the states it
+    captured with them: a SIGKILL in between leaves the models and clock of that flush beside the
+    states of the flush before. The restart must resume the models and clock of the stored states'
+    cut, not the newer ones: otherwise the records read again teach the models twice, and the clock,
+    ahead of those records, fires due looks before them (the chaos run's extra triggers)."""
+    tables = Tables()
+    first = tables.processor()
+    committed: list[dict[tuple[str, int], int]] = [{}]
+    _run(first, RECORDS[:crash], on_flush=lambda: committed.append(dict(first.processed)))
+    first.handle(RECORDS[crash:crash + FLUSH], WALL)  # the next batch, and its flush begins:
+    first.sweep(WALL)
+    first.capture()  # the states and models of its cut are fixed,
+    assert first.write_models() > 0  # the models are on the broker, and the SIGKILL comes before the states
+    restart_at = committed[-2]  # the offset commit lags the last complete flush
+    second = tables.processor()
+    second.rebuild_index(lambda _key: True)
+    second.sweep(WALL)
+    again = [r for r in RECORDS if r.offset >= restart_at.get((r.topic, r.partition), 0)]
+    _run(second, again)
+    assert _final(second) == UNDISTURBED
+    assert _models(second) == UNDISTURBED_MODELS
+
+
+def _crash_after_models(processor: BatchProcessor, records: list[RawRecord]) -> None:
+    """Handle ``records``, begin their flush, write its models' checkpoint and die before its states."""
+    processor.handle(records, WALL)
+    processor.sweep(WALL)
+    processor.capture()
+    assert processor.write_models() > 0
+
+
+def test_two_sigkills_each_after_a_flush_wrote_its_models_end_in_the_undisturbed_run() -> None:
+    """After the first restart passed over a checkpoint whose states were never stored, its next
+    checkpoint takes that slot (with a higher number), so a second such SIGKILL resumes the second
+    worker's last complete flush, not the first worker's stale one."""
+    tables = Tables()
+    first, cuts = tables.processor(), [2 * len(RECORDS) // 5, 3 * len(RECORDS) // 5]
+    committed: list[dict[tuple[str, int], int]] = [{}]
+    _run(first, RECORDS[:cuts[0]], on_flush=lambda: committed.append(dict(first.processed)))
+    _crash_after_models(first, RECORDS[cuts[0]:cuts[0] + FLUSH])
+    second = tables.processor()
+    second.rebuild_index(lambda _key: True)
+    again = [r for r in RECORDS if r.offset >= committed[-1].get((r.topic, r.partition), 0)]
+    upto = next(i for i, r in enumerate(again) if r is RECORDS[cuts[1]])
+    _run(second, again[:upto], on_flush=lambda: committed.append(dict(second.processed)))
+    _crash_after_models(second, again[upto:upto + FLUSH])
+    third = tables.processor()
+    third.rebuild_index(lambda _key: True)
+    third.sweep(WALL)
+    _run(third, [r for r in RECORDS if r.offset >= committed[-1].get((r.topic, r.partition), 0)])
+    assert _final(third) == UNDISTURBED
+    assert _models(third) == UNDISTURBED_MODELS
+
+
+def test_a_first_checkpoint_whose_states_were_never_stored_gives_fresh_models_and_no_clock() -> None:
+    tables = Tables()
+    first = tables.processor()
+    _crash_after_models(first, RECORDS[:FLUSH])  # the very first flush dies between models and states
+    assert tables.checkpoints and not tables.states
+    second = tables.processor()
+    second.rebuild_index(lambda _key: True)
+    assert all(second.model(p).origin == "fresh" and second.model(p).clock is None for p in range(PARTITIONS))
+    _run(second, RECORDS)
     assert _final(second) == UNDISTURBED
     assert _models(second) == UNDISTURBED_MODELS
 

@@ -55,6 +55,7 @@ True
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import river
@@ -91,6 +92,39 @@ def river_pipeline() -> compose.Pipeline:
     return preprocessing.StandardScaler() | linear_model.LogisticRegression(optimizer=optim.SGD(LEARNING_RATE))
 
 
+@dataclass(frozen=True, slots=True)
+class Cut:
+    """Which flush of the worker a checkpoint was taken with (docs/durability.md, "Models and clock
+    travel with the flush"): the partition's flush number ``seq``, and a witness that the flush's
+    states were stored: ``key``, the customer whose state the flush wrote last, and ``crc``, the
+    CRC-32 of those bytes (-1: the flush deleted it). ``key`` None: the flush wrote no state.
+
+    >>> Cut.from_data({"seq": 3, "key": "c1", "crc": 42})
+    Cut(seq=3, key='c1', crc=42)
+    >>> Cut.from_data({"seq": -1})
+    Traceback (most recent call last):
+    ...
+    forethought.core.checkpoint.CheckpointError: corrupt model checkpoint: cut seq is not an integer >= 0
+    """
+
+    seq: int
+    key: str | None = None
+    crc: int = -1
+
+    def to_data(self) -> dict[str, Any]:
+        return {"seq": self.seq, "key": self.key, "crc": self.crc}
+
+    @classmethod
+    def from_data(cls, data: Any) -> Cut:
+        """A cut from a checkpoint header (:class:`CheckpointError` when malformed)."""
+        if not isinstance(data, dict):
+            raise CheckpointError("corrupt model checkpoint: cut is not a map")
+        key = data.get("key")
+        if key is not None and (not isinstance(key, str) or len(key) > 1024):
+            raise CheckpointError("corrupt model checkpoint: cut key is not a short string")
+        return cls(integer(data.get("seq"), "cut seq"), key, integer(data.get("crc", -1), "cut crc", lowest=-1))
+
+
 class PartitionModels:
     """The models of one partition plus the counters that make cold start and metrics explicit.
 
@@ -119,6 +153,7 @@ class PartitionModels:
         # the states of one flush are one cut, and a restart resumes the clock there (docs/durability.md)
         self.clock: float | None = None
         self.fed: float | None = None
+        self.cut: Cut | None = None  # the flush the checkpoint was taken with (set by the worker)
         self.origin = "fresh"
         self.behaviour_origin = "fresh"
         self.problem: str | None = None
@@ -198,6 +233,8 @@ class PartitionModels:
         header = {"partition": self.partition, "river": river.__version__, "features": list(snapshots.NAMES),
                   "behaviour": trees_spec(self.config), "labels": self.labels, "dropped": self.dropped}
         header.update({name: at for name, at in (("clock", self.clock), ("fed", self.fed)) if at is not None})
+        if self.cut is not None:
+            header["cut"] = self.cut.to_data()
         payload = {"dropoff": dropoff_params(self.dropoff_model), "behaviour": self.behaviour.to_data(),
                    "population": self.population.to_data(), "churn": self.churn.to_data(),
                    "hours": self.hours.to_data(),
@@ -242,6 +279,7 @@ class PartitionModels:
         models.dropped = integer(header.get("dropped"), "dropped")
         models.clock, models.fed = (floats({n: header[n]}, n)[n] if header.get(n) is not None else None
                                     for n in ("clock", "fed"))
+        models.cut = None if header.get("cut") is None else Cut.from_data(header["cut"])
         return models
 
     @classmethod

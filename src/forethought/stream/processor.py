@@ -109,7 +109,9 @@ class BatchProcessor(ModelCheckpoints, StateStore, IndexRebuild):
         self.processed: dict[tuple[str, int], int] = {}
         self.checkpoints: MutableMapping[bytes, bytes] = {} if checkpoints is None else checkpoints
         self.models: dict[int, PartitionModels] = {}
-        self._checkpoint_keys: dict[int, bytes] = {}
+        self._checkpoint_keys: dict[int, tuple[bytes, bytes]] = {}
+        self._checkpoint_slot: dict[int, int] = {}
+        self._checkpoint_seq: dict[int, int] = {}
         self._models_captured: dict[int, bytes] = {}
         self._models_checkpointed_at: dict[int, float] = {}
         self.strict_topics: frozenset[str] = frozenset()  # topics where an unknown field dead-letters the record

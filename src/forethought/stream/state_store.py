@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import struct
 import zlib
-from collections.abc import MutableMapping
+from collections.abc import Collection, Mapping, MutableMapping
 from functools import lru_cache
 from importlib.metadata import PackageNotFoundError, version
 
@@ -121,12 +121,17 @@ class StateStore:
         """What changed since the last capture, as of now: the states are the runtimes' own objects,
         which no later record changes (each runs on a draft), so they can be written later. Until
         :meth:`write` has stored them, the runtimes load those customers from them, not the tables."""
-        captured = Dirty()
-        self.capture_models()  # the models of this very cut, written before its states
-        for runtime in self.runtimes.values():
+        captured, witnesses, rest = Dirty(), {}, {}
+        for partition, runtime in self.runtimes.items():
             dirty = runtime.take_dirty()
-            captured.states.update(dirty.states)
+            if (witness := self._witness(dirty.states)) is not None:
+                customer, raw = witness
+                witnesses[partition] = (customer, -1 if raw is None else zlib.crc32(raw))
+                captured.states[customer] = dirty.states.pop(customer)  # first in, so written last (popitem)
+            rest.update(dirty.states)
             captured.profiles.update(dirty.profiles)
+        captured.states.update(rest)
+        self.capture_models(witnesses=witnesses)  # the models of this very cut, written before its states
         self._unwritten.update(captured.states)
         self._unwritten_profiles.update(captured.profiles)
         return captured
@@ -160,7 +165,18 @@ class StateStore:
             written += 1
         return written
 
-    def capture_models(self) -> int:
+    def _witness(self, states: dict[str, CustomerState | Summary | None]) -> tuple[str, bytes | None] | None:
+        """A state of one partition's flush whose bytes differ from the stored ones, with its new
+        bytes (None: deleted): stored as written, it shows the flush's states were (it is written
+        last). None when every state is stored already as it is (then there is nothing to show)."""
+        for customer, state in states.items():
+            raw = None if state is None else self.dump(state)
+            if self.table.get(customer.encode()) != raw:
+                return customer, raw
+        return None
+
+    def capture_models(self, partitions: Collection[int] | None = None, every: float | None = None,
+                       witnesses: Mapping[int, tuple[str, int]] | None = None) -> int:
         raise NotImplementedError  # ModelCheckpoints
 
     def write_models(self) -> int:
