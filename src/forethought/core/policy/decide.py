@@ -7,8 +7,11 @@ to the next preferred channel), frequency caps (per channel, across channels, pe
 and quiet hours (``defer`` holds the trigger in state until the window opens, ``drop``
 suppresses it). Only then the holdout: a customer who *would* have received the trigger is
 held out instead (global control group, then the playbook's share), so treated and held-out
-customers are alike and lift is fair. A trigger that passes carries the checks in ``why``;
-every candidate becomes one :class:`Decision`, with a reason when nothing was sent.
+customers are alike and lift is fair. A held-out decision starts the playbook's cooldown as a send
+does (and a trigger of the playbook waiting for its release counts as sent), so each episode within a
+cooldown is decided once in either arm; it uses no frequency cap and wins no arbitration, since no
+message went out. A trigger that passes carries the checks in ``why``; every candidate becomes one
+:class:`Decision`, with a reason when nothing was sent.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from zoneinfo import ZoneInfo
 from forethought.contracts.records import Choice, Trigger, Why
 from forethought.core import sendtime
 from forethought.core.bandit import Bandits, uniform
-from forethought.core.ledger import Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
+from forethought.core.ledger import Held, Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy import sendwindow
 from forethought.core.policy.expr import EvaluationError
 from forethought.core.policy.profiles import ProfileState
@@ -110,7 +113,7 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
             out.decisions.append(Decision(book.name, "suppressed", now, LOW_UPLIFT, mode=book.mode))
             return
         checks.append(check)
-    plan = _plan(book, checks, ctx, now, book.channels)
+    plan = _plan(book, checks, ctx, now, book.channels, fresh=True)
     if plan.verdict == "suppress":  # the episode stays open: a later look (e.g. tomorrow's) may send
         out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, mode=book.mode))
         return
@@ -120,6 +123,8 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
         since = float(math.floor(now))  # whole seconds keep the state small
         ledger.start_watch(Watch(book.name, group or "treated", since, since + ctx.rules.reengagement_window, x))
     if group is not None:
+        if book.mode == "live":  # its cooldown runs from here, as from a send; caps are untouched (no message)
+            ledger.record_held(Held(float(math.floor(now)), book.name), ctx.rules.memory)
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))
         return
     trigger = build_trigger(
@@ -184,13 +189,16 @@ class Plan:
     release_at: float | None = None
 
 
-def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels: tuple[str, ...]) -> Plan:
-    """Cooldown, arbitration, consent, caps and quiet hours, in that order; the first that fails is the reason."""
+def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels: tuple[str, ...],
+          fresh: bool = False) -> Plan:
+    """Cooldown, arbitration, consent, caps and quiet hours, in that order; the first that fails is the reason.
+    ``fresh``: a new candidate (not a release or a fallback), for which a waiting trigger of its playbook
+    counts against the cooldown."""
     ledger, rules = ctx.ledger, ctx.rules
     checks = list(checks)
     if rules.passthrough:
         return Plan("send", [*checks, "pass-through: no policy"], channel=channels[0])
-    if book.cooldown and any(now - t < book.cooldown for t in ledger.send_times(now, playbook=book.name)):
+    if book.cooldown and _cooling(book, ledger, now, fresh):
         return Plan("suppress", checks, "cooldown")
     checks.append(f"cooldown: none of this playbook within {_span(book.cooldown)}")
     if any(now - s.at < rules.arbitration_window and s.priority >= book.priority and s.playbook != book.name
@@ -226,6 +234,15 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
     verb = "deferred" if book.mode == "live" else "would defer"
     checks.append(f"quiet hours: {verb} from {_local(now, zone)} to {_local(opens, zone)} {zone}")
     return Plan("defer" if book.mode == "live" else "send", checks, channel=channel, release_at=opens)
+
+
+def _cooling(book: Playbook, ledger: PolicyLedger, now: float, fresh: bool) -> bool:
+    """Within ``book``'s cooldown: it sent to the customer or held them out (:class:`Held`) less than a
+    cooldown ago, or (``fresh``) a trigger of it waits for its release (it will be sent: a second one
+    would be suppressed then, after a treated decision the held-out arm never makes twice)."""
+    if any(now - t < book.cooldown for t in ledger.decided_times(now, book.name)):
+        return True
+    return fresh and any(p.trigger["playbook"] == book.name for p in ledger.pending)
 
 
 def release_active(ctx: Context, now: float, out: Verdicts) -> None:
