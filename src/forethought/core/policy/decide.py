@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,9 +29,10 @@ from forethought.core.bandit import Bandits, uniform
 from forethought.core.ledger import Held, Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy import sendwindow
 from forethought.core.policy.expr import EvaluationError
+from forethought.core.policy.limits import caps_allow, caps_text, cooling, span
 from forethought.core.policy.profiles import ProfileState
-from forethought.core.policy.rules import Cap, Playbook, Rules
-from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
+from forethought.core.policy.rules import Playbook, Rules
+from forethought.core.policy.timing import QuietHours, in_holdout
 from forethought.core.policy.uplift_gate import REASON as LOW_UPLIFT
 from forethought.core.policy.uplift_gate import judge_uplift
 from forethought.core.signals import Detection, Observation, bounded_text, build_trigger, utc
@@ -198,23 +198,23 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
     checks = list(checks)
     if rules.passthrough:
         return Plan("send", [*checks, "pass-through: no policy"], channel=channels[0])
-    if book.cooldown and _cooling(book, ledger, now, fresh):
+    if book.cooldown and cooling(book, ledger, now, fresh):
         return Plan("suppress", checks, "cooldown")
-    checks.append(f"cooldown: none of this playbook within {_span(book.cooldown)}")
+    checks.append(f"cooldown: none of this playbook within {span(book.cooldown)}")
     if any(now - s.at < rules.arbitration_window and s.priority >= book.priority and s.playbook != book.name
            for s in ledger.sent) or any(p.trigger["priority"] >= book.priority and p.trigger["playbook"] != book.name
                                         for p in ledger.pending):  # a rival waiting for quiet hours to end
         return Plan("suppress", checks, "arbitration")
-    checks.append(f"arbitration: no trigger of priority >= {book.priority} within {_span(rules.arbitration_window)}")
+    checks.append(f"arbitration: no trigger of priority >= {book.priority} within {span(rules.arbitration_window)}")
     if ctx.profile.profile is not None and ctx.profile.profile.opted_out:
         return Plan("suppress", checks, "opted_out")
     allowed = [c for c in channels if ctx.profile.allows(c, rules.consent_required)]
     if not allowed:
         return Plan("suppress", checks, "consent")
-    channel = next((c for c in allowed if _caps_allow(book, c, ledger, rules, now)), None)
+    channel = next((c for c in allowed if caps_allow(book, c, ledger, rules, now)), None)
     if channel is None:
         return Plan("suppress", checks, "frequency_cap")
-    checks += [f"consent: {channel}", f"caps: {_caps_text(book, channel, ledger, rules, now)}"]
+    checks += [f"consent: {channel}", f"caps: {caps_text(book, channel, ledger, rules, now)}"]
     window, zone = _quiet_window(book, ctx)
     if book.send_window and not any(c.startswith((sendwindow.CHECK, "fallback")) for c in checks):
         hold, check = sendwindow.hold(now, book.send_window, ctx.profile.timezone, ctx.activity, window, zone,
@@ -234,15 +234,6 @@ def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels:
     verb = "deferred" if book.mode == "live" else "would defer"
     checks.append(f"quiet hours: {verb} from {_local(now, zone)} to {_local(opens, zone)} {zone}")
     return Plan("defer" if book.mode == "live" else "send", checks, channel=channel, release_at=opens)
-
-
-def _cooling(book: Playbook, ledger: PolicyLedger, now: float, fresh: bool) -> bool:
-    """Within ``book``'s cooldown: it sent to the customer or held them out (:class:`Held`) less than a
-    cooldown ago, or (``fresh``) a trigger of it waits for its release (it will be sent: a second one
-    would be suppressed then, after a treated decision the held-out arm never makes twice)."""
-    if any(now - t < book.cooldown for t in ledger.decided_times(now, book.name)):
-        return True
-    return fresh and any(p.trigger["playbook"] == book.name for p in ledger.pending)
 
 
 def release_active(ctx: Context, now: float, out: Verdicts) -> None:
@@ -314,10 +305,10 @@ def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, no
     variant = book.variants[names.index(name)]
     channel = variant.channel
     if channel is not None and channel != plan.channel and not ctx.rules.passthrough \
-            and ctx.profile.allows(channel, ctx.rules.consent_required) and _caps_allow(book, channel, ctx.ledger,
+            and ctx.profile.allows(channel, ctx.rules.consent_required) and caps_allow(book, channel, ctx.ledger,
                                                                                        ctx.rules, now):
         at = next(i for i, c in enumerate(plan.checks) if c.startswith("consent: "))
-        caps = _caps_text(book, channel, ctx.ledger, ctx.rules, now)
+        caps = caps_text(book, channel, ctx.ledger, ctx.rules, now)
         plan.checks[at:at + 2] = [f"consent: {channel}", f"caps: {caps}"]
         plan.channel = channel
     return {"variant": name, "template": variant.template, "choice": choice}
@@ -346,33 +337,6 @@ def settle(pull: Pull, success: bool, rules: Rules, bandits: Bandits | None) -> 
         bandits.of(book.name, book.variant_names, book.bandit.policy).settle(pull.variant, success)
     return Observation("variant_reward", {"playbook": pull.playbook, "variant": pull.variant,
                                           "result": "success" if success else "failure"})
-
-
-def _caps(book: Playbook, rules: Rules) -> Iterator[tuple[Cap, bool]]:
-    """Every cap that applies to ``book``, with True for the playbook's own (per-playbook) caps."""
-    yield from ((cap, False) for cap in rules.caps)
-    yield from ((cap, True) for cap in book.caps)
-
-
-def _caps_allow(book: Playbook, channel: str, ledger: PolicyLedger, rules: Rules, now: float) -> bool:
-    for cap, own in _caps(book, rules):
-        if cap.channel is not None and cap.channel != channel:
-            continue
-        times = ledger.send_times(now, channel=cap.channel, playbook=book.name if own else None)
-        if not cap_allows(times, now, cap.limit, cap.window):
-            return False
-    return True
-
-
-def _caps_text(book: Playbook, channel: str, ledger: PolicyLedger, rules: Rules, now: float) -> str:
-    parts = []
-    for cap, own in _caps(book, rules):
-        if cap.channel is None or cap.channel == channel:
-            used = len([t for t in ledger.send_times(now, channel=cap.channel, playbook=book.name if own else None)
-                        if t > now - cap.window])
-            scope = "this playbook" if own else (cap.channel or "all channels")
-            parts.append(f"{scope} {used}/{cap.limit} per {_span(cap.window)}")
-    return "; ".join(parts) or "none apply"
 
 
 def _quiet_window(book: Playbook, ctx: Context) -> tuple[QuietHours | None, str | None]:
@@ -413,13 +377,6 @@ def _context(book: Playbook, env: dict[str, Any], detection: Detection) -> dict[
             value = None
         context[name] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
     return {name: bounded_text(value) for name, value in context.items()}
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 def _local(at: float, zone: str) -> str:
