@@ -32,7 +32,7 @@ MAX_RECENT = 2
 MAX_WATCH = 8
 MAX_DECISIONS = 16
 MAX_PULLS = 4
-MAX_HELD = 8
+MAX_HELD = 16  # one per playbook: a global-control customer is held out of every live playbook
 PULL_DIGEST_BYTES = 6
 REPEATS = frozenset({"suppressed", "held_out", "shadow"})  # verdicts counted when they repeat (Noted.count)
 
