@@ -1,4 +1,5 @@
-"""The policy's memory of one customer, kept in its state: what was sent, which episodes fired, what waits.
+"""The policy's memory of one customer, kept in its state: what was sent, which episodes fired, what waits,
+whom a playbook held out (:class:`Held`: its cooldown runs from that decision as from a send).
 
 It lives inside the changelogged customer state, so caps, cooldowns, deferred triggers and
 lift measurement survive restarts. A plain data type below :mod:`forethought.core.state` (which holds
@@ -31,6 +32,7 @@ MAX_RECENT = 2
 MAX_WATCH = 8
 MAX_DECISIONS = 16
 MAX_PULLS = 4
+MAX_HELD = 16  # one per playbook: a global-control customer is held out of every live playbook
 PULL_DIGEST_BYTES = 6
 REPEATS = frozenset({"suppressed", "held_out", "shadow"})  # verdicts counted when they repeat (Noted.count)
 
@@ -43,6 +45,17 @@ class Sent:
     playbook: str
     channel: str
     priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A decision that held the customer out of ``playbook`` (its holdout or the global control group) at
+    ``at``. Nothing was sent, but the playbook's cooldown runs from it as from a send
+    (:mod:`forethought.core.policy.decide`), so each episode is decided once in either arm; frequency caps
+    and arbitration, which protect the customer from messages, do not count it."""
+
+    at: float
+    playbook: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +151,7 @@ class PolicyLedger:
     recent: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     decisions: list[Noted] = field(default_factory=list)  # newest last, at most MAX_DECISIONS
     pulls: list[Pull] = field(default_factory=list)  # variants awaiting their reward, at most MAX_PULLS
+    held: list[Held] = field(default_factory=list)  # the newest held-out decision per playbook, at most MAX_HELD
 
     def copy(self) -> PolicyLedger:
         """An independent copy: its lists are copied; their entries are shared, as nothing changes
@@ -151,7 +165,8 @@ class PolicyLedger:
         (1, 2, True)
         """
         return PolicyLedger(list(self.sent), self.episodes, list(self.pending), list(self.watch), list(self.recent),
-                            list(self.decisions), list(self.pulls) if self.pulls else [])
+                            list(self.decisions), list(self.pulls) if self.pulls else [],
+                            list(self.held) if self.held else [])
 
     def mark_episode(self, playbook: str, episode: str) -> bool:
         """Remember that ``playbook`` acted on ``episode``; True when it already had."""
@@ -182,6 +197,25 @@ class PolicyLedger:
         """Ascending times of sends up to ``now``, optionally for one channel or playbook."""
         return sorted(s.at for s in self.sent if s.at <= now and (channel is None or s.channel == channel)
                       and (playbook is None or s.playbook == playbook))
+
+    def record_held(self, held: Held, horizon: float) -> None:
+        """Note that the customer was held out of ``held.playbook``: it replaces that playbook's previous
+        one; entries older than ``horizon`` seconds before it are forgotten (as sends are).
+
+        >>> ledger = PolicyLedger()
+        >>> ledger.record_held(Held(100.0, "nudge"), horizon=50.0); ledger.record_held(Held(120.0, "nudge"), 50.0)
+        >>> ledger.held, ledger.decided_times(200.0, "nudge"), ledger.send_times(200.0)
+        ([Held(at=120.0, playbook='nudge')], [120.0], [])
+        """
+        kept = [h for h in self.held if h.at > held.at - horizon and h.playbook != held.playbook]
+        self.held = [*kept[-(MAX_HELD - 1):], held]
+
+    def decided_times(self, now: float, playbook: str) -> list[float]:
+        """Ascending times up to ``now`` at which ``playbook`` sent to this customer or held them out:
+        what its cooldown runs from (caps and arbitration read :meth:`send_times` and ``sent`` only)."""
+        sends = self.send_times(now, playbook=playbook)
+        held = [h.at for h in self.held if h.playbook == playbook and h.at <= now]
+        return sorted(sends + held) if held else sends
 
     def start_watch(self, watch: Watch) -> None:
         self.watch = [*self.watch[-(MAX_WATCH - 1):], watch]
@@ -244,7 +278,7 @@ class PolicyLedger:
 
     def is_empty(self) -> bool:
         return not (self.sent or self.episodes or self.pending or self.watch or self.recent or self.decisions
-                    or self.pulls)
+                    or self.pulls or self.held)
 
     def to_dict(self) -> dict[str, Any]:
         """Compact JSON-ready form."""
@@ -257,6 +291,7 @@ class PolicyLedger:
             "d": [[n.at, n.playbook, n.verdict, n.reason, n.channel, n.count, n.since] for n in self.decisions],
             **({"u": [[base64.b64encode(u.trigger).decode(), u.playbook, u.variant, u.until] for u in self.pulls]}
                if self.pulls else {}),
+            **({"h": [[h.at, h.playbook] for h in self.held]} if self.held else {}),
         }
 
     @classmethod
@@ -271,6 +306,7 @@ class PolicyLedger:
             recent=[(r[0], r[1]) for r in data.get("r", [])],
             decisions=[Noted(*n) for n in data.get("d", [])],
             pulls=[Pull(base64.b64decode(u[0]), u[1], u[2], u[3]) for u in data.get("u", [])],
+            held=[Held(h[0], h[1]) for h in data.get("h", [])],
         )
 
 

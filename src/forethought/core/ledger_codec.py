@@ -6,7 +6,11 @@ The list has five parts, and a sixth, the kept decisions, only when there are so
 without decisions is written exactly as before they were kept, and a reader that knows five parts
 refuses a sixth (ValueError), as the codec refuses any state of a newer writer. A seventh, the
 variants awaiting their reward (:class:`Pull`: 6 bytes of trigger id, playbook, variant, window end),
-is there only while some are: a ledger without is written exactly as before.
+is there only while some are: a ledger without is written exactly as before. An eighth, the
+held-out decisions that a playbook's cooldown runs from (:class:`Held`: time, playbook), likewise:
+while there are some, the sixth and seventh parts are written even when empty (a reader that knows
+seven parts refuses the eighth); a ledger without any is written exactly as before, and a stored
+ledger of five, six or seven parts reads with none.
 
 >>> from forethought.core.config import EngineConfig
 >>> ledger = PolicyLedger(decisions=[Noted(100.0, "burst", "sent", None, "email")])
@@ -36,8 +40,10 @@ from forethought.core.codec_kinds import (
 )
 from forethought.core.ledger import (
     MAX_DECISIONS,
+    MAX_HELD,
     MAX_PULLS,
     PULL_DIGEST_BYTES,
+    Held,
     Noted,
     Pending,
     PolicyLedger,
@@ -79,15 +85,18 @@ def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
         [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor), *([w.x] if w.x else [])]
          for w in ledger.watch],  # the uplift snapshot only when there is one: a watch without it is as before
         [[time_out(at, anchor), _dumps(trigger)] for at, trigger in ledger.recent],
-        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions or ledger.pulls else []),  # (as before them)
+        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions or ledger.pulls or ledger.held
+          else []),  # (as before them)
         *([[[u.trigger, u.playbook, u.variant, time_out(u.until, anchor)] for u in ledger.pulls]]
-          if ledger.pulls else []),  # variants awaiting their reward (core.bandit): a seventh part, when any
+          if ledger.pulls or ledger.held else []),  # variants awaiting their reward (core.bandit): a seventh part
+        *([[[time_out(h.at, anchor), h.playbook] for h in ledger.held]]
+          if ledger.held else []),  # held-out decisions (core.policy.decide's cooldown): an eighth, when any
     ]
 
 
 def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
     parts = _list(v)
-    if len(parts) not in (5, 6, 7):
+    if len(parts) not in (5, 6, 7, 8):
         raise malformed("ledger")
     sent, episodes, pending, watch, recent = parts[:5]
     ledger = PolicyLedger(episodes=_bytes(episodes))
@@ -106,9 +115,16 @@ def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
     ledger.recent = [(time_back(at, anchor), _json_back(trigger)) for at, trigger in map(_list, _list(recent))]
     if len(parts) >= 6:
         ledger.decisions = _decisions_back(parts[5], anchor)
-    if len(parts) == 7:
+    if len(parts) >= 7:
         ledger.pulls = [_pull_back(u, anchor) for u in _list(parts[6])[-MAX_PULLS:]]
+    if len(parts) == 8:
+        ledger.held = [_held_back(h, anchor) for h in _list(parts[7])[-MAX_HELD:]]
     return ledger
+
+
+def _held_back(v: Plain, anchor: int) -> Held:
+    at, playbook = _list(v)
+    return Held(time_back(at, anchor), _str(playbook))
 
 
 def _pull_back(v: Plain, anchor: int) -> Pull:

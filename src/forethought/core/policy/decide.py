@@ -7,15 +7,17 @@ to the next preferred channel), frequency caps (per channel, across channels, pe
 and quiet hours (``defer`` holds the trigger in state until the window opens, ``drop``
 suppresses it). Only then the holdout: a customer who *would* have received the trigger is
 held out instead (global control group, then the playbook's share), so treated and held-out
-customers are alike and lift is fair. A trigger that passes carries the checks in ``why``;
-every candidate becomes one :class:`Decision`, with a reason when nothing was sent.
+customers are alike and lift is fair. A held-out decision starts the playbook's cooldown as a send
+does (and a trigger of the playbook waiting for its release counts as sent), so each episode within a
+cooldown is decided once in either arm; it uses no frequency cap and wins no arbitration, since no
+message went out. A trigger that passes carries the checks in ``why``; every candidate becomes one
+:class:`Decision`, with a reason when nothing was sent.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -24,12 +26,13 @@ from zoneinfo import ZoneInfo
 from forethought.contracts.records import Choice, Trigger, Why
 from forethought.core import sendtime
 from forethought.core.bandit import Bandits, uniform
-from forethought.core.ledger import Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
+from forethought.core.ledger import Held, Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy import sendwindow
 from forethought.core.policy.expr import EvaluationError
+from forethought.core.policy.limits import caps_allow, caps_text, cooling, span
 from forethought.core.policy.profiles import ProfileState
-from forethought.core.policy.rules import Cap, Playbook, Rules
-from forethought.core.policy.timing import QuietHours, cap_allows, in_holdout
+from forethought.core.policy.rules import Playbook, Rules
+from forethought.core.policy.timing import QuietHours, in_holdout
 from forethought.core.policy.uplift_gate import REASON as LOW_UPLIFT
 from forethought.core.policy.uplift_gate import judge_uplift
 from forethought.core.signals import Detection, Observation, bounded_text, build_trigger, utc
@@ -110,7 +113,7 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
             out.decisions.append(Decision(book.name, "suppressed", now, LOW_UPLIFT, mode=book.mode))
             return
         checks.append(check)
-    plan = _plan(book, checks, ctx, now, book.channels)
+    plan = _plan(book, checks, ctx, now, book.channels, fresh=True)
     if plan.verdict == "suppress":  # the episode stays open: a later look (e.g. tomorrow's) may send
         out.decisions.append(Decision(book.name, "suppressed", now, plan.reason, mode=book.mode))
         return
@@ -120,6 +123,8 @@ def _judge(book: Playbook, detection: Detection, env: dict[str, Any], ctx: Conte
         since = float(math.floor(now))  # whole seconds keep the state small
         ledger.start_watch(Watch(book.name, group or "treated", since, since + ctx.rules.reengagement_window, x))
     if group is not None:
+        if book.mode == "live":  # its cooldown runs from here, as from a send; caps are untouched (no message)
+            ledger.record_held(Held(float(math.floor(now)), book.name), ctx.rules.memory)
         out.decisions.append(Decision(book.name, "held_out", now, group, mode=book.mode))
         return
     trigger = build_trigger(
@@ -184,29 +189,32 @@ class Plan:
     release_at: float | None = None
 
 
-def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels: tuple[str, ...]) -> Plan:
-    """Cooldown, arbitration, consent, caps and quiet hours, in that order; the first that fails is the reason."""
+def _plan(book: Playbook, checks: list[str], ctx: Context, now: float, channels: tuple[str, ...],
+          fresh: bool = False) -> Plan:
+    """Cooldown, arbitration, consent, caps and quiet hours, in that order; the first that fails is the reason.
+    ``fresh``: a new candidate (not a release or a fallback), for which a waiting trigger of its playbook
+    counts against the cooldown."""
     ledger, rules = ctx.ledger, ctx.rules
     checks = list(checks)
     if rules.passthrough:
         return Plan("send", [*checks, "pass-through: no policy"], channel=channels[0])
-    if book.cooldown and any(now - t < book.cooldown for t in ledger.send_times(now, playbook=book.name)):
+    if book.cooldown and cooling(book, ledger, now, fresh):
         return Plan("suppress", checks, "cooldown")
-    checks.append(f"cooldown: none of this playbook within {_span(book.cooldown)}")
+    checks.append(f"cooldown: none of this playbook within {span(book.cooldown)}")
     if any(now - s.at < rules.arbitration_window and s.priority >= book.priority and s.playbook != book.name
            for s in ledger.sent) or any(p.trigger["priority"] >= book.priority and p.trigger["playbook"] != book.name
                                         for p in ledger.pending):  # a rival waiting for quiet hours to end
         return Plan("suppress", checks, "arbitration")
-    checks.append(f"arbitration: no trigger of priority >= {book.priority} within {_span(rules.arbitration_window)}")
+    checks.append(f"arbitration: no trigger of priority >= {book.priority} within {span(rules.arbitration_window)}")
     if ctx.profile.profile is not None and ctx.profile.profile.opted_out:
         return Plan("suppress", checks, "opted_out")
     allowed = [c for c in channels if ctx.profile.allows(c, rules.consent_required)]
     if not allowed:
         return Plan("suppress", checks, "consent")
-    channel = next((c for c in allowed if _caps_allow(book, c, ledger, rules, now)), None)
+    channel = next((c for c in allowed if caps_allow(book, c, ledger, rules, now)), None)
     if channel is None:
         return Plan("suppress", checks, "frequency_cap")
-    checks += [f"consent: {channel}", f"caps: {_caps_text(book, channel, ledger, rules, now)}"]
+    checks += [f"consent: {channel}", f"caps: {caps_text(book, channel, ledger, rules, now)}"]
     window, zone = _quiet_window(book, ctx)
     if book.send_window and not any(c.startswith((sendwindow.CHECK, "fallback")) for c in checks):
         hold, check = sendwindow.hold(now, book.send_window, ctx.profile.timezone, ctx.activity, window, zone,
@@ -297,10 +305,10 @@ def choose_variant(book: Playbook, trigger_id: str, plan: Plan, ctx: Context, no
     variant = book.variants[names.index(name)]
     channel = variant.channel
     if channel is not None and channel != plan.channel and not ctx.rules.passthrough \
-            and ctx.profile.allows(channel, ctx.rules.consent_required) and _caps_allow(book, channel, ctx.ledger,
+            and ctx.profile.allows(channel, ctx.rules.consent_required) and caps_allow(book, channel, ctx.ledger,
                                                                                        ctx.rules, now):
         at = next(i for i, c in enumerate(plan.checks) if c.startswith("consent: "))
-        caps = _caps_text(book, channel, ctx.ledger, ctx.rules, now)
+        caps = caps_text(book, channel, ctx.ledger, ctx.rules, now)
         plan.checks[at:at + 2] = [f"consent: {channel}", f"caps: {caps}"]
         plan.channel = channel
     return {"variant": name, "template": variant.template, "choice": choice}
@@ -329,33 +337,6 @@ def settle(pull: Pull, success: bool, rules: Rules, bandits: Bandits | None) -> 
         bandits.of(book.name, book.variant_names, book.bandit.policy).settle(pull.variant, success)
     return Observation("variant_reward", {"playbook": pull.playbook, "variant": pull.variant,
                                           "result": "success" if success else "failure"})
-
-
-def _caps(book: Playbook, rules: Rules) -> Iterator[tuple[Cap, bool]]:
-    """Every cap that applies to ``book``, with True for the playbook's own (per-playbook) caps."""
-    yield from ((cap, False) for cap in rules.caps)
-    yield from ((cap, True) for cap in book.caps)
-
-
-def _caps_allow(book: Playbook, channel: str, ledger: PolicyLedger, rules: Rules, now: float) -> bool:
-    for cap, own in _caps(book, rules):
-        if cap.channel is not None and cap.channel != channel:
-            continue
-        times = ledger.send_times(now, channel=cap.channel, playbook=book.name if own else None)
-        if not cap_allows(times, now, cap.limit, cap.window):
-            return False
-    return True
-
-
-def _caps_text(book: Playbook, channel: str, ledger: PolicyLedger, rules: Rules, now: float) -> str:
-    parts = []
-    for cap, own in _caps(book, rules):
-        if cap.channel is None or cap.channel == channel:
-            used = len([t for t in ledger.send_times(now, channel=cap.channel, playbook=book.name if own else None)
-                        if t > now - cap.window])
-            scope = "this playbook" if own else (cap.channel or "all channels")
-            parts.append(f"{scope} {used}/{cap.limit} per {_span(cap.window)}")
-    return "; ".join(parts) or "none apply"
 
 
 def _quiet_window(book: Playbook, ctx: Context) -> tuple[QuietHours | None, str | None]:
@@ -396,13 +377,6 @@ def _context(book: Playbook, env: dict[str, Any], detection: Detection) -> dict[
             value = None
         context[name] = value if isinstance(value, (str, int, float, bool)) or value is None else str(value)
     return {name: bounded_text(value) for name, value in context.items()}
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{seconds / size:g}{unit}"
-    return f"{seconds:g}s"
 
 
 def _local(at: float, zone: str) -> str:
