@@ -356,6 +356,8 @@ def table(report: dict[str, Any]) -> str:
                      f"{q['decided_customers']}); Qini vs truth: uplift {q['qini_true']['uplift']}, risk "
                      f"{q['qini_true']['risk']}; vs treated/held-out outcomes: uplift {q['qini_observed']['uplift']}, "
                      f"risk {q['qini_observed']['risk']}")
+        if q.get("bootstrap_95"):
+            lines.append(f"    bootstrap 95 % (customers resampled): {q['bootstrap_95']}")
         for v in q["at_volume"]:
             lines.append(f"    top {v['fraction']:.0%} ({v['messages']}): true incremental uplift "
                          f"{v['uplift']['true_incremental']} vs risk {v['risk']['true_incremental']} (random "
