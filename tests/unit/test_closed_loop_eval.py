@@ -103,6 +103,7 @@ def test_the_harness_runs_end_to_end_on_a_tiny_population(tmp_path: Path) -> Non
     assert (seed["seed"], seed["customers"]) == (3, 40)
     assert set(seed["runs"]) == {"base", "sendtime", "uplift"}
     assert seed["runs"]["base"]["bandit"]["triggers"] > 0, "the variant playbook fired on these customers"
+    assert set(seed["runs"]["base"]["qini"]) == set(cle.UPLIFT_PLAYBOOKS)  # the Qini figures, per playbook
 
 
 def test_the_uplift_readers_of_the_base_run_change_no_trigger() -> None:
