@@ -147,7 +147,7 @@ bench-scale: install kafka-jars
 	$(BIN)/python benchmarks/scale.py
 
 # Issue #16's closed-loop figures (not part of `make test` or `make bench`; docs/closed-loop-results.md):
-# the bandit's regret, send windows and uplift gating on the closed-loop simulator (about 5 CPU minutes).
+# the bandit's regret, send windows, uplift gating and the Qini coefficient on the closed-loop simulator (about 5 CPU minutes).
 closed-loop-eval: install
 	$(BIN)/python benchmarks/closed_loop_eval.py --customers 2000 --days 45 --seed 8
 

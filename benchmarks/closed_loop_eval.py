@@ -18,6 +18,10 @@ the same seed and population, with a playbook file derived from ``streams/playbo
   re-engagements (treated re-engaged - treated x holdout rate, the engine's own 7-day windows), the
   truth's expected incremental returns (sum of the true uplift of each customer's first message),
   and sleeping dogs messaged.
+- **Qini** (run ``base``): each decision of the two uplift playbooks, treated or held out, with the
+  uplift score ``scores.uplift.<playbook>`` the engine's estimator gave at that moment and the risk
+  score; the Qini coefficient of each ranking against the true effects and against the experiment,
+  and the true incremental returns of the top 25/50/75 % by each (closedloopkit/targeting.py).
 
     .venv/bin/python benchmarks/closed_loop_eval.py --customers 1000 --days 30 --seed 8 \\
         --out var/closed_loop_eval.json
@@ -40,7 +44,13 @@ from typing import Any
 
 import yaml
 
-from forethought.closed_loop import ClosedLoop, LoopResult
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script, benchmarks/ is already there
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from closedloopkit.targeting import (  # noqa: E402 - after the path is set
+    Decided, compare, first_per_customer, learner_playbooks, record_decisions)
+
+from forethought.closed_loop import ClosedLoop, LoopResult  # noqa: E402
 from forethought.contracts.records import Trigger
 from forethought.ops.playbooks import parse_rules
 from forethought.simulate.plans import CustomerPlan, SimulationConfig
@@ -153,6 +163,8 @@ def playbook_file(kind: str) -> dict[str, Any]:
         books[name]["holdout"] = 0.5
         if kind == "uplift":
             books[name]["when"] = f"({books[name]['when']}) and scores.uplift.{name} > 0"
+    if kind == "base":  # the estimators learn (a never-firing shadow reader each) for the Qini figures
+        data["playbooks"].extend(learner_playbooks(UPLIFT_PLAYBOOKS))
     if kind == "sendtime":
         for book in books.values():
             if book.get("quiet_hours") != "ignore" and book.get("mode", "live") == "live":
@@ -162,8 +174,10 @@ def playbook_file(kind: str) -> dict[str, Any]:
 
 # --- one run ----------------------------------------------------------------------------------
 
-def run(config: SimulationConfig, kind: str, partitions: int) -> tuple[LoopResult, dict[str, list[int]], float]:
-    """One closed-loop run; returns the result, each customer's activity times, and CPU seconds."""
+def run(config: SimulationConfig, kind: str,
+        partitions: int) -> tuple[LoopResult, dict[str, list[int]], float, list[Decided]]:
+    """One closed-loop run; returns the result, each customer's activity times, CPU seconds, and
+    (run ``base``) the uplift playbooks' decisions with their scores."""
     rules = parse_rules(yaml.safe_dump(playbook_file(kind)), f"<{kind}>")
     activity: dict[str, list[int]] = {}
     holder: list[ClosedLoop] = []
@@ -174,9 +188,10 @@ def run(config: SimulationConfig, kind: str, partitions: int) -> tuple[LoopResul
 
     loop = ClosedLoop(config, None, rules, ResponseModel(config.seed), partitions, on_record=seen)
     holder.append(loop)
+    decided = record_decisions(loop, UPLIFT_PLAYBOOKS) if kind == "base" else []
     started = time.process_time()
     result = loop.run()
-    return result, activity, time.process_time() - started
+    return result, activity, time.process_time() - started, decided
 
 
 def _ms(moment: Any) -> int:
@@ -262,6 +277,25 @@ def uplift_metrics(result: LoopResult, playbook: str) -> dict[str, Any]:
             "true_incremental": round(true_uplift, 3), "rows": rows}
 
 
+def qini_metrics(result: LoopResult, activity: dict[str, list[int]], decided: list[Decided],
+                 playbook: str, channel: str) -> dict[str, Any]:
+    """Qini and equal-volume targeting of one playbook's decided customers (first decision each) whose
+    uplift score was known; true effect: ``ResponseModel.uplift`` of the playbook's first ``channel``,
+    default variant, at the decision's hour; observed: active again within 7 days of the decision."""
+    model, by_id = result.responder.model, result.responder.by_id
+    rows = first_per_customer(decided, playbook)
+    known = [row for row in rows if row.uplift is not None]
+    tau, kinds, back = [], [], []
+    for row in known:
+        plan, at = by_id[row.customer_id], round(row.at * 1000)
+        tau.append(model.uplift(plan, channel, None, hour_factor(plan, at)))
+        kinds.append(model.traits(plan).kind)
+        back.append(int(reengaged_within(sorted(activity.get(row.customer_id, [])), at, 7 * DAY_MS)))
+    out = compare(known, tau, kinds, back)
+    out["decided_customers"], out["cold_start_customers"] = len(rows), len(rows) - len(known)
+    return out
+
+
 # --- the report -------------------------------------------------------------------------------
 
 def evaluate(customers: int, days: float, seed: int, partitions: int, kinds: Sequence[str]) -> dict[str, Any]:
@@ -270,11 +304,15 @@ def evaluate(customers: int, days: float, seed: int, partitions: int, kinds: Seq
     runs: dict[str, Any] = {}
     window_books = {b["name"] for b in playbook_file("sendtime")["playbooks"] if "send_window" in b}
     for kind in kinds:
-        result, activity, cpu = run(config, kind, partitions)
+        result, activity, cpu, decided = run(config, kind, partitions)
         runs[kind] = {"cpu_seconds": round(cpu, 1), "bandit": bandit_metrics(result),
                       "sendtime": sendtime_metrics(result, activity, window_books),
                       "uplift": {name: uplift_metrics(result, name) for name in UPLIFT_PLAYBOOKS},
                       "skipped_triggers": result.report()["skipped_triggers"]}
+        if kind == "base":
+            first = {b["name"]: b["channels"][0] for b in playbook_file("base")["playbooks"]}
+            runs[kind]["qini"] = {name: qini_metrics(result, activity, decided, name, first[name])
+                                  for name in UPLIFT_PLAYBOOKS}
         print(f"  seed {seed} {kind}: {cpu:.0f} CPU s", file=sys.stderr, flush=True)
     out: dict[str, Any] = {"seed": seed, "customers": customers, "days": days, "partitions": partitions,
                            "runs": runs}
@@ -313,6 +351,18 @@ def table(report: dict[str, Any]) -> str:
                          f"{u['treated'].get('reengaged')}/{u['treated'].get('measured')}, holdout "
                          f"{u['holdout'].get('reengaged')}/{u['holdout'].get('measured')}, incremental "
                          f"{u['incremental']}, true incremental {u['true_incremental']}")
+    for name, q in report["runs"].get("base", {}).get("qini", {}).items():
+        lines.append(f"  [base] {name}: {q['customers']} decided customers with a known uplift score (of "
+                     f"{q['decided_customers']}); Qini vs truth: uplift {q['qini_true']['uplift']}, risk "
+                     f"{q['qini_true']['risk']}; vs treated/held-out outcomes: uplift {q['qini_observed']['uplift']}, "
+                     f"risk {q['qini_observed']['risk']}")
+        if q.get("bootstrap_95"):
+            lines.append(f"    bootstrap 95 % (customers resampled): {q['bootstrap_95']}")
+        for v in q["at_volume"]:
+            lines.append(f"    top {v['fraction']:.0%} ({v['messages']}): true incremental uplift "
+                         f"{v['uplift']['true_incremental']} vs risk {v['risk']['true_incremental']} (random "
+                         f"{v['random_true_incremental']}), sleeping dogs {v['uplift']['sleeping_dogs']} vs "
+                         f"{v['risk']['sleeping_dogs']}")
     for name, pair in report.get("uplift_vs_risk_at_volume", {}).items():
         lines.append(f"  {name} at equal volume: gated {pair['gated']} vs base's highest-risk {pair['risk_top']}")
     if "sendtime_relative" in report:

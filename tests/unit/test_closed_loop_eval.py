@@ -7,6 +7,8 @@ import doctest
 import sys
 from pathlib import Path
 
+from typing import Any
+
 import pytest
 import yaml
 
@@ -101,3 +103,44 @@ def test_the_harness_runs_end_to_end_on_a_tiny_population(tmp_path: Path) -> Non
     assert (seed["seed"], seed["customers"]) == (3, 40)
     assert set(seed["runs"]) == {"base", "sendtime", "uplift"}
     assert seed["runs"]["base"]["bandit"]["triggers"] > 0, "the variant playbook fired on these customers"
+    assert set(seed["runs"]["base"]["qini"]) == set(cle.UPLIFT_PLAYBOOKS)  # the Qini figures, per playbook
+
+
+def test_the_uplift_readers_of_the_base_run_change_no_trigger() -> None:
+    """The base run's shadow readers (so the uplift estimators learn, for the Qini figures) never fire
+    and leave every live trigger as it is without them."""
+    from forethought.closed_loop import run_closed_loop
+    from forethought.simulate.plans import SimulationConfig
+
+    with_readers = cle.playbook_file("base")
+    without = copy_without_readers(with_readers)
+    assert len(without["playbooks"]) == len(with_readers["playbooks"]) - len(cle.UPLIFT_PLAYBOOKS)
+    config = SimulationConfig(customers=50, days=8, seed=4)
+    runs = [run_closed_loop(config, None, parse_rules(yaml.safe_dump(data), "<base>"), partitions=1)
+            for data in (with_readers, without)]
+    ids = [[(t.trigger_id, t.playbook, t.channel, t.variant) for t in run.triggers] for run in runs]
+    assert ids[0] and ids[0] == ids[1]
+    assert not any(name.endswith("_uplift_reader") for name in runs[0].counts.shadow)
+
+
+def copy_without_readers(data: dict[str, Any]) -> dict[str, Any]:
+    return {**data, "playbooks": [b for b in data["playbooks"] if not b["name"].endswith("_uplift_reader")]}
+
+
+def test_decisions_are_recorded_with_their_scores_and_compared() -> None:
+    """On a small run, every watch-starting decision of the uplift playbooks is recorded (treated and
+    held out) and the comparison has a figure per ranking."""
+    from forethought.simulate.plans import SimulationConfig
+
+    result, activity, _, decided = cle.run(SimulationConfig(customers=150, days=12, seed=3), "base", 1)
+    assert decided, "the uplift playbooks decided on these customers"
+    assert {row.group for row in decided} == {"treated", "holdout"}
+    assert all(0 <= row.risk <= 1 for row in decided)
+    lift = result.report()["playbooks"]
+    for name in cle.UPLIFT_PLAYBOOKS:
+        book = (lift.get(name) or {}).get("reengagement") or {}
+        measured = sum((book.get(g) or {}).get("measured", 0) for g in ("treated", "holdout"))
+        recorded = sum(1 for row in decided if row.playbook == name)
+        assert recorded >= measured  # each measured decision was recorded (open windows are not measured yet)
+        q = cle.qini_metrics(result, activity, decided, name, "email")
+        assert q["decided_customers"] == len({row.customer_id for row in decided if row.playbook == name})
