@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from closedloopkit.qini import effect_curve, qini_auc_score, top, true_qini_score
-
 from forethought.closed_loop import ClosedLoop
 from forethought.core.engine import Step
 from forethought.core.uplift import vector
