@@ -297,3 +297,35 @@ async def test_every_flush_awaits_its_own_state_writes() -> None:
     table.send_changelog(0, b"c1", b"{}")
     with pytest.raises(RuntimeError, match="MessageSizeTooLarge"):
         await built.settle()
+
+
+async def test_a_flush_under_way_when_the_stop_begins_still_acknowledges_its_records(
+    worker: tuple[Worker, dict[str, Recorder]],
+) -> None:
+    """A clean stop suspends the flow before it stops the agent; a write-behind flush that was under
+    way then must still acknowledge its records, or the final commit misses them and the restarted
+    worker reads them all again (seen in CI: 8 records re-read after a clean stop)."""
+    built, rec = worker
+    writing, release = asyncio.Event(), asyncio.Event()
+    send = built.outputs.triggers.send  # type: ignore[union-attr]
+
+    async def held(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await release.wait()  # the flush waits for its trigger while the stop begins
+        return await send(*args, **kwargs)
+
+    built.outputs.triggers.send = held  # type: ignore[union-attr,method-assign]
+    messages: list[Any] = []
+    async with built.agent.test_context() as agent:
+        channel = agent.stream().channel
+        decode = channel.decode
+        channel.decode = lambda message, **kw: messages.append(message) or decode(message, **kw)
+        await five_errors(agent)
+        await asyncio.wait_for(writing.wait(), 10)
+        built.app.flow_control.suspend()  # what App.stop does first (App._stop_consumer) ...
+        built.app._stopped.set()  # noqa: SLF001 - ... once it has marked the app stopping
+        release.set()
+        await settle(lambda: built.flushing is not None and built.flushing.done())
+    assert len(messages) == 5 and all(m.acked for m in messages), \
+        "the flushed records reach the final commit"
+    assert built.failure is None

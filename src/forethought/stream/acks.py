@@ -109,6 +109,10 @@ def refuse_stale_acks(app: faust.App, stopping: Callable[[], bool] = lambda: Fal
     bookkeeping, and once the new generation's acknowledged offsets reach it, Faust commits past it,
     although its new copy may not be processed yet (it may wait in the ordering buffer): a crash then
     loses it. Refused, the offset only becomes committable when its new copy is processed.
+
+    A clean stop suspends the flow as well, before Faust stops the agent and makes its final commit;
+    a flush finishing meanwhile (``app.should_stop``, or ``stopping()`` for the last flush) must be
+    acknowledged, or the final commit misses its records and the restart reads them all again.
     """
     consumer = app.consumer
     ack = consumer.ack
@@ -117,8 +121,8 @@ def refuse_stale_acks(app: faust.App, stopping: Callable[[], bool] = lambda: Fal
         generation = getattr(message, "generation_id", None)
         if generation not in (None, app.consumer_generation_id):
             return False
-        if not app.flow_control.is_active() and not stopping():  # a rebalance (a clean stop's last flush may)
-            return False
+        if not app.flow_control.is_active() and not (app.should_stop or stopping()):  # a rebalance
+            return False  # (a clean stop suspends the flow too: a flush finishing then acknowledges)
         return ack(message)
 
     consumer.ack = current_only  # type: ignore[method-assign]
