@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from forethought.core.runtime import PartitionRuntime
 
 model_log = get_logger("models")
+_Found = tuple[int, bytes, PartitionModels]  # a stored checkpoint: its slot, its bytes, its models
 
 
 class ModelCheckpoints:
@@ -186,17 +187,26 @@ class ModelCheckpoints:
             self._checkpoint_slot.pop(partition, None)  # found again from the slots when assigned again
             self._checkpoint_seq.pop(partition, None)
 
+    def _newest_landed(self, usable: list[_Found]) -> _Found | None:
+        """Of the usable checkpoints, newest first: the newest if its flush landed (its witness is
+        stored), else the one before it (the newest's flush was cut short), else none."""
+        if not usable:
+            return None
+        if self._landed(usable[0][2]):
+            return usable[0]
+        return usable[1] if len(usable) > 1 else None
+
     def _restore(self, partition: int) -> PartitionModels:
         """The models of the newest checkpoint whose flush's states are stored (see the module
         docstring): fresh when there is none, failed when no checkpoint can be used."""
-        found = []  # (slot, raw, models) of each stored checkpoint
+        found: list[_Found] = []  # (slot, raw, models) of each stored checkpoint
         for slot, key in enumerate(self.checkpoint_keys(partition)):
             raw = self.checkpoints.get(key)
             if raw is not None:
                 found.append((slot, raw, PartitionModels.restore(
                     raw, partition, self.config.model_min_labels, self.config, self.signing_key)))
         usable = sorted((f for f in found if f[2].origin == "restored"), key=lambda f: _seq(f[2]), reverse=True)
-        chosen = usable[0] if usable and self._landed(usable[0][2]) else usable[1] if len(usable) > 1 else None
+        chosen = self._newest_landed(usable)
         if usable and chosen is not usable[0]:  # its flush was cut short: its states are not all stored
             model_log.warning("model_checkpoint_ahead_of_states", partition=partition, seq=_seq(usable[0][2]),
                               restored=None if chosen is None else _seq(chosen[2]))
