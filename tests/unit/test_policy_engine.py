@@ -156,6 +156,31 @@ def test_a_failed_delivery_falls_back_once_to_the_next_channel() -> None:
     assert retry[0].trigger_id != first.trigger_id and again == ()
 
 
+
+def test_a_fallback_continues_its_decision_past_the_playbooks_cooldown_and_caps() -> None:
+    """The failed email never arrived: its in-app fallback is the same decision, so neither the playbook's
+    own cooldown nor a one-message-a-day cap (which the failed send would fill) holds it back."""
+    one_a_day = CONSENT + "  caps:\n    - {channel: any, max: 1, per: 1d}\n"
+    customer = Customer(rules(EMAIL_FIRST + "    cooldown: 1d\n", one_a_day), profile=profile(consent={"email": True}))
+    first = customer.burst(T0).triggers[0]
+    retry = customer.outcome(first.trigger_id, "email", "failed", T0 + 30)
+    assert [(t.channel, t.fallback_of) for t in retry.triggers] == [("in_app", first.trigger_id)]
+    assert customer.burst(T0 + 3600).triggers == (), "the cooldown and the cap still hold for the next decision"
+    assert [d.reason for d in customer.steps[-1].decisions] == ["cooldown"]
+
+
+def test_a_fallback_still_yields_to_a_later_send_of_its_playbook() -> None:
+    """Another message of the playbook went out after the failed one: the fallback would be a second
+    message within the cooldown, so it is suppressed."""
+    book = EMAIL_FIRST + "    cooldown: 1h\n    ttl: 1d\n"
+    customer = Customer(rules(book, CONSENT), profile=profile(consent={"email": True}))
+    first = customer.burst(T0).triggers[0]
+    second = customer.burst(T0 + 7200).triggers
+    late = customer.outcome(first.trigger_id, "email", "failed", T0 + 7300)
+    assert [t.channel for t in second] == ["email"]
+    assert late.triggers == () and [d.reason for d in late.decisions] == ["cooldown"]
+
+
 # --- quiet hours ---------------------------------------------------------------------------
 
 QUIET = '  quiet_hours: "22:00-08:00"\n'

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -29,7 +29,7 @@ from forethought.core.bandit import Bandits, uniform
 from forethought.core.ledger import Held, Pending, PolicyLedger, Pull, Sent, Watch, pull_digest
 from forethought.core.policy import sendwindow
 from forethought.core.policy.expr import EvaluationError
-from forethought.core.policy.limits import caps_allow, caps_text, cooling, span
+from forethought.core.policy.limits import SENT_AT, caps_allow, caps_text, cooling, span, without_failed_send
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import Playbook, Rules
 from forethought.core.policy.timing import QuietHours, in_holdout
@@ -163,7 +163,7 @@ def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out
     channels = () if book is None or raw is None else book.channels_for(raw.get("variant"))
     if raw is None or book is None or failed_channel not in channels:
         return
-    original = Trigger.model_validate(raw)
+    original = Trigger.model_validate({k: v for k, v in raw.items() if k != SENT_AT})
     rest = channels[channels.index(failed_channel) + 1:]
     if not rest:
         out.decisions.append(Decision(book.name, "suppressed", now, "no_fallback_channel", trigger_id))
@@ -173,7 +173,9 @@ def fallback(ctx: Context, trigger_id: str, failed_channel: str, now: float, out
         "trigger_id": str(uuid.uuid5(uuid.UUID(original.trigger_id), "fallback:" + ",".join(rest))),
         "fallback_of": original.trigger_id,
     })
-    plan = _plan(book, [*kept, f"fallback: {failed_channel} failed"], ctx, now, rest)
+    failed = Sent(raw[SENT_AT], book.name, original.channel, book.priority) if SENT_AT in raw else None
+    continued = replace(ctx, ledger=without_failed_send(ctx.ledger, failed))  # kept before 2026-12-07: none
+    plan = _plan(book, [*kept, f"fallback: {failed_channel} failed"], continued, now, rest)
     signal = original.why.signal if original.why else "fallback"
     _carry_out(book, plan, retry, signal, ctx, out, now, verdict="fallback")
 
@@ -281,10 +283,11 @@ def _carry_out(book: Playbook, plan: Plan, trigger: Trigger, signal: str, ctx: C
     channels = book.channels_for(final.variant)
     can_fall_back = channels.index(final.channel) < len(channels) - 1  # keep it for a fallback
     kept = None
-    if can_fall_back:
-        kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal}}
-    ctx.ledger.record_send(Sent(float(math.floor(now)), book.name, final.channel, book.priority), ctx.rules.memory,
-                           kept, final.expires_at.timestamp())
+    sent = Sent(float(math.floor(now)), book.name, final.channel, book.priority)
+    if can_fall_back:  # with its send's time: a fallback leaves that send out of its cooldown and caps
+        kept = final.model_dump(mode="json", exclude={"why"}) | {"why": {"rule": "", "signal": signal},
+                                                                 SENT_AT: sent.at}
+    ctx.ledger.record_send(sent, ctx.rules.memory, kept, final.expires_at.timestamp())
     if final.variant is not None:
         _pulled(book, final, ctx, now, verdict, out)
     out.live.append(final)

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from forethought.core.ledger import PolicyLedger
+from forethought.core.ledger import PolicyLedger, Sent
 from forethought.core.policy.rules import Cap, Playbook, Rules
 from forethought.core.policy.timing import cap_allows
 
-__all__ = ["caps_allow", "caps_text", "cooling", "span"]
+__all__ = ["SENT_AT", "caps_allow", "caps_text", "cooling", "span", "without_failed_send"]
 
 
 def cooling(book: Playbook, ledger: PolicyLedger, now: float, fresh: bool) -> bool:
@@ -33,6 +33,31 @@ def cooling(book: Playbook, ledger: PolicyLedger, now: float, fresh: bool) -> bo
     if any(now - t < book.cooldown for t in ledger.decided_times(now, book.name)):
         return True
     return fresh and any(p.trigger["playbook"] == book.name for p in ledger.pending)
+
+
+SENT_AT = "sent_at"  # in a trigger kept for a fallback (PolicyLedger.recent): when its send was noted
+
+
+def without_failed_send(ledger: PolicyLedger, failed: Sent | None) -> PolicyLedger:
+    """The ledger a fallback is planned with: ``failed``, the send whose delivery failed, left out, so
+    that the fallback, which continues that decision on another channel, is held back neither by its
+    own playbook's cooldown nor by caps counting a message that never arrived; every other send and
+    held-out decision still counts. ``failed`` is known exactly (the kept trigger notes its send's
+    time, :data:`SENT_AT`); None, or a send already forgotten, leaves the ledger as it is.
+
+    >>> before, failed = Sent(50.0, "nudge", "email", 1), Sent(99.0, "nudge", "email", 1)
+    >>> rival = Sent(99.0, "tip", "email", 1)
+    >>> ledger = PolicyLedger(sent=[before, failed, rival])
+    >>> without_failed_send(ledger, Sent(99.0, "nudge", "email", 1)).sent == [before, rival]
+    True
+    >>> len(ledger.sent), without_failed_send(ledger, None) is ledger  # the customer's own ledger is left as it is
+    (3, True)
+    """
+    if failed is None or failed not in ledger.sent:
+        return ledger
+    kept = ledger.copy()
+    kept.sent.remove(failed)
+    return kept
 
 
 def _caps(book: Playbook, rules: Rules) -> Iterator[tuple[Cap, bool]]:
