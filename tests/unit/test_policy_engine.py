@@ -156,7 +156,6 @@ def test_a_failed_delivery_falls_back_once_to_the_next_channel() -> None:
     assert retry[0].trigger_id != first.trigger_id and again == ()
 
 
-
 def test_a_fallback_continues_its_decision_past_the_playbooks_cooldown_and_caps() -> None:
     """The failed email never arrived: its in-app fallback is the same decision, so neither the playbook's
     own cooldown nor a one-message-a-day cap (which the failed send would fill) holds it back."""

@@ -8,7 +8,7 @@ helpers make that acknowledgement true (:func:`finish_batch`), or keep it from h
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Protocol
 
 import faust
@@ -98,7 +98,7 @@ def acknowledge(events: Iterable[faust.EventT]) -> None:
         event.ack()
 
 
-def refuse_stale_acks(app: faust.App, stopping: Callable[[], bool] = lambda: False) -> None:
+def refuse_stale_acks(app: faust.App) -> None:
     """Make an acknowledgement while a rebalance holds the flow, or of a message read before the last
     rebalance, a no-op.
 
@@ -111,8 +111,9 @@ def refuse_stale_acks(app: faust.App, stopping: Callable[[], bool] = lambda: Fal
     loses it. Refused, the offset only becomes committable when its new copy is processed.
 
     A clean stop suspends the flow as well, before Faust stops the agent and makes its final commit;
-    a flush finishing meanwhile (``app.should_stop``, or ``stopping()`` for the last flush) must be
-    acknowledged, or the final commit misses its records and the restart reads them all again.
+    a flush finishing meanwhile, the last flush included, must be acknowledged (``app.should_stop``:
+    mode sets it before the stop begins), or the final commit misses its records and the restart
+    reads them all again.
     """
     consumer = app.consumer
     ack = consumer.ack
@@ -121,7 +122,7 @@ def refuse_stale_acks(app: faust.App, stopping: Callable[[], bool] = lambda: Fal
         generation = getattr(message, "generation_id", None)
         if generation not in (None, app.consumer_generation_id):
             return False
-        if not app.flow_control.is_active() and not (app.should_stop or stopping()):  # a rebalance
+        if not app.flow_control.is_active() and not app.should_stop:  # a rebalance
             return False  # (a clean stop suspends the flow too: a flush finishing then acknowledges)
         return ack(message)
 

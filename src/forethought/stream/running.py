@@ -54,7 +54,6 @@ class Worker:
     changelog_pending: list[asyncio.Future[object]] = field(default_factory=list)  # state writes since the flush
     in_flight: list[asyncio.Future[object]] = field(default_factory=list)  # triggers etc. published since the flush
     enforced_seen: int = 0  # ordering releases already counted in the metrics
-    stopping: bool = False  # the app is stopping: the last flush runs
     unflushed: list[faust.EventT] = field(default_factory=list)  # handled, held until their state is flushed
     flushed_at: float = field(default_factory=time.monotonic)
     flushing: asyncio.Future[None] | None = None  # the flush under way in the background (flush_behind)
@@ -132,7 +131,6 @@ class Worker:
     async def last_flush(self) -> None:
         """At a clean stop: flush what was handled, so Faust's final commit covers it (a failure
         here only costs a re-read after the restart: the records stay unacknowledged)."""
-        self.stopping = True  # its acknowledgements are not a rebalance's (refuse_stale_acks lets them through)
         try:
             async with self.lock:
                 pending = self.flushing is not None and not self.flushing.done()
