@@ -78,7 +78,7 @@ def run(events: Path, truth: Path, model: str, horizon: float, backoff: float = 
     """Replay ``events`` and collect every snapshot with its scores and (later) its label."""
     core_models.dropoff_pipeline = PIPELINES[model]  # type: ignore[assignment]
     # its "every daily check" rows need a look at every customer every day (core.due skips the idle ones)
-    config = EngineConfig(label_horizon_seconds=horizon, look_every_day=True, snapshot_backoff=backoff,
+    config = EngineConfig(label_horizon_seconds=horizon, look_every_day=True, look_scores=True, snapshot_backoff=backoff,
                           snapshot_backoff_max_seconds=backoff_max)
     snaps: list[dict[str, Any]] = []
     labels: dict[tuple[str, float], int] = {}

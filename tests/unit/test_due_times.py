@@ -26,7 +26,7 @@ from forethought.ops.settings import DEFAULT_PLAYBOOKS_FILE
 
 DAY = 86_400.0
 T0 = datetime(2026, 3, 2, tzinfo=timezone.utc).timestamp()
-CONFIG = EngineConfig(bucket_seconds=60, burst_min_errors=3, model_min_labels=20)
+CONFIG = EngineConfig(bucket_seconds=60, burst_min_errors=3, model_min_labels=20, look_scores=True)
 SHIPPED = parse_rules(DEFAULT_PLAYBOOKS_FILE.read_text(), "playbooks.yaml")
 
 

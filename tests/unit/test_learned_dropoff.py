@@ -26,7 +26,7 @@ from forethought.core.state import CustomerState
 
 T0 = 1_790_000_040.0  # 2026-09-21T14:34:00Z
 HOUR, DAY = 3600.0, 86_400.0
-CONFIG = EngineConfig()
+CONFIG = EngineConfig(look_scores=True)  # every look reports its scores (daily_scores)
 
 
 def page(customer: str, n: int, at: float) -> PageView:
@@ -136,7 +136,7 @@ def test_the_horizon_is_configurable() -> None:
 
 # ---- spacing snapshots out during a long silence (snapshot_backoff) ------------------------------
 
-LONG = EngineConfig(idle_ttl_seconds=5 * 365 * DAY)  # not evicted after 180 silent days
+LONG = EngineConfig(idle_ttl_seconds=5 * 365 * DAY, look_scores=True)  # not evicted after 180 silent days
 BACKOFF = LONG  # the default: snapshot_backoff 2
 EVERY = LONG.replace(snapshot_backoff=1.0)  # the behaviour before snapshot_backoff
 
@@ -342,3 +342,18 @@ def test_a_busy_customer_with_a_pending_snapshot_stays_under_one_kib() -> None:
     print(f"busy customer state with a pending snapshot: {size} bytes")
     assert size < 1024, size
     assert CustomerState.from_bytes(state.to_bytes(), CONFIG).to_bytes() == state.to_bytes()
+
+
+def test_without_look_scores_the_looks_learn_the_same_and_report_only_what_playbooks_read() -> None:
+    """``look_scores`` (on for ``replay --truth``) only adds reports: snapshots, labels, the model and
+    the state are the same without it, and looks that take no snapshot then build no facts."""
+    runs = {}
+    for on in (True, False):
+        models, config = PartitionModels(), LONG.replace(look_scores=on)
+        state, steps = active("c1", models, config=config)
+        steps += silent_for(state, models, 300, config)
+        runs[on] = (labels_of(steps), dropped_days(steps), models.labels, models.dropped,
+                    models.to_bytes(), state.to_bytes(),
+                    sum(o.kind == "daily_scores" for s in steps for o in s.observations))
+    assert runs[True][:-1] == runs[False][:-1]
+    assert runs[True][-1] >= 9 and runs[False][-1] == 0, "off: no look of this customer is a playbook's"

@@ -43,6 +43,8 @@ def run_replay(
     """Replay ``inputs`` and return the report (also written to ``report_out``, and drawn as a page
     into ``html_out``)."""
     at = datetime.fromisoformat(snapshot_at.replace("Z", "+00:00")).timestamp() if snapshot_at else None
+    if truth is not None:  # the truth grades every look's scores
+        config = config.replace(look_scores=True)
     if at is not None and snapshot_out is None:
         raise ValueError("--snapshot-at needs --snapshot-out")
     kept: list[Trigger] = []

@@ -67,9 +67,12 @@ class LearnedSettings:
     snapshot_backoff: float = 2.0
     # the longest gap between two snapshots of one silence (never below the horizon); 0: no cap
     snapshot_backoff_max_seconds: float = 0.0
+    # report every look's scores (a ``daily_scores`` observation: what ``replay --truth`` grades); an
+    # evaluation aid: off, a look that takes no snapshot builds no facts (docs/runtime/due-time.md)
+    look_scores: bool = False
 
     def __post_init__(self) -> None:
-        check_positive(self, {"snapshot_backoff_max_seconds"})
+        check_positive(self, {"snapshot_backoff_max_seconds", "look_scores"})
         if not self.snapshot_backoff >= 1.0:
             raise ValueError(f"snapshot_backoff must be >= 1, got {self.snapshot_backoff}")
 
@@ -129,17 +132,23 @@ class LearnedDropoff(Detector):
         return max(soon, slot_at_or_after(state.customer_id, taken + s.label_horizon_seconds))
 
     def on_look(self, state: CustomerState, s: LearnedSettings, m: Moment, look: Look) -> None:
-        """A horizon passed (label 1), then a new snapshot; the facts are built once per look and the
-        learned score is the model's on the snapshot's quantised features."""
+        """A horizon passed (label 1), then a new snapshot when one is due. The facts are built only
+        when a snapshot is taken, playbooks read them at this look, or ``look_scores`` asks for them;
+        the learned score in them is the model's on the snapshot's quantised features."""
         if m.models is None:
             return
         if (label := on_check(state, m.at, s, m.models)) is not None:
             m.observe(*observation(label, m.models))
         if state.last_seen is None:
             return
+        due = of(state).snapshot is None and snapshot_slot(state, m.at, s) == m.at
+        if not (due or look.full or s.look_scores):
+            return
         found = look.facts(brief=True)
         data = snapshots.codes(found)
-        taken = snapshot_slot(state, m.at, s) == m.at and take_snapshot(state, m.at, data)
+        taken = due and take_snapshot(state, m.at, data)
+        if not (look.full or s.look_scores):
+            return
         scores = found["scores"]
         scores["dropoff_learned"] = m.models.dropoff(snapshots.from_codes(data)) if m.models.warm else None
         m.observe("daily_scores", {"at": m.at, "silence_seconds": found["features"]["silence_seconds"],
