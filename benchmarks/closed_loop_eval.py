@@ -12,7 +12,9 @@ the same seed and population, with a playbook file derived from ``streams/playbo
   variants in place of the chosen one (its expectation; the engine has no uniform policy to run).
 - **send time** (``base`` vs ``sendtime``): the same file plus ``send_window: 24h`` on every live
   playbook that respects quiet hours; re-engagement within 24 h of each sent trigger's decision
-  (the customer's next non-error event), and returns caused by a message within 24 h.
+  (the customer's next non-error event), engagement with the message within 24 h of the decision
+  (a ``clicked`` or ``converted`` outcome of that trigger), the truth's expected engagement per
+  message at its arrival hour, and returns caused by a message within 24 h.
 - **uplift** (``base`` vs ``uplift``): ``long_inactivity`` and ``dropoff_risk_high`` with holdout 0.5
   in both runs; the ``uplift`` run adds ``scores.uplift.<playbook> > 0``. Incremental
   re-engagements (treated re-engaged - treated x holdout rate, the engine's own 7-day windows), the
@@ -64,6 +66,8 @@ BANDIT_PLAYBOOK = "feature_welcome"
 UPLIFT_PLAYBOOKS = ("long_inactivity", "dropoff_risk_high")
 DAY_MS = 24 * HOUR_MS
 NOT_ACTIVITY = {"outcome", "profile", "error"}
+ENGAGED = {"clicked", "converted"}  # the engine's engaged outcomes (and the bandit's default reward)
+ENGAGED_KEY = "engaged:"  # activity's keys for a trigger's engaged outcomes (customer ids never start so)
 
 
 # --- metric functions (tested in tests/unit/test_closed_loop_eval.py) -----------------------------
@@ -177,7 +181,8 @@ def playbook_file(kind: str) -> dict[str, Any]:
 def run(config: SimulationConfig, kind: str,
         partitions: int) -> tuple[LoopResult, dict[str, list[int]], float, list[Decided]]:
     """One closed-loop run; returns the result, each customer's activity times, CPU seconds, and
-    (run ``base``) the uplift playbooks' decisions with their scores."""
+    (run ``base``) the uplift playbooks' decisions with their scores. The first engaged outcome of
+    each trigger (epoch ms) is in ``activity`` under ``ENGAGED_KEY + trigger id``."""
     rules = parse_rules(yaml.safe_dump(playbook_file(kind)), f"<{kind}>")
     activity: dict[str, list[int]] = {}
     holder: list[ClosedLoop] = []
@@ -185,6 +190,8 @@ def run(config: SimulationConfig, kind: str,
     def seen(record: dict[str, Any]) -> None:
         if "event_id" in record and record.get("type") not in NOT_ACTIVITY:
             activity.setdefault(record["customer_id"], []).append(holder[0].clock)
+        elif record.get("type") == "outcome" and record.get("status") in ENGAGED:
+            activity.setdefault(ENGAGED_KEY + record["trigger_id"], []).append(holder[0].clock)
 
     loop = ClosedLoop(config, None, rules, ResponseModel(config.seed), partitions, on_record=seen)
     holder.append(loop)
@@ -232,21 +239,29 @@ def bandit_metrics(result: LoopResult) -> dict[str, Any]:
 
 def sendtime_metrics(result: LoopResult, activity: dict[str, list[int]], playbooks: set[str]) -> dict[str, Any]:
     """Per sent live trigger of ``playbooks``: re-engaged within 24 h of its decision (next activity),
-    and a return caused by a message within 24 h of it (the responder's fates)."""
+    engaged with the message within 24 h of it (a clicked or converted outcome), the truth's expected
+    engagement at its arrival (:func:`reward`), and a return caused by a message within 24 h of it
+    (the responder's fates)."""
     for times in activity.values():
         times.sort()
-    fates, by_id = result.responder.fates, result.responder.by_id
-    sent = back = caused = 0
+    model, fates, by_id = result.responder.model, result.responder.fates, result.responder.by_id
+    sent = back = engaged = caused = 0
+    expected = 0.0
     for trigger in result.triggers:
         if trigger.playbook not in playbooks or trigger.mode != "live":
             continue
         decided = _ms(trigger.fired_at)
         sent += 1
         back += reengaged_within(activity.get(trigger.customer_id, []), decided, DAY_MS)
+        engaged += reengaged_within(activity.get(ENGAGED_KEY + trigger.trigger_id, []), decided, DAY_MS)
+        expected += reward(model, by_id[trigger.customer_id], trigger.channel, trigger.variant or "default",
+                           _arrival(trigger))
         fate = fates.get(by_id[trigger.customer_id].index)
         caused += bool(fate and fate.back and fate.changed_at is not None
                        and decided < fate.changed_at <= decided + DAY_MS)
     return {"sent": sent, "reengaged_24h": back, "rate_24h": round(back / sent, 4) if sent else None,
+            "engaged_24h": engaged, "engaged_rate_24h": round(engaged / sent, 4) if sent else None,
+            "expected_engagement": round(expected / sent, 4) if sent else None,
             "returns_caused_24h": caused, "deferred": sum(1 for t in result.triggers
                                                            if t.playbook in playbooks and t.released_at)}
 
@@ -328,8 +343,10 @@ def evaluate(customers: int, days: float, seed: int, partitions: int, kinds: Seq
         for metrics in data["uplift"].values():
             metrics.pop("rows")
     if "base" in runs and "sendtime" in runs:
-        out["sendtime_relative"] = relative(runs["sendtime"]["sendtime"]["rate_24h"],
-                                            runs["base"]["sendtime"]["rate_24h"])
+        at_once, windowed = runs["base"]["sendtime"], runs["sendtime"]["sendtime"]
+        out["sendtime_relative"] = relative(windowed["rate_24h"], at_once["rate_24h"])
+        out["sendtime_engaged_relative"] = relative(windowed["engaged_rate_24h"], at_once["engaged_rate_24h"])
+        out["sendtime_expected_relative"] = relative(windowed["expected_engagement"], at_once["expected_engagement"])
     return out
 
 
@@ -343,8 +360,9 @@ def table(report: dict[str, Any]) -> str:
                      f"regret {b['bandit']} vs uniform {b['uniform']} (ratio {b['ratio']}), best fixed "
                      f"{b.get('best_fixed')}, settled on {b.get('settled_on')}")
         lines.append(f"    send-window playbooks: {s['sent']} sent ({s['deferred']} deferred), re-engaged "
-                     f"<=24h {s['reengaged_24h']} ({s['rate_24h']}), returns caused <=24h "
-                     f"{s['returns_caused_24h']}")
+                     f"<=24h {s['reengaged_24h']} ({s['rate_24h']}), engaged with the message <=24h "
+                     f"{s['engaged_24h']} ({s['engaged_rate_24h']}; expected {s['expected_engagement']}), "
+                     f"returns caused <=24h {s['returns_caused_24h']}")
         for name, u in data["uplift"].items():
             lines.append(f"    {name}: sent {u['sent']} to {u['customers_messaged']} customers, sleeping dogs "
                          f"{u['sleeping_dogs_messaged']}, low_uplift {u['low_uplift_suppressed']}, treated "
@@ -366,7 +384,9 @@ def table(report: dict[str, Any]) -> str:
     for name, pair in report.get("uplift_vs_risk_at_volume", {}).items():
         lines.append(f"  {name} at equal volume: gated {pair['gated']} vs base's highest-risk {pair['risk_top']}")
     if "sendtime_relative" in report:
-        lines.append(f"  send time: re-engagement within 24 h, relative change {report['sendtime_relative']}")
+        lines.append(f"  send time, relative change: re-engagement within 24 h {report['sendtime_relative']}, "
+                     f"engagement with the message within 24 h {report['sendtime_engaged_relative']}, "
+                     f"expected engagement per message {report['sendtime_expected_relative']}")
     return "\n".join(lines)
 
 
