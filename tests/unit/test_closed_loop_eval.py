@@ -144,3 +144,35 @@ def test_decisions_are_recorded_with_their_scores_and_compared() -> None:
         assert recorded >= measured  # each measured decision was recorded (open windows are not measured yet)
         q = cle.qini_metrics(result, activity, decided, name, "email")
         assert q["decided_customers"] == len({row.customer_id for row in decided if row.playbook == name})
+
+
+def test_engagement_with_the_message_counts_a_click_of_that_trigger_within_24_hours_of_its_decision() -> None:
+    """Send time is also judged by what a message can change: an engaged outcome of *that* trigger
+    within 24 h of its decision, and the truth's expected engagement at its arrival."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    from forethought.simulate.plans import SimulationConfig
+    from forethought.simulate.responder import Responder
+
+    responder = Responder(SimulationConfig(customers=3, days=7, seed=1))
+    plan = responder.population[0]
+    fired = datetime.fromtimestamp(plan.active_from / 1000 + 3600, tz=timezone.utc)
+    hour = 3_600_000
+    at = round(fired.timestamp() * 1000)
+
+    def trigger(tid: str, released: int | None = None, playbook: str = "long_inactivity") -> SimpleNamespace:
+        return SimpleNamespace(trigger_id=tid, playbook=playbook, mode="live", customer_id=plan.customer_id,
+                               channel="email", variant=None, fired_at=fired,
+                               released_at=None if released is None else datetime.fromtimestamp(released / 1000,
+                                                                                                 tz=timezone.utc))
+
+    triggers = [trigger("t1"), trigger("t2", at + 6 * hour), trigger("t3"), trigger("t4", playbook="error_burst")]
+    activity = {cle.ENGAGED_KEY + "t1": [at + hour],            # clicked an hour after the decision: counts
+                cle.ENGAGED_KEY + "t2": [at + 25 * hour],       # 25 h after the decision: too late
+                cle.ENGAGED_KEY + "t4": [at + hour]}            # not a send-window playbook
+    result = SimpleNamespace(triggers=triggers, responder=responder)
+    m = cle.sendtime_metrics(result, activity, {"long_inactivity"})  # type: ignore[arg-type]
+    assert (m["sent"], m["engaged_24h"], m["engaged_rate_24h"]) == (3, 1, round(1 / 3, 4))
+    rewards = [cle.reward(responder.model, plan, "email", "default", t) for t in (at, at + 6 * hour, at)]
+    assert m["expected_engagement"] == round(sum(rewards) / 3, 4)
