@@ -142,12 +142,13 @@ class LearnedDropoff(Detector):
         if state.last_seen is None:
             return
         due = of(state).snapshot is None and snapshot_slot(state, m.at, s) == m.at
-        if not (due or look.full or s.look_scores):
+        report = look.full or s.look_scores  # the learned score in the facts, and the look's scores
+        if not (due or report):
             return
         found = look.facts(brief=True)
         data = snapshots.codes(found)
         taken = due and take_snapshot(state, m.at, data)
-        if not (look.full or s.look_scores):
+        if not report:
             return
         scores = found["scores"]
         scores["dropoff_learned"] = m.models.dropoff(snapshots.from_codes(data)) if m.models.warm else None
