@@ -54,9 +54,10 @@ from closedloopkit.targeting import (  # noqa: E402 - after the path is set
 
 from forethought.closed_loop import ClosedLoop, LoopResult  # noqa: E402
 from forethought.contracts.records import Trigger
+from forethought.core.bandit import BanditSettings
 from forethought.ops.playbooks import parse_rules
 from forethought.simulate.plans import CustomerPlan, SimulationConfig
-from forethought.simulate.response import ResponseModel, hour_factor
+from forethought.simulate.response import DEFAULT_VARIANT, ResponseModel, hour_factor
 from forethought.simulate.timeline import HOUR_MS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,8 +67,7 @@ BANDIT_PLAYBOOK = "feature_welcome"
 UPLIFT_PLAYBOOKS = ("long_inactivity", "dropoff_risk_high")
 DAY_MS = 24 * HOUR_MS
 NOT_ACTIVITY = {"outcome", "profile", "error"}
-ENGAGED = {"clicked", "converted"}  # the engine's engaged outcomes (and the bandit's default reward)
-ENGAGED_KEY = "engaged:"  # activity's keys for a trigger's engaged outcomes (customer ids never start so)
+ENGAGED = BanditSettings().rewards  # engagement with a message: the bandit's default reward (clicked, converted)
 
 
 # --- metric functions (tested in tests/unit/test_closed_loop_eval.py) -----------------------------
@@ -179,26 +179,27 @@ def playbook_file(kind: str) -> dict[str, Any]:
 # --- one run ----------------------------------------------------------------------------------
 
 def run(config: SimulationConfig, kind: str,
-        partitions: int) -> tuple[LoopResult, dict[str, list[int]], float, list[Decided]]:
-    """One closed-loop run; returns the result, each customer's activity times, CPU seconds, and
-    (run ``base``) the uplift playbooks' decisions with their scores. The first engaged outcome of
-    each trigger (epoch ms) is in ``activity`` under ``ENGAGED_KEY + trigger id``."""
+        partitions: int) -> tuple[LoopResult, dict[str, list[int]], dict[str, list[int]], float, list[Decided]]:
+    """One closed-loop run; returns the result, each customer's activity times, each trigger's engaged
+    outcome times (:data:`ENGAGED`, by trigger id), CPU seconds, and (run ``base``) the uplift
+    playbooks' decisions with their scores."""
     rules = parse_rules(yaml.safe_dump(playbook_file(kind)), f"<{kind}>")
     activity: dict[str, list[int]] = {}
+    engaged: dict[str, list[int]] = {}
     holder: list[ClosedLoop] = []
 
     def seen(record: dict[str, Any]) -> None:
         if "event_id" in record and record.get("type") not in NOT_ACTIVITY:
             activity.setdefault(record["customer_id"], []).append(holder[0].clock)
         elif record.get("type") == "outcome" and record.get("status") in ENGAGED:
-            activity.setdefault(ENGAGED_KEY + record["trigger_id"], []).append(holder[0].clock)
+            engaged.setdefault(record["trigger_id"], []).append(holder[0].clock)
 
     loop = ClosedLoop(config, None, rules, ResponseModel(config.seed), partitions, on_record=seen)
     holder.append(loop)
     decided = record_decisions(loop, UPLIFT_PLAYBOOKS) if kind == "base" else []
     started = time.process_time()
     result = loop.run()
-    return result, activity, time.process_time() - started, decided
+    return result, activity, engaged, time.process_time() - started, decided
 
 
 def _ms(moment: Any) -> int:
@@ -237,12 +238,13 @@ def bandit_metrics(result: LoopResult) -> dict[str, Any]:
     return out
 
 
-def sendtime_metrics(result: LoopResult, activity: dict[str, list[int]], playbooks: set[str]) -> dict[str, Any]:
+def sendtime_metrics(result: LoopResult, activity: dict[str, list[int]], engaged_at: dict[str, list[int]],
+                     playbooks: set[str]) -> dict[str, Any]:
     """Per sent live trigger of ``playbooks``: re-engaged within 24 h of its decision (next activity),
     engaged with the message within 24 h of it (a clicked or converted outcome), the truth's expected
     engagement at its arrival (:func:`reward`), and a return caused by a message within 24 h of it
     (the responder's fates)."""
-    for times in activity.values():
+    for times in (*activity.values(), *engaged_at.values()):
         times.sort()
     model, fates, by_id = result.responder.model, result.responder.fates, result.responder.by_id
     sent = back = engaged = caused = 0
@@ -253,8 +255,8 @@ def sendtime_metrics(result: LoopResult, activity: dict[str, list[int]], playboo
         decided = _ms(trigger.fired_at)
         sent += 1
         back += reengaged_within(activity.get(trigger.customer_id, []), decided, DAY_MS)
-        engaged += reengaged_within(activity.get(ENGAGED_KEY + trigger.trigger_id, []), decided, DAY_MS)
-        expected += reward(model, by_id[trigger.customer_id], trigger.channel, trigger.variant or "default",
+        engaged += reengaged_within(engaged_at.get(trigger.trigger_id, []), decided, DAY_MS)
+        expected += reward(model, by_id[trigger.customer_id], trigger.channel, trigger.variant or DEFAULT_VARIANT,
                            _arrival(trigger))
         fate = fates.get(by_id[trigger.customer_id].index)
         caused += bool(fate and fate.back and fate.changed_at is not None
@@ -319,9 +321,9 @@ def evaluate(customers: int, days: float, seed: int, partitions: int, kinds: Seq
     runs: dict[str, Any] = {}
     window_books = {b["name"] for b in playbook_file("sendtime")["playbooks"] if "send_window" in b}
     for kind in kinds:
-        result, activity, cpu, decided = run(config, kind, partitions)
+        result, activity, engaged, cpu, decided = run(config, kind, partitions)
         runs[kind] = {"cpu_seconds": round(cpu, 1), "bandit": bandit_metrics(result),
-                      "sendtime": sendtime_metrics(result, activity, window_books),
+                      "sendtime": sendtime_metrics(result, activity, engaged, window_books),
                       "uplift": {name: uplift_metrics(result, name) for name in UPLIFT_PLAYBOOKS},
                       "skipped_triggers": result.report()["skipped_triggers"]}
         if kind == "base":

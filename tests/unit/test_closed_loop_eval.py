@@ -132,7 +132,7 @@ def test_decisions_are_recorded_with_their_scores_and_compared() -> None:
     held out) and the comparison has a figure per ranking."""
     from forethought.simulate.plans import SimulationConfig
 
-    result, activity, _, decided = cle.run(SimulationConfig(customers=150, days=12, seed=3), "base", 1)
+    result, activity, _, _, decided = cle.run(SimulationConfig(customers=150, days=12, seed=3), "base", 1)
     assert decided, "the uplift playbooks decided on these customers"
     assert {row.group for row in decided} == {"treated", "holdout"}
     assert all(0 <= row.risk <= 1 for row in decided)
@@ -168,11 +168,11 @@ def test_engagement_with_the_message_counts_a_click_of_that_trigger_within_24_ho
                                                                                                  tz=timezone.utc))
 
     triggers = [trigger("t1"), trigger("t2", at + 6 * hour), trigger("t3"), trigger("t4", playbook="error_burst")]
-    activity = {cle.ENGAGED_KEY + "t1": [at + hour],            # clicked an hour after the decision: counts
-                cle.ENGAGED_KEY + "t2": [at + 25 * hour],       # 25 h after the decision: too late
-                cle.ENGAGED_KEY + "t4": [at + hour]}            # not a send-window playbook
+    engaged = {"t1": [at + hour],            # clicked an hour after the decision: counts
+               "t2": [at + 25 * hour],       # 25 h after the decision: too late
+               "t4": [at + hour]}            # not a send-window playbook
     result = SimpleNamespace(triggers=triggers, responder=responder)
-    m = cle.sendtime_metrics(result, activity, {"long_inactivity"})  # type: ignore[arg-type]
+    m = cle.sendtime_metrics(result, {}, engaged, {"long_inactivity"})  # type: ignore[arg-type]
     assert (m["sent"], m["engaged_24h"], m["engaged_rate_24h"]) == (3, 1, round(1 / 3, 4))
     rewards = [cle.reward(responder.model, plan, "email", "default", t) for t in (at, at + 6 * hour, at)]
     assert m["expected_engagement"] == round(sum(rewards) / 3, 4)
