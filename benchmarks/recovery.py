@@ -47,7 +47,7 @@ async def measure(bootstrap: str, workdir: Path, extra: dict[str, str]) -> tuple
     log = workdir / f"{deployment.prefix}log"
     first = spawn_worker(env, log)
     try:
-        wait_ready(deployment.url, first)
+        wait_ready(deployment.url, first, log_path=log)
         time.sleep(3)  # past the first rebalance's settling
     finally:
         os.killpg(first.pid, signal.SIGKILL)
@@ -55,7 +55,7 @@ async def measure(bootstrap: str, workdir: Path, extra: dict[str, str]) -> tuple
     killed = time.monotonic()
     second = spawn_worker(env, log)
     try:
-        wait_ready(deployment.url, second, timeout=180)
+        wait_ready(deployment.url, second, timeout=180, log_path=log)
         took = time.monotonic() - killed
         time.sleep(1)  # the metric follows readiness every half second
         return took, recovery_metric(deployment.url)

@@ -98,12 +98,13 @@ def run_group(dep: Deployment, name: str, workers: int, expected: int, timeout: 
     group, ports = f"{dep.app_id}-{name}", [free_port() for _ in range(workers)]
     urls = [f"http://127.0.0.1:{port}" for port in ports]
     with ExitStack() as stack:
-        procs = [spawn_worker(group_env(dep, group, port, dep.workdir / f"{name}-{i}"), dep.workdir / f"{name}-{i}.log")
-                 for i, port in enumerate(ports)]
+        logs = [dep.workdir / f"{name}-{i}.log" for i in range(workers)]
+        procs = [spawn_worker(group_env(dep, group, port, dep.workdir / f"{name}-{i}"), log)
+                 for i, (port, log) in enumerate(zip(ports, logs, strict=True))]
         for proc in procs:
             stack.callback(stop_process, proc)
-        for url, proc in zip(urls, procs, strict=True):
-            wait_ready(url, proc, timeout=120)
+        for url, proc, log in zip(urls, procs, logs, strict=True):
+            wait_ready(url, proc, timeout=120, log_path=log)
         start, first = time.perf_counter(), counted(urls)
         deadline, last = time.monotonic() + timeout, first
         while last < expected and time.monotonic() < deadline:
@@ -184,7 +185,7 @@ def start_on_store(env: dict[str, str], log: Path, url: str) -> tuple[Any, dict[
     log.write_text("")
     started = time.monotonic()
     proc = spawn_worker(env, log)
-    wait_ready(url, proc, timeout=1200)  # a first start without hints decodes every state
+    wait_ready(url, proc, timeout=1200, log_path=log)  # a first start without hints decodes every state
     ready, ready_cpu = time.monotonic() - started, cpu_seconds(proc.pid)
     wait_log(log, "deadline_index_rebuilt", proc, timeout=900)
     return proc, {"ready_s": ready, "ready_cpu_s": ready_cpu, "index_rebuilt_s": time.monotonic() - started,

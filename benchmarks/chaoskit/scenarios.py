@@ -115,7 +115,8 @@ async def run_scenario(cluster: Cluster, scenario: Scenario, workload: Workload,
     try:
         first.start()
         assert first.proc is not None
-        await asyncio.to_thread(wait_ready, first.deployment.url, first.proc, profile.timing.recovery_timeout)
+        await asyncio.to_thread(wait_ready, first.deployment.url, first.proc, profile.timing.recovery_timeout,
+                                first.log)
         bounds, rng = legs(len(workload.records), len(scenario.faults)), random.Random(f"{seed}-{scenario.name}")
         producer.limit = bounds[1]
         await producer.start()

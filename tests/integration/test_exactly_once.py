@@ -52,7 +52,7 @@ async def test_sigkills_mid_stream_leave_every_customer_counting_each_event_once
     for k in range(WAVES):
         proc = spawn_worker(env, log)
         try:
-            wait_ready(deployment.url, proc)
+            wait_ready(deployment.url, proc, log_path=log)
             await deployment.produce("events.clickstream", wave(k, start))
             time.sleep(rng.uniform(1.0, 3.0))  # mid-stream: flushed states, offsets mostly not committed
             _, text = deployment.get("/metrics")

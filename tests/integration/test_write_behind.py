@@ -45,7 +45,7 @@ async def test_a_crash_before_the_state_flush_commits_nothing_and_a_restart_coun
     log = deployment.workdir / "worker.log"
     proc = spawn_worker(deployment.env(FORETHOUGHT_STATE_FLUSH_SECONDS="600"), log)
     try:
-        wait_ready(deployment.url, proc)
+        wait_ready(deployment.url, proc, log_path=log)
         rebuilt(log)  # the rebuild after an assignment flushes too: let it pass before the backlog
         await deployment.produce("events.errors", errors)
         for customer in CUSTOMERS:  # processed: the live state (served from memory) has every event
