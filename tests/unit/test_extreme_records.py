@@ -192,9 +192,9 @@ def test_long_metric_and_feature_names_still_make_valid_triggers() -> None:
     metric, feature = "m" * 128, "f" * 128
     items: list[Any] = [Usage(event_id=f"u{i}", customer_id="c", occurred_at=start + timedelta(minutes=i),
                               metric=metric, quantity=10.0) for i in range(12)]
-    items.append(Usage(event_id="spike", customer_id="c", occurred_at=start + timedelta(minutes=13), metric=metric,
-                       quantity=1e6))
-    items.append(FeatureUsed(event_id="feat", customer_id="c", occurred_at=start + timedelta(minutes=14),
+    items += [Usage(event_id=f"spike{i}", customer_id="c", occurred_at=start + timedelta(minutes=13 + i), metric=metric,
+                    quantity=1e6) for i in range(2)]  # a spike is two high reports in a row
+    items.append(FeatureUsed(event_id="feat", customer_id="c", occurred_at=start + timedelta(minutes=15),
                              feature=feature))
     state, fired = None, []
     for item in items:

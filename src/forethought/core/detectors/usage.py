@@ -1,18 +1,27 @@
 """Usage anomalies: a reported quantity far above or below the customer's own level for that metric.
 
-Each metric keeps an EW mean and variance of log(1 + quantity) (winsorised, so an anomaly does not
-become the new normal at once). One report beyond ``usage_z`` spreads above is a spike; two in a
-row below is a drop. An episode fires once and ends after ``usage_quiet_reports`` normal reports.
-Only the first ``usage_metrics`` metrics of a customer are followed, to keep the state small.
+Each metric keeps an EW mean and variance of log(1 + quantity). A report is *high* when it lies at
+least ``usage_min_ratio`` times above the usual level and ``usage_z`` spreads above it (the spread
+taken in log space, so a small-quantity metric is judged as fairly as a large one), *low* likewise
+below. ``usage_spike_reports`` high reports in a row are a spike, ``usage_drop_reports`` low ones a
+drop: one stray report of a frequent reporter is not an anomaly. An episode fires once and ends after
+``usage_quiet_reports`` normal reports.
+
+The level must not learn the anomaly it should report: high and low reports are not folded into it
+(ordinary ones are, winsorised at ``usage_clip_z`` spreads), so a spike does not become the new normal
+and its end is not taken for a drop. Only an episode that lasts ``usage_adapt_seconds`` (a week)
+is taken for a new level: the level then starts again from it, as for a new metric. Judging starts
+after ``usage_min_reports`` reports; until ``usage_settle_reports`` the spread is taken as at least
+``usage_young_log_sd``.
 
 >>> s = UsageSettings()
 >>> stats: list[float] = []
 >>> verdicts = []
->>> for q in [100, 120, 90, 110, 95, 105, 100, 115, 98, 102, 2000]:
+>>> for q in [100, 120, 90, 110, 95, 105, 100, 115, 98, 102, 2000, 1800]:
 ...     stats, verdict = observe(stats, q, s)
 ...     verdicts.append(verdict)
->>> verdicts[-1][0], round(verdicts[-1][1], 1)
-('spike', 19.4)
+>>> verdicts[-2] is None, verdicts[-1][0], round(verdicts[-1][1], 1)
+(True, 'spike', 17.5)
 """
 
 from __future__ import annotations
@@ -47,9 +56,15 @@ class UsageSettings:
     usage_alpha: float = 0.05
     usage_z: float = 3.0
     usage_min_ratio: float = 5.0
-    usage_min_reports: int = 8
+    usage_min_reports: int = 2
     usage_min_log_sd: float = 0.1
     usage_quiet_reports: int = 3
+    usage_spike_reports: int = 2
+    usage_drop_reports: int = 2
+    usage_clip_z: float = 1.5
+    usage_settle_reports: int = 8
+    usage_young_log_sd: float = 0.5
+    usage_adapt_seconds: float = 7 * 86_400.0
 
     def __post_init__(self) -> None:
         check_positive(self)
@@ -59,7 +74,7 @@ class UsageSettings:
 
 @dataclass(slots=True)
 class UsageState(Slice):
-    """Per followed metric: ``[n, mean, var, episode, streak]`` of log(1 + quantity) (:func:`observe`)."""
+    """Per followed metric: ``[n, mean, var, episode, streak, since]`` (:func:`observe`)."""
 
     KEY: ClassVar[str] = "u"
     FIELDS: ClassVar[tuple[Field, ...]] = (Field("usage", SERIES, {}),)  # append only
@@ -99,7 +114,7 @@ def check_usage(sl: UsageState, event: Usage, ts: float, s: UsageSettings) -> De
     """A usage report far from this customer's own level for the metric."""
     if event.metric not in sl.usage and len(sl.usage) >= s.usage_metrics:
         return None  # only the first few metrics of a customer are followed, to keep state small
-    sl.usage[event.metric], verdict = observe(sl.usage.get(event.metric, []), event.quantity, s)
+    sl.usage[event.metric], verdict = observe(sl.usage.get(event.metric, []), event.quantity, s, ts)
     if verdict is None:
         return None
     direction, ratio, z, usual = verdict
@@ -115,43 +130,72 @@ def check_usage(sl: UsageState, event: Usage, ts: float, s: UsageSettings) -> De
     )
 
 
-def observe(data: list[float], quantity: float, s: UsageSettings) -> tuple[list[float], Verdict]:
-    """Fold one report into ``data`` = ``[n, mean, var, episode, streak]``; say whether it is anomalous.
+def observe(data: list[float], quantity: float, s: UsageSettings, at: float = 0.0) -> tuple[list[float], Verdict]:
+    """Fold one report (made at ``at``) into ``data`` = ``[n, mean, var, episode, streak, since]``; say whether
+    it is anomalous.
 
-    ``episode`` is +1 during a spike, -1 during a drop, 0 otherwise; ``streak`` counts consecutive
-    low reports (before a drop fires) or normal reports (before an episode ends).
+    ``episode`` is +1 during a spike, -1 during a drop, 0 otherwise. ``streak`` outside an episode
+    counts the low reports in a row (> 0) or the high ones (< 0) not yet enough to fire; inside one, the
+    normal reports in a row before it ends (> 0) or its anomalous reports so far (< 0). ``since`` is when
+    the episode fired (whole seconds; a state kept before it existed has five numbers).
+
+    >>> s = UsageSettings()
+    >>> data: list[float] = []
+    >>> for q in [100, 120, 90, 110, 95, 105, 100, 115, 98, 102]:
+    ...     data, _ = observe(data, q, s)
+    >>> data, first = observe(data, 3, s)
+    >>> data[3:5], first
+    ([0, 1], None)
+    >>> data, second = observe(data, 4, s, at=1_790_000_000.5)
+    >>> data[3:], second[0], round(second[1], 3)
+    ([-1, -2, 1790000000.0], 'drop', 0.039)
     """
     stats = _stats(data)
-    episode, streak = (int(data[3]), int(data[4])) if data else (0, 0)
+    episode, streak = (int(data[3]), int(data[4])) if len(data) >= 5 else (0, 0)  # a shorter list: no episode
+    since = float(data[5]) if len(data) > 5 else float(int(at))
     quantity = min(quantity, MAX_QUANTITY)  # the contract's bound; a larger value (an old record) counts as it
-    x = math.log1p(quantity)
-    sd = max(stats.std, s.usage_min_log_sd)
-    z = _z(stats, quantity, s)
-    verdict: Verdict = None
-    armed = stats.n >= s.usage_min_reports
-    ratio = math.exp(x - stats.mean) if stats.n else 1.0  # (1 + quantity) / exp(level), in log space
-    high = armed and z >= s.usage_z and ratio >= s.usage_min_ratio
-    low = armed and z <= -s.usage_z and ratio <= 1.0 / s.usage_min_ratio
     usual = math.expm1(stats.mean)
-    if high:
-        verdict = ("spike", quantity / max(usual, 1e-9), z, usual) if episode != 1 else None
-        episode, streak = 1, 0
-    elif low:
-        streak = streak + 1 if episode != -1 else 0
-        if episode != -1 and streak >= 2:
-            verdict = ("drop", quantity / max(usual, 1e-9), z, usual)
-            episode, streak = -1, 0
-    elif episode != 0:
-        streak += 1
-        if streak >= s.usage_quiet_reports:
-            episode, streak = 0, 0
-    else:
-        streak = 0
-    bound = s.usage_z * sd
-    clipped = min(max(x, stats.mean - bound), stats.mean + bound) if stats.n else x
-    stats = stats.update(clipped, s.usage_alpha)
+    z = _z(stats, quantity, s)
+    ratio = quantity / max(usual, 1e-9) if stats.n else 1.0
+    direction = 0
+    if stats.n >= s.usage_min_reports and abs(z) >= s.usage_z:
+        if z > 0 and ratio >= s.usage_min_ratio:
+            direction = 1
+        elif z < 0 and ratio <= 1.0 / s.usage_min_ratio:
+            direction = -1
+    episode, streak, fired = _step(episode, streak, direction, s)
+    verdict: Verdict = (("spike" if direction > 0 else "drop"), ratio, z, usual) if fired else None
+    if direction == 0:
+        bound = s.usage_clip_z * _log1p_sd(stats, s)
+        x = math.log1p(quantity)
+        stats = stats.update(min(max(x, stats.mean - bound), stats.mean + bound) if stats.n else x, s.usage_alpha)
+    elif fired:
+        since = float(int(at))
+    elif episode == direction and at - since >= s.usage_adapt_seconds:  # a lasting change: a new level, learned anew
+        stats, episode, streak = EwStats().update(math.log1p(quantity), s.usage_alpha), 0, 0
     # rounded here, not when serialised, so a restored state equals the live one
-    return [stats.n, round(stats.mean, 6), round(stats.var, 6), episode, streak], verdict
+    return [stats.n, round(stats.mean, 6), round(stats.var, 6), episode, streak, since], verdict
+
+
+def _step(episode: int, streak: int, direction: int, s: UsageSettings) -> tuple[int, int, bool]:
+    """The episode and streak after a report of ``direction`` (+1 high, -1 low, 0 normal); whether it fires.
+
+    >>> s = UsageSettings()
+    >>> _step(0, 0, 1, s), _step(0, -1, 1, s), _step(1, -2, 1, s), _step(1, -5, 0, s), _step(1, 2, 0, s)
+    ((0, -1, False), (1, -2, True), (1, -3, False), (1, 1, False), (0, 0, False))
+    """
+    if direction == 0:
+        if episode == 0:
+            return 0, 0, False
+        quiet = max(streak, 0) + 1
+        return (0, 0, False) if quiet >= s.usage_quiet_reports else (episode, quiet, False)
+    if episode == direction:
+        return episode, min(streak, 0) - 1, False
+    pending = (-streak if direction > 0 else streak) if episode == 0 else 0
+    count = max(pending, 0) + 1
+    if count >= (s.usage_spike_reports if direction > 0 else s.usage_drop_reports):
+        return direction, -count, True
+    return 0, -count if direction > 0 else count, False
 
 
 def distance(data: list[float], quantity: float, s: UsageSettings) -> float | None:
@@ -172,6 +216,30 @@ def _stats(data: list[float]) -> EwStats:
     return EwStats(stats.n, min(max(stats.mean, 0.0), LOG_CAP), min(max(stats.var, 0.0), LOG_CAP * LOG_CAP))
 
 
+def _log1p_sd(stats: EwStats, s: UsageSettings) -> float:
+    """The spread of log(1 + quantity), floored (and wider while the level has few reports)."""
+    sd = max(stats.std, s.usage_min_log_sd)
+    return max(sd, s.usage_young_log_sd) if stats.n < s.usage_settle_reports else sd
+
+
 def _z(stats: EwStats, quantity: float, s: UsageSettings) -> float:
-    """Signed spreads of log(1 + quantity) from the baseline (0 with no baseline)."""
-    return (math.log1p(quantity) - stats.mean) / max(stats.std, s.usage_min_log_sd) if stats.n else 0.0
+    """Signed spreads of ``quantity`` from the usual level, in log space (0 with no baseline).
+
+    The level is kept as log(1 + quantity) so that a zero is a valid report; its spread is carried to
+    log(quantity) by the delta method (× (1 + usual) / usual), so a metric whose usual value is 1.2
+    and one whose usual value is 1,200 both see a tenfold fall as the same number of spreads.
+
+    >>> s = UsageSettings()
+    >>> noise = 0.4  # both metrics vary by the same factor from report to report
+    >>> small = _z(EwStats(20, math.log1p(1.2), (noise * 1.2 / 2.2) ** 2), 0.12, s)
+    >>> large = _z(EwStats(20, math.log1p(1200), (noise * 1200 / 1201) ** 2), 120, s)
+    >>> round(small, 1), round(large, 1)
+    (-5.8, -5.8)
+    """
+    if not stats.n:
+        return 0.0
+    usual = max(math.expm1(stats.mean), 1e-9)
+    sd = max(stats.std * (1 + usual) / usual, s.usage_min_log_sd)
+    if stats.n < s.usage_settle_reports:
+        sd = max(sd, s.usage_young_log_sd)
+    return (math.log(max(quantity, usual * 1e-3)) - math.log(usual)) / sd
