@@ -79,6 +79,6 @@ def test_an_invalid_file_at_start_up_fails_fast(tmp_path: Path) -> None:
 
 def test_builtin_names_the_pass_through_playbooks() -> None:
     rules = load_rules(Path("builtin"))
-    assert {p.name for p in rules.playbooks} == {"silence_dropoff", "activity_decline", "usage_anomaly", "error_burst",
-                                                 "unusual_behaviour"}
+    assert {p.name for p in rules.playbooks} == {"silence_dropoff", "churn_risk", "activity_decline", "usage_anomaly",
+                                                 "error_burst", "unusual_behaviour"}
     assert rules.caps == () and all(p.holdout == 0 for p in rules.playbooks)

@@ -210,7 +210,7 @@ def print_summary(report: dict[str, Any]) -> None:
     for column in ("detector", "triggers", "precision", "recall", "F1", "false alarms /1k cust-days", "timing"):
         table.add_column(column)
     d, b = quality["dropoff"], quality["error_burst"]
-    table.add_row("drop-off", str(d["triggers"]), _f(d["precision"]), _f(d["recall"]), _f(d["f1"]),
+    table.add_row("drop-off (silence + decline)", str(d["triggers"]), _f(d["precision"]), _f(d["recall"]), _f(d["f1"]),
                   _f(d["false_alarms_per_1000_customer_days"]), f"lead median {_f(d['lead_time_days']['median'])} d")
     for name, part in quality.get("dropoff_by_detector", {}).items():
         table.add_row(f"  by {name}", str(part["triggers"]), _f(part["precision"]), _f(part["recall"]), _f(part["f1"]),

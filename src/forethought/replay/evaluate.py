@@ -2,7 +2,8 @@
 
 Definitions (written down so the numbers mean something):
 
-* **Drop-off** (detectors ``silence`` and ``decline``, together and each alone). Eligible churners are
+* **Drop-off** (detectors ``silence`` and ``decline`` together, and each alone with ``churn`` — the
+  buy-till-you-die probability's own trigger — beside them). Eligible churners are
   customers whose ``dropoff_at`` lies at least ``horizon`` (default 14 days) before the end of the data,
   so a detector had time to see it.
   A drop-off trigger is a *true* alarm when its customer churned and it fired no earlier than
@@ -47,7 +48,7 @@ def evaluate(
         "dropoff": _dropoff(by_detector.get("silence", []) + by_detector.get("decline", []), truth_by_id, end, horizon,
                             days),
         "dropoff_by_detector": {name: _dropoff(by_detector.get(name, []), truth_by_id, end, horizon, days)
-                                for name in ("silence", "decline")},
+                                for name in ("silence", "decline", "churn")},
         "error_burst": _bursts(by_detector.get("error_burst", []), truth_by_id, onset_window, days),
         "usage": _usage(by_detector.get("usage_anomaly", []), truth_by_id, days),
         "behaviour": _behaviour(by_detector.get("behaviour_anomaly", []), truth_by_id, onset_window, days),

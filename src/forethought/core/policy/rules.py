@@ -222,6 +222,8 @@ def builtin_rules() -> Rules:
     spec = PlaybookFile.model_validate({"playbooks": [
         {"name": "silence_dropoff", "on": ["silence"], "channels": ["email"], "priority": 50,
          "description": "The customer has been silent much longer than their own usual gap between visits."},
+        {"name": "churn_risk", "on": ["churn"], "channels": ["cs_outreach"], "priority": 50,
+         "description": "The customer's probability of no activity within the churn horizon passed its threshold."},
         {"name": "activity_decline", "on": ["decline"], "channels": ["email"], "priority": 55,
          "description": "The customer's weekly activity has fallen well below their own usual level."},
         {"name": "usage_anomaly", "on": ["usage_anomaly"], "channels": ["cs_outreach"], "priority": 60,
