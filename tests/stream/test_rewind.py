@@ -8,8 +8,11 @@ those calls is tested against the real broker in tests/integration/test_rewind_u
 
 from __future__ import annotations
 
+import asyncio
+from types import SimpleNamespace
 from typing import Any
 
+from aiokafka.structs import ConsumerRecord
 from faust.types import TP
 
 from forethought.ops.settings import Settings
@@ -90,3 +93,72 @@ async def test_a_seek_while_the_flow_is_stopped_leaves_it_stopped() -> None:
     consumer.stop_flow()  # a rebalance: Faust turns the flow on itself when it is over
     await consumer.perform_seek()
     assert not consumer.flow_active
+
+
+class FetchingThread(Thread):
+    """A consumer thread that serves fetches: ``fetches`` in turn (then nothing), from ``position`` on."""
+
+    def __init__(self, tp: TP, committed: int, records: int) -> None:
+        super().__init__({tp: committed})
+        self.tp, self.log, self.position = tp, list[int](), 0
+        self.records = [ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"k", b"v", None, 1, 1, ())
+                        for offset in range(records)]
+
+    def assignment(self) -> set[TP]:
+        return {self.tp}
+
+    def highwater(self, tp: TP) -> int:
+        return len(self.records)
+
+    async def getmany(self, active_partitions: Any, timeout: float) -> dict[TP, list[ConsumerRecord]]:
+        await asyncio.sleep(0.01)
+        batch, self.position = self.records[self.position:self.position + 10], self.position + 10
+        return {self.tp: batch} if batch else {}
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        self.position = self.committed[self.tp] or 0  # the broker's fetch position goes back
+        return await super().seek_to_committed()
+
+
+async def test_a_seek_waits_for_the_record_being_handed_out_so_no_later_record_is_lost() -> None:
+    """Faust's delivery loop marks a record read only after handing it out, and before that it may await a
+    commit (the broker: any number of event-loop turns, more under load). A seek that lands meanwhile is
+    undone by that mark: the records of the next fetch below it are dropped as already read (the
+    join-leave loss under load). Driven with Faust's own delivery loop and a consumer thread that serves
+    30 records: the commit before record 12 is slow while the seek back to the committed offset 8 runs;
+    after the seek, the records must come again from 8."""
+    worker = build_worker(Settings(topic_prefix="t."))
+    consumer: Any = worker.app.consumer
+    tp = TP("t.events.usage", 0)
+    consumer._thread = FetchingThread(tp, committed=8, records=30)
+    broker_answers, committing, delivered = asyncio.Event(), asyncio.Event(), list[int]()
+
+    async def hand_out(message: Any) -> None:
+        delivered.append(message.offset)
+        if message.offset == 11:
+            consumer._n_acked = 1  # the next record waits for a commit first
+
+    async def commit(*_: Any, **__: Any) -> bool:
+        committing.set()
+        await broker_answers.wait()
+        return True
+
+    consumer.callback, consumer.commit = hand_out, commit
+    consumer._commit_every, consumer._n_acked = 1, 0  # a commit once a record is acknowledged (none is here)
+    consumer._set_active_tps({tp})  # as Faust's on_partitions_assigned does
+    consumer.resume_flow()
+    fetcher = SimpleNamespace(_stopped=asyncio.Event())
+    loop = asyncio.create_task(consumer._drain_messages(fetcher))
+    await asyncio.wait_for(committing.wait(), 10)
+    seek = asyncio.create_task(consumer.perform_seek())  # the rebalance ends during the commit
+    for _ in range(50):  # far more turns than a quiet machine needs
+        await asyncio.sleep(0)
+    broker_answers.set()
+    await asyncio.wait_for(seek, 10)
+    sought_at = len(delivered)
+    while not delivered or delivered[-1] != 29:
+        await asyncio.sleep(0.01)
+    fetcher._stopped.set()
+    await asyncio.wait_for(loop, 10)
+    after = delivered[sought_at:]
+    assert after[:1] == [8] and set(range(8, 30)) <= set(after), f"read again from the commit, no hole: {after}"

@@ -15,10 +15,13 @@ while the rebalance was finishing). See docs/runtime/ordered-inputs.md, "Acknowl
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-SETTLE_STEPS = 3  # event-loop turns for Faust's delivery loop to notice a stopped flow and park
+PARK_TIMEOUT = 10.0  # seconds to wait for Faust's delivery loop to park before seeking anyway
+
+log = logging.getLogger(__name__)
 
 
 def rewind_uncommitted(consumer: Any, topics: Iterable[str],
@@ -56,21 +59,31 @@ def rewind_faust(app: Any, topics: Iterable[str]) -> None:
     rewind_uncommitted(consumer, topics, seek_to_beginning)
 
 
-def seek_quietly(consumer: Any, settle_steps: int = SETTLE_STEPS) -> None:
+def seek_quietly(consumer: Any, park_timeout: float = PARK_TIMEOUT) -> None:
     """Wrap ``consumer.perform_seek`` (Faust's "seek every partition to its committed offset") so
-    that no fetched record is handed out while it runs: the flow is stopped first (Faust's delivery
-    loop stops at the next record and waits for the flow), and turned on again afterwards only if it
-    was on. Records handed out before the seek are older than the committed offset or equal to what
-    is read again after it, so the records of each topic-partition arrive without a hole.
+    that no fetched record is handed out while it runs, and none is marked read after it.
+
+    Faust's delivery loop (``Consumer._drain_messages``) hands out a fetch record by record and, after
+    each, sets the partition's read offset; a record of a later fetch below that offset is dropped as
+    already read. If a seek lands while the loop awaits something before a record's hand-out (a commit
+    to the broker: any number of event-loop turns, more under load), the loop then skips the hand-out
+    (the flow is stopped) but still sets the read offset, above the sought position, and the records
+    between are lost (the ``join-leave`` chaos loss, docs/chaos.md). So the flow is stopped first, and
+    the seek waits until the delivery loop is *parked* (:func:`watch_parking`: between two fetches, or
+    not running), at most ``park_timeout`` seconds, then seeks anyway and says so. The flow is turned
+    on again afterwards only if it was on.
     """
     perform_seek = consumer.perform_seek
+    parked = watch_parking(consumer)
 
     async def perform_seek_with_flow_stopped() -> None:
         flowing = bool(consumer.flow_active)
-        if flowing:
+        if flowing:  # (Faust also seeks from inside the delivery loop, with the flow already stopped)
             consumer.stop_flow()
-            for _ in range(settle_steps):  # the delivery loop runs, sees the stop and parks
-                await asyncio.sleep(0)
+            try:
+                await asyncio.wait_for(parked.wait(), park_timeout)
+            except TimeoutError:
+                log.warning("Faust's delivery loop did not park within %g s; seeking anyway", park_timeout)
         try:
             await perform_seek()
         finally:
@@ -78,3 +91,35 @@ def seek_quietly(consumer: Any, settle_steps: int = SETTLE_STEPS) -> None:
                 consumer.resume_flow()
 
     consumer.perform_seek = perform_seek_with_flow_stopped
+
+
+def watch_parking(consumer: Any) -> asyncio.Event:
+    """An event set while Faust's delivery loop hands out no record: it is not running (Faust stops its
+    fetcher for a rebalance and starts it again after the seek), or it waits in ``_wait_next_records``
+    for its next fetch (every record of the last one handed out and marked read). Clear while it hands
+    records out."""
+    parked = asyncio.Event()
+    parked.set()  # not running yet
+    running = [False]
+    drain_messages, wait_next_records = consumer._drain_messages, consumer._wait_next_records
+
+    async def drain_messages_watched(fetcher: Any) -> None:
+        running[0] = True
+        parked.clear()
+        try:
+            await drain_messages(fetcher)
+        finally:
+            running[0] = False
+            parked.set()
+
+    async def wait_next_records_watched(timeout: float) -> Any:
+        parked.set()
+        try:
+            return await wait_next_records(timeout)
+        finally:
+            if running[0]:
+                parked.clear()
+
+    consumer._drain_messages = drain_messages_watched
+    consumer._wait_next_records = wait_next_records_watched
+    return parked
