@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 import math
 import random
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
 from forethought.contracts.events import PageView
 from forethought.contracts.playbooks import PlaybookFile
-from forethought.contracts.records import Trigger
+from forethought.contracts.records import Profile, Trigger
 from forethought.core import btyd
 from forethought.core.checkpoint import open_checkpoint, seal
 from forethought.core.config import EngineConfig
@@ -20,6 +20,7 @@ from forethought.core.detectors import churn
 from forethought.core.detectors.churn import ChurnState
 from forethought.core.engine import Step, explain, process, tick
 from forethought.core.models import PartitionModels
+from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import compile_rules
 from forethought.core.state import CustomerState
 
@@ -158,6 +159,23 @@ def test_a_summary_enters_the_prior_only_at_the_customers_own_fixed_age() -> Non
     assert after.state.slice("churn").churn_sampled == 1
     tick(after.state, sample_at + 40 * DAY, CONFIG, models=models)
     assert models.churn.samples == 1  # once per customer
+
+
+def test_a_customer_who_signed_up_long_before_their_first_event_does_not_teach_the_prior() -> None:
+    """Left truncation: a customer of two years first seen today is not a newcomer with a short history."""
+    def sampled(signup: date | None) -> int:
+        models = PartitionModels()
+        profile = ProfileState(None if signup is None else Profile(
+            customer_id="census", updated_at=datetime.fromtimestamp(T0, tz=timezone.utc), signup_date=signup))
+        state = active_days("census", [0, 1, 2], models)
+        after = tick(state, churn.sample_at(state, S, CONFIG) + 2 * DAY, CONFIG, profile=profile, models=models)
+        assert after.state.slice("churn").churn_sampled == 1, "looked at once, either way"
+        return models.churn.samples
+
+    first_day = datetime.fromtimestamp(T0, tz=timezone.utc).date()
+    assert sampled(first_day - timedelta(days=730)) == 0
+    assert sampled(first_day - timedelta(days=3)) == 1, "signed up days before: their first event is their start"
+    assert sampled(None) == 1, "no profile (a purchase log): the first event is the start"
 
 
 def test_the_learned_prior_replaces_the_configured_one_once_fitted() -> None:

@@ -28,6 +28,7 @@ time is known in closed form at each new active period (the score only grows wit
 
 from __future__ import annotations
 
+import calendar
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -65,6 +66,7 @@ class ChurnSettings:
     churn_sample_min_days: float = 7.0  # each customer is summarised once, at an age in this range
     churn_sample_max_days: float = 150.0  # (capped at 90 % of idle_ttl_seconds: nobody is evicted before)
     churn_threshold: float = 0.9  # the signal ``churn`` fires when the score reaches this
+    churn_joined_within_days: float = 7.0  # signed up longer before the first event: not in the prior
 
     def __post_init__(self) -> None:
         check_positive(self, {"churn_horizon_seconds", "churn_learn_prior"})
@@ -163,6 +165,8 @@ class Churn(Detector):
         if state.last_seen is None or m.at < sample_at(state, s, m.config):
             return
         sl.churn_sampled = 1
+        if joined_before_seen(m.profile, state.first_seen, s):
+            return  # left-truncated: their (x, t_x, T) counts from our first sight, not from their birth
         fit = m.models.churn
         fit.min_samples = s.churn_min_samples
         fit.start = btyd.Params(s.churn_prior_r, s.churn_prior_alpha_days, s.churn_prior_a, s.churn_prior_b)
@@ -266,6 +270,34 @@ def sample_at(state: CustomerState, s: ChurnSettings, config: Any) -> float:
     high: float = min(s.churn_sample_max_days, 0.9 * config.windows.idle_ttl_seconds / DAY)
     low = min(s.churn_sample_min_days, high)
     return state.first_seen + (low + (high - low) * _age_share(state.customer_id)) * DAY
+
+
+def joined_before_seen(profile: Any, first_seen: float, s: ChurnSettings) -> bool:
+    """Whether the customer's profile says they signed up more than ``churn_joined_within_days`` before
+    their first event here: their history before it is unknown, so their summary would count a customer
+    of years as a newcomer (left truncation) and make the population look more loyal than it is. Such a
+    customer is scored, but does not teach the prior. Without a profile or a signup date, the first event
+    is taken as the start (as in purchase logs).
+
+    >>> from datetime import UTC, date, datetime
+    >>> from forethought.contracts.records import Profile
+    >>> from forethought.core.policy.profiles import ProfileState
+    >>> seen = datetime(2026, 9, 7, tzinfo=UTC).timestamp()
+    >>> old = ProfileState(Profile(customer_id="c", updated_at=datetime(2026, 9, 7, tzinfo=UTC),
+    ...                            signup_date=date(2024, 5, 1)))
+    >>> new = ProfileState(Profile(customer_id="c", updated_at=datetime(2026, 9, 7, tzinfo=UTC),
+    ...                            signup_date=date(2026, 9, 5)))
+    >>> joined_before_seen(old, seen, ChurnSettings()), joined_before_seen(new, seen, ChurnSettings())
+    (True, False)
+    >>> joined_before_seen(None, seen, ChurnSettings()), joined_before_seen(ProfileState(), seen, ChurnSettings())
+    (False, False)
+    """
+    record = getattr(profile, "profile", None)
+    signup = getattr(record, "signup_date", None)
+    if signup is None:
+        return False
+    signed_up = calendar.timegm(signup.timetuple())  # midnight UTC of the signup date
+    return first_seen - signed_up > s.churn_joined_within_days * DAY
 
 
 @lru_cache(maxsize=1 << 16)
