@@ -103,7 +103,7 @@ def build_worker(settings: Settings, catalogue: Catalogue | None = None) -> Work
         lambda: app.consumer, kinds, settings.max_task_idle_seconds, max_buffered=20 * settings.batch_size,
         max_event_bytes=settings.max_event_bytes, processed=processor.processed,
         generation=lambda: app.consumer_generation_id)
-    refuse_stale_acks(app)
+    refuse_stale_acks(app, kinds)  # and of input records no batch took in (Faust drains its stream at a stop)
     rewind_faust(app, kinds)  # records dropped around a rebalance are read again, committed or not
     seek_quietly(app.consumer)  # and no record is handed out while Faust seeks (no hole, no double)
     processor.checkpoint_every = settings.model_checkpoint_seconds  # models are checkpointed with the flushes
