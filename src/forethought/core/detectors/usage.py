@@ -166,7 +166,7 @@ def observe(data: list[float], quantity: float, s: UsageSettings, at: float = 0.
     episode, streak, fired = _step(episode, streak, direction, s)
     verdict: Verdict = (("spike" if direction > 0 else "drop"), ratio, z, usual) if fired else None
     if direction == 0:
-        bound = s.usage_clip_z * _log1p_sd(stats, s)
+        bound = s.usage_clip_z * _floored(stats.std, stats, s)  # in log(1 + quantity), as the level
         x = math.log1p(quantity)
         stats = stats.update(min(max(x, stats.mean - bound), stats.mean + bound) if stats.n else x, s.usage_alpha)
     elif fired:
@@ -216,9 +216,10 @@ def _stats(data: list[float]) -> EwStats:
     return EwStats(stats.n, min(max(stats.mean, 0.0), LOG_CAP), min(max(stats.var, 0.0), LOG_CAP * LOG_CAP))
 
 
-def _log1p_sd(stats: EwStats, s: UsageSettings) -> float:
-    """The spread of log(1 + quantity), floored (and wider while the level has few reports)."""
-    sd = max(stats.std, s.usage_min_log_sd)
+def _floored(sd: float, stats: EwStats, s: UsageSettings) -> float:
+    """A spread (in log units) no smaller than ``usage_min_log_sd``, nor than ``usage_young_log_sd``
+    while the level has fewer than ``usage_settle_reports`` reports."""
+    sd = max(sd, s.usage_min_log_sd)
     return max(sd, s.usage_young_log_sd) if stats.n < s.usage_settle_reports else sd
 
 
@@ -239,7 +240,5 @@ def _z(stats: EwStats, quantity: float, s: UsageSettings) -> float:
     if not stats.n:
         return 0.0
     usual = max(math.expm1(stats.mean), 1e-9)
-    sd = max(stats.std * (1 + usual) / usual, s.usage_min_log_sd)
-    if stats.n < s.usage_settle_reports:
-        sd = max(sd, s.usage_young_log_sd)
+    sd = _floored(stats.std * (1 + usual) / usual, stats, s)
     return (math.log(max(quantity, usual * 1e-3)) - math.log(usual)) / sd
