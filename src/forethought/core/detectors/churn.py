@@ -28,7 +28,6 @@ time is known in closed form at each new active period (the score only grows wit
 
 from __future__ import annotations
 
-import calendar
 import math
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,6 +43,7 @@ from forethought.core.state_codec import Field
 
 if TYPE_CHECKING:
     from forethought.contracts.events import InboundEvent
+    from forethought.core.policy.profiles import ProfileState
     from forethought.core.state import CustomerState
 
 NAME = "churn"
@@ -272,7 +272,7 @@ def sample_at(state: CustomerState, s: ChurnSettings, config: Any) -> float:
     return state.first_seen + (low + (high - low) * _age_share(state.customer_id)) * DAY
 
 
-def joined_before_seen(profile: Any, first_seen: float, s: ChurnSettings) -> bool:
+def joined_before_seen(profile: ProfileState | None, first_seen: float, s: ChurnSettings) -> bool:
     """Whether the customer's profile says they signed up more than ``churn_joined_within_days`` before
     their first event here: their history before it is unknown, so their summary would count a customer
     of years as a newcomer (left truncation) and make the population look more loyal than it is. Such a
@@ -292,12 +292,8 @@ def joined_before_seen(profile: Any, first_seen: float, s: ChurnSettings) -> boo
     >>> joined_before_seen(None, seen, ChurnSettings()), joined_before_seen(ProfileState(), seen, ChurnSettings())
     (False, False)
     """
-    record = getattr(profile, "profile", None)
-    signup = getattr(record, "signup_date", None)
-    if signup is None:
-        return False
-    signed_up = calendar.timegm(signup.timetuple())  # midnight UTC of the signup date
-    return first_seen - signed_up > s.churn_joined_within_days * DAY
+    days = None if profile is None else profile.days_since_signup(first_seen)
+    return days is not None and days > s.churn_joined_within_days
 
 
 @lru_cache(maxsize=1 << 16)

@@ -79,10 +79,15 @@ class ProfileState:
             "known": True, "plan": p.plan, "timezone": p.timezone, "locale": p.locale,
             "signup_date": p.signup_date.isoformat() if p.signup_date else None,
             "renewal_date": p.renewal_date.isoformat() if p.renewal_date else None,
-            "days_since_signup": _days_between(p.signup_date, now, since=True),
+            "days_since_signup": self.days_since_signup(now),
             "days_until_renewal": _days_between(p.renewal_date, now, since=False),
             "opted_out": p.opted_out, "attributes": dict(p.attributes), "consent": dict(p.consent),
         }
+
+    def days_since_signup(self, now: float) -> float | None:
+        """Days from the midnight (UTC) of the profile's ``signup_date`` to event time ``now``; None
+        without a profile or a signup date."""
+        return None if self.profile is None else _days_between(self.profile.signup_date, now, since=True)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form for the profile table."""
