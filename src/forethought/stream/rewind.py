@@ -100,25 +100,21 @@ def watch_parking(consumer: Any) -> asyncio.Event:
     records out."""
     parked = asyncio.Event()
     parked.set()  # not running yet
-    running = [False]
     drain_messages, wait_next_records = consumer._drain_messages, consumer._wait_next_records
 
     async def drain_messages_watched(fetcher: Any) -> None:
-        running[0] = True
         parked.clear()
         try:
             await drain_messages(fetcher)
         finally:
-            running[0] = False
             parked.set()
 
-    async def wait_next_records_watched(timeout: float) -> Any:
+    async def wait_next_records_watched(timeout: float) -> Any:  # called only by the loop, within it
         parked.set()
         try:
             return await wait_next_records(timeout)
         finally:
-            if running[0]:
-                parked.clear()
+            parked.clear()  # records to hand out (the loop's own end sets it again)
 
     consumer._drain_messages = drain_messages_watched
     consumer._wait_next_records = wait_next_records_watched
