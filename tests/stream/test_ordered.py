@@ -9,7 +9,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from faust.types import TP
-from faust.types.tuples import ConsumerMessage
+from faust.types.tuples import ConsumerMessage, Message
 from test_agent import ENGINE, put, recorded, recorded_acks, settle, stored
 
 from forethought.ops.settings import Settings
@@ -66,8 +66,7 @@ def batches(consumer: Consumer, processed: dict[tuple[str, int], int] | None = N
 
 
 def event(topic: str, offset: int, value: bytes | None) -> Any:
-    message = SimpleNamespace(topic=topic, partition=0, offset=offset, value=value, generation_id=None,
-                              incref=lambda: None)
+    message = Message(topic, 0, offset, 0.0, 0, None, None, value, None, tp=TP(topic, 0))  # Faust's own
     return SimpleNamespace(message=message)
 
 
