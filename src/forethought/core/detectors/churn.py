@@ -43,7 +43,6 @@ from forethought.core.state_codec import Field
 
 if TYPE_CHECKING:
     from forethought.contracts.events import InboundEvent
-    from forethought.core.policy.profiles import ProfileState
     from forethought.core.state import CustomerState
 
 NAME = "churn"
@@ -272,7 +271,7 @@ def sample_at(state: CustomerState, s: ChurnSettings, config: Any) -> float:
     return state.first_seen + (low + (high - low) * _age_share(state.customer_id)) * DAY
 
 
-def joined_before_seen(profile: ProfileState | None, first_seen: float, s: ChurnSettings) -> bool:
+def joined_before_seen(profile: Any, first_seen: float, s: ChurnSettings) -> bool:
     """Whether the customer's profile says they signed up more than ``churn_joined_within_days`` before
     their first event here: their history before it is unknown, so their summary would count a customer
     of years as a newcomer (left truncation) and make the population look more loyal than it is. Such a
