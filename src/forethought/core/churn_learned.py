@@ -48,10 +48,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from forethought.core import churn_context
 from forethought.core.checkpoint import CheckpointError, floats, integer
 from forethought.core.dropoff_model import learn_scaled
 
-NAMES: tuple[str, ...] = (
+HISTORY: tuple[str, ...] = (
     "btyd_logit",  # the BTYD log-odds at the horizon (also the offset: the model may rescale it)
     "log_repeats",  # ln(1 + repeat active days)
     "log_silence_days",  # ln(1 + days since the last activity)
@@ -59,12 +60,14 @@ NAMES: tuple[str, ...] = (
     "silence_vs_pace",  # ln(1 + silence / the customer's own mean gap), 0 for a one-time customer
     "one_time",  # 1 for a customer with no repeat active day
 )
+NAMES: tuple[str, ...] = HISTORY + churn_context.NAMES  # the purchase history, then the experience
 CLIP = 1e12
 LOGIT_CAP = 30.0  # σ saturates beyond this (River's sigmoid)
 HELP = {
     "btyd_logit": "the buy-till-you-die odds", "log_repeats": "repeat active days",
     "log_silence_days": "days since the last activity", "log_age_days": "tenure",
     "silence_vs_pace": "silence against the customer's own pace", "one_time": "a one-time customer",
+    **churn_context.HELP,
 }
 
 
@@ -83,21 +86,27 @@ def sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-z))
 
 
-def features(x: int, tx: float, T: float, p_btyd: float) -> dict[str, float]:
+def features(x: int, tx: float, T: float, p_btyd: float, experience: bytes = b"") -> dict[str, float]:
     """The model's inputs for a customer with ``x`` repeat active days, the last at age ``tx``, now at
-    age ``T`` (days), whose BTYD score at the horizon is ``p_btyd``.
+    age ``T`` (days), whose BTYD score at the horizon is ``p_btyd``, and whose experience is
+    ``experience`` (:func:`forethought.core.churn_context.codes`; none: the history features only).
 
     >>> f = features(x=3, tx=30.0, T=45.0, p_btyd=0.5)
-    >>> f["btyd_logit"], round(f["silence_vs_pace"], 4), f["one_time"]
-    (0.0, 0.9163, 0.0)
+    >>> f["btyd_logit"], round(f["silence_vs_pace"], 4), f["one_time"], len(f)
+    (0.0, 0.9163, 0.0, 6)
+    >>> len(features(3, 30.0, 45.0, 0.5, churn_context.codes(churn_context.Experience())))
+    14
     """
     silence = max(0.0, T - tx)
     pace = silence / (tx / x) if x > 0 and tx > 0 else 0.0
-    return {
+    found = {
         "btyd_logit": logit(p_btyd), "log_repeats": math.log1p(x), "log_silence_days": math.log1p(silence),
         "log_age_days": math.log1p(max(0.0, T)), "silence_vs_pace": math.log1p(pace),
         "one_time": 1.0 if x == 0 else 0.0,
     }
+    if experience:
+        found.update(churn_context.values(experience))
+    return found
 
 
 def horizon_days(x: int, T: float, r: float, alpha: float, multiple: float, low: float, high: float) -> int:
@@ -179,7 +188,7 @@ class Correction:
         """Replace the parameters by :meth:`to_data`'s (checked: :class:`CheckpointError`)."""
         if not isinstance(data, dict):
             raise CheckpointError("corrupt model checkpoint: the churn correction is not a map")
-        if data.get("features") != list(NAMES):
+        if data.get("features") not in (list(NAMES), list(HISTORY)):  # HISTORY: written before the experience
             raise CheckpointError("incompatible model checkpoint: the churn correction was written for other features")
         counts = floats(data.get("counts"), "churn correction counts")
         maps = {k: floats(data.get(k), f"churn correction {k}") for k in ("means", "vars", "weights")}

@@ -136,6 +136,9 @@ def observe_profile(state: CustomerState | None, held: ProfileState, profile: Pr
     state = state or _new(profile.customer_id, now, config)
     if updated is not held:
         looks.look_by(state, looks.slot_after(state.customer_id, now))
+        m = Moment(now, config, None, None, updated)
+        for detector, settings in config.plan:
+            detector.on_profile(state, settings, m)
     return Step(state, profile=updated)
 
 

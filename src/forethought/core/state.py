@@ -178,8 +178,9 @@ class CustomerState:
             "chn": None if (churn := [v.churn_repeats, v.churn_sampled, v.churn_deadline, v.churn_fired_for]) == [
                 None, 0, None, None] else churn,
             "lh": base64.b64encode(v.local_hours).decode(),  # active hours of the day (send windows)
-            "chl": None if (example := [v.example_day, v.example_days, v.back_repeats, v.back_hours]) == [
-                None, 0, None, None] else example,
+            "chl": None if (example := [v.example_day, v.example_days, v.back_repeats, v.back_hours,
+                                        base64.b64encode(v.experience).decode(), v.paid, v.engaged, v.signup_day]) == [
+                None, 0, None, None, "", None, 0, None] else example,
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
@@ -211,7 +212,7 @@ class CustomerState:
             minute_usage=get("mu", 0.0),
             odd=list(get("odd", [])), local_hours=base64.b64decode(get("lh", "")),
             **dict(zip(("churn_repeats", "churn_sampled", "churn_deadline", "churn_fired_for"), get("chn", []))),
-            **dict(zip(("example_day", "example_days", "back_repeats", "back_hours"), get("chl", []))),
+            **_example(get("chl", [])),
         ), config)
 
     def to_bytes(self) -> bytes:
@@ -244,6 +245,15 @@ class _Slices(dict[str, Any]):
         whole = dict(self.origin)
         whole.update(self)
         return whole
+
+
+def _example(kept: list[Any]) -> dict[str, Any]:
+    """The learned churn detector's fields from the JSON form's ``chl`` list (4 long before its experience)."""
+    found = dict(zip(("example_day", "example_days", "back_repeats", "back_hours", "experience", "paid", "engaged",
+                      "signup_day"), kept))
+    if "experience" in found:
+        found["experience"] = base64.b64decode(found["experience"])
+    return found
 
 
 _FIELDS = tuple(f.name for f in fields(CustomerState))

@@ -36,10 +36,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from forethought.core import btyd
+from forethought.core import btyd, churn_context
 from forethought.core.churn_learned import HELP, Correction, features, horizon_days
-from forethought.core.codec_kinds import INT
-from forethought.core.detectors import churn
+from forethought.core.codec_kinds import BYTES, INT
+from forethought.core.detectors import churn, decline, lifecycle
 from forethought.core.due import slot_after, slot_at_or_after
 from forethought.core.plugin import NEVER, Detector, Look, Moment, Slice, check_positive
 from forethought.core.state_codec import Field
@@ -62,9 +62,10 @@ class ChurnLearnedSettings:
     churn_label_max_days: float = 90.0
     churn_correction_min_labels: int = 200  # labels (a tenth of each kind) before the correction is applied
     churn_correction_rate: float = 0.003  # its SGD learning rate (chosen on the dev split)
+    churn_learn_experience: bool = False  # true: also the customer's experience (core.churn_context; docs/churn.md)
 
     def __post_init__(self) -> None:
-        check_positive(self, {"churn_learn_correction"})
+        check_positive(self, {"churn_learn_correction", "churn_learn_experience"})
         if self.churn_label_min_days > self.churn_label_max_days:
             raise ValueError("churn_label_min_days must be <= churn_label_max_days")
 
@@ -75,20 +76,30 @@ class ChurnLearnedState(Slice):
     it is (looks are slots: one a day), and its horizon in whole days (0: none pending; ``example_day``
     is then the day the next may start, None: at the next look); once the customer came back within
     it, their repeat count and silence in whole hours as of the start (None: not back, or none
-    pending). Each is a small integer: 1-3 bytes."""
+    pending). Each is a small integer: 1-3 bytes. ``experience`` is the customer's experience at the
+    pending example's start (:mod:`forethought.core.churn_context`: 8 bytes; empty: none kept);
+    ``paid`` whether the latest profile named a paid plan (None: no plan known) and ``signup_day`` its
+    signup date (days since 1970-01-01); ``engaged`` how many messages the customer engaged with
+    (opened, clicked, converted)."""
 
     KEY: ClassVar[str] = "c"
     FIELDS: ClassVar[tuple[Field, ...]] = (  # append only
         Field("example_day", INT), Field("example_days", INT, 0), Field("back_repeats", INT), Field("back_hours", INT),
+        Field("experience", BYTES, b""), Field("paid", INT), Field("engaged", INT, 0), Field("signup_day", INT),
     )
 
     example_day: int | None = None
     example_days: int = 0
     back_repeats: int | None = None
     back_hours: int | None = None
+    experience: bytes = b""
+    paid: int | None = None
+    engaged: int = 0
+    signup_day: int | None = None
 
     def copy(self) -> ChurnLearnedState:
-        return ChurnLearnedState(self.example_day, self.example_days, self.back_repeats, self.back_hours)
+        return ChurnLearnedState(self.example_day, self.example_days, self.back_repeats, self.back_hours,
+                                 self.experience, self.paid, self.engaged, self.signup_day)
 
 
 def of(state: CustomerState) -> ChurnLearnedState:
@@ -115,6 +126,12 @@ class ChurnLearned(Detector):
         if begun is not None and begun < ts < begun + sl.example_days * DAY:
             sl.back_repeats = max(0, churn.repeats(state) - int(_new_period(state, ts, m)))  # as of the start
             sl.back_hours = max(0, round((begun - state.last_seen) / 3600))
+
+    def on_engaged(self, state: CustomerState, s: ChurnLearnedSettings, m: Moment) -> None:
+        of(state).engaged += 1
+
+    def on_profile(self, state: CustomerState, s: ChurnLearnedSettings, m: Moment) -> None:
+        _note_plan(state, m)
 
     def look_due(self, state: CustomerState, soon: float, s: ChurnLearnedSettings, m: Moment) -> float:
         if m.models is None or not s.churn_learn_correction or state.last_seen is None or state.first_seen is None:
@@ -163,6 +180,44 @@ def example_at(state: CustomerState) -> float | None:
     return None if day is None or first is None else slot_at_or_after(state.customer_id, first + day * DAY)
 
 
+def _note_plan(state: CustomerState, m: Moment) -> None:
+    """Keep whether the customer's new profile names a paid plan, and their signup date (a score
+    without the profile at hand reads them from the slice)."""
+    profile = m.profile
+    if profile is None or profile.profile is None:
+        return
+    paid, signed, kept = churn_context.is_paid(profile), churn_context.signup_day(profile), state.peek(NAME)
+    if (paid is not None and kept.paid != int(paid)) or (signed is not None and kept.signup_day != signed):
+        sl = of(state)
+        sl.paid = sl.paid if paid is None else int(paid)
+        sl.signup_day = sl.signup_day if signed is None else signed
+
+
+def experience(state: CustomerState, now: float, s: ChurnLearnedSettings) -> bytes:
+    """The customer's experience as of ``now`` (:mod:`forethought.core.churn_context`), or none when
+    ``churn_learn_experience`` is off. Other detectors' parts are read when they run."""
+    if not s.churn_learn_experience:
+        return b""
+    sl, weekly, used = state.peek(NAME), _peek(state, decline.NAME), _peek(state, lifecycle.NAME)
+    last = now if state.last_seen is None else min(now, state.last_seen)  # the trend while active, not the silence
+    return churn_context.codes(churn_context.Experience(
+        week=decline.events_last_7_days(weekly, last) if weekly is not None else 0,
+        usual=decline.usual_weekly(state, last) if weekly is not None else None,
+        errors=state.error_total, events=state.events, visits=state.visits,
+        active_days=1 + (churn.repeats(state) or 0), features=len(used.features) if used is not None else 0,
+        tenure_days=max(now / DAY - (sl.signup_day if sl.signup_day is not None else math.inf),
+                        (now - state.first_seen) / DAY if state.first_seen is not None else 0.0),
+        paid=bool(sl.paid), sent=len(state.policy.sent), engaged=sl.engaged))
+
+
+def _peek(state: CustomerState, name: str) -> Any:
+    """Detector ``name``'s slice to read, or None when that detector does not run."""
+    try:
+        return state.peek(name)
+    except KeyError:
+        return None
+
+
 def _new_period(state: CustomerState, ts: float, m: Moment) -> bool:
     """Whether the event at ``ts`` opened a new active period (the churn detector counted it already)."""
     period = m.config.section(churn.NAME).churn_period_seconds
@@ -178,6 +233,7 @@ def start(state: CustomerState, m: Moment, s: ChurnLearnedSettings) -> bool:
     x, _, T = churn.summary(state, m.at)
     sl = of(state)
     sl.example_day, sl.back_repeats, sl.back_hours = int((m.at - state.first_seen) // DAY), None, None
+    sl.experience = experience(state, m.at, s)
     sl.example_days = horizon_days(x, T, params.r, params.alpha, s.churn_label_gap_multiple,
                                    s.churn_label_min_days, s.churn_label_max_days)
     return True
@@ -192,7 +248,7 @@ def learn(state: CustomerState, now: float, m: Moment) -> dict[str, Any] | None:
     begun = example_at(state)
     if not sl.example_days or begun is None or first is None or sl.example_day is None or state.last_seen is None:
         return None
-    days = sl.example_days
+    days, lived = sl.example_days, sl.experience
     if now < begun + days * DAY:
         return None
     silent = sl.back_repeats is None or sl.back_hours is None
@@ -200,11 +256,12 @@ def learn(state: CustomerState, now: float, m: Moment) -> dict[str, Any] | None:
     last = state.last_seen if silent or sl.back_hours is None else begun - 3600.0 * sl.back_hours
     sl.example_day, sl.example_days = sl.example_day + days, 0
     sl.back_repeats = sl.back_hours = None
+    sl.experience = b""
     T = max(0.0, begun - first) / DAY
     tx = min(T, max(0.0, last - first) / DAY)
     params = churn.prior(m.config.section(churn.NAME), m.models)
     p_btyd = btyd.p_silent(params, x, tx, T, float(days))
-    f = features(x, tx, T, p_btyd)
+    f = features(x, tx, T, p_btyd, lived)
     predicted = correction(m.models, m.config.section(NAME)).learn(f, p_btyd, silent)
     m.models.unsaved += 1
     label = {"model": "churn", "label": int(silent), "taken_at": begun, "horizon_days": days,
@@ -227,7 +284,7 @@ def score(state: CustomerState, now: float, m: Moment) -> tuple[float, float, di
     params, horizon = churn.prior(cs, m.models), churn.horizon_days(cs, m)
     x, tx, T = churn.summary(state, now)
     p_btyd = btyd.p_silent(params, x, tx, T, horizon)
-    f = features(x, tx, T, p_btyd)
+    f = features(x, tx, T, p_btyd, experience(state, now, s))
     if m.models is None or not s.churn_learn_correction:
         return p_btyd, p_btyd, f
     return correction(m.models, s).blend(p_btyd, f), p_btyd, f
