@@ -100,8 +100,8 @@ def main() -> None:
                             for k, v in (item.split("=", 1) for item in args.set)}
     if args.no_correction:
         more["churn_learn_correction"] = False
-    config = EngineConfig(visit_gap_seconds=DAY, silence_min_seconds=DAY, silence_max_seconds=5 * 365 * DAY,
-                          idle_ttl_seconds=5 * 365 * DAY, **more)
+    config = EngineConfig(**{"visit_gap_seconds": DAY, "silence_min_seconds": DAY, "silence_max_seconds": 5 * 365 * DAY,
+                             "idle_ttl_seconds": 5 * 365 * DAY, **more})  # --set overrides these too
     rows: dict[str, dict[str, Any]] = {}
     snaps: list[dict[str, Any]] = []
     sizes: list[tuple[int, int]] = []
@@ -114,8 +114,12 @@ def main() -> None:
 
     def on_snapshot(row: dict[str, Any]) -> None:
         cid = row["customer_id"]
-        state = runner.runtime(cid).state(cid)
-        assert state is not None
+        runtime = runner.runtime(cid)
+        state = runtime.state(cid)
+        if state is None:  # evicted after idling (a shorter --set idle_ttl_seconds): scored from its summary
+            kept = runtime.summary(cid)
+            assert kept is not None
+            state = kept.revive(config)
         long = config.replace(churn_horizon_seconds=horizon * DAY)
         lm = Moment(snap, long, runner.model(cid))
         p_long, b_long, _ = churn_learned.score(state, snap, lm)

@@ -248,3 +248,28 @@ def test_playbooks_can_read_the_learned_score_and_misspelt_names_are_refused() -
     assert fired and 0.9 <= fired[0].context["learned"] <= 1.0
     with pytest.raises(ValueError):
         book("scores.churn_lerned >= 0.9")
+
+
+def test_no_example_starts_that_idle_eviction_would_cut_short() -> None:
+    """An example whose horizon ends after the customer would be evicted for idling is not started:
+    silent customers' answers would be lost and returning ones' learned, teaching the model that long
+    silences end in returns. The detector stays closed (no looks) until the customer is active again."""
+    config = EngineConfig(churn_learn_prior=False, idle_ttl_seconds=60 * DAY, churn_label_max_days=20.0)
+    models = PartitionModels()
+    state = active_days("ttl", [0], models, config)
+    state = tick(state, T0 + 1.5 * DAY, config, models=models).state
+    started = []
+    while cl.of(state).example_days > 0:  # 20-day examples while one fits before the eviction at day 60
+        begun = cl.example_at(state)
+        assert begun is not None and begun + 21 * DAY <= T0 + 60 * DAY
+        started.append(begun)
+        state = tick(state, begun + 20 * DAY + 1, config, models=models).state
+    assert len(started) == 2 and models.churn_learned.labels == 2  # the third would end after day 60
+    assert cl.of(state).example_days == cl.CLOSED and cl.example_at(state) is None
+    m = cl.Moment(at=started[-1] + 20 * DAY + 2, config=config, models=models)
+    assert cl.ChurnLearned().look_due(state, m.at, config.section(cl.NAME), m) == cl.NEVER
+    assert explain(state, m.at, config, models)["churn_learned"]["pending_example"] is None
+    back = process(state, page("ttl", 9, T0 + 55 * DAY), config, models=models).state  # active again
+    assert cl.of(back).example_days == 0
+    again = tick(back, T0 + 57 * DAY, config, models=models).state
+    assert cl.of(again).example_days == 20 and models.churn_learned.labels == 2  # a new one, after the return
