@@ -94,6 +94,19 @@ class CustomerState:
             return slices.origin[name] if piece is None else piece
         return slices[name]
 
+    def find(self, name: str) -> Any:
+        """Detector ``name``'s slice to read only, as :meth:`peek`; None when that detector does not run.
+
+        >>> from forethought.core.config import EngineConfig
+        >>> state = CustomerState.new("c1", EngineConfig())
+        >>> state.find("silence") is state.peek("silence"), state.find("no such detector")
+        (True, None)
+        """
+        try:
+            return self.peek(name)
+        except KeyError:
+            return None
+
     def remember(self, event_id: str, keep: int = 32) -> bool:
         """Record ``event_id``; True when it was already among the last ``keep`` ids.
 

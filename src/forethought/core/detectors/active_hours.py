@@ -68,10 +68,8 @@ def of(state: CustomerState) -> ActiveHoursState:
 
 def seen(state: CustomerState) -> bytes:
     """The customer's counts, read only (no draft copy); b"" when this detector does not run."""
-    try:
-        return state.peek(NAME).local_hours  # type: ignore[no-any-return]
-    except KeyError:
-        return b""
+    kept = state.find(NAME)
+    return b"" if kept is None else kept.local_hours
 
 
 class ActiveHours(Detector):

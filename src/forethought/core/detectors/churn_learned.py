@@ -205,7 +205,7 @@ def experience(state: CustomerState, now: float, s: ChurnLearnedSettings) -> byt
     ``churn_learn_experience`` is off. Other detectors' parts are read when they run."""
     if not s.churn_learn_experience:
         return b""
-    sl, weekly, used = state.peek(NAME), _peek(state, decline.NAME), _peek(state, lifecycle.NAME)
+    sl, weekly, used = state.peek(NAME), state.find(decline.NAME), state.find(lifecycle.NAME)
     last = now if state.last_seen is None else min(now, state.last_seen)  # the trend while active, not the silence
     return churn_context.codes(churn_context.Experience(
         week=decline.events_last_7_days(weekly, last) if weekly is not None else 0,
@@ -215,14 +215,6 @@ def experience(state: CustomerState, now: float, s: ChurnLearnedSettings) -> byt
         tenure_days=max(now / DAY - (sl.signup_day if sl.signup_day is not None else math.inf),
                         (now - state.first_seen) / DAY if state.first_seen is not None else 0.0),
         paid=bool(sl.paid), sent=len(state.policy.sent), engaged=sl.engaged))
-
-
-def _peek(state: CustomerState, name: str) -> Any:
-    """Detector ``name``'s slice to read, or None when that detector does not run."""
-    try:
-        return state.peek(name)
-    except KeyError:
-        return None
 
 
 def _new_period(state: CustomerState, ts: float, m: Moment) -> bool:
