@@ -107,8 +107,5 @@ def signup_day(profile: Any) -> int | None:
     >>> signup_day(ProfileState(Profile(customer_id="c1", updated_at="2026-01-01T00:00:00Z", signup_date="1970-01-11")))
     10
     """
-    signed = None if profile is None or profile.profile is None else profile.profile.signup_date
-    return None if signed is None else signed.toordinal() - _EPOCH
-
-
-_EPOCH = 719_163  # date(1970, 1, 1).toordinal()
+    days = None if profile is None else profile.days_since_signup(0.0)  # from the signup to 1970-01-01
+    return None if days is None else round(-days)

@@ -190,14 +190,11 @@ def example_at(state: CustomerState) -> float | None:
 def _note_plan(state: CustomerState, m: Moment) -> None:
     """Keep whether the customer's new profile names a paid plan, and their signup date (a score
     without the profile at hand reads them from the slice)."""
-    profile = m.profile
-    if profile is None or profile.profile is None:
-        return
-    paid, signed, kept = churn_context.is_paid(profile), churn_context.signup_day(profile), state.peek(NAME)
-    if (paid is not None and kept.paid != int(paid)) or (signed is not None and kept.signup_day != signed):
-        sl = of(state)
-        sl.paid = sl.paid if paid is None else int(paid)
-        sl.signup_day = sl.signup_day if signed is None else signed
+    paid, signed, sl = churn_context.is_paid(m.profile), churn_context.signup_day(m.profile), of(state)
+    if paid is not None:
+        sl.paid = int(paid)
+    if signed is not None:
+        sl.signup_day = signed
 
 
 def experience(state: CustomerState, now: float, s: ChurnLearnedSettings) -> bytes:
