@@ -28,8 +28,9 @@ What is measured
 * Engine settings for purchase data: ``visit_gap_seconds`` = 1 day (purchases on the same or the
   next day are one visit), ``prior_gap_seconds`` = median and ``prior_log_sd`` = standard deviation
   of the pooled log gaps between visits *in the calibration period*, ``silence_min_seconds`` =
-  1 day, ``silence_max_seconds`` and ``idle_ttl_seconds`` = 5 years (with the default 180-day
-  idle TTL a one-time Q1 buyer would be evicted before the snapshot and have no score at all).
+  1 day, ``silence_max_seconds`` = 5 years. The idle TTL is the default 180 days: a customer idle
+  that long is evicted to a summary and scored from it at the snapshot; a silence threshold longer
+  than the TTL never fires (its trigger would come after the eviction).
   Everything else is the default (``silence_z`` 2.33, ``prior_weight`` 3, ``gap_alpha`` 0.2,
   ``min_visits_to_arm`` 2).
 * Truth: a customer **dropped off** when they made **no purchase in the holdout period**

@@ -31,7 +31,7 @@ def engine_config(cust: Customers, visit_gap_days: float, prior_gap_days: float 
     prior_sd = prior_log_sd if prior_log_sd else float(np.std(log_gaps))
     return EngineConfig(
         visit_gap_seconds=visit_gap_days * DAY, prior_gap_seconds=prior_gap, prior_log_sd=prior_sd,
-        silence_min_seconds=DAY, silence_max_seconds=5 * 365 * DAY, idle_ttl_seconds=5 * 365 * DAY,
+        silence_min_seconds=DAY, silence_max_seconds=5 * 365 * DAY,  # the idle TTL stays the default (180 days)
         **{k: v for k, v in more.items() if v is not None},
     )
 
@@ -40,15 +40,22 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
     """Replay the events; the snapshot rows (plus z and trigger state) by customer id."""
     rows: dict[str, dict[str, Any]] = {}
     fired_by_snapshot = 0
+    episodes: set[tuple[str, str]] = set()  # (customer, silence episode) of each trigger fired by the snapshot
 
     def count(trigger: Any) -> None:
         nonlocal fired_by_snapshot
-        fired_by_snapshot += trigger.fired_at.timestamp() <= SNAPSHOT_AT
+        if trigger.fired_at.timestamp() <= SNAPSHOT_AT:
+            fired_by_snapshot += 1
+            episodes.add((trigger.customer_id, trigger.episode))
 
     def on_snapshot(row: dict[str, Any]) -> None:
         customer = row["customer_id"]
-        state = runner.runtime(customer).state(customer)  # the state as of the snapshot (``runner.states``
-        assert state is not None  # would build a dict of every customer per row: quadratic, minutes on CDNOW)
+        runtime = runner.runtime(customer)  # the state as of the snapshot (``runner.states`` would build a
+        state = runtime.state(customer)  # dict of every customer per row: quadratic, minutes on CDNOW)
+        if state is None:  # evicted after idling past the TTL: what its summary keeps, as the row was made from
+            kept = runtime.summary(customer)
+            assert kept is not None
+            state = kept.revive(config)
         mu, sd = silence.gap_model(state, config.section("silence"), config.prior_weight)
         silent = SNAPSHOT_AT - state.last_seen
         s = config.section("churn")  # the same model, asked about the truth's horizon (39 weeks)
@@ -59,7 +66,9 @@ def replay(path: Path, config: EngineConfig) -> tuple[dict[str, dict[str, Any]],
             "churn_truth_horizon": churn.score(state, SNAPSHOT_AT, s, params, HOLDOUT_WEEKS * 7),
             "churn_prior": dict(params._asdict()),
             "z": (math.log(silent) - mu) / sd, "visits": state.visits,
-            "triggered": silence.of(state).silence_fired_for == state.last_seen,
+            # a trigger went out for the silence since the last purchase (the episode names its start: the
+            # state of a customer evicted after idling no longer says, its summary keeps no silence)
+            "triggered": (customer, f"silence-{state.last_seen:.3f}") in episodes,
         }
 
     truth_horizon = config.replace(churn_horizon_seconds=HOLDOUT_WEEKS * 7 * DAY)
