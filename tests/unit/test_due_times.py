@@ -228,3 +228,27 @@ def test_a_look_without_playbooks_snapshots_exactly_what_the_full_facts_give() -
         for now in (T0 + 20 * DAY, T0 + 21.3 * DAY):
             lean, full = facts(state, now, CONFIG, brief=True), facts(state, now, CONFIG)
             assert snapshots.codes(lean) == snapshots.codes(full)
+
+
+def test_due_ticks_leave_the_windows_they_share_with_the_live_state_as_they_were() -> None:
+    """A due tick runs on a draft that shares the activity windows and the counts by type with the
+    live state (``CustomerState.draft(windows=False)``: nothing to copy per look); that holds only
+    while no tick moves them, which this checks over a population with every playbook, every day."""
+    run = Run(CONFIG.replace(look_every_day=True), SHIPPED)
+
+    def windows() -> dict[str, tuple[Any, ...]]:
+        return {c: (s.activity.head, list(s.activity.counts), s.hours.head, list(s.hours.counts), dict(s.by_type))
+                for c, s in run.states.items()}
+
+    ticks = 0
+    for t, record in population():
+        while run.clock < t:
+            run.clock = min(run.clock + 3600, t)
+            before = windows()
+            emitted = run.runtime.advance(run.clock)
+            run.record(emitted)
+            ticks += len(emitted)
+            after = windows()
+            assert {c: after[c] for c in before if c in after} == {c: before[c] for c in before if c in after}
+        run.record(run.runtime.feed(record))
+    assert ticks > 500 and run.looks > 300, (ticks, run.looks)

@@ -135,12 +135,13 @@ class Churn(Detector):
             sl.churn_deadline = deadline(state, s, prior(s, m.models), horizon_days(s, m))
 
     def due(self, state: CustomerState, s: ChurnSettings) -> float | None:
-        return of(state).churn_deadline
+        return state.peek(NAME).churn_deadline  # type: ignore[no-any-return]
 
     def on_due(self, state: CustomerState, due: float, s: ChurnSettings, m: Moment) -> None:
-        sl = of(state)
-        if sl.churn_deadline is None or sl.churn_deadline > due or state.last_seen is None:
+        at = state.peek(NAME).churn_deadline  # read only: most ticks are due for something else
+        if at is None or at > due or state.last_seen is None:
             return
+        sl = of(state)
         params, horizon = prior(s, m.models), horizon_days(s, m)
         p = score(state, sl.churn_deadline, s, params, horizon)
         if p >= s.churn_threshold - 1e-6:
@@ -152,7 +153,7 @@ class Churn(Detector):
             sl.churn_deadline = None if later is None else max(later, due + 60.0)
 
     def look_due(self, state: CustomerState, soon: float, s: ChurnSettings, m: Moment) -> float:
-        if m.models is None or not s.churn_learn_prior or of(state).churn_sampled or state.first_seen is None:
+        if m.models is None or not s.churn_learn_prior or state.peek(NAME).churn_sampled or state.first_seen is None:
             return NEVER
         return max(soon, slot_at_or_after(state.customer_id, sample_at(state, s, m.config)))
 

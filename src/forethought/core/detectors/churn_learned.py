@@ -153,7 +153,7 @@ class ChurnLearned(Detector):
         """An example's horizon passed: it is learned; then the next example starts."""
         if m.models is None or not s.churn_learn_correction or state.last_seen is None or state.first_seen is None:
             return
-        sl = of(state)
+        sl = state.peek(NAME)  # read only: a look that learns nothing copies nothing
         if sl.example_days == CLOSED or (sl.example_days and learn(state, m.at, m) is None):
             return
         at = example_at(state)
@@ -183,7 +183,7 @@ class ChurnLearned(Detector):
 
 def example_at(state: CustomerState) -> float | None:
     """The pending (or next) example's start: the customer's daily slot on its day."""
-    day, first = of(state).example_day, state.first_seen
+    day, first = state.peek(NAME).example_day, state.first_seen
     return None if day is None or first is None else slot_at_or_after(state.customer_id, first + day * DAY)
 
 
@@ -249,7 +249,7 @@ def learn(state: CustomerState, now: float, m: Moment) -> dict[str, Any] | None:
     """At a look at ``now``: the pending example, once its horizon has passed (None before: its answer
     is not known yet, right-censored), is learned with the features of its start; the next example
     may start at once (the next start is the end of this one)."""
-    sl = of(state)
+    sl = state.peek(NAME)
     first = state.first_seen
     begun = example_at(state)
     if sl.example_days <= 0 or begun is None or first is None or sl.example_day is None or state.last_seen is None:
@@ -257,6 +257,7 @@ def learn(state: CustomerState, now: float, m: Moment) -> dict[str, Any] | None:
     days, lived = sl.example_days, sl.experience
     if now < begun + days * DAY:
         return None
+    sl = of(state)  # learned: the slice changes
     silent = sl.back_repeats is None or sl.back_hours is None
     x = churn.repeats(state) if silent or sl.back_repeats is None else sl.back_repeats
     last = state.last_seen if silent or sl.back_hours is None else begun - 3600.0 * sl.back_hours

@@ -141,7 +141,7 @@ class LearnedDropoff(Detector):
             m.observe(*observation(label, m.models))
         if state.last_seen is None:
             return
-        due = of(state).snapshot is None and snapshot_slot(state, m.at, s) == m.at
+        due = seen(state).snapshot is None and snapshot_slot(state, m.at, s) == m.at
         report = look.full or s.look_scores  # the learned score in the facts, and the look's scores
         if not (due or report):
             return
@@ -248,11 +248,18 @@ def on_activity(state: CustomerState, ts: float, s: LearnedSettings, models: Any
 
 
 def on_check(state: CustomerState, now: float, s: LearnedSettings, models: Any) -> Label | None:
-    """A daily check at ``now``: resolve a pending snapshot whose horizon has passed (label 1)."""
-    pending = _pending(state)
-    if pending is None or now - pending[0] < s.label_horizon_seconds:
+    """A daily check at ``now``: resolve a pending snapshot whose horizon has passed (label 1). Most
+    looks find none due: they read the snapshot's time alone (no copy of the slice, no decoding)."""
+    snapshot = seen(state).snapshot
+    if snapshot is None:
         return None
-    return _learn(state, pending, True, models)
+    try:
+        if now - snapshots.taken_at(snapshot) < s.label_horizon_seconds:
+            return None
+    except ValueError:
+        pass  # unreadable: _pending clears it
+    pending = _pending(state)
+    return None if pending is None else _learn(state, pending, True, models)
 
 
 def _pending(state: CustomerState) -> tuple[float, dict[str, float]] | None:
