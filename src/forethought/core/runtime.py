@@ -183,7 +183,8 @@ class PartitionRuntime:
             try:
                 if (state := self.state(customer)) is None:
                     continue
-                step = tick(state.draft(windows=False), now, self.config, self.rules, self.profile(customer), self.models)
+                draft = state.draft(windows=False)  # a tick only reads the windows
+                step = tick(draft, now, self.config, self.rules, self.profile(customer), self.models)
             except Exception as error:  # noqa: BLE001 - one customer never stops the others' time
                 emitted.append(Emission(customer, None, due=True, error=error))
                 continue
