@@ -143,10 +143,10 @@ class Churn(Detector):
             return
         sl = of(state)
         params, horizon = prior(s, m.models), horizon_days(s, m)
-        p = score(state, sl.churn_deadline, s, params, horizon)
+        p = score(state, at, s, params, horizon)
         if p >= s.churn_threshold - 1e-6:
             if m.rules is None or m.rules.by_signal.get("churn"):  # its reasons only when a playbook listens
-                m.detect(detection(state, sl.churn_deadline, s, params, horizon, p))
+                m.detect(detection(state, at, s, params, horizon, p))
             sl.churn_fired_for, sl.churn_deadline = state.last_seen, None
         else:  # the prior was refit since, or activity later in the same period: the deadline moved
             later = deadline(state, s, params, horizon)
