@@ -232,7 +232,7 @@ def test_a_look_without_playbooks_snapshots_exactly_what_the_full_facts_give() -
 
 def test_due_ticks_leave_the_windows_they_share_with_the_live_state_as_they_were() -> None:
     """A due tick runs on a draft that shares the activity windows and the counts by type with the
-    live state (``CustomerState.draft(windows=False)``: nothing to copy per look); that holds only
+    live state (``CustomerState.draft(tick=True)``: nothing to copy per look); that holds only
     while no tick moves them, which this checks over a population with every playbook, every day."""
     run = Run(CONFIG.replace(look_every_day=True), SHIPPED)
 
@@ -252,3 +252,24 @@ def test_due_ticks_leave_the_windows_they_share_with_the_live_state_as_they_were
             assert {c: after[c] for c in before if c in after} == {c: before[c] for c in before if c in after}
         run.record(run.runtime.feed(record))
     assert ticks > 500 and run.looks > 300, (ticks, run.looks)
+
+
+def test_due_ticks_change_the_ledger_they_share_with_the_live_state_only_on_their_own_copy() -> None:
+    """A due tick's draft shares the policy ledger with the live state too (``draft(tick=True)``): the
+    engine copies it before the tick changes it (re-engagement windows ending, variants' pulls settled,
+    held triggers released, decisions), so a tick that raises halfway leaves the live state as it was."""
+    run = Run(CONFIG.replace(look_every_day=True), SHIPPED)
+    changed = unchanged = 0
+    for t, record in population():
+        while run.clock < t:
+            run.clock = min(run.clock + 3600, t)
+            before = {c: (s.policy, s.policy.copy()) for c, s in run.states.items()}
+            run.record(run.runtime.advance(run.clock))
+            for c, s in run.states.items():
+                if c in before:
+                    shared, content = before[c]
+                    assert shared == content, f"{c}: the live state's ledger was changed in place by a tick"
+                    changed += s.policy is not shared
+                    unchanged += s.policy is shared
+        run.record(run.runtime.feed(record))
+    assert changed > 20 and unchanged > 200, (changed, unchanged)

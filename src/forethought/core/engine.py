@@ -34,7 +34,7 @@ from forethought.core import due as looks
 from forethought.core.bandit import Bandits
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import active_hours
-from forethought.core.ledger import Watch
+from forethought.core.ledger import PolicyLedger, Watch
 from forethought.core.models import PartitionModels
 from forethought.core.plugin import Look, Moment
 from forethought.core.policy import decide as policy
@@ -113,7 +113,8 @@ def _tick(state: CustomerState, now: float, config: EngineConfig, rules: Rules, 
     case of an event, which then costs no :class:`Step` of its own."""
     idle_since = state.last_seen if state.last_seen is not None else state.created
     if idle_since is not None and now - idle_since >= config.windows.idle_ttl_seconds:
-        ended = rewards.on_due(state.policy, math.inf, rules, _bandits(models)) if state.policy.pulls else ()
+        pulls = state.policy.pulls
+        ended = rewards.on_due(_own_ledger(state, state.policy), math.inf, rules, _bandits(models)) if pulls else ()
         return Step(None, observations=(Observation("evicted", {"idle": now - idle_since}), *ended))
     due = _earliest_due(state, config)
     if due is None or due > now:
@@ -252,17 +253,18 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
               models: PartitionModels | None) -> Step:
     """Everything due at ``due``: re-engagement windows end, deferred triggers go, each detector's own
     due time (a silence), then a look when one is due."""
-    config, ledger = _prior_at(config, models, due), state.policy
+    config, shared = _prior_at(config, models, due), state.policy
     observations: tuple[Observation, ...] = ()
-    if ledger.watch:
-        ended = [w for w in ledger.watch if w.until <= due]
+    if shared.watch and (ended := [w for w in shared.watch if w.until <= due]):
         observations = tuple(Observation("not_reengaged", {"playbook": w.playbook, "group": w.group}) for w in ended)
+        ledger = _own_ledger(state, shared)
         ledger.watch = [w for w in ledger.watch if w.until > due]
         _learn_uplift(models, ended, reengaged=False)
-    if ledger.pulls:
-        observations += rewards.on_due(ledger, due, rules, _bandits(models))
+    if shared.pulls:
+        observations += rewards.on_due(_own_ledger(state, shared), due, rules, _bandits(models))
     out = policy.Verdicts()
-    if ledger.pending and any(p.release_at <= due for p in ledger.pending):
+    if shared.pending and any(p.release_at <= due for p in shared.pending):
+        _own_ledger(state, shared)
         policy.release(_held_context(state, profile, rules, models), due, out)
     m = Moment(due, config, models, rules, profile)
     for detector, settings in config.due_hooks:
@@ -274,10 +276,20 @@ def _fire_due(state: CustomerState, due: float, config: EngineConfig, rules: Rul
             detector.on_look(state, settings, m, look)
     if m.detections:
         found = look.found if look is not None and look.full else None
+        _own_ledger(state, shared)
         policy.decide(m.detections, _context(state, profile, rules, due, config, models, found), out)
     if look is not None:
         state.daily_at = looks.next_look(state, due, m)
     return _step(state, out, observations + tuple(m.observations))
+
+
+def _own_ledger(state: CustomerState, shared: PolicyLedger) -> PolicyLedger:
+    """The ledger a tick may change: a copy of ``shared`` (the one the tick began with) the first
+    time. A runtime's tick runs on a draft that shares its ledger with the live state
+    (``CustomerState.draft(tick=True)``), so a tick that raises after changing it leaves no trace."""
+    if state.policy is shared:
+        state.policy = shared.copy()
+    return state.policy
 
 
 def _prior_at(config: EngineConfig, models: PartitionModels | None, at: float) -> EngineConfig:

@@ -183,7 +183,7 @@ class PartitionRuntime:
             try:
                 if (state := self.state(customer)) is None:
                     continue
-                draft = state.draft(windows=False)  # a tick only reads the windows
+                draft = state.draft(tick=True)  # a tick reads the windows, and copies the ledger to change it
                 step = tick(draft, now, self.config, self.rules, self.profile(customer), self.models)
             except Exception as error:  # noqa: BLE001 - one customer never stops the others' time
                 emitted.append(Emission(customer, None, due=True, error=error))

@@ -136,16 +136,17 @@ class CustomerState:
         twin.slices = {name: piece.copy() for name, piece in self.slices.items()}
         return twin
 
-    def draft(self, windows: bool = True) -> CustomerState:
+    def draft(self, tick: bool = False) -> CustomerState:
         """A copy to run the engine on, made cheaply: this state stays as it was, whatever the run does.
 
         The runtime takes one before each record, so a record the engine raises on leaves no trace
         (the draft is dropped). The shared windows, the counts and the policy ledger are copied at once;
         each detector's slice only when the run first reads it (most records touch a few), so a
         slice the run never reads is shared with this state. Call :meth:`finish` on a draft that is
-        kept: it takes the untouched slices over and lets go of this state. ``windows=False``: the
-        shared windows and the counts by type stay shared too, for a run that only reads them (a due
-        tick: only an event moves them, in ``engine._fold``; tests/unit/test_due_times.py holds it).
+        kept: it takes the untouched slices over and lets go of this state. ``tick=True``: a draft for a
+        due tick, which shares the windows, the counts by type and the policy ledger with this state
+        too: a tick only reads the windows (only an event moves them, in ``engine._fold``), and copies
+        the ledger before it changes it (``engine._own_ledger``); tests/unit/test_due_times.py holds both.
 
         >>> from forethought.core.config import EngineConfig
         >>> state = CustomerState.new("c1", EngineConfig())
@@ -156,9 +157,9 @@ class CustomerState:
         (True, True)
         """
         twin = CustomerState(*_ALL_FIELDS(self))  # immutable values (numbers, strings, bytes) are shared
-        if windows:
+        if not tick:
             twin.activity, twin.hours, twin.by_type = self.activity.copy(), self.hours.copy(), dict(self.by_type)
-        twin.policy = self.policy.copy()
+            twin.policy = self.policy.copy()
         twin.slices = _Slices(self.slices)
         return twin
 
