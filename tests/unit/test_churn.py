@@ -284,6 +284,10 @@ def test_the_noted_signup_day_round_trips_and_a_slice_written_before_it_loads(mo
     state = active_days("codec", [0, 1, 3, 4], None)
     churn.of(state).churn_signup_day = 19_000
     assert CustomerState.from_bytes(state.to_bytes(), CONFIG) == state
+    as_json = state.to_dict()
+    assert CustomerState.from_bytes(json.dumps(as_json).encode(), CONFIG) == state  # the JSON form
+    as_json["chn"] = as_json["chn"][:4]  # as written before the signup day
+    assert CustomerState.from_bytes(json.dumps(as_json).encode(), CONFIG).slice("churn").churn_signup_day is None
     monkeypatch.setattr(ChurnState, "FIELDS", ChurnState.FIELDS[:4])  # the table before the field was appended
     older = state.to_bytes()
     monkeypatch.undo()
