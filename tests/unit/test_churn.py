@@ -210,6 +210,23 @@ def test_the_left_truncation_is_decided_from_the_state_not_the_profile_table() -
     assert state is not None and _sampled(state, models) == 0
 
 
+def test_a_profile_record_older_than_the_table_reaches_a_state_that_has_not_seen_it() -> None:
+    """After a crash the table can hold a newer profile than the records run again: the older record
+    is still new to the state, which notes it (the undisturbed run did); a record older than what the
+    state itself has seen (out of order) is not, and the table keeps the newer one in both cases."""
+    state = active_days("census", [0, 1, 2], None)
+    newer = ProfileState(_census_profile(None, T0 + 3 * DAY))  # flushed before the states: the table is ahead
+    run_again = observe_profile(state, newer, _census_profile(OLD), T0 + DAY, CONFIG)
+    assert run_again.profile == newer and run_again.state is not None
+    assert run_again.state.slice("churn").churn_signup_day is not None
+    assert run_again.state.profile_at == T0 + DAY
+    caught_up = observe_profile(run_again.state, newer, _census_profile(None, T0 + 3 * DAY), T0 + 3 * DAY, CONFIG)
+    assert caught_up.state is not None and caught_up.state.slice("churn").churn_signup_day is None
+    stale = observe_profile(caught_up.state, newer, _census_profile(OLD, T0 + 2 * DAY), T0 + 4 * DAY, CONFIG)
+    assert stale.state is not None and stale.state.slice("churn").churn_signup_day is None, "out of order: not noted"
+    assert CustomerState.from_bytes(stale.state.to_bytes(), CONFIG).profile_at == T0 + 3 * DAY
+
+
 def test_a_later_profile_without_a_signup_date_is_what_the_look_reads() -> None:
     """As the profile table does, the state keeps the latest profile's word: one without a signup date
     makes the first event the start again."""

@@ -67,6 +67,7 @@ class CustomerState:
     created: float | None = None
     policy: PolicyLedger = field(default_factory=PolicyLedger)
     applied: Applied = NOTHING  # how far each input was applied to this state (core.applied: exactly-once effects)
+    profile_at: float | None = None  # the updated_at of the newest profile record given to the detectors (core.engine)
 
     @classmethod
     def new(cls, customer_id: str, config: EngineView) -> CustomerState:
@@ -194,6 +195,7 @@ class CustomerState:
             "chl": None if (example := [v.example_day, v.example_days, v.back_repeats, v.back_hours,
                                         base64.b64encode(v.experience).decode(), v.paid, v.engaged, v.signup_day]) == [
                 None, 0, None, None, "", None, 0, None] else example,
+            "prof": v.profile_at,  # the newest profile record the detectors were given (core.engine)
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
@@ -226,7 +228,7 @@ class CustomerState:
             odd=list(get("odd", [])), local_hours=base64.b64decode(get("lh", "")),
             **dict(zip(("churn_repeats", "churn_sampled", "churn_deadline", "churn_fired_for", "churn_signup_day"),
                        get("chn", []))),  # (4 long before the signup day)
-            **_example(get("chl", [])),
+            **_example(get("chl", [])), profile_at=get("prof"),
         ), config)
 
     def to_bytes(self) -> bytes:
