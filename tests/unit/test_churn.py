@@ -18,7 +18,7 @@ from forethought.core.checkpoint import open_checkpoint, seal
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import churn
 from forethought.core.detectors.churn import ChurnState
-from forethought.core.engine import Step, explain, process, tick
+from forethought.core.engine import Step, explain, observe_profile, process, tick
 from forethought.core.models import PartitionModels
 from forethought.core.policy.profiles import ProfileState
 from forethought.core.policy.rules import compile_rules
@@ -161,21 +161,82 @@ def test_a_summary_enters_the_prior_only_at_the_customers_own_fixed_age() -> Non
     assert models.churn.samples == 1  # once per customer
 
 
+FIRST_DAY = datetime.fromtimestamp(T0, tz=timezone.utc).date()
+OLD = FIRST_DAY - timedelta(days=730)  # a customer of two years first seen on FIRST_DAY
+NO_PROFILE = ProfileState()
+
+
+def _census_profile(signup: date | None, at: float = T0 + DAY) -> Profile:
+    return Profile(customer_id="census", updated_at=datetime.fromtimestamp(at, tz=timezone.utc), signup_date=signup)
+
+
+def _sampled(state: CustomerState, models: PartitionModels, held: ProfileState = NO_PROFILE) -> float:
+    """The prior's samples once the customer's sampling look ran with ``held`` in the profile table."""
+    after = tick(state, churn.sample_at(state, S, CONFIG) + 2 * DAY, CONFIG, profile=held, models=models)
+    assert after.state.slice("churn").churn_sampled == 1, "looked at once, either way"
+    return models.churn.samples
+
+
 def test_a_customer_who_signed_up_long_before_their_first_event_does_not_teach_the_prior() -> None:
     """Left truncation: a customer of two years first seen today is not a newcomer with a short history."""
-    def sampled(signup: date | None) -> int:
-        models = PartitionModels()
-        profile = ProfileState(None if signup is None else Profile(
-            customer_id="census", updated_at=datetime.fromtimestamp(T0, tz=timezone.utc), signup_date=signup))
+    def sampled(signup: date | None) -> float:
+        models, profile = PartitionModels(), _census_profile(signup)
         state = active_days("census", [0, 1, 2], models)
-        after = tick(state, churn.sample_at(state, S, CONFIG) + 2 * DAY, CONFIG, profile=profile, models=models)
-        assert after.state.slice("churn").churn_sampled == 1, "looked at once, either way"
-        return models.churn.samples
+        noted = observe_profile(state, NO_PROFILE, profile, T0 + DAY, CONFIG)  # the profile record
+        assert noted.state is not None and noted.profile is not None
+        return _sampled(noted.state, models, noted.profile)
 
-    first_day = datetime.fromtimestamp(T0, tz=timezone.utc).date()
-    assert sampled(first_day - timedelta(days=730)) == 0
-    assert sampled(first_day - timedelta(days=3)) == 1, "signed up days before: their first event is their start"
-    assert sampled(None) == 1, "no profile (a purchase log): the first event is the start"
+    assert sampled(OLD) == 0
+    assert sampled(FIRST_DAY - timedelta(days=3)) == 1, "signed up days before: their first event is their start"
+    assert sampled(None) == 1, "no signup date: the first event is the start"
+    assert _sampled(active_days("census", [0, 1, 2], models := PartitionModels()), models) == 1, "no profile"
+
+
+def test_the_left_truncation_is_decided_from_the_state_not_the_profile_table() -> None:
+    """The look reads the signup date its state noted from the latest profile record, so it decides
+    alike whatever the profile table holds by then (after a crash, the table can be ahead of the records
+    run again, or behind them): a profile noted before the look counts with the table emptied since, one
+    only in the table (its record not applied to this state) does not, and a profile before any event
+    counts from the first event."""
+    models = PartitionModels()
+    noted = observe_profile(active_days("census", [0, 1, 2], models), NO_PROFILE, _census_profile(OLD),
+                            T0 + DAY, CONFIG).state
+    assert noted is not None and _sampled(noted, models, NO_PROFILE) == 0
+    ahead = ProfileState(_census_profile(OLD))
+    assert _sampled(active_days("census", [0, 1, 2], models := PartitionModels()), models, ahead) == 1
+    before = observe_profile(None, NO_PROFILE, _census_profile(OLD, T0 - DAY), T0 - DAY, CONFIG).state
+    assert before is not None and before.first_seen is None
+    state = process(before, page("census", 0, T0), CONFIG, models=(models := PartitionModels())).state
+    assert state is not None and _sampled(state, models) == 0
+
+
+def test_a_profile_record_older_than_the_table_reaches_a_state_that_has_not_seen_it() -> None:
+    """After a crash the table can hold a newer profile than the records run again: the older record
+    is still new to the state, which notes it (the undisturbed run did); a record older than what the
+    state itself has seen (out of order) is not, and the table keeps the newer one in both cases."""
+    state = active_days("census", [0, 1, 2], None)
+    newer = ProfileState(_census_profile(None, T0 + 3 * DAY))  # flushed before the states: the table is ahead
+    run_again = observe_profile(state, newer, _census_profile(OLD), T0 + DAY, CONFIG)
+    assert run_again.profile == newer and run_again.state is not None
+    assert run_again.state.slice("churn").churn_signup_day is not None
+    assert run_again.state.profile_at == T0 + DAY
+    caught_up = observe_profile(run_again.state, newer, _census_profile(None, T0 + 3 * DAY), T0 + 3 * DAY, CONFIG)
+    assert caught_up.state is not None and caught_up.state.slice("churn").churn_signup_day is None
+    stale = observe_profile(caught_up.state, newer, _census_profile(OLD, T0 + 2 * DAY), T0 + 4 * DAY, CONFIG)
+    assert stale.state is not None and stale.state.slice("churn").churn_signup_day is None, "out of order: not noted"
+    assert CustomerState.from_bytes(stale.state.to_bytes(), CONFIG).profile_at == T0 + 3 * DAY
+
+
+def test_a_later_profile_without_a_signup_date_is_what_the_look_reads() -> None:
+    """As the profile table does, the state keeps the latest profile's word: one without a signup date
+    makes the first event the start again."""
+    models = PartitionModels()
+    state = active_days("census", [0, 1, 2], models)
+    first = observe_profile(state, NO_PROFILE, _census_profile(OLD), T0 + DAY, CONFIG)
+    assert first.state is not None and first.profile is not None
+    second = observe_profile(first.state, first.profile, _census_profile(None, T0 + 2 * DAY), T0 + 2 * DAY, CONFIG)
+    assert second.state is not None and second.profile is not None
+    assert _sampled(second.state, models, second.profile) == 1
 
 
 def test_the_learned_prior_replaces_the_configured_one_once_fitted() -> None:
@@ -234,6 +295,22 @@ def test_the_slice_round_trips_and_a_state_written_without_it_loads() -> None:
     old_json = {k: v for k, v in state.to_dict().items() if k != "chn"}  # as written before the churn slice
     legacy = CustomerState.from_bytes(json.dumps(old_json).encode(), CONFIG)
     assert legacy.slice("churn") == ChurnState() and not math.isnan(explain(legacy, T0, CONFIG)["churn"]["score"])
+
+
+def test_the_noted_signup_day_round_trips_and_a_slice_written_before_it_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    state = active_days("codec", [0, 1, 3, 4], None)
+    churn.of(state).churn_signup_day = 19_000
+    assert CustomerState.from_bytes(state.to_bytes(), CONFIG) == state
+    as_json = state.to_dict()
+    assert CustomerState.from_bytes(json.dumps(as_json).encode(), CONFIG) == state  # the JSON form
+    as_json["chn"] = as_json["chn"][:4]  # as written before the signup day
+    assert CustomerState.from_bytes(json.dumps(as_json).encode(), CONFIG).slice("churn").churn_signup_day is None
+    monkeypatch.setattr(ChurnState, "FIELDS", ChurnState.FIELDS[:4])  # the table before the field was appended
+    older = state.to_bytes()
+    monkeypatch.undo()
+    loaded = CustomerState.from_bytes(older, CONFIG)
+    assert loaded.slice("churn").churn_signup_day is None  # no signup known: the first event is the start
+    assert loaded.slice("churn").churn_repeats == churn.of(state).churn_repeats
 
 
 def test_an_idle_customers_summary_keeps_what_the_score_needs() -> None:

@@ -25,7 +25,7 @@ policy's decisions and what was observed. Detectors emit detections; playbooks a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from forethought.contracts.events import ErrorEvent, InboundEvent
@@ -131,13 +131,18 @@ def observe_profile(state: CustomerState | None, held: ProfileState, profile: Pr
                     config: EngineConfig) -> Step:
     """A profile arrived at the driver's event time ``now``: it updates the profile table, and a
     customer seen for the first time gets a state, so lifecycle playbooks (onboarding...) can act
-    before any event. The profile's own ``updated_at`` orders profiles, never the clock. A new
-    profile brings the next look forward to the next daily slot, where its lifecycle dates are read."""
+    before any event. The profile's own ``updated_at`` orders profiles, never the clock. A profile
+    new to the customer's state brings the next look forward to the next daily slot, where its
+    lifecycle dates are read, and goes to the detectors (``on_profile``). New to the state, not to
+    the table: after a crash the table can hold a newer profile than the records run again, and
+    each of them must still reach the state as it did the first time (``state.profile_at``)."""
     updated = held.with_profile(profile)
     state = state or _new(profile.customer_id, now, config)
-    if updated is not held:
+    at = profile.updated_at.timestamp()
+    if state.profile_at is None or at >= state.profile_at:
+        state.profile_at = at
         looks.look_by(state, looks.slot_after(state.customer_id, now))
-        m = Moment(now, config, None, None, updated)
+        m = Moment(now, config, None, None, updated if updated.profile is profile else replace(held, profile=profile))
         for detector, settings in config.plan:
             detector.on_profile(state, settings, m)
     return Step(state, profile=updated)

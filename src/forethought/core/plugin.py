@@ -192,9 +192,10 @@ class Detector:
         """The customer engaged with a message at ``m.at`` (opened, clicked or converted)."""
 
     def on_profile(self, state: CustomerState, s: Any, m: Moment) -> None:
-        """A newer profile of the customer arrived (``m.profile``). The only moment a detector may copy
-        from it into the state: at events and looks the profile table can be ahead of the records
-        being run again after a crash, so what they copy would differ from the undisturbed run."""
+        """A profile record new to this customer's state arrived (``m.profile``: the table's entry with
+        it). The only moment a detector may copy from it into the state: at events and looks the profile
+        table can be ahead of the records being run again after a crash, so what they copy would differ
+        from the undisturbed run."""
 
     def before_event(self, state: CustomerState, event: InboundEvent, ts: float, s: Any, m: Moment) -> None:
         """The customer is active at ``ts`` (not late, not a duplicate): close what ended before it.

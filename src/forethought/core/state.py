@@ -67,6 +67,7 @@ class CustomerState:
     created: float | None = None
     policy: PolicyLedger = field(default_factory=PolicyLedger)
     applied: Applied = NOTHING  # how far each input was applied to this state (core.applied: exactly-once effects)
+    profile_at: float | None = None  # the updated_at of the newest profile record given to the detectors (core.engine)
 
     @classmethod
     def new(cls, customer_id: str, config: EngineView) -> CustomerState:
@@ -192,12 +193,13 @@ class CustomerState:
             "pol": None if v.policy.is_empty() else v.policy.to_dict(), "snap": v.snapshot,
             "hr": v.hours.to_list() if v.hours.head >= 0 else None, "ses": _whole(v.session_start),
             "am": v.active_minutes, "be": v.bucket_events, "mu": v.minute_usage, "odd": v.odd,
-            "chn": None if (churn := [v.churn_repeats, v.churn_sampled, v.churn_deadline, v.churn_fired_for]) == [
-                None, 0, None, None] else churn,
+            "chn": None if (churn := [v.churn_repeats, v.churn_sampled, v.churn_deadline, v.churn_fired_for,
+                                      v.churn_signup_day]) == [None, 0, None, None, None] else churn,
             "lh": base64.b64encode(v.local_hours).decode(),  # active hours of the day (send windows)
             "chl": None if (example := [v.example_day, v.example_days, v.back_repeats, v.back_hours,
                                         base64.b64encode(v.experience).decode(), v.paid, v.engaged, v.signup_day]) == [
                 None, 0, None, None, "", None, 0, None] else example,
+            "prof": v.profile_at,  # the newest profile record the detectors were given (core.engine)
         }
         return {k: v for k, v in data.items()
                 if not (v is None or v == [] or v == {} or v == "" or (k in _ZERO_DEFAULT and v == 0)
@@ -228,8 +230,9 @@ class CustomerState:
             session_start=get("ses"), active_minutes=get("am", 0), bucket_events=get("be", 0),
             minute_usage=get("mu", 0.0),
             odd=list(get("odd", [])), local_hours=base64.b64decode(get("lh", "")),
-            **dict(zip(("churn_repeats", "churn_sampled", "churn_deadline", "churn_fired_for"), get("chn", []))),
-            **_example(get("chl", [])),
+            **dict(zip(("churn_repeats", "churn_sampled", "churn_deadline", "churn_fired_for", "churn_signup_day"),
+                       get("chn", []))),  # (4 long before the signup day)
+            **_example(get("chl", [])), profile_at=get("prof"),
         ), config)
 
     def to_bytes(self) -> bytes:

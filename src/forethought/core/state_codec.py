@@ -169,6 +169,7 @@ FIELDS: tuple[Field, ...] = (  # the most often present first: their presence bi
     Field("created", TIME, skip=lambda v, s: v == s.first_seen, fill=lambda _c, f: f.get("first_seen")),
     Field("policy", LEDGER, PolicyLedger(), skip=lambda v, _s: v.is_empty()),
     Field("applied", APPLIED, NOTHING),
+    Field("profile_at", TIME),
 )
 
 # Version 1 (one flat table, before detectors had slices): read only, then split into slices.

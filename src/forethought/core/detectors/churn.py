@@ -34,7 +34,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from forethought.contracts.records import Reason
-from forethought.core import btyd
+from forethought.core import btyd, churn_context
 from forethought.core.codec_kinds import INT, TIME
 from forethought.core.due import slot_at_or_after
 from forethought.core.plugin import NEVER, Detector, Look, Moment, Slice, check_positive
@@ -78,7 +78,10 @@ class ChurnSettings:
 @dataclass(slots=True)
 class ChurnState(Slice):
     """Repeat active periods (None: a state written before this detector; ``visits − 1`` stands in),
-    whether the fixed-age summary was given to the prior, the pending deadline, the fired silence."""
+    whether the fixed-age summary was given to the prior, the pending deadline, the fired silence, and
+    the signup date of the customer's latest profile record (days since 1970-01-01; None: none known),
+    which the prior's left-truncation decision reads (never the profile table: after a crash it can be
+    ahead of the records run again)."""
 
     KEY: ClassVar[str] = "n"
     FIELDS: ClassVar[tuple[Field, ...]] = (  # append only
@@ -86,6 +89,7 @@ class ChurnState(Slice):
         Field("churn_sampled", INT, 0),
         Field("churn_deadline", TIME),
         Field("churn_fired_for", TIME),
+        Field("churn_signup_day", INT),
     )
     # (field names are unique across slices: the legacy JSON form flattens every slice into one map)
 
@@ -93,9 +97,11 @@ class ChurnState(Slice):
     churn_sampled: int = 0
     churn_deadline: float | None = None
     churn_fired_for: float | None = None
+    churn_signup_day: int | None = None
 
     def copy(self) -> ChurnState:
-        return ChurnState(self.churn_repeats, self.churn_sampled, self.churn_deadline, self.churn_fired_for)
+        return ChurnState(self.churn_repeats, self.churn_sampled, self.churn_deadline, self.churn_fired_for,
+                          self.churn_signup_day)
 
 
 def of(state: CustomerState) -> ChurnState:
@@ -114,6 +120,10 @@ class Churn(Detector):
     features = ("p_alive", "churn_horizon_days")
     needs = ("learned_dropoff",)  # its label horizon is the default churn horizon
     look_cost = 1
+
+    def on_profile(self, state: CustomerState, s: ChurnSettings, m: Moment) -> None:
+        """Note the new profile's signup date (or that it has none) for the prior's look."""
+        of(state).churn_signup_day = churn_context.signup_day(m.profile)
 
     def before_event(self, state: CustomerState, event: InboundEvent, ts: float, s: ChurnSettings,
                      m: Moment) -> None:
@@ -165,7 +175,7 @@ class Churn(Detector):
         if state.last_seen is None or m.at < sample_at(state, s, m.config):
             return
         sl.churn_sampled = 1
-        if joined_before_seen(m.profile, state.first_seen, s):
+        if joined_before_seen(sl.churn_signup_day, state.first_seen, s):
             return  # left-truncated: their (x, t_x, T) counts from our first sight, not from their birth
         fit = m.models.churn
         fit.min_samples = s.churn_min_samples
@@ -272,28 +282,28 @@ def sample_at(state: CustomerState, s: ChurnSettings, config: Any) -> float:
     return state.first_seen + (low + (high - low) * _age_share(state.customer_id)) * DAY
 
 
-def joined_before_seen(profile: Any, first_seen: float, s: ChurnSettings) -> bool:
-    """Whether the customer's profile says they signed up more than ``churn_joined_within_days`` before
-    their first event here: their history before it is unknown, so their summary would count a customer
-    of years as a newcomer (left truncation) and make the population look more loyal than it is. Such a
-    customer is scored, but does not teach the prior. Without a profile or a signup date, the first event
-    is taken as the start (as in purchase logs).
+def joined_before_seen(signup_day: int | None, first_seen: float, s: ChurnSettings) -> bool:
+    """Whether the customer signed up (``signup_day``: their profile's signup date in days since
+    1970-01-01, :func:`forethought.core.churn_context.signup_day`) more than ``churn_joined_within_days``
+    before their first event here: their history before it is unknown, so their summary would count a
+    customer of years as a newcomer (left truncation) and make the population look more loyal than it
+    is. Such a customer is scored, but does not teach the prior. Without a profile or a signup date
+    (None), the first event is taken as the start (as in purchase logs).
 
-    >>> from datetime import UTC, date, datetime
+    >>> from datetime import UTC, datetime
     >>> from forethought.contracts.records import Profile
     >>> from forethought.core.policy.profiles import ProfileState
     >>> seen = datetime(2026, 9, 7, tzinfo=UTC).timestamp()
-    >>> old = ProfileState(Profile(customer_id="c", updated_at=datetime(2026, 9, 7, tzinfo=UTC),
-    ...                            signup_date=date(2024, 5, 1)))
-    >>> new = ProfileState(Profile(customer_id="c", updated_at=datetime(2026, 9, 7, tzinfo=UTC),
-    ...                            signup_date=date(2026, 9, 5)))
-    >>> joined_before_seen(old, seen, ChurnSettings()), joined_before_seen(new, seen, ChurnSettings())
+    >>> def day(signup):
+    ...     held = ProfileState(Profile(customer_id="c", updated_at="2026-09-07T00:00:00Z", signup_date=signup))
+    ...     return churn_context.signup_day(held)
+    >>> joined_before_seen(day("2024-05-01"), seen, ChurnSettings()), joined_before_seen(day("2026-09-05"), seen,
+    ...                                                                                  ChurnSettings())
     (True, False)
-    >>> joined_before_seen(None, seen, ChurnSettings()), joined_before_seen(ProfileState(), seen, ChurnSettings())
+    >>> joined_before_seen(day(None), seen, ChurnSettings()), joined_before_seen(None, seen, ChurnSettings())
     (False, False)
     """
-    days = None if profile is None else profile.days_since_signup(first_seen)
-    return days is not None and days > s.churn_joined_within_days
+    return signup_day is not None and round((first_seen - signup_day * DAY) / DAY, 4) > s.churn_joined_within_days
 
 
 @lru_cache(maxsize=1 << 16)
