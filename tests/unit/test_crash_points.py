@@ -14,11 +14,11 @@ import itertools
 from datetime import UTC, date, datetime
 
 import pytest
+from crash_kit import Store, feed
 
 from forethought.contracts.events import ErrorEvent, PageView
 from forethought.contracts.records import Profile
 from forethought.core.config import EngineConfig
-from forethought.core.policy.profiles import ProfileState
 from forethought.core.runtime import PartitionRuntime, Record
 from forethought.core.state import CustomerState
 
@@ -59,41 +59,6 @@ def _stream() -> list[tuple[Record, tuple[int, int, int]]]:
 STREAM = _stream()
 
 
-class Store:
-    """The worker's two tables (states, profiles) as a crash leaves them."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, bytes] = {}
-        self.profiles: dict[str, dict[str, object]] = {}
-
-    def flush(self, runtime: PartitionRuntime, only: int | None = None) -> None:
-        """Write what changed: every profile, then the states (``only`` the first n: the crash cut it)."""
-        dirty = runtime.take_dirty()
-        self.profiles.update({c: p.to_dict() for c, p in dirty.profiles.items()})
-        for customer in sorted(dirty.states)[:only]:
-            state = dirty.states[customer]
-            assert isinstance(state, CustomerState), "nobody idles long enough to be evicted here"
-            self.states[customer] = state.to_bytes()
-
-    def restart(self) -> PartitionRuntime:
-        runtime = PartitionRuntime(
-            0, CONFIG, load_state=lambda c: self._state(c),
-            load_profile=lambda c: ProfileState.from_dict(self.profiles[c]) if c in self.profiles else None)
-        runtime.restore(self._state(c) for c in sorted(self.states))
-        if runtime.now is not None:  # the worker's timer: the partition's clock restored from the states
-            runtime.advance(runtime.now + 1)
-        return runtime
-
-    def _state(self, customer: str) -> CustomerState | None:
-        raw = self.states.get(customer)
-        return None if raw is None else CustomerState.from_bytes(raw, CONFIG)
-
-
-def _feed(runtime: PartitionRuntime, records: list[tuple[Record, tuple[int, int, int]]]) -> None:
-    for record, position in records:
-        assert all(e.error is None for e in runtime.feed(record, position))
-
-
 def _final(runtime: PartitionRuntime) -> dict[str, dict[str, object]]:
     """Every customer's state once the clock passed the last record (what came due by then fired)."""
     runtime.advance(STREAM[-1][0].updated_at.timestamp() + 1 if isinstance(STREAM[-1][0], Profile)
@@ -104,7 +69,7 @@ def _final(runtime: PartitionRuntime) -> dict[str, dict[str, object]]:
 
 def _undisturbed() -> dict[str, dict[str, object]]:
     runtime = PartitionRuntime(0, CONFIG)
-    _feed(runtime, STREAM)
+    feed(runtime, STREAM)
     return _final(runtime)
 
 
@@ -124,7 +89,7 @@ def test_a_crash_at_any_point_ends_in_the_undisturbed_states(committed: int, flu
                                                               cut: int) -> None:
     """Records up to ``flushed`` are flushed whole; the flush of the records up to ``crash`` writes the
     profiles and only ``cut`` states; offsets are committed up to ``committed``."""
-    restarted = _crash_and_restart(Store(), committed, flushed, crash, cut)
+    restarted = _crash_and_restart(Store(CONFIG), committed, flushed, crash, cut)
     assert _final(restarted) == UNDISTURBED
 
 
@@ -132,12 +97,12 @@ def _crash_and_restart(store: Store, committed: int, flushed: int, crash: int, c
     """Run the stream into ``store`` up to the crash (see the test above), restart from the store and
     feed again every record after the committed offset."""
     runtime = PartitionRuntime(0, CONFIG)
-    _feed(runtime, STREAM[:flushed])
+    feed(runtime, STREAM[:flushed])
     store.flush(runtime)
-    _feed(runtime, STREAM[flushed:crash])
+    feed(runtime, STREAM[flushed:crash])
     store.flush(runtime, only=cut)
     restarted = store.restart()
-    _feed(restarted, STREAM[committed:])
+    feed(restarted, STREAM[committed:])
     return restarted
 
 
@@ -146,7 +111,7 @@ class LocalStore(Store):
     it to the changelog; the crash loses the sends after the first ``only``."""
 
     def __init__(self) -> None:
-        super().__init__()
+        super().__init__(CONFIG)
         self.changelog: dict[str, bytes] = {}
 
     def flush(self, runtime: PartitionRuntime, only: int | None = None) -> None:
@@ -175,7 +140,7 @@ def test_a_restored_state_overdue_at_the_restored_clock_fires_at_the_next_sweep(
     not rebuilt its index yet) leaves that state stale: the next restart's clock (the newest stored event)
     is past its look, and the first sweep, to that very time, must fire it (not wait for a later event)."""
     runtime = PartitionRuntime(0, CONFIG)
-    _feed(runtime, STREAM)
+    feed(runtime, STREAM)
     stale = CustomerState.from_bytes(runtime.state("c0").to_bytes(), CONFIG)  # type: ignore[union-attr]
     due = stale.daily_at
     assert due is not None

@@ -18,14 +18,13 @@ import itertools
 from datetime import UTC, date, datetime
 
 import pytest
+from crash_kit import Store, feed
 
 from forethought.contracts.events import PageView
 from forethought.contracts.records import Profile
 from forethought.core.config import EngineConfig
 from forethought.core.models import PartitionModels
-from forethought.core.policy.profiles import ProfileState
 from forethought.core.runtime import PartitionRuntime, Record
-from forethought.core.state import CustomerState
 
 CONFIG = EngineConfig(churn_sample_min_days=1.0, churn_sample_max_days=1.0)  # each look a day or two in
 T0 = 1_790_000_000.0
@@ -57,46 +56,6 @@ STREAM = _stream(PLAN)
 END = T0 + (PLAN[-1][0] + 1) * HOUR
 
 
-class Store:
-    """The worker's tables as a crash leaves them: states, profiles, and the model checkpoint of the
-    last flush whose states were all written."""
-
-    def __init__(self) -> None:
-        self.states: dict[str, bytes] = {}
-        self.profiles: dict[str, dict[str, object]] = {}
-        self.checkpoint: bytes | None = None
-
-    def flush(self, runtime: PartitionRuntime, whole: bool = True) -> None:
-        """Write what changed: every profile, then (``whole``) the states and the models' checkpoint."""
-        dirty = runtime.take_dirty()
-        self.profiles.update({c: p.to_dict() for c, p in dirty.profiles.items()})
-        if not whole:  # the crash came between the profiles and the states
-            return
-        assert runtime.models is not None
-        self.checkpoint = runtime.models.to_bytes()
-        for customer, state in dirty.states.items():
-            assert isinstance(state, CustomerState), "nobody idles long enough to be evicted here"
-            self.states[customer] = state.to_bytes()
-
-    def restart(self) -> PartitionRuntime:
-        runtime = PartitionRuntime(
-            0, CONFIG, models=PartitionModels.restore(self.checkpoint, config=CONFIG), load_state=self._state,
-            load_profile=lambda c: ProfileState.from_dict(self.profiles[c]) if c in self.profiles else None)
-        runtime.restore(CustomerState.from_bytes(self.states[c], CONFIG) for c in sorted(self.states))
-        if runtime.now is not None:  # the worker's timer: the partition's clock restored from the states
-            runtime.advance(runtime.now + 1)
-        return runtime
-
-    def _state(self, customer: str) -> CustomerState | None:
-        raw = self.states.get(customer)
-        return None if raw is None else CustomerState.from_bytes(raw, CONFIG)
-
-
-def _feed(runtime: PartitionRuntime, records: list[tuple[Record, tuple[int, int, int]]]) -> None:
-    for record, position in records:
-        assert all(e.error is None for e in runtime.feed(record, position))
-
-
 def _prior(runtime: PartitionRuntime) -> dict[str, object]:
     """The partition's churn prior (its table of customer summaries) once the clock passed the stream."""
     runtime.advance(END)
@@ -110,7 +69,7 @@ def _fresh() -> PartitionRuntime:
 
 def _undisturbed() -> PartitionRuntime:
     runtime = _fresh()
-    _feed(runtime, STREAM)
+    feed(runtime, STREAM)
     return runtime
 
 
@@ -138,12 +97,12 @@ def test_a_crash_at_any_point_leaves_the_churn_prior_of_the_undisturbed_run(comm
                                                                             crash: int) -> None:
     """Records up to ``flushed`` are flushed whole (states and models); the flush of the records up to
     ``crash`` wrote the profiles only; offsets are committed up to ``committed``."""
-    store, runtime = Store(), _fresh()
-    _feed(runtime, STREAM[:flushed])
+    store, runtime = Store(CONFIG, models=True), _fresh()
+    feed(runtime, STREAM[:flushed])
     store.flush(runtime)
-    _feed(runtime, STREAM[flushed:crash])
-    store.flush(runtime, whole=False)
+    feed(runtime, STREAM[flushed:crash])
+    store.flush(runtime, only=0)
     restarted = store.restart()
-    _feed(restarted, STREAM[committed:])
+    feed(restarted, STREAM[committed:])
     assert _prior(restarted) == UNDISTURBED
     assert _states(restarted) == _states(UNDISTURBED_RUN)  # the noted signup days (and plans) too
