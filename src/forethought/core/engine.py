@@ -34,6 +34,7 @@ from forethought.core import due as looks
 from forethought.core.bandit import Bandits
 from forethought.core.config import EngineConfig
 from forethought.core.detectors import active_hours
+from forethought.core.insight import explain, facts  # re-exported: callers read them from the engine
 from forethought.core.ledger import PolicyLedger, Watch
 from forethought.core.models import PartitionModels
 from forethought.core.plugin import Look, Moment
@@ -45,8 +46,8 @@ from forethought.core.policy.sendwindow import waits_for_activity
 from forethought.core.sendtime import Activity
 from forethought.core.signals import Observation
 from forethought.core.state import HOUR, CustomerState
-from forethought.core.uplift import snapshot
-from forethought.core.windows import BucketRing
+
+__all__ = ["Step", "explain", "facts", "next_due", "observe_outcome", "observe_profile", "process", "resume", "tick"]
 
 DAY = 86_400.0
 NO_PROFILE = ProfileState()
@@ -179,60 +180,6 @@ def next_due(state: CustomerState, config: EngineConfig) -> float | None:
     idle_since = state.last_seen if state.last_seen is not None else state.created
     evict = None if idle_since is None else idle_since + config.windows.idle_ttl_seconds
     return min((t for t in (due, evict) if t is not None), default=None)
-
-
-def facts(state: CustomerState, now: float, config: EngineConfig, models: PartitionModels | None = None,
-          brief: bool = False) -> dict[str, Any]:
-    """The ``features.*`` and ``scores.*`` names of the expression language as of ``now``: the
-    shared windows' here, the rest from each detector. ``brief``: only what a learned-model
-    snapshot reads (:mod:`forethought.core.snapshots`)."""
-    silence_for = None if state.last_seen is None else max(0.0, now - state.last_seen)
-    features: dict[str, Any] = {"events": state.events, "visits": state.visits, "error_total": state.error_total,
-                                "days_since_first_seen": _days(state.first_seen, now)}
-    if not brief:
-        width = config.windows.bucket_seconds
-        features.update({
-            "late_events": state.late, "days_since_last_seen": _days(state.last_seen, now), "sessions": state.visits,
-            "session_seconds": _session_seconds(state, now, silence_for, config),
-            "events_last_hour": _recent(state.activity, now, width, HOUR),
-            "events_last_24_hours": _recent(state.hours, now, HOUR, DAY),
-        })
-    found: dict[str, Any] = {"scores": {}, "features": features}
-    m = Moment(now, config, models)
-    for detector, settings in config.plan:
-        detector.facts(state, now, settings, m, found, brief)
-    return found
-
-
-def explain(state: CustomerState, now: float, config: EngineConfig,
-            models: PartitionModels | None = None) -> dict[str, Any]:
-    """Scores, features, baselines and the policy's memory as of ``now``, for people and web views."""
-    configured, config = config, _prior_at(config, models, now)
-    found = facts(state, now, config, models)
-    features = found["features"]
-    view: dict[str, Any] = {
-        "customer_id": state.customer_id, "as_of": now, "scores": found["scores"],
-        "events": state.events, "late_events": state.late, "visits": state.visits, "by_type": dict(state.by_type),
-        "sessions": features["sessions"], "session_seconds": features["session_seconds"],
-        "events_last_hour": features["events_last_hour"], "events_last_24_hours": features["events_last_24_hours"],
-        "events_last_7_days": features.get("events_last_7_days"),
-        "usual_events_per_7_days": features.get("usual_events_per_7_days"),
-        "policy": {
-            "sent": [{"at": s.at, "playbook": s.playbook, "channel": s.channel} for s in state.policy.sent],
-            "deferred": [{"release_at": p.release_at, "trigger_id": p.trigger["trigger_id"],
-                          "playbook": p.trigger["playbook"]} for p in state.policy.pending],
-            "measuring": [{"playbook": w.playbook, "group": w.group, "until": w.until} for w in state.policy.watch],
-            "next_daily_check": state.daily_at,  # the next look (core.due): not necessarily tomorrow
-        },
-    }
-    if models is not None and models.uplift.playbooks:  # scores.uplift.<playbook>, with each estimator's labels
-        view["uplift"] = models.uplift.view(snapshot(found))
-    m = Moment(now, config, models)
-    for detector, settings in config.plan:
-        view.update(detector.explain(state, now, settings, m))
-    if "population_prior" in view:
-        view["population_prior"]["learned"] = config is not configured
-    return view
 
 
 def _new(customer_id: str, now: float, config: EngineConfig) -> CustomerState:
@@ -407,20 +354,3 @@ def _record_activity(state: CustomerState, event: InboundEvent, ts: float, confi
         state.session_start = math.floor(ts)
     state.activity.add(math.floor(ts / config.windows.bucket_seconds))
     state.hours.add(math.floor(ts / HOUR))
-
-
-def _session_seconds(state: CustomerState, now: float, silence_for: float | None, config: EngineConfig) -> float:
-    """How long the present session has lasted; 0 once it ended (no activity for ``visit_gap_seconds``)."""
-    if state.session_start is None or silence_for is None or silence_for > config.windows.visit_gap_seconds:
-        return 0.0
-    return round(max(0.0, now - state.session_start), 3)
-
-
-def _recent(ring: BucketRing, now: float, width: float, span: float) -> int:
-    """Events in ``ring`` (buckets ``width`` seconds wide) over the ``span`` seconds ending at ``now``."""
-    newest = math.floor(now / width)
-    return int(ring.span_total(newest - math.ceil(span / width) + 1, newest))
-
-
-def _days(since: float | None, now: float) -> float | None:
-    return None if since is None else round((now - since) / DAY, 4)
