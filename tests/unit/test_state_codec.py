@@ -146,21 +146,31 @@ def test_times_come_back_bit_for_bit(value: float) -> None:
     assert struct.pack("<d", got) == struct.pack("<d", value)
 
 
+_LEVEL = st.tuples(st.integers(0, 2**40), st.floats(allow_nan=False), st.floats(allow_nan=False)).flatmap(
+    lambda level: st.sampled_from([list(level)]) | st.tuples(st.integers(-1, 1), st.integers(-99, 99)).flatmap(
+        lambda episode: st.sampled_from([[*level, *episode]]) | st.floats(min_value=0.0, max_value=4.1e9).map(
+            lambda since: [*level, *episode, float(int(since))])))  # usage.observe's lists: 3, 5 or 6 numbers
+
+
+def _exact(values: list[float | int]) -> list[tuple[type, object]]:
+    return [(type(v), struct.pack("<d", v) if isinstance(v, float) else v) for v in values]
+
+
 @given(st.lists(st.floats(allow_nan=False) | st.integers(-(2**53), 2**53), max_size=20),
        # times are event times, which the contract bounds to 1970..2100 (a time of -0.0 cannot occur)
-       st.lists(st.floats(min_value=0.0, max_value=4.1e9), max_size=8), st.integers(-(2**40), 2**40))
+       st.lists(st.floats(min_value=0.0, max_value=4.1e9), max_size=8), st.integers(-(2**40), 2**40), _LEVEL)
 def test_any_numbers_round_trip_bit_for_bit_with_their_type(series: list[float | int], times: list[float],
-                                                            anchor: int) -> None:
+                                                            anchor: int, level: list[float | int]) -> None:
     state = CustomerState.new("c", CONFIG)
-    state.slice("usage").usage, state.slice("decline").decline = {"m": series}, series
+    state.slice("usage").usage, state.slice("decline").decline = {"m": level}, series
     state.slice("lifecycle").features = {"f": times}
+    state.slice("silence").gaps = EwStats(7, *level[1:3])
     state.last_seen = float(anchor) + 0.5
     again = decode_state(encode_state(state), CONFIG)
-    exact = [(type(v), struct.pack("<d", v) if isinstance(v, float) else v) for v in series]
-    assert [(type(v), struct.pack("<d", v) if isinstance(v, float) else v)
-            for v in again.slice("usage").usage["m"]] == exact
-    assert [(type(v), struct.pack("<d", v) if isinstance(v, float) else v)
-            for v in again.slice("decline").decline] == exact
+    assert _exact(again.slice("usage").usage["m"]) == _exact(level)
+    assert _exact(again.slice("decline").decline) == _exact(series)
+    gaps = again.slice("silence").gaps
+    assert _exact([gaps.n, gaps.mean, gaps.var]) == _exact([7, *level[1:3]])
     assert [struct.pack("<d", t) for t in again.slice("lifecycle").features.get("f", [])] == [
         struct.pack("<d", t) for t in times]
 
@@ -236,7 +246,14 @@ SLICES_BIT = 1 << 2  # FIELDS index 2: the detectors' slices
     _forged(1 | 1 << 16, 0, "c", [[], b"", [[0, "silence", "[]"]], [], []]),  # a held trigger that is no object
     _forged(1 | SLICES_BIT, 0, "c", []),  # slices that are no map
     _forged(1 | SLICES_BIT, 0, "c", {"s": 5}),  # a slice that is no list
-    _forged(1 | SLICES_BIT, 0, "c", {"s": [2, 1, [0, 0.0, 0.0]]}),  # a slice version from the future
+    _forged(1 | SLICES_BIT, 0, "c", {"s": [3, 1, [0, 0.0, 0.0]]}),  # a slice version from the future
+    _forged(1 | SLICES_BIT, 0, "c", {"s": [2, 1, [0, 15, 0.0]]}),  # a short decimal of 15 places
+    _forged(1 | SLICES_BIT, 0, "c", {"s": [2, 1, [0, "1", 0.0]]}),  # a decimal that is text
+    _forged(1 | SLICES_BIT, 0, "c", {"u": [2, 1, {"m": [1, 2]}]}),  # a usage level of two numbers
+    _forged(1 | SLICES_BIT, 0, "c", {"u": [2, 1, {"m": [1, 2, 3, 0, 0.5]}]}),  # a streak that is a float
+    _forged(1 | SLICES_BIT, 0, "c", {"u": [1, 1, {"m": [1.5, 2.0, 3.0]}]}),  # (version 1) a count that is a float
+    _forged(1 | SLICES_BIT, 0, "c", {"b": [2, 1 << 5, [1, 2, 3, 4, 5]]}),  # five severities of four
+    _forged(1 | SLICES_BIT, 0, "c", {"b": [2, 1 << 5, [1, 2.5]]}),  # a severity count that is a float
     _forged(1 | SLICES_BIT, 0, "c", {"s": [0, 1, [0, 0.0, 0.0]]}),  # slice version 0
     _forged(1 | SLICES_BIT, 0, "c", {"s": [1, 1 << 9, 5]}),  # a slice field beyond its table
     _forged(1 | SLICES_BIT, 0, "c", {"s": [1, 1]}),  # a slice field announced, none there

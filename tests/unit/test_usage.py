@@ -87,7 +87,28 @@ def test_a_kept_level_of_an_older_or_damaged_state_is_read_without_failing() -> 
     s = UsageSettings()
     for kept in ([20, math.log1p(500), 0.16], [20, math.log1p(500), 0.16, 1, 0]):  # no episode; before `since`
         data, verdict = observe(kept, 500, s, at=START)
-        assert verdict is None and len(data) == 6
+        assert verdict is None and len(data) == (6 if data[3] else 5)  # `since` only during an episode
     data, _ = observe([20, math.log1p(500), 0.16], 6_000, s, at=START)
     _, spike = observe(data, 6_500, s, at=START + 60)
     assert spike is not None and spike[0] == "spike"
+
+
+def test_an_episode_keeps_its_start_only_while_it_lasts() -> None:
+    """Outside an episode nothing reads when one began, so the metric's state drops it (9 bytes per
+    metric in every stored state); a spike that lasts a week is still taken for a new level."""
+    s = UsageSettings()
+    data: list[float] = []
+    for i in range(10):
+        data, _ = observe(data, 100 + i, s, at=START + i)
+    assert len(data) == 5
+    data, _ = observe(data, 5_000, s, at=START + 100)
+    data, spike = observe(data, 5_200, s, at=START + 160.7)
+    assert spike is not None and data[3] == 1 and data[5] == float(int(START + 160.7))
+    for i in range(3):
+        data, _ = observe(data, 100, s, at=START + 200 + i)
+    assert data[3] == 0 and len(data) == 5  # the spike ended: its start is gone
+    data, _ = observe(data, 5_000, s, at=START + 300)
+    data, again = observe(data, 5_100, s, at=START + 400)
+    assert again is not None and data[5] == START + 400
+    data, _ = observe(data, 5_050, s, at=START + 400 + s.usage_adapt_seconds)
+    assert data[3] == 0 and data[0] == 1  # a week-long spike: the new level is learned anew

@@ -29,6 +29,7 @@ from forethought.core.windows import BucketRing
 
 HOUR_BUCKETS = 24  # the hour ring's size (events per hour of the last day)
 KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
+SEVERITIES = ("info", "warning", "error", "critical")  # an error event's (contracts.events.ErrorEvent)
 _BIG_ENDIAN = sys.byteorder == "big"  # ring counts are stored little-endian
 _NUMBER = {int, float}
 _EXACT = float(2**53)  # floats below this hold whole numbers exactly
@@ -141,6 +142,48 @@ def _times_back(v: Plain, anchor: int) -> list[float]:
     return [time_back(t, anchor) for t in _list(v)]
 
 
+# --- short decimals --------------------------------------------------------------------------
+
+
+_POWERS: tuple[int, ...] = tuple(10**i for i in range(10))
+
+
+def decimal_out(x: float, _anchor: int = 0) -> int | float:
+    """``x`` as the int ``k << 4 | d`` when ``k / 10**d`` (``d`` ≤ 9 places) gives it back exactly,
+    else the float itself: the baselines keep seven significant digits, which then take 5 bytes
+    instead of 9 (small ones 1–3).
+
+    >>> [decimal_out(x) for x in (0.16, 1.914233, -2.5, 18.0)]
+    [258, 30627734, -399, 288]
+    >>> decimal_out(0.1 + 0.2), decimal_out(-0.0)  # not a short decimal; a negative zero stays itself
+    (0.30000000000000004, -0.0)
+    >>> all(decimal_back(decimal_out(x)) == x for x in (0.16, 1.914233, -2.5, 18.0))
+    True
+    """
+    if type(x) is not float:
+        x = float(x)
+    text = repr(x)
+    if len(text) > 13 or "e" in text or "n" in text or (x == 0 and text[0] == "-"):  # (inf, nan, -0.0)
+        return x
+    whole, _, fraction = text.partition(".")
+    places = 0 if fraction == "0" else len(fraction)
+    k = int(whole + fraction) if places else int(whole)
+    if places > 9 or k / _POWERS[places] != x:
+        return x
+    return k << 4 | places
+
+
+def decimal_back(v: Plain) -> float:
+    """Inverse of :func:`decimal_out`; ValueError on anything else (NaN included)."""
+    if type(v) is float:
+        return _float(v)
+    tagged = checked_int(v)
+    places = tagged & 15
+    if places > 9:
+        raise malformed("decimal")
+    return (tagged >> 4) / _POWERS[places]
+
+
 # --- kinds -----------------------------------------------------------------------------------
 
 
@@ -213,17 +256,29 @@ def _counts_back(v: Plain, _anchor: int, _config: EngineView) -> dict[str, int]:
     return counts
 
 
-def _kind_counts_out(counts: dict[str, int], _anchor: int) -> Plain:
-    """Counts per event kind: a list in :data:`KINDS` order when that says the same, else the dict."""
-    if counts.keys() <= set(KINDS) and 0 not in counts.values():
-        return [counts.get(k, 0) for k in KINDS]
-    return counts
+def _ordered_counts(names: tuple[str, ...]) -> Kind:
+    """Counts per name: a list in ``names``' order when that says the same, else the dict.
 
+    >>> from forethought.core.config import EngineConfig
+    >>> SEVERITY_COUNTS.out({"critical": 2, "info": 1}, 0), SEVERITY_COUNTS.out({"other": 1}, 0)
+    ([1, 0, 0, 2], {'other': 1})
+    >>> SEVERITY_COUNTS.back([1, 0, 0, 2], 0, EngineConfig())
+    {'info': 1, 'critical': 2}
+    """
+    known = frozenset(names)
 
-def _kind_counts_back(v: Plain, anchor: int, config: EngineView) -> dict[str, int]:
-    if type(v) is list:
-        return dict(compress(zip(KINDS, _list(v, {int})), v))  # (zero counts are left out)
-    return _counts_back(v, anchor, config)
+    def out(counts: dict[str, int], _anchor: int) -> Plain:
+        if counts.keys() <= known and 0 not in counts.values():
+            return [counts.get(name, 0) for name in names]
+        return counts
+
+    def back(v: Plain, anchor: int, config: EngineView) -> dict[str, int]:
+        if type(v) is list:
+            if len(v) > len(names):
+                raise malformed("list of counts")
+            return dict(compress(zip(names, _list(v, {int})), v))  # (zero counts are left out)
+        return _counts_back(v, anchor, config)
+    return Kind(out, back)
 
 
 def _series_back(v: Plain, _anchor: int, _config: EngineView) -> dict[str, list[float | int]]:
@@ -253,6 +308,11 @@ def _timemap_back(v: Plain, anchor: int, _config: EngineView) -> dict[str, list[
 def _ew_back(v: Plain, _anchor: int, _config: EngineView) -> EwStats:
     n, mean, var = _list(v)
     return EwStats(checked_int(n), _float(mean), _float(var))
+
+
+def _ew_decimal_back(v: Plain) -> EwStats:
+    n, mean, var = _list(v)
+    return EwStats(checked_int(n), decimal_back(mean), decimal_back(var))
 
 
 def _snapshot_out(text: str, _anchor: int) -> Plain:
@@ -285,10 +345,13 @@ NUMS = _checked(lambda v: _list(v, _NUMBER))  # ints and floats, each keeping it
 TIME = Kind(time_out, lambda v, anchor, _config: time_back(v, anchor))
 CLOCK = Kind(lambda v, anchor: int(v) - anchor, lambda v, anchor, _config: checked_int(v) + anchor)  # whole seconds
 COUNTS = Kind(as_is, _counts_back)  # name → int
-KIND_COUNTS = Kind(_kind_counts_out, _kind_counts_back)
+KIND_COUNTS = _ordered_counts(KINDS)
+SEVERITY_COUNTS = _ordered_counts(SEVERITIES)  # errors per severity (the event contract's four)
 SERIES = Kind(as_is, _series_back)  # name → ints and floats
 TIMES = Kind(_timemap_out, _timemap_back)  # name → times
 EW = Kind(lambda s, _anchor: [s.n, float(s.mean), float(s.var)], _ew_back)
+EW_DECIMAL = Kind(lambda s, _anchor: [s.n, decimal_out(s.mean), decimal_out(s.var)],  # EW as short decimals
+                  lambda v, _anchor, _config: _ew_decimal_back(v))
 RING = _ring(lambda config: config.ring_buckets)
 HOUR_RING = _ring(lambda _config: HOUR_BUCKETS)
 SNAPSHOT = Kind(_snapshot_out, _snapshot_back)

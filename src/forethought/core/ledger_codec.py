@@ -12,6 +12,12 @@ while there are some, the sixth and seventh parts are written even when empty (a
 seven parts refuses the eighth); a ledger without any is written exactly as before, and a stored
 ledger of five, six or seven parts reads with none.
 
+What was sent names its playbook and channel by their number in the sixth part's word table, as the
+kept decisions do (one byte each instead of the names: about 20 bytes per entry), so the sixth part
+is written whenever anything was sent. A stored ledger that spells them out (written before) still
+reads; a reader that expects the names refuses the numbers (ValueError), as it refuses any state of a
+newer writer.
+
 >>> from forethought.core.config import EngineConfig
 >>> ledger = PolicyLedger(decisions=[Noted(100.0, "burst", "sent", None, "email")])
 >>> LEDGER.back(LEDGER.out(ledger, 100), 100, EngineConfig()) == ledger
@@ -78,15 +84,18 @@ def _dumps(body: dict[str, Any]) -> str:
 
 
 def _ledger_out(ledger: PolicyLedger, anchor: int) -> Plain:
+    words = _Words()
+    sent = [[time_out(s.at, anchor), words.number(s.playbook), words.number(s.channel), s.priority]
+            for s in ledger.sent]
     return [
-        [[time_out(s.at, anchor), s.playbook, s.channel, s.priority] for s in ledger.sent],
+        sent,
         ledger.episodes,
         [[time_out(p.release_at, anchor), p.signal, _dumps(p.trigger)] for p in ledger.pending],
         [[w.playbook, w.group, time_out(w.since, anchor), time_out(w.until, anchor), *([w.x] if w.x else [])]
          for w in ledger.watch],  # the uplift snapshot only when there is one: a watch without it is as before
         [[time_out(at, anchor), _dumps(trigger)] for at, trigger in ledger.recent],
-        *([_decisions_out(ledger.decisions, anchor)] if ledger.decisions or ledger.pulls or ledger.held
-          else []),  # (as before them)
+        *([_decisions_out(ledger.decisions, anchor, words)]
+          if ledger.sent or ledger.decisions or ledger.pulls or ledger.held else []),  # (as before them)
         *([[[u.trigger, u.playbook, u.variant, time_out(u.until, anchor)] for u in ledger.pulls]]
           if ledger.pulls or ledger.held else []),  # variants awaiting their reward (core.bandit): a seventh part
         *([[[time_out(h.at, anchor), h.playbook] for h in ledger.held]]
@@ -100,8 +109,10 @@ def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
         raise malformed("ledger")
     sent, episodes, pending, watch, recent = parts[:5]
     ledger = PolicyLedger(episodes=_bytes(episodes))
+    words = _words_of(parts[5]) if len(parts) >= 6 else []
     for at, playbook, channel, priority in map(_list, _list(sent)):
-        ledger.sent.append(Sent(time_back(at, anchor), _str(playbook), _str(channel), checked_int(priority)))
+        ledger.sent.append(Sent(time_back(at, anchor), _sent_text(playbook, words), _sent_text(channel, words),
+                                checked_int(priority)))
     for at, signal, trigger in map(_list, _list(pending)):
         ledger.pending.append(Pending(time_back(at, anchor), _str(signal), _json_back(trigger)))
     for entry in map(_list, _list(watch)):
@@ -114,7 +125,7 @@ def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
         ledger.watch.append(Watch(_str(playbook), _str(group), time_back(since, anchor), time_back(until, anchor), x))
     ledger.recent = [(time_back(at, anchor), _json_back(trigger)) for at, trigger in map(_list, _list(recent))]
     if len(parts) >= 6:
-        ledger.decisions = _decisions_back(parts[5], anchor)
+        ledger.decisions = _decisions_back(parts[5], anchor, words)
     if len(parts) >= 7:
         ledger.pulls = [_pull_back(u, anchor) for u in _list(parts[6])[-MAX_PULLS:]]
     if len(parts) == 8:
@@ -145,26 +156,74 @@ DECISION_WORDS = (
 _WORD_NUMBER = {w: i for i, w in enumerate(DECISION_WORDS)}
 
 
-def _decisions_out(decisions: list[Noted], anchor: int) -> Plain:
+class _Words:
+    """The numbers of the texts a ledger writes: :data:`DECISION_WORDS`' own, else ``-1 - i`` for the
+    ledger's ``i``-th other text (each once: playbook names), None for none.
+
+    >>> words = _Words()
+    >>> [words.number(t) for t in ("sent", "burst", "email", "burst", None, "welcome")], words.table
+    ([0, -1, 20, -1, None, -2], ['burst', 'welcome'])
+    """
+
+    __slots__ = ("numbers",)
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, int] = {}
+
+    def number(self, text: str | None) -> int | None:
+        if text is None:
+            return None
+        known = _WORD_NUMBER.get(text)
+        return known if known is not None else -1 - self.numbers.setdefault(text, len(self.numbers))
+
+    @property
+    def table(self) -> list[str]:
+        return list(self.numbers)
+
+
+def _text(v: Plain, words: list[str]) -> str | None:
+    """Inverse of :meth:`_Words.number`, given the ledger's word table."""
+    if v is None:
+        return None
+    i = checked_int(v)
+    if 0 <= i < len(DECISION_WORDS):
+        return DECISION_WORDS[i]
+    if -len(words) <= i < 0:
+        return words[-1 - i]
+    raise malformed("ledger (a word number out of range)")
+
+
+def _sent_text(v: Plain, words: list[str]) -> str:
+    """A sent entry's playbook or channel: its word number, or (as written before) the text itself."""
+    return _str(v) if type(v) is str else str(_required_text(v, words))
+
+
+def _required_text(v: Plain, words: list[str]) -> str:
+    found = _text(v, words)
+    if found is None:
+        raise malformed("ledger (a missing name)")
+    return found
+
+
+def _words_of(v: Plain) -> list[str]:
+    """The word table of the sixth part (``[words, entries]``)."""
+    words_in, _entries = _list(v)
+    return [_str(w) for w in _list(words_in)]
+
+
+def _decisions_out(decisions: list[Noted], anchor: int, words: _Words | None = None) -> Plain:
     """``[words, entries]``: each entry ``[at, playbook, verdict, reason, channel]``, then ``count,
     since`` when a decision repeated. Times are whole seconds after ``anchor`` (a float otherwise);
-    a text is its number in :data:`DECISION_WORDS`, else ``-1 - i`` for ``words[i]`` (each other
-    text once: playbook names), None for none.
+    texts are numbers (:class:`_Words`, whose table is shared with what was sent).
 
     >>> kept = [Noted(100.0, "burst", "suppressed", "cooldown"), Noted(160.0, "burst", "sent", None, "email", 2, 130.0)]
     >>> _decisions_out(kept, 160)
     [['burst'], [[-60, -1, 6, 8, None], [0, -1, 0, None, 20, 2, -30]]]
-    >>> _decisions_back(_decisions_out(kept, 160), 160) == kept
+    >>> _decisions_back(_decisions_out(kept, 160), 160, ['burst']) == kept
     True
     """
-    words: dict[str, int] = {}
-
-    def number(text: str | None) -> int | None:
-        if text is None:
-            return None
-        known = _WORD_NUMBER.get(text)
-        return known if known is not None else -1 - words.setdefault(text, len(words))
-
+    words = _Words() if words is None else words
+    number = words.number
     entries: list[Plain] = []
     for n in decisions:
         entry = [_second_out(n.at, anchor), number(n.playbook), number(n.verdict), number(n.reason),
@@ -172,23 +231,11 @@ def _decisions_out(decisions: list[Noted], anchor: int) -> Plain:
         if n.count != 1 or n.since is not None:
             entry += [n.count, _second_out(n.first, anchor)]
         entries.append(entry)
-    return [list(words), entries]
+    return [words.table, entries]
 
 
-def _decisions_back(v: Plain, anchor: int) -> list[Noted]:
-    words_in, entries = _list(v)
-    words = [_str(w) for w in _list(words_in)]
-
-    def text(v: Plain) -> str | None:
-        if v is None:
-            return None
-        i = checked_int(v)
-        if 0 <= i < len(DECISION_WORDS):
-            return DECISION_WORDS[i]
-        if -len(words) <= i < 0:
-            return words[-1 - i]
-        raise malformed("decision")
-
+def _decisions_back(v: Plain, anchor: int, words: list[str]) -> list[Noted]:
+    _words_in, entries = _list(v)
     kept = []
     for entry in map(_list, _list(entries)[-MAX_DECISIONS:]):  # a longer list (a future bound): its newest
         if len(entry) not in (5, 7) or entry[1] is None or entry[2] is None:
@@ -196,8 +243,9 @@ def _decisions_back(v: Plain, anchor: int) -> list[Noted]:
         count, since = (checked_int(entry[5]), _second_back(entry[6], anchor)) if len(entry) == 7 else (1, None)
         if count < 1:
             raise malformed("decision")
-        kept.append(Noted(_second_back(entry[0], anchor), str(text(entry[1])), str(text(entry[2])), text(entry[3]),
-                          text(entry[4]), count, since))
+        kept.append(Noted(_second_back(entry[0], anchor), _required_text(entry[1], words),
+                          _required_text(entry[2], words), _text(entry[3], words), _text(entry[4], words),
+                          count, since))
     return kept
 
 

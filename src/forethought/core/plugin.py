@@ -107,14 +107,16 @@ def check_positive(section: Any, may_be_zero: set[str] | frozenset[str] = frozen
 class Slice:
     """A detector's part of the customer state: a mutable dataclass whose ``FIELDS`` table
     (:class:`~forethought.core.state_codec.Field`, append-only, in the dataclass's field order)
-    is its codec. ``VERSION`` is the slice's own: raise it (and read the old form in
-    :meth:`upgrade`) only when the meaning of a stored field changes."""
+    is its codec. ``VERSION`` is the slice's own: raise it when the meaning of a stored field or
+    how it is written changes, keep the older tables in ``FIELDS_BEFORE`` (by version) and turn
+    their values into the new ones in :meth:`upgrade` when they mean something else."""
 
     __slots__ = ()
 
     KEY: ClassVar[str]
     VERSION: ClassVar[int] = 1
     FIELDS: ClassVar[tuple[Field, ...]] = ()
+    FIELDS_BEFORE: ClassVar[dict[int, tuple[Field, ...]]] = {}  # the tables older versions were written by
 
     def copy(self) -> Slice:
         """An independent copy: mutable fields (lists, dicts, rings) not shared. The engine copies each
@@ -134,7 +136,7 @@ class Slice:
         version = items[0]
         if version > cls.VERSION or version < 1:
             raise ValueError(f"slice {cls.KEY!r} version {version} is not readable by this version")
-        values = decode_table(items[1:], anchor, config, cls.FIELDS)
+        values = decode_table(items[1:], anchor, config, cls.FIELDS_BEFORE.get(version, cls.FIELDS))
         return cls.upgrade(version, values, config)
 
     @classmethod

@@ -32,7 +32,15 @@ from typing import Any
 from forethought.core.applied import NOTHING, Applied
 from forethought.core.baselines import EwStats
 from forethought.core.ledger import PolicyLedger
-from forethought.core.state_codec import FIELDS, FIELDS_V1, HOUR_BUCKETS, MAGIC_V1, decode_fields, encode_fields
+from forethought.core.state_codec import (
+    FIELDS,
+    FIELDS_V1,
+    HOUR_BUCKETS,
+    MAGIC_V1,
+    MAGIC_V2,
+    decode_fields,
+    encode_fields,
+)
 from forethought.core.views import EngineView
 from forethought.core.windows import BucketRing
 
@@ -303,6 +311,8 @@ def decode_state(raw: bytes, config: EngineView) -> CustomerState:
             return CustomerState.from_dict(json.loads(raw), config)
         if raw[:1] == MAGIC_V1:
             return compose(decode_fields(raw, config, FIELDS_V1, MAGIC_V1), config)
+        if raw[:1] == MAGIC_V2:
+            return CustomerState(**decode_fields(raw, config, FIELDS, MAGIC_V2))
         return CustomerState(**decode_fields(raw, config))
     except ValueError:
         raise  # as it is: its message is what the dead letter and the log say

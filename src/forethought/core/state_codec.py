@@ -2,13 +2,14 @@
 
 Layout (docs/runtime/state-codec.md has the details)::
 
-    0x82 | MessagePack array [presence bits, anchor, each present field's value, in table order]
+    0x83 | MessagePack array [presence bits, anchor, each present field's value, in table order]
 
 where the field ``slices`` is a map from each detector's short key to its slice written the
 same way: ``[slice version, presence bits, each present field's value]`` (a slice with every field
 at its default is left out). The first byte is the format: ``0x80 | version`` for this binary form
 (``0x81``, version 1, had one flat table before detectors had slices: still read, by
-:data:`FIELDS_V1`), ``{`` for the JSON dicts of versions 2 and 3 that older workers wrote
+:data:`FIELDS_V1`; ``0x82``, version 2, the same table as now with the ledger's names spelled
+out: still read), ``{`` for the JSON dicts of versions 2 and 3 that older workers wrote
 (``CustomerState.from_bytes`` still reads them). Bit ``i`` of the presence bits says that table
 entry ``i`` differs from its default and has a value in the array; times are whole seconds,
 milliseconds or microseconds after the anchor (the whole second of ``last_seen``) when that gives
@@ -83,11 +84,12 @@ from forethought.core.ledger_codec import LEDGER
 from forethought.core.views import EngineView
 from forethought.core.windows import BucketRing
 
-__all__ = ["FIELDS", "HOUR_BUCKETS", "MAGIC", "VERSION", "Field", "decode_fields", "encode_fields"]
+__all__ = ["FIELDS", "HOUR_BUCKETS", "MAGIC", "MAGIC_V2", "VERSION", "Field", "decode_fields", "encode_fields"]
 
-VERSION = 2
+VERSION = 3  # 3: the policy ledger names what was sent by number (core.ledger_codec); 2 is read alike
 MAGIC = 0x80 | VERSION
 MAGIC_BYTE = bytes([MAGIC])
+MAGIC_V2 = bytes([0x82])  # the same table; only the ledger's sent entries spelled their names out
 
 
 @dataclass(frozen=True, slots=True)

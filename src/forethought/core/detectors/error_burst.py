@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from forethought.contracts.events import ErrorEvent
 from forethought.contracts.records import Reason
 from forethought.core.baselines import EwStats
-from forethought.core.codec_kinds import COUNTS, EW, INT, RING
+from forethought.core.codec_kinds import COUNTS, EW, EW_DECIMAL, INT, RING, SEVERITY_COUNTS
 from forethought.core.plugin import Detector, Moment, Slice, check_positive
 from forethought.core.signals import Detection
 from forethought.core.state_codec import Field
@@ -62,14 +62,17 @@ class BurstState(Slice):
     """Errors per bucket, their baseline, the burst in progress and errors by code and severity."""
 
     KEY: ClassVar[str] = "b"
+    VERSION: ClassVar[int] = 2  # 2: the baseline as short decimals, the severities as four counts
     FIELDS: ClassVar[tuple[Field, ...]] = (  # append only
         Field("errors", RING, skip=lambda ring, _s: ring.head < 0, fill=_ring),
-        Field("error_baseline", EW, EwStats()),
+        Field("error_baseline", EW_DECIMAL, EwStats()),
         Field("burst_bucket", INT),
         Field("quiet_buckets", INT, 0),
         Field("error_codes", COUNTS, {}),
-        Field("error_severity", COUNTS, {}),
+        Field("error_severity", SEVERITY_COUNTS, {}),
     )
+    FIELDS_BEFORE: ClassVar[dict[int, tuple[Field, ...]]] = {
+        1: (FIELDS[0], Field("error_baseline", EW, EwStats()), *FIELDS[2:5], Field("error_severity", COUNTS, {}))}
 
     errors: BucketRing
     error_baseline: EwStats = field(default_factory=EwStats)

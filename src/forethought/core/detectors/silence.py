@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from forethought.contracts.records import Reason
 from forethought.core.baselines import EwStats, normal_cdf
-from forethought.core.codec_kinds import EW, FLOAT, TIME
+from forethought.core.codec_kinds import EW, EW_DECIMAL, FLOAT, TIME
 from forethought.core.plugin import NEVER, Detector, Moment, Slice, check_positive
 from forethought.core.signals import Detection, human, utc
 from forethought.core.state_codec import Field
@@ -66,13 +66,15 @@ class SilenceState(Slice):
     """The customer's gaps between visits, their longest recent break and the pending deadline."""
 
     KEY: ClassVar[str] = "s"
+    VERSION: ClassVar[int] = 2  # 2: the gaps' mean and variance as short decimals (EW_DECIMAL)
     FIELDS: ClassVar[tuple[Field, ...]] = (  # append only
-        Field("gaps", EW, EwStats()),
+        Field("gaps", EW_DECIMAL, EwStats()),
         Field("long_gap", FLOAT, 0.0),
         Field("long_gap_at", TIME, 0.0),
         Field("deadline", TIME),
         Field("silence_fired_for", TIME),
     )
+    FIELDS_BEFORE: ClassVar[dict[int, tuple[Field, ...]]] = {1: (Field("gaps", EW, EwStats()), *FIELDS[1:])}
 
     gaps: EwStats = field(default_factory=EwStats)
     long_gap: float = 0.0

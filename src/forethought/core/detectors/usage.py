@@ -28,12 +28,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from forethought.contracts.events import MAX_QUANTITY, Usage
 from forethought.contracts.records import Reason
 from forethought.core.baselines import EwStats
-from forethought.core.codec_kinds import SERIES
+from forethought.core.codec_kinds import (
+    SERIES,
+    Kind,
+    Plain,
+    _list,
+    checked_int,
+    checked_map,
+    decimal_back,
+    decimal_out,
+    malformed,
+    time_back,
+    time_out,
+)
 from forethought.core.plugin import Detector, Moment, Slice, check_positive
 from forethought.core.signals import Detection, bounded_name
 from forethought.core.state_codec import Field
@@ -41,6 +53,7 @@ from forethought.core.state_codec import Field
 if TYPE_CHECKING:
     from forethought.contracts.events import InboundEvent
     from forethought.core.state import CustomerState
+    from forethought.core.views import EngineView
 
 NAME = "usage"
 LOG_CAP = math.log1p(MAX_QUANTITY)  # ≈ 41.4: log levels stay here, so exp() of a level is always finite
@@ -72,17 +85,60 @@ class UsageSettings:
             raise ValueError("usage_alpha must be in (0, 1]")
 
 
+def _levels_out(usage: dict[str, list[float]], anchor: int) -> dict[str, list[float | int]]:
+    """Each metric's ``[n, mean, var, episode, streak, since]`` with the mean and variance as short
+    decimals and ``since`` as a time after the anchor (about 9 bytes less per metric, and 4 more
+    while in an episode), e.g. ``{"seats": [4, 25354128, 1988004, 0, 0]}``."""
+    return {name: [data[0], decimal_out(data[1]), decimal_out(data[2]), *data[3:5],
+                   *(time_out(t, anchor) for t in data[5:6])] for name, data in usage.items()}
+
+
+def _levels_back(v: Plain, anchor: int, _config: EngineView) -> dict[str, list[float | int]]:
+    usage = checked_map(v)
+    back: dict[str, list[float | int]] = {}
+    for name, data in usage.items():
+        if len(_list(data)) not in _LENGTHS:
+            raise malformed("usage level")
+        back[name] = [checked_int(data[0]), decimal_back(data[1]), decimal_back(data[2]),
+                      *map(checked_int, data[3:5]), *(time_back(t, anchor) for t in data[5:])]
+    return back
+
+
+_LENGTHS = (3, 5, 6)  # a level; with its episode and streak; and when the episode began (observe)
+
+
+def _from_v1(usage: dict[str, list[float | int]]) -> dict[str, list[float | int]]:
+    """Version 1's levels (any list of numbers) in version 2's lengths: what :func:`observe` never
+    reads is left off; a list too short to hold a level is malformed."""
+    fitted = {}
+    for name, data in usage.items():
+        if len(data) < 3 or type(data[0]) is not int:
+            raise malformed("usage level")
+        fitted[name] = [data[0], float(data[1]), float(data[2]), *map(int, data[3:5]), *map(float, data[5:6])]
+        del fitted[name][3 if len(data) < 5 else 6:]
+    return fitted
+
+
+LEVELS = Kind(_levels_out, _levels_back)  # metric → its level (observe's list)
+
+
 @dataclass(slots=True)
 class UsageState(Slice):
     """Per followed metric: ``[n, mean, var, episode, streak, since]`` (:func:`observe`)."""
 
     KEY: ClassVar[str] = "u"
-    FIELDS: ClassVar[tuple[Field, ...]] = (Field("usage", SERIES, {}),)  # append only
+    VERSION: ClassVar[int] = 2  # 2: levels as short decimals, ``since`` after the anchor (:data:`LEVELS`)
+    FIELDS: ClassVar[tuple[Field, ...]] = (Field("usage", LEVELS, {}),)  # append only
+    FIELDS_BEFORE: ClassVar[dict[int, tuple[Field, ...]]] = {1: (Field("usage", SERIES, {}),)}
 
     usage: dict[str, list[float]] = field(default_factory=dict)
 
     def copy(self) -> UsageState:
         return UsageState({k: list(v) for k, v in self.usage.items()})
+
+    @classmethod
+    def upgrade(cls, version: int, values: dict[str, Any], config: EngineView) -> UsageState:
+        return cls(_from_v1(values.get("usage", {})) if version == 1 else values.get("usage", {}))
 
 
 def of(state: CustomerState) -> UsageState:
@@ -137,7 +193,7 @@ def observe(data: list[float], quantity: float, s: UsageSettings, at: float = 0.
     ``episode`` is +1 during a spike, -1 during a drop, 0 otherwise. ``streak`` outside an episode
     counts the low reports in a row (> 0) or the high ones (< 0) not yet enough to fire; inside one, the
     normal reports in a row before it ends (> 0) or its anomalous reports so far (< 0). ``since`` is when
-    the episode fired (whole seconds; a state kept before it existed has five numbers).
+    the episode fired (whole seconds), kept only during an episode: outside one the list has five numbers.
 
     >>> s = UsageSettings()
     >>> data: list[float] = []
@@ -173,8 +229,10 @@ def observe(data: list[float], quantity: float, s: UsageSettings, at: float = 0.
         since = float(int(at))
     elif episode == direction and at - since >= s.usage_adapt_seconds:  # a lasting change: a new level, learned anew
         stats, episode, streak = EwStats().update(math.log1p(quantity), s.usage_alpha), 0, 0
-    # rounded here, not when serialised, so a restored state equals the live one
-    return [stats.n, round(stats.mean, 6), round(stats.var, 6), episode, streak, since], verdict
+    # rounded here, not when serialised, so a restored state equals the live one; ``since`` only
+    # during an episode (nothing reads it outside one), which keeps 9 bytes per metric out of the state
+    kept = [stats.n, round(stats.mean, 6), round(stats.var, 6), episode, streak]
+    return (kept + [since] if episode else kept), verdict
 
 
 def _step(episode: int, streak: int, direction: int, s: UsageSettings) -> tuple[int, int, bool]:
