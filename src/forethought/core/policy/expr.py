@@ -47,22 +47,32 @@ from __future__ import annotations
 import ast
 import difflib
 import inspect
-import operator
 import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from forethought.core.policy.expr_ops import (
+    ALIASES,
+    ARITHMETIC,
+    BUILTINS,
+    COMPARISONS,
+    CONSTRUCTS,
+    NUMBER,
+    REJECTED_OPERATORS,
+    Fault,
+    kind_of,
+    lookup,
+)
+
 __all__ = ["EvaluationError", "Expression", "ExpressionError", "Schema", "compile_expression"]
 
 MAX_LENGTH = 1000
 MAX_NODES = 200
-_NUMBER = (int, float)
 
 Env = Mapping[str, Any]
 Run = Callable[[Env], Any]
-Binary = Callable[[Any, Any], Any]
 
 
 class ExpressionError(ValueError):
@@ -75,10 +85,6 @@ class ExpressionError(ValueError):
 
 class EvaluationError(ValueError):
     """A type error met while evaluating (e.g. ``"a" < 1``); the message quotes the source."""
-
-
-class _Fault(Exception):
-    """Raised inside the closures; :meth:`Expression.evaluate` adds the source."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ class Expression:
         """The value over ``env``; a type error raises :class:`EvaluationError`."""
         try:
             return self._run(env)
-        except _Fault as fault:
+        except Fault as fault:
             raise EvaluationError(f"{fault} in {self.source!r}") from None
 
     def holds(self, env: Env) -> bool:
@@ -114,104 +120,12 @@ class Expression:
         return bool(self.evaluate(env))
 
 
-def _kind(value: Any) -> str:
-    return type(value).__name__
-
-
-def _lookup(env: Any, path: tuple[str, ...]) -> Any:
-    for key in path:
-        env = env.get(key) if isinstance(env, Mapping) else None
-    return env
-
-
-def _arithmetic(symbol: str, apply: Binary) -> Binary:
-    def checked(left: Any, right: Any) -> Any:
-        if left is None or right is None:
-            return None
-        joins_text = symbol == "+" and isinstance(left, str) and isinstance(right, str)
-        if not (joins_text or (isinstance(left, _NUMBER) and isinstance(right, _NUMBER))):
-            raise _Fault(f"cannot apply '{symbol}' to {_kind(left)} and {_kind(right)}")
-        try:
-            return apply(left, right)
-        except ZeroDivisionError:
-            return None
-        except (OverflowError, ValueError) as error:
-            raise _Fault(f"'{symbol}' failed: {error}") from None
-    return checked
-
-
-def _ordering(symbol: str, compare: Binary) -> Binary:
-    def checked(left: Any, right: Any) -> bool:
-        try:
-            return left is not None and right is not None and bool(compare(left, right))
-        except TypeError:
-            raise _Fault(f"cannot compare {_kind(left)} and {_kind(right)} with '{symbol}'") from None
-    return checked
-
-
-def _membership(wanted: bool) -> Binary:
-    def checked(item: Any, container: Any) -> bool:
-        if container is None or (item is None and isinstance(container, str)):
-            return False
-        try:
-            return (item in container) is wanted
-        except TypeError:
-            raise _Fault(f"cannot look for {_kind(item)} in {_kind(container)}") from None
-    return checked
-
-
-_ARITHMETIC: dict[type[ast.AST], Binary] = {
-    ast.Add: _arithmetic("+", operator.add), ast.Sub: _arithmetic("-", operator.sub),
-    ast.Mult: _arithmetic("*", operator.mul), ast.Div: _arithmetic("/", operator.truediv),
-    ast.FloorDiv: _arithmetic("//", operator.floordiv), ast.Mod: _arithmetic("%", operator.mod),
-}
-_REJECTED_OPERATORS: dict[type[ast.AST], str] = {
-    ast.Pow: "**", ast.LShift: "<<", ast.RShift: ">>", ast.BitOr: "|", ast.BitXor: "^",
-    ast.BitAnd: "&", ast.MatMult: "@",
-}
-_COMPARISONS: dict[type[ast.AST], Binary] = {
-    ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Is: operator.is_, ast.IsNot: operator.is_not,
-    ast.Lt: _ordering("<", operator.lt), ast.LtE: _ordering("<=", operator.le),
-    ast.Gt: _ordering(">", operator.gt), ast.GtE: _ordering(">=", operator.ge),
-    ast.In: _membership(True), ast.NotIn: _membership(False),
-}
-_CONSTRUCTS = {
-    "Lambda": "lambda", "ListComp": "list comprehension", "SetComp": "set comprehension",
-    "DictComp": "dict comprehension", "GeneratorExp": "generator expression",
-    "JoinedStr": "f-string", "NamedExpr": "assignment expression ':='",
-    "Starred": "starred expression", "Dict": "dict literal", "Set": "set literal", "Slice": "slice",
-}
-_ALIASES = {"true": True, "false": False, "null": None}
-
-
-def _extreme(pick: Callable[[Any], Any]) -> Callable[..., Any]:
-    def chosen(first: Any, *rest: Any) -> Any:  # min(a, b, ...) or min(list)
-        values = tuple(first) if not rest and isinstance(first, (list, tuple)) else (first, *rest)
-        return None if not values or any(value is None for value in values) else pick(values)
-    return chosen
-
-
-def _typed(wanted: type | tuple[type, ...], convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
-    def checked(value: Any) -> Any:
-        if not isinstance(value, wanted):
-            raise TypeError(f"needs a {'string' if wanted is str else 'number'}, not {_kind(value)}")
-        return convert(value)
-    return checked
-
-
-_BUILTINS: dict[str, Callable[..., Any]] = {
-    "abs": abs, "days": _typed(_NUMBER, lambda n: n * 86400.0), "len": len,
-    "hours": _typed(_NUMBER, lambda n: n * 3600.0), "minutes": _typed(_NUMBER, lambda n: n * 60.0),
-    "lower": _typed(str, str.lower), "max": _extreme(max), "min": _extreme(min), "round": round,
-}
-
-
 class _Compiler:
     """Turns a checked ast into closures, collecting the names it reads."""
 
     def __init__(self, text: str, lead: int, schema: Schema) -> None:
         self.text, self.lead, self.schema = text, lead, schema
-        self.functions = {**_BUILTINS, **schema.functions}
+        self.functions = {**BUILTINS, **schema.functions}
         self.names: set[str] = set()
         self.rules: dict[type[ast.AST], Callable[[Any], Run]] = {
             ast.Constant: self.constant, ast.Name: self.reference, ast.Attribute: self.reference,
@@ -233,19 +147,19 @@ class _Compiler:
     def compile(self, node: ast.AST) -> Run:
         rule = self.rules.get(type(node))
         if rule is None:
-            construct = _CONSTRUCTS.get(type(node).__name__, type(node).__name__)
+            construct = CONSTRUCTS.get(type(node).__name__, type(node).__name__)
             raise self.error(f"{construct} is not allowed", node)
         return rule(node)
 
     def constant(self, node: ast.Constant) -> Run:
         value = node.value
         if value is not None and not isinstance(value, (int, float, str)):
-            raise self.error(f"{_kind(value)} literal is not allowed", node)
+            raise self.error(f"{kind_of(value)} literal is not allowed", node)
         return lambda env: value
 
     def reference(self, node: ast.expr) -> Run:
-        if isinstance(node, ast.Name) and node.id in _ALIASES:
-            value = _ALIASES[node.id]
+        if isinstance(node, ast.Name) and node.id in ALIASES:
+            value = ALIASES[node.id]
             return lambda env: value
         path = tuple(self.path(node))
         name = ".".join(path)
@@ -257,7 +171,7 @@ class _Compiler:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise self.error(f"unknown name '{name}'{hint}", node, locate=False)
         self.names.add(name)
-        return lambda env: _lookup(env, path)
+        return lambda env: lookup(env, path)
 
     def path(self, node: ast.expr) -> list[str]:
         if isinstance(node, ast.Name):
@@ -300,15 +214,15 @@ class _Compiler:
         sign = -1 if isinstance(node.op, ast.USub) else 1
 
         def run(env: Env) -> Any:
-            if (value := operand(env)) is None or isinstance(value, _NUMBER):
+            if (value := operand(env)) is None or isinstance(value, NUMBER):
                 return None if value is None else -value if sign < 0 else +value
-            raise _Fault(f"cannot apply unary '{'-' if sign < 0 else '+'}' to {_kind(value)}")
+            raise Fault(f"cannot apply unary '{'-' if sign < 0 else '+'}' to {kind_of(value)}")
         return run
 
     def binary(self, node: ast.BinOp) -> Run:
-        apply = _ARITHMETIC.get(type(node.op))
+        apply = ARITHMETIC.get(type(node.op))
         if apply is None:  # point at the operator, which the ast does not locate
-            symbol = _REJECTED_OPERATORS.get(type(node.op), type(node.op).__name__)
+            symbol = REJECTED_OPERATORS.get(type(node.op), type(node.op).__name__)
             start = self.column(node.left.end_lineno or node.lineno, node.left.end_col_offset or 0)
             found = self.lead + self.text.find(symbol, start - 1 - self.lead) + 1
             raise ExpressionError(f"operator '{symbol}' is not allowed", max(found, start))
@@ -321,7 +235,7 @@ class _Compiler:
             if isinstance(op, ast.Is | ast.IsNot) and not is_none:
                 raise self.error("'is' and 'is not' may only compare with None", right)
         first = self.compile(node.left)
-        steps = [(_COMPARISONS[type(op)], self.compile(right))
+        steps = [(COMPARISONS[type(op)], self.compile(right))
                  for op, right in zip(node.ops, node.comparators)]
 
         def run(env: Env) -> Any:
@@ -366,7 +280,7 @@ class _Compiler:
             try:
                 return function(*values)
             except (TypeError, ValueError, OverflowError) as error:
-                raise _Fault(f"{name}() failed: {error}") from None
+                raise Fault(f"{name}() failed: {error}") from None
         return run
 
 
