@@ -29,7 +29,7 @@ from forethought.core.windows import BucketRing
 
 HOUR_BUCKETS = 24  # the hour ring's size (events per hour of the last day)
 KINDS = ("page_view", "click", "session_start", "session_end", "feature_used", "error", "usage")
-SEVERITIES = ("info", "warning", "error", "critical")  # an error event's (contracts.events.ErrorEvent)
+SEVERITIES = ("info", "warning", "error", "critical")  # an error event's; stored order: append only
 _BIG_ENDIAN = sys.byteorder == "big"  # ring counts are stored little-endian
 _NUMBER = {int, float}
 _EXACT = float(2**53)  # floats below this hold whole numbers exactly
@@ -305,14 +305,12 @@ def _timemap_back(v: Plain, anchor: int, _config: EngineView) -> dict[str, list[
     return {name: _times_back(times, anchor) for name, times in checked_map(v).items()}
 
 
-def _ew_back(v: Plain, _anchor: int, _config: EngineView) -> EwStats:
-    n, mean, var = _list(v)
-    return EwStats(checked_int(n), _float(mean), _float(var))
-
-
-def _ew_decimal_back(v: Plain) -> EwStats:
-    n, mean, var = _list(v)
-    return EwStats(checked_int(n), decimal_back(mean), decimal_back(var))
+def _ew(number_out: Callable[[float], Plain], number_back: Callable[[Plain], float]) -> Kind:
+    """An EW baseline as ``[n, mean, var]``, the mean and variance written by ``number_out``."""
+    def back(v: Plain, _anchor: int, _config: EngineView) -> EwStats:
+        n, mean, var = _list(v)
+        return EwStats(checked_int(n), number_back(mean), number_back(var))
+    return Kind(lambda s, _anchor: [s.n, number_out(s.mean), number_out(s.var)], back)
 
 
 def _snapshot_out(text: str, _anchor: int) -> Plain:
@@ -349,9 +347,8 @@ KIND_COUNTS = _ordered_counts(KINDS)
 SEVERITY_COUNTS = _ordered_counts(SEVERITIES)  # errors per severity (the event contract's four)
 SERIES = Kind(as_is, _series_back)  # name → ints and floats
 TIMES = Kind(_timemap_out, _timemap_back)  # name → times
-EW = Kind(lambda s, _anchor: [s.n, float(s.mean), float(s.var)], _ew_back)
-EW_DECIMAL = Kind(lambda s, _anchor: [s.n, decimal_out(s.mean), decimal_out(s.var)],  # EW as short decimals
-                  lambda v, _anchor, _config: _ew_decimal_back(v))
+EW = _ew(float, _float)
+EW_DECIMAL = _ew(decimal_out, decimal_back)  # EW with the mean and variance as short decimals
 RING = _ring(lambda config: config.ring_buckets)
 HOUR_RING = _ring(lambda _config: HOUR_BUCKETS)
 SNAPSHOT = Kind(_snapshot_out, _snapshot_back)

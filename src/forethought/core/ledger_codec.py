@@ -109,7 +109,7 @@ def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
         raise malformed("ledger")
     sent, episodes, pending, watch, recent = parts[:5]
     ledger = PolicyLedger(episodes=_bytes(episodes))
-    words = _words_of(parts[5]) if len(parts) >= 6 else []
+    words, decided = _sixth(parts[5]) if len(parts) >= 6 else ([], [])
     for at, playbook, channel, priority in map(_list, _list(sent)):
         ledger.sent.append(Sent(time_back(at, anchor), _sent_text(playbook, words), _sent_text(channel, words),
                                 checked_int(priority)))
@@ -125,7 +125,7 @@ def _ledger_back(v: Plain, anchor: int, _config: EngineView) -> PolicyLedger:
         ledger.watch.append(Watch(_str(playbook), _str(group), time_back(since, anchor), time_back(until, anchor), x))
     ledger.recent = [(time_back(at, anchor), _json_back(trigger)) for at, trigger in map(_list, _list(recent))]
     if len(parts) >= 6:
-        ledger.decisions = _decisions_back(parts[5], anchor, words)
+        ledger.decisions = _decisions_back(decided, anchor, words)
     if len(parts) >= 7:
         ledger.pulls = [_pull_back(u, anchor) for u in _list(parts[6])[-MAX_PULLS:]]
     if len(parts) == 8:
@@ -195,7 +195,7 @@ def _text(v: Plain, words: list[str]) -> str | None:
 
 def _sent_text(v: Plain, words: list[str]) -> str:
     """A sent entry's playbook or channel: its word number, or (as written before) the text itself."""
-    return _str(v) if type(v) is str else str(_required_text(v, words))
+    return _str(v) if type(v) is str else _required_text(v, words)
 
 
 def _required_text(v: Plain, words: list[str]) -> str:
@@ -205,10 +205,10 @@ def _required_text(v: Plain, words: list[str]) -> str:
     return found
 
 
-def _words_of(v: Plain) -> list[str]:
-    """The word table of the sixth part (``[words, entries]``)."""
-    words_in, _entries = _list(v)
-    return [_str(w) for w in _list(words_in)]
+def _sixth(v: Plain) -> tuple[list[str], list[Plain]]:
+    """The sixth part, ``[words, entries]``: its word table and the kept decisions' entries."""
+    words_in, entries = _list(v)
+    return [_str(w) for w in _list(words_in)], _list(entries)
 
 
 def _decisions_out(decisions: list[Noted], anchor: int, words: _Words | None = None) -> Plain:
@@ -219,7 +219,7 @@ def _decisions_out(decisions: list[Noted], anchor: int, words: _Words | None = N
     >>> kept = [Noted(100.0, "burst", "suppressed", "cooldown"), Noted(160.0, "burst", "sent", None, "email", 2, 130.0)]
     >>> _decisions_out(kept, 160)
     [['burst'], [[-60, -1, 6, 8, None], [0, -1, 0, None, 20, 2, -30]]]
-    >>> _decisions_back(_decisions_out(kept, 160), 160, ['burst']) == kept
+    >>> _decisions_back(_decisions_out(kept, 160)[1], 160, ['burst']) == kept
     True
     """
     words = _Words() if words is None else words
@@ -234,11 +234,11 @@ def _decisions_out(decisions: list[Noted], anchor: int, words: _Words | None = N
     return [words.table, entries]
 
 
-def _decisions_back(v: Plain, anchor: int, words: list[str]) -> list[Noted]:
-    _words_in, entries = _list(v)
+def _decisions_back(entries: list[Plain], anchor: int, words: list[str]) -> list[Noted]:
+    """The kept decisions from the sixth part's entries, given its word table (:func:`_sixth`)."""
     kept = []
-    for entry in map(_list, _list(entries)[-MAX_DECISIONS:]):  # a longer list (a future bound): its newest
-        if len(entry) not in (5, 7) or entry[1] is None or entry[2] is None:
+    for entry in map(_list, entries[-MAX_DECISIONS:]):  # a longer list (a future bound): its newest
+        if len(entry) not in (5, 7):
             raise malformed("decision")
         count, since = (checked_int(entry[5]), _second_back(entry[6], anchor)) if len(entry) == 7 else (1, None)
         if count < 1:

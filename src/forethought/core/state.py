@@ -37,7 +37,6 @@ from forethought.core.state_codec import (
     FIELDS_V1,
     HOUR_BUCKETS,
     MAGIC_V1,
-    MAGIC_V2,
     decode_fields,
     encode_fields,
 )
@@ -311,8 +310,6 @@ def decode_state(raw: bytes, config: EngineView) -> CustomerState:
             return CustomerState.from_dict(json.loads(raw), config)
         if raw[:1] == MAGIC_V1:
             return compose(decode_fields(raw, config, FIELDS_V1, MAGIC_V1), config)
-        if raw[:1] == MAGIC_V2:
-            return CustomerState(**decode_fields(raw, config, FIELDS, MAGIC_V2))
         return CustomerState(**decode_fields(raw, config))
     except ValueError:
         raise  # as it is: its message is what the dead letter and the log say

@@ -84,12 +84,13 @@ from forethought.core.ledger_codec import LEDGER
 from forethought.core.views import EngineView
 from forethought.core.windows import BucketRing
 
-__all__ = ["FIELDS", "HOUR_BUCKETS", "MAGIC", "MAGIC_V2", "VERSION", "Field", "decode_fields", "encode_fields"]
+__all__ = ["FIELDS", "HOUR_BUCKETS", "MAGIC", "VERSION", "Field", "decode_fields", "encode_fields"]
 
 VERSION = 3  # 3: the policy ledger names what was sent by number (core.ledger_codec); 2 is read alike
 MAGIC = 0x80 | VERSION
 MAGIC_BYTE = bytes([MAGIC])
 MAGIC_V2 = bytes([0x82])  # the same table; only the ledger's sent entries spelled their names out
+_SAME_TABLE = (MAGIC_BYTE, MAGIC_V2)  # the format bytes FIELDS reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,8 +274,9 @@ def encode_fields(state: Any, table: tuple[Field, ...] = FIELDS) -> bytes:
 
 def decode_fields(raw: bytes, config: EngineView, table: tuple[Field, ...] = FIELDS,
                   magic: bytes = b"") -> dict[str, Any]:
-    """The constructor keywords of a state in the binary form; ValueError when ``raw`` is not one."""
-    if raw[:1] != (magic or MAGIC_BYTE):
+    """The constructor keywords of a state in the binary form (this version's or version 2's, which
+    shares the table: the ledger's kind reads both); ValueError when ``raw`` is not one."""
+    if raw[:1] not in ((magic,) if magic else _SAME_TABLE):
         raise ValueError(f"not a version {VERSION} binary state")
     items = msgpack.unpackb(memoryview(raw)[1:], raw=False, strict_map_key=True, unicode_errors="surrogatepass",
                             ext_hook=_no_extensions)

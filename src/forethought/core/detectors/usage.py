@@ -93,6 +93,9 @@ def _levels_out(usage: dict[str, list[float]], anchor: int) -> dict[str, list[fl
                    *(time_out(t, anchor) for t in data[5:6])] for name, data in usage.items()}
 
 
+_LENGTHS = (3, 5, 6)  # a level; with its episode and streak; and when the episode began (observe)
+
+
 def _levels_back(v: Plain, anchor: int, _config: EngineView) -> dict[str, list[float | int]]:
     usage = checked_map(v)
     back: dict[str, list[float | int]] = {}
@@ -104,9 +107,6 @@ def _levels_back(v: Plain, anchor: int, _config: EngineView) -> dict[str, list[f
     return back
 
 
-_LENGTHS = (3, 5, 6)  # a level; with its episode and streak; and when the episode began (observe)
-
-
 def _from_v1(usage: dict[str, list[float | int]]) -> dict[str, list[float | int]]:
     """Version 1's levels (any list of numbers) in version 2's lengths: what :func:`observe` never
     reads is left off; a list too short to hold a level is malformed."""
@@ -114,8 +114,8 @@ def _from_v1(usage: dict[str, list[float | int]]) -> dict[str, list[float | int]
     for name, data in usage.items():
         if len(data) < 3 or type(data[0]) is not int:
             raise malformed("usage level")
-        fitted[name] = [data[0], float(data[1]), float(data[2]), *map(int, data[3:5]), *map(float, data[5:6])]
-        del fitted[name][3 if len(data) < 5 else 6:]
+        kept = data[:3] if len(data) < 5 else data[:6]  # (observe reads an episode only with its streak)
+        fitted[name] = [kept[0], float(kept[1]), float(kept[2]), *map(int, kept[3:5]), *map(float, kept[5:])]
     return fitted
 
 
