@@ -232,6 +232,8 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             worker.failure = f"{type(exc).__name__}: {exc}"
             log.exception("agent_failed", error=worker.failure)
             raise
+        else:  # Faust's actor may also stop by ending its stream (StopAsyncIteration), with no cancellation
+            await asyncio.shield(worker.last_flush())
 
     @app.timer(min(0.25, max(settings.max_task_idle_seconds / 4, 0.05)))
     async def release_waiting() -> None:  # a wait ran out and no new batch came to release what it held
@@ -301,6 +303,14 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
             worker.reload_playbooks(force=True)  # the event loop runs one callback at a time
 
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, hangup)
+
+    @app.on_before_shutdown.connect  # type: ignore[arg-type]  # as below
+    async def _stopping(sender: object, **_: object) -> None:
+        # A clean stop: Faust has stopped fetching and not yet closed the tables' stores, stopped the
+        # agent or made its last commit. The agent's own last flush (above) stays for what its stream
+        # drains after this one; it depends on how Faust's actor ends, which is a race (a CI run lost
+        # every state of a worker stopped within its first flush interval).
+        await worker.last_flush()
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # Faust's signal type wants *args; it sends keywords
     async def _assigned(sender: object, assigned: object, **_: object) -> None:
