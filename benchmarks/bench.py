@@ -67,7 +67,9 @@ What is measured (one run prints everything in one table; ``--json FILE`` writes
    the worker's batching window (``batch_within_seconds`` = 50 ms) and both Kafka hops. Under load:
    from 2 s before the first burst until the bursts' triggers are in, realistic events of 2,000
    other customers (``benchkit/load.py``) arrive at a rate such that load + bursts = ``--latency-load``
-   (default 0.5) × the worker's events/s measured in part 2 of the same run.
+   (default 0.5) × the worker's events/s measured in part 2 of the same run, or
+   ``--latency-rate`` events/s (a fixed load; the target is then not judged). Also the latency by
+   when each burst began (2 s bins): flat, the worker kept up; rising, it fell behind its input.
 5. **State size.** ``len(state.to_bytes())`` over every customer of the core run, the worker's
    ``forethought_state_bytes`` gauge (mean over a sample of at most 200 table values), and the size
    of each customer's last value on the worker's state changelog (the target's figure).

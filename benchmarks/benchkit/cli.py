@@ -49,12 +49,17 @@ def parse_args(argv: list[str] | None, description: str) -> argparse.Namespace:
     parser.add_argument("--latency-load", type=float, default=LOAD_FRACTION, metavar="FRACTION",
                         help=f"background load during the latency part, as a fraction of the worker's measured"
                              f" events/s (default {LOAD_FRACTION:g}; 0: no load)")
+    parser.add_argument("--latency-rate", type=float, metavar="EVENTS_PER_S",
+                        help="background load during the latency part in events/s (bursts included), instead of"
+                             " --latency-load's fraction of the measured rate: the same load on every run")
     parser.add_argument("--long", action="store_true",
                         help="also the long lines (or FORETHOUGHT_BENCH_LONG=1): replay of CDNOW and of a slice of"
                              " the make eval file, each timed as a whole process")
     parser.add_argument("--eval-every", type=int, default=10, metavar="N",
                         help="the long replay line of the make eval file takes one customer in N (default 10)")
     args = parser.parse_args(argv)
+    if args.latency_rate is not None and args.latency_rate <= 0:
+        parser.error("--latency-rate must be > 0 events/s")
     if args.events < 1 or args.customers < 1 or args.eval_every < 1:
         parser.error("--events, --customers and --eval-every must be >= 1")
     for item in args.set:
@@ -121,7 +126,9 @@ def _kafka_parts(args: argparse.Namespace, results: dict[str, Any], work: Worklo
     results["bare"] = asyncio.run(bench_bare(dep, len(records)))
     lat_dep = asyncio.run(new_deployment(bootstrap, root))
     prefixes += [lat_dep.prefix, lat_dep.app_id]
-    rate = load_rate(results["worker"], args.latency_load)
+    measured = {"eps": args.latency_rate} if args.latency_rate else results["worker"]
+    rate = load_rate(measured, 1.0 if args.latency_rate else args.latency_load)
+    results["latency_rate"] = args.latency_rate  # set: a fixed load, not a fraction of the measured rate
     console.print(f"4/6 latency: {BURSTS} error bursts over {BURST_SPREAD:g} s on a fresh worker,"
                   f" under {rate:,.0f} ev/s of load …")
     with lat_dep.worker():

@@ -156,11 +156,15 @@ def _latency_rows(add: AddRow, results: dict[str, Any]) -> None:
         f"max {_n(lat['max_ms'], 1)} ms, mean {_n(lat['mean_ms'], 1)} ms")
     add("", "bursts fired", f"{lat['fired']} / {lat['bursts']}",
         f"worker's own event_to_trigger mean {_n(lat.get('worker_mean_ms'), 1)} ms (Kafka timestamp → sent)")
-    load = lat.get("load")
+    if timeline := lat.get("by_start"):
+        add("", "p50 / max by burst start", " · ".join(f"{b['from_s']}s {_n(b['p50_ms'], 0)}/{_n(b['max_ms'], 0)}"
+                                                    for b in timeline),
+            "ms, 2 s bins: flat = kept up; rising = the worker fell behind its input (overload)")
+    load, fixed = lat.get("load"), results.get("latency_rate")
+    source = f"--latency-rate {fixed:,.0f}" if fixed else "worker's measured rate × --latency-load"
     add("", "input rate: load + bursts", f"{(load or {}).get('sent_eps', 0):,.0f} + {BURST_RATE:,.0f} ev/s",
         "no background load (worker rate unknown or --latency-load 0)" if not load else
-        f"load target {load['target_eps']:,.0f} ev/s = worker's measured rate × --latency-load − bursts;"
-        f" {load['sent']:,} load events")
+        f"load target {load['target_eps']:,.0f} ev/s = {source} − bursts; {load['sent']:,} load events")
 
 
 def _state_rows(add: AddRow, core: dict[str, Any], e2e: dict[str, Any]) -> None:

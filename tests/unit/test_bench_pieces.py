@@ -16,7 +16,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 if str(BENCHMARKS) not in sys.path:
     sys.path.insert(0, str(BENCHMARKS))
 
-PIECES = ["targets", "load", "changelog", "noop", "noop_agent", "runtime", "replaylines", "kafka"]
+PIECES = ["targets", "load", "changelog", "noop", "noop_agent", "runtime", "replaylines", "kafka", "latency"]
 
 
 @pytest.mark.parametrize("name", PIECES)
@@ -46,6 +46,26 @@ def test_targets_say_met_and_not_met_side_by_side() -> None:
     triggers = next(row for row in target_rows(results) if row[0].startswith("worker triggers"))
     assert triggers[3] == "NOT MET" and "long_inactivity 1,182/666" in triggers[1]
     assert status["forethought replay of CDNOW (make eval-real file)"] == "not run"
+
+
+def test_a_fixed_latency_load_is_not_judged_against_the_half_rate_target() -> None:
+    """``--latency-rate`` sets the load by hand: a low p99 there says nothing of the target's load, and the
+    report says where the rate came from; the timeline rows show how latency moved through the window."""
+    from benchkit.report import _latency_rows
+    from benchkit.targets import target_rows
+
+    lat = {"p50_ms": 20.0, "p99_ms": 80.0, "max_ms": 90.0, "mean_ms": 30.0, "fired": 200, "bursts": 200,
+           "load": {"sent_eps": 240.0, "target_eps": 240.0, "sent": 3000},
+           "by_start": [{"from_s": 0, "bursts": 100, "p50_ms": 20.0, "max_ms": 40.0},
+                        {"from_s": 2, "bursts": 100, "p50_ms": 900.0, "max_ms": 1500.0}]}
+    fixed = {"worker": {"eps": 3000.0}, "latency": lat, "latency_rate": 300.0}
+    row = next(r for r in target_rows(fixed) if r[0].startswith("error → trigger"))
+    assert row[3] == "not run" and "--latency-rate" in row[4]
+    assert next(r for r in target_rows({**fixed, "latency_rate": None}) if r[0].startswith("error → trigger"))[3] == "met"
+    rows: list[tuple[str, ...]] = []
+    _latency_rows(lambda *cells: rows.append(cells), fixed)
+    assert any("0s 20/40 · 2s 900/1,500" in cells[2] for cells in rows)
+    assert any("--latency-rate 300" in cells[3] for cells in rows)
 
 
 def test_bench_without_kafka_prints_the_targets(tmp_path: Path) -> None:
