@@ -225,15 +225,12 @@ def _wire(worker: Worker, kinds: dict[str, frozenset[str]]) -> tuple[faust.types
                     return
                 if in_hand:
                     worker.metrics.batch.observe(time.perf_counter() - started)
-        except asyncio.CancelledError:  # the app is stopping: what was handled goes out before the last commit
-            await asyncio.shield(worker.last_flush())
-            raise
         except Exception as exc:  # /health and /ready report it: a dead agent must not look healthy
             worker.failure = f"{type(exc).__name__}: {exc}"
             log.exception("agent_failed", error=worker.failure)
             raise
-        else:  # Faust's actor may also stop by ending its stream (StopAsyncIteration), with no cancellation
-            await asyncio.shield(worker.last_flush())
+        finally:  # a stop (Faust cancels the agent or ends its stream): what was handled goes out before the
+            await asyncio.shield(worker.last_flush())  # last commit (last_flush does nothing after a failure)
 
     @app.timer(min(0.25, max(settings.max_task_idle_seconds / 4, 0.05)))
     async def release_waiting() -> None:  # a wait ran out and no new batch came to release what it held
